@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The chvm subcommands, one file each (cmd_<name>.c), dispatched by the
+   table in main.c. */
+#ifndef CHVM_COMMANDS_H
+#define CHVM_COMMANDS_H
+
+#include <stdbool.h>
+
+struct global_opts
+{
+  bool json;             /* --json: machine-readable output on stdout */
+  const char *state_dir; /* --state-dir or $CHVM_STATE_DIR */
+};
+
+typedef int (*command_fn) (const struct global_opts *g, int argc, char **argv);
+
+struct command
+{
+  const char *name;
+  command_fn fn;
+  const char *summary;
+};
+
+/* Each command returns the process exit status (0 ok, 1 error, 2 usage).
+   argv[0] is the command name; getopt-style parsing starts at argv[1]. */
+int cmd_version (const struct global_opts *g, int argc, char **argv);
+
+#endif

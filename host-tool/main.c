@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* chvm: Chromium in Cloud Hypervisor microVMs.  main() parses the global
+   options and dispatches to one file per subcommand. */
+#include "commands.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef CHVM_VERSION
+#define CHVM_VERSION "0.1.0"
+#endif
+
+/* Keep sorted by name. */
+static const struct command commands[] = {
+  { "version", cmd_version, "print chvm's version" },
+};
+
+static void
+usage (FILE *out)
+{
+  size_t i;
+
+  fprintf (out, "Usage: chvm [--json] [--state-dir DIR] COMMAND [ARGS...]\n\n"
+                "Run Chromium container images in Cloud Hypervisor microVMs.\n\n"
+                "Commands:\n");
+  for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf (out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+  fprintf (out, "\nRun 'chvm COMMAND --help' for a command's options.\n");
+}
+
+int
+cmd_version (const struct global_opts *g, int argc, char **argv)
+{
+  (void) argc;
+  (void) argv;
+  if (g->json)
+    printf ("{\"version\":\"%s\"}\n", CHVM_VERSION);
+  else
+    printf ("chvm %s\n", CHVM_VERSION);
+  return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  struct global_opts g = { .json = false, .state_dir = getenv ("CHVM_STATE_DIR") };
+  size_t i;
+  int a = 1;
+
+  for (; a < argc && argv[a][0] == '-'; a++)
+    {
+      if (strcmp (argv[a], "--json") == 0)
+        g.json = true;
+      else if (strcmp (argv[a], "--state-dir") == 0 && a + 1 < argc)
+        g.state_dir = argv[++a];
+      else if (strcmp (argv[a], "--help") == 0 || strcmp (argv[a], "-h") == 0)
+        {
+          usage (stdout);
+          return 0;
+        }
+      else if (strcmp (argv[a], "--version") == 0)
+        return cmd_version (&g, 0, NULL);
+      else
+        {
+          fprintf (stderr, "chvm: unknown option '%s'\n", argv[a]);
+          usage (stderr);
+          return 2;
+        }
+    }
+  if (a >= argc)
+    {
+      usage (stderr);
+      return 2;
+    }
+  /* `--json` is also accepted after the command name. */
+  for (int k = a + 1; k < argc; k++)
+    if (strcmp (argv[k], "--json") == 0)
+      {
+        g.json = true;
+        memmove (&argv[k], &argv[k + 1], (argc - k) * sizeof *argv);
+        argc--;
+        k--;
+      }
+  for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (strcmp (commands[i].name, argv[a]) == 0)
+      return commands[i].fn (&g, argc - a, argv + a);
+  fprintf (stderr, "chvm: unknown command '%s' (see chvm --help)\n", argv[a]);
+  return 2;
+}
