@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A VM backend drives one hypervisor process per VM.  Two exist:
+ * cloud-hypervisor (REST API on a unix socket; backend_ch.c) and QEMU under
+ * software emulation (QMP; backend_qemu.c) for hosts whose KVM cannot run a
+ * guest.  The lifecycle commands (cmd_*.c) only talk to this interface.
+ */
+#ifndef CHVM_BACKEND_H
+#define CHVM_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+struct publish
+{
+  uint16_t host_port;  /* on host_addr (default 127.0.0.1) */
+  uint16_t guest_port;
+  bool udp;
+  const char *host_addr;
+};
+
+/* Everything needed to (re)create a VM.  Paths are absolute. */
+struct vm_spec
+{
+  const char *name;
+  const char *dir;         /* the VM's state directory (sockets, logs, snapshot) */
+  unsigned cpus;
+  uint64_t memory_mib;
+  const char *kernel;      /* bzImage or PVH vmlinux */
+  const char *initrd;      /* may be NULL (micro guests) */
+  const char *cmdline;
+  const char *rootfs;      /* serial chvm-root, read-only; may be NULL */
+  const char *config_disk; /* serial chvm-config, read-only; may be NULL */
+  const char *upper_disk;  /* serial chvm-upper, writable; may be NULL */
+  const char *tap;         /* tap device name, or NULL for no tap */
+  const char *mac;         /* guest MAC for the tap, or NULL */
+  unsigned agent_vsock_port; /* CH: agent port on vsock (0: no vsock) */
+  uint16_t agent_tcp_port;   /* QEMU: guest TCP port of the agent (0: none) */
+  const struct publish *publish; /* QEMU user-net: host->guest forwards */
+  size_t n_publish;
+};
+
+/* What a running VM looks like from the host; persisted in vm.json by the
+   caller.  Backends fill it in start()/restore(). */
+struct vm_runtime
+{
+  pid_t vmm_pid;
+  char api_socket[256];   /* CH API socket or QEMU QMP socket */
+  char vsock_socket[256]; /* CH hybrid vsock unix socket ("" if none) */
+  uint16_t agent_host_port; /* QEMU: 127.0.0.1 port forwarded to the agent (0 if none) */
+  char version[64];       /* hypervisor version string, e.g. "cloud-hypervisor v53.0" */
+};
+
+/* Timing of one phase, for standby/restore reports. */
+struct phase
+{
+  const char *name;
+  double ms;
+};
+
+#define BACKEND_MAX_PHASES 8
+
+struct backend_ops
+{
+  const char *name; /* "cloud-hypervisor" or "qemu" */
+  /* Whether this host can run this backend at all; on false, *why says so. */
+  bool (*available) (char *why, size_t why_len);
+  /* Start the VMM process and boot the VM from spec. */
+  int (*start) (const struct vm_spec *spec, struct vm_runtime *rt, struct err **err);
+  int (*pause) (struct vm_runtime *rt, struct err **err);
+  int (*resume) (struct vm_runtime *rt, struct err **err);
+  /* VM must be paused.  Writes the snapshot into dir (which exists and is empty). */
+  int (*snapshot) (struct vm_runtime *rt, const char *dir, struct err **err);
+  /* Start a new VMM and restore from dir; the VM is left running (resumed).
+     Phases (vmm start, restore, resume) are appended to phases/n_phases. */
+  int (*restore) (const struct vm_spec *spec, const char *dir, struct vm_runtime *rt,
+                  struct phase *phases, size_t *n_phases, struct err **err);
+  /* Ask the VMM to stop the VM and exit; then reap it.  Kills it if it does
+     not exit before the deadline. */
+  int (*shutdown) (struct vm_runtime *rt, struct err **err);
+  /* Open a stream to the guest agent (vsock CONNECT or TCP); returns an fd. */
+  int (*agent_connect) (const struct vm_runtime *rt, unsigned port, int timeout_ms,
+                        struct err **err);
+};
+
+extern const struct backend_ops backend_ch;
+extern const struct backend_ops backend_qemu;
+
+#endif
