@@ -56,13 +56,228 @@ clean:
 
 # ==== sections owned by one part each; edit only your own ====================
 # ---- section: setup + images + CI (infra) ----
+KERNEL := $(B)/kernel
+.PHONY: kernel deps images fuzz lint check-static
+
+# Guest kernel: Debian's cloud kernel, unpacked; cached by scripts/fetch-kernel.sh.
+kernel: $(KERNEL)/version
+$(KERNEL)/version: scripts/fetch-kernel.sh scripts/extract-vmlinux.py
+	scripts/fetch-kernel.sh $(KERNEL)
+	touch $@
+
+# Debian packages, npm packages, static musl libraries (build/musl).
+deps:
+	scripts/setup-deps.sh
+$(MUSL)/.done: scripts/build-musl-deps.sh
+	scripts/build-musl-deps.sh $(MUSL)
+
+# The stand-in Chromium image as OCI layout + docker archive (cached by recipe
+# hash), imported with our own `chvm image import` into $(B)/state; stable
+# paths for tests: $(B)/images/standin/{oci,docker-archive.tar,rootfs.ext4,image.json}.
+images: $(B)/bin/chvm
+	scripts/build-standin.sh $(B)/images/standin
+	scripts/import-standin.sh $(B)/bin/chvm $(B)/state $(B)/images/standin
+
+setup: deps kernel images
+
+# Tests: tests/unit/test_X.c -> $(B)/tests/unit/test_X (cmocka, ASan+UBSan),
+# tests/fuzz/fuzz_X.c -> $(B)/tests/fuzz/fuzz_X (libFuzzer).  Each section
+# names what a test links in the variables described in docs/DESIGN.md
+# "Build conventions" (UNIT_test_X_SRC, FUZZ_fuzz_X_SRC, ...).
+.SECONDEXPANSION:
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+TEST_CFLAGS := $(CFLAGS_COMMON) -O1 $(SAN) $(shell pkg-config --cflags libcurl json-c libprotobuf-c 2>/dev/null)
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(wildcard tests/unit/test_*.c))
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(B)/tests/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_CC := clang
+
+$(B)/tests/unit/test_%: tests/unit/test_%.c $$(UNIT_test_$$*_SRC) $$(UNIT_test_$$*_DEPS) $(wildcard common/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) $(UNIT_test_$*_CFLAGS) -o $@ $< $(UNIT_test_$*_SRC) -lcmocka $(UNIT_test_$*_LIBS)
+
+$(B)/tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_fuzz_$$*_SRC) $$(FUZZ_fuzz_$$*_DEPS) $(wildcard common/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(TEST_CFLAGS) -fsanitize=fuzzer $(FUZZ_fuzz_$*_CFLAGS) -o $@ $< $(FUZZ_fuzz_$*_SRC) $(FUZZ_fuzz_$*_LIBS)
+
+.PHONY: unit-tests fuzz-targets
+unit-tests: $(UNIT_TESTS)
+fuzz-targets: $(FUZZ_TARGETS)
+
+# Every suite; one final line "N passed, N failed, N skipped".
+test:
+	tests/run.sh
+# Only the fuzz targets, each for $${FUZZ_SECONDS:-20} s.
+fuzz:
+	SUITES=fuzz tests/run.sh
+
+UNIT_test_image_SRC := host-tool/image.c host-tool/proc.c common/err.c
+UNIT_test_image_CFLAGS := -Ihost-tool
+UNIT_test_image_LIBS := $(shell pkg-config --libs json-c 2>/dev/null)
+FUZZ_fuzz_oci_config_SRC := $(UNIT_test_image_SRC)
+FUZZ_fuzz_oci_config_CFLAGS := -Ihost-tool
+FUZZ_fuzz_oci_config_LIBS := $(UNIT_test_image_LIBS)
+FUZZ_fuzz_oci_index_SRC := $(FUZZ_fuzz_oci_config_SRC)
+FUZZ_fuzz_oci_index_CFLAGS := -Ihost-tool
+FUZZ_fuzz_oci_index_LIBS := $(UNIT_test_image_LIBS)
+
 # ---- end section: setup + images + CI ----
 
 # ---- section: guest-init + initrd ----
+# The initramfs: chvm-init as /init, the agent (when guest-agent/ has a
+# main.c), the kernel modules of initrd-skel/modules.list with their
+# dependencies.  Reproducible: sorted entries, owner 0, fixed mtime.
+INITRD := $(B)/initrd.cpio.gz
+INITRD_AGENT := $(if $(wildcard guest-agent/main.c),$(B)/bin/chvm-agent)
+initrd: $(INITRD)
+$(INITRD): $(B)/bin/chvm-init $(INITRD_AGENT) guest-init/mkinitrd.py $(shell find initrd-skel -type f) $(B)/kernel/version
+	python3 guest-init/mkinitrd.py --skel initrd-skel --init $(B)/bin/chvm-init \
+	  --agent $(B)/bin/chvm-agent --kernel $(B)/kernel -o $@
+
+UNIT_test_config_SRC := guest-init/config.c common/err.c
+UNIT_test_config_CFLAGS := -Iguest-init
+UNIT_test_init_spec_SRC := guest-init/spec.c guest-init/config.c common/err.c
+UNIT_test_init_spec_CFLAGS := -Iguest-init
+FUZZ_fuzz_config_SRC := guest-init/config.c common/err.c
+FUZZ_fuzz_config_CFLAGS := -Iguest-init
+
+# Unit tests and a short fuzz run of this section; the QEMU boots are in
+# tests/integration/test_guest_init.py, the boot benchmark in bench-boot.
+.PHONY: test-guest-init bench-boot
+test-guest-init: $(B)/tests/unit/test_config $(B)/tests/unit/test_init_spec $(B)/tests/fuzz/fuzz_config
+	$(B)/tests/unit/test_config
+	$(B)/tests/unit/test_init_spec
+	@mkdir -p tests/fuzz/corpus-run/config
+	$(B)/tests/fuzz/fuzz_config -max_total_time=$${FUZZ_SECONDS:-20} tests/fuzz/corpus-run/config tests/fuzz/corpus/config
+bench-boot: $(INITRD)
+	python3 tests/bench/bench_boot.py
 # ---- end section: guest-init + initrd ----
 
 # ---- section: guest-agent + proto ----
+# The agent also builds for the host (glibc; run with --test-mode, which
+# never freezes, sets the clock or powers off) so that unit tests, fuzzers
+# and the benchmark talk to a real agent on loopback.
+#   make test-agent    unit tests (framing, agent logic, every request against the agent)
+#   make bench-agent   agent round trip and Forward throughput vs direct TCP
+AGENT_LIB_SRC := $(filter-out guest-agent/main.c,$(wildcard guest-agent/*.c))
+AGENT_HOST_LIBS := $(shell pkg-config --libs libevent_core libevent_extra libprotobuf-c 2>/dev/null)
+AGENT_GEN := $(B)/gen/agent.pb-c.c
+AGENT_TEST_SRC := $(AGENT_LIB_SRC) common/err.c common/frame.c common/log.c $(AGENT_GEN)
+AGENT_CLIENT_SRC := host-tool/agent_client.c common/err.c common/frame.c $(AGENT_GEN)
+AGENT_HDRS := $(wildcard guest-agent/*.h common/*.h) $(B)/gen/agent.pb-c.h
+
+# ASan+UBSan agent for the unit tests; optimized one for the benchmark.
+$(B)/tests/chvm-agent-host: $(AGENT_SRC) $(AGENT_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -Iguest-agent -o $@ $(AGENT_SRC) $(AGENT_HOST_LIBS)
+$(B)/tests/chvm-agent-bench: $(AGENT_SRC) $(AGENT_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) -Iguest-agent -o $@ $(AGENT_SRC) $(AGENT_HOST_LIBS)
+$(B)/tests/bench/bench_agent: tests/bench/bench_agent.c $(AGENT_CLIENT_SRC) $(AGENT_HDRS) host-tool/agent_client.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) -Ihost-tool -o $@ $< $(AGENT_CLIENT_SRC) -lprotobuf-c -lpthread
+
+UNIT_test_frame_SRC := common/frame.c common/err.c
+UNIT_test_agent_parse_SRC := $(AGENT_TEST_SRC)
+UNIT_test_agent_parse_CFLAGS := -Iguest-agent
+UNIT_test_agent_parse_LIBS := $(AGENT_HOST_LIBS)
+UNIT_test_agent_parse_DEPS := $(AGENT_HDRS)
+UNIT_test_agent_SRC := $(AGENT_CLIENT_SRC)
+UNIT_test_agent_CFLAGS := -Ihost-tool -DAGENT_HOST_BIN='"$(B)/tests/chvm-agent-host"'
+UNIT_test_agent_LIBS := -lprotobuf-c -lpthread
+UNIT_test_agent_DEPS := $(AGENT_HDRS) host-tool/agent_client.h $(B)/tests/chvm-agent-host
+FUZZ_fuzz_frame_SRC := common/frame.c common/err.c
+FUZZ_fuzz_agent_frame_SRC := $(AGENT_TEST_SRC) host-tool/agent_client.c
+FUZZ_fuzz_agent_frame_CFLAGS := -Iguest-agent -Ihost-tool
+FUZZ_fuzz_agent_frame_LIBS := $(AGENT_HOST_LIBS)
+FUZZ_fuzz_agent_frame_DEPS := $(AGENT_HDRS)
+FUZZ_fuzz_agent_text_SRC := $(AGENT_TEST_SRC)
+FUZZ_fuzz_agent_text_CFLAGS := -Iguest-agent
+FUZZ_fuzz_agent_text_LIBS := $(AGENT_HOST_LIBS)
+FUZZ_fuzz_agent_text_DEPS := $(AGENT_HDRS)
+
+AGENT_UNIT := $(B)/tests/unit/test_frame $(B)/tests/unit/test_agent_parse $(B)/tests/unit/test_agent
+.PHONY: test-agent bench-agent
+test-agent: $(AGENT_UNIT)
+	@set -e; for t in $(AGENT_UNIT); do echo "== $$t"; $$t; done
+bench-agent: $(B)/tests/chvm-agent-bench $(B)/tests/bench/bench_agent
+	tests/bench/bench_agent.sh $(B)/tests/chvm-agent-bench $(B)/tests/bench/bench_agent
 # ---- end section: guest-agent + proto ----
 
 # ---- section: host-tool lifecycle ----
+# -- sub-block: cloud-hypervisor backend (ch_api, backend_ch, proc; micro guest) --
+# Unit tests and fuzzing use the generic rules of the infra section.  The
+# integration test and the benchmark skip with one line when
+# cloud-hypervisor or a /dev/kvm that can run the micro guest is missing.
+CH_SRC := host-tool/ch_api.c host-tool/backend_ch.c host-tool/proc.c common/err.c common/log.c
+CH_LIBS := $(shell pkg-config --libs libcurl json-c 2>/dev/null)
+UNIT_test_ch_api_SRC := $(CH_SRC)
+UNIT_test_ch_api_CFLAGS := -Ihost-tool
+UNIT_test_ch_api_LIBS := $(CH_LIBS)
+UNIT_test_ch_api_DEPS := host-tool/ch_api.h host-tool/proc.h
+UNIT_test_ch_double_SRC := $(CH_SRC)
+UNIT_test_ch_double_CFLAGS := -Ihost-tool
+UNIT_test_ch_double_LIBS := $(CH_LIBS)
+UNIT_test_ch_double_DEPS := host-tool/ch_api.h host-tool/proc.h tests/doubles/ch_api_double.py
+FUZZ_fuzz_ch_response_SRC := $(CH_SRC)
+FUZZ_fuzz_ch_response_CFLAGS := -Ihost-tool
+FUZZ_fuzz_ch_response_LIBS := $(CH_LIBS)
+MICRO_DIR := $(B)/tests/micro-guest
+MICRO_ELF := $(MICRO_DIR)/micro.elf
+CH_UNIT := $(B)/tests/unit/test_ch_api $(B)/tests/unit/test_ch_double
+.PHONY: micro-guest ch-driver ch-unit ch-fuzz ch-integration ch-bench
+
+# Freestanding PVH ELF: no libc, no SSE (nothing sets up FPU state), no red zone.
+$(MICRO_ELF): tests/micro-guest/entry.S tests/micro-guest/main.c tests/micro-guest/micro.ld
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -ffreestanding -fno-pic -fno-pie \
+	  -fno-stack-protector -fcf-protection=none -mno-red-zone -mgeneral-regs-only \
+	  -c tests/micro-guest/main.c -o $(MICRO_DIR)/main.o
+	$(CC) -c tests/micro-guest/entry.S -o $(MICRO_DIR)/entry.o
+	ld -nostdlib -static -no-pie -z noexecstack -T tests/micro-guest/micro.ld \
+	  -o $@ $(MICRO_DIR)/entry.o $(MICRO_DIR)/main.o
+micro-guest: $(MICRO_ELF)
+
+$(B)/tests/ch-driver: tests/integration/ch_driver.c $(CH_SRC) host-tool/ch_api.h host-tool/proc.h host-tool/backend.h
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -Ihost-tool -o $@ tests/integration/ch_driver.c $(CH_SRC) $(CH_LIBS)
+ch-driver: $(B)/tests/ch-driver
+
+ch-unit: $(CH_UNIT)
+	@set -e; for t in $(CH_UNIT); do $$t; done
+ch-fuzz: $(B)/tests/fuzz/fuzz_ch_response
+	@mkdir -p tests/fuzz/corpus-run/ch_response
+	$< -max_total_time=$${FUZZ_SECONDS:-20} -max_len=65536 tests/fuzz/corpus-run/ch_response tests/fuzz/corpus/ch_response
+ch-integration: $(B)/tests/ch-driver $(MICRO_ELF)
+	python3 -m pytest -rs -v tests/integration/test_ch.py
+ch-bench: $(B)/tests/ch-driver $(MICRO_ELF)
+	nice python3 tests/bench/bench_ch.py
+# -- end sub-block: cloud-hypervisor backend --
+
+# Unit tests and the vm.json fuzz target of the lifecycle part (vmstate,
+# configdisk, net); rules are the generic ones of the infra section.
+LIFECYCLE_JSON_LIBS := $(shell pkg-config --libs json-c 2>/dev/null)
+UNIT_test_vmstate_SRC := host-tool/vmstate.c common/err.c
+UNIT_test_vmstate_CFLAGS := -Ihost-tool
+UNIT_test_vmstate_LIBS := $(LIFECYCLE_JSON_LIBS)
+UNIT_test_configdisk_SRC := host-tool/configdisk.c host-tool/vmstate.c common/err.c
+UNIT_test_configdisk_CFLAGS := -Ihost-tool
+UNIT_test_configdisk_LIBS := $(LIFECYCLE_JSON_LIBS)
+UNIT_test_net_SRC := host-tool/net.c host-tool/proc.c common/err.c
+UNIT_test_net_CFLAGS := -Ihost-tool
+FUZZ_fuzz_vmstate_SRC := host-tool/vmstate.c common/err.c
+FUZZ_fuzz_vmstate_CFLAGS := -Ihost-tool
+FUZZ_fuzz_vmstate_LIBS := $(LIFECYCLE_JSON_LIBS)
+
+LIFECYCLE_UNIT := $(addprefix $(B)/tests/unit/,test_vmstate test_configdisk test_net)
+.PHONY: lifecycle-unit lifecycle-fuzz lifecycle-integration
+# Build and run this part's unit tests.
+lifecycle-unit: $(LIFECYCLE_UNIT)
+	@set -e; for t in $(LIFECYCLE_UNIT); do $$t; done
+# Fuzz the vm.json parser for $${FUZZ_SECONDS:-20} s from the committed corpus.
+lifecycle-fuzz: $(B)/tests/fuzz/fuzz_vmstate
+	@mkdir -p tests/fuzz/corpus-run/vmstate
+	$< -max_total_time=$${FUZZ_SECONDS:-20} tests/fuzz/corpus-run/vmstate tests/fuzz/corpus/vmstate
+# End to end with the QEMU backend (slow: TCG); skips naming what is missing.
+lifecycle-integration: $(B)/bin/chvm
+	python3 -m pytest -rs -v tests/integration/test_chvm_qemu.py
 # ---- end section: host-tool lifecycle ----

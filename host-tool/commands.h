@@ -23,6 +23,17 @@ struct command
 
 /* Each command returns the process exit status (0 ok, 1 error, 2 usage).
    argv[0] is the command name; getopt-style parsing starts at argv[1]. */
+int cmd_image (const struct global_opts *g, int argc, char **argv);
 int cmd_version (const struct global_opts *g, int argc, char **argv);
+int cmd_doctor (const struct global_opts *g, int argc, char **argv);
+int cmd_inspect (const struct global_opts *g, int argc, char **argv);
+int cmd_logs (const struct global_opts *g, int argc, char **argv);
+int cmd_ps (const struct global_opts *g, int argc, char **argv);
+int cmd_restore (const struct global_opts *g, int argc, char **argv);
+int cmd_rm (const struct global_opts *g, int argc, char **argv);
+int cmd_run (const struct global_opts *g, int argc, char **argv);
+int cmd_standby (const struct global_opts *g, int argc, char **argv);
+int cmd_stop (const struct global_opts *g, int argc, char **argv);
+int cmd_agent (const struct global_opts *g, int argc, char **argv);
 
 #endif

@@ -13,6 +13,17 @@
 
 /* Keep sorted by name. */
 static const struct command commands[] = {
+  { "agent", cmd_agent, "talk to a guest's agent (health, ready, quiesce, exec, forward...)" },
+  { "doctor", cmd_doctor, "say what this host can run, and why not" },
+  { "image", cmd_image, "import, list and remove images" },
+  { "inspect", cmd_inspect, "print a VM's state as JSON" },
+  { "logs", cmd_logs, "print a VM's console or VMM log" },
+  { "ps", cmd_ps, "list VMs" },
+  { "restore", cmd_restore, "bring a VM back from standby" },
+  { "rm", cmd_rm, "remove VMs" },
+  { "run", cmd_run, "create and boot a VM from an image" },
+  { "standby", cmd_standby, "snapshot a VM to disk and stop its VMM" },
+  { "stop", cmd_stop, "stop VMs" },
   { "version", cmd_version, "print chvm's version" },
 };
 

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * chvm-agent internals.  One event loop (libevent) serves every connection;
+ * a connection decodes frames (dispatch.c) and hands each request to the file
+ * of its concern.  Requests that wait for something (WaitReady, Health's CDP
+ * probe, Exec, Forward's connect) are `struct req`s owned by their
+ * connection, so that a disconnect cancels them.
+ */
+#ifndef CHVM_AGENT_H
+#define CHVM_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+#include <event2/bufferevent.h>
+
+#include "agent.pb-c.h"
+#include "err.h"
+#include "frame.h"
+
+#define AGENT_VERSION "0.1.0"
+#define AGENT_PROTOCOL_VERSION 1u
+#define AGENT_MAX_CONNS 64
+/* Above this much queued output, producers (exec pipes, forwarded peer)
+   stop reading until the connection drains below half of it. */
+#define AGENT_OUT_HIGH (4u << 20)
+
+typedef Chvm__Agent__Frame Frame;
+
+struct conn;
+
+struct req
+{
+  struct req *next;
+  struct conn *conn; /* NULL once detached */
+  uint64_t id;
+  /* Called when the connection goes away before the request finished; must
+     free the request (or detach it and free it later). */
+  void (*cancel) (struct req *r);
+};
+
+enum conn_mode
+{
+  CONN_FRAMES,          /* protocol frames */
+  CONN_FORWARD_PENDING, /* Forward accepted, connecting to the guest port */
+  CONN_FORWARDING,      /* raw bytes to/from the guest port */
+};
+
+struct conn
+{
+  struct conn *next, *prev;
+  struct bufferevent *bev;
+  struct frame_decoder dec;
+  enum conn_mode mode;
+  bool authed;
+  bool tcp; /* TCP transport: Hello must carry the token */
+  bool closing; /* flush the output, then close */
+  bool host_eof; /* forwarding: the host half-closed its side */
+  struct req *reqs;
+  struct bufferevent *peer; /* forwarded guest connection */
+  char name[64];
+};
+
+struct agent
+{
+  struct event_base *base;
+  char token[160];
+  size_t token_len;
+  uint16_t cdp_port;
+  bool test_mode; /* never freeze, set the clock, drop caches or power off */
+  const char *mountinfo;
+  const char *frozen_marker;
+  struct conn *conns;
+  unsigned n_conns;
+  bool frozen;
+  struct event *sigterm_ev;
+};
+
+extern struct agent agent;
+
+/* dispatch.c */
+void conn_accept (evutil_socket_t fd, bool tcp, const char *name);
+int conn_send (struct conn *c, const Frame *f);
+void conn_send_error (struct conn *c, uint64_t id, Chvm__Agent__ErrorCode code, const char *fmt,
+                      ...) __attribute__ ((format (printf, 4, 5)));
+void conn_send_err (struct conn *c, uint64_t id, Chvm__Agent__ErrorCode code, struct err *e);
+void conn_req_add (struct conn *c, struct req *r, uint64_t id, void (*cancel) (struct req *));
+void conn_req_done (struct req *r);
+bool conn_out_full_p (const struct conn *c);
+void conn_close (struct conn *c);
+void conn_close_all (void);
+/* Pure checks, kept free of I/O so they can be unit-tested and fuzzed. */
+Chvm__Agent__ErrorCode dispatch_admit (const Frame *f, bool authed, bool frozen, const char **why);
+bool token_equal_p (const char *a, size_t alen, const char *b, size_t blen);
+
+/* sysinfo.c */
+struct sysinfo_snap
+{
+  uint64_t mem_total_kb, mem_available_kb;
+  double uptime_s, load[3];
+  int chrome_pid;
+  char chrome_state[16];
+};
+int sysinfo_read (struct sysinfo_snap *s, struct err **err);
+int sysinfo_parse_meminfo (const char *text, uint64_t *total_kb, uint64_t *avail_kb);
+int sysinfo_parse_loadavg (const char *text, double load[3]);
+const char *sysinfo_state_name (char state);
+void health_start (struct conn *c, uint64_t id, const Chvm__Agent__HealthRequest *rq);
+
+/* ready.c: one probe = repeated attempts to reach 127.0.0.1:port, for HTTP
+   probes a 200 answer to GET /json/version that names "Browser". */
+typedef void (*probe_cb) (void *arg, bool ok, const char *browser, const char *why);
+struct probe;
+struct probe *probe_start (uint16_t port, bool http, unsigned deadline_ms, bool retry, probe_cb cb,
+                           void *arg);
+void probe_cancel (struct probe *p);
+int ready_parse_version (const char *resp, size_t len, char *browser, size_t browser_len);
+void ready_start (struct conn *c, uint64_t id, const Chvm__Agent__WaitReadyRequest *rq);
+
+/* freeze.c */
+struct mount_ent
+{
+  char *path;
+  unsigned major, minor;
+};
+int freeze_parse_mountinfo (const char *text, struct mount_ent **out, size_t *n, struct err **err);
+void freeze_free_mounts (struct mount_ent *m, size_t n);
+void freeze_handle (struct conn *c, uint64_t id, const Chvm__Agent__QuiesceRequest *rq);
+void thaw_handle (struct conn *c, uint64_t id, const Chvm__Agent__ThawRequest *rq);
+void freeze_conn_gone (struct conn *c);
+void freeze_startup (void);
+/* announce.c */
+int announce_eth0 (struct err **err);
+
+/* forward.c */
+void forward_start (struct conn *c, uint64_t id, const Chvm__Agent__ForwardRequest *rq);
+void forward_conn_gone (struct conn *c);
+void forward_conn_readable (struct conn *c);
+/* The host half-closed a forwarded connection: flush, then half-close the
+   guest side and keep relaying its answer.  False when not forwarding. */
+bool forward_conn_eof (struct conn *c);
+void forward_conn_drained (struct conn *c);
+
+/* exec.c */
+void exec_start (struct conn *c, uint64_t id, const Chvm__Agent__ExecRequest *rq);
+void exec_sigchld (void);
+void exec_conn_drained (struct conn *c);
+void exec_free_all (void);
+int exec_validate (const Chvm__Agent__ExecRequest *rq, const char **why);
+
+/* shutdown.c */
+void shutdown_handle (struct conn *c, uint64_t id, const Chvm__Agent__ShutdownRequest *rq);
+/* Called when c's output is empty: if c asked for Shutdown, its reply is
+   out and the machine goes down now. */
+void shutdown_conn_drained (struct conn *c);
+void shutdown_conn_gone (struct conn *c);
+void shutdown_free (void);
+
+#endif

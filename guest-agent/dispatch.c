@@ -1,0 +1,438 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Connections: decode frames, check them (Hello first, token on TCP, only
+ * Ping/Health/Thaw while frozen) and route each request to its handler.
+ * A connection is freed only from libevent callbacks (EOF, error, drained
+ * output after a fatal reply), never from inside a handler, so handlers can
+ * reply and return without checking whether their connection still exists.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "cleanup.h"
+#include "log.h"
+
+struct agent agent = { .cdp_port = 9222 };
+
+static void conn_free (struct conn *c);
+
+bool
+token_equal_p (const char *a, size_t alen, const char *b, size_t blen)
+{
+  /* Constant time in the length of the secret: every byte is compared,
+     and a length mismatch only shows in the final result. */
+  volatile unsigned char diff = (unsigned char) (alen != blen);
+  size_t n = alen > blen ? alen : blen;
+
+  for (size_t i = 0; i < n; i++)
+    {
+      unsigned char x = i < alen ? (unsigned char) a[i] : 0;
+      unsigned char y = i < blen ? (unsigned char) b[i] : 0;
+      diff |= x ^ y;
+    }
+  return diff == 0 && alen > 0;
+}
+
+Chvm__Agent__ErrorCode
+dispatch_admit (const Frame *f, bool authed, bool frozen, const char **why)
+{
+  switch (f->body_case)
+    {
+    case CHVM__AGENT__FRAME__BODY_HELLO:
+      if (authed)
+        {
+          *why = "Hello was already received";
+          return CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST;
+        }
+      return CHVM__AGENT__ERROR_CODE__ERROR_UNSPECIFIED;
+    case CHVM__AGENT__FRAME__BODY_PING:
+    case CHVM__AGENT__FRAME__BODY_HEALTH:
+    case CHVM__AGENT__FRAME__BODY_THAW:
+    case CHVM__AGENT__FRAME__BODY_WAIT_READY:
+    case CHVM__AGENT__FRAME__BODY_QUIESCE:
+    case CHVM__AGENT__FRAME__BODY_FORWARD:
+    case CHVM__AGENT__FRAME__BODY_EXEC:
+    case CHVM__AGENT__FRAME__BODY_SHUTDOWN:
+      break;
+    case CHVM__AGENT__FRAME__BODY__NOT_SET:
+      *why = "empty or unknown message";
+      return CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST;
+    default:
+      *why = "not a request";
+      return CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST;
+    }
+  if (!authed)
+    {
+      *why = "Hello must come first";
+      return CHVM__AGENT__ERROR_CODE__ERROR_UNAUTHENTICATED;
+    }
+  if (frozen && f->body_case != CHVM__AGENT__FRAME__BODY_PING
+      && f->body_case != CHVM__AGENT__FRAME__BODY_HEALTH
+      && f->body_case != CHVM__AGENT__FRAME__BODY_THAW)
+    {
+      *why = "filesystems are frozen: only Ping, Health and Thaw are accepted";
+      return CHVM__AGENT__ERROR_CODE__ERROR_FROZEN;
+    }
+  return CHVM__AGENT__ERROR_CODE__ERROR_UNSPECIFIED;
+}
+
+int
+conn_send (struct conn *c, const Frame *f)
+{
+  struct evbuffer *out;
+  struct evbuffer_iovec v;
+  size_t n;
+
+  if (c->mode == CONN_FORWARDING || c->closing)
+    return -1;
+  n = chvm__agent__frame__get_packed_size (f);
+  if (n == 0 || n > FRAME_MAX)
+    {
+      log_error ("%s: reply of %zu bytes cannot be framed", c->name, n);
+      return -1;
+    }
+  out = bufferevent_get_output (c->bev);
+  if (evbuffer_reserve_space (out, n + FRAME_HDR_LEN, &v, 1) < 1)
+    return -1;
+  frame_put_header (v.iov_base, (uint32_t) n);
+  chvm__agent__frame__pack (f, (uint8_t *) v.iov_base + FRAME_HDR_LEN);
+  v.iov_len = n + FRAME_HDR_LEN;
+  return evbuffer_commit_space (out, &v, 1);
+}
+
+void
+conn_send_error (struct conn *c, uint64_t id, Chvm__Agent__ErrorCode code, const char *fmt, ...)
+{
+  Chvm__Agent__ErrorReply e = CHVM__AGENT__ERROR_REPLY__INIT;
+  Frame f = CHVM__AGENT__FRAME__INIT;
+  char msg[512];
+  va_list ap;
+
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  e.code = code;
+  e.message = msg;
+  f.id = id;
+  f.body_case = CHVM__AGENT__FRAME__BODY_ERROR;
+  f.error = &e;
+  log_info ("%s: request %llu failed: %s", c->name, (unsigned long long) id, msg);
+  conn_send (c, &f);
+}
+
+void
+conn_send_err (struct conn *c, uint64_t id, Chvm__Agent__ErrorCode code, struct err *e)
+{
+  char buf[512];
+
+  conn_send_error (c, id, code, "%s", err_str (e, buf, sizeof buf));
+}
+
+void
+conn_req_add (struct conn *c, struct req *r, uint64_t id, void (*cancel) (struct req *))
+{
+  r->conn = c;
+  r->id = id;
+  r->cancel = cancel;
+  r->next = c->reqs;
+  c->reqs = r;
+}
+
+void
+conn_req_done (struct req *r)
+{
+  struct req **pp;
+
+  if (r->conn == NULL)
+    return;
+  for (pp = &r->conn->reqs; *pp != NULL; pp = &(*pp)->next)
+    if (*pp == r)
+      {
+        *pp = r->next;
+        break;
+      }
+  r->conn = NULL;
+  r->next = NULL;
+}
+
+bool
+conn_out_full_p (const struct conn *c)
+{
+  return evbuffer_get_length (bufferevent_get_output (c->bev)) >= AGENT_OUT_HIGH;
+}
+
+/* Stops reading and frees the connection once its output is flushed, so
+   that a final error reply reaches the peer. */
+void
+conn_close (struct conn *c)
+{
+  c->closing = true;
+  bufferevent_disable (c->bev, EV_READ);
+  if (evbuffer_get_length (bufferevent_get_output (c->bev)) == 0)
+    bufferevent_trigger (c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+void
+conn_close_all (void)
+{
+  while (agent.conns != NULL)
+    conn_free (agent.conns);
+}
+
+static void
+hello_handle (struct conn *c, uint64_t id, const Chvm__Agent__Hello *h)
+{
+  static char *caps[] = { "ping", "health", "wait_ready", "quiesce", "thaw",
+                          "forward", "exec", "shutdown" };
+  Chvm__Agent__HelloReply hr = CHVM__AGENT__HELLO_REPLY__INIT;
+  Frame f = CHVM__AGENT__FRAME__INIT;
+
+  if (h->protocol_version < AGENT_PROTOCOL_VERSION)
+    {
+      conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_VERSION,
+                       "protocol version %u not supported (agent speaks 1..%u)",
+                       h->protocol_version, AGENT_PROTOCOL_VERSION);
+      conn_close (c);
+      return;
+    }
+  if (c->tcp && !token_equal_p (h->token, strlen (h->token), agent.token, agent.token_len))
+    {
+      conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_UNAUTHENTICATED, "bad token");
+      conn_close (c);
+      return;
+    }
+  c->authed = true;
+  log_info ("%s: hello from '%.64s'", c->name, h->client);
+  hr.protocol_version = AGENT_PROTOCOL_VERSION;
+  hr.agent_version = (char *) AGENT_VERSION;
+  hr.n_capabilities = sizeof caps / sizeof caps[0];
+  hr.capabilities = caps;
+  f.id = id;
+  f.body_case = CHVM__AGENT__FRAME__BODY_HELLO_REPLY;
+  f.hello_reply = &hr;
+  conn_send (c, &f);
+}
+
+static void
+ping_handle (struct conn *c, uint64_t id)
+{
+  Chvm__Agent__PingReply pr = CHVM__AGENT__PING_REPLY__INIT;
+  Frame f = CHVM__AGENT__FRAME__INIT;
+
+  f.id = id;
+  f.body_case = CHVM__AGENT__FRAME__BODY_PING_REPLY;
+  f.ping_reply = &pr;
+  conn_send (c, &f);
+}
+
+static void
+frame_handle (struct conn *c, const uint8_t *data, size_t len)
+{
+  Frame *f = chvm__agent__frame__unpack (NULL, len, data);
+  Chvm__Agent__ErrorCode code;
+  const char *why = "";
+
+  if (f == NULL)
+    {
+      /* The id is unknown; 0 is never a valid request id from chvm. */
+      conn_send_error (c, 0, CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST,
+                       "frame of %zu bytes is not a protobuf Frame", len);
+      return;
+    }
+  code = dispatch_admit (f, c->authed, agent.frozen, &why);
+  if (code != CHVM__AGENT__ERROR_CODE__ERROR_UNSPECIFIED)
+    {
+      conn_send_error (c, f->id, code, "%s", why);
+      if (code == CHVM__AGENT__ERROR_CODE__ERROR_UNAUTHENTICATED)
+        conn_close (c);
+      chvm__agent__frame__free_unpacked (f, NULL);
+      return;
+    }
+  switch (f->body_case)
+    {
+    case CHVM__AGENT__FRAME__BODY_HELLO:
+      hello_handle (c, f->id, f->hello);
+      break;
+    case CHVM__AGENT__FRAME__BODY_PING:
+      ping_handle (c, f->id);
+      break;
+    case CHVM__AGENT__FRAME__BODY_HEALTH:
+      health_start (c, f->id, f->health);
+      break;
+    case CHVM__AGENT__FRAME__BODY_WAIT_READY:
+      ready_start (c, f->id, f->wait_ready);
+      break;
+    case CHVM__AGENT__FRAME__BODY_QUIESCE:
+      freeze_handle (c, f->id, f->quiesce);
+      break;
+    case CHVM__AGENT__FRAME__BODY_THAW:
+      thaw_handle (c, f->id, f->thaw);
+      break;
+    case CHVM__AGENT__FRAME__BODY_FORWARD:
+      forward_start (c, f->id, f->forward);
+      break;
+    case CHVM__AGENT__FRAME__BODY_EXEC:
+      exec_start (c, f->id, f->exec);
+      break;
+    case CHVM__AGENT__FRAME__BODY_SHUTDOWN:
+      shutdown_handle (c, f->id, f->shutdown);
+      break;
+    default:
+      break; /* refused by dispatch_admit */
+    }
+  chvm__agent__frame__free_unpacked (f, NULL);
+}
+
+static void
+conn_read_cb (struct bufferevent *bev, void *arg)
+{
+  struct conn *c = arg;
+  struct evbuffer *in = bufferevent_get_input (bev);
+
+  while (c->mode == CONN_FRAMES && !c->closing)
+    {
+      struct evbuffer_iovec v;
+      const uint8_t *frame;
+      size_t flen;
+      cleanup_err struct err *e = NULL;
+      ssize_t n;
+
+      if (evbuffer_peek (in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+        break;
+      n = frame_decoder_feed (&c->dec, v.iov_base, v.iov_len, &frame, &flen, &e);
+      if (n < 0)
+        {
+          char buf[256];
+          log_warn ("%s: dropping connection: %s", c->name, err_str (e, buf, sizeof buf));
+          conn_free (c);
+          return;
+        }
+      evbuffer_drain (in, (size_t) n);
+      if (frame != NULL)
+        frame_handle (c, frame, flen);
+    }
+  if (c->mode == CONN_FORWARDING)
+    forward_conn_readable (c);
+  if (c->closing)
+    evbuffer_drain (in, evbuffer_get_length (in));
+}
+
+static void
+conn_write_cb (struct bufferevent *bev, void *arg)
+{
+  struct conn *c = arg;
+
+  if (evbuffer_get_length (bufferevent_get_output (bev)) == 0)
+    {
+      shutdown_conn_drained (c);
+      if (c->closing)
+        {
+          conn_free (c);
+          return;
+        }
+    }
+  if (!conn_out_full_p (c))
+    {
+      exec_conn_drained (c);
+      forward_conn_drained (c);
+    }
+}
+
+static void
+conn_event_cb (struct bufferevent *bev, short what, void *arg)
+{
+  struct conn *c = arg;
+
+  (void) bev;
+  if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && forward_conn_eof (c))
+    return;
+  if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+    {
+      if (frame_decoder_partial_p (&c->dec))
+        log_warn ("%s: disconnected in the middle of a frame", c->name);
+      else
+        log_debug ("%s: disconnected", c->name);
+      conn_free (c);
+    }
+}
+
+static void
+conn_free (struct conn *c)
+{
+  while (c->reqs != NULL)
+    {
+      struct req *r = c->reqs;
+      c->reqs = r->next;
+      r->conn = NULL;
+      r->next = NULL;
+      r->cancel (r);
+    }
+  shutdown_conn_gone (c);
+  freeze_conn_gone (c);
+  forward_conn_gone (c);
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    agent.conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  agent.n_conns--;
+  bufferevent_free (c->bev);
+  frame_decoder_free (&c->dec);
+  log_debug ("%s: closed", c->name);
+  free (c);
+}
+
+void
+conn_accept (evutil_socket_t fd, bool tcp, const char *name)
+{
+  struct conn *c;
+  int one = 1;
+
+  if (agent.n_conns >= AGENT_MAX_CONNS)
+    {
+      log_warn ("%s: refused, already %u connections", name, agent.n_conns);
+      close (fd);
+      return;
+    }
+  c = calloc (1, sizeof *c);
+  if (c == NULL)
+    {
+      close (fd);
+      return;
+    }
+  if (tcp)
+    setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  evutil_make_socket_nonblocking (fd);
+  c->bev = bufferevent_socket_new (agent.base, fd, BEV_OPT_CLOSE_ON_FREE);
+  if (c->bev == NULL)
+    {
+      close (fd);
+      free (c);
+      return;
+    }
+  frame_decoder_init (&c->dec);
+  c->tcp = tcp;
+  snprintf (c->name, sizeof c->name, "%s", name);
+  bufferevent_setcb (c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+  /* The write callback runs when output falls to half the high mark, which
+     resumes paused producers; it also runs at 0 for closing connections. */
+  bufferevent_setwatermark (c->bev, EV_WRITE, AGENT_OUT_HIGH / 2, 0);
+  bufferevent_enable (c->bev, EV_READ | EV_WRITE);
+  c->next = agent.conns;
+  if (agent.conns)
+    agent.conns->prev = c;
+  agent.conns = c;
+  agent.n_conns++;
+  log_debug ("%s: connected", c->name);
+}

@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * chvm-agent: the guest agent.  Started by guest-init after switch_root as
+ *   chvm-agent --vsock-port N --tcp-port N --token-file F --cdp-port N
+ * it listens on AF_VSOCK and/or TCP and serves the protocol of
+ * proto/agent.proto on one libevent loop.  It runs until SIGTERM (ignored
+ * while filesystems are frozen) or a Shutdown request.
+ */
+#include "agent.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <linux/vm_sockets.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/listener.h>
+
+#include "cleanup.h"
+#include "log.h"
+
+static void
+usage (FILE *out)
+{
+  fprintf (out,
+           "Usage: chvm-agent [--vsock-port N] [--tcp-port N --token-file FILE]\n"
+           "                  [--tcp-bind ADDR] [--cdp-port N] [--test-mode] [--debug]\n\n"
+           "The chvm guest agent (protocol: proto/agent.proto).\n\n"
+           "  --vsock-port N     listen on AF_VSOCK port N (0: off)\n"
+           "  --tcp-port N       listen on TCP port N (0: off); needs --token-file\n"
+           "  --tcp-bind ADDR    IPv4 address for TCP (default 0.0.0.0)\n"
+           "  --token-file FILE  hex token (32-128 chars) TCP clients must send in Hello\n"
+           "  --cdp-port N       DevTools port probed by WaitReady/Health (default 9222)\n"
+           "  --test-mode        for running on a development host: never freeze\n"
+           "                     filesystems, set the clock, drop caches, send ARP or\n"
+           "                     power off (Shutdown only ends the agent)\n"
+           "  --debug            log debug lines\n"
+           "  --help             this text\n");
+}
+
+static int
+parse_port (const char *s, const char *what, unsigned *out)
+{
+  char *end;
+  unsigned long v;
+
+  errno = 0;
+  v = strtoul (s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v > 65535)
+    {
+      fprintf (stderr, "chvm-agent: bad %s '%s'\n", what, s);
+      return -1;
+    }
+  *out = (unsigned) v;
+  return 0;
+}
+
+static int
+read_token (const char *path, struct err **err)
+{
+  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
+  char buf[sizeof agent.token + 2];
+  ssize_t n;
+
+  if (fd < 0)
+    return err_make (err, errno, "open %s", path);
+  n = TEMP_FAILURE_RETRY (read (fd, buf, sizeof buf - 1));
+  if (n < 0)
+    return err_make (err, errno, "read %s", path);
+  while (n > 0 && isspace ((unsigned char) buf[n - 1]))
+    n--;
+  if (n < 32 || n > 128)
+    return err_make (err, 0, "%s: token must be 32-128 hex characters", path);
+  for (ssize_t i = 0; i < n; i++)
+    if (!isxdigit ((unsigned char) buf[i]))
+      return err_make (err, 0, "%s: token must be hex", path);
+  memcpy (agent.token, buf, (size_t) n);
+  agent.token[n] = '\0';
+  agent.token_len = (size_t) n;
+  return 0;
+}
+
+static void
+accept_cb (struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
+{
+  char name[64];
+  bool tcp = arg != NULL;
+
+  (void) l;
+  (void) len;
+  if (tcp)
+    {
+      struct sockaddr_in *sin = (struct sockaddr_in *) sa;
+      char a[INET_ADDRSTRLEN] = "?";
+      inet_ntop (AF_INET, &sin->sin_addr, a, sizeof a);
+      snprintf (name, sizeof name, "tcp:%s:%u", a, ntohs (sin->sin_port));
+    }
+  else
+    {
+      struct sockaddr_vm *svm = (struct sockaddr_vm *) sa;
+      snprintf (name, sizeof name, "vsock:%u:%u", svm->svm_cid, svm->svm_port);
+    }
+  conn_accept (fd, tcp, name);
+}
+
+static struct evconnlistener *
+listen_vsock (unsigned port, struct err **err)
+{
+  struct sockaddr_vm svm = { .svm_family = AF_VSOCK, .svm_port = port, .svm_cid = VMADDR_CID_ANY };
+  cleanup_close int fd = socket (AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  struct evconnlistener *l;
+
+  if (fd < 0)
+    {
+      err_make (err, errno, "vsock socket");
+      return NULL;
+    }
+  if (bind (fd, (struct sockaddr *) &svm, sizeof svm) < 0)
+    {
+      err_make (err, errno, "bind vsock port %u", port);
+      return NULL;
+    }
+  l = evconnlistener_new (agent.base, accept_cb, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                          16, fd);
+  if (l == NULL)
+    {
+      err_make (err, errno, "listen on vsock port %u", port);
+      return NULL;
+    }
+  steal_fd (&fd);
+  log_info ("listening on vsock port %u", port);
+  return l;
+}
+
+static struct evconnlistener *
+listen_tcp (const char *addr, unsigned port, struct err **err)
+{
+  struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+  struct evconnlistener *l;
+
+  if (inet_pton (AF_INET, addr, &sin.sin_addr) != 1)
+    {
+      err_make (err, EINVAL, "bad --tcp-bind address '%s'", addr);
+      return NULL;
+    }
+  /* A non-NULL arg marks the TCP listener (token required). */
+  l = evconnlistener_new_bind (agent.base, accept_cb, &agent,
+                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
+                               16, (struct sockaddr *) &sin, sizeof sin);
+  if (l == NULL)
+    {
+      err_make (err, errno, "listen on tcp %s:%u", addr, port);
+      return NULL;
+    }
+  log_info ("listening on tcp %s:%u", addr, port);
+  return l;
+}
+
+static void
+signal_cb (evutil_socket_t sig, short what, void *arg)
+{
+  (void) what;
+  (void) arg;
+  if (sig == SIGCHLD)
+    {
+      exec_sigchld ();
+      return;
+    }
+  if (agent.frozen)
+    return; /* exiting now would leave the filesystems frozen */
+  log_info ("signal %d: exiting", (int) sig);
+  event_base_loopexit (agent.base, NULL);
+}
+
+int
+main (int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "vsock-port", required_argument, NULL, 'v' }, { "tcp-port", required_argument, NULL, 't' },
+    { "tcp-bind", required_argument, NULL, 'b' },   { "token-file", required_argument, NULL, 'k' },
+    { "cdp-port", required_argument, NULL, 'c' },   { "test-mode", no_argument, NULL, 'T' },
+    { "debug", no_argument, NULL, 'd' },            { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  unsigned vsock_port = 0, tcp_port = 0, cdp = 9222;
+  const char *tcp_bind = "0.0.0.0", *token_file = NULL;
+  enum log_level lvl = LOG_LVL_INFO;
+  struct evconnlistener *lv = NULL, *lt = NULL;
+  struct event *sigs[3];
+  static const int signums[3] = { SIGCHLD, SIGTERM, SIGINT };
+  cleanup_err struct err *e = NULL;
+  char buf[256];
+  int o;
+
+  while ((o = getopt_long (argc, argv, "h", opts, NULL)) != -1)
+    switch (o)
+      {
+      case 'v':
+        if (parse_port (optarg, "--vsock-port", &vsock_port) < 0)
+          return 2;
+        break;
+      case 't':
+        if (parse_port (optarg, "--tcp-port", &tcp_port) < 0)
+          return 2;
+        break;
+      case 'c':
+        if (parse_port (optarg, "--cdp-port", &cdp) < 0 || cdp == 0)
+          return 2;
+        break;
+      case 'b':
+        tcp_bind = optarg;
+        break;
+      case 'k':
+        token_file = optarg;
+        break;
+      case 'T':
+        agent.test_mode = true;
+        break;
+      case 'd':
+        lvl = LOG_LVL_DEBUG;
+        break;
+      case 'h':
+        usage (stdout);
+        return 0;
+      default:
+        usage (stderr);
+        return 2;
+      }
+  if (optind != argc || (vsock_port == 0 && tcp_port == 0))
+    {
+      fprintf (stderr, "chvm-agent: give --vsock-port and/or --tcp-port\n");
+      usage (stderr);
+      return 2;
+    }
+  log_init ("chvm-agent", 2, lvl);
+  if (tcp_port != 0 && token_file == NULL)
+    {
+      log_error ("--tcp-port needs --token-file");
+      return 2;
+    }
+  if (token_file != NULL && read_token (token_file, &e) < 0)
+    {
+      log_error ("%s", err_str (e, buf, sizeof buf));
+      return 1;
+    }
+  agent.cdp_port = (uint16_t) cdp;
+  agent.mountinfo = "/proc/self/mountinfo";
+  agent.frozen_marker = agent.test_mode ? NULL : "/run/chvm/agent.frozen";
+  signal (SIGPIPE, SIG_IGN);
+  agent.base = event_base_new ();
+  if (agent.base == NULL)
+    {
+      log_error ("event_base_new failed");
+      return 1;
+    }
+  for (int i = 0; i < 3; i++)
+    {
+      sigs[i] = evsignal_new (agent.base, signums[i], signal_cb, NULL);
+      if (sigs[i] == NULL || evsignal_add (sigs[i], NULL) < 0)
+        {
+          log_error ("cannot watch signal %d", signums[i]);
+          return 1;
+        }
+    }
+  freeze_startup ();
+  if (vsock_port != 0 && (lv = listen_vsock (vsock_port, &e)) == NULL)
+    {
+      log_error ("%s", err_str (e, buf, sizeof buf));
+      return 1;
+    }
+  if (tcp_port != 0 && (lt = listen_tcp (tcp_bind, tcp_port, &e)) == NULL)
+    {
+      log_error ("%s", err_str (e, buf, sizeof buf));
+      return 1;
+    }
+  event_base_dispatch (agent.base);
+  conn_close_all ();
+  exec_free_all ();
+  if (lv)
+    evconnlistener_free (lv);
+  if (lt)
+    evconnlistener_free (lt);
+  for (int i = 0; i < 3; i++)
+    event_free (sigs[i]);
+  shutdown_free ();
+  event_base_free (agent.base);
+  return 0;
+}

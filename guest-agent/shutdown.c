@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Shutdown: reply first, then sync and power off (or reboot) once the reply
+   is flushed or a bounded wait passed.  The agent calls reboot() itself:
+   init's contract has no signal for it, and by then the workload is done. */
+#include "agent.h"
+
+#include <sys/reboot.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define SHUTDOWN_FLUSH_MS 1000
+
+static struct
+{
+  struct conn *conn; /* whose reply must be flushed first */
+  struct event *timer;
+  bool poweroff;
+} sd;
+
+static void
+do_shutdown (void)
+{
+  if (agent.test_mode)
+    {
+      log_info ("shutdown requested (test mode: exiting)");
+      event_base_loopexit (agent.base, NULL);
+      return;
+    }
+  log_info ("shutdown requested: %s", sd.poweroff ? "power off" : "reboot");
+  sync ();
+  if (reboot (sd.poweroff ? RB_POWER_OFF : RB_AUTOBOOT) < 0)
+    log_error ("reboot: %m");
+}
+
+static void
+shutdown_timer_cb (evutil_socket_t fd, short what, void *arg)
+{
+  (void) fd;
+  (void) what;
+  (void) arg;
+  sd.conn = NULL;
+  do_shutdown ();
+}
+
+void
+shutdown_handle (struct conn *c, uint64_t id, const Chvm__Agent__ShutdownRequest *rq)
+{
+  Chvm__Agent__ShutdownReply rep = CHVM__AGENT__SHUTDOWN_REPLY__INIT;
+  Frame f = CHVM__AGENT__FRAME__INIT;
+  struct timeval tv = { SHUTDOWN_FLUSH_MS / 1000, (SHUTDOWN_FLUSH_MS % 1000) * 1000 };
+
+  if (sd.timer != NULL)
+    {
+      conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_BUSY, "shutdown already under way");
+      return;
+    }
+  sd.timer = evtimer_new (agent.base, shutdown_timer_cb, NULL);
+  if (sd.timer == NULL)
+    {
+      conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_INTERNAL, "out of memory");
+      return;
+    }
+  sd.poweroff = rq->poweroff;
+  sd.conn = c;
+  f.id = id;
+  f.body_case = CHVM__AGENT__FRAME__BODY_SHUTDOWN_REPLY;
+  f.shutdown_reply = &rep;
+  conn_send (c, &f);
+  /* Go down once the reply is out, or after a bounded wait for it. */
+  evtimer_add (sd.timer, &tv);
+}
+
+void
+shutdown_conn_drained (struct conn *c)
+{
+  if (sd.conn == NULL || sd.conn != c)
+    return;
+  sd.conn = NULL;
+  event_del (sd.timer);
+  do_shutdown ();
+}
+
+void
+shutdown_conn_gone (struct conn *c)
+{
+  if (sd.conn == c)
+    {
+      sd.conn = NULL;
+      event_del (sd.timer);
+      do_shutdown ();
+    }
+}
+
+void
+shutdown_free (void)
+{
+  if (sd.timer)
+    event_free (sd.timer);
+  sd.timer = NULL;
+}

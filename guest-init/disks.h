@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Finding devices by identity, never by probe order: virtio-blk disks by
+   serial (fallback: filesystem label or config magic) and network links by
+   name, waiting on kernel uevents up to a deadline. */
+#ifndef CHVM_INIT_DISKS_H
+#define CHVM_INIT_DISKS_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "err.h"
+
+struct disk_want
+{
+  const char *serial; /* "chvm-root", "chvm-config", "chvm-upper" */
+  char dev[32];       /* "/dev/vdb" once found */
+};
+
+/* Opens the uevent socket; open it before loading drivers so no event is
+   missed between the scan and the wait. */
+int uevent_open (struct err **err);
+
+/* Waits until every disk in want[0..n) is found or the deadline passes; the
+   error then names the missing serials and the disks seen. */
+int disks_wait (int uevent_fd, struct disk_want *want, size_t n,
+                const struct timespec *deadline, unsigned timeout_s,
+                struct err **err);
+
+/* Waits until the network interface ifname exists. */
+int netdev_wait (int uevent_fd, const char *ifname,
+                 const struct timespec *deadline, struct err **err);
+
+#endif

@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "mount.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "io.h"
+#include "log.h"
+
+struct mnt_entry
+{
+  const char *src, *target, *type;
+  unsigned long flags;
+  const char *data;
+};
+
+#define NOSUID_NODEV_EXEC (MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+/* Docker's defaults: /dev/shm 64 MiB is too small for Chromium, so /dev/shm
+   gets half of RAM like a plain tmpfs. */
+static const struct mnt_entry early_mounts[] = {
+  { "proc", "/proc", "proc", NOSUID_NODEV_EXEC, NULL },
+  { "sysfs", "/sys", "sysfs", NOSUID_NODEV_EXEC, NULL },
+  { "devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755" },
+  { "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+    "gid=5,mode=0620,ptmxmode=0666" },
+  { "shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777" },
+  { "tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755" },
+  { "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777" },
+  { "cgroup2", "/sys/fs/cgroup", "cgroup2", NOSUID_NODEV_EXEC,
+    "nsdelegate" },
+};
+
+/* The filesystems that follow the root across switch_root.  Moving /dev and
+   /sys carries /dev/pts, /dev/shm and /sys/fs/cgroup with them. */
+static const char *const moved_mounts[] = { "/dev", "/proc", "/sys", "/run",
+                                            "/tmp" };
+
+int
+mnt_early (struct err **err)
+{
+  for (size_t i = 0; i < sizeof early_mounts / sizeof early_mounts[0]; i++)
+    {
+      const struct mnt_entry *m = &early_mounts[i];
+      int r = mkdir_p (m->target, 0755, err);
+      if (r < 0)
+        return r;
+      /* EBUSY: the kernel (CONFIG_DEVTMPFS_MOUNT) or an earlier run mounted
+         it already. */
+      if (mount (m->src, m->target, m->type, m->flags, m->data) < 0
+          && errno != EBUSY)
+        return err_make (err, errno, "mount %s on %s", m->type, m->target);
+    }
+  return 0;
+}
+
+static int
+mount_lower (const char *dev, const char *target, struct err **err)
+{
+  static const char *const types[] = { "ext4", "erofs" };
+  int saved = 0;
+
+  for (size_t i = 0; i < 2; i++)
+    {
+      if (mount (dev, target, types[i], MS_RDONLY | MS_NODEV, NULL) == 0)
+        return 0;
+      /* EINVAL: not this filesystem; ENODEV: type not in this kernel. */
+      if (errno != EINVAL && errno != ENODEV)
+        return err_make (err, errno, "mount %s (%s) on %s", dev, types[i],
+                         target);
+      if (saved == 0 || errno == EINVAL)
+        saved = errno;
+    }
+  return err_make (err, saved, "mount %s read-only: neither ext4 nor erofs",
+                   dev);
+}
+
+int
+mnt_overlay_root (const char *root_dev, const char *upper_dev,
+                  uint64_t tmpfs_size, struct err **err)
+{
+  const char *lower = RUN_CHVM "/lower", *upper_fs = RUN_CHVM "/upper-fs";
+  char data[256];
+  int r, n;
+
+  if ((r = mkdir_p (lower, 0755, err)) < 0
+      || (r = mkdir_p (upper_fs, 0755, err)) < 0
+      || (r = mkdir_p (NEWROOT, 0755, err)) < 0)
+    return r;
+  if ((r = mount_lower (root_dev, lower, err)) < 0)
+    return r;
+
+  if (upper_dev != NULL)
+    {
+      if (mount (upper_dev, upper_fs, "ext4", MS_NODEV, NULL) < 0)
+        return err_make (err, errno, "mount upper disk %s", upper_dev);
+    }
+  else
+    {
+      if (tmpfs_size != 0)
+        n = snprintf (data, sizeof data, "mode=0755,size=%llu",
+                      (unsigned long long) tmpfs_size);
+      else
+        n = snprintf (data, sizeof data, "mode=0755,size=50%%");
+      if (n < 0 || (size_t) n >= sizeof data)
+        return err_make (err, EOVERFLOW, "tmpfs options");
+      if (mount ("tmpfs", upper_fs, "tmpfs", MS_NODEV, data) < 0)
+        return err_make (err, errno, "mount tmpfs upper (%s)", data);
+    }
+  if ((r = mkdir_p (RUN_CHVM "/upper-fs/upper", 0755, err)) < 0
+      || (r = mkdir_p (RUN_CHVM "/upper-fs/work", 0755, err)) < 0)
+    return r;
+
+  n = snprintf (data, sizeof data,
+                "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower,
+                upper_fs, upper_fs);
+  if (n < 0 || (size_t) n >= sizeof data)
+    return err_make (err, EOVERFLOW, "overlay options");
+  if (mount ("overlay", NEWROOT, "overlay", 0, data) < 0)
+    return err_make (err, errno, "mount overlay on " NEWROOT " (%s)", data);
+  return 0;
+}
+
+/* Deletes everything in the directory fd on device dev, not crossing into
+   other filesystems (the new root and moved mounts), as util-linux's
+   switch_root does to free the initramfs memory. */
+static void
+delete_tree (int dfd, dev_t dev)
+{
+  cleanup_dir DIR *dir = fdopendir (dfd);
+  struct dirent *de;
+
+  if (dir == NULL)
+    {
+      close (dfd);
+      return;
+    }
+  while ((de = readdir (dir)) != NULL)
+    {
+      struct stat st;
+      int isdir;
+
+      if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
+        continue;
+      if (fstatat (dirfd (dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0
+          || st.st_dev != dev)
+        continue;
+      isdir = S_ISDIR (st.st_mode);
+      if (isdir)
+        {
+          int sub = openat (dirfd (dir), de->d_name,
+                            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (sub >= 0)
+            delete_tree (sub, dev);
+        }
+      if (unlinkat (dirfd (dir), de->d_name, isdir ? AT_REMOVEDIR : 0) < 0
+          && errno != EBUSY)
+        log_debug ("switch_root: unlink /%s: %m", de->d_name);
+    }
+}
+
+int
+mnt_switch_root (struct err **err)
+{
+  struct stat root_st;
+  char target[64];
+  int rootfd;
+
+  for (size_t i = 0; i < sizeof moved_mounts / sizeof moved_mounts[0]; i++)
+    {
+      int r;
+      snprintf (target, sizeof target, NEWROOT "%s", moved_mounts[i]);
+      if ((r = mkdir_p (target, 0755, err)) < 0)
+        return r;
+      if (mount (moved_mounts[i], target, NULL, MS_MOVE, NULL) < 0)
+        return err_make (err, errno, "move %s to %s", moved_mounts[i], target);
+    }
+
+  if (chdir (NEWROOT) < 0)
+    return err_make (err, errno, "chdir " NEWROOT);
+  rootfd = open ("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0 || fstat (rootfd, &root_st) < 0)
+    return err_make (err, errno, "open initramfs root");
+  /* delete_tree takes ownership of rootfd. */
+  delete_tree (rootfd, root_st.st_dev);
+
+  if (mount (".", "/", NULL, MS_MOVE, NULL) < 0)
+    return err_make (err, errno, "move " NEWROOT " to /");
+  if (chroot (".") < 0)
+    return err_make (err, errno, "chroot " NEWROOT);
+  if (chdir ("/") < 0)
+    return err_make (err, errno, "chdir /");
+  return 0;
+}
+
+void
+mnt_teardown (void)
+{
+  /* Unmount in reverse mount order; what is busy is detached, and the root
+     is remounted read-only so a disk upper layer is clean. */
+  cleanup_free char *mounts = read_file ("/proc/self/mounts", 1 << 20, NULL,
+                                         NULL);
+  char *targets[256];
+  size_t n = 0;
+
+  sync ();
+  for (char *line = mounts, *save = NULL;
+       mounts && (line = strtok_r (line, "\n", &save)) && n < 256;
+       line = NULL)
+    {
+      char *sp1 = strchr (line, ' '), *sp2;
+      if (sp1 == NULL || (sp2 = strchr (sp1 + 1, ' ')) == NULL)
+        continue;
+      *sp2 = '\0';
+      targets[n++] = sp1 + 1;
+    }
+  while (n-- > 0)
+    if (strcmp (targets[n], "/") != 0)
+      umount2 (targets[n], MNT_DETACH);
+  mount (NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL);
+  sync ();
+}

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* PID 1 duties: signals through a signalfd, reaping, and the shutdown. */
+#ifndef CHVM_INIT_REAP_H
+#define CHVM_INIT_REAP_H
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+/* Blocks every signal (saving the previous mask in *old for children) and
+   returns a signalfd for them. */
+int reap_setup (sigset_t *old, struct err **err);
+
+/* Reaps every child and forwards SIGTERM/SIGINT (and SIGPWR as SIGTERM) to
+   main_pid until it exits; returns its status, 128+signal when killed. */
+int reap_until (int sfd, pid_t main_pid);
+
+/* Terminates every other process (SIGTERM, then SIGKILL after a grace
+   period), reaps them, unmounts and powers off.  Never returns: PID 1 must
+   not exit. */
+void reap_poweroff (int sfd) __attribute__ ((noreturn));
+
+#endif

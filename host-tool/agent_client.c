@@ -1,0 +1,599 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "agent_client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "frame.h"
+
+#define CLIENT_NAME "chvm"
+#define READ_CHUNK (64u << 10)
+
+struct agent_client
+{
+  int fd;
+  uint64_t next_id;
+  struct frame_decoder dec;
+  uint8_t buf[READ_CHUNK]; /* bytes read but not yet decoded: buf[start..end) */
+  size_t start, end;
+  char *version;
+};
+
+static int64_t
+now_ms (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t
+agent_now_ns (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_REALTIME, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
+/* Waits for fd to become ready for `events` before deadline (ms). */
+static int
+wait_fd (int fd, short events, int64_t deadline, const char *what, struct err **err)
+{
+  for (;;)
+    {
+      struct pollfd p = { .fd = fd, .events = events };
+      int64_t left = deadline - now_ms ();
+      int r;
+
+      if (left <= 0)
+        return err_make (err, ETIMEDOUT, "%s", what);
+      r = poll (&p, 1, left > 0x7fffffff ? 0x7fffffff : (int) left);
+      if (r > 0)
+        return 0;
+      if (r < 0 && errno != EINTR)
+        return err_make (err, errno, "poll (%s)", what);
+    }
+}
+
+static int
+write_all (int fd, const void *data, size_t len, int64_t deadline, struct err **err)
+{
+  const uint8_t *p = data;
+
+  while (len > 0)
+    {
+      ssize_t n = send (fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return err_make (err, errno, "send to agent");
+          if (wait_fd (fd, POLLOUT, deadline, "sending to the agent", err) < 0)
+            return -1;
+          continue;
+        }
+      p += n;
+      len -= (size_t) n;
+    }
+  return 0;
+}
+
+int
+agent_dial_vsock (const char *socket_path, unsigned port, int timeout_ms, struct err **err)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  cleanup_close int fd = -1;
+  int64_t deadline = now_ms () + timeout_ms;
+  char line[64];
+  size_t n = 0;
+  int len;
+
+  if (strlen (socket_path) >= sizeof sun.sun_path)
+    return err_make (err, ENAMETOOLONG, "vsock socket path %s", socket_path);
+  memcpy (sun.sun_path, socket_path, strlen (socket_path) + 1);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return err_make (err, errno, "socket");
+  if (connect (fd, (struct sockaddr *) &sun, sizeof sun) < 0)
+    return err_make (err, errno, "connect %s", socket_path);
+  len = snprintf (line, sizeof line, "CONNECT %u\n", port);
+  if (write_all (fd, line, (size_t) len, deadline, err) < 0)
+    return err_wrap (err, "vsock CONNECT");
+  /* Byte by byte: whatever follows "OK <n>\n" belongs to the agent. */
+  while (n + 1 < sizeof line)
+    {
+      ssize_t r;
+      if (wait_fd (fd, POLLIN, deadline, "vsock CONNECT answer", err) < 0)
+        return -1;
+      r = recv (fd, line + n, 1, 0);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r < 0)
+        return err_make (err, errno, "read vsock CONNECT answer");
+      if (r == 0)
+        return err_make (err, ECONNREFUSED,
+                         "%s closed after CONNECT %u (is the agent listening on that port?)",
+                         socket_path, port);
+      if (line[n++] == '\n')
+        break;
+    }
+  line[n] = '\0';
+  if (strncmp (line, "OK ", 3) != 0)
+    return err_make (err, EPROTO, "vsock CONNECT %u: unexpected answer '%.32s'", port, line);
+  return steal_fd (&fd);
+}
+
+int
+agent_dial_tcp (const char *host, unsigned port, int timeout_ms, struct err **err)
+{
+  struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+  struct addrinfo *res = NULL;
+  int64_t deadline = now_ms () + timeout_ms;
+  char ports[16];
+  int r, one = 1;
+
+  snprintf (ports, sizeof ports, "%u", port);
+  r = getaddrinfo (host, ports, &hints, &res);
+  if (r != 0)
+    return err_make (err, 0, "resolve %s: %s", host, gai_strerror (r));
+  r = err_make (err, ECONNREFUSED, "connect %s:%u: no address", host, port);
+  for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
+    {
+      cleanup_close int fd = socket (ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                                     ai->ai_protocol);
+      int soerr = 0;
+      socklen_t sl = sizeof soerr;
+
+      if (fd < 0)
+        continue;
+      if (connect (fd, ai->ai_addr, ai->ai_addrlen) < 0)
+        {
+          if (errno != EINPROGRESS)
+            {
+              r = err_make (err, errno, "connect %s:%u", host, port);
+              continue;
+            }
+          r = wait_fd (fd, POLLOUT, deadline, "TCP connect to the agent", err);
+          if (r < 0)
+            break;
+          getsockopt (fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+          if (soerr != 0)
+            {
+              r = err_make (err, soerr, "connect %s:%u", host, port);
+              continue;
+            }
+        }
+      setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      freeaddrinfo (res);
+      err_release (err);
+      return steal_fd (&fd);
+    }
+  freeaddrinfo (res);
+  return r;
+}
+
+int
+agent_dial_tcp_str (const char *hostport, int timeout_ms, struct err **err)
+{
+  const char *colon = strrchr (hostport, ':');
+  char host[256];
+  char *end;
+  unsigned long port;
+
+  if (colon == NULL || (size_t) (colon - hostport) >= sizeof host || colon == hostport)
+    return err_make (err, EINVAL, "'%s' is not HOST:PORT", hostport);
+  errno = 0;
+  port = strtoul (colon + 1, &end, 10);
+  if (errno != 0 || *end != '\0' || end == colon + 1 || port == 0 || port > 65535)
+    return err_make (err, EINVAL, "'%s' has no valid port", hostport);
+  memcpy (host, hostport, (size_t) (colon - hostport));
+  host[colon - hostport] = '\0';
+  /* [::1]:port */
+  if (host[0] == '[' && host[strlen (host) - 1] == ']')
+    {
+      memmove (host, host + 1, strlen (host));
+      host[strlen (host) - 1] = '\0';
+    }
+  return agent_dial_tcp (host, (unsigned) port, timeout_ms, err);
+}
+
+static int
+send_frame (struct agent_client *a, const Chvm__Agent__Frame *f, int64_t deadline,
+            struct err **err)
+{
+  size_t n = chvm__agent__frame__get_packed_size (f);
+  cleanup_free uint8_t *buf = NULL;
+
+  if (n == 0 || n > FRAME_MAX)
+    return err_make (err, EMSGSIZE, "request of %zu bytes exceeds the frame limit", n);
+  buf = malloc (n + FRAME_HDR_LEN);
+  if (buf == NULL)
+    return err_make (err, ENOMEM, "request");
+  frame_put_header (buf, (uint32_t) n);
+  chvm__agent__frame__pack (f, buf + FRAME_HDR_LEN);
+  return write_all (a->fd, buf, n + FRAME_HDR_LEN, deadline, err);
+}
+
+/* Reads the next frame (any id). */
+static int
+recv_frame (struct agent_client *a, int64_t deadline, Chvm__Agent__Frame **out, struct err **err)
+{
+  for (;;)
+    {
+      while (a->start < a->end)
+        {
+          const uint8_t *fr;
+          size_t flen;
+          ssize_t n = frame_decoder_feed (&a->dec, a->buf + a->start, a->end - a->start, &fr,
+                                          &flen, err);
+          if (n < 0)
+            return err_wrap (err, "reading from the agent");
+          a->start += (size_t) n;
+          if (fr != NULL)
+            {
+              *out = chvm__agent__frame__unpack (NULL, flen, fr);
+              if (*out == NULL)
+                return err_make (err, EPROTO, "the agent sent an undecodable frame");
+              return 0;
+            }
+        }
+      a->start = a->end = 0;
+      if (wait_fd (a->fd, POLLIN, deadline, "waiting for the agent's reply", err) < 0)
+        return -1;
+      ssize_t r = recv (a->fd, a->buf, sizeof a->buf, 0);
+      if (r < 0)
+        {
+          if (errno == EINTR || errno == EAGAIN)
+            continue;
+          return err_make (err, errno, "read from the agent");
+        }
+      if (r == 0)
+        return err_make (err, ECONNRESET, "the agent closed the connection");
+      a->end = (size_t) r;
+    }
+}
+
+static int
+error_reply (const Chvm__Agent__ErrorReply *e, struct err **err)
+{
+  const ProtobufCEnumValue *v
+      = protobuf_c_enum_descriptor_get_value (&chvm__agent__error_code__descriptor, e->code);
+  const char *name = v ? v->name : "ERROR";
+
+  if (strncmp (name, "ERROR_", 6) == 0)
+    name += 6;
+  return err_make (err, e->code == CHVM__AGENT__ERROR_CODE__ERROR_TIMEOUT ? ETIMEDOUT : 0,
+                   "%s: %s", name, e->message);
+}
+
+/* Waits for a frame with this id; an ErrorReply fails, stream frames of
+   other ids (left over from timed-out calls) are dropped. */
+static int
+recv_for (struct agent_client *a, uint64_t id, int64_t deadline, Chvm__Agent__Frame **out,
+          struct err **err)
+{
+  for (;;)
+    {
+      Chvm__Agent__Frame *f = NULL;
+      if (recv_frame (a, deadline, &f, err) < 0)
+        return -1;
+      if (f->body_case == CHVM__AGENT__FRAME__BODY_ERROR && (f->id == id || f->id == 0))
+        {
+          int r = error_reply (f->error, err);
+          chvm__agent__frame__free_unpacked (f, NULL);
+          return r;
+        }
+      if (f->id == id)
+        {
+          *out = f;
+          return 0;
+        }
+      chvm__agent__frame__free_unpacked (f, NULL);
+    }
+}
+
+int
+agent_call (struct agent_client *a, Chvm__Agent__Frame *req, Chvm__Agent__Frame__BodyCase want,
+            int timeout_ms, Chvm__Agent__Frame **reply, struct err **err)
+{
+  int64_t deadline = now_ms () + timeout_ms;
+  Chvm__Agent__Frame *f = NULL;
+
+  *reply = NULL;
+  req->id = a->next_id++;
+  if (send_frame (a, req, deadline, err) < 0)
+    return -1;
+  if (recv_for (a, req->id, deadline, &f, err) < 0)
+    return -1;
+  if (f->body_case != want)
+    {
+      int r = err_make (err, EPROTO, "the agent answered with message %d, expected %d",
+                        (int) f->body_case, (int) want);
+      chvm__agent__frame__free_unpacked (f, NULL);
+      return r;
+    }
+  *reply = f;
+  return 0;
+}
+
+struct agent_client *
+agent_open (int fd, const char *token, int timeout_ms, struct err **err)
+{
+  Chvm__Agent__Hello h = CHVM__AGENT__HELLO__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT;
+  Chvm__Agent__Frame *rep = NULL;
+  struct agent_client *a = calloc (1, sizeof *a);
+  int flags;
+
+  if (a == NULL)
+    {
+      close (fd);
+      err_make (err, ENOMEM, "agent client");
+      return NULL;
+    }
+  a->fd = fd;
+  a->next_id = 1;
+  frame_decoder_init (&a->dec);
+  /* Non-blocking so that every read and write honours its deadline. */
+  flags = fcntl (fd, F_GETFL);
+  if (flags < 0 || fcntl (fd, F_SETFL, flags | O_NONBLOCK) < 0)
+    {
+      err_make (err, errno, "fcntl");
+      agent_close (a);
+      return NULL;
+    }
+  h.protocol_version = 1;
+  h.token = (char *) (token ? token : "");
+  h.client = (char *) CLIENT_NAME;
+  f.body_case = CHVM__AGENT__FRAME__BODY_HELLO;
+  f.hello = &h;
+  if (agent_call (a, &f, CHVM__AGENT__FRAME__BODY_HELLO_REPLY, timeout_ms, &rep, err) < 0)
+    {
+      err_wrap (err, "agent Hello");
+      agent_close (a);
+      return NULL;
+    }
+  if (rep->hello_reply->protocol_version != 1)
+    {
+      err_make (err, EPROTO, "agent chose protocol version %u", rep->hello_reply->protocol_version);
+      chvm__agent__frame__free_unpacked (rep, NULL);
+      agent_close (a);
+      return NULL;
+    }
+  a->version = strdup (rep->hello_reply->agent_version);
+  chvm__agent__frame__free_unpacked (rep, NULL);
+  return a;
+}
+
+void
+agent_close (struct agent_client *a)
+{
+  if (a == NULL)
+    return;
+  if (a->fd >= 0)
+    close (a->fd);
+  frame_decoder_free (&a->dec);
+  free (a->version);
+  free (a);
+}
+
+const char *
+agent_version (const struct agent_client *a)
+{
+  return a->version ? a->version : "";
+}
+
+int
+agent_ping (struct agent_client *a, int timeout_ms, struct err **err)
+{
+  Chvm__Agent__PingRequest p = CHVM__AGENT__PING_REQUEST__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT, *rep = NULL;
+
+  f.body_case = CHVM__AGENT__FRAME__BODY_PING;
+  f.ping = &p;
+  if (agent_call (a, &f, CHVM__AGENT__FRAME__BODY_PING_REPLY, timeout_ms, &rep, err) < 0)
+    return -1;
+  chvm__agent__frame__free_unpacked (rep, NULL);
+  return 0;
+}
+
+int
+agent_health (struct agent_client *a, int timeout_ms, Chvm__Agent__Frame **reply,
+              struct err **err)
+{
+  Chvm__Agent__HealthRequest h = CHVM__AGENT__HEALTH_REQUEST__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT;
+
+  h.cdp_timeout_ms = timeout_ms > 2000 ? 1000 : (unsigned) timeout_ms / 2;
+  f.body_case = CHVM__AGENT__FRAME__BODY_HEALTH;
+  f.health = &h;
+  return agent_call (a, &f, CHVM__AGENT__FRAME__BODY_HEALTH_REPLY, timeout_ms, reply, err);
+}
+
+int
+agent_wait_ready (struct agent_client *a, unsigned deadline_ms, unsigned cdp_port,
+                  Chvm__Agent__Frame **reply, struct err **err)
+{
+  Chvm__Agent__WaitReadyRequest w = CHVM__AGENT__WAIT_READY_REQUEST__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT;
+
+  w.deadline_ms = deadline_ms;
+  w.cdp_port = cdp_port;
+  f.body_case = CHVM__AGENT__FRAME__BODY_WAIT_READY;
+  f.wait_ready = &w;
+  /* The agent enforces the deadline; allow its answer a moment to arrive. */
+  return agent_call (a, &f, CHVM__AGENT__FRAME__BODY_WAIT_READY_REPLY, (int) deadline_ms + 2000,
+                     reply, err);
+}
+
+int
+agent_quiesce (struct agent_client *a, unsigned freeze_timeout_ms, bool drop_caches, bool compact,
+               unsigned *frozen, int64_t *freed_kb, int timeout_ms, struct err **err)
+{
+  Chvm__Agent__QuiesceRequest q = CHVM__AGENT__QUIESCE_REQUEST__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT, *rep = NULL;
+
+  q.timeout_ms = freeze_timeout_ms;
+  q.drop_caches = drop_caches;
+  q.compact = compact;
+  f.body_case = CHVM__AGENT__FRAME__BODY_QUIESCE;
+  f.quiesce = &q;
+  if (agent_call (a, &f, CHVM__AGENT__FRAME__BODY_QUIESCE_REPLY, timeout_ms, &rep, err) < 0)
+    return -1;
+  if (frozen)
+    *frozen = rep->quiesce_reply->frozen_count;
+  if (freed_kb)
+    *freed_kb = rep->quiesce_reply->freed_kb;
+  chvm__agent__frame__free_unpacked (rep, NULL);
+  return 0;
+}
+
+int
+agent_thaw (struct agent_client *a, uint64_t host_time_ns, unsigned *thawed,
+            int64_t *clock_step_ns, int timeout_ms, struct err **err)
+{
+  Chvm__Agent__ThawRequest t = CHVM__AGENT__THAW_REQUEST__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT, *rep = NULL;
+
+  t.host_time_ns = host_time_ns;
+  f.body_case = CHVM__AGENT__FRAME__BODY_THAW;
+  f.thaw = &t;
+  if (agent_call (a, &f, CHVM__AGENT__FRAME__BODY_THAW_REPLY, timeout_ms, &rep, err) < 0)
+    return -1;
+  if (thawed)
+    *thawed = rep->thaw_reply->thawed_count;
+  if (clock_step_ns)
+    *clock_step_ns = rep->thaw_reply->clock_step_ns;
+  chvm__agent__frame__free_unpacked (rep, NULL);
+  return 0;
+}
+
+int
+agent_shutdown (struct agent_client *a, bool poweroff, int timeout_ms, struct err **err)
+{
+  Chvm__Agent__ShutdownRequest s = CHVM__AGENT__SHUTDOWN_REQUEST__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT, *rep = NULL;
+
+  s.poweroff = poweroff;
+  f.body_case = CHVM__AGENT__FRAME__BODY_SHUTDOWN;
+  f.shutdown = &s;
+  if (agent_call (a, &f, CHVM__AGENT__FRAME__BODY_SHUTDOWN_REPLY, timeout_ms, &rep, err) < 0)
+    return -1;
+  chvm__agent__frame__free_unpacked (rep, NULL);
+  return 0;
+}
+
+static size_t
+count_strv (char *const v[])
+{
+  size_t n = 0;
+
+  while (v != NULL && v[n] != NULL)
+    n++;
+  return n;
+}
+
+int
+agent_exec (struct agent_client *a, char *const argv[], char *const env[], const void *input,
+            size_t input_len, bool has_input, unsigned exec_timeout_ms, int timeout_ms,
+            agent_output_fn on_output, void *arg, int *code, int *signal, struct err **err)
+{
+  Chvm__Agent__ExecRequest x = CHVM__AGENT__EXEC_REQUEST__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT;
+  int64_t deadline = now_ms () + timeout_ms;
+
+  x.n_argv = count_strv (argv);
+  x.argv = (char **) argv;
+  x.n_env = count_strv (env);
+  x.env = (char **) env;
+  x.input.data = (uint8_t *) input;
+  x.input.len = input_len;
+  x.has_input = has_input;
+  x.timeout_ms = exec_timeout_ms;
+  f.id = a->next_id++;
+  f.body_case = CHVM__AGENT__FRAME__BODY_EXEC;
+  f.exec = &x;
+  if (send_frame (a, &f, deadline, err) < 0)
+    return -1;
+  for (;;)
+    {
+      Chvm__Agent__Frame *r = NULL;
+      if (recv_for (a, f.id, deadline, &r, err) < 0)
+        return -1;
+      if (r->body_case == CHVM__AGENT__FRAME__BODY_EXEC_OUTPUT)
+        {
+          if (on_output)
+            on_output (arg, r->exec_output->stream, r->exec_output->data.data,
+                       r->exec_output->data.len);
+        }
+      else if (r->body_case == CHVM__AGENT__FRAME__BODY_EXEC_EXIT)
+        {
+          *code = r->exec_exit->code;
+          *signal = r->exec_exit->signal;
+          chvm__agent__frame__free_unpacked (r, NULL);
+          return 0;
+        }
+      else
+        {
+          int rc = err_make (err, EPROTO, "unexpected message %d during exec", (int) r->body_case);
+          chvm__agent__frame__free_unpacked (r, NULL);
+          return rc;
+        }
+      chvm__agent__frame__free_unpacked (r, NULL);
+    }
+}
+
+int
+agent_forward (struct agent_client *a, unsigned port, int timeout_ms, uint8_t **early,
+               size_t *early_len, struct err **err)
+{
+  Chvm__Agent__ForwardRequest fw = CHVM__AGENT__FORWARD_REQUEST__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT, *rep = NULL;
+  int fd, flags;
+
+  *early = NULL;
+  *early_len = 0;
+  fw.port = port;
+  f.body_case = CHVM__AGENT__FRAME__BODY_FORWARD;
+  f.forward = &fw;
+  if (agent_call (a, &f, CHVM__AGENT__FRAME__BODY_FORWARD_REPLY, timeout_ms, &rep, err) < 0)
+    {
+      agent_close (a);
+      return -1;
+    }
+  chvm__agent__frame__free_unpacked (rep, NULL);
+  if (a->end > a->start)
+    {
+      *early_len = a->end - a->start;
+      *early = malloc (*early_len);
+      if (*early == NULL)
+        {
+          agent_close (a);
+          return err_make (err, ENOMEM, "forward");
+        }
+      memcpy (*early, a->buf + a->start, *early_len);
+    }
+  fd = a->fd;
+  a->fd = -1;
+  agent_close (a);
+  /* Back to blocking: the caller splices with plain read/write. */
+  flags = fcntl (fd, F_GETFL);
+  if (flags >= 0)
+    fcntl (fd, F_SETFL, flags & ~O_NONBLOCK);
+  return fd;
+}

@@ -1,0 +1,475 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The Cloud Hypervisor backend: one `cloud-hypervisor` process per VM,
+ * driven through its REST API (ch_api.c).  Files in the VM directory:
+ * api.sock, vsock.sock, vmm.log (the VMM's stdout+stderr), events.json
+ * (--event-monitor), console.log, serial.log, vmm.pid.
+ *
+ * Restore mode: $CHVM_CH_RESTORE_MODE = "copy" or "ondemand" (v52+,
+ * userfaultfd); default copy.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "ch_api.h"
+#include "cleanup.h"
+#include "log.h"
+#include "proc.h"
+
+#define SOCKET_WAIT_MS 10000 /* VMM start to API socket listening */
+#define EXIT_WAIT_MS 5000    /* vmm.shutdown to process exit */
+#define KILL_GRACE_MS 2000   /* per signal when we must kill */
+
+/* The one name a completed snapshot directory has: standby writes into
+   snapshot.tmp-XXXXXX and renames it only once CH has finished. */
+#define SNAPSHOT_DIR_NAME "snapshot"
+
+static int
+dir_path (char *out, size_t len, const char *dir, const char *name, struct err **err)
+{
+  int n = snprintf (out, len, "%s/%s", dir, name);
+
+  if (n < 0 || (size_t) n >= len)
+    return err_make (err, ENAMETOOLONG, "%s/%s", dir, name);
+  return 0;
+}
+
+/* Removes a file left by an earlier VMM (a stale socket makes CH fail with
+   "address in use"). */
+static int
+remove_stale (const char *path, struct err **err)
+{
+  if (unlink (path) < 0 && errno != ENOENT)
+    return err_make (err, errno, "remove stale %s", path);
+  return 0;
+}
+
+/* The last non-empty line of the VMM log, for error messages: CH says
+   there why it failed to start or restore. */
+static void
+log_last_line (const char *dir, char *out, size_t len)
+{
+  char path[PATH_MAX], buf[1024];
+  cleanup_close int fd = -1;
+  struct stat st;
+  ssize_t n;
+  char *end, *start;
+
+  out[0] = '\0';
+  if (dir_path (path, sizeof path, dir, "vmm.log", NULL) < 0)
+    return;
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || fstat (fd, &st) < 0)
+    return;
+  n = pread (fd, buf, sizeof buf - 1, st.st_size > (off_t) sizeof buf - 1
+                                          ? st.st_size - (off_t) (sizeof buf - 1)
+                                          : 0);
+  if (n <= 0)
+    return;
+  buf[n] = '\0';
+  end = buf + n;
+  while (end > buf && (end[-1] == '\n' || end[-1] == ' '))
+    *--end = '\0';
+  start = strrchr (buf, '\n');
+  /* Truncating a long log line is fine. */
+  if (snprintf (out, len, "%s", start ? start + 1 : buf) < 0)
+    out[0] = '\0';
+}
+
+static int
+client_for (const struct vm_runtime *rt, struct ch_client *c, struct err **err)
+{
+  if (ch_client_init (c, rt->api_socket, err) < 0)
+    return -1;
+  if (ch_parse_version (rt->version, &c->version_major, &c->version_minor) < 0)
+    c->version_major = c->version_minor = 0;
+  return 0;
+}
+
+/* Adds what became of the VMM to a failed call's error: "connection
+   refused" is much clearer as "cloud-hypervisor (pid N) is not running".
+   A VMM that is being killed can still reset a connection while its
+   threads exit, so after a transport error (errno set; an HTTP error has
+   none) wait briefly for the exit before judging. */
+#define DYING_WAIT_MS 1000
+static int
+call_failed (const struct vm_runtime *rt, struct err **err)
+{
+  bool gone = rt->vmm_pid > 0 && !proc_alive_p (rt->vmm_pid);
+
+  if (!gone && rt->vmm_pid > 0 && err != NULL && *err != NULL && (*err)->status != 0)
+    gone = proc_wait_exit (rt->vmm_pid, DYING_WAIT_MS, NULL, NULL) == 1;
+  if (gone)
+    return err_wrap (err, "cloud-hypervisor (pid %d) is not running", (int) rt->vmm_pid);
+  return err_wrap (err, "cloud-hypervisor (pid %d)", (int) rt->vmm_pid);
+}
+
+static bool
+ch_available (char *why, size_t why_len)
+{
+  char version[128];
+  cleanup_err struct err *e = NULL;
+  cleanup_close int kvm = -1;
+
+  if (ch_binary_version (NULL, version, sizeof version, &e) < 0)
+    {
+      snprintf (why, why_len, "%s not found or not runnable (set $CLOUD_HYPERVISOR or PATH)",
+                ch_binary ());
+      return false;
+    }
+  kvm = open ("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (kvm < 0)
+    {
+      snprintf (why, why_len, "/dev/kvm: %s", strerror (errno));
+      return false;
+    }
+  return true;
+}
+
+static int
+write_pid (const char *dir, pid_t pid, struct err **err)
+{
+  char path[PATH_MAX], tmp[PATH_MAX + 8], line[32];
+  cleanup_close int fd = -1;
+  int n;
+
+  if (dir_path (path, sizeof path, dir, "vmm.pid", err) < 0)
+    return -1;
+  snprintf (tmp, sizeof tmp, "%s.tmp", path);
+  fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return err_make (err, errno, "open %s", tmp);
+  n = snprintf (line, sizeof line, "%d\n", (int) pid);
+  if (write (fd, line, (size_t) n) != n)
+    return err_make (err, errno, "write %s", tmp);
+  if (rename (tmp, path) < 0)
+    return err_make (err, errno, "rename %s", tmp);
+  return 0;
+}
+
+/* Starts a bare VMM (no VM yet) for dir and fills rt.  On failure nothing
+   is left running. */
+static int
+start_vmm (const char *dir, struct vm_runtime *rt, struct ch_client *c, struct err **err)
+{
+  char api_arg[PATH_MAX + 8], ev_arg[PATH_MAX + 8], log_path[PATH_MAX], ev_path[PATH_MAX];
+  char ping_version[64], last[256];
+  pid_t pid;
+  int r;
+
+  memset (rt, 0, sizeof *rt);
+  if (dir_path (rt->api_socket, sizeof rt->api_socket, dir, "api.sock", err) < 0
+      || dir_path (log_path, sizeof log_path, dir, "vmm.log", err) < 0
+      || dir_path (ev_path, sizeof ev_path, dir, "events.json", err) < 0)
+    return -1;
+  if (remove_stale (rt->api_socket, err) < 0)
+    return -1;
+  if (ch_binary_version (NULL, rt->version, sizeof rt->version, err) < 0)
+    return -1;
+  snprintf (api_arg, sizeof api_arg, "path=%s", rt->api_socket);
+  snprintf (ev_arg, sizeof ev_arg, "path=%s", ev_path);
+  {
+    const char *argv[] = { ch_binary (), "--api-socket", api_arg, "--event-monitor", ev_arg, NULL };
+    if (proc_spawn (argv, log_path, &pid, err) < 0)
+      return -1;
+  }
+  rt->vmm_pid = pid;
+  r = proc_wait_socket (pid, rt->api_socket, SOCKET_WAIT_MS, err);
+  if (r == 0)
+    r = ch_client_init (c, rt->api_socket, err);
+  if (r == 0)
+    r = ch_ping (c, ping_version, sizeof ping_version, err);
+  if (r == 0)
+    r = write_pid (dir, pid, err);
+  if (r < 0)
+    {
+      proc_terminate (pid, KILL_GRACE_MS, NULL);
+      unlink (rt->api_socket);
+      log_last_line (dir, last, sizeof last);
+      rt->vmm_pid = 0;
+      return err_wrap (err, "starting %s%s%s", ch_binary (), last[0] ? " (vmm.log: " : "",
+                       last[0] ? last : "");
+    }
+  return 0;
+}
+
+/* After a failure once the VMM runs: stop it, so no orphan is left. */
+static int
+abandon (const char *dir, struct vm_runtime *rt, const char *what, struct err **err)
+{
+  char last[256];
+
+  call_failed (rt, err);
+  if (rt->vmm_pid > 0)
+    proc_terminate (rt->vmm_pid, KILL_GRACE_MS, NULL);
+  unlink (rt->api_socket);
+  rt->vmm_pid = 0;
+  log_last_line (dir, last, sizeof last);
+  if (last[0])
+    return err_wrap (err, "%s (vmm.log: %s)", what, last);
+  return err_wrap (err, "%s", what);
+}
+
+static int
+ch_start (const struct vm_spec *spec, struct vm_runtime *rt, struct err **err)
+{
+  struct ch_client c;
+
+  if (spec->agent_vsock_port != 0)
+    {
+      char vs[sizeof rt->vsock_socket];
+      if (dir_path (vs, sizeof vs, spec->dir, "vsock.sock", err) < 0
+          || remove_stale (vs, err) < 0)
+        return -1;
+    }
+  if (start_vmm (spec->dir, rt, &c, err) < 0)
+    return err_wrap (err, "start VM %s", spec->name ? spec->name : "");
+  if (ch_create (&c, spec, err) < 0 || ch_boot (&c, err) < 0)
+    return abandon (spec->dir, rt, "start VM", err);
+  if (spec->agent_vsock_port != 0)
+    dir_path (rt->vsock_socket, sizeof rt->vsock_socket, spec->dir, "vsock.sock", NULL);
+  return 0;
+}
+
+static int
+ch_pause_vm (struct vm_runtime *rt, struct err **err)
+{
+  struct ch_client c;
+
+  if (client_for (rt, &c, err) < 0)
+    return -1;
+  if (ch_pause (&c, err) < 0)
+    return call_failed (rt, err);
+  return 0;
+}
+
+static int
+ch_resume_vm (struct vm_runtime *rt, struct err **err)
+{
+  struct ch_client c;
+
+  if (client_for (rt, &c, err) < 0)
+    return -1;
+  if (ch_resume (&c, err) < 0)
+    return call_failed (rt, err);
+  return 0;
+}
+
+static int
+ch_snapshot_vm (struct vm_runtime *rt, const char *dir, struct err **err)
+{
+  struct ch_client c;
+
+  if (client_for (rt, &c, err) < 0)
+    return -1;
+  if (ch_snapshot (&c, dir, err) < 0)
+    return call_failed (rt, err);
+  return 0;
+}
+
+/* Only a directory named "snapshot" holding CH's files is restorable: a
+   snapshot.tmp-* directory is what an interrupted standby left behind. */
+static int
+check_snapshot_dir (const char *dir, struct err **err)
+{
+  static const char *const files[] = { "config.json", "state.json" };
+  const char *base = strrchr (dir, '/');
+  char path[PATH_MAX];
+  struct stat st;
+
+  base = base ? base + 1 : dir;
+  if (strcmp (base, SNAPSHOT_DIR_NAME) != 0)
+    return err_make (err, EINVAL,
+                     "%s is not a completed snapshot (only a directory named \"%s\" is; "
+                     "\"%s\" may be what an interrupted snapshot left)",
+                     dir, SNAPSHOT_DIR_NAME, base);
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+    {
+      if (dir_path (path, sizeof path, dir, files[i], err) < 0)
+        return -1;
+      if (stat (path, &st) < 0)
+        return err_make (err, errno, "snapshot %s is incomplete: %s", dir, files[i]);
+      if (!S_ISREG (st.st_mode) || st.st_size == 0)
+        return err_make (err, EINVAL, "snapshot %s is incomplete: %s is empty", dir, files[i]);
+    }
+  return 0;
+}
+
+static enum ch_restore_mode
+restore_mode (int version_major)
+{
+  const char *m = getenv ("CHVM_CH_RESTORE_MODE");
+
+  if (m != NULL && strcmp (m, "ondemand") == 0 && version_major >= CH_VERSION_RESTORE_MODES)
+    return CH_RESTORE_ONDEMAND;
+  return CH_RESTORE_COPY;
+}
+
+static void
+add_phase (struct phase *phases, size_t *n, const char *name, double ms)
+{
+  if (phases != NULL && n != NULL && *n < BACKEND_MAX_PHASES)
+    phases[(*n)++] = (struct phase){ name, ms };
+}
+
+static int
+ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_runtime *rt,
+               struct phase *phases, size_t *n_phases, struct err **err)
+{
+  struct ch_restore_opts o = { .prefault = false, .resume = false };
+  char vs[sizeof rt->vsock_socket];
+  struct ch_client c;
+  double t0, t1;
+
+  if (check_snapshot_dir (dir, err) < 0)
+    return err_wrap (err, "restore VM %s", spec->name ? spec->name : "");
+  /* CH binds the vsock socket named in the snapshot's config again. */
+  if (dir_path (vs, sizeof vs, spec->dir, "vsock.sock", err) < 0 || remove_stale (vs, err) < 0)
+    return -1;
+  t0 = proc_now_ms ();
+  if (start_vmm (spec->dir, rt, &c, err) < 0)
+    return err_wrap (err, "restore VM %s", spec->name ? spec->name : "");
+  t1 = proc_now_ms ();
+  add_phase (phases, n_phases, "vmm-start", t1 - t0);
+  o.mode = restore_mode (c.version_major);
+  /* Resume as its own call (not restore's v52 "resume") so its time is a
+     phase of its own. */
+  if (ch_restore (&c, dir, &o, NULL, err) < 0)
+    return abandon (spec->dir, rt, "restore VM", err);
+  t0 = proc_now_ms ();
+  add_phase (phases, n_phases, o.mode == CH_RESTORE_ONDEMAND ? "restore-ondemand" : "restore-copy",
+             t0 - t1);
+  if (ch_resume (&c, err) < 0)
+    return abandon (spec->dir, rt, "resume restored VM", err);
+  add_phase (phases, n_phases, "resume", proc_now_ms () - t0);
+  if (spec->agent_vsock_port != 0)
+    snprintf (rt->vsock_socket, sizeof rt->vsock_socket, "%s", vs);
+  return 0;
+}
+
+static int
+ch_shutdown_vm (struct vm_runtime *rt, struct err **err)
+{
+  cleanup_err struct err *vm_err = NULL;
+  cleanup_err struct err *vmm_err = NULL;
+  struct ch_client c;
+  int r;
+
+  if (rt->vmm_pid <= 0 || !proc_alive_p (rt->vmm_pid))
+    {
+      log_warn ("cloud-hypervisor (pid %d) had already exited", (int) rt->vmm_pid);
+      unlink (rt->api_socket);
+      return 0;
+    }
+  if (client_for (rt, &c, err) < 0)
+    return -1;
+  /* A VM that never booted or already stopped makes vm.shutdown fail;
+     vmm.shutdown is what must work. */
+  ch_shutdown (&c, &vm_err);
+  if (ch_vmm_shutdown (&c, &vmm_err) < 0)
+    log_warn ("vmm.shutdown failed (%s), killing cloud-hypervisor (pid %d)",
+              vmm_err->msg ? vmm_err->msg : "", (int) rt->vmm_pid);
+  r = proc_wait_exit (rt->vmm_pid, vmm_err ? 0 : EXIT_WAIT_MS, NULL, err);
+  if (r < 0)
+    return r;
+  if (r == 0)
+    {
+      if (!vmm_err)
+        log_warn ("cloud-hypervisor (pid %d) did not exit within %d ms of vmm.shutdown; killing it",
+                  (int) rt->vmm_pid, EXIT_WAIT_MS);
+      if (proc_terminate (rt->vmm_pid, KILL_GRACE_MS, err) < 0)
+        return -1;
+    }
+  unlink (rt->api_socket);
+  rt->vmm_pid = 0;
+  return 0;
+}
+
+/* Hybrid vsock: connect to CH's unix socket, send "CONNECT <port>\n" and
+   read "OK <n>\n" one byte at a time, so no byte of the stream that
+   follows is consumed here. */
+static int
+ch_agent_connect (const struct vm_runtime *rt, unsigned port, int timeout_ms, struct err **err)
+{
+  double deadline = proc_now_ms () + timeout_ms;
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  cleanup_close int fd = -1;
+  char line[64];
+  size_t used = 0;
+  int n, flags;
+
+  if (rt->vsock_socket[0] == '\0')
+    return err_make (err, ENOTSUP, "VM has no vsock device");
+  if (strlen (rt->vsock_socket) >= sizeof sa.sun_path)
+    return err_make (err, ENAMETOOLONG, "vsock socket path %s", rt->vsock_socket);
+  memcpy (sa.sun_path, rt->vsock_socket, strlen (rt->vsock_socket) + 1);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return err_make (err, errno, "socket");
+  if (connect (fd, (struct sockaddr *) &sa, sizeof sa) < 0 && errno != EINPROGRESS)
+    return err_make (err, errno, "connect %s", rt->vsock_socket);
+  n = snprintf (line, sizeof line, "CONNECT %u\n", port);
+  for (size_t off = 0; off < (size_t) n;)
+    {
+      struct pollfd p = { .fd = fd, .events = POLLOUT };
+      ssize_t w;
+      int left = (int) (deadline - proc_now_ms ());
+      if (left <= 0 || poll (&p, 1, left) == 0)
+        return err_make (err, ETIMEDOUT, "vsock CONNECT %u: timed out", port);
+      w = send (fd, line + off, (size_t) n - off, MSG_NOSIGNAL);
+      if (w < 0 && errno != EAGAIN && errno != EINTR)
+        return err_make (err, errno, "vsock CONNECT %u: send", port);
+      if (w > 0)
+        off += (size_t) w;
+    }
+  while (used < sizeof line - 1)
+    {
+      struct pollfd p = { .fd = fd, .events = POLLIN };
+      int left = (int) (deadline - proc_now_ms ());
+      ssize_t got;
+      if (left <= 0 || poll (&p, 1, left) == 0)
+        return err_make (err, ETIMEDOUT, "vsock CONNECT %u: no answer within %d ms", port,
+                         timeout_ms);
+      got = recv (fd, line + used, 1, 0);
+      if (got == 0)
+        return err_make (err, ECONNREFUSED,
+                         "vsock CONNECT %u: closed by cloud-hypervisor (nothing listens on the "
+                         "guest port?)",
+                         port);
+      if (got < 0 && errno != EAGAIN && errno != EINTR)
+        return err_make (err, errno, "vsock CONNECT %u: recv", port);
+      if (got == 1 && line[used++] == '\n')
+        break;
+    }
+  line[used] = '\0';
+  if (strncmp (line, "OK ", 3) != 0 || line[used - 1] != '\n')
+    return err_make (err, EPROTO, "vsock CONNECT %u: unexpected answer \"%.*s\"", port,
+                     (int) strcspn (line, "\n"), line);
+  flags = fcntl (fd, F_GETFL);
+  if (flags < 0 || fcntl (fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+    return err_make (err, errno, "fcntl");
+  return steal_fd (&fd);
+}
+
+const struct backend_ops backend_ch = {
+  .name = "cloud-hypervisor",
+  .available = ch_available,
+  .start = ch_start,
+  .pause = ch_pause_vm,
+  .resume = ch_resume_vm,
+  .snapshot = ch_snapshot_vm,
+  .restore = ch_restore_vm,
+  .shutdown = ch_shutdown_vm,
+  .agent_connect = ch_agent_connect,
+};

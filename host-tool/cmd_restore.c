@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * chvm restore NAME: only from a complete <dir>/snapshot (a snapshot.tmp-*
+ * left by an interrupted standby is never used).  Recreates the tap, starts
+ * a VMM that restores and resumes, then tells the agent to thaw with the
+ * host's time and waits until the browser answers.  Phases are timed.
+ *
+ * On the QEMU backend, connections forwarded by user-net ended with the old
+ * QEMU: CDP clients reconnect (the browser, its targets and pages are the
+ * same).  Through a tap (cloud-hypervisor) they survive.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cleanup.h"
+#include "commands.h"
+#include "net.h"
+#include "proc.h"
+#include "vmctl.h"
+
+#define AGENT_MS 30000
+#define READY_MS 60000
+
+static int
+restore (struct vmctl *c, struct phase *ph, size_t *n, struct err **err)
+{
+  char snap[VM_PATH_MAX + 16];
+  struct publish pub[VM_MAX_PUBLISH];
+  struct vm_spec spec;
+  struct agent_client *a = NULL;
+  Chvm__Agent__Frame *reply = NULL;
+  cleanup_err struct err *e2 = NULL;
+  enum vm_status st = vmctl_status (c);
+  struct stat sb;
+  double t = proc_now_ms ();
+  unsigned thawed = 0;
+  int64_t step_ns = 0;
+
+  snprintf (snap, sizeof snap, "%s/snapshot", c->dir);
+  if (st != VM_STATUS_STANDBY || stat (snap, &sb) < 0 || !S_ISDIR (sb.st_mode))
+    return err_make (err, 0, "VM '%s' is %s: nothing to restore (no complete snapshot)",
+                     c->rec.name, vm_status_name (st));
+  if (c->rec.tap[0] && net_ensure_tap (NULL, c->rec.tap, err) < 0)
+    return -1;
+  vmctl_phase (ph, n, "tap", &t);
+  vmrec_spec (&c->rec, c->dir, pub, &spec);
+  if (c->be->restore (&spec, snap, &c->rec.rt, ph, n, err) < 0)
+    return -1;
+  t = proc_now_ms ();
+  c->rec.state = VM_STATUS_RUNNING;
+  if (vmctl_write_pid (c->dir, c->rec.rt.vmm_pid, err) < 0 || vmctl_save (c, err) < 0)
+    return -1;
+  if (vmctl_agent (c, AGENT_MS, &a, err) < 0
+      || agent_thaw (a, agent_now_ns (), &thawed, &step_ns, AGENT_MS, err) < 0)
+    {
+      if (a != NULL)
+        agent_close (a);
+      return err_wrap (err, "thaw");
+    }
+  vmctl_phase (ph, n, "thaw", &t);
+  if (agent_wait_ready (a, READY_MS, c->rec.cdp_port, &reply, err) < 0)
+    {
+      agent_close (a);
+      return err_wrap (err, "browser not ready after restore");
+    }
+  chvm__agent__frame__free_unpacked (reply, NULL);
+  agent_close (a);
+  vmctl_phase (ph, n, "ready", &t);
+  /* The snapshot is stale now that the VM runs on; a next standby makes a
+     new one. */
+  if (vmctl_rmtree (snap, &e2) < 0)
+    err_release (&e2);
+  return 0;
+}
+
+int
+cmd_restore (const struct global_opts *g, int argc, char **argv)
+{
+  cleanup_err struct err *err = NULL;
+  cleanup_free struct vmctl *c = calloc (1, sizeof *c);
+  struct phase ph[BACKEND_MAX_PHASES];
+  size_t n = 0;
+  double t0 = proc_now_ms ();
+  char cdp[128];
+  int r;
+
+  if (argc != 2 || argv[1][0] == '-')
+    {
+      bool help = argc == 2 && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0);
+      fprintf (help ? stdout : stderr,
+               "Usage: chvm restore NAME [--json]\n\n"
+               "Bring a VM in standby back from its snapshot; prints each phase's time.\n"
+               "With the QEMU backend CDP clients must reconnect (same browser, same targets).\n");
+      return help ? 0 : 2;
+    }
+  if (c == NULL)
+    return 1;
+  if (vmctl_open (g, argv[1], true, c, &err) < 0)
+    {
+      vmctl_close (c);
+      return vmctl_fail ("restore", &err);
+    }
+  r = restore (c, ph, &n, &err);
+  vmctl_close (c);
+  if (r < 0)
+    return vmctl_fail ("restore", &err);
+  vmctl_print_phases (g, "restore", c->rec.name, ph, n, proc_now_ms () - t0);
+  if (!g->json)
+    {
+      vmctl_cdp_address (&c->rec, cdp, sizeof cdp);
+      printf ("%s %s\n", c->rec.name, cdp);
+    }
+  return 0;
+}

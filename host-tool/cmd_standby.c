@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * chvm standby NAME: agent Quiesce -> pause -> snapshot into
+ * <dir>/snapshot.tmp-XXXXXX -> rename to <dir>/snapshot once complete ->
+ * VMM shutdown.  The tap stays, so that a restore finds it.  Each phase is
+ * timed.
+ *
+ * The agent connection stays open until the VMM is gone: the agent thaws
+ * by itself when its client disconnects, and the snapshot must hold the
+ * frozen state.  A failure before the snapshot is complete resumes the VM
+ * and thaws it, so it is left as it was.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cleanup.h"
+#include "commands.h"
+#include "proc.h"
+#include "vmctl.h"
+
+#define QUIESCE_MS 300000 /* agent auto-thaw bound: covers pause + snapshot */
+#define AGENT_MS 15000
+
+static int
+standby (struct vmctl *c, struct phase *ph, size_t *n, struct err **err)
+{
+  char tmp[VM_PATH_MAX + 32], snap[VM_PATH_MAX + 16];
+  struct agent_client *a = NULL;
+  cleanup_err struct err *e2 = NULL;
+  enum vm_status st = vmctl_status (c);
+  double t = proc_now_ms ();
+  unsigned frozen = 0;
+  int64_t freed_kb = 0;
+  bool paused = false;
+
+  if (st != VM_STATUS_RUNNING && st != VM_STATUS_PAUSED)
+    return err_make (err, 0, "VM '%s' is %s, not running", c->rec.name, vm_status_name (st));
+  snprintf (snap, sizeof snap, "%s/snapshot", c->dir);
+  /* A leftover complete snapshot belongs to an older standby: the new one
+     replaces it only when complete (rename below). */
+  if (st == VM_STATUS_RUNNING)
+    {
+      if (vmctl_agent (c, AGENT_MS, &a, err) < 0
+          || agent_quiesce (a, QUIESCE_MS, true, false, &frozen, &freed_kb, QUIESCE_MS, err) < 0)
+        {
+          if (a != NULL)
+            agent_close (a);
+          return err_wrap (err, "quiesce");
+        }
+      vmctl_phase (ph, n, "quiesce", &t);
+      if (c->be->pause (&c->rec.rt, err) < 0)
+        goto undo;
+      paused = true;
+      vmctl_phase (ph, n, "pause", &t);
+    }
+  snprintf (tmp, sizeof tmp, "%s/snapshot.tmp-XXXXXX", c->dir);
+  if (mkdtemp (tmp) == NULL)
+    {
+      err_make (err, errno, "mkdtemp %s", tmp);
+      goto undo;
+    }
+  if (c->be->snapshot (&c->rec.rt, tmp, err) < 0)
+    {
+      vmctl_rmtree (tmp, &e2);
+      goto undo;
+    }
+  if (vmctl_rmtree (snap, err) < 0 || rename (tmp, snap) < 0)
+    {
+      if (*err == NULL)
+        err_make (err, errno, "rename %s to %s", tmp, snap);
+      vmctl_rmtree (tmp, &e2);
+      goto undo;
+    }
+  vmctl_phase (ph, n, "snapshot", &t);
+  /* From here the snapshot is the VM: record it before stopping the VMM. */
+  c->rec.state = VM_STATUS_STANDBY;
+  if (vmctl_save (c, err) < 0)
+    goto undo;
+  if (c->be->shutdown (&c->rec.rt, err) < 0)
+    {
+      if (a != NULL)
+        agent_close (a);
+      return err_wrap (err, "snapshot complete, but the VMM did not stop");
+    }
+  if (a != NULL)
+    agent_close (a);
+  vmctl_phase (ph, n, "shutdown", &t);
+  c->rec.rt.vmm_pid = 0;
+  return vmctl_save (c, err);
+
+undo:
+  if (paused)
+    c->be->resume (&c->rec.rt, &e2);
+  err_release (&e2);
+  if (a != NULL)
+    {
+      agent_thaw (a, 0, NULL, NULL, AGENT_MS, &e2);
+      agent_close (a);
+    }
+  return -1;
+}
+
+int
+cmd_standby (const struct global_opts *g, int argc, char **argv)
+{
+  cleanup_err struct err *err = NULL;
+  cleanup_free struct vmctl *c = calloc (1, sizeof *c);
+  struct phase ph[BACKEND_MAX_PHASES];
+  size_t n = 0;
+  double t0 = proc_now_ms ();
+  int r;
+
+  if (argc != 2 || argv[1][0] == '-')
+    {
+      bool help = argc == 2 && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0);
+      fprintf (help ? stdout : stderr,
+               "Usage: chvm standby NAME [--json]\n\n"
+               "Quiesce, pause and snapshot the VM to disk, then stop its VMM;\n"
+               "`chvm restore NAME` brings it back.  Prints each phase's time.\n");
+      return help ? 0 : 2;
+    }
+  if (c == NULL)
+    return 1;
+  if (vmctl_open (g, argv[1], true, c, &err) < 0)
+    {
+      vmctl_close (c);
+      return vmctl_fail ("standby", &err);
+    }
+  r = standby (c, ph, &n, &err);
+  vmctl_close (c);
+  if (r < 0)
+    return vmctl_fail ("standby", &err);
+  vmctl_print_phases (g, "standby", c->rec.name, ph, n, proc_now_ms () - t0);
+  return 0;
+}

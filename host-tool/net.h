@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * VM networking on the host.
+ *
+ * QEMU user-net needs only host ports: a free loopback port for the agent
+ * and a check that each --publish port is free.
+ *
+ * The tap mode (CH, or QEMU with --net tap) gives each VM a persistent tap
+ * on the bridge chvm0 (10.213.0.1/24), a guest address from that subnet that
+ * no other VM's vm.json holds, NAT out through the nft table `ip chvm`, and
+ * --publish as DNAT map elements of that table.  Everything can be done
+ * inside a named network namespace (--netns), which is how it is tested.
+ * Commands (ip, nft) run through posix_spawn with an argv, never a shell.
+ * The tap outlives the VMM on purpose: standby keeps it so that TCP
+ * connections through it survive a restore.
+ */
+#ifndef CHVM_NET_H
+#define CHVM_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "vmstate.h"
+
+#define NET_BRIDGE "chvm0"
+#define NET_PREFIX 24
+#define NET_SUBNET 0x0ad50000u  /* 10.213.0.0 */
+#define NET_GATEWAY 0x0ad50001u /* 10.213.0.1, the bridge */
+
+/* A free TCP port on 127.0.0.1, chosen by the kernel. */
+int net_pick_port (uint16_t *port, struct err **err);
+
+/* Fails with "ADDR:PORT/PROTO is already in use" when it cannot be bound. */
+int net_check_port (const char *addr, uint16_t port, bool udp, struct err **err);
+
+/* "[ADDR:]HOST:GUEST[/udp|/tcp]" (ADDR may be [v6]); default addr 127.0.0.1. */
+int net_parse_publish (const char *s, struct vm_publish *out, struct err **err);
+
+/* The lowest free guest address in the subnet (.2 - .254), given the ones
+   in use (host byte order); pure. */
+int net_alloc_address (const uint32_t *used, size_t n, uint32_t *out, struct err **err);
+
+/* Parses "A.B.C.D[/prefix]" into host byte order. */
+int net_parse_ipv4 (const char *s, uint32_t *addr, struct err **err);
+
+/* Tap name and locally administered MAC derived from the guest address, so
+   they are unique whenever addresses are. */
+void net_tap_name (uint32_t addr, char *out, size_t len);
+void net_mac (uint32_t addr, char *out, size_t len);
+
+/* Runs argv (PATH search, no shell), stdin fed from input (may be NULL);
+   fails with its first stderr line when it exits non-zero.  With quiet, a
+   non-zero exit returns 1 with no error (probes, idempotent deletes).
+   Bounded by a 10 s deadline. */
+int net_run (const char *const argv[], const char *input, bool quiet, struct err **err);
+
+/* Moves this process into /run/netns/NAME, or back into the namespace it
+   started in for NULL or "": the VMM spawned next must live where its tap
+   is. */
+int net_enter_netns (const char *netns, struct err **err);
+
+/* Bridge + NAT table (idempotent), then the VM's tap and DNAT elements.
+   netns NULL: the current namespace; "" the one chvm started in; else
+   /run/netns/NAME. */
+int net_setup_vm (const char *netns, const struct vm_record *r, struct err **err);
+/* Recreates the tap only (restore). */
+int net_ensure_tap (const char *netns, const char *tap, struct err **err);
+/* Removes the VM's tap and DNAT elements; missing ones are not an error. */
+int net_teardown_vm (const char *netns, const struct vm_record *r, struct err **err);
+/* Removes the bridge and the nft table (when no VM uses them any more). */
+int net_teardown_all (const char *netns, struct err **err);
+
+#endif

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Hypervisor processes (Cloud Hypervisor, QEMU): start one with its output
+ * in a log file, wait for its control socket, wait for it to exit, kill it.
+ * Every wait is on an event (pidfd, inotify, connect) bounded by a
+ * CLOCK_MONOTONIC deadline; nothing here sleeps for a fixed time.
+ *
+ * The VMM runs in its own session so that it outlives the chvm command that
+ * started it; a later chvm may stop it by pid, which is why the waits use a
+ * pidfd and do not need the process to be our child (when it is, it is
+ * reaped so it does not linger as a zombie).
+ */
+#ifndef CHVM_PROC_H
+#define CHVM_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+/* Starts argv[0] (searched in PATH) with stdin from /dev/null and
+   stdout+stderr appended to log_path, in a new session, with no fds of ours
+   but 0-2.  On success stores the pid. */
+int proc_spawn (const char *const argv[], const char *log_path, pid_t *pid, struct err **err);
+
+/* Waits until the unix socket at path accepts a connection.  Fails at once,
+   naming the exit status, when pid exits first, and fails with ETIMEDOUT
+   after timeout_ms.  path should not exist yet (the caller removes a stale
+   one), or a stale socket from an earlier process could be mistaken for
+   the new one. */
+int proc_wait_socket (pid_t pid, const char *path, int timeout_ms, struct err **err);
+
+/* Waits up to timeout_ms for pid to exit (reaping it if it is our child).
+   Returns 1 when it exited (and *status, if not NULL, holds its wait
+   status, or -1 when it was not our child), 0 on timeout, <0 on error. */
+int proc_wait_exit (pid_t pid, int timeout_ms, int *status, struct err **err);
+
+/* Sends SIGTERM, waits up to grace_ms, then SIGKILL and waits up to
+   another grace_ms.  Returns 0 once the process is gone. */
+int proc_terminate (pid_t pid, int grace_ms, struct err **err);
+
+/* Runs argv (searched in PATH) with stderr to /dev/null and returns its
+   first stdout line, without the newline, in out (truncated to len).  Kills
+   it when it has not exited after timeout_ms.  For `X --version`. */
+int proc_capture_line (const char *const argv[], char *out, size_t len, int timeout_ms,
+                       struct err **err);
+
+/* Whether pid still runs (a zombie child of ours is reaped and counts as
+   gone). */
+bool proc_alive_p (pid_t pid);
+
+/* Milliseconds on CLOCK_MONOTONIC; for deadlines and phase timings. */
+double proc_now_ms (void);
+
+#endif

@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "vmctl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/pidfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "net.h"
+#include "proc.h"
+#include "qmp.h"
+
+const struct backend_ops *
+vmctl_backend (const char *name)
+{
+  if (strcmp (name, backend_qemu.name) == 0)
+    return &backend_qemu;
+  if (strcmp (name, backend_ch.name) == 0 || strcmp (name, "ch") == 0)
+    return &backend_ch;
+  return NULL;
+}
+
+bool
+vmctl_kvm_usable (char *why, size_t why_len)
+{
+  struct stat st;
+  int fd;
+
+  if (stat ("/sys/module/kvm_pvm", &st) == 0)
+    {
+      snprintf (why, why_len,
+                "/dev/kvm is the kvm_pvm software module (shadow paging), which cannot run a "
+                "stock Linux guest");
+      return false;
+    }
+  fd = open ("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    {
+      snprintf (why, why_len, "/dev/kvm: %s", strerror (errno));
+      return false;
+    }
+  close (fd);
+  if (stat ("/sys/module/kvm_intel", &st) < 0 && stat ("/sys/module/kvm_amd", &st) < 0)
+    {
+      snprintf (why, why_len, "neither kvm_intel nor kvm_amd is loaded");
+      return false;
+    }
+  return true;
+}
+
+int
+vmctl_open (const struct global_opts *g, const char *name, bool lock, struct vmctl *c,
+            struct err **err)
+{
+  memset (c, 0, sizeof *c);
+  c->lock_fd = -1;
+  if (vmstate_root (g->state_dir, c->root, sizeof c->root, err) < 0
+      || vmstate_dir (c->root, name, c->dir, sizeof c->dir, err) < 0)
+    return -1;
+  if (lock && (c->lock_fd = vmstate_lock (c->root, VMCTL_LOCK_MS, err)) < 0)
+    return -1;
+  if (vmrec_load (c->root, name, &c->rec, err) < 0)
+    return -1;
+  c->be = vmctl_backend (c->rec.backend);
+  if (c->be == NULL)
+    return err_make (err, 0, "VM '%s': unknown backend '%s'", name, c->rec.backend);
+  return net_enter_netns (c->rec.netns, err);
+}
+
+void
+vmctl_close (struct vmctl *c)
+{
+  if (c->lock_fd >= 0)
+    close (c->lock_fd);
+  c->lock_fd = -1;
+}
+
+int
+vmctl_save (struct vmctl *c, struct err **err)
+{
+  return vmrec_save (c->root, &c->rec, err);
+}
+
+static int
+api_probe (const struct vm_record *r)
+{
+  cleanup_err struct err *err = NULL;
+  struct json_object *ret = NULL, *st;
+  struct qmp *q;
+  int paused = -1;
+
+  /* Only QEMU is asked: its monitor tells "paused" from "running" cheaply.
+     For cloud-hypervisor the recorded state stands. */
+  if (strcmp (r->backend, backend_qemu.name) != 0 || r->rt.api_socket[0] == '\0')
+    return -1;
+  q = qmp_open (r->rt.api_socket, 1000, NULL, 0, &err);
+  if (q == NULL)
+    return -1;
+  if (qmp_execute (q, "query-status", NULL, &ret, 1000, &err) == 0
+      && json_object_object_get_ex (ret, "status", &st))
+    paused = strcmp (json_object_get_string (st), "running") == 0 ? 0 : 1;
+  json_object_put (ret);
+  qmp_close (q);
+  return paused;
+}
+
+enum vm_status
+vmctl_status (const struct vmctl *c)
+{
+  return vm_probe (c->dir, &c->rec, api_probe);
+}
+
+static int
+ms_left (double deadline)
+{
+  double l = deadline - proc_now_ms ();
+  return l <= 0 ? 0 : (int) l + 1;
+}
+
+int
+vmctl_agent (const struct vmctl *c, int timeout_ms, struct agent_client **out,
+             struct err **err)
+{
+  double deadline = proc_now_ms () + timeout_ms;
+  cleanup_close int pidfd = pidfd_open (c->rec.rt.vmm_pid, 0);
+  int backoff = 20;
+  const char *token = c->rec.agent_token[0] ? c->rec.agent_token : NULL;
+  unsigned port = c->rec.agent_vsock_port ? c->rec.agent_vsock_port : c->rec.agent_tcp_port;
+
+  if (pidfd < 0)
+    return err_make (err, errno, "VMM (pid %d) is not running", (int) c->rec.rt.vmm_pid);
+  for (;;)
+    {
+      cleanup_err struct err *e = NULL;
+      struct pollfd p = { .fd = pidfd, .events = POLLIN };
+      int fd, left = ms_left (deadline);
+
+      fd = c->be->agent_connect (&c->rec.rt, port, left > 5000 ? 5000 : left, &e);
+      if (fd >= 0)
+        {
+          *out = agent_open (fd, token, left > 5000 ? 5000 : left, &e);
+          if (*out != NULL)
+            return 0;
+        }
+      left = ms_left (deadline);
+      if (left == 0)
+        {
+          err_make (err, e ? e->status : ETIMEDOUT, "agent of VM '%s' did not answer in %d ms",
+                    c->rec.name, timeout_ms);
+          if (e != NULL && e->msg != NULL)
+            err_wrap (err, "%s", e->msg);
+          return -1;
+        }
+      /* The agent is not listening yet (under QEMU the hostfwd accepts and
+         then drops us): back off, but wake at once if the VMM exits. */
+      if (TEMP_FAILURE_RETRY (poll (&p, 1, backoff < left ? backoff : left)) > 0)
+        return err_make (err, 0, "VMM (pid %d) exited", (int) c->rec.rt.vmm_pid);
+      if (backoff < 500)
+        backoff *= 2;
+    }
+}
+
+/* Scans the console log from *off for guest-init's phase lines.  Returns 1
+   once "phase agent" (or later) was seen, -1 on an init error line. */
+static int
+scan_console (int fd, off_t *off, char *carry, size_t *carry_len, size_t carry_cap,
+              struct err **err)
+{
+  char buf[8192];
+  ssize_t n;
+
+  while ((n = pread (fd, buf, sizeof buf, *off)) > 0)
+    {
+      *off += n;
+      for (ssize_t i = 0; i < n; i++)
+        {
+          if (buf[i] != '\n')
+            {
+              if (*carry_len < carry_cap - 1)
+                carry[(*carry_len)++] = buf[i];
+              continue;
+            }
+          carry[*carry_len] = '\0';
+          *carry_len = 0;
+          if (strstr (carry, "ERROR init[1]:") != NULL)
+            return err_make (err, 0, "guest: %s", strstr (carry, "ERROR init[1]:"));
+          if (strstr (carry, "init[1]:") != NULL
+              && (strstr (carry, "phase agent") != NULL || strstr (carry, "phase exec") != NULL))
+            return 1;
+        }
+    }
+  return 0;
+}
+
+static int
+wait_console_agent (const struct vmctl *c, double deadline, struct err **err)
+{
+  char path[VM_PATH_MAX + 16], carry[1024];
+  cleanup_close int ino = inotify_init1 (IN_CLOEXEC | IN_NONBLOCK);
+  cleanup_close int pidfd = pidfd_open (c->rec.rt.vmm_pid, 0);
+  cleanup_close int fd = -1;
+  size_t carry_len = 0;
+  off_t off = 0;
+
+  snprintf (path, sizeof path, "%s/console.log", c->dir);
+  if (ino < 0 || pidfd < 0)
+    return err_make (err, errno, "watch %s", path);
+  if (inotify_add_watch (ino, path, IN_MODIFY) < 0)
+    return err_make (err, errno, "watch %s", path);
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return err_make (err, errno, "open %s", path);
+  for (;;)
+    {
+      struct pollfd p[2] = { { .fd = ino, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
+      char evbuf[4096];
+      int r = scan_console (fd, &off, carry, &carry_len, sizeof carry, err);
+      if (r != 0)
+        return r < 0 ? r : 0;
+      r = TEMP_FAILURE_RETRY (poll (p, 2, ms_left (deadline)));
+      if (r == 0)
+        return err_make (err, ETIMEDOUT, "guest-init did not start the agent (see %s)", path);
+      if (p[1].revents & POLLIN)
+        {
+          scan_console (fd, &off, carry, &carry_len, sizeof carry, err);
+          if (*err != NULL)
+            return -1;
+          return err_make (err, 0, "VMM exited during boot (see %s and chvm logs --source vmm)",
+                           path);
+        }
+      while (read (ino, evbuf, sizeof evbuf) > 0)
+        ;
+    }
+}
+
+int
+vmctl_wait_ready (const struct vmctl *c, int timeout_ms, unsigned *ready_ms, char *browser,
+                  size_t browser_len, struct err **err)
+{
+  double deadline = proc_now_ms () + timeout_ms;
+  struct agent_client *a = NULL;
+  Chvm__Agent__Frame *reply = NULL;
+  int left;
+
+  if (wait_console_agent (c, deadline, err) < 0 || vmctl_agent (c, ms_left (deadline), &a, err) < 0)
+    return -1;
+  left = ms_left (deadline);
+  if (agent_wait_ready (a, (unsigned) left, c->rec.cdp_port, &reply, err) < 0)
+    {
+      agent_close (a);
+      return err_wrap (err, "browser not ready");
+    }
+  if (reply->body_case == CHVM__AGENT__FRAME__BODY_WAIT_READY_REPLY)
+    {
+      *ready_ms = reply->wait_ready_reply->ready_after_ms;
+      snprintf (browser, browser_len, "%s",
+                reply->wait_ready_reply->browser ? reply->wait_ready_reply->browser : "");
+    }
+  chvm__agent__frame__free_unpacked (reply, NULL);
+  agent_close (a);
+  return 0;
+}
+
+void
+vmctl_cdp_address (const struct vm_record *r, char *out, size_t len)
+{
+  for (size_t i = 0; i < r->n_publish; i++)
+    if (!r->publish[i].udp && r->publish[i].guest_port == r->cdp_port)
+      {
+        const char *a = r->publish[i].host_addr;
+        if (strcmp (a, "0.0.0.0") == 0)
+          a = "127.0.0.1";
+        snprintf (out, len, strchr (a, ':') ? "http://[%s]:%u" : "http://%s:%u", a,
+                  r->publish[i].host_port);
+        return;
+      }
+  if (r->address[0])
+    {
+      snprintf (out, len, "http://%.*s:%u", (int) strcspn (r->address, "/"), r->address,
+                r->cdp_port);
+      return;
+    }
+  snprintf (out, len, "-");
+}
+
+int
+vmctl_write_pid (const char *dir, pid_t pid, struct err **err)
+{
+  char path[VM_PATH_MAX + 16], s[24];
+  int n = snprintf (s, sizeof s, "%d\n", (int) pid);
+
+  snprintf (path, sizeof path, "%s/vmm.pid", dir);
+  return write_file_atomic (path, s, (size_t) n, 0644, err);
+}
+
+static int
+rm_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  (void) st;
+  (void) ftw;
+  if (flag == FTW_DP)
+    return rmdir (path) < 0 && errno != ENOENT ? -1 : 0;
+  return unlink (path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int
+vmctl_rmtree (const char *path, struct err **err)
+{
+  if (nftw (path, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+    return err_make (err, errno, "remove %s", path);
+  return 0;
+}
+
+int
+vmctl_fail (const char *cmd, struct err **err)
+{
+  char buf[2048];
+
+  fprintf (stderr, "chvm %s: %s\n", cmd, err_str (*err, buf, sizeof buf));
+  err_release (err);
+  return 1;
+}
+
+void
+vmctl_print_phases (const struct global_opts *g, const char *cmd, const char *name,
+                    const struct phase *p, size_t n, double total_ms)
+{
+  if (g->json)
+    {
+      struct json_object *o = json_object_new_object (), *ph = json_object_new_object ();
+      json_object_object_add (o, "name", json_object_new_string (name));
+      json_object_object_add (o, "command", json_object_new_string (cmd));
+      for (size_t i = 0; i < n; i++)
+        json_object_object_add (ph, p[i].name, json_object_new_double (p[i].ms));
+      json_object_object_add (o, "phases", ph);
+      json_object_object_add (o, "total_ms", json_object_new_double (total_ms));
+      puts (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN));
+      json_object_put (o);
+      return;
+    }
+  for (size_t i = 0; i < n; i++)
+    printf ("  %-12s %9.1f ms\n", p[i].name, p[i].ms);
+  printf ("%s %s: %.1f ms\n", cmd, name, total_ms);
+}
+
+void
+vmctl_phase (struct phase *p, size_t *n, const char *name, double *t)
+{
+  double now = proc_now_ms ();
+
+  if (*n < BACKEND_MAX_PHASES)
+    p[(*n)++] = (struct phase) { name, now - *t };
+  *t = now;
+}
+
+int
+vmctl_data_path (const char *rel, char *out, size_t len, struct err **err)
+{
+  char exe[VM_PATH_MAX], probe[VM_PATH_MAX + 32];
+  const char *env = getenv ("CHVM_DATA_DIR");
+  struct stat st;
+  ssize_t n;
+
+  if (env != NULL && *env)
+    {
+      if ((size_t) snprintf (out, len, "%s/%s", env, rel) >= len)
+        return err_make (err, ENAMETOOLONG, "data path");
+      return 0;
+    }
+  n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
+  if (n < 0)
+    return err_make (err, errno, "readlink /proc/self/exe");
+  exe[n] = '\0';
+  dirname (exe);
+  snprintf (probe, sizeof probe, "%s/../kernel/vmlinuz", exe);
+  if (stat (probe, &st) == 0)
+    n = snprintf (out, len, "%s/../%s", exe, rel);
+  else
+    n = snprintf (out, len, "%s/../share/chvm/%s", exe, rel);
+  if (n < 0 || (size_t) n >= len)
+    return err_make (err, ENAMETOOLONG, "data path");
+  return 0;
+}

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What the lifecycle commands (cmd_run.c ... cmd_doctor.c) share: opening a
+ * VM by name under the state lock, its backend, its derived status, the
+ * agent connection (vsock or TCP + token), the wait for the guest, and the
+ * phase report of standby/restore.
+ */
+#ifndef CHVM_VMCTL_H
+#define CHVM_VMCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "agent_client.h"
+#include "backend.h"
+#include "commands.h"
+#include "err.h"
+#include "vmstate.h"
+
+#define VMCTL_LOCK_MS 30000
+
+struct vmctl
+{
+  char root[VM_PATH_MAX];
+  char dir[VM_PATH_MAX];
+  int lock_fd; /* -1 when not locked */
+  struct vm_record rec;
+  const struct backend_ops *be;
+};
+
+/* Backend by its name (backend_ops.name, or "ch"). */
+const struct backend_ops *vmctl_backend (const char *name);
+
+/* Whether KVM here can run a real guest; on false, why says what is wrong
+   (no /dev/kvm, the kvm_pvm software module, no access). */
+bool vmctl_kvm_usable (char *why, size_t why_len);
+
+/* Resolves the state root, takes the lock when lock is true, loads the VM
+   and enters its network namespace. */
+int vmctl_open (const struct global_opts *g, const char *name, bool lock, struct vmctl *c,
+                struct err **err);
+void vmctl_close (struct vmctl *c);
+int vmctl_save (struct vmctl *c, struct err **err);
+
+/* Status from reality: VMM pid alive and ours, its API, the snapshot. */
+enum vm_status vmctl_status (const struct vmctl *c);
+
+/* Connects to the agent and says Hello; retries until the deadline while
+   the guest is still booting, and fails at once when the VMM exits. */
+int vmctl_agent (const struct vmctl *c, int timeout_ms, struct agent_client **out,
+                 struct err **err);
+
+/* Waits for guest-init's "phase agent" console line (an "ERROR init[1]"
+   line or the VMM's exit fails it), then for WaitReady.  *ready_ms is the
+   agent's own wait. */
+int vmctl_wait_ready (const struct vmctl *c, int timeout_ms, unsigned *ready_ms,
+                      char *browser, size_t browser_len, struct err **err);
+
+/* The CDP address a client should use ("http://ADDR:PORT"). */
+void vmctl_cdp_address (const struct vm_record *r, char *out, size_t len);
+
+/* A file of the data dir (kernel/vmlinuz, initrd.cpio.gz,
+   images/standin/oci): $CHVM_DATA_DIR, else the build tree the binary
+   sits in (<bindir>/.. holding kernel/vmlinuz), else <bindir>/../share/chvm. */
+int vmctl_data_path (const char *rel, char *out, size_t len, struct err **err);
+
+/* Writes <dir>/vmm.pid. */
+int vmctl_write_pid (const char *dir, pid_t pid, struct err **err);
+
+/* Removes a directory tree (snapshot, VM dir). */
+int vmctl_rmtree (const char *path, struct err **err);
+
+/* Prints "chvm CMD: message" to stderr; returns 1. */
+int vmctl_fail (const char *cmd, struct err **err);
+
+/* Appends phase name lasting from *t to now (at most BACKEND_MAX_PHASES)
+   and sets *t to now. */
+void vmctl_phase (struct phase *p, size_t *n, const char *name, double *t);
+
+/* Phase table (text) or {"phases":{name:ms},"total_ms":..} (--json). */
+void vmctl_print_phases (const struct global_opts *g, const char *cmd, const char *name,
+                         const struct phase *p, size_t n, double total_ms);
+
+#endif

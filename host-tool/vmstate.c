@@ -1,0 +1,730 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "vmstate.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+#define VM_JSON_MAX (1 << 20)
+
+static const char *const status_names[] = {
+  [VM_STATUS_CREATED] = "created", [VM_STATUS_RUNNING] = "running",
+  [VM_STATUS_PAUSED] = "paused",   [VM_STATUS_STANDBY] = "standby",
+  [VM_STATUS_STOPPED] = "stopped", [VM_STATUS_DEAD] = "dead",
+};
+
+const char *
+vm_status_name (enum vm_status s)
+{
+  if ((size_t) s >= sizeof status_names / sizeof status_names[0])
+    return "unknown";
+  return status_names[s];
+}
+
+int
+vm_status_parse (const char *s, enum vm_status *out)
+{
+  for (size_t i = 0; i < sizeof status_names / sizeof status_names[0]; i++)
+    if (strcmp (s, status_names[i]) == 0)
+      {
+        *out = (enum vm_status) i;
+        return 0;
+      }
+  return -1;
+}
+
+enum vm_status
+vm_status_derive (const struct vm_facts *f)
+{
+  if (f->vmm_alive)
+    {
+      /* The API is the truth when it answers; a VMM still starting or busy
+         keeps the recorded state. */
+      if (f->api_paused == 1)
+        return VM_STATUS_PAUSED;
+      if (f->api_paused == 0)
+        return VM_STATUS_RUNNING;
+      return f->recorded == VM_STATUS_PAUSED ? VM_STATUS_PAUSED : VM_STATUS_RUNNING;
+    }
+  switch (f->recorded)
+    {
+    case VM_STATUS_STANDBY:
+      /* Standby without its snapshot cannot be restored: it is lost. */
+      return f->snapshot ? VM_STATUS_STANDBY : VM_STATUS_DEAD;
+    case VM_STATUS_STOPPED:
+    case VM_STATUS_CREATED:
+      return f->recorded;
+    case VM_STATUS_RUNNING:
+    case VM_STATUS_PAUSED:
+    case VM_STATUS_DEAD:
+    default:
+      return VM_STATUS_DEAD;
+    }
+}
+
+int
+vm_name_check (const char *name, struct err **err)
+{
+  size_t n = strlen (name);
+
+  if (n == 0 || n > VM_NAME_MAX)
+    return err_make (err, 0, "invalid VM name '%s': must be 1-%d characters", name,
+                     VM_NAME_MAX);
+  for (size_t i = 0; i < n; i++)
+    {
+      char c = name[i];
+      bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+      if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-')))
+        return err_make (err, 0,
+                         "invalid VM name '%s': use letters, digits, '_', '.', '-', "
+                         "starting with a letter or digit",
+                         name);
+    }
+  return 0;
+}
+
+static int
+mkdir_p (const char *path, mode_t mode, struct err **err)
+{
+  char buf[VM_PATH_MAX];
+  size_t n = strlen (path);
+
+  if (n == 0 || n >= sizeof buf)
+    return err_make (err, ENAMETOOLONG, "mkdir %s", path);
+  memcpy (buf, path, n + 1);
+  for (char *p = buf + 1; *p; p++)
+    if (*p == '/')
+      {
+        *p = '\0';
+        if (mkdir (buf, mode) < 0 && errno != EEXIST)
+          return err_make (err, errno, "mkdir %s", buf);
+        *p = '/';
+      }
+  if (mkdir (buf, mode) < 0 && errno != EEXIST)
+    return err_make (err, errno, "mkdir %s", buf);
+  return 0;
+}
+
+int
+vmstate_root (const char *opt, char *out, size_t len, struct err **err)
+{
+  const char *env = getenv ("CHVM_STATE_DIR");
+  char vms[VM_PATH_MAX];
+  int n;
+
+  if (opt != NULL && *opt)
+    n = snprintf (out, len, "%s", opt);
+  else if (env != NULL && *env)
+    n = snprintf (out, len, "%s", env);
+  else if (geteuid () == 0)
+    n = snprintf (out, len, "/var/lib/chvm");
+  else if (getenv ("XDG_STATE_HOME") != NULL && *getenv ("XDG_STATE_HOME"))
+    n = snprintf (out, len, "%s/chvm", getenv ("XDG_STATE_HOME"));
+  else if (getenv ("HOME") != NULL)
+    n = snprintf (out, len, "%s/.local/state/chvm", getenv ("HOME"));
+  else
+    return err_make (err, 0, "no state directory: set CHVM_STATE_DIR");
+  if (n < 0 || (size_t) n >= len)
+    return err_make (err, ENAMETOOLONG, "state directory path");
+  if (out[0] != '/')
+    return err_make (err, 0, "state directory '%s' must be an absolute path", out);
+  n = snprintf (vms, sizeof vms, "%s/vms", out);
+  if (n < 0 || (size_t) n >= sizeof vms)
+    return err_make (err, ENAMETOOLONG, "state directory path");
+  return mkdir_p (vms, 0700, err);
+}
+
+static void
+on_alarm (int sig)
+{
+  (void) sig; /* only there to interrupt flock() */
+}
+
+int
+vmstate_lock (const char *root, int timeout_ms, struct err **err)
+{
+  cleanup_close int fd = -1;
+  char path[VM_PATH_MAX];
+  struct sigaction sa = { .sa_handler = on_alarm }, old;
+  struct itimerval it = { 0 }, oldit;
+  int r, saved;
+
+  if ((size_t) snprintf (path, sizeof path, "%s/lock", root) >= sizeof path)
+    return err_make (err, ENAMETOOLONG, "lock path");
+  fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return err_make (err, errno, "open %s", path);
+  if (flock (fd, LOCK_EX | LOCK_NB) == 0)
+    return steal_fd (&fd);
+  if (errno != EWOULDBLOCK)
+    return err_make (err, errno, "flock %s", path);
+  /* Someone holds it: block, with a timer (no SA_RESTART) bounding the wait. */
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGALRM, &sa, &old);
+  it.it_value.tv_sec = timeout_ms / 1000;
+  it.it_value.tv_usec = (timeout_ms % 1000) * 1000;
+  setitimer (ITIMER_REAL, &it, &oldit);
+  r = flock (fd, LOCK_EX);
+  saved = errno;
+  memset (&it, 0, sizeof it);
+  setitimer (ITIMER_REAL, &it, NULL);
+  sigaction (SIGALRM, &old, NULL);
+  if (r < 0)
+    {
+      if (saved == EINTR)
+        return err_make (err, 0, "another chvm command holds %s (waited %d ms)", path,
+                         timeout_ms);
+      return err_make (err, saved, "flock %s", path);
+    }
+  return steal_fd (&fd);
+}
+
+int
+vmstate_dir (const char *root, const char *name, char *out, size_t len, struct err **err)
+{
+  int n;
+
+  if (vm_name_check (name, err) < 0)
+    return -1;
+  n = snprintf (out, len, "%s/vms/%s", root, name);
+  if (n < 0 || (size_t) n >= len)
+    return err_make (err, ENAMETOOLONG, "VM directory path");
+  return 0;
+}
+
+/* ---- JSON ---------------------------------------------------------------- */
+
+static void
+add_str (struct json_object *o, const char *k, const char *v)
+{
+  json_object_object_add (o, k, json_object_new_string (v));
+}
+
+static void
+add_int (struct json_object *o, const char *k, int64_t v)
+{
+  json_object_object_add (o, k, json_object_new_int64 (v));
+}
+
+int
+vmrec_to_json (const struct vm_record *r, char **out, struct err **err)
+{
+  struct json_object *root = json_object_new_object ();
+  struct json_object *spec = json_object_new_object ();
+  struct json_object *rt = json_object_new_object ();
+  struct json_object *pub = json_object_new_array ();
+  const char *s;
+
+  if (root == NULL || spec == NULL || rt == NULL || pub == NULL)
+    {
+      json_object_put (root);
+      json_object_put (spec);
+      json_object_put (rt);
+      json_object_put (pub);
+      return err_make (err, ENOMEM, "vm.json");
+    }
+  add_int (root, "version", 1);
+  add_str (root, "name", r->name);
+  add_str (root, "backend", r->backend);
+  add_str (root, "image", r->image);
+  add_int (root, "created", r->created);
+  add_str (root, "state", vm_status_name (r->state));
+
+  add_int (spec, "cpus", r->cpus);
+  add_int (spec, "memory_mib", (int64_t) r->memory_mib);
+  add_str (spec, "kernel", r->kernel);
+  add_str (spec, "initrd", r->initrd);
+  add_str (spec, "cmdline", r->cmdline);
+  add_str (spec, "rootfs", r->rootfs);
+  add_str (spec, "config_disk", r->config_disk);
+  add_str (spec, "upper_disk", r->upper_disk);
+  add_str (spec, "overlay", r->overlay);
+  add_str (spec, "netns", r->netns);
+  add_str (spec, "tap", r->tap);
+  add_str (spec, "mac", r->mac);
+  add_str (spec, "address", r->address);
+  add_int (spec, "agent_vsock_port", r->agent_vsock_port);
+  add_int (spec, "agent_tcp_port", r->agent_tcp_port);
+  add_int (spec, "cdp_port", r->cdp_port);
+  add_str (spec, "agent_token", r->agent_token);
+  for (size_t i = 0; i < r->n_publish; i++)
+    {
+      struct json_object *p = json_object_new_object ();
+      add_str (p, "host_addr", r->publish[i].host_addr);
+      add_int (p, "host_port", r->publish[i].host_port);
+      add_int (p, "guest_port", r->publish[i].guest_port);
+      add_str (p, "proto", r->publish[i].udp ? "udp" : "tcp");
+      json_object_array_add (pub, p);
+    }
+  json_object_object_add (spec, "publish", pub);
+  json_object_object_add (root, "spec", spec);
+
+  add_int (rt, "vmm_pid", r->rt.vmm_pid);
+  add_str (rt, "api_socket", r->rt.api_socket);
+  add_str (rt, "vsock_socket", r->rt.vsock_socket);
+  add_int (rt, "agent_host_port", r->rt.agent_host_port);
+  add_str (rt, "version", r->rt.version);
+  json_object_object_add (root, "runtime", rt);
+
+  s = json_object_to_json_string_ext (root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+  *out = s ? strdup (s) : NULL;
+  json_object_put (root);
+  if (*out == NULL)
+    return err_make (err, ENOMEM, "vm.json");
+  return 0;
+}
+
+static int
+get_str (struct json_object *o, const char *k, char *dst, size_t len, bool required,
+         struct err **err)
+{
+  struct json_object *v;
+  const char *s;
+  int n;
+
+  if (!json_object_object_get_ex (o, k, &v) || v == NULL)
+    {
+      if (required)
+        return err_make (err, 0, "vm.json: missing \"%s\"", k);
+      dst[0] = '\0';
+      return 0;
+    }
+  if (!json_object_is_type (v, json_type_string))
+    return err_make (err, 0, "vm.json: \"%s\" is not a string", k);
+  s = json_object_get_string (v);
+  n = json_object_get_string_len (v);
+  if (n < 0 || (size_t) n >= len || strlen (s) != (size_t) n)
+    return err_make (err, 0, "vm.json: \"%s\" is too long or has a NUL", k);
+  memcpy (dst, s, (size_t) n + 1);
+  return 0;
+}
+
+static int
+get_int (struct json_object *o, const char *k, int64_t min, int64_t max, int64_t *dst,
+         struct err **err)
+{
+  struct json_object *v;
+  int64_t x;
+
+  if (!json_object_object_get_ex (o, k, &v) || v == NULL)
+    {
+      *dst = 0;
+      if (min > 0)
+        return err_make (err, 0, "vm.json: missing \"%s\"", k);
+      return 0;
+    }
+  if (!json_object_is_type (v, json_type_int))
+    return err_make (err, 0, "vm.json: \"%s\" is not an integer", k);
+  errno = 0;
+  x = json_object_get_int64 (v);
+  if (errno != 0 || x < min || x > max)
+    return err_make (err, 0, "vm.json: \"%s\" out of range", k);
+  *dst = x;
+  return 0;
+}
+
+static int
+get_obj (struct json_object *o, const char *k, struct json_object **dst, struct err **err)
+{
+  if (!json_object_object_get_ex (o, k, dst) || !json_object_is_type (*dst, json_type_object))
+    return err_make (err, 0, "vm.json: \"%s\" missing or not an object", k);
+  return 0;
+}
+
+static int
+parse_spec (struct json_object *spec, struct vm_record *r, struct err **err)
+{
+  struct json_object *pub;
+  int64_t x;
+
+#define S(k, req)                                                             \
+  if (get_str (spec, #k, r->k, sizeof r->k, req, err) < 0)                    \
+    return -1;
+  S (kernel, true) S (initrd, false) S (cmdline, false) S (rootfs, false)
+  S (config_disk, false) S (upper_disk, false) S (overlay, false) S (netns, false)
+  S (tap, false) S (mac, false) S (address, false) S (agent_token, false)
+#undef S
+  if (get_int (spec, "cpus", 1, 512, &x, err) < 0)
+    return -1;
+  r->cpus = (unsigned) x;
+  if (get_int (spec, "memory_mib", 1, INT64_C (1) << 30, &x, err) < 0)
+    return -1;
+  r->memory_mib = (uint64_t) x;
+  if (get_int (spec, "agent_vsock_port", 0, UINT32_MAX, &x, err) < 0)
+    return -1;
+  r->agent_vsock_port = (unsigned) x;
+  if (get_int (spec, "agent_tcp_port", 0, 65535, &x, err) < 0)
+    return -1;
+  r->agent_tcp_port = (uint16_t) x;
+  if (get_int (spec, "cdp_port", 0, 65535, &x, err) < 0)
+    return -1;
+  r->cdp_port = (uint16_t) x;
+
+  r->n_publish = 0;
+  if (!json_object_object_get_ex (spec, "publish", &pub) || pub == NULL)
+    return 0;
+  if (!json_object_is_type (pub, json_type_array))
+    return err_make (err, 0, "vm.json: \"publish\" is not an array");
+  if (json_object_array_length (pub) > VM_MAX_PUBLISH)
+    return err_make (err, 0, "vm.json: too many \"publish\" entries");
+  for (size_t i = 0; i < json_object_array_length (pub); i++)
+    {
+      struct json_object *p = json_object_array_get_idx (pub, i);
+      struct vm_publish *d = &r->publish[i];
+      char proto[8];
+
+      if (!json_object_is_type (p, json_type_object))
+        return err_make (err, 0, "vm.json: publish entry is not an object");
+      if (get_str (p, "host_addr", d->host_addr, sizeof d->host_addr, true, err) < 0
+          || get_str (p, "proto", proto, sizeof proto, true, err) < 0
+          || get_int (p, "host_port", 1, 65535, &x, err) < 0)
+        return -1;
+      d->host_port = (uint16_t) x;
+      if (get_int (p, "guest_port", 1, 65535, &x, err) < 0)
+        return -1;
+      d->guest_port = (uint16_t) x;
+      if (strcmp (proto, "tcp") != 0 && strcmp (proto, "udp") != 0)
+        return err_make (err, 0, "vm.json: publish proto must be tcp or udp");
+      d->udp = proto[0] == 'u';
+      r->n_publish = i + 1;
+    }
+  return 0;
+}
+
+int
+vmrec_from_json (const char *text, size_t len, struct vm_record *r, struct err **err)
+{
+  struct json_tokener *tok;
+  struct json_object *root, *spec, *rt;
+  char state[16];
+  int64_t x;
+  int ret = -1;
+
+  memset (r, 0, sizeof *r);
+  if (len > VM_JSON_MAX)
+    return err_make (err, 0, "vm.json: larger than %d bytes", VM_JSON_MAX);
+  tok = json_tokener_new ();
+  if (tok == NULL)
+    return err_make (err, ENOMEM, "vm.json");
+  root = json_tokener_parse_ex (tok, text, (int) len);
+  if (root == NULL || json_tokener_get_error (tok) != json_tokener_success)
+    {
+      json_tokener_free (tok);
+      json_object_put (root);
+      return err_make (err, 0, "vm.json: not valid JSON");
+    }
+  /* Only whitespace may follow the object. */
+  for (size_t i = json_tokener_get_parse_end (tok); i < len; i++)
+    if (text[i] != ' ' && text[i] != '\n' && text[i] != '\t' && text[i] != '\r')
+      {
+        json_tokener_free (tok);
+        json_object_put (root);
+        return err_make (err, 0, "vm.json: data after the JSON object");
+      }
+  json_tokener_free (tok);
+  if (!json_object_is_type (root, json_type_object))
+    {
+      err_make (err, 0, "vm.json: not a JSON object");
+      goto out;
+    }
+  if (get_int (root, "version", 1, 1, &x, err) < 0
+      || get_str (root, "name", r->name, sizeof r->name, true, err) < 0
+      || get_str (root, "backend", r->backend, sizeof r->backend, true, err) < 0
+      || get_str (root, "image", r->image, sizeof r->image, false, err) < 0
+      || get_str (root, "state", state, sizeof state, true, err) < 0)
+    goto out;
+  if (vm_name_check (r->name, err) < 0)
+    {
+      err_wrap (err, "vm.json");
+      goto out;
+    }
+  if (vm_status_parse (state, &r->state) < 0)
+    {
+      err_make (err, 0, "vm.json: unknown state \"%s\"", state);
+      goto out;
+    }
+  if (get_int (root, "created", 0, INT64_MAX, &x, err) < 0)
+    goto out;
+  r->created = x;
+  if (get_obj (root, "spec", &spec, err) < 0 || parse_spec (spec, r, err) < 0)
+    goto out;
+  if (get_obj (root, "runtime", &rt, err) < 0
+      || get_int (rt, "vmm_pid", 0, INT32_MAX, &x, err) < 0)
+    goto out;
+  r->rt.vmm_pid = (pid_t) x;
+  if (get_int (rt, "agent_host_port", 0, 65535, &x, err) < 0)
+    goto out;
+  r->rt.agent_host_port = (uint16_t) x;
+  if (get_str (rt, "api_socket", r->rt.api_socket, sizeof r->rt.api_socket, false, err) < 0
+      || get_str (rt, "vsock_socket", r->rt.vsock_socket, sizeof r->rt.vsock_socket, false,
+                  err)
+             < 0
+      || get_str (rt, "version", r->rt.version, sizeof r->rt.version, false, err) < 0)
+    goto out;
+  ret = 0;
+out:
+  json_object_put (root);
+  return ret;
+}
+
+int
+vmrec_load (const char *root, const char *name, struct vm_record *r, struct err **err)
+{
+  char dir[VM_PATH_MAX], path[VM_PATH_MAX + 16];
+  cleanup_free char *buf = NULL;
+  cleanup_close int fd = -1;
+  struct stat st;
+  size_t got = 0;
+
+  if (vmstate_dir (root, name, dir, sizeof dir, err) < 0)
+    return -1;
+  snprintf (path, sizeof path, "%s/vm.json", dir);
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    {
+      if (errno == ENOENT)
+        return err_make (err, ENOENT, "no such VM '%s'", name);
+      return err_make (err, errno, "open %s", path);
+    }
+  if (fstat (fd, &st) < 0)
+    return err_make (err, errno, "stat %s", path);
+  if (st.st_size > VM_JSON_MAX)
+    return err_make (err, 0, "%s: larger than %d bytes", path, VM_JSON_MAX);
+  buf = malloc ((size_t) st.st_size + 1);
+  if (buf == NULL)
+    return err_make (err, ENOMEM, "read %s", path);
+  while (got < (size_t) st.st_size)
+    {
+      ssize_t n = TEMP_FAILURE_RETRY (read (fd, buf + got, (size_t) st.st_size - got));
+      if (n < 0)
+        return err_make (err, errno, "read %s", path);
+      if (n == 0)
+        break;
+      got += (size_t) n;
+    }
+  buf[got] = '\0';
+  if (vmrec_from_json (buf, got, r, err) < 0)
+    return err_wrap (err, "%s", path);
+  if (strcmp (r->name, name) != 0)
+    return err_make (err, 0, "%s: names VM '%s'", path, r->name);
+  return 0;
+}
+
+int
+write_file_atomic (const char *path, const void *data, size_t len, mode_t mode,
+                   struct err **err)
+{
+  char tmp[VM_PATH_MAX + 16];
+  cleanup_close int fd = -1;
+  const char *p = data;
+  size_t off = 0;
+
+  if ((size_t) snprintf (tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= sizeof tmp)
+    return err_make (err, ENAMETOOLONG, "%s", path);
+  fd = mkostemp (tmp, O_CLOEXEC);
+  if (fd < 0)
+    return err_make (err, errno, "create %s", tmp);
+  while (off < len)
+    {
+      ssize_t n = TEMP_FAILURE_RETRY (write (fd, p + off, len - off));
+      if (n < 0)
+        {
+          int saved = errno;
+          unlink (tmp);
+          return err_make (err, saved, "write %s", tmp);
+        }
+      off += (size_t) n;
+    }
+  if (fchmod (fd, mode) < 0 || fsync (fd) < 0 || rename (tmp, path) < 0)
+    {
+      int saved = errno;
+      unlink (tmp);
+      return err_make (err, saved, "write %s", path);
+    }
+  return 0;
+}
+
+int
+vmrec_save (const char *root, const struct vm_record *r, struct err **err)
+{
+  char dir[VM_PATH_MAX], path[VM_PATH_MAX + 16];
+  cleanup_free char *text = NULL;
+
+  if (vmstate_dir (root, r->name, dir, sizeof dir, err) < 0
+      || vmrec_to_json (r, &text, err) < 0)
+    return -1;
+  snprintf (path, sizeof path, "%s/vm.json", dir);
+  return write_file_atomic (path, text, strlen (text), 0600, err);
+}
+
+static int
+cmp_str (const void *a, const void *b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+void
+vmstate_list_free (char **names, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    free (names[i]);
+  free (names);
+}
+
+int
+vmstate_list (const char *root, char ***names, size_t *n, struct err **err)
+{
+  char path[VM_PATH_MAX];
+  cleanup_dir DIR *d = NULL;
+  struct dirent *de;
+  char **v = NULL;
+  size_t cnt = 0, cap = 0;
+
+  *names = NULL;
+  *n = 0;
+  snprintf (path, sizeof path, "%s/vms", root);
+  d = opendir (path);
+  if (d == NULL)
+    return errno == ENOENT ? 0 : err_make (err, errno, "open %s", path);
+  while ((de = readdir (d)) != NULL)
+    {
+      if (vm_name_check (de->d_name, NULL) < 0)
+        continue;
+      if (cnt == cap)
+        {
+          char **nv = realloc (v, (cap = cap ? cap * 2 : 16) * sizeof *v);
+          if (nv == NULL)
+            {
+              vmstate_list_free (v, cnt);
+              return err_make (err, ENOMEM, "list VMs");
+            }
+          v = nv;
+        }
+      if ((v[cnt] = strdup (de->d_name)) == NULL)
+        {
+          vmstate_list_free (v, cnt);
+          return err_make (err, ENOMEM, "list VMs");
+        }
+      cnt++;
+    }
+  if (cnt > 1)
+    qsort (v, cnt, sizeof *v, cmp_str);
+  *names = v;
+  *n = cnt;
+  return 0;
+}
+
+bool
+vm_pid_is_ours (pid_t pid, const char *needle)
+{
+  char path[64], buf[8192];
+  cleanup_close int fd = -1;
+  size_t got = 0;
+  ssize_t n;
+
+  if (pid <= 0 || needle == NULL || *needle == '\0')
+    return false;
+  snprintf (path, sizeof path, "/proc/%d/cmdline", (int) pid);
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  while (got < sizeof buf - 1
+         && (n = TEMP_FAILURE_RETRY (read (fd, buf + got, sizeof buf - 1 - got))) > 0)
+    got += (size_t) n;
+  /* A zombie has an empty cmdline: it is not running anything. */
+  if (got == 0)
+    return false;
+  buf[got] = '\0';
+  for (size_t i = 0; i < got; i += strlen (buf + i) + 1)
+    if (strstr (buf + i, needle) != NULL)
+      return true;
+  return false;
+}
+
+enum vm_status
+vm_probe (const char *dir, const struct vm_record *r, vm_api_probe_fn api)
+{
+  struct vm_facts f = { .recorded = r->state, .api_paused = -1 };
+  char snap[VM_PATH_MAX + 16];
+  struct stat st;
+
+  f.vmm_alive = vm_pid_is_ours (r->rt.vmm_pid, dir);
+  if (f.vmm_alive && api != NULL)
+    f.api_paused = api (r);
+  snprintf (snap, sizeof snap, "%s/snapshot", dir);
+  f.snapshot = stat (snap, &st) == 0 && S_ISDIR (st.st_mode);
+  return vm_status_derive (&f);
+}
+
+void
+vmrec_spec (const struct vm_record *r, const char *dir, struct publish *pub,
+            struct vm_spec *spec)
+{
+#define OPT(s) ((s)[0] ? (s) : NULL)
+  memset (spec, 0, sizeof *spec);
+  spec->name = r->name;
+  spec->dir = dir;
+  spec->cpus = r->cpus;
+  spec->memory_mib = r->memory_mib;
+  spec->kernel = r->kernel;
+  spec->initrd = OPT (r->initrd);
+  spec->cmdline = r->cmdline;
+  spec->rootfs = OPT (r->rootfs);
+  spec->config_disk = OPT (r->config_disk);
+  spec->upper_disk = OPT (r->upper_disk);
+  spec->tap = OPT (r->tap);
+  spec->mac = OPT (r->mac);
+#undef OPT
+  spec->agent_vsock_port = r->agent_vsock_port;
+  spec->agent_tcp_port = r->agent_tcp_port;
+  for (size_t i = 0; i < r->n_publish && i < VM_MAX_PUBLISH; i++)
+    {
+      pub[i].host_addr = r->publish[i].host_addr;
+      pub[i].host_port = r->publish[i].host_port;
+      pub[i].guest_port = r->publish[i].guest_port;
+      pub[i].udp = r->publish[i].udp;
+    }
+  spec->publish = pub;
+  spec->n_publish = r->n_publish;
+}
+
+int
+vm_parse_memory (const char *s, uint64_t *mib, struct err **err)
+{
+  uint64_t v = 0, mul = 1; /* in MiB */
+  const char *p = s;
+
+  if (*p < '0' || *p > '9')
+    return err_make (err, 0, "bad memory size '%s' (e.g. 2G, 512M)", s);
+  for (; *p >= '0' && *p <= '9'; p++)
+    {
+      if (v > UINT64_C (1) << 40)
+        return err_make (err, 0, "bad memory size '%s': too large", s);
+      v = v * 10 + (uint64_t) (*p - '0');
+    }
+  if (strcasecmp (p, "") == 0 || strcasecmp (p, "m") == 0 || strcasecmp (p, "mb") == 0
+      || strcasecmp (p, "mib") == 0)
+    mul = 1;
+  else if (strcasecmp (p, "g") == 0 || strcasecmp (p, "gb") == 0 || strcasecmp (p, "gib") == 0)
+    mul = 1024;
+  else if (strcasecmp (p, "t") == 0 || strcasecmp (p, "tb") == 0 || strcasecmp (p, "tib") == 0)
+    mul = 1024 * 1024;
+  else
+    return err_make (err, 0, "bad memory size '%s' (e.g. 2G, 512M)", s);
+  if (v == 0 || v * mul > (UINT64_C (1) << 20))
+    return err_make (err, 0, "bad memory size '%s': must be 1M..1T", s);
+  *mib = v * mul;
+  return 0;
+}

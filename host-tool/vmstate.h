@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Per-VM host state: $STATE/vms/<name>/vm.json (spec + runtime + backend +
+ * the state a command last recorded), the global $STATE/lock held by every
+ * mutating command, and the status derived from what is really there (a VMM
+ * pid that is alive and ours, a complete snapshot) rather than from what
+ * vm.json last said.
+ */
+#ifndef CHVM_VMSTATE_H
+#define CHVM_VMSTATE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "backend.h"
+#include "err.h"
+
+#define VM_NAME_MAX 63
+#define VM_MAX_PUBLISH 32
+#define VM_PATH_MAX 1024
+#define VM_TOKEN_MAX 128
+
+enum vm_status
+{
+  VM_STATUS_CREATED, /* directory made, VMM not started yet */
+  VM_STATUS_RUNNING,
+  VM_STATUS_PAUSED,
+  VM_STATUS_STANDBY, /* complete snapshot on disk, no VMM */
+  VM_STATUS_STOPPED,
+  VM_STATUS_DEAD, /* recorded running/paused but the VMM is gone */
+};
+
+struct vm_publish
+{
+  char host_addr[64];
+  uint16_t host_port;
+  uint16_t guest_port;
+  bool udp;
+};
+
+struct vm_record
+{
+  char name[VM_NAME_MAX + 1];
+  char backend[32];  /* backend_ops.name */
+  char image[512];   /* the reference the user gave */
+  int64_t created;   /* unix seconds */
+  enum vm_status state; /* what the last command recorded */
+
+  unsigned cpus;
+  uint64_t memory_mib;
+  char kernel[VM_PATH_MAX];
+  char initrd[VM_PATH_MAX];
+  char cmdline[1024];
+  char rootfs[VM_PATH_MAX];
+  char config_disk[VM_PATH_MAX];
+  char upper_disk[VM_PATH_MAX];
+  char overlay[8]; /* "tmpfs" or "disk" */
+
+  char netns[64];   /* network namespace of tap/bridge/NAT ("" = host's) */
+  char tap[16];     /* IFNAMSIZ */
+  char mac[18];
+  char address[20]; /* guest A.B.C.D/prefix on the bridge ("" = none) */
+
+  unsigned agent_vsock_port;
+  uint16_t agent_tcp_port;
+  uint16_t cdp_port; /* guest port of the DevTools forwarder */
+  char agent_token[VM_TOKEN_MAX + 1];
+
+  struct vm_publish publish[VM_MAX_PUBLISH];
+  size_t n_publish;
+
+  struct vm_runtime rt;
+};
+
+/* Facts status derivation rests on; gathered by vm_probe(). */
+struct vm_facts
+{
+  enum vm_status recorded;
+  bool vmm_alive;   /* the pid exists and its cmdline names this VM's dir */
+  int api_paused;   /* -1: API did not answer; 0: running; 1: paused */
+  bool snapshot;    /* <dir>/snapshot exists (only complete ones are renamed there) */
+};
+
+const char *vm_status_name (enum vm_status s);
+int vm_status_parse (const char *s, enum vm_status *out);
+enum vm_status vm_status_derive (const struct vm_facts *f);
+
+/* Names: [A-Za-z0-9][A-Za-z0-9_.-]{0,62}, as docker allows. */
+int vm_name_check (const char *name, struct err **err);
+
+/* Resolves the state root (opt, else $CHVM_STATE_DIR, else /var/lib/chvm for
+   root, else $XDG_STATE_HOME/chvm or ~/.local/state/chvm) and creates
+   <root>/vms. */
+int vmstate_root (const char *opt, char *out, size_t len, struct err **err);
+
+/* Takes an exclusive flock on <root>/lock, waiting at most timeout_ms;
+   returns the fd (closing it releases the lock). */
+int vmstate_lock (const char *root, int timeout_ms, struct err **err);
+
+int vmstate_dir (const char *root, const char *name, char *out, size_t len, struct err **err);
+
+/* vm.json <-> record.  The parser checks every type and size: vm.json is
+   read back by every command and a damaged one must be an error, not UB. */
+int vmrec_to_json (const struct vm_record *r, char **out, struct err **err);
+int vmrec_from_json (const char *text, size_t len, struct vm_record *r, struct err **err);
+
+int vmrec_load (const char *root, const char *name, struct vm_record *r, struct err **err);
+/* Atomic: tmp file in the same dir, fsync, rename. */
+int vmrec_save (const char *root, const struct vm_record *r, struct err **err);
+
+/* Sorted names of every VM directory; free each and the array. */
+int vmstate_list (const char *root, char ***names, size_t *n, struct err **err);
+void vmstate_list_free (char **names, size_t n);
+
+/* Whether pid is alive and /proc/pid/cmdline has an argument containing
+   needle (the VM's dir: QMP/API sockets live there).  Guards against a
+   recycled pid being taken for our VMM. */
+bool vm_pid_is_ours (pid_t pid, const char *needle);
+
+/* Queries the VMM's API for paused/running; returns -1 when it does not
+   answer.  Injected so derivation is testable without a VMM. */
+typedef int (*vm_api_probe_fn) (const struct vm_record *r);
+
+enum vm_status vm_probe (const char *dir, const struct vm_record *r, vm_api_probe_fn api);
+
+/* Fills spec from r; pub must hold VM_MAX_PUBLISH entries. */
+void vmrec_spec (const struct vm_record *r, const char *dir, struct publish *pub,
+                 struct vm_spec *spec);
+
+/* "2G", "512M", "1536" (MiB), "1g", "2GiB" -> MiB; refuses 0, fractions of
+   a MiB, and more than 1 TiB. */
+int vm_parse_memory (const char *s, uint64_t *mib, struct err **err);
+
+/* Writes len bytes to path atomically (tmp + fsync + rename). */
+int write_file_atomic (const char *path, const void *data, size_t len, mode_t mode,
+                       struct err **err);
+
+#endif

@@ -1,0 +1,20 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# Imports the stand-in image with our own `chvm image import` and links the
+# result to stable paths the tests use:
+#   OUT/rootfs.ext4, OUT/image.json -> STATE/images/<id>/...
+# Usage: import-standin.sh CHVM STATE OUT   (OUT holds the OCI layout oci/)
+set -euo pipefail
+
+chvm=$1 state=$2 out=$3
+mkdir -p "$state"
+state=$(cd "$state" && pwd)
+out=$(cd "$out" && pwd)
+
+t0=$(date +%s.%N)
+id=$("$chvm" --state-dir "$state" image import "oci:$out/oci:latest")
+t1=$(date +%s.%N)
+ln -sfn "$state/images/$id/rootfs.ext4" "$out/rootfs.ext4"
+ln -sfn "$state/images/$id/image.json" "$out/image.json"
+echo "$id" >"$out/id"
+printf 'import-standin: %s (%.1f s) -> %s\n' "${id:0:12}" "$(echo "$t1 - $t0" | bc)" "$out/rootfs.ext4" >&2

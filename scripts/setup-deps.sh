@@ -1,0 +1,73 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# Prepares a fresh Debian 12 host for building and testing chvm: the Debian
+# packages, the npm packages of package.json, and the static musl libraries
+# (scripts/build-musl-deps.sh).  Safe to rerun: each step skips what is done.
+# Installing packages needs root; as non-root that step only checks.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+PACKAGES=(
+  # toolchains: host (glibc), guest (static musl), fuzzing (clang + libFuzzer)
+  build-essential musl-tools clang lld pkg-config autoconf automake libtool flex bison dpkg-dev file
+  # host-tool libraries, protocol compiler, unit tests
+  libcmocka-dev libcurl4-openssl-dev libjson-c-dev protobuf-c-compiler libprotobuf-c-dev libevent-dev
+  # lint
+  cppcheck clang-format
+  # guest kernel + initramfs
+  kmod lz4 xz-utils zstd cpio busybox-static
+  # images: build (mmdebstrap), OCI handling (skopeo, umoci), root filesystems
+  mmdebstrap skopeo umoci e2fsprogs erofs-utils
+  # VMs and integration tests
+  qemu-system-x86 qemu-utils iproute2 nftables openssh-client openssh-server socat curl jq
+  python3 python3-pytest chromium ca-certificates
+)
+
+log() { echo "setup-deps: $*" >&2; }
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+# Node: take Debian's nodejs/npm only when no node toolchain is on PATH
+# (a host may carry another distribution of node whose npm is built in).
+command -v npm >/dev/null || missing+=(nodejs npm)
+
+sources=/etc/apt/sources.list.d/debian.sources
+need_src=false
+if [ -f "$sources" ] && ! grep -q '^Types:.*deb-src' "$sources"; then
+  need_src=true
+fi
+
+if [ ${#missing[@]} -gt 0 ] || $need_src; then
+  if [ "$(id -u)" != 0 ]; then
+    log "missing packages (run as root to install): ${missing[*]}"
+    $need_src && log "and $sources lacks deb-src (needed by apt-get source)"
+    exit 1
+  fi
+  if $need_src; then
+    # apt-get source (scripts/build-musl-deps.sh) needs the source indexes.
+    log "adding deb-src to $sources"
+    sed -i 's/^Types: deb$/Types: deb deb-src/' "$sources"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing: ${missing[*]}"
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+else
+  log "Debian packages: all present"
+fi
+
+# CDP client for the integration tests; the browser it drives is Debian's
+# /usr/bin/chromium (playwright's own downloads are not reachable).
+if [ -f package-lock.json ]; then
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+else
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --loglevel=error
+fi
+
+scripts/build-musl-deps.sh build/musl

@@ -1,0 +1,67 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Shared fixtures: `guest`, the stand-in Chromium image booted once per
+pytest session under QEMU/TCG with this tree's kernel, initramfs and init.
+
+Attributes of `guest` (a stable interface; tests/integration/test_agent.py
+relies on them):
+  cdp_port, ssh_port, agent_port  host ports forwarded (127.0.0.1) to guest
+                                  9222, 22 and the agent's TCP port 1025
+  token           the agent.token in its config (agent.tcp_port=1025)
+  console_path    the guest's serial console log
+  config          the config dict its config disk was made from
+  wait_console(regex, timeout) -> re.Match (AssertionError on timeout)
+  vm              the underlying vm.VM
+"""
+
+import os
+import secrets
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import vm  # noqa: E402
+
+BOOT_TIMEOUT = 180  # kernel start to "phase exec" under TCG on a busy host
+EXTRA_ENV = "CHVM_TEST_EXTRA=from config disk"
+
+
+class Guest:
+    def __init__(self, machine, token):
+        self.vm = machine
+        self.cdp_port = machine.cdp_port
+        self.ssh_port = machine.ssh_port
+        self.agent_port = machine.agent_port
+        self.token = token
+        self.console_path = machine.console_path
+        self.config = machine.config
+
+    def wait_console(self, regex, timeout):
+        return self.vm.wait_console(regex, timeout)
+
+
+def guest_config(img, token, **extra):
+    """The config a test guest gets: the image's exec fields, QEMU user-net
+    addressing, the agent on TCP with a token, and an extra env entry."""
+    cfg = vm.config_from_image(
+        img, hostname="chvm-test", env=[EXTRA_ENV],
+        net__address=vm.GUEST_ADDRESS, net__gateway=vm.GUEST_GATEWAY,
+        net__dns=[vm.GUEST_DNS], agent__tcp_port=vm.AGENT_TCP_PORT,
+        agent__token=token, init__timeout=60)
+    cfg.update(extra)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def guest(tmp_path_factory):
+    why = vm.missing_prerequisites()
+    if why:
+        pytest.skip("guest VM: " + why)
+    token = secrets.token_hex(32)
+    cfg = guest_config(vm.image_config(), token)
+    machine = vm.VM(str(tmp_path_factory.mktemp("guest")), cfg).start()
+    try:
+        machine.wait_console(r"phase exec$", BOOT_TIMEOUT)
+        yield Guest(machine, token)
+    finally:
+        machine.stop()

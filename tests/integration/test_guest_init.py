@@ -1,0 +1,225 @@
+# SPDX-License-Identifier: Apache-2.0
+"""guest-init seen from outside the VM: the shared stand-in guest (phases,
+CDP), one probe boot whose entrypoint is a shell script reporting what it
+sees on the console, and short boots with bad inputs that must each end in
+one clear console line and a poweroff."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+import vm
+from conftest import EXTRA_ENV, guest_config
+
+PHASES = ["start", "modules", "disks", "config", "overlay", "network", "agent",
+          "exec"]
+CDP_TIMEOUT = 240
+# A bad-input boot must power off by itself well within this.
+SHORT_BOOT_TIMEOUT = 90
+
+PROBE_SCRIPT = r"""
+echo PROBE-BEGIN
+tr '\0' '\n' < /proc/$$/environ | sed 's/^/ENV /'
+echo "PWD $(pwd)"
+echo "ID $(id -u) $(id -g) $(id -G)"
+grep -E ' (/|/run/chvm/lower) ' /proc/mounts | sed 's/^/MOUNT /'
+if touch /usr/chvm-overlay-probe 2>/dev/null; then echo 'OVERLAY-WRITE ok'; else echo 'OVERLAY-WRITE refused'; fi
+if touch /run/chvm/lower/chvm-probe 2>/dev/null; then echo 'LOWER-WRITE ok'; else echo 'LOWER-WRITE refused'; fi
+ip -4 -o addr show dev eth0 | sed 's/^/ADDR /'
+ip -4 route show default | sed 's/^/ROUTE /'
+echo "HOSTNAME $(hostname)"
+echo PROBE-END
+exit 7
+"""
+
+
+def phase_names(console):
+    return [m.group(2) for m in vm.PHASE_RE.finditer(console)]
+
+
+# ---- the shared guest: the stand-in image as it is ---------------------------
+
+def test_phases_in_order(guest):
+    guest.wait_console(r"phase exec$", 10)
+    console = guest.vm.console()
+    assert phase_names(console) == PHASES
+    times = [guest.vm.phases()[p] for p in PHASES]
+    assert times == sorted(times)
+    assert "ERROR init" not in console
+
+
+def test_cdp_answers_on_forwarded_port(guest):
+    body = guest.vm.http_get("/json/version", guest.cdp_port, CDP_TIMEOUT)
+    info = json.loads(body)
+    assert "Chrome" in info["Browser"], info
+    assert info["webSocketDebuggerUrl"].startswith("ws://"), info
+    assert "Protocol-Version" in info
+
+
+# ---- one probe boot: image env/user/workdir, overlay, network, poweroff ------
+
+def expected_env(img_env, extra):
+    """docker's merge: a later NAME replaces an earlier one in place; PATH
+    and HOME added when absent (the stand-in runs as root)."""
+    env = []
+    for kv in img_env + extra:
+        name = kv.split("=", 1)[0]
+        for i, old in enumerate(env):
+            if old.split("=", 1)[0] == name:
+                env[i] = kv
+                break
+        else:
+            env.append(kv)
+    names = [kv.split("=", 1)[0] for kv in env]
+    if "PATH" not in names:
+        env.append("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    if "HOME" not in names:
+        env.append("HOME=/root")
+    return env
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory):
+    why = vm.missing_prerequisites()
+    if why:
+        pytest.skip("probe boot: " + why)
+    img = vm.image_config()
+    cfg = guest_config(img, "ab" * 16, hostname="probe")
+    cfg["entrypoint"] = ["/bin/sh", "-c"]
+    cfg["cmd"] = [PROBE_SCRIPT.strip().replace("\n", "; ").replace("then;", "then").replace("else;", "else")]
+    machine = vm.VM(str(tmp_path_factory.mktemp("probe")), cfg,
+                    forward=False, name="probe").start()
+    try:
+        rc = machine.wait_exit(SHORT_BOOT_TIMEOUT)
+        console = machine.console()
+    finally:
+        machine.stop()
+    body = console[console.index("PROBE-BEGIN"):console.index("PROBE-END")]
+    return {"img": img, "rc": rc, "console": console, "lines": body.splitlines()}
+
+
+def probe_values(probe, tag):
+    return [l[len(tag) + 1:] for l in probe["lines"] if l.startswith(tag + " ")]
+
+
+def test_entrypoint_env_is_image_env_plus_config(probe):
+    assert probe_values(probe, "ENV") == expected_env(probe["img"]["Env"],
+                                                      [EXTRA_ENV])
+
+
+def test_entrypoint_workdir_and_user(probe):
+    img = probe["img"]
+    assert probe_values(probe, "PWD") == [img["WorkingDir"] or "/"]
+    # The stand-in runs as root (User "root" or empty): uid 0, gid 0, and
+    # root's supplementary groups from its /etc/group (none in Debian).
+    assert img["User"] in ("", "root", "0")
+    assert probe_values(probe, "ID") == ["0 0 0"]
+
+
+def test_root_is_readonly_below_writable_overlay(probe):
+    mounts = probe_values(probe, "MOUNT")
+    lower = [m for m in mounts if " /run/chvm/lower " in m]
+    root = [m for m in mounts if m.split()[1] == "/"]
+    assert lower and lower[0].split()[3].split(",")[0] == "ro", mounts
+    assert lower[0].split()[2] in ("ext4", "erofs")
+    assert root and root[-1].split()[2] == "overlay", mounts
+    assert probe_values(probe, "OVERLAY-WRITE") == ["ok"]
+    assert probe_values(probe, "LOWER-WRITE") == ["refused"]
+
+
+def test_eth0_configured(probe):
+    addr = probe_values(probe, "ADDR")
+    assert len(addr) == 1 and "inet %s " % vm.GUEST_ADDRESS in addr[0], addr
+    route = probe_values(probe, "ROUTE")
+    assert route and route[0].startswith("default via %s dev eth0"
+                                          % vm.GUEST_GATEWAY), route
+    assert probe_values(probe, "HOSTNAME") == ["probe"]
+
+
+def test_clean_poweroff_with_status(probe):
+    console = probe["console"]
+    assert "INFO init[1]: entrypoint exited status 7" in console
+    assert re.search(r"entrypoint exited status 7\n(.*\n)*INFO init\[1\]: poweroff",
+                     console)
+    assert probe["rc"] == 0  # QEMU exited by itself on the guest's poweroff
+    assert "Kernel panic" not in console
+
+
+# ---- bad inputs: one clear line, then poweroff ----------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_rootfs(tmp_path_factory):
+    """A small ext4 root with BusyBox, so bad-input boots need no image."""
+    busybox = "/bin/busybox"
+    if not (os.path.exists(busybox) and shutil.which("mkfs.ext4")):
+        pytest.skip("missing: /bin/busybox (busybox-static) or mkfs.ext4")
+    d = tmp_path_factory.mktemp("tiny")
+    root = d / "root"
+    for sub in ("bin", "etc", "root", "tmp", "proc", "sys", "dev", "run"):
+        (root / sub).mkdir(parents=True)
+    shutil.copy(busybox, root / "bin" / "busybox")
+    for applet in ("sh", "echo", "true"):
+        (root / "bin" / applet).symlink_to("busybox")
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (root / "etc" / "group").write_text("root:x:0:\n")
+    image = d / "rootfs.ext4"
+    subprocess.run(["mkfs.ext4", "-q", "-L", "chvm-root", "-d", str(root),
+                    str(image), "16M"], check=True)
+    return str(image)
+
+
+def short_boot(tmp_path, config, rootfs):
+    why = vm.missing_prerequisites(rootfs=None)
+    if why:
+        pytest.skip("short boot: " + why)
+    machine = vm.VM(str(tmp_path), config, rootfs=rootfs, memory=512,
+                    forward=False, name="short").start()
+    try:
+        rc = machine.wait_exit(SHORT_BOOT_TIMEOUT)
+        return rc, machine.console()
+    finally:
+        machine.stop()
+
+
+GOOD = "# chvm-config 1\nentrypoint=/bin/sh\ncmd=-c\ncmd=echo hi\ninit.timeout=3\n"
+
+BAD_INPUTS = {
+    "missing-rootfs": (GOOD, False,
+                       r"ERROR init\[1\]: no disk with serial chvm-root after 3s "
+                       r"\(disks seen: vda\(chvm-config\)\)"),
+    "corrupt-config": ("\x7fELF\x02\x01garbage\nhostname=x\n", True,
+                       r"ERROR init\[1\]: config chvm-config line 1: first line "
+                       r"must be '# chvm-config 1'"),
+    "unknown-key": (GOOD + "net.adress=10.0.2.15/24\n", True,
+                    r"ERROR init\[1\]: config chvm-config line 6: unknown key "
+                    r"'net.adress'"),
+    "oversized-value": (GOOD + "env=BIG=" + "x" * 5000 + "\n", True,
+                        r"ERROR init\[1\]: config chvm-config line 6: line "
+                        r"longer than 4096 bytes"),
+    "missing-entrypoint": ("# chvm-config 1\nentrypoint=/no/such/binary\n",
+                           True,
+                           r"ERROR init\[1\]: exec /no/such/binary: execve: "
+                           r"No such file or directory"),
+    "entrypoint-not-in-path": ("# chvm-config 1\nentrypoint=nosuchprogram\n",
+                               True,
+                               r"ERROR init\[1\]: exec nosuchprogram: look up "
+                               r"in PATH: No such file or directory"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_fails_cleanly(case, tmp_path, tiny_rootfs):
+    config, with_root, want = BAD_INPUTS[case]
+    rc, console = short_boot(tmp_path, config, tiny_rootfs if with_root else None)
+    errors = [l for l in console.splitlines() if l.startswith("ERROR init")]
+    assert len(errors) == 1, console
+    assert re.fullmatch(want, errors[0].rstrip("\r")), errors[0]
+    after = console[console.index(errors[0]):]
+    assert "INFO init[1]: poweroff" in after, console
+    assert "phase exec" not in console or "entrypoint" in case
+    assert "Kernel panic" not in console, console
+    assert rc == 0

@@ -1,0 +1,813 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Every request, end to end: the host library (host-tool/agent_client.c)
+ * against the real agent binary built for the host and run with
+ * --test-mode on 127.0.0.1 TCP, plus hostile byte streams on raw sockets.
+ * A fake DevTools endpoint and an echo server run in threads of this test.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "agent_client.h"
+#include "frame.h"
+
+#ifndef AGENT_HOST_BIN
+#define AGENT_HOST_BIN "build/tests/chvm-agent-host"
+#endif
+#define TOKEN "00112233445566778899aabbccddeeff"
+#define T_MS 10000
+
+static pid_t agent_pid;
+static unsigned agent_port;
+static char token_path[64];
+
+/* ---- helpers ---- */
+
+static int64_t
+now_ms (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A port that was free a moment ago (the kernel picks it). */
+static unsigned
+free_port (void)
+{
+  struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  socklen_t sl = sizeof sin;
+  int fd = socket (AF_INET, SOCK_STREAM, 0);
+
+  assert_true (fd >= 0);
+  assert_int_equal (bind (fd, (struct sockaddr *) &sin, sizeof sin), 0);
+  assert_int_equal (getsockname (fd, (struct sockaddr *) &sin, &sl), 0);
+  close (fd);
+  return ntohs (sin.sin_port);
+}
+
+static int
+listen_on (unsigned port)
+{
+  struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port),
+                             .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  int one = 1, fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  assert_true (fd >= 0);
+  setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  assert_int_equal (bind (fd, (struct sockaddr *) &sin, sizeof sin), 0);
+  assert_int_equal (listen (fd, 16), 0);
+  return fd;
+}
+
+static struct agent_client *
+open_agent (void)
+{
+  struct err *e = NULL;
+  int fd = agent_dial_tcp ("127.0.0.1", agent_port, T_MS, &e);
+  struct agent_client *a;
+
+  if (fd < 0)
+    fail_msg ("dial: %s", e->msg);
+  a = agent_open (fd, TOKEN, T_MS, &e);
+  if (a == NULL)
+    fail_msg ("hello: %s", e->msg);
+  return a;
+}
+
+static int
+raw_connect (void)
+{
+  struct err *e = NULL;
+  int fd = agent_dial_tcp ("127.0.0.1", agent_port, T_MS, &e);
+  assert_true (fd >= 0);
+  return fd;
+}
+
+static void
+raw_send_bytes (int fd, const void *p, size_t n)
+{
+  assert_int_equal (send (fd, p, n, MSG_NOSIGNAL), (ssize_t) n);
+}
+
+static void
+raw_send (int fd, Chvm__Agent__Frame *f)
+{
+  size_t n = chvm__agent__frame__get_packed_size (f);
+  uint8_t *buf = malloc (n + 4);
+
+  frame_put_header (buf, (uint32_t) n);
+  chvm__agent__frame__pack (f, buf + 4);
+  raw_send_bytes (fd, buf, n + 4);
+  free (buf);
+}
+
+/* Reads one frame within timeout_ms; NULL on EOF or timeout. */
+static Chvm__Agent__Frame *
+raw_recv (int fd, int timeout_ms, bool *eof)
+{
+  struct frame_decoder d;
+  int64_t deadline = now_ms () + timeout_ms;
+  Chvm__Agent__Frame *out = NULL;
+
+  *eof = false;
+  frame_decoder_init (&d);
+  for (;;)
+    {
+      struct pollfd p = { .fd = fd, .events = POLLIN };
+      uint8_t b;
+      const uint8_t *fr;
+      size_t flen;
+      struct err *e = NULL;
+      int64_t left = deadline - now_ms ();
+      if (left <= 0 || poll (&p, 1, (int) left) <= 0)
+        break;
+      /* One byte at a time: never read past the frame. */
+      ssize_t n = recv (fd, &b, 1, 0);
+      if (n <= 0)
+        {
+          *eof = true;
+          break;
+        }
+      assert_true (frame_decoder_feed (&d, &b, 1, &fr, &flen, &e) == 1);
+      if (fr != NULL)
+        {
+          out = chvm__agent__frame__unpack (NULL, flen, fr);
+          assert_non_null (out);
+          break;
+        }
+    }
+  frame_decoder_free (&d);
+  return out;
+}
+
+static void
+raw_hello (int fd)
+{
+  Chvm__Agent__Hello h = CHVM__AGENT__HELLO__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT, *r;
+  bool eof;
+
+  h.protocol_version = 1;
+  h.token = TOKEN;
+  f.id = 1;
+  f.body_case = CHVM__AGENT__FRAME__BODY_HELLO;
+  f.hello = &h;
+  raw_send (fd, &f);
+  r = raw_recv (fd, T_MS, &eof);
+  assert_non_null (r);
+  assert_int_equal (r->body_case, CHVM__AGENT__FRAME__BODY_HELLO_REPLY);
+  chvm__agent__frame__free_unpacked (r, NULL);
+}
+
+static bool
+agent_alive (void)
+{
+  struct agent_client *a = open_agent ();
+  struct err *e = NULL;
+  int r = agent_ping (a, T_MS, &e);
+  agent_close (a);
+  return r == 0;
+}
+
+/* ---- fixtures ---- */
+
+static int
+start_agent (void **state)
+{
+  int pipefd[2], fd;
+  char portstr[16], line[512];
+  size_t n = 0;
+  int64_t deadline = now_ms () + 15000;
+
+  (void) state;
+  snprintf (token_path, sizeof token_path, "/tmp/chvm-agent-test-token.%d", (int) getpid ());
+  fd = open (token_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0 || write (fd, TOKEN "\n", sizeof TOKEN) != (ssize_t) sizeof TOKEN)
+    return -1;
+  close (fd);
+  agent_port = free_port ();
+  snprintf (portstr, sizeof portstr, "%u", agent_port);
+  if (pipe2 (pipefd, O_CLOEXEC) < 0)
+    return -1;
+  agent_pid = fork ();
+  if (agent_pid == 0)
+    {
+      dup2 (pipefd[1], 2);
+      execl (AGENT_HOST_BIN, "chvm-agent", "--tcp-port", portstr, "--tcp-bind", "127.0.0.1",
+             "--token-file", token_path, "--cdp-port", "1", "--test-mode", (char *) NULL);
+      _exit (127);
+    }
+  close (pipefd[1]);
+  /* Wait for the agent's "listening" log line, not for a fixed time. */
+  for (;;)
+    {
+      struct pollfd p = { .fd = pipefd[0], .events = POLLIN };
+      int64_t left = deadline - now_ms ();
+      ssize_t r;
+      if (left <= 0 || poll (&p, 1, (int) left) <= 0 || n + 1 >= sizeof line)
+        {
+          fprintf (stderr, "agent did not start: %.*s\n", (int) n, line);
+          return -1;
+        }
+      r = read (pipefd[0], line + n, sizeof line - 1 - n);
+      if (r <= 0)
+        {
+          fprintf (stderr, "agent exited: %.*s\n", (int) n, line);
+          return -1;
+        }
+      n += (size_t) r;
+      line[n] = '\0';
+      if (strstr (line, "listening on tcp") != NULL)
+        break;
+    }
+  /* Keep draining the agent's log to our stderr so it never blocks. */
+  if (fork () == 0)
+    {
+      char buf[4096];
+      ssize_t r;
+      while ((r = read (pipefd[0], buf, sizeof buf)) > 0)
+        if (getenv ("AGENT_LOG") && write (2, buf, (size_t) r) < 0)
+          break;
+      _exit (0);
+    }
+  close (pipefd[0]);
+  return 0;
+}
+
+static int
+stop_agent (void **state)
+{
+  (void) state;
+  if (agent_pid > 0)
+    {
+      kill (agent_pid, SIGTERM);
+      waitpid (agent_pid, NULL, 0);
+    }
+  unlink (token_path);
+  return 0;
+}
+
+/* ---- Hello ---- */
+
+static void
+test_hello_ok (void **state)
+{
+  struct agent_client *a = open_agent ();
+
+  (void) state;
+  assert_string_equal (agent_version (a), "0.1.0");
+  agent_close (a);
+}
+
+static void
+test_hello_bad_token (void **state)
+{
+  struct err *e = NULL;
+  int fd = raw_connect ();
+
+  (void) state;
+  assert_null (agent_open (fd, "ffffffffffffffffffffffffffffffff", T_MS, &e));
+  assert_non_null (strstr (e->msg, "UNAUTHENTICATED"));
+  err_release (&e);
+  fd = raw_connect ();
+  assert_null (agent_open (fd, NULL, T_MS, &e));
+  err_release (&e);
+}
+
+static void
+test_hello_version (void **state)
+{
+  Chvm__Agent__Hello h = CHVM__AGENT__HELLO__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT, *r;
+  int fd = raw_connect ();
+  bool eof;
+
+  (void) state;
+  h.protocol_version = 0;
+  h.token = TOKEN;
+  f.id = 7;
+  f.body_case = CHVM__AGENT__FRAME__BODY_HELLO;
+  f.hello = &h;
+  raw_send (fd, &f);
+  r = raw_recv (fd, T_MS, &eof);
+  assert_non_null (r);
+  assert_int_equal (r->id, 7);
+  assert_int_equal (r->body_case, CHVM__AGENT__FRAME__BODY_ERROR);
+  assert_int_equal (r->error->code, CHVM__AGENT__ERROR_CODE__ERROR_VERSION);
+  chvm__agent__frame__free_unpacked (r, NULL);
+  /* A newer host gets version 1. */
+  close (fd);
+  fd = raw_connect ();
+  h.protocol_version = 9;
+  raw_send (fd, &f);
+  r = raw_recv (fd, T_MS, &eof);
+  assert_non_null (r);
+  assert_int_equal (r->body_case, CHVM__AGENT__FRAME__BODY_HELLO_REPLY);
+  assert_int_equal (r->hello_reply->protocol_version, 1);
+  assert_true (r->hello_reply->n_capabilities >= 8);
+  chvm__agent__frame__free_unpacked (r, NULL);
+  close (fd);
+}
+
+static void
+test_request_before_hello (void **state)
+{
+  Chvm__Agent__PingRequest p = CHVM__AGENT__PING_REQUEST__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT, *r;
+  int fd = raw_connect ();
+  bool eof;
+
+  (void) state;
+  f.id = 5;
+  f.body_case = CHVM__AGENT__FRAME__BODY_PING;
+  f.ping = &p;
+  raw_send (fd, &f);
+  r = raw_recv (fd, T_MS, &eof);
+  assert_non_null (r);
+  assert_int_equal (r->error->code, CHVM__AGENT__ERROR_CODE__ERROR_UNAUTHENTICATED);
+  chvm__agent__frame__free_unpacked (r, NULL);
+  assert_null (raw_recv (fd, T_MS, &eof));
+  assert_true (eof); /* and the agent hangs up */
+  close (fd);
+}
+
+/* ---- requests ---- */
+
+static void
+test_ping_health (void **state)
+{
+  struct agent_client *a = open_agent ();
+  Chvm__Agent__Frame *r = NULL;
+  struct err *e = NULL;
+
+  (void) state;
+  assert_int_equal (agent_ping (a, T_MS, &e), 0);
+  assert_int_equal (agent_health (a, T_MS, &r, &e), 0);
+  assert_true (r->health_reply->mem_total_kb > 0);
+  assert_true (r->health_reply->mem_available_kb > 0);
+  assert_true (r->health_reply->mem_available_kb <= r->health_reply->mem_total_kb);
+  assert_true (r->health_reply->uptime_s > 0);
+  /* --cdp-port 1: nothing answers there. */
+  assert_int_equal (r->health_reply->cdp_answer_ms, -1);
+  assert_false (r->health_reply->frozen);
+  chvm__agent__frame__free_unpacked (r, NULL);
+  agent_close (a);
+}
+
+struct fake_cdp
+{
+  int lfd;
+  int served;
+};
+
+/* Answers /json/version like Chromium's DevTools HTTP server. */
+static void *
+fake_cdp_thread (void *arg)
+{
+  struct fake_cdp *fc = arg;
+  static const char body[] = "{\"Browser\": \"FakeChrome/1.0\", \"Protocol-Version\": \"1.3\"}";
+  char resp[256], req[1024];
+
+  for (;;)
+    {
+      int c = accept (fc->lfd, NULL, NULL);
+      size_t n = 0;
+      if (c < 0)
+        return NULL;
+      while (n + 1 < sizeof req)
+        {
+          ssize_t r = recv (c, req + n, sizeof req - 1 - n, 0);
+          if (r <= 0)
+            break;
+          n += (size_t) r;
+          req[n] = '\0';
+          if (strstr (req, "\r\n\r\n"))
+            break;
+        }
+      int len = snprintf (resp, sizeof resp,
+                          "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=UTF-8\r\n"
+                          "Content-Length: %zu\r\n\r\n%s",
+                          sizeof body - 1, body);
+      if (strncmp (req, "GET /json/version ", 18) == 0 && send (c, resp, (size_t) len, MSG_NOSIGNAL) > 0)
+        __atomic_add_fetch (&fc->served, 1, __ATOMIC_SEQ_CST);
+      close (c);
+    }
+}
+
+static void
+test_wait_ready (void **state)
+{
+  Chvm__Agent__WaitReadyRequest w = CHVM__AGENT__WAIT_READY_REQUEST__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT, *r;
+  struct fake_cdp fc = { 0 };
+  unsigned port = free_port ();
+  pthread_t th;
+  int fd = raw_connect ();
+  bool eof;
+
+  (void) state;
+  raw_hello (fd);
+  w.deadline_ms = 10000;
+  w.cdp_port = port;
+  f.id = 42;
+  f.body_case = CHVM__AGENT__FRAME__BODY_WAIT_READY;
+  f.wait_ready = &w;
+  raw_send (fd, &f);
+  /* Nothing listens yet: no answer may come. */
+  assert_null (raw_recv (fd, 300, &eof));
+  assert_false (eof);
+  fc.lfd = listen_on (port);
+  pthread_create (&th, NULL, fake_cdp_thread, &fc);
+  r = raw_recv (fd, 5000, &eof);
+  assert_non_null (r);
+  assert_int_equal (r->id, 42);
+  assert_int_equal (r->body_case, CHVM__AGENT__FRAME__BODY_WAIT_READY_REPLY);
+  assert_string_equal (r->wait_ready_reply->browser, "FakeChrome/1.0");
+  assert_true (r->wait_ready_reply->ready_after_ms >= 300);
+  assert_true (__atomic_load_n (&fc.served, __ATOMIC_SEQ_CST) >= 1);
+  chvm__agent__frame__free_unpacked (r, NULL);
+
+  /* Health now measures the CDP answer too (its port is the agent's
+     --cdp-port, so ask WaitReady with an extra TCP port instead). */
+  {
+    struct agent_client *a = open_agent ();
+    struct err *e = NULL;
+    assert_int_equal (agent_wait_ready (a, 2000, port, &r, &e), 0);
+    assert_true (r->wait_ready_reply->ready_after_ms < 2000);
+    chvm__agent__frame__free_unpacked (r, NULL);
+    agent_close (a);
+  }
+  shutdown (fc.lfd, SHUT_RDWR);
+  close (fc.lfd);
+  pthread_join (th, NULL);
+  close (fd);
+}
+
+static void
+test_wait_ready_deadline (void **state)
+{
+  struct agent_client *a = open_agent ();
+  Chvm__Agent__Frame *r = NULL;
+  struct err *e = NULL;
+  int64_t t0 = now_ms ();
+
+  (void) state;
+  assert_true (agent_wait_ready (a, 400, free_port (), &r, &e) < 0);
+  assert_non_null (strstr (e->msg, "TIMEOUT"));
+  /* Bounded by the deadline plus one backoff step, not by luck. */
+  assert_true (now_ms () - t0 >= 300);
+  assert_true (now_ms () - t0 < 3000);
+  err_release (&e);
+  /* The connection still works after the error. */
+  assert_int_equal (agent_ping (a, T_MS, &e), 0);
+  agent_close (a);
+}
+
+static void
+test_quiesce_thaw (void **state)
+{
+  struct agent_client *a = open_agent ();
+  struct err *e = NULL;
+  unsigned frozen = 99, thawed = 99;
+  int64_t freed, step = 0;
+  uint64_t want;
+
+  (void) state;
+  assert_int_equal (agent_quiesce (a, 5000, true, true, &frozen, &freed, T_MS, &e), 0);
+  assert_int_equal (frozen, 0); /* --test-mode never freezes */
+  want = agent_now_ns () + 3600ULL * 1000000000ULL;
+  assert_int_equal (agent_thaw (a, want, &thawed, &step, T_MS, &e), 0);
+  assert_int_equal (thawed, 0);
+  assert_true (step > 3599LL * 1000000000LL && step < 3601LL * 1000000000LL);
+  /* Absurd times are refused. */
+  assert_true (agent_thaw (a, 1, &thawed, &step, T_MS, &e) < 0);
+  assert_non_null (strstr (e->msg, "BAD_REQUEST"));
+  err_release (&e);
+  assert_true (agent_thaw (a, UINT64_MAX, &thawed, &step, T_MS, &e) < 0);
+  err_release (&e);
+  assert_true (agent_quiesce (a, 999999999, false, false, &frozen, &freed, T_MS, &e) < 0);
+  err_release (&e);
+  agent_close (a);
+}
+
+struct outbuf
+{
+  char data[2][4096];
+  size_t len[2];
+  size_t total;
+};
+
+static void
+collect (void *arg, int stream, const uint8_t *data, size_t len)
+{
+  struct outbuf *o = arg;
+  int i = stream == CHVM__AGENT__STREAM__STREAM_STDERR;
+  size_t n = len;
+
+  o->total += len;
+  if (n > sizeof o->data[i] - 1 - o->len[i])
+    n = sizeof o->data[i] - 1 - o->len[i];
+  memcpy (o->data[i] + o->len[i], data, n);
+  o->len[i] += n;
+}
+
+static void
+test_exec (void **state)
+{
+  struct agent_client *a = open_agent ();
+  struct err *e = NULL;
+  struct outbuf o;
+  int code, sig;
+  char *echo[] = { "sh", "-c", "echo out; echo err >&2; exit 7", NULL };
+  char *killed[] = { "sh", "-c", "kill -TERM $$", NULL };
+  char *cat[] = { "cat", NULL };
+  char *envp[] = { "FOO=bar baz", NULL };
+  char *printenv[] = { "sh", "-c", "echo \"$FOO\"", NULL };
+  char *big[] = { "head", "-c", "3000000", "/dev/zero", NULL };
+  char *missing[] = { "/nonexistent/prog", NULL };
+  char *slow[] = { "sleep", "10", NULL };
+
+  (void) state;
+  memset (&o, 0, sizeof o);
+  assert_int_equal (agent_exec (a, echo, NULL, NULL, 0, false, 0, T_MS, collect, &o, &code, &sig, &e), 0);
+  assert_int_equal (code, 7);
+  assert_int_equal (sig, 0);
+  assert_string_equal (o.data[0], "out\n");
+  assert_string_equal (o.data[1], "err\n");
+
+  assert_int_equal (agent_exec (a, killed, NULL, NULL, 0, false, 0, T_MS, NULL, NULL, &code, &sig, &e), 0);
+  assert_int_equal (sig, SIGTERM);
+  assert_int_equal (code, 128 + SIGTERM);
+
+  memset (&o, 0, sizeof o);
+  assert_int_equal (agent_exec (a, cat, NULL, "piped input", 11, true, 0, T_MS, collect, &o, &code, &sig, &e), 0);
+  assert_int_equal (code, 0);
+  assert_string_equal (o.data[0], "piped input");
+
+  memset (&o, 0, sizeof o);
+  assert_int_equal (agent_exec (a, printenv, envp, NULL, 0, false, 0, T_MS, collect, &o, &code, &sig, &e), 0);
+  assert_string_equal (o.data[0], "bar baz\n");
+
+  /* More than the 1 MiB frame limit: streamed in chunks. */
+  memset (&o, 0, sizeof o);
+  assert_int_equal (agent_exec (a, big, NULL, NULL, 0, false, 0, T_MS, collect, &o, &code, &sig, &e), 0);
+  assert_int_equal (code, 0);
+  assert_int_equal (o.total, 3000000);
+
+  assert_true (agent_exec (a, missing, NULL, NULL, 0, false, 0, T_MS, NULL, NULL, &code, &sig, &e) < 0);
+  assert_non_null (strstr (e->msg, "NOT_FOUND"));
+  err_release (&e);
+
+  /* timeout_ms kills it. */
+  int64_t t0 = now_ms ();
+  assert_int_equal (agent_exec (a, slow, NULL, NULL, 0, false, 300, T_MS, NULL, NULL, &code, &sig, &e), 0);
+  assert_int_equal (sig, SIGKILL);
+  assert_true (now_ms () - t0 < 5000);
+  agent_close (a);
+}
+
+/* Several requests in flight on one connection: a slow Exec does not hold
+   back a Ping sent after it. */
+static void
+test_in_flight (void **state)
+{
+  Chvm__Agent__ExecRequest x = CHVM__AGENT__EXEC_REQUEST__INIT;
+  Chvm__Agent__PingRequest p = CHVM__AGENT__PING_REQUEST__INIT;
+  Chvm__Agent__Frame fx = CHVM__AGENT__FRAME__INIT, fp = CHVM__AGENT__FRAME__INIT, *r;
+  char *argv[] = { "sleep", "0.5" };
+  int fd = raw_connect ();
+  bool eof;
+
+  (void) state;
+  raw_hello (fd);
+  x.n_argv = 2;
+  x.argv = argv;
+  fx.id = 100;
+  fx.body_case = CHVM__AGENT__FRAME__BODY_EXEC;
+  fx.exec = &x;
+  fp.id = 101;
+  fp.body_case = CHVM__AGENT__FRAME__BODY_PING;
+  fp.ping = &p;
+  raw_send (fd, &fx);
+  raw_send (fd, &fp);
+  r = raw_recv (fd, T_MS, &eof);
+  assert_non_null (r);
+  assert_int_equal (r->id, 101);
+  assert_int_equal (r->body_case, CHVM__AGENT__FRAME__BODY_PING_REPLY);
+  chvm__agent__frame__free_unpacked (r, NULL);
+  r = raw_recv (fd, T_MS, &eof);
+  assert_non_null (r);
+  assert_int_equal (r->id, 100);
+  assert_int_equal (r->body_case, CHVM__AGENT__FRAME__BODY_EXEC_EXIT);
+  assert_int_equal (r->exec_exit->code, 0);
+  chvm__agent__frame__free_unpacked (r, NULL);
+  close (fd);
+}
+
+static void *
+echo_thread (void *arg)
+{
+  int lfd = *(int *) arg;
+
+  for (;;)
+    {
+      char buf[65536];
+      ssize_t n;
+      int c = accept (lfd, NULL, NULL);
+      if (c < 0)
+        return NULL;
+      while ((n = recv (c, buf, sizeof buf, 0)) > 0)
+        if (send (c, buf, (size_t) n, MSG_NOSIGNAL) != n)
+          break;
+      close (c);
+    }
+}
+
+struct pump
+{
+  int fd;
+  const uint8_t *data;
+  size_t len;
+};
+
+static void *
+writer_thread (void *arg)
+{
+  struct pump *p = arg;
+  size_t off = 0;
+
+  while (off < p->len)
+    {
+      ssize_t n = send (p->fd, p->data + off, p->len - off, MSG_NOSIGNAL);
+      if (n <= 0)
+        break;
+      off += (size_t) n;
+    }
+  shutdown (p->fd, SHUT_WR);
+  return NULL;
+}
+
+static void
+test_forward (void **state)
+{
+  unsigned port = free_port ();
+  int lfd = listen_on (port);
+  pthread_t th, wt;
+  struct err *e = NULL;
+  uint8_t *early = NULL;
+  size_t early_len = 0, got = 0, len = 8u << 20;
+  uint8_t *data = malloc (len), *back = malloc (len);
+  int fd;
+
+  (void) state;
+  pthread_create (&th, NULL, echo_thread, &lfd);
+  fd = agent_forward (open_agent (), port, T_MS, &early, &early_len, &e);
+  assert_true (fd >= 0);
+  assert_int_equal (early_len, 0);
+  /* 8 MiB through the agent and back, while reading concurrently:
+     backpressure must neither lose nor reorder bytes. */
+  for (size_t i = 0; i < len; i++)
+    data[i] = (uint8_t) (i * 2654435761u >> 13);
+  struct pump p = { fd, data, len };
+  pthread_create (&wt, NULL, writer_thread, &p);
+  while (got < len)
+    {
+      ssize_t n = recv (fd, back + got, len - got, 0);
+      if (n <= 0)
+        break;
+      got += (size_t) n;
+    }
+  pthread_join (wt, NULL);
+  assert_int_equal (got, len);
+  assert_memory_equal (back, data, len);
+  close (fd);
+  free (data);
+  free (back);
+
+  /* Connecting to a closed port fails with NOT_FOUND. */
+  close (lfd);
+  fd = agent_forward (open_agent (), free_port (), T_MS, &early, &early_len, &e);
+  assert_true (fd < 0);
+  assert_non_null (strstr (e->msg, "NOT_FOUND"));
+  err_release (&e);
+  pthread_join (th, NULL);
+}
+
+/* ---- hostile input ---- */
+
+static void
+expect_hangup (int fd)
+{
+  bool eof;
+  Chvm__Agent__Frame *r = raw_recv (fd, T_MS, &eof);
+  if (r)
+    chvm__agent__frame__free_unpacked (r, NULL);
+  assert_null (r);
+  assert_true (eof);
+}
+
+static void
+test_hostile (void **state)
+{
+  static const uint8_t zero_len[] = { 0, 0, 0, 0 };
+  static const uint8_t huge_len[] = { 0x7f, 0xff, 0xff, 0xff };
+  static const uint8_t garbage[] = { 0, 0, 0, 3, 0xff, 0xff, 0xff };
+  /* Field 99, varint 1: a message from a newer host. */
+  static const uint8_t unknown[] = { 0, 0, 0, 3, 0x98, 0x06, 0x01 };
+  Chvm__Agent__Frame *r;
+  bool eof;
+  int fd;
+
+  (void) state;
+  fd = raw_connect ();
+  raw_send_bytes (fd, zero_len, sizeof zero_len);
+  expect_hangup (fd);
+  close (fd);
+
+  fd = raw_connect ();
+  raw_send_bytes (fd, huge_len, sizeof huge_len);
+  expect_hangup (fd);
+  close (fd);
+
+  fd = raw_connect ();
+  raw_hello (fd);
+  raw_send_bytes (fd, garbage, sizeof garbage);
+  r = raw_recv (fd, T_MS, &eof);
+  assert_non_null (r);
+  assert_int_equal (r->body_case, CHVM__AGENT__FRAME__BODY_ERROR);
+  assert_int_equal (r->error->code, CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST);
+  chvm__agent__frame__free_unpacked (r, NULL);
+  raw_send_bytes (fd, unknown, sizeof unknown);
+  r = raw_recv (fd, T_MS, &eof);
+  assert_non_null (r);
+  assert_int_equal (r->error->code, CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST);
+  chvm__agent__frame__free_unpacked (r, NULL);
+  close (fd);
+
+  /* Announce 1 MiB, send 10 bytes, hang up. */
+  fd = raw_connect ();
+  raw_send_bytes (fd, (const uint8_t[]){ 0, 0x10, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, 14);
+  close (fd);
+  /* Truncated header, then hang up. */
+  fd = raw_connect ();
+  raw_send_bytes (fd, (const uint8_t[]){ 0, 0 }, 2);
+  close (fd);
+  assert_true (agent_alive ());
+}
+
+/* Runs last: the test-mode agent exits after replying. */
+static void
+test_shutdown (void **state)
+{
+  struct agent_client *a = open_agent ();
+  struct err *e = NULL;
+  int64_t deadline = now_ms () + T_MS;
+  int st;
+  pid_t r;
+
+  (void) state;
+  assert_int_equal (agent_shutdown (a, true, T_MS, &e), 0);
+  agent_close (a);
+  while ((r = waitpid (agent_pid, &st, WNOHANG)) == 0 && now_ms () < deadline)
+    poll (NULL, 0, 20); /* bounded wait for the child's exit */
+  assert_int_equal (r, agent_pid);
+  assert_true (WIFEXITED (st));
+  /* Non-zero would mean a leak or sanitizer report at exit. */
+  assert_int_equal (WEXITSTATUS (st), 0);
+  agent_pid = 0;
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_hello_ok),          cmocka_unit_test (test_hello_bad_token),
+    cmocka_unit_test (test_hello_version),     cmocka_unit_test (test_request_before_hello),
+    cmocka_unit_test (test_ping_health),       cmocka_unit_test (test_wait_ready),
+    cmocka_unit_test (test_wait_ready_deadline), cmocka_unit_test (test_quiesce_thaw),
+    cmocka_unit_test (test_exec),              cmocka_unit_test (test_in_flight),
+    cmocka_unit_test (test_forward),           cmocka_unit_test (test_hostile),
+    cmocka_unit_test (test_shutdown),
+  };
+  signal (SIGPIPE, SIG_IGN);
+  return cmocka_run_group_tests (tests, start_agent, stop_agent);
+}
