@@ -21,6 +21,7 @@
 #include "log.h"
 
 #define FORWARD_CONNECT_MS 5000
+#define FORWARD_IO_MAX (256u << 10)
 
 struct forward_req
 {
@@ -157,6 +158,12 @@ connect_event_cb (struct bufferevent *bev, short what, void *arg)
       free (fr);
       setsockopt (bufferevent_getfd (bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       c->mode = CONN_FORWARDING;
+      /* libevent reads 4 KiB and writes 16 KiB per call by default; bulk
+         CDP traffic (screenshots, traces) wants far fewer syscalls. */
+      bufferevent_set_max_single_read (bev, FORWARD_IO_MAX);
+      bufferevent_set_max_single_write (bev, FORWARD_IO_MAX);
+      bufferevent_set_max_single_read (c->bev, FORWARD_IO_MAX);
+      bufferevent_set_max_single_write (c->bev, FORWARD_IO_MAX);
       bufferevent_set_timeouts (bev, NULL, NULL);
       bufferevent_setcb (bev, peer_read_cb, peer_write_cb, peer_event_cb, c);
       bufferevent_setwatermark (bev, EV_WRITE, AGENT_OUT_HIGH / 2, 0);

@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <linux/rtc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +23,12 @@
 
 #include "cleanup.h"
 #include "log.h"
+
+/* From linux/fs.h, which clashes with musl's limits.h (NGROUPS_MAX). */
+#ifndef FIFREEZE
+#define FIFREEZE _IOWR ('X', 119, int)
+#define FITHAW _IOWR ('X', 120, int)
+#endif
 
 #define QUIESCE_DEFAULT_MS 10000u
 #define QUIESCE_MAX_MS 600000u

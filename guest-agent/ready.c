@@ -159,12 +159,13 @@ probe_failed (struct probe *p)
   if (p->bev)
     bufferevent_free (p->bev);
   p->bev = NULL;
-  if (!p->retry || left <= (long) p->backoff_ms)
+  if (!p->retry || left <= 0)
     {
       probe_finish (p, false);
       return;
     }
-  tv = tv_ms (p->backoff_ms);
+  /* The last wait ends at the deadline itself, where probe_attempt gives up. */
+  tv = tv_ms (left < (long) p->backoff_ms ? left : (long) p->backoff_ms);
   p->backoff_ms = p->backoff_ms * 2 > PROBE_BACKOFF_MAX_MS ? PROBE_BACKOFF_MAX_MS
                                                            : p->backoff_ms * 2;
   evtimer_add (p->timer, &tv);

@@ -212,7 +212,6 @@ health_done (void *arg, bool ok, const char *browser, const char *why)
   struct timespec now;
 
   (void) browser;
-  (void) why;
   clock_gettime (CLOCK_MONOTONIC, &now);
   hr.chrome_pid = h->snap.chrome_pid;
   hr.chrome_state = h->snap.chrome_state;
@@ -226,6 +225,7 @@ health_done (void *arg, bool ok, const char *browser, const char *why)
   hr.load5 = h->snap.load[1];
   hr.load15 = h->snap.load[2];
   hr.frozen = agent.frozen;
+  hr.cdp_error = ok ? (char *) "" : (char *) why;
   f.id = h->r.id;
   f.body_case = CHVM__AGENT__FRAME__BODY_HEALTH_REPLY;
   f.health_reply = &hr;

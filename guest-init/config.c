@@ -91,7 +91,7 @@ parse_uint (struct val v, uint64_t max, uint64_t *out)
       unsigned d;
       if (v.p[i] < '0' || v.p[i] > '9')
         return -1;
-      d = (unsigned) (v.p[i] - '0');
+      d = (unsigned)(v.p[i] - '0');
       if (n > (max - d) / 10)
         return -1;
       n = n * 10 + d;
@@ -116,7 +116,7 @@ parse_ipv4 (struct val v, uint8_t out[4])
         return -1;
       if (parse_uint ((struct val){ v.p + start, end - start }, 255, &n) < 0)
         return -1;
-      out[part] = (uint8_t) n;
+      out[part] = (uint8_t)n;
       start = end + 1;
     }
   return 0;
@@ -286,14 +286,13 @@ set_address (struct chvm_config *cfg, struct val v)
   uint64_t prefix;
 
   if (slash == NULL
-      || parse_ipv4 ((struct val){ v.p, (size_t) (slash - v.p) },
-                     cfg->address)
+      || parse_ipv4 ((struct val){ v.p, (size_t)(slash - v.p) }, cfg->address)
              < 0
       || parse_uint ((struct val){ slash + 1, v.len - (slash + 1 - v.p) }, 32,
                      &prefix)
              < 0)
     return "net.address must be A.B.C.D/prefix";
-  cfg->prefix = (unsigned) prefix;
+  cfg->prefix = (unsigned)prefix;
   cfg->has_address = 1;
   return NULL;
 }
@@ -325,7 +324,7 @@ set_mtu (struct chvm_config *cfg, struct val v)
   uint64_t n;
   if (parse_uint (v, 65535, &n) < 0 || n < 68)
     return "net.mtu must be 68-65535";
-  cfg->mtu = (unsigned) n;
+  cfg->mtu = (unsigned)n;
   return NULL;
 }
 
@@ -364,7 +363,7 @@ set_vsock_port (struct chvm_config *cfg, struct val v)
   /* VMADDR_PORT_ANY (0xffffffff) is not a port one can listen on. */
   if (parse_uint (v, UINT32_MAX - 1, &n) < 0)
     return "agent.vsock_port must be 0-4294967294";
-  cfg->agent_vsock_port = (uint32_t) n;
+  cfg->agent_vsock_port = (uint32_t)n;
   return NULL;
 }
 
@@ -374,7 +373,7 @@ set_tcp_port (struct chvm_config *cfg, struct val v)
   uint64_t n;
   if (parse_uint (v, 65535, &n) < 0)
     return "agent.tcp_port must be 0-65535";
-  cfg->agent_tcp_port = (uint16_t) n;
+  cfg->agent_tcp_port = (uint16_t)n;
   return NULL;
 }
 
@@ -392,7 +391,7 @@ set_cdp_port (struct chvm_config *cfg, struct val v)
   uint64_t n;
   if (parse_uint (v, 65535, &n) < 0 || n == 0)
     return "agent.cdp_port must be 1-65535";
-  cfg->agent_cdp_port = (uint16_t) n;
+  cfg->agent_cdp_port = (uint16_t)n;
   return NULL;
 }
 
@@ -402,7 +401,7 @@ set_timeout (struct chvm_config *cfg, struct val v)
   uint64_t n;
   if (parse_uint (v, TIMEOUT_MAX, &n) < 0 || n == 0)
     return "init.timeout must be 1-3600 seconds";
-  cfg->init_timeout = (unsigned) n;
+  cfg->init_timeout = (unsigned)n;
   return NULL;
 }
 
@@ -457,7 +456,7 @@ config_parse (const char *buf, size_t len, struct chvm_config *cfg,
 {
   unsigned char seen[NKEYS] = { 0 };
   const char *nul = memchr (buf, '\0', len);
-  size_t text_len = nul ? (size_t) (nul - buf) : len;
+  size_t text_len = nul ? (size_t)(nul - buf) : len;
   size_t pos = 0, lineno = 0;
   size_t tcp_port_line = 0;
 
@@ -469,7 +468,7 @@ config_parse (const char *buf, size_t len, struct chvm_config *cfg,
     {
       const char *line = buf + pos;
       const char *nl = memchr (line, '\n', text_len - pos);
-      size_t line_len = nl ? (size_t) (nl - line) : text_len - pos;
+      size_t line_len = nl ? (size_t)(nl - line) : text_len - pos;
       const char *eq, *problem;
       struct val key, v;
       size_t k;
@@ -481,11 +480,12 @@ config_parse (const char *buf, size_t len, struct chvm_config *cfg,
         return line_error (err, lineno, "line longer than 4096 bytes");
       for (size_t i = 0, n; i < line_len; i += n)
         {
-          n = utf8_seq ((const unsigned char *) line + i, line_len - i);
+          n = utf8_seq ((const unsigned char *)line + i, line_len - i);
           if (n == 0)
             return line_error (err, lineno, "invalid UTF-8");
           if (line[i] == '\r')
-            return line_error (err, lineno, "carriage return (use \\n line ends)");
+            return line_error (err, lineno,
+                               "carriage return (use \\n line ends)");
         }
       if (lineno == 1)
         {
@@ -501,7 +501,7 @@ config_parse (const char *buf, size_t len, struct chvm_config *cfg,
       eq = memchr (line, '=', line_len);
       if (eq == NULL)
         return line_error (err, lineno, "expected key=value");
-      key = (struct val){ line, (size_t) (eq - line) };
+      key = (struct val){ line, (size_t)(eq - line) };
       v = (struct val){ eq + 1, line_len - key.len - 1 };
 
       for (k = 0; k < NKEYS; k++)

@@ -30,7 +30,7 @@ uevent_open (struct err **err)
     return err_make (err, errno, "uevent socket");
   /* Module loading bursts many events; a lost one only costs a rescan. */
   setsockopt (fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf);
-  if (bind (fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+  if (bind (fd, (struct sockaddr *)&sa, sizeof sa) < 0)
     return err_make (err, errno, "bind uevent socket");
   return steal_fd (&fd);
 }
@@ -48,15 +48,15 @@ probe_label (const char *dev, char *id, size_t idlen)
   if (fd < 0)
     return;
   n = pread (fd, sb, sizeof sb, 0);
-  if (n < (ssize_t) sizeof sb)
+  if (n < (ssize_t)sizeof sb)
     return;
   if (memcmp (sb, CONFIG_HEADER "\n", strlen (CONFIG_HEADER) + 1) == 0)
     snprintf (id, idlen, "chvm-config");
   else if (sb[1024 + 56] == 0x53 && sb[1024 + 57] == 0xef)
-    snprintf (id, idlen, "%.16s", (const char *) sb + 1024 + 120);
+    snprintf (id, idlen, "%.16s", (const char *)sb + 1024 + 120);
   else if (sb[1024] == 0xe2 && sb[1025] == 0xe1 && sb[1026] == 0xf5
            && sb[1027] == 0xe0)
-    snprintf (id, idlen, "%.16s", (const char *) sb + 1024 + 64);
+    snprintf (id, idlen, "%.16s", (const char *)sb + 1024 + 64);
 }
 
 /* Scans /sys/block/vd*; fills want[].dev for each match, appends what it saw
@@ -81,16 +81,16 @@ scan_disks (struct disk_want *want, size_t n, char *seen, size_t seenlen)
       snprintf (dev, sizeof dev, "/dev/%.26s", de->d_name);
       serial = read_file (path, 63, NULL, NULL);
       if (serial != NULL)
-        snprintf (id, sizeof id, "%.*s", (int) strcspn (serial, "\n"), serial);
+        snprintf (id, sizeof id, "%.*s", (int)strcspn (serial, "\n"), serial);
       if (id[0] == '\0')
         {
           probe_label (dev, id, sizeof id);
           byfs = 1;
         }
       if (used < seenlen)
-        used += (size_t) snprintf (seen + used, seenlen - used, "%s%s(%s%s)",
-                                   used ? " " : "", de->d_name,
-                                   byfs ? "label " : "", id);
+        used += (size_t)snprintf (seen + used, seenlen - used, "%s%s(%s%s)",
+                                  used ? " " : "", de->d_name,
+                                  byfs ? "label " : "", id);
       for (size_t i = 0; i < n; i++)
         if (want[i].dev[0] == '\0' && strcmp (id, want[i].serial) == 0)
           snprintf (want[i].dev, sizeof want[i].dev, "%s", dev);
@@ -115,8 +115,7 @@ uevent_wait (int fd, const struct timespec *deadline)
   if (r <= 0)
     return 1;
   /* ENOBUFS (overflow) also just means "rescan". */
-  while (recv (fd, buf, sizeof buf, MSG_DONTWAIT) > 0
-         || errno == ENOBUFS)
+  while (recv (fd, buf, sizeof buf, MSG_DONTWAIT) > 0 || errno == ENOBUFS)
     ;
   return 0;
 }
@@ -136,10 +135,11 @@ disks_wait (int uevent_fd, struct disk_want *want, size_t n,
         size_t used = 0;
         for (size_t i = 0; i < n; i++)
           if (want[i].dev[0] == '\0' && used < sizeof missing)
-            used += (size_t) snprintf (missing + used, sizeof missing - used,
-                                       "%s%s", used ? ", " : "",
-                                       want[i].serial);
-        return err_make (err, 0, "no disk with serial %s after %us (disks seen: %s)",
+            used
+                += (size_t)snprintf (missing + used, sizeof missing - used,
+                                     "%s%s", used ? ", " : "", want[i].serial);
+        return err_make (err, 0,
+                         "no disk with serial %s after %us (disks seen: %s)",
                          missing, timeout_s, seen[0] ? seen : "none");
       }
   for (size_t i = 0; i < n; i++)

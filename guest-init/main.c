@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/reboot.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,8 +38,7 @@
 static int signal_fd = -1;
 static sigset_t child_sigmask;
 
-static void __attribute__ ((noreturn))
-fatal (struct err **err)
+static void __attribute__ ((noreturn)) fatal (struct err **err)
 {
   char buf[1024];
 
@@ -128,15 +128,17 @@ start_agent (const struct chvm_config *cfg, int have_agent)
 {
   char vsock[16], tcp[8], cdp[8];
   char *argv[12];
-  char *envp[] = { (char *) "PATH=" SPEC_DEFAULT_PATH, NULL };
-  struct spawn s = { .argv = argv, .envp = envp, .workdir = "/",
-                     .sigmask = &child_sigmask };
+  char *envp[] = { (char *)"PATH=" SPEC_DEFAULT_PATH, NULL };
+  struct spawn s = {
+    .argv = argv, .envp = envp, .workdir = "/", .sigmask = &child_sigmask
+  };
   cleanup_err struct err *err = NULL;
   size_t n = 0;
 
   if (!have_agent)
     {
-      log_warn ("no " AGENT_INITRD " in the initramfs; starting without agent");
+      log_warn ("no " AGENT_INITRD
+                " in the initramfs; starting without agent");
       return;
     }
   if (cfg->agent_vsock_port == 0 && cfg->agent_tcp_port == 0)
@@ -144,20 +146,20 @@ start_agent (const struct chvm_config *cfg, int have_agent)
       log_info ("agent disabled (no vsock or tcp port)");
       return;
     }
-  snprintf (vsock, sizeof vsock, "%u", (unsigned) cfg->agent_vsock_port);
-  snprintf (tcp, sizeof tcp, "%u", (unsigned) cfg->agent_tcp_port);
-  snprintf (cdp, sizeof cdp, "%u", (unsigned) cfg->agent_cdp_port);
-  argv[n++] = (char *) AGENT_PATH;
-  argv[n++] = (char *) "--vsock-port";
+  snprintf (vsock, sizeof vsock, "%u", (unsigned)cfg->agent_vsock_port);
+  snprintf (tcp, sizeof tcp, "%u", (unsigned)cfg->agent_tcp_port);
+  snprintf (cdp, sizeof cdp, "%u", (unsigned)cfg->agent_cdp_port);
+  argv[n++] = (char *)AGENT_PATH;
+  argv[n++] = (char *)"--vsock-port";
   argv[n++] = vsock;
-  argv[n++] = (char *) "--tcp-port";
+  argv[n++] = (char *)"--tcp-port";
   argv[n++] = tcp;
   if (cfg->agent_token != NULL)
     {
-      argv[n++] = (char *) "--token-file";
-      argv[n++] = (char *) TOKEN_PATH;
+      argv[n++] = (char *)"--token-file";
+      argv[n++] = (char *)TOKEN_PATH;
     }
-  argv[n++] = (char *) "--cdp-port";
+  argv[n++] = (char *)"--cdp-port";
   argv[n++] = cdp;
   argv[n] = NULL;
   if (spawn_process (&s, &err) < 0)
@@ -173,10 +175,10 @@ static int
 entrypoint_spec (const struct chvm_config *cfg, struct strv *argv,
                  struct strv *env, struct spec_user *user, struct err **err)
 {
-  cleanup_free char *passwd = read_file ("/etc/passwd", IDS_FILE_MAX, NULL,
-                                         NULL);
-  cleanup_free char *group = read_file ("/etc/group", IDS_FILE_MAX, NULL,
-                                        NULL);
+  cleanup_free char *passwd
+      = read_file ("/etc/passwd", IDS_FILE_MAX, NULL, NULL);
+  cleanup_free char *group
+      = read_file ("/etc/group", IDS_FILE_MAX, NULL, NULL);
   int r;
 
   for (size_t i = 0; i < cfg->entrypoint.n; i++)
@@ -213,6 +215,9 @@ main (void)
   phase ("start");
   if (getpid () != 1)
     log_warn ("not PID 1");
+  /* Ctrl-Alt-Del (QEMU sendkey, a hypervisor's reset key) then sends
+     SIGINT to init, which passes it on, instead of an immediate reboot. */
+  reboot (RB_DISABLE_CAD);
   umask (022);
   if (mnt_early (&err) < 0)
     fatal (&err);
@@ -264,8 +269,11 @@ main (void)
 
   phase ("exec");
   {
-    struct spawn s = { .argv = argv.v, .envp = env.v, .workdir = workdir,
-                       .user = &user, .sigmask = &child_sigmask };
+    struct spawn s = { .argv = argv.v,
+                       .envp = env.v,
+                       .workdir = workdir,
+                       .user = &user,
+                       .sigmask = &child_sigmask };
     pid = spawn_process (&s, &err);
   }
   if (pid < 0)

@@ -14,8 +14,11 @@ import gzip
 import io
 import lzma
 import os
+import shutil
 import stat
+import subprocess
 import sys
+import tempfile
 
 MTIME = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
 # Directories init mounts on or creates before it can mkdir itself.
@@ -123,6 +126,21 @@ def read_module(path):
     return data
 
 
+def read_program(path):
+    """An executable's bytes, without debug info and symbols when it is an
+    ELF file and binutils' strip exists: the build keeps -g for debugging,
+    the initramfs need not carry it."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\x7fELF" or not shutil.which("strip"):
+        return data
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "stripped")
+        subprocess.run(["strip", "-o", out, path], check=True)
+        with open(out, "rb") as f:
+            return f.read()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--skel", required=True)
@@ -159,18 +177,15 @@ def main():
                 cpio.add_file(dest, f.read(),
                               os.stat(src).st_mode & 0o755 | 0o644)
 
-    with open(a.init, "rb") as f:
-        cpio.add_file("init", f.read(), 0o755)
+    cpio.add_file("init", read_program(a.init), 0o755)
     if a.agent and os.path.exists(a.agent):
-        with open(a.agent, "rb") as f:
-            cpio.add_file("sbin/chvm-agent", f.read(), 0o755)
+        cpio.add_file("sbin/chvm-agent", read_program(a.agent), 0o755)
     elif a.agent:
         print("mkinitrd: warning: %s missing, initramfs without agent"
               % a.agent, file=sys.stderr)
     for spec in a.extra:
         src, dest = spec.split(":", 1)
-        with open(src, "rb") as f:
-            cpio.add_file(dest, f.read(), os.stat(src).st_mode & 0o755)
+        cpio.add_file(dest, read_program(src), os.stat(src).st_mode & 0o755)
 
     with open(os.path.join(a.kernel, "version")) as f:
         version = f.read().strip()

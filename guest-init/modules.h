@@ -10,8 +10,8 @@
 #define MODULES_LOAD_LIST "/lib/modules/chvm.load"
 
 /* Loads each listed module with finit_module().  Already loaded or built in
-   (EEXIST) is fine; a failure is logged as a warning and loading goes on, since
-   the later wait for disks reports what is really missing.  Returns the
+   (EEXIST) is fine; a failure is logged as a warning and loading goes on,
+   since the later wait for disks reports what is really missing.  Returns the
    number loaded, or <0 when the list cannot be read. */
 int modules_load (struct err **err);
 

@@ -34,14 +34,13 @@ static const struct mnt_entry early_mounts[] = {
   { "shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777" },
   { "tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755" },
   { "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777" },
-  { "cgroup2", "/sys/fs/cgroup", "cgroup2", NOSUID_NODEV_EXEC,
-    "nsdelegate" },
+  { "cgroup2", "/sys/fs/cgroup", "cgroup2", NOSUID_NODEV_EXEC, "nsdelegate" },
 };
 
 /* The filesystems that follow the root across switch_root.  Moving /dev and
    /sys carries /dev/pts, /dev/shm and /sys/fs/cgroup with them. */
-static const char *const moved_mounts[] = { "/dev", "/proc", "/sys", "/run",
-                                            "/tmp" };
+static const char *const moved_mounts[]
+    = { "/dev", "/proc", "/sys", "/run", "/tmp" };
 
 int
 mnt_early (struct err **err)
@@ -106,10 +105,10 @@ mnt_overlay_root (const char *root_dev, const char *upper_dev,
     {
       if (tmpfs_size != 0)
         n = snprintf (data, sizeof data, "mode=0755,size=%llu",
-                      (unsigned long long) tmpfs_size);
+                      (unsigned long long)tmpfs_size);
       else
         n = snprintf (data, sizeof data, "mode=0755,size=50%%");
-      if (n < 0 || (size_t) n >= sizeof data)
+      if (n < 0 || (size_t)n >= sizeof data)
         return err_make (err, EOVERFLOW, "tmpfs options");
       if (mount ("tmpfs", upper_fs, "tmpfs", MS_NODEV, data) < 0)
         return err_make (err, errno, "mount tmpfs upper (%s)", data);
@@ -121,7 +120,7 @@ mnt_overlay_root (const char *root_dev, const char *upper_dev,
   n = snprintf (data, sizeof data,
                 "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower,
                 upper_fs, upper_fs);
-  if (n < 0 || (size_t) n >= sizeof data)
+  if (n < 0 || (size_t)n >= sizeof data)
     return err_make (err, EOVERFLOW, "overlay options");
   if (mount ("overlay", NEWROOT, "overlay", 0, data) < 0)
     return err_make (err, errno, "mount overlay on " NEWROOT " (%s)", data);
@@ -205,15 +204,14 @@ mnt_teardown (void)
 {
   /* Unmount in reverse mount order; what is busy is detached, and the root
      is remounted read-only so a disk upper layer is clean. */
-  cleanup_free char *mounts = read_file ("/proc/self/mounts", 1 << 20, NULL,
-                                         NULL);
+  cleanup_free char *mounts
+      = read_file ("/proc/self/mounts", 1 << 20, NULL, NULL);
   char *targets[256];
   size_t n = 0;
 
   sync ();
   for (char *line = mounts, *save = NULL;
-       mounts && (line = strtok_r (line, "\n", &save)) && n < 256;
-       line = NULL)
+       mounts && (line = strtok_r (line, "\n", &save)) && n < 256; line = NULL)
     {
       char *sp1 = strchr (line, ' '), *sp2;
       if (sp1 == NULL || (sp2 = strchr (sp1 + 1, ' ')) == NULL)

@@ -39,7 +39,7 @@ exit_status (int status)
 }
 
 /* Reaps what has exited; returns 1 once no child is left (ECHILD).  Sets
-   *main_status when main_pid is among them. */
+ *main_status when main_pid is among them. */
 static int
 reap_children (pid_t main_pid, int *main_status)
 {
@@ -55,7 +55,7 @@ reap_children (pid_t main_pid, int *main_status)
       if (pid == main_pid)
         *main_status = exit_status (status);
       else
-        log_debug ("reaped %d (status %d)", (int) pid, exit_status (status));
+        log_debug ("reaped %d (status %d)", (int)pid, exit_status (status));
     }
 }
 
@@ -74,8 +74,8 @@ next_signal (int sfd, int timeout_ms)
         continue;
       if (r <= 0)
         return 0;
-      if (read (sfd, &si, sizeof si) == (ssize_t) sizeof si)
-        return (int) si.ssi_signo;
+      if (read (sfd, &si, sizeof si) == (ssize_t)sizeof si)
+        return (int)si.ssi_signo;
     }
 }
 

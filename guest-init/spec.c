@@ -46,11 +46,11 @@ parse_id (const char *s, size_t len, uint32_t *out)
     {
       if (s[i] < '0' || s[i] > '9')
         return -1;
-      n = n * 10 + (uint64_t) (s[i] - '0');
+      n = n * 10 + (uint64_t)(s[i] - '0');
     }
   if (n >= UINT32_MAX)
     return -1;
-  *out = (uint32_t) n;
+  *out = (uint32_t)n;
   return 0;
 }
 
@@ -71,7 +71,7 @@ for_each_entry (const char *text, size_t min_fields,
   while (p != NULL && *p != '\0')
     {
       const char *nl = strchr (p, '\n');
-      size_t len = nl ? (size_t) (nl - p) : strlen (p);
+      size_t len = nl ? (size_t)(nl - p) : strlen (p);
       struct fields fl;
       int r;
 
@@ -189,7 +189,7 @@ spec_resolve_user (const char *spec, const char *passwd, const char *group,
   memset (out, 0, sizeof *out);
   out->home[0] = '/';
   colon = strchr (user_arg, ':');
-  user_len = colon ? (size_t) (colon - user_arg) : strlen (user_arg);
+  user_len = colon ? (size_t)(colon - user_arg) : strlen (user_arg);
   if (colon != NULL)
     {
       gq.arg = colon + 1;
@@ -210,8 +210,9 @@ spec_resolve_user (const char *spec, const char *passwd, const char *group,
   if (!matched && user_len > 0)
     {
       if (!numeric)
-        return err_make (err, ENOENT, "unable to find user %.*s in /etc/passwd",
-                         (int) user_len, user_arg);
+        return err_make (err, ENOENT,
+                         "unable to find user %.*s in /etc/passwd",
+                         (int)user_len, user_arg);
       out->uid = uq.uid;
     }
 
@@ -253,7 +254,7 @@ env_find (const struct strv *sv, const char *kv)
 
   for (size_t i = 0; i < sv->n; i++)
     if (strncmp (sv->v[i], kv, nlen) == 0 && sv->v[i][nlen] == '=')
-      return (long) i;
+      return (long)i;
   return -1;
 }
 

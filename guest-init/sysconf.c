@@ -38,7 +38,7 @@ sysconf_write (const struct chvm_config *cfg, struct err **err)
   if (sethostname (host, strlen (host)) < 0)
     return err_make (err, errno, "sethostname %s", host);
   n = snprintf (text, sizeof text, "%s\n", host);
-  if ((r = write_file ("/etc/hostname", text, (size_t) n, 0644, err)) < 0)
+  if ((r = write_file ("/etc/hostname", text, (size_t)n, 0644, err)) < 0)
     return r;
 
   if (cfg->has_address)
@@ -49,9 +49,9 @@ sysconf_write (const struct chvm_config *cfg, struct err **err)
                 "::1\tlocalhost ip6-localhost ip6-loopback\n"
                 "%s\t%s\n",
                 self, host);
-  if (n < 0 || (size_t) n >= sizeof text)
+  if (n < 0 || (size_t)n >= sizeof text)
     return err_make (err, EOVERFLOW, "/etc/hosts");
-  if ((r = write_file ("/etc/hosts", text, (size_t) n, 0644, err)) < 0)
+  if ((r = write_file ("/etc/hosts", text, (size_t)n, 0644, err)) < 0)
     return r;
 
   /* Without net.dns the image's own resolv.conf is left alone. */

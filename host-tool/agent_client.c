@@ -419,7 +419,9 @@ agent_health (struct agent_client *a, int timeout_ms, Chvm__Agent__Frame **reply
   Chvm__Agent__HealthRequest h = CHVM__AGENT__HEALTH_REQUEST__INIT;
   Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT;
 
-  h.cdp_timeout_ms = timeout_ms > 2000 ? 1000 : (unsigned) timeout_ms / 2;
+  /* Half the call's budget, at most 10 s: CDP in a loaded (or emulated)
+     guest can take seconds to answer. */
+  h.cdp_timeout_ms = timeout_ms / 2 > 10000 ? 10000 : (unsigned) timeout_ms / 2;
   f.body_case = CHVM__AGENT__FRAME__BODY_HEALTH;
   f.health = &h;
   return agent_call (a, &f, CHVM__AGENT__FRAME__BODY_HEALTH_REPLY, timeout_ms, reply, err);

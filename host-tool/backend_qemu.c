@@ -10,8 +10,10 @@
  *
  * User-net connections belong to the QEMU process: every forwarded
  * connection (the agent's, a CDP client's) ends when QEMU exits, so CDP
- * clients must reconnect after a restore on this backend.  With a tap
- * (cloud-hypervisor) the guest's TCP connections survive a restore.
+ * clients must reconnect after a restore with user-net.  With a tap (QEMU
+ * --net tap, or cloud-hypervisor) the guest's TCP connections survive a
+ * restore: the tap outlives the VMM and the guest's sockets are in the
+ * snapshot.
  */
 #include "backend.h"
 
@@ -178,23 +180,36 @@ build_argv (const struct vm_spec *spec, const struct vm_runtime *rt, bool incomi
       || add_disk (a, 2, spec->upper_disk, "chvm-upper", false, err) < 0)
     return -1;
 
-  /* User-net with one hostfwd per forwarded port.  Guest side: QEMU's
-     default guest address 10.0.2.15. */
-  off = (size_t) snprintf (net, sizeof net, "user,id=n0");
-  if (spec->agent_tcp_port != 0)
-    off += (size_t) snprintf (net + off, sizeof net - off, ",hostfwd=tcp:127.0.0.1:%u-:%u",
-                              rt->agent_host_port, spec->agent_tcp_port);
-  for (size_t i = 0; i < spec->n_publish && off < sizeof net; i++)
+  if (spec->tap != NULL)
     {
-      const struct publish *p = &spec->publish[i];
-      const char *addr = p->host_addr ? p->host_addr : "127.0.0.1";
-      if (strchr (addr, ':') != NULL || strchr (addr, ',') != NULL)
-        return err_make (err, 0, "QEMU user-net cannot publish on '%s' (IPv4 only)", addr);
-      off += (size_t) snprintf (net + off, sizeof net - off, ",hostfwd=%s:%s:%u-:%u",
-                                p->udp ? "udp" : "tcp", addr, p->host_port, p->guest_port);
+      /* A persistent tap made by net.c (it outlives this QEMU, so TCP
+         connections through it survive standby/restore); --publish is
+         DNAT there, not hostfwd. */
+      if (check_opt_path ("tap", spec->tap, err) < 0)
+        return -1;
+      snprintf (net, sizeof net, "tap,id=n0,ifname=%s,script=no,downscript=no", spec->tap);
     }
-  if (off >= sizeof net)
-    return err_make (err, 0, "too many published ports");
+  else
+    {
+      /* User-net with one hostfwd per forwarded port.  Guest side: QEMU's
+         default guest address 10.0.2.15. */
+      off = (size_t) snprintf (net, sizeof net, "user,id=n0");
+      if (spec->agent_tcp_port != 0)
+        off += (size_t) snprintf (net + off, sizeof net - off, ",hostfwd=tcp:127.0.0.1:%u-:%u",
+                                  rt->agent_host_port, spec->agent_tcp_port);
+      for (size_t i = 0; i < spec->n_publish && off < sizeof net; i++)
+        {
+          const struct publish *p = &spec->publish[i];
+          const char *addr = p->host_addr ? p->host_addr : "127.0.0.1";
+          if (strchr (addr, ':') != NULL || strchr (addr, ',') != NULL)
+            return err_make (err, 0, "QEMU user-net cannot publish on '%s' (IPv4 only)",
+                             addr);
+          off += (size_t) snprintf (net + off, sizeof net - off, ",hostfwd=%s:%s:%u-:%u",
+                                    p->udp ? "udp" : "tcp", addr, p->host_port, p->guest_port);
+        }
+      if (off >= sizeof net)
+        return err_make (err, 0, "too many published ports");
+    }
   add (a, "-netdev");
   add (a, "%s", net);
   add (a, "-device");
@@ -245,8 +260,9 @@ spawn (const struct vm_spec *spec, struct vm_runtime *rt, bool incoming, struct 
     return err_make (err, ENAMETOOLONG, "QMP socket path in %s", spec->dir);
   if (unlink (rt->api_socket) < 0 && errno != ENOENT)
     return err_make (err, errno, "remove stale %s", rt->api_socket);
-  /* Keep the agent's host port across a restore; pick one on first start. */
-  if (spec->agent_tcp_port != 0 && rt->agent_host_port == 0
+  /* Keep the agent's host port across a restore; pick one on first start.
+     With a tap the agent is reached at the guest's own address. */
+  if (spec->agent_tcp_port != 0 && spec->tap == NULL && rt->agent_host_port == 0
       && net_pick_port (&rt->agent_host_port, err) < 0)
     return -1;
   snprintf (log, sizeof log, "%s/vmm.log", spec->dir);

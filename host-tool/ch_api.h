@@ -83,8 +83,7 @@ struct json_object *ch_restore_config (const char *dir, const struct ch_restore_
                                        int version_major, struct err **err);
 
 int ch_parse_info (const char *body, size_t len, struct ch_vm_info *info, struct err **err);
-int ch_parse_ping (const char *body, size_t len, char *version, size_t vlen,
-                   struct err **err);
+int ch_parse_ping (const char *body, size_t len, char *version, size_t vlen, struct err **err);
 
 /* CH's error text from an error body: a JSON array of strings (the error
    chain, v4x+) joined with ": ", or else the body as text; control

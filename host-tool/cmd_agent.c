@@ -128,13 +128,14 @@ do_health (const struct global_opts *g, struct agent_client *a, const struct tar
       json_object_object_add (o, "load5", json_object_new_double (h->load5));
       json_object_object_add (o, "load15", json_object_new_double (h->load15));
       json_object_object_add (o, "frozen", json_object_new_boolean (h->frozen));
+      json_object_object_add (o, "cdp_error", json_object_new_string (h->cdp_error));
       print_json (o);
     }
   else
-    printf ("chrome: pid %d (%s), CDP %s%d ms\nuptime %.1f s, MemAvailable %llu of %llu kB, "
+    printf ("chrome: pid %d (%s), CDP %s%d ms%s%s\nuptime %.1f s, MemAvailable %llu of %llu kB, "
             "load %.2f %.2f %.2f%s\n",
             h->chrome_pid, h->chrome_state, h->cdp_answer_ms < 0 ? "no answer " : "",
-            h->cdp_answer_ms, h->uptime_s, (unsigned long long) h->mem_available_kb,
+            h->cdp_answer_ms, h->cdp_error[0] ? ": " : "", h->cdp_error, h->uptime_s, (unsigned long long) h->mem_available_kb,
             (unsigned long long) h->mem_total_kb, h->load1, h->load5, h->load15,
             h->frozen ? ", FROZEN" : "");
   chvm__agent__frame__free_unpacked (rep, NULL);
@@ -184,13 +185,15 @@ parse_time (const char *s, uint64_t *ns)
   return -1;
 }
 
+/* exec stops at the first non-option (the command's own options follow);
+   the others accept options after their operands. */
 static int
-parse_sub (int argc, char **argv, struct sub_args *s)
+parse_sub (int argc, char **argv, bool stop_at_operand, struct sub_args *s)
 {
   int o;
 
-  optind = 1;
-  while ((o = getopt_long (argc, argv, "+h", sub_opts, NULL)) != -1)
+  optind = 0; /* 0: glibc re-initialises getopt (ordering mode included) */
+  while ((o = getopt_long (argc, argv, stop_at_operand ? "+h" : "h", sub_opts, NULL)) != -1)
     switch (o)
       {
       case 'T':
@@ -504,7 +507,7 @@ cmd_agent (const struct global_opts *g, int argc, char **argv)
   const char *sub;
   int o, rc = 1, first;
 
-  optind = 1;
+  optind = 0; /* 0: glibc re-initialises getopt (ordering mode included) */
   while ((o = getopt_long (argc, argv, "+h", opts, NULL)) != -1)
     switch (o)
       {
@@ -540,7 +543,7 @@ cmd_agent (const struct global_opts *g, int argc, char **argv)
   sub = argv[optind];
   argc -= optind;
   argv += optind;
-  first = parse_sub (argc, argv, &s);
+  first = parse_sub (argc, argv, strcmp (sub, "exec") == 0, &s);
   if (first < 0)
     goto usage;
 

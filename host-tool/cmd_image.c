@@ -58,7 +58,8 @@ image_json (const struct image *img, const bool *cached)
 static void
 print_json (struct json_object *o)
 {
-  puts (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+  puts (
+      json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
   json_object_put (o);
 }
 
@@ -75,7 +76,7 @@ do_import (const struct global_opts *g, const char *root, int argc, char **argv)
   int c;
 
   optind = 1;
-  while ((c = getopt_long (argc, argv, "+f:h", opts, NULL)) != -1)
+  while ((c = getopt_long (argc, argv, "f:h", opts, NULL)) != -1)
     switch (c)
       {
       case 'f':
@@ -176,8 +177,7 @@ cmd_image (const struct global_opts *g, int argc, char **argv)
       usage (argc < 2 ? stderr : stdout);
       return argc < 2 ? 2 : 0;
     }
-  if (strcmp (argv[1], "import") != 0 && strcmp (argv[1], "ls") != 0
-      && strcmp (argv[1], "rm") != 0)
+  if (strcmp (argv[1], "import") != 0 && strcmp (argv[1], "ls") != 0 && strcmp (argv[1], "rm") != 0)
     {
       fprintf (stderr, "chvm image: unknown subcommand '%s'\n", argv[1]);
       usage (stderr);

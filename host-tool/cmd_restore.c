@@ -25,7 +25,7 @@
 #define READY_MS 60000
 
 static int
-restore (struct vmctl *c, struct phase *ph, size_t *n, struct err **err)
+restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **err)
 {
   char snap[VM_PATH_MAX + 16];
   struct publish pub[VM_MAX_PUBLISH];
@@ -43,9 +43,12 @@ restore (struct vmctl *c, struct phase *ph, size_t *n, struct err **err)
   if (st != VM_STATUS_STANDBY || stat (snap, &sb) < 0 || !S_ISDIR (sb.st_mode))
     return err_make (err, 0, "VM '%s' is %s: nothing to restore (no complete snapshot)",
                      c->rec.name, vm_status_name (st));
-  if (c->rec.tap[0] && net_ensure_tap (NULL, c->rec.tap, err) < 0)
-    return -1;
-  vmctl_phase (ph, n, "tap", &t);
+  if (c->rec.tap[0])
+    {
+      if (net_ensure_tap (NULL, c->rec.tap, err) < 0)
+        return -1;
+      vmctl_phase (ph, n, "tap", &t);
+    }
   vmrec_spec (&c->rec, c->dir, pub, &spec);
   if (c->be->restore (&spec, snap, &c->rec.rt, ph, n, err) < 0)
     return -1;
@@ -53,6 +56,8 @@ restore (struct vmctl *c, struct phase *ph, size_t *n, struct err **err)
   c->rec.state = VM_STATUS_RUNNING;
   if (vmctl_write_pid (c->dir, c->rec.rt.vmm_pid, err) < 0 || vmctl_save (c, err) < 0)
     return -1;
+  if (!agent)
+    goto done;
   if (vmctl_agent (c, AGENT_MS, &a, err) < 0
       || agent_thaw (a, agent_now_ns (), &thawed, &step_ns, AGENT_MS, err) < 0)
     {
@@ -69,6 +74,7 @@ restore (struct vmctl *c, struct phase *ph, size_t *n, struct err **err)
   chvm__agent__frame__free_unpacked (reply, NULL);
   agent_close (a);
   vmctl_phase (ph, n, "ready", &t);
+done:
   /* The snapshot is stale now that the VM runs on; a next standby makes a
      new one. */
   if (vmctl_rmtree (snap, &e2) < 0)
@@ -87,12 +93,22 @@ cmd_restore (const struct global_opts *g, int argc, char **argv)
   char cdp[128];
   int r;
 
+  bool agent = true;
+
+  if (argc == 3 && strcmp (argv[1], "--no-agent") == 0)
+    {
+      agent = false;
+      argv++;
+      argc--;
+    }
   if (argc != 2 || argv[1][0] == '-')
     {
       bool help = argc == 2 && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0);
       fprintf (help ? stdout : stderr,
-               "Usage: chvm restore NAME [--json]\n\n"
-               "Bring a VM in standby back from its snapshot; prints each phase's time.\n"
+               "Usage: chvm restore [--no-agent] NAME [--json]\n\n"
+               "Bring a VM in standby back from its snapshot, thaw it with the host's time\n"
+               "and wait for the browser; prints each phase's time.  --no-agent: only\n"
+               "restore and resume (guests without the agent).\n"
                "With the QEMU backend CDP clients must reconnect (same browser, same targets).\n");
       return help ? 0 : 2;
     }
@@ -103,7 +119,7 @@ cmd_restore (const struct global_opts *g, int argc, char **argv)
       vmctl_close (c);
       return vmctl_fail ("restore", &err);
     }
-  r = restore (c, ph, &n, &err);
+  r = restore (c, agent, ph, &n, &err);
   vmctl_close (c);
   if (r < 0)
     return vmctl_fail ("restore", &err);

@@ -25,7 +25,7 @@
 #define AGENT_MS 15000
 
 static int
-standby (struct vmctl *c, struct phase *ph, size_t *n, struct err **err)
+standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err **err)
 {
   char tmp[VM_PATH_MAX + 32], snap[VM_PATH_MAX + 16];
   struct agent_client *a = NULL;
@@ -43,14 +43,18 @@ standby (struct vmctl *c, struct phase *ph, size_t *n, struct err **err)
      replaces it only when complete (rename below). */
   if (st == VM_STATUS_RUNNING)
     {
-      if (vmctl_agent (c, AGENT_MS, &a, err) < 0
-          || agent_quiesce (a, QUIESCE_MS, true, false, &frozen, &freed_kb, QUIESCE_MS, err) < 0)
+      if (quiesce
+          && (vmctl_agent (c, AGENT_MS, &a, err) < 0
+              || agent_quiesce (a, QUIESCE_MS, true, false, &frozen, &freed_kb, QUIESCE_MS,
+                                err)
+                     < 0))
         {
           if (a != NULL)
             agent_close (a);
           return err_wrap (err, "quiesce");
         }
-      vmctl_phase (ph, n, "quiesce", &t);
+      if (quiesce)
+        vmctl_phase (ph, n, "quiesce", &t);
       if (c->be->pause (&c->rec.rt, err) < 0)
         goto undo;
       paused = true;
@@ -113,13 +117,22 @@ cmd_standby (const struct global_opts *g, int argc, char **argv)
   double t0 = proc_now_ms ();
   int r;
 
+  bool quiesce = true;
+
+  if (argc == 3 && strcmp (argv[1], "--no-quiesce") == 0)
+    {
+      quiesce = false;
+      argv++;
+      argc--;
+    }
   if (argc != 2 || argv[1][0] == '-')
     {
       bool help = argc == 2 && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0);
       fprintf (help ? stdout : stderr,
-               "Usage: chvm standby NAME [--json]\n\n"
-               "Quiesce, pause and snapshot the VM to disk, then stop its VMM;\n"
-               "`chvm restore NAME` brings it back.  Prints each phase's time.\n");
+               "Usage: chvm standby [--no-quiesce] NAME [--json]\n\n"
+               "Quiesce (agent: freeze filesystems, drop caches), pause and snapshot the VM\n"
+               "to disk, then stop its VMM; `chvm restore NAME` brings it back.  Prints each\n"
+               "phase's time.  --no-quiesce: for guests without the agent.\n");
       return help ? 0 : 2;
     }
   if (c == NULL)
@@ -129,7 +142,7 @@ cmd_standby (const struct global_opts *g, int argc, char **argv)
       vmctl_close (c);
       return vmctl_fail ("standby", &err);
     }
-  r = standby (c, ph, &n, &err);
+  r = standby (c, quiesce, ph, &n, &err);
   vmctl_close (c);
   if (r < 0)
     return vmctl_fail ("standby", &err);

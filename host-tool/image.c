@@ -181,8 +181,7 @@ dup_string_list (struct json_object *parent, const char *key, bool is_env, char 
 }
 
 static int
-dup_optional_string (struct json_object *parent, const char *key, char **out,
-                     struct err **err)
+dup_optional_string (struct json_object *parent, const char *key, char **out, struct err **err)
 {
   struct json_object *v = member (parent, key);
 
@@ -572,7 +571,8 @@ image_meta_parse (const char *json, size_t len, struct image *img, struct err **
     return err_make (err, 0, "image.json: rootfs_size is not a size");
   img->rootfs_size = (uint64_t) json_object_get_int64 (v);
   v = member (root, "imported");
-  img->imported = v != NULL && json_object_is_type (v, json_type_int) ? json_object_get_int64 (v) : 0;
+  img->imported
+      = v != NULL && json_object_is_type (v, json_type_int) ? json_object_get_int64 (v) : 0;
   v = member (root, "source");
   free (img->source);
   img->source = NULL;
@@ -722,8 +722,7 @@ run_tool (const char *const argv[], const char *log, struct err **err)
                    st != -1 && WIFEXITED (st) ? WEXITSTATUS (st) : -1, last);
 }
 
-static void
-progress_msg (image_progress_fn fn, void *ctx, const char *fmt, ...)
+static void progress_msg (image_progress_fn fn, void *ctx, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
 
 static void
@@ -762,7 +761,8 @@ measure_entry (const char *path, const struct stat *st, int flag, struct FTW *ft
       return 0;
     }
   tree_inodes++;
-  if (S_ISREG (st->st_mode) || S_ISDIR (st->st_mode) || (S_ISLNK (st->st_mode) && st->st_size >= 60))
+  if (S_ISREG (st->st_mode) || S_ISDIR (st->st_mode)
+      || (S_ISLNK (st->st_mode) && st->st_size >= 60))
     tree_bytes += blocks;
   return 0;
 }
@@ -794,9 +794,9 @@ make_ext4 (const char *tree, const char *out, const char *log, struct err **err)
   size = bytes + bytes / 10 + inodes * 256 + (32ull << 20);
   for (int attempt = 0; attempt < 2; attempt++)
     {
-      const char *argv[] = { "mkfs.ext4", "-q", "-F", "-t", "ext4", "-L", "chvm-root",
-                             "-O", "^has_journal", "-m", "0", "-b", "4096", "-N", n_inodes,
-                             "-d", tree, out, size_k, NULL };
+      const char *argv[] = { "mkfs.ext4", "-q",           "-F", "-t", "ext4", "-L",   "chvm-root",
+                             "-O",        "^has_journal", "-m", "0",  "-b",   "4096", "-N",
+                             n_inodes,    "-d",           tree, out,  size_k, NULL };
 
       snprintf (n_inodes, sizeof n_inodes, "%llu", (unsigned long long) inodes);
       snprintf (size_k, sizeof size_k, "%lluk", (unsigned long long) (size >> 10));
@@ -994,8 +994,7 @@ prepare_layout (const struct image_source *src, const char *tmp, const char *log
           const char *name = NULL;
 
           if (tag == NULL && json_parse_object (index, len, "index.json", &root, NULL) == 0)
-            name = descriptor_ref_name (
-                json_object_array_get_idx (member (root, "manifests"), 0));
+            name = descriptor_ref_name (json_object_array_get_idx (member (root, "manifests"), 0));
           if (tag != NULL || (name != NULL && tag_valid_p (name)))
             {
               *layout = strdup (src->path);
@@ -1013,8 +1012,9 @@ prepare_layout (const struct image_source *src, const char *tmp, const char *log
     return err_make (err, ENOMEM, "path");
   progress_msg (progress, ctx, "converting %s to an OCI layout (skopeo)", from);
   {
-    const char *argv[] = { "skopeo", "copy", "--quiet", "--override-os", "linux",
-                           "--override-arch", "amd64", from, to, NULL };
+    const char *argv[]
+        = { "skopeo", "copy", "--quiet", "--override-os", "linux", "--override-arch", "amd64",
+            from,     to,     NULL };
 
     if (run_tool (argv, log, err) < 0)
       return -1;
@@ -1052,8 +1052,9 @@ cache_hit (const char *dir, enum image_format fmt, struct image **out, struct er
   if (image_load_dir (dir, &img, err) < 0)
     return -1;
   if (img->format != fmt)
-    return err_make (err, EEXIST, "image %.12s is cached as %s; remove it (chvm image rm %.12s) "
-                                  "to import it as %s",
+    return err_make (err, EEXIST,
+                     "image %.12s is cached as %s; remove it (chvm image rm %.12s) "
+                     "to import it as %s",
                      img->id, image_format_name (img->format), img->id, image_format_name (fmt));
   *out = steal_ptr (&img);
   return 0;
@@ -1118,7 +1119,8 @@ image_import (const char *root, const char *source, enum image_format fmt,
     return err_make (err, ENOMEM, "image");
   memcpy (img->id, hex, sizeof hex);
   img->format = fmt;
-  if ((img->source = strdup (source)) == NULL)
+  img->source = strdup (source);
+  if (img->source == NULL)
     return err_make (err, ENOMEM, "image");
   if (read_blob (layout, hex, &manifest, &len, err) < 0
       || oci_manifest_parse (manifest, len, config_hex, &n_layers, err) < 0
@@ -1138,8 +1140,14 @@ image_import (const char *root, const char *source, enum image_format fmt,
       return err_make (err, ENOMEM, "path");
     if (rootless)
       progress_msg (progress, ctx, "not root: file owners in the image are not kept");
-    const char *argv[] = { "umoci", "raw", "unpack", "--image", image_ref,
-                           rootless ? "--rootless" : tree, rootless ? tree : NULL, NULL };
+    const char *argv[] = { "umoci",
+                           "raw",
+                           "unpack",
+                           "--image",
+                           image_ref,
+                           rootless ? "--rootless" : tree,
+                           rootless ? tree : NULL,
+                           NULL };
     if (run_tool (argv, log, err) < 0)
       return -1;
   }
@@ -1285,8 +1293,7 @@ image_list_free (struct image **imgs, size_t n)
 }
 
 int
-image_remove (const char *root, const char *id, char removed[IMAGE_ID_LEN + 1],
-              struct err **err)
+image_remove (const char *root, const char *id, char removed[IMAGE_ID_LEN + 1], struct err **err)
 {
   cleanup_free char *images = NULL, *dir = NULL, *doomed = NULL;
   int r;

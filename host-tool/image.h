@@ -107,7 +107,7 @@ int image_meta_parse (const char *json, size_t len, struct image *img, struct er
 /* ---- the cache ---- */
 
 /* Imports source into root/images (root: the state dir, see vmstate_root).
-   *hit tells whether the image was already there.  progress may be NULL. */
+ *hit tells whether the image was already there.  progress may be NULL. */
 int image_import (const char *root, const char *source, enum image_format fmt,
                   image_progress_fn progress, void *ctx, struct image **out, bool *hit,
                   struct err **err);

@@ -145,7 +145,15 @@ vmctl_agent (const struct vmctl *c, int timeout_ms, struct agent_client **out,
       struct pollfd p = { .fd = pidfd, .events = POLLIN };
       int fd, left = ms_left (deadline);
 
-      fd = c->be->agent_connect (&c->rec.rt, port, left > 5000 ? 5000 : left, &e);
+      if (c->rec.address[0] && c->rec.agent_vsock_port == 0 && c->rec.agent_tcp_port != 0)
+        {
+          /* QEMU on a tap: no hostfwd, the agent is at the guest address. */
+          char ip[20];
+          snprintf (ip, sizeof ip, "%.*s", (int) strcspn (c->rec.address, "/"), c->rec.address);
+          fd = agent_dial_tcp (ip, c->rec.agent_tcp_port, left > 5000 ? 5000 : left, &e);
+        }
+      else
+        fd = c->be->agent_connect (&c->rec.rt, port, left > 5000 ? 5000 : left, &e);
       if (fd >= 0)
         {
           *out = agent_open (fd, token, left > 5000 ? 5000 : left, &e);
@@ -194,6 +202,9 @@ scan_console (int fd, off_t *off, char *carry, size_t *carry_len, size_t carry_c
           *carry_len = 0;
           if (strstr (carry, "ERROR init[1]:") != NULL)
             return err_make (err, 0, "guest: %s", strstr (carry, "ERROR init[1]:"));
+          /* guest-init goes on without an agent; nothing would answer. */
+          if (strstr (carry, "WARN init[1]:") != NULL && strstr (carry, "without agent") != NULL)
+            return err_make (err, 0, "guest: %s", strstr (carry, "WARN init[1]:"));
           if (strstr (carry, "init[1]:") != NULL
               && (strstr (carry, "phase agent") != NULL || strstr (carry, "phase exec") != NULL))
             return 1;
@@ -274,6 +285,13 @@ vmctl_wait_ready (const struct vmctl *c, int timeout_ms, unsigned *ready_ms, cha
 void
 vmctl_cdp_address (const struct vm_record *r, char *out, size_t len)
 {
+  /* A tap VM is reachable at its own address (in its namespace). */
+  if (r->address[0])
+    {
+      snprintf (out, len, "http://%.*s:%u", (int) strcspn (r->address, "/"), r->address,
+                r->cdp_port);
+      return;
+    }
   for (size_t i = 0; i < r->n_publish; i++)
     if (!r->publish[i].udp && r->publish[i].guest_port == r->cdp_port)
       {
@@ -284,12 +302,6 @@ vmctl_cdp_address (const struct vm_record *r, char *out, size_t len)
                   r->publish[i].host_port);
         return;
       }
-  if (r->address[0])
-    {
-      snprintf (out, len, "http://%.*s:%u", (int) strcspn (r->address, "/"), r->address,
-                r->cdp_port);
-      return;
-    }
   snprintf (out, len, "-");
 }
 

@@ -64,10 +64,13 @@ fi
 
 # CDP client for the integration tests; the browser it drives is Debian's
 # /usr/bin/chromium (playwright's own downloads are not reachable).
-if [ -f package-lock.json ]; then
-  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+# npm ci (exactly the lock file) starts by deleting node_modules, so only
+# CI and first installs use it; a developer's rerun updates in place.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+if [ -f package-lock.json ] && { [ -n "${CI:-}" ] || [ ! -d node_modules ]; }; then
+  npm ci --no-audit --no-fund --loglevel=error
 else
-  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund --loglevel=error
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 scripts/build-musl-deps.sh build/musl

@@ -43,7 +43,7 @@ def build_rootfs(d, stamp):
         f.write("root:x:0:\n")
     image = os.path.join(d, "rootfs.ext4")
     subprocess.run(["mkfs.ext4", "-q", "-L", "chvm-root", "-d", root, image,
-                    "16M"], check=True)
+                    "16M"], check=True, stdout=subprocess.DEVNULL)
     return image
 
 

@@ -14,7 +14,7 @@ main (int argc, char **argv)
 
   clock_gettime (CLOCK_BOOTTIME, &ts);
   printf ("BENCH %s %ld.%06ld\n", argc > 1 ? argv[1] : "stamp",
-          (long) ts.tv_sec, ts.tv_nsec / 1000);
+          (long)ts.tv_sec, ts.tv_nsec / 1000);
   fflush (stdout);
   if (getpid () == 1)
     {

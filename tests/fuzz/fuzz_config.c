@@ -24,7 +24,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
   struct chvm_config cfg;
   struct err *err = NULL;
-  int r = config_parse ((const char *) data, size, &cfg, &err);
+  int r = config_parse ((const char *)data, size, &cfg, &err);
 
   if (r < 0)
     {

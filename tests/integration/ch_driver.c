@@ -13,6 +13,8 @@
  *                  prints "progress tmp=PATH" first), then rename it to
  *                  DIR/snapshot, as chvm's standby does
  *   restore PATH   start a new VMM and restore from PATH
+ *   mode M         restore mode of later restores: copy or ondemand
+ *                  (sets $CHVM_CH_RESTORE_MODE, which backend_ch reads)
  * At end of input a VMM still running is shut down.
  */
 #include <dirent.h>
@@ -54,8 +56,8 @@ dir_bytes (const char *dir, unsigned long long *bytes, unsigned long long *alloc
       struct stat st;
       if (fstatat (dirfd (d), de->d_name, &st, 0) == 0 && S_ISREG (st.st_mode))
         {
-          *bytes += (unsigned long long) st.st_size;
-          *alloc += (unsigned long long) st.st_blocks * 512;
+          *bytes += (unsigned long long)st.st_size;
+          *alloc += (unsigned long long)st.st_blocks * 512;
         }
     }
 }
@@ -68,7 +70,7 @@ standby (struct vm_runtime *rt, const char *dir, struct err **e)
   double t0;
 
   snprintf (final, sizeof final, "%s/snapshot", dir);
-  if (snprintf (tmp, sizeof tmp, "%s/snapshot.tmp-XXXXXX", dir) >= (int) sizeof tmp)
+  if (snprintf (tmp, sizeof tmp, "%s/snapshot.tmp-XXXXXX", dir) >= (int)sizeof tmp)
     return err_make (e, ENAMETOOLONG, "%s", dir);
   if (mkdtemp (tmp) == NULL)
     return err_make (e, errno, "mkdtemp %s", tmp);
@@ -89,7 +91,7 @@ int
 main (int argc, char **argv)
 {
   static const struct option opts[] = {
-    { "dir", required_argument, NULL, 'd' },   { "kernel", required_argument, NULL, 'k' },
+    { "dir", required_argument, NULL, 'd' },        { "kernel", required_argument, NULL, 'k' },
     { "memory-mib", required_argument, NULL, 'm' }, { "cpus", required_argument, NULL, 'c' },
     { "cmdline", required_argument, NULL, 'l' },    { NULL, 0, NULL, 0 },
   };
@@ -103,12 +105,23 @@ main (int argc, char **argv)
   while ((o = getopt_long (argc, argv, "", opts, NULL)) != -1)
     switch (o)
       {
-      case 'd': spec.dir = optarg; break;
-      case 'k': spec.kernel = optarg; break;
-      case 'l': spec.cmdline = optarg; break;
-      case 'm': spec.memory_mib = strtoull (optarg, NULL, 10); break;
-      case 'c': spec.cpus = (unsigned) strtoul (optarg, NULL, 10); break;
-      default: return 2;
+      case 'd':
+        spec.dir = optarg;
+        break;
+      case 'k':
+        spec.kernel = optarg;
+        break;
+      case 'l':
+        spec.cmdline = optarg;
+        break;
+      case 'm':
+        spec.memory_mib = strtoull (optarg, NULL, 10);
+        break;
+      case 'c':
+        spec.cpus = (unsigned)strtoul (optarg, NULL, 10);
+        break;
+      default:
+        return 2;
       }
   if (spec.dir == NULL || spec.kernel == NULL || spec.memory_mib == 0 || spec.cpus == 0)
     {
@@ -131,7 +144,7 @@ main (int argc, char **argv)
           if (backend_ch.start (&spec, &rt, &e) < 0)
             reply_err (&e);
           else
-            printf ("ok pid=%d version=%s\n", (int) rt.vmm_pid, rt.version);
+            printf ("ok pid=%d version=%s\n", (int)rt.vmm_pid, rt.version);
         }
       else if (strcmp (line, "pause") == 0 || strcmp (line, "resume") == 0)
         {
@@ -150,8 +163,8 @@ main (int argc, char **argv)
             reply_err (&e);
           else
             printf ("ok state=%s memory=%llu actual=%llu\n", info.state,
-                    (unsigned long long) info.memory_size,
-                    (unsigned long long) info.memory_actual_size);
+                    (unsigned long long)info.memory_size,
+                    (unsigned long long)info.memory_actual_size);
         }
       else if (strcmp (line, "counters") == 0)
         {
@@ -164,7 +177,7 @@ main (int argc, char **argv)
           json_object_put (j);
         }
       else if (strcmp (line, "pid") == 0)
-        printf ("ok pid=%d\n", (int) rt.vmm_pid);
+        printf ("ok pid=%d\n", (int)rt.vmm_pid);
       else if (strcmp (line, "standby") == 0)
         {
           if (standby (&rt, spec.dir, &e) < 0)
@@ -178,11 +191,19 @@ main (int argc, char **argv)
             reply_err (&e);
           else
             {
-              printf ("ok pid=%d", (int) rt.vmm_pid);
+              printf ("ok pid=%d", (int)rt.vmm_pid);
               for (size_t i = 0; i < n; i++)
                 printf (" %s=%.1f", ph[i].name, ph[i].ms);
               printf ("\n");
             }
+        }
+      else if (strcmp (line, "mode") == 0 && arg != NULL
+               && (strcmp (arg, "copy") == 0 || strcmp (arg, "ondemand") == 0))
+        {
+          if (setenv ("CHVM_CH_RESTORE_MODE", arg, 1) < 0)
+            printf ("error setenv: %s\n", strerror (errno));
+          else
+            printf ("ok mode=%s\n", arg);
         }
       else if (strcmp (line, "shutdown") == 0)
         {

@@ -4,11 +4,13 @@ CDP), one probe boot whose entrypoint is a shell script reporting what it
 sees on the console, and short boots with bad inputs that must each end in
 one clear console line and a poweroff."""
 
+import gzip
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -31,6 +33,7 @@ if touch /usr/chvm-overlay-probe 2>/dev/null; then echo 'OVERLAY-WRITE ok'; else
 if touch /run/chvm/lower/chvm-probe 2>/dev/null; then echo 'LOWER-WRITE ok'; else echo 'LOWER-WRITE refused'; fi
 ip -4 -o addr show dev eth0 | sed 's/^/ADDR /'
 ip -4 route show default | sed 's/^/ROUTE /'
+echo "MTU $(cat /sys/class/net/eth0/mtu)"
 echo "HOSTNAME $(hostname)"
 echo PROBE-END
 exit 7
@@ -50,6 +53,12 @@ def test_phases_in_order(guest):
     times = [guest.vm.phases()[p] for p in PHASES]
     assert times == sorted(times)
     assert "ERROR init" not in console
+    if "sbin/chvm-agent" in vm.initrd_members():
+        # init found the agent and it exec'd (spawn reports exec failures).
+        assert "no /sbin/chvm-agent" not in console
+        assert "WARN init[1]: agent:" not in console
+    else:
+        assert "WARN init[1]: no /sbin/chvm-agent in the initramfs" in console
 
 
 def test_cdp_answers_on_forwarded_port(guest):
@@ -89,8 +98,10 @@ def probe(tmp_path_factory):
         pytest.skip("probe boot: " + why)
     img = vm.image_config()
     cfg = guest_config(img, "ab" * 16, hostname="probe")
+    cfg["net.mtu"] = 1400
     cfg["entrypoint"] = ["/bin/sh", "-c"]
-    cfg["cmd"] = [PROBE_SCRIPT.strip().replace("\n", "; ").replace("then;", "then").replace("else;", "else")]
+    # A config value is one line: the script's lines joined by "; ".
+    cfg["cmd"] = [PROBE_SCRIPT.strip().replace("\n", "; ")]
     machine = vm.VM(str(tmp_path_factory.mktemp("probe")), cfg,
                     forward=False, name="probe").start()
     try:
@@ -137,6 +148,7 @@ def test_eth0_configured(probe):
     route = probe_values(probe, "ROUTE")
     assert route and route[0].startswith("default via %s dev eth0"
                                           % vm.GUEST_GATEWAY), route
+    assert probe_values(probe, "MTU") == ["1400"]
     assert probe_values(probe, "HOSTNAME") == ["probe"]
 
 
@@ -162,22 +174,46 @@ def tiny_rootfs(tmp_path_factory):
     for sub in ("bin", "etc", "root", "tmp", "proc", "sys", "dev", "run"):
         (root / sub).mkdir(parents=True)
     shutil.copy(busybox, root / "bin" / "busybox")
-    for applet in ("sh", "echo", "true"):
+    for applet in ("sh", "echo", "true", "sleep", "kill"):
         (root / "bin" / applet).symlink_to("busybox")
-    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
-    (root / "etc" / "group").write_text("root:x:0:\n")
+    for applet in ("id", "pwd"):
+        (root / "bin" / applet).symlink_to("busybox")
+    (root / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\n"
+        "alice:x:1000:1000:Alice:/home/alice:/bin/sh\n")
+    (root / "etc" / "group").write_text(
+        "root:x:0:\nalice:x:1000:\naudio:x:29:bob,alice\nvideo:x:44:alice\n")
     image = d / "rootfs.ext4"
     subprocess.run(["mkfs.ext4", "-q", "-L", "chvm-root", "-d", str(root),
-                    str(image), "16M"], check=True)
+                    str(image), "16M"], check=True, stdout=subprocess.DEVNULL)
     return str(image)
 
 
-def short_boot(tmp_path, config, rootfs):
+def test_erofs_root_and_named_user(tmp_path, tiny_rootfs):
+    """An erofs root works like ext4; User "alice" gets her uid, gid,
+    supplementary groups and HOME from the image's files, and a missing
+    WorkingDir is created (docker does both)."""
+    if not shutil.which("mkfs.erofs"):
+        pytest.skip("missing: mkfs.erofs (erofs-utils)")
+    root = os.path.join(os.path.dirname(tiny_rootfs), "root")
+    image = str(tmp_path / "rootfs.erofs")
+    subprocess.run(["mkfs.erofs", image, root], check=True,
+                   capture_output=True)
+    config = {"user": "alice", "workdir": "/srv/work",
+              "entrypoint": ["/bin/sh", "-c",
+                             'echo "WHO $(id -u) $(id -g) $(id -G) $HOME $(pwd)"']}
+    rc, console = short_boot(tmp_path, config, image)
+    assert "WHO 1000 1000 1000 29 44 /home/alice /srv/work" in console, console
+    assert rc == 0
+
+
+def short_boot(tmp_path, config, rootfs, disks=(), serials=True):
     why = vm.missing_prerequisites(rootfs=None)
     if why:
         pytest.skip("short boot: " + why)
     machine = vm.VM(str(tmp_path), config, rootfs=rootfs, memory=512,
-                    forward=False, name="short").start()
+                    forward=False, disks=disks, serials=serials,
+                    name="short").start()
     try:
         rc = machine.wait_exit(SHORT_BOOT_TIMEOUT)
         return rc, machine.console()
@@ -204,6 +240,12 @@ BAD_INPUTS = {
                            True,
                            r"ERROR init\[1\]: exec /no/such/binary: execve: "
                            r"No such file or directory"),
+    # The kernel's extended ACK text reaches the console.
+    "unreachable-gateway": ("# chvm-config 1\nentrypoint=/bin/true\n"
+                            "net.address=10.0.2.15/24\nnet.gateway=192.168.99.1\n",
+                            True,
+                            r"ERROR init\[1\]: add default route via 192\.168\.99\.1: "
+                            r"Nexthop has invalid gateway: Network unreachable"),
     "entrypoint-not-in-path": ("# chvm-config 1\nentrypoint=nosuchprogram\n",
                                True,
                                r"ERROR init\[1\]: exec nosuchprogram: look up "
@@ -223,3 +265,88 @@ def test_bad_input_fails_cleanly(case, tmp_path, tiny_rootfs):
     assert "phase exec" not in console or "entrypoint" in case
     assert "Kernel panic" not in console, console
     assert rc == 0
+
+
+# ---- signals: SIGINT to PID 1 reaches the entrypoint -----------------------------
+
+# The script asks init itself to pass SIGINT on (as a Ctrl-Alt-Del would, see
+# RB_DISABLE_CAD), dies of SIGKILL in its trap, and leaves a background sleep
+# that init must terminate before powering off.
+SIGNAL_SCRIPT = ("sleep 1000 & trap 'echo GOT-INT; kill -KILL $$' INT; "
+                 "kill -INT 1; while :; do sleep 1; done")
+
+
+def test_sigint_forwarded_then_rest_killed(tmp_path, tiny_rootfs):
+    config = {"entrypoint": ["/bin/sh", "-c", SIGNAL_SCRIPT]}
+    rc, console = short_boot(tmp_path, config, tiny_rootfs)
+    assert re.search(r"GOT-INT\n(.*\n)*INFO init\[1\]: entrypoint exited "
+                     r"status 137\n(.*\n)*INFO init\[1\]: poweroff", console), console
+    assert "SIGKILL" not in console  # the sleep ended on SIGTERM
+    assert rc == 0
+
+
+def test_disks_without_serial_found_by_label_and_magic(tmp_path, tiny_rootfs):
+    """Fallback of docs/DESIGN.md: ext4 label chvm-root, config magic."""
+    config = {"entrypoint": ["/bin/sh", "-c", "echo LABEL-BOOT-OK"]}
+    rc, console = short_boot(tmp_path, config, tiny_rootfs, serials=False)
+    assert "LABEL-BOOT-OK" in console, console
+    assert "INFO init[1]: entrypoint exited status 0" in console
+    assert rc == 0
+
+
+# ---- overlay=disk: the upper layer on the chvm-upper disk survives ------------
+
+def test_overlay_on_upper_disk(tmp_path, tiny_rootfs):
+    if not shutil.which("debugfs"):
+        pytest.skip("missing: debugfs (e2fsprogs)")
+    upper = tmp_path / "upper.ext4"
+    subprocess.run(["mkfs.ext4", "-q", str(upper), "16M"], check=True)
+    config = {"overlay": "disk",
+              "entrypoint": ["/bin/sh", "-c", "echo kept > /marker"]}
+    rc, console = short_boot(tmp_path, config, tiny_rootfs,
+                             disks=[(str(upper), "chvm-upper", False)])
+    assert "INFO init[1]: entrypoint exited status 0" in console, console
+    assert rc == 0
+    out = subprocess.run(["debugfs", "-R", "cat /upper/marker", str(upper)],
+                         capture_output=True, text=True)
+    assert out.stdout == "kept\n", out
+    # Unmounted cleanly at poweroff: no journal replay needed.
+    fsck = subprocess.run(["e2fsck", "-n", str(upper)], capture_output=True,
+                          text=True)
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+
+
+# ---- the initramfs itself -----------------------------------------------------------
+
+def test_initrd_reproducible_and_complete(tmp_path):
+    init = os.path.join(vm.BUILD, "bin", "chvm-init")
+    if not (os.path.exists(init) and os.path.exists(
+            os.path.join(vm.BUILD, "kernel", "version"))):
+        pytest.skip("missing: build/bin/chvm-init or build/kernel (make kernel)")
+    outs = []
+    for i in range(2):
+        out = tmp_path / ("initrd%d.cpio.gz" % i)
+        subprocess.run([sys.executable,
+                        os.path.join(vm.ROOT, "guest-init", "mkinitrd.py"),
+                        "--skel", os.path.join(vm.ROOT, "initrd-skel"),
+                        "--init", init, "--kernel",
+                        os.path.join(vm.BUILD, "kernel"), "-o", str(out)],
+                       check=True, capture_output=True)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    listing = subprocess.run(["cpio", "-itv"], input=gzip.decompress(outs[0]),
+                             capture_output=True, check=True).stdout.decode()
+    entries = {l.split()[-1]: l.split() for l in listing.splitlines()}
+    assert entries["init"][0] == "-rwxr-xr-x"
+    assert entries["dev/console"][0].startswith("c")
+    assert all(e[2] == "root" and e[3] == "root" for e in entries.values())
+    load = subprocess.run(["cpio", "-i", "--to-stdout", "lib/modules/chvm.load"],
+                          input=gzip.decompress(outs[0]), capture_output=True,
+                          check=True).stdout.decode().split()
+    names = [os.path.basename(p)[:-3].replace("-", "_") for p in load]
+    for mod, dep in (("virtio_blk", "virtio_ring"), ("virtio_net", "failover"),
+                     ("vmw_vsock_virtio_transport", "vsock"),
+                     ("virtio_pci", "virtio")):
+        assert names.index(dep) < names.index(mod), names
+    assert "overlay" in names
+    assert all(p.lstrip("/") in entries for p in load)

@@ -6,6 +6,7 @@ The guest gets the disks of docs/DESIGN.md as virtio-blk with serials, a
 user-mode network with 127.0.0.1 host forwards for CDP (9222), SSH (22) and
 the agent's TCP port (1025), and its serial console in a log file."""
 
+import gzip
 import json
 import os
 import re
@@ -46,6 +47,13 @@ def missing_prerequisites(rootfs=STANDIN_ROOTFS):
     return ("missing: " + ", ".join(missing)) if missing else None
 
 
+def initrd_members(path=INITRD):
+    """The paths in a (gzip) initramfs, without a leading slash."""
+    data = gzip.decompress(open(path, "rb").read())
+    return subprocess.run(["cpio", "-it", "--quiet"], input=data,
+                          capture_output=True, check=True).stdout.decode().split()
+
+
 def config_text(cfg):
     """The config disk text for a dict: a list value repeats its key."""
     lines = [CONFIG_HEADER]
@@ -59,7 +67,7 @@ def write_config_disk(path, cfg):
     """Writes a config disk from a dict (or raw text, for bad-input tests):
     the text padded with NUL bytes to a multiple of 4096."""
     data = (cfg if isinstance(cfg, str) else config_text(cfg)).encode()
-    data += b"\0" * (-len(data) % 4096 or (4096 if not data else 0))
+    data += b"\0" * (-len(data) % 4096 if data else 4096)
     with open(path, "wb") as f:
         f.write(data)
 
@@ -98,11 +106,12 @@ def free_port():
 
 class VM:
     """One QEMU guest.  config: dict or raw text (None: no config disk);
-    rootfs: None for no root disk."""
+    rootfs: None for no root disk; disks: more (path, serial, readonly);
+    serials=False leaves every disk without a serial (label fallback)."""
 
     def __init__(self, workdir, config, rootfs=STANDIN_ROOTFS, initrd=INITRD,
                  kernel=KERNEL, memory=2048, smp=2, cmdline=CMDLINE,
-                 forward=True, name="guest"):
+                 forward=True, disks=(), serials=True, name="guest"):
         self.workdir = workdir
         self.config = config if isinstance(config, dict) else None
         self.raw_config = config
@@ -114,6 +123,8 @@ class VM:
         self.cmdline = cmdline
         self.forward = forward
         self.name = name
+        self.extra_disks = list(disks)  # (path, serial, readonly)
+        self.serials = serials
         self.console_path = os.path.join(workdir, name + "-console.log")
         self.config_path = os.path.join(workdir, name + "-config.img")
         self.proc = None
@@ -132,11 +143,12 @@ class VM:
             disks.append((self.rootfs, "chvm-root"))
         if self.raw_config is not None:
             disks.append((self.config_path, "chvm-config"))
-        for i, (path, serial) in enumerate(disks):
-            cmd += ["-drive", "file=%s,if=none,id=d%d,format=raw,readonly=on"
-                    % (path, i),
-                    "-device", "virtio-blk-pci,drive=d%d,serial=%s"
-                    % (i, serial)]
+        disks = [(p, s, True) for p, s in disks] + self.extra_disks
+        for i, (path, serial, ro) in enumerate(disks):
+            cmd += ["-drive", "file=%s,if=none,id=d%d,format=raw,readonly=%s"
+                    % (path, i, "on" if ro else "off"),
+                    "-device", "virtio-blk-pci,drive=d%d" % i
+                    + (",serial=" + serial if self.serials else "")]
         netdev = "user,id=n0"
         if self.forward:
             netdev += "".join(",hostfwd=tcp:127.0.0.1:%d-:%d" % (h, g) for h, g in

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -211,8 +212,11 @@ start_agent (void **state)
   agent_pid = fork ();
   if (agent_pid == 0)
     {
+      /* AGENT_BIN runs the same tests against another build, e.g. the
+         static musl build/bin/chvm-agent. */
+      const char *bin = getenv ("AGENT_BIN") ? getenv ("AGENT_BIN") : AGENT_HOST_BIN;
       dup2 (pipefd[1], 2);
-      execl (AGENT_HOST_BIN, "chvm-agent", "--tcp-port", portstr, "--tcp-bind", "127.0.0.1",
+      execl (bin, "chvm-agent", "--tcp-port", portstr, "--tcp-bind", "127.0.0.1",
              "--token-file", token_path, "--cdp-port", "1", "--test-mode", (char *) NULL);
       _exit (127);
     }
@@ -704,12 +708,13 @@ test_forward (void **state)
   free (back);
 
   /* Connecting to a closed port fails with NOT_FOUND. */
+  shutdown (lfd, SHUT_RDWR); /* wakes the accept() */
+  pthread_join (th, NULL);
   close (lfd);
   fd = agent_forward (open_agent (), free_port (), T_MS, &early, &early_len, &e);
   assert_true (fd < 0);
   assert_non_null (strstr (e->msg, "NOT_FOUND"));
   err_release (&e);
-  pthread_join (th, NULL);
 }
 
 /* ---- hostile input ---- */
@@ -774,6 +779,101 @@ test_hostile (void **state)
   assert_true (agent_alive ());
 }
 
+/* ---- CH hybrid vsock handshake ---- */
+
+struct fake_hybrid
+{
+  int lfd;
+  char path[108];
+};
+
+/* Plays Cloud Hypervisor's side: "CONNECT 1024\n" gets "OK <n>\n" and a
+   stream to the agent (its TCP port stands in for guest vsock 1024); any
+   other port gets the connection closed, as CH does. */
+static void *
+fake_hybrid_thread (void *arg)
+{
+  struct fake_hybrid *h = arg;
+  int c;
+
+  while ((c = accept (h->lfd, NULL, NULL)) >= 0)
+    {
+      char line[64];
+      size_t n = 0;
+      while (n + 1 < sizeof line && recv (c, line + n, 1, 0) == 1 && line[n++] != '\n')
+        ;
+      line[n] = '\0';
+      if (strcmp (line, "CONNECT 1024\n") != 0)
+        {
+          close (c);
+          continue;
+        }
+      struct err *e = NULL;
+      int a = agent_dial_tcp ("127.0.0.1", agent_port, T_MS, &e);
+      fcntl (a, F_SETFL, 0);
+      if (a < 0 || send (c, "OK 1073741824\n", 14, MSG_NOSIGNAL) != 14)
+        {
+          close (c);
+          continue;
+        }
+      for (;;)
+        {
+          struct pollfd p[2] = { { .fd = c, .events = POLLIN }, { .fd = a, .events = POLLIN } };
+          char buf[4096];
+          ssize_t r;
+          if (poll (p, 2, T_MS) <= 0)
+            break;
+          int from = (p[0].revents & (POLLIN | POLLHUP)) ? c : a, to = from == c ? a : c;
+          r = recv (from, buf, sizeof buf, 0);
+          if (r <= 0 || send (to, buf, (size_t) r, MSG_NOSIGNAL) != r)
+            break;
+        }
+      close (a);
+      close (c);
+    }
+  return NULL;
+}
+
+static void
+test_vsock_handshake (void **state)
+{
+  struct fake_hybrid h;
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  struct err *e = NULL;
+  struct agent_client *a;
+  pthread_t th;
+  int fd;
+
+  (void) state;
+  snprintf (h.path, sizeof h.path, "/tmp/chvm-agent-test-vsock.%d", (int) getpid ());
+  unlink (h.path);
+  memcpy (sun.sun_path, h.path, strlen (h.path) + 1);
+  h.lfd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_int_equal (bind (h.lfd, (struct sockaddr *) &sun, sizeof sun), 0);
+  assert_int_equal (listen (h.lfd, 4), 0);
+  pthread_create (&th, NULL, fake_hybrid_thread, &h);
+
+  fd = agent_dial_vsock (h.path, 1024, T_MS, &e);
+  if (fd < 0)
+    fail_msg ("dial vsock: %s", e->msg);
+  a = agent_open (fd, TOKEN, T_MS, &e);
+  assert_non_null (a);
+  assert_int_equal (agent_ping (a, T_MS, &e), 0);
+  agent_close (a);
+
+  /* Nobody listens on guest port 9: CH closes the connection. */
+  assert_true (agent_dial_vsock (h.path, 9, T_MS, &e) < 0);
+  assert_non_null (strstr (e->msg, "CONNECT 9"));
+  err_release (&e);
+  assert_true (agent_dial_vsock ("/nonexistent/vsock.sock", 1024, T_MS, &e) < 0);
+  err_release (&e);
+
+  shutdown (h.lfd, SHUT_RDWR);
+  pthread_join (th, NULL);
+  close (h.lfd);
+  unlink (h.path);
+}
+
 /* Runs last: the test-mode agent exits after replying. */
 static void
 test_shutdown (void **state)
@@ -806,6 +906,7 @@ main (void)
     cmocka_unit_test (test_wait_ready_deadline), cmocka_unit_test (test_quiesce_thaw),
     cmocka_unit_test (test_exec),              cmocka_unit_test (test_in_flight),
     cmocka_unit_test (test_forward),           cmocka_unit_test (test_hostile),
+    cmocka_unit_test (test_vsock_handshake),
     cmocka_unit_test (test_shutdown),
   };
   signal (SIGPIPE, SIG_IGN);

@@ -20,7 +20,7 @@ get (struct json_object *o, const char *path)
 
   while (o != NULL && (dot = strchr (path, '.')) != NULL)
     {
-      snprintf (key, sizeof key, "%.*s", (int) (dot - path), path);
+      snprintf (key, sizeof key, "%.*s", (int)(dot - path), path);
       if (!json_object_object_get_ex (o, key, &o))
         return NULL;
       path = dot + 1;
@@ -42,12 +42,20 @@ get_str (struct json_object *o, const char *path)
 static void
 test_vm_config_full (void **state)
 {
-  (void) state;
-  struct vm_spec spec = { .name = "t", .dir = "/var/lib/chvm/vms/t", .cpus = 2,
-                          .memory_mib = 2048, .kernel = "/k/vmlinux", .initrd = "/k/initrd",
-                          .cmdline = "console=ttyS0 quiet", .rootfs = "/i/rootfs.ext4",
-                          .config_disk = "/v/config.img", .upper_disk = "/v/upper.ext4",
-                          .tap = "chvm0", .mac = "52:54:00:12:34:56", .agent_vsock_port = 1024 };
+  (void)state;
+  struct vm_spec spec = { .name = "t",
+                          .dir = "/var/lib/chvm/vms/t",
+                          .cpus = 2,
+                          .memory_mib = 2048,
+                          .kernel = "/k/vmlinux",
+                          .initrd = "/k/initrd",
+                          .cmdline = "console=ttyS0 quiet",
+                          .rootfs = "/i/rootfs.ext4",
+                          .config_disk = "/v/config.img",
+                          .upper_disk = "/v/upper.ext4",
+                          .tap = "chvm0",
+                          .mac = "52:54:00:12:34:56",
+                          .agent_vsock_port = 1024 };
   struct err *e = NULL;
   struct json_object *c = ch_vm_config (&spec, &e), *disks, *d;
 
@@ -90,7 +98,7 @@ test_vm_config_full (void **state)
 static void
 test_vm_config_minimal (void **state)
 {
-  (void) state;
+  (void)state;
   struct vm_spec spec = { .dir = "/d", .cpus = 1, .memory_mib = 64, .kernel = "/micro.elf" };
   struct err *e = NULL;
   struct json_object *c = ch_vm_config (&spec, &e);
@@ -108,7 +116,7 @@ test_vm_config_minimal (void **state)
 static void
 test_vm_config_invalid (void **state)
 {
-  (void) state;
+  (void)state;
   struct vm_spec good = { .dir = "/d", .cpus = 1, .memory_mib = 64, .kernel = "/k" };
   struct vm_spec s;
   struct err *e = NULL;
@@ -136,7 +144,7 @@ test_vm_config_invalid (void **state)
 static void
 test_restore_config_versions (void **state)
 {
-  (void) state;
+  (void)state;
   struct ch_restore_opts o = { .prefault = true, .mode = CH_RESTORE_ONDEMAND, .resume = true };
   struct err *e = NULL;
   struct json_object *c;
@@ -174,7 +182,7 @@ test_restore_config_versions (void **state)
 static void
 test_parse_info (void **state)
 {
-  (void) state;
+  (void)state;
   struct ch_vm_info info;
   struct err *e = NULL;
 
@@ -220,7 +228,7 @@ test_parse_info (void **state)
 static void
 test_parse_ping (void **state)
 {
-  (void) state;
+  (void)state;
   char v[16];
   struct err *e = NULL;
 
@@ -233,16 +241,15 @@ test_parse_ping (void **state)
   assert_non_null (strstr (e->msg, "vmm.ping"));
   err_release (&e);
   /* A long version is truncated, not overflowed. */
-  assert_int_equal (ch_parse_ping (S ("{\"version\":\"v53.0-with-a-very-long-suffix\"}"), v,
-                                   sizeof v, &e),
-                    0);
+  assert_int_equal (
+      ch_parse_ping (S ("{\"version\":\"v53.0-with-a-very-long-suffix\"}"), v, sizeof v, &e), 0);
   assert_int_equal (strlen (v), sizeof v - 1);
 }
 
 static void
 test_error_text (void **state)
 {
-  (void) state;
+  (void)state;
   char out[64];
 
   ch_error_text (S ("[\"Error from API\",\"The VM could not be snapshotted\"]"), out, sizeof out);
@@ -253,8 +260,9 @@ test_error_text (void **state)
   assert_string_equal (out, "a json string");
   ch_error_text (NULL, 0, out, sizeof out);
   assert_string_equal (out, "(no message)");
-  ch_error_text (S ("[\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"]"),
-                 out, sizeof out);
+  ch_error_text (
+      S ("[\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"]"),
+      out, sizeof out);
   assert_int_equal (strlen (out), sizeof out - 1);
   ch_error_text (S ("[1,2]"), out, sizeof out); /* no strings: show the body */
   assert_string_equal (out, "[1,2]");
@@ -263,7 +271,7 @@ test_error_text (void **state)
 static void
 test_parse_version (void **state)
 {
-  (void) state;
+  (void)state;
   int ma = -1, mi = -1;
 
   assert_int_equal (ch_parse_version ("cloud-hypervisor v53.0-dirty", &ma, &mi), 0);

@@ -19,6 +19,10 @@
 
 #include <cmocka.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "backend.h"
 #include "ch_api.h"
 #include "proc.h"
 
@@ -43,8 +47,8 @@ start_double (struct dbl *d, const char *mode, const char *version)
   snprintf (d->sock, sizeof d->sock, "%s/api.sock", d->dir);
   snprintf (d->record, sizeof d->record, "%s/requests.jsonl", d->dir);
   snprintf (log, sizeof log, "%s/double.log", d->dir);
-  const char *argv[] = { "python3", script, "--socket", d->sock, "--mode", mode, "--record",
-                         d->record, "--version", version, "--delay", "3", NULL };
+  const char *argv[] = { "python3", script,      "--socket", d->sock,   "--mode", mode, "--record",
+                         d->record, "--version", version,    "--delay", "3",      NULL };
   if (proc_spawn (argv, log, &d->pid, &e) < 0 || proc_wait_socket (d->pid, d->sock, 10000, &e) < 0)
     fail_msg ("test double did not start: %s", e->msg);
   assert_int_equal (ch_client_init (&d->c, d->sock, &e), 0);
@@ -91,7 +95,7 @@ assert_has (const char *msg, const char *want)
 static void
 test_snapshot_500 (void **state)
 {
-  (void) state;
+  (void)state;
   struct dbl d;
   struct err *e = NULL;
   char v[64];
@@ -114,7 +118,7 @@ test_snapshot_500 (void **state)
 static void
 test_restore_fields_by_version (void **state)
 {
-  (void) state;
+  (void)state;
   struct ch_restore_opts o = { .mode = CH_RESTORE_COPY, .resume = true };
   struct json_object *body, *v;
   struct err *e = NULL;
@@ -150,7 +154,7 @@ test_restore_fields_by_version (void **state)
 static void
 test_slow_answer_times_out (void **state)
 {
-  (void) state;
+  (void)state;
   struct ch_vm_info info;
   struct err *e = NULL;
   struct dbl d;
@@ -172,7 +176,7 @@ test_slow_answer_times_out (void **state)
 static void
 test_malformed_body (void **state)
 {
-  (void) state;
+  (void)state;
   struct ch_vm_info info;
   struct err *e = NULL;
   struct dbl d;
@@ -193,7 +197,7 @@ test_malformed_body (void **state)
 static void
 test_huge_body (void **state)
 {
-  (void) state;
+  (void)state;
   struct ch_vm_info info;
   struct err *e = NULL;
   struct dbl d;
@@ -210,7 +214,7 @@ test_huge_body (void **state)
 static void
 test_connection_closed (void **state)
 {
-  (void) state;
+  (void)state;
   struct err *e = NULL;
   struct dbl d;
 
@@ -225,7 +229,7 @@ test_connection_closed (void **state)
 static void
 test_no_vmm (void **state)
 {
-  (void) state;
+  (void)state;
   struct ch_client c;
   struct err *e = NULL;
 
@@ -239,7 +243,7 @@ test_no_vmm (void **state)
 static void
 test_proc_exit_before_socket (void **state)
 {
-  (void) state;
+  (void)state;
   const char *argv[] = { "sh", "-c", "exit 3", NULL };
   struct err *e = NULL;
   pid_t pid;
@@ -257,7 +261,7 @@ test_proc_exit_before_socket (void **state)
 static void
 test_proc_deadlines (void **state)
 {
-  (void) state;
+  (void)state;
   const char *sleeper[] = { "sleep", "60", NULL };
   const char *echo[] = { "sh", "-c", "echo cloud-hypervisor v53.0; echo second", NULL };
   const char *missing[] = { "/nonexistent/binary", NULL };
@@ -284,15 +288,90 @@ test_proc_deadlines (void **state)
   err_release (&e);
 }
 
+/* A child process plays CH's hybrid vsock socket: it reads the CONNECT
+   line and answers `reply` (then "payload" when reply starts with OK). */
+static pid_t
+vsock_double (const char *path, const char *reply)
+{
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  int l = socket (AF_UNIX, SOCK_STREAM, 0);
+  pid_t pid;
+
+  snprintf (sa.sun_path, sizeof sa.sun_path, "%s", path);
+  unlink (path);
+  assert_int_equal (bind (l, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_int_equal (listen (l, 1), 0);
+  pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      char line[64] = "";
+      int c = accept (l, NULL, NULL);
+      ssize_t n = read (c, line, sizeof line - 1);
+      if (n <= 0 || strcmp (line, "CONNECT 1024\n") != 0)
+        _exit (1);
+      if (*reply && write (c, reply, strlen (reply)) < 0)
+        _exit (1);
+      if (strncmp (reply, "OK", 2) == 0 && write (c, "payload", 7) < 0)
+        _exit (1);
+      _exit (0);
+    }
+  close (l);
+  return pid;
+}
+
+/* backend_ch.agent_connect: CONNECT handshake, no byte of the stream after
+   "OK <n>\n" consumed, and a refused port reported. */
+static void
+test_agent_connect (void **state)
+{
+  (void)state;
+  struct vm_runtime rt = { 0 };
+  struct err *e = NULL;
+  char buf[16] = "";
+  int st, fd;
+  pid_t pid;
+
+  snprintf (rt.vsock_socket, sizeof rt.vsock_socket, "/tmp/ch-vsock-test-%d.sock", (int)getpid ());
+  pid = vsock_double (rt.vsock_socket, "OK 1073741824\n");
+  fd = backend_ch.agent_connect (&rt, 1024, 5000, &e);
+  if (fd < 0)
+    fail_msg ("agent_connect: %s", e->msg);
+  assert_int_equal (read (fd, buf, 7), 7);
+  assert_string_equal (buf, "payload");
+  close (fd);
+  assert_int_equal (waitpid (pid, &st, 0), pid);
+  assert_int_equal (st, 0);
+
+  /* CH closes the connection when nothing listens on the guest port. */
+  pid = vsock_double (rt.vsock_socket, "");
+  assert_true (backend_ch.agent_connect (&rt, 1024, 5000, &e) < 0);
+  assert_has (e->msg, "vsock CONNECT 1024: closed by cloud-hypervisor");
+  err_release (&e);
+  waitpid (pid, &st, 0);
+
+  pid = vsock_double (rt.vsock_socket, "NO\n");
+  assert_true (backend_ch.agent_connect (&rt, 1024, 5000, &e) < 0);
+  assert_has (e->msg, "unexpected answer \"NO\"");
+  err_release (&e);
+  waitpid (pid, &st, 0);
+  unlink (rt.vsock_socket);
+}
+
 int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_snapshot_500),         cmocka_unit_test (test_restore_fields_by_version),
-    cmocka_unit_test (test_slow_answer_times_out), cmocka_unit_test (test_malformed_body),
-    cmocka_unit_test (test_huge_body),            cmocka_unit_test (test_connection_closed),
-    cmocka_unit_test (test_no_vmm),               cmocka_unit_test (test_proc_exit_before_socket),
+    cmocka_unit_test (test_snapshot_500),
+    cmocka_unit_test (test_restore_fields_by_version),
+    cmocka_unit_test (test_slow_answer_times_out),
+    cmocka_unit_test (test_malformed_body),
+    cmocka_unit_test (test_huge_body),
+    cmocka_unit_test (test_connection_closed),
+    cmocka_unit_test (test_no_vmm),
+    cmocka_unit_test (test_proc_exit_before_socket),
     cmocka_unit_test (test_proc_deadlines),
+    cmocka_unit_test (test_agent_connect),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

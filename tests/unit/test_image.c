@@ -181,10 +181,15 @@ test_digest (void **state)
   (void) state;
   struct err *e = NULL;
   char hex[IMAGE_ID_LEN + 1];
-  const char *bad[] = { "", "sha256:", "sha256:" HEX_A "a", "sha256:" HEX_A "/",
-                        "sha512:" HEX_A, "SHA256:" HEX_A,
+  const char *bad[] = { "",
+                        "sha256:",
+                        "sha256:" HEX_A "a",
+                        "sha256:" HEX_A "/",
+                        "sha512:" HEX_A,
+                        "SHA256:" HEX_A,
                         "sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-                        "sha256:../../../../etc/passwd", "sha256:aaaa" };
+                        "sha256:../../../../etc/passwd",
+                        "sha256:aaaa" };
 
   assert_int_equal (oci_digest_hex ("sha256:" HEX_A, hex, &e), 0);
   assert_string_equal (hex, HEX_A);
@@ -196,15 +201,14 @@ test_digest (void **state)
     }
 }
 
-#define DESC(mt, hex, tag)                                                                 \
-  "{\"mediaType\":\"" mt "\",\"digest\":\"sha256:" hex "\",\"size\":1,"                       \
+#define DESC(mt, hex, tag)                                                                         \
+  "{\"mediaType\":\"" mt "\",\"digest\":\"sha256:" hex "\",\"size\":1,"                            \
   "\"annotations\":{\"org.opencontainers.image.ref.name\":\"" tag "\"}}"
 #define MT_M "application/vnd.oci.image.manifest.v1+json"
 #define MT_I "application/vnd.oci.image.index.v1+json"
 
 static int
-pick (const char *json, const char *tag, char hex[IMAGE_ID_LEN + 1], bool *is_index,
-      struct err **e)
+pick (const char *json, const char *tag, char hex[IMAGE_ID_LEN + 1], bool *is_index, struct err **e)
 {
   return oci_index_pick (json, strlen (json), tag, hex, is_index, e);
 }
@@ -213,8 +217,8 @@ static void
 test_index_pick (void **state)
 {
   (void) state;
-  const char *two = "{\"schemaVersion\":2,\"manifests\":[" DESC (MT_M, HEX_A, "latest") ","
-                    DESC (MT_I, HEX_B, "multi") "]}";
+  const char *two = "{\"schemaVersion\":2,\"manifests\":[" DESC (MT_M, HEX_A, "latest") "," DESC (
+      MT_I, HEX_B, "multi") "]}";
   const char *one_untagged = "{\"manifests\":[{\"digest\":\"sha256:" HEX_AB "\"}]}";
   struct err *e = NULL;
   char hex[IMAGE_ID_LEN + 1];
@@ -348,8 +352,9 @@ test_source_parse (void **state)
   unlink (file);
   rmdir (dir);
 
-  const char *bad[] = { "/nonexistent/chvm", "oci:", "oci::latest", "oci:/d:bad tag",
-                        "oci:/d:-x", "docker-archive:", "/dev/null" };
+  const char *bad[]
+      = { "/nonexistent/chvm", "oci:",     "oci::latest", "oci:/d:bad tag", "oci:/d:-x",
+          "docker-archive:",   "/dev/null" };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     {
       if (image_source_parse (bad[i], &s, &e) == 0)
@@ -530,12 +535,12 @@ int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_config_full),     cmocka_unit_test (test_config_absent_fields),
-    cmocka_unit_test (test_config_unicode),  cmocka_unit_test (test_config_hostile),
-    cmocka_unit_test (test_config_limits),   cmocka_unit_test (test_digest),
-    cmocka_unit_test (test_index_pick),      cmocka_unit_test (test_index_hostile),
-    cmocka_unit_test (test_manifest),        cmocka_unit_test (test_source_parse),
-    cmocka_unit_test (test_meta_roundtrip),  cmocka_unit_test (test_meta_hostile),
+    cmocka_unit_test (test_config_full),    cmocka_unit_test (test_config_absent_fields),
+    cmocka_unit_test (test_config_unicode), cmocka_unit_test (test_config_hostile),
+    cmocka_unit_test (test_config_limits),  cmocka_unit_test (test_digest),
+    cmocka_unit_test (test_index_pick),     cmocka_unit_test (test_index_hostile),
+    cmocka_unit_test (test_manifest),       cmocka_unit_test (test_source_parse),
+    cmocka_unit_test (test_meta_roundtrip), cmocka_unit_test (test_meta_hostile),
     cmocka_unit_test (test_cache),
   };
 

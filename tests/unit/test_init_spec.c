@@ -20,14 +20,13 @@ static const char passwd[]
       "bob:x:1001:100::/home/bob:/bin/sh\n"
       "alice:x:2000:2000:second alice:/nowhere:/bin/sh\n"
       "nohome:x:1002:1002:::/bin/sh";
-static const char group[]
-    = "root:x:0:\n"
-      "users:x:100:alice\n"
-      "alice:x:1000:\n"
-      "audio:x:29:bob,alice\n"
-      "video:x:44:carol,alice,dave\n"
-      "alicex:x:45:alicex\n"
-      "staff:x:50:bob";
+static const char group[] = "root:x:0:\n"
+                            "users:x:100:alice\n"
+                            "alice:x:1000:\n"
+                            "audio:x:29:bob,alice\n"
+                            "video:x:44:carol,alice,dave\n"
+                            "alicex:x:45:alicex\n"
+                            "staff:x:50:bob";
 
 static void
 resolve_ok (const char *spec, struct spec_user *u)
@@ -51,7 +50,7 @@ test_root_default (void **state)
 {
   struct spec_user u;
 
-  (void) state;
+  (void)state;
   resolve_ok (NULL, &u);
   assert_int_equal (u.uid, 0);
   assert_int_equal (u.gid, 0);
@@ -66,7 +65,7 @@ test_name (void **state)
 {
   struct spec_user u;
 
-  (void) state;
+  (void)state;
   resolve_ok ("root", &u);
   assert_string_equal (u.home, "/root");
   resolve_ok ("alice", &u);
@@ -82,7 +81,7 @@ test_numeric_uid (void **state)
 {
   struct spec_user u;
 
-  (void) state;
+  (void)state;
   /* Known uid: its passwd entry gives gid, home and groups. */
   resolve_ok ("1001", &u);
   assert_int_equal (u.uid, 1001);
@@ -102,7 +101,7 @@ test_explicit_group (void **state)
 {
   struct spec_user u;
 
-  (void) state;
+  (void)state;
   /* An explicit group replaces the primary group and drops the
      supplementary ones, as runc does. */
   resolve_ok ("alice:video", &u);
@@ -125,11 +124,12 @@ test_errors (void **state)
   struct spec_user u;
   struct err *err = NULL;
 
-  (void) state;
+  (void)state;
   assert_true (spec_resolve_user ("mallory", passwd, group, &u, &err) < 0);
   assert_string_equal (err->msg, "unable to find user mallory in /etc/passwd");
   err_release (&err);
-  assert_true (spec_resolve_user ("alice:nogroup", passwd, group, &u, &err) < 0);
+  assert_true (spec_resolve_user ("alice:nogroup", passwd, group, &u, &err)
+               < 0);
   assert_string_equal (err->msg, "unable to find group nogroup in /etc/group");
   err_release (&err);
   assert_true (spec_resolve_user ("alice:", passwd, group, &u, &err) < 0);
@@ -154,7 +154,7 @@ test_env_merge (void **state)
   static const char *const entries[]
       = { "PATH=/usr/bin", "A=1", "B=2", "A=3", "EMPTY=" };
 
-  (void) state;
+  (void)state;
   for (size_t i = 0; i < 5; i++)
     assert_int_equal (strv_push (&in, entries[i], strlen (entries[i])), 0);
   assert_int_equal (spec_build_env (&in, "/home/alice", &out, &err), 0);
@@ -186,9 +186,12 @@ int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_root_default),  cmocka_unit_test (test_name),
-    cmocka_unit_test (test_numeric_uid),   cmocka_unit_test (test_explicit_group),
-    cmocka_unit_test (test_errors),        cmocka_unit_test (test_env_merge),
+    cmocka_unit_test (test_root_default),
+    cmocka_unit_test (test_name),
+    cmocka_unit_test (test_numeric_uid),
+    cmocka_unit_test (test_explicit_group),
+    cmocka_unit_test (test_errors),
+    cmocka_unit_test (test_env_merge),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -1,0 +1,182 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The guest agent in a real VM (fixture `guest` of conftest.py: the stand-in
+Chromium image under QEMU/TCG, agent on TCP 1025 with a token), driven
+through `chvm agent` like a user would: WaitReady against CDP seen from
+outside, Health, Quiesce/Thaw, setting the clock, Exec, and a real CDP
+session (playwright-core) through Forward."""
+
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CHVM = os.path.join(ROOT, "build", "bin", "chvm")
+CDP_CLIENT = os.path.join(os.path.dirname(__file__), "cdp_client.js")
+PLAYWRIGHT = os.path.join(ROOT, "node_modules", "playwright-core")
+READY_MS = 240000  # Chromium under TCG on a loaded 2-core host
+
+
+@pytest.fixture(scope="module")
+def g(request):
+    if not os.access(CHVM, os.X_OK):
+        pytest.skip("missing build/bin/chvm (make host)")
+    try:
+        return request.getfixturevalue("guest")
+    except pytest.FixtureLookupError:
+        pytest.skip("no `guest` fixture (tests/integration/conftest.py)")
+
+
+def agent(g, *args, timeout=60, input=None, check=True):
+    """Runs `chvm --json agent ... ARGS` and returns its parsed JSON line."""
+    cmd = [CHVM, "--json", "agent", "--tcp", "127.0.0.1:%d" % g.agent_port,
+           "--token", g.token, "--timeout", "30000"] + list(args)
+    p = subprocess.run(cmd, capture_output=True, timeout=timeout, input=input)
+    if check:
+        assert p.returncode == 0, "%s: rc %d: %s" % (" ".join(args), p.returncode,
+                                                     p.stderr.decode(errors="replace"))
+        return json.loads(p.stdout)
+    return p
+
+
+def cdp_version(port, timeout=10):
+    with urllib.request.urlopen("http://127.0.0.1:%d/json/version" % port,
+                                timeout=timeout) as r:
+        assert r.status == 200
+        return json.loads(r.read())
+
+
+@pytest.fixture(scope="module")
+def ready(g):
+    """WaitReady once for the module; the first test checks it closely."""
+    return agent(g, "ready", "--timeout", str(READY_MS), timeout=READY_MS / 1000 + 30)
+
+
+def test_wait_ready_returns_once_cdp_answers(g, ready):
+    # Right after WaitReady, CDP answers from outside on the first try and
+    # names the same browser the agent saw inside.
+    v = cdp_version(g.cdp_port)
+    assert ready["browser"] and ready["browser"] == v["Browser"]
+    assert ready["ready_after_ms"] <= READY_MS
+    # Once ready, a second WaitReady answers at once.
+    again = agent(g, "ready", "--timeout", "5000")
+    assert again["ready_after_ms"] < 2000
+    assert again["browser"] == ready["browser"]
+
+
+def test_wrong_token_refused(g):
+    p = subprocess.run([CHVM, "agent", "--tcp", "127.0.0.1:%d" % g.agent_port,
+                        "--token", "0" * 64, "ping"], capture_output=True, timeout=60)
+    assert p.returncode == 1
+    assert b"UNAUTHENTICATED" in p.stderr
+
+
+def test_health_plausible(g, ready):
+    h = agent(g, "health")
+    total = h["mem_total_kb"]
+    # The guest's RAM as the kernel reports it, not the host's.
+    with open("/proc/meminfo") as f:
+        host_total = int(re.search(r"MemTotal:\s+(\d+)", f.read()).group(1))
+    assert 256 * 1024 < total < host_total
+    assert 16 * 1024 < h["mem_available_kb"] < total
+    assert h["uptime_s"] > 1
+    assert h["load1"] >= 0
+    assert h["chrome_pid"] > 1, h
+    assert h["chrome_state"] not in ("absent", "zombie", "dead")
+    assert h["cdp_answer_ms"] >= 0, h
+    assert h["frozen"] is False
+    # Cross-check MemAvailable with the guest's own /proc/meminfo via Exec.
+    out = agent(g, "exec", "--", "cat", "/proc/meminfo")
+    avail = int(re.search(r"MemAvailable:\s+(\d+)", out["stdout"]).group(1))
+    assert abs(avail - h["mem_available_kb"]) < total // 4
+
+
+def test_quiesce_then_thaw_keeps_cdp(g, ready):
+    q = agent(g, "quiesce", "--timeout", "20000", "--drop-caches", "--compact")
+    assert q["frozen_count"] >= 0  # overlay-on-tmpfs root: often 0
+    if q["frozen_count"] > 0:
+        # While frozen only Ping/Health/Thaw pass.
+        p = agent(g, "exec", "--", "true", check=False)
+        assert p.returncode == 1 and b"FROZEN" in p.stderr
+        assert agent(g, "health")["frozen"] is True
+    t = agent(g, "thaw")
+    assert t["thawed_count"] >= q["frozen_count"]
+    assert agent(g, "health")["frozen"] is False
+    assert cdp_version(g.cdp_port)["Browser"] == ready["browser"]
+    assert agent(g, "exec", "--", "true")["code"] == 0
+
+
+def guest_time(g):
+    out = agent(g, "exec", "--", "date", "+%s")
+    assert out["code"] == 0
+    return int(out["stdout"].strip())
+
+
+def test_thaw_sets_guest_clock(g):
+    before = guest_time(g)
+    host_before = time.time()
+    t = agent(g, "thaw", "--time", "+3600")
+    step_s = t["clock_step_ns"] / 1e9
+    after = guest_time(g)
+    elapsed = time.time() - host_before
+    try:
+        # The step is host time + 1 h minus the guest's time, so it is 1 h
+        # plus however far the guest clock was off; `date` moves accordingly.
+        assert 3600 - 120 < step_s < 3600 + 120, step_s
+        assert abs((after - before) - step_s) <= elapsed + 2, (before, after, step_s)
+    finally:
+        back = agent(g, "thaw", "--time", "now")
+        assert back["clock_step_ns"] / 1e9 < -3500
+    assert abs(guest_time(g) - time.time()) < 120
+
+
+def test_exec_output_and_exit_code(g):
+    out = agent(g, "exec", "--", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert out == {"code": 3, "signal": 0, "stdout": "out\n", "stderr": "err\n"}
+    out = agent(g, "exec", "--stdin", "--", "tr", "a-z", "A-Z", input=b"hello agent")
+    assert out["code"] == 0 and out["stdout"] == "HELLO AGENT"
+    out = agent(g, "exec", "--env", "X=in the guest", "--", "sh", "-c", 'echo "$X"')
+    assert out["stdout"] == "in the guest\n"
+    out = agent(g, "exec", "--", "sh", "-c", "kill -KILL $$")
+    assert out["signal"] == 9 and out["code"] == 137
+    p = agent(g, "exec", "--", "/no/such/program", check=False)
+    assert p.returncode == 1 and b"NOT_FOUND" in p.stderr
+    # Plain (non-JSON) mode exits with the command's status.
+    p = subprocess.run([CHVM, "agent", "--tcp", "127.0.0.1:%d" % g.agent_port, "--token",
+                        g.token, "exec", "--", "sh", "-c", "exit 42"],
+                       capture_output=True, timeout=60)
+    assert p.returncode == 42
+
+
+def test_forward_carries_cdp_session(g, ready):
+    if shutil.which("node") is None:
+        pytest.skip("missing node (apt-get install nodejs)")
+    if not os.path.isdir(PLAYWRIGHT):
+        pytest.skip("missing node_modules/playwright-core (npm install at the repo root)")
+    fwd = subprocess.Popen([CHVM, "agent", "--tcp", "127.0.0.1:%d" % g.agent_port,
+                            "--token", g.token, "forward", "9222", "--listen",
+                            "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        r, _, _ = select.select([fwd.stdout], [], [], 30)
+        assert r, "chvm agent forward printed nothing"
+        line = fwd.stdout.readline().decode()
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        assert m, line
+        port = int(m.group(1))
+        # Plain HTTP through the forward first: the same browser as outside.
+        assert cdp_version(port)["Browser"] == ready["browser"]
+        p = subprocess.run(["node", CDP_CLIENT, "http://127.0.0.1:%d" % port, "120000"],
+                           capture_output=True, timeout=180, cwd=ROOT)
+        assert p.returncode == 0, p.stderr.decode(errors="replace")
+        res = json.loads(p.stdout.decode().strip().splitlines()[-1])
+        assert res["title"] == res["expected"]
+        assert res["text"] == "forwarded"
+    finally:
+        fwd.terminate()
+        fwd.wait(10)

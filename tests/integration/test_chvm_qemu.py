@@ -1,0 +1,242 @@
+# SPDX-License-Identifier: Apache-2.0
+"""chvm end to end with the QEMU backend (TCG): one boot for the whole file.
+
+run boots the stand-in image; ps shows it; CDP answers through the printed
+address; a page opened before standby is there after restore with the same
+target id and URL (same browser); rm leaves no process or file behind.  Bad
+inputs fail with one line and leave nothing behind.
+
+When the initramfs has no agent (/sbin/chvm-agent), the same boot is driven
+without it: run --no-wait, standby --no-quiesce, restore --no-agent, and the
+test waits for CDP itself.
+"""
+import gzip
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+B = os.path.join(ROOT, "build")
+CHVM = os.path.join(B, "bin", "chvm")
+KERNEL = os.path.join(B, "kernel", "vmlinuz")
+INITRD = os.path.join(B, "initrd.cpio.gz")
+IMAGE = os.path.join(B, "images", "standin", "oci")
+IMAGE_CACHE = os.path.join(B, "state", "images")
+BOOT_TIMEOUT = 600  # TCG on two shared cores
+
+
+def _missing():
+    if not os.access(CHVM, os.X_OK):
+        return "build/bin/chvm (make host)"
+    if shutil.which("qemu-system-x86_64") is None:
+        return "qemu-system-x86_64 (apt-get install qemu-system-x86)"
+    for path, how in ((KERNEL, "make kernel"), (INITRD, "make initrd"), (IMAGE, "make images")):
+        if not os.path.exists(path):
+            return "%s (%s)" % (os.path.relpath(path, ROOT), how)
+    return None
+
+
+MISSING = _missing()
+pytestmark = pytest.mark.skipif(MISSING is not None, reason="missing %s" % MISSING)
+
+
+def _initrd_names(path):
+    """Entry names of a gzip'd newc cpio archive."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    names, off = [], 0
+    while off + 110 <= len(data) and data[off:off + 6] in (b"070701", b"070702"):
+        namesize = int(data[off + 94:off + 102], 16)
+        filesize = int(data[off + 54:off + 62], 16)
+        name = data[off + 110:off + 110 + namesize - 1].decode()
+        if name == "TRAILER!!!":
+            break
+        names.append(name)
+        off = (off + 110 + namesize + 3) & ~3
+        off = (off + filesize + 3) & ~3
+    return names
+
+
+def _initrd_has_agent():
+    return "sbin/chvm-agent" in _initrd_names(INITRD)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    state = tmp_path_factory.mktemp("state")
+    # Reuse the imported stand-in image (make images) instead of unpacking
+    # 900 MB again; VM state stays private to this test.
+    if os.path.isdir(IMAGE_CACHE):
+        os.symlink(IMAGE_CACHE, os.path.join(state, "images"))
+    e = dict(os.environ, CHVM_STATE_DIR=str(state))
+    e.pop("CHVM_DATA_DIR", None)
+    return e
+
+
+def chvm(env, *args, timeout=120, check=True):
+    p = subprocess.run([CHVM, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError("chvm %s: rc=%d\n%s%s" % (" ".join(args), p.returncode, p.stdout, p.stderr))
+    return p
+
+
+def http(url, method="GET", timeout=10):
+    req = urllib.request.Request(url, method=method)
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def wait_cdp(base, deadline):
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            return http(base + "/json/version", timeout=5)
+        except OSError as e:  # not up yet: the forwarder is not listening
+            last = e
+            time.sleep(0.5)
+    raise AssertionError("CDP at %s did not answer: %s" % (base, last))
+
+
+@pytest.fixture(scope="module")
+def vm(env):
+    agent = _initrd_has_agent()
+    name = "itest"
+    t0 = time.monotonic()
+    args = ["run", "--name", name, "--memory", "2G", "--cpus", "2", "--json"]
+    if not agent:
+        args.append("--no-wait")
+    try:
+        p = chvm(env, *args, timeout=BOOT_TIMEOUT)
+    except BaseException:
+        chvm(env, "rm", "-f", name, check=False)
+        raise
+    out = json.loads(p.stdout)
+    base = out["cdp"]
+    version = wait_cdp(base, time.monotonic() + BOOT_TIMEOUT)
+    boot_s = time.monotonic() - t0
+    print("\nboot to CDP: %.1f s (agent: %s)" % (boot_s, agent))
+    info = {"name": name, "cdp": base, "pid": out["pid"], "agent": agent, "version": version,
+            "boot_s": boot_s, "state": env["CHVM_STATE_DIR"]}
+    yield info
+    chvm(env, "rm", "-f", name, check=False)
+
+
+def test_run_ps_inspect(env, vm):
+    ps = json.loads(chvm(env, "ps", "--json").stdout)
+    mine = [v for v in ps if v["name"] == vm["name"]]
+    assert len(mine) == 1 and mine[0]["status"] == "running", ps
+    assert mine[0]["backend"] == "qemu"
+    insp = json.loads(chvm(env, "inspect", vm["name"]).stdout)[0]
+    assert insp["status"] == "running"
+    assert insp["cdp"] == vm["cdp"]
+    assert insp["runtime"]["vmm_pid"] == vm["pid"]
+    assert vm["cdp"].startswith("http://127.0.0.1:")
+    assert "Chrome" in vm["version"]["Browser"]
+    # The QEMU process is ours and named after the VM dir.
+    with open("/proc/%d/cmdline" % vm["pid"], "rb") as f:
+        assert os.path.join(vm["state"], "vms", vm["name"]).encode() in f.read()
+    logs = chvm(env, "logs", vm["name"]).stdout
+    assert "phase exec" in logs
+
+
+def test_bad_inputs(env, vm):
+    vms = os.path.join(env["CHVM_STATE_DIR"], "vms")
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    cases = [
+        (["run", "--name", "bad1", "/nonexistent/image"], "image"),
+        (["run", "--name", "bad2", "--memory", "2X"], "bad memory size"),
+        (["run", "--name", vm["name"]], "already exists"),
+        (["run", "--name", "bad3", "-p", "%d:9222" % port], "already in use"),
+        (["run", "--name", "bad4", "--kernel", "/nonexistent/vmlinuz"], "kernel not found"),
+        (["run", "--name", "bad/5"], "invalid VM name"),
+        (["run", "--name", "bad6", "-p", "1:2:3:4"], "--publish"),
+        (["run", "--name", "bad7", "--env", "NOEQUALS"], "--env"),
+    ]
+    try:
+        for args, want in cases:
+            before = set(os.listdir(vms))
+            p = chvm(env, *args, check=False)
+            assert p.returncode != 0, args
+            lines = p.stderr.strip().splitlines()
+            assert len(lines) == 1 and want in lines[0], (args, p.stderr)
+            assert set(os.listdir(vms)) == before, args
+    finally:
+        busy.close()
+    # Only the one VM's QEMU runs.
+    assert subprocess.run(["pgrep", "-f", os.path.join(vms, "bad")]).returncode == 1
+    p = chvm(env, "restore", vm["name"], check=False)
+    assert p.returncode == 1 and "nothing to restore" in p.stderr
+
+
+def test_standby_restore_same_browser(env, vm):
+    base = vm["cdp"]
+    marker = "data:text/html,chvm-standby-%d" % os.getpid()
+    target = http(base + "/json/new?" + marker, method="PUT")
+    # The new tab starts at about:blank and navigates on its own time.
+    deadline = time.monotonic() + 60
+    while True:
+        before = {t["id"]: t["url"] for t in http(base + "/json/list")}
+        if before.get(target["id"]) == marker or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert before.get(target["id"]) == marker, before
+
+    args = ["standby", vm["name"], "--json"]
+    if not vm["agent"]:
+        args.insert(1, "--no-quiesce")
+    sb = json.loads(chvm(env, *args, timeout=600).stdout)
+    print("\nstandby phases (ms): %s total %.0f" % (sb["phases"], sb["total_ms"]))
+    assert "snapshot" in sb["phases"]
+    if vm["agent"]:
+        assert "quiesce" in sb["phases"]
+    d = os.path.join(env["CHVM_STATE_DIR"], "vms", vm["name"])
+    assert os.path.isfile(os.path.join(d, "snapshot", "memory"))
+    assert not [f for f in os.listdir(d) if f.startswith("snapshot.tmp-")]
+    ps = json.loads(chvm(env, "ps", "-a", "--json").stdout)
+    assert [v["status"] for v in ps if v["name"] == vm["name"]] == ["standby"]
+    assert not os.path.exists("/proc/%d" % vm["pid"]) or \
+        vm["state"].encode() not in open("/proc/%d/cmdline" % vm["pid"], "rb").read()
+    # A second standby has nothing to snapshot.
+    assert chvm(env, "standby", vm["name"], check=False).returncode == 1
+
+    args = ["restore", vm["name"], "--json"]
+    if not vm["agent"]:
+        args.insert(1, "--no-agent")
+    t0 = time.monotonic()
+    rs = json.loads(chvm(env, *args, timeout=300).stdout)
+    # user-net connections died with the old QEMU: reconnect.
+    version = wait_cdp(base, time.monotonic() + 120)
+    print("restore phases (ms): %s total %.0f; CDP after %.1f s"
+          % (rs["phases"], rs["total_ms"], time.monotonic() - t0))
+    assert "restore" in rs["phases"]
+    if vm["agent"]:
+        assert "thaw" in rs["phases"] and "ready" in rs["phases"]
+    assert version["webSocketDebuggerUrl"] == vm["version"]["webSocketDebuggerUrl"]
+    after = {t["id"]: t["url"] for t in http(base + "/json/list")}
+    assert after.get(target["id"]) == marker, after
+    ps = json.loads(chvm(env, "ps", "--json").stdout)
+    assert [v["status"] for v in ps if v["name"] == vm["name"]] == ["running"]
+    assert not os.path.exists(os.path.join(d, "snapshot"))
+
+
+def test_rm_leaves_nothing(env, vm):
+    d = os.path.join(env["CHVM_STATE_DIR"], "vms", vm["name"])
+    pid = json.loads(chvm(env, "inspect", vm["name"]).stdout)[0]["runtime"]["vmm_pid"]
+    p = chvm(env, "rm", vm["name"], check=False)
+    assert p.returncode == 1 and "rm -f" in p.stderr
+    chvm(env, "rm", "-f", vm["name"])
+    assert not os.path.exists(d)
+    assert not os.path.exists("/proc/%d" % pid) or \
+        d.encode() not in open("/proc/%d/cmdline" % pid, "rb").read()
+    assert subprocess.run(["pgrep", "-f", d]).returncode == 1
+    p = chvm(env, "rm", vm["name"], check=False)
+    assert p.returncode == 1 and "no such VM" in p.stderr

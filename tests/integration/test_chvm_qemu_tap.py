@@ -1,0 +1,144 @@
+# SPDX-License-Identifier: Apache-2.0
+"""chvm tap networking end to end, inside a network namespace this test
+creates: `chvm run --net tap --netns NS` (QEMU/TCG on a persistent tap on
+bridge chvm0, NAT table `ip chvm`), --publish as DNAT, and the key property
+of a tap: a CDP WebSocket opened before `chvm standby` carries on after
+`chvm restore` without reconnecting (with user-net it would have died with
+the old QEMU).  `chvm rm` removes tap, elements, table and bridge.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_chvm_qemu as base  # noqa: E402  (paths, skip reasons, helpers)
+
+# A minimal CDP WebSocket client: one connection for its whole life.  It
+# prints Browser.getVersion, waits for a line on stdin, then sends
+# Target.getTargets on the same connection and prints the count.
+WS_CLIENT = r'''
+import base64, json, os, socket, struct, sys, urllib.request
+v = json.loads(urllib.request.urlopen(sys.argv[1] + "/json/version", timeout=10).read())
+hostport, path = v["webSocketDebuggerUrl"][5:].split("/", 1)
+h, p = hostport.rsplit(":", 1)
+s = socket.create_connection((h, int(p)), timeout=120)
+key = base64.b64encode(os.urandom(16)).decode()
+s.sendall(("GET /%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, hostport, key)).encode())
+f = s.makefile("rb")
+assert b" 101 " in f.readline()
+while f.readline() not in (b"\r\n", b""):
+    pass
+def send(obj):
+    data, mask = json.dumps(obj).encode(), os.urandom(4)
+    hdr = bytes([0x81]) + (bytes([0x80 | len(data)]) if len(data) < 126
+                           else bytes([0x80 | 126]) + struct.pack(">H", len(data)))
+    s.sendall(hdr + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+def recv():
+    while True:
+        b0, b1 = f.read(2)
+        n = b1 & 0x7f
+        if n == 126:
+            n = struct.unpack(">H", f.read(2))[0]
+        elif n == 127:
+            n = struct.unpack(">Q", f.read(8))[0]
+        data = f.read(n)
+        if b0 & 0x0f == 1:
+            return json.loads(data)
+def call(i, method):
+    send({"id": i, "method": method})
+    while True:
+        m = recv()
+        if m.get("id") == i:
+            return m
+print(call(1, "Browser.getVersion")["result"]["product"], flush=True)
+sys.stdin.readline()
+print(len(call(2, "Target.getTargets")["result"]["targetInfos"]), flush=True)
+'''
+
+
+def _missing():
+    if base.MISSING:
+        return base.MISSING
+    if os.geteuid() != 0:
+        return "root (ip netns, taps, nft)"
+    for tool in ("ip", "nft"):
+        if shutil.which(tool) is None:
+            return tool
+    if not base._initrd_has_agent():
+        return "the agent in build/initrd.cpio.gz"
+    if not os.path.exists("/dev/net/tun"):
+        return "/dev/net/tun"
+    return None
+
+
+MISSING = _missing()
+pytestmark = pytest.mark.skipif(MISSING is not None, reason="missing %s" % MISSING)
+
+
+def in_ns(ns, *cmd, **kw):
+    return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True,
+                          timeout=60, **kw)
+
+
+@pytest.fixture(scope="module")
+def ns():
+    name = "chvm-itest-%d" % os.getpid()
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    in_ns(name, "ip", "link", "set", "lo", "up")
+    yield name
+    subprocess.run(["ip", "netns", "del", name])
+
+
+def test_tap_standby_restore_keeps_connection(tmp_path, ns):
+    state = tmp_path / "state"
+    state.mkdir()
+    if os.path.isdir(base.IMAGE_CACHE):
+        os.symlink(base.IMAGE_CACHE, state / "images")
+    env = dict(os.environ, CHVM_STATE_DIR=str(state))
+    name = "tapvm"
+    t0 = time.monotonic()
+    try:
+        out = json.loads(base.chvm(env, "run", "--name", name, "--net", "tap", "--netns", ns,
+                                   "-p", "127.0.0.1:19222:9222", "--json",
+                                   timeout=base.BOOT_TIMEOUT).stdout)
+        print("\ntap boot to ready: %.1f s" % (time.monotonic() - t0))
+        assert out["cdp"] == "http://10.213.0.2:9222", out
+        # Nothing of it in the host's namespace.
+        assert subprocess.run(["ip", "link", "show", "chvm0"], capture_output=True).returncode != 0
+        links = in_ns(ns, "ip", "-o", "link", "show", "master", "chvm0").stdout
+        assert "chvm-t2" in links
+        # --publish is DNAT inside the namespace.
+        r = in_ns(ns, sys.executable, "-c",
+                  "import urllib.request;print(urllib.request.urlopen("
+                  "'http://127.0.0.1:19222/json/version',timeout=10).read().decode())")
+        assert "Browser" in r.stdout, r.stderr
+
+        client = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", WS_CLIENT,
+                                   out["cdp"]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        try:
+            assert "Chrome" in client.stdout.readline()
+            sb = json.loads(base.chvm(env, "standby", name, "--json", timeout=600).stdout)
+            rs = json.loads(base.chvm(env, "restore", name, "--json", timeout=300).stdout)
+            print("tap standby (ms): %s\ntap restore (ms): %s" % (sb["phases"], rs["phases"]))
+            assert "tap" in rs["phases"]
+            t1 = time.monotonic()
+            client.stdin.write("again\n")
+            client.stdin.flush()
+            n = client.stdout.readline().strip()
+            print("same WebSocket answered %.2f s after restore" % (time.monotonic() - t1))
+            assert n.isdigit() and int(n) >= 1, (n, client.stderr.read())
+        finally:
+            client.kill()
+            client.wait()
+    finally:
+        base.chvm(env, "rm", "-f", name, check=False)
+    assert not (state / "vms" / name).exists()
+    left = in_ns(ns, "sh", "-c", "ip -o link show; nft list ruleset").stdout
+    assert "chvm" not in left, left

@@ -1,0 +1,128 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# Runs every test suite and ends with one line: "N passed, N failed, N skipped".
+#   build        make all initrd, and every unit test and fuzz target (1 test each)
+#   static       make check-static (guest binaries are static)
+#   unit         each build/tests/unit/test_* (cmocka, TAP), one count per case
+#   fuzz         each build/tests/fuzz/fuzz_* for FUZZ_SECONDS (default 20) on its corpus
+#   integration  python3 -m pytest tests/integration -rs (junit XML counts)
+# SUITES picks some ("unit fuzz"); exit status 1 when anything failed.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+SUITES=${SUITES:-build static unit fuzz integration}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+UNIT_TIMEOUT=${UNIT_TIMEOUT:-120}
+res=build/test-results
+mkdir -p "$res"
+
+passed=0 failed=0 skipped=0
+failures=()
+
+ok() { passed=$((passed + 1)); echo "PASS $1"; }
+ko() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL $1${2:+: $2}"; }
+want() { [[ " $SUITES " == *" $1 "* ]]; }
+banner() { echo; echo "==== $1 ($(date -u +%H:%M:%S))"; }
+
+if want build; then
+  banner build
+  if nice make -j2 all initrd >"$res/build.log" 2>&1; then ok "make all initrd"
+  else tail -20 "$res/build.log"; ko "make all initrd" "see $res/build.log"; fi
+  # -k: one broken test must not hide the others; each missing binary fails below.
+  nice make -k -j2 unit-tests fuzz-targets >"$res/build-tests.log" 2>&1 ||
+    grep -E 'error|Error' "$res/build-tests.log" | head -20
+fi
+
+if want static; then
+  banner static
+  if make -s check-static >"$res/static.log" 2>&1; then ok "check-static"
+  else cat "$res/static.log"; ko "check-static"; fi
+fi
+
+if want unit; then
+  banner unit
+  for src in tests/unit/test_*.c; do
+    [ -e "$src" ] || continue
+    name=$(basename "$src" .c)
+    bin=build/tests/unit/$name
+    # make -q: a binary that is not up to date did not build this time.
+    if [ ! -x "$bin" ] || ! make -q "$bin" 2>/dev/null; then
+      ko "$name" "did not build"
+      continue
+    fi
+    log=$res/unit-$name.log
+    CMOCKA_MESSAGE_OUTPUT=tap ASAN_OPTIONS=detect_leaks=1 timeout "$UNIT_TIMEOUT" "$bin" >"$log" 2>&1
+    rc=$?
+    plan=$(sed -n 's/^1\.\.\([0-9]*\).*/\1/p' "$log" | head -n1)
+    p=$(grep -cE '^ok [0-9]+' "$log" | tr -d ' ')
+    s=$(grep -cE '^ok [0-9]+.*# ?SKIP' "$log" | tr -d ' ')
+    f=$(grep -cE '^not ok [0-9]+' "$log" | tr -d ' ')
+    p=$((p - s))
+    # A crash (sanitizer report, timeout) loses the remaining cases.
+    lost=$(( ${plan:-0} - p - s - f ))
+    [ "$lost" -gt 0 ] && f=$((f + lost))
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    passed=$((passed + p)) skipped=$((skipped + s)) failed=$((failed + f))
+    if [ "$f" -gt 0 ]; then
+      failures+=("$name")
+      echo "FAIL $name: $p passed, $f failed (exit $rc)"
+      grep -E '^not ok|ERROR|error:|Sanitizer' "$log" | head -20
+    else
+      echo "PASS $name: $p passed$([ "$s" -gt 0 ] && echo ", $s skipped")"
+    fi
+  done
+fi
+
+if want fuzz; then
+  banner "fuzz (${FUZZ_SECONDS} s each)"
+  for src in tests/fuzz/fuzz_*.c; do
+    [ -e "$src" ] || continue
+    name=$(basename "$src" .c)
+    short=${name#fuzz_}
+    bin=build/tests/fuzz/$name
+    if [ ! -x "$bin" ] || ! make -q "$bin" 2>/dev/null; then
+      ko "$name" "did not build"
+      continue
+    fi
+    seeds=tests/fuzz/corpus/$short
+    work=tests/fuzz/corpus-run/$short
+    mkdir -p "$work" "$res/fuzz-$short"
+    args=("$work")
+    [ -d "$seeds" ] && args+=("$seeds")
+    log=$res/fuzz-$short.log
+    if nice "$bin" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+         -artifact_prefix="$res/fuzz-$short/" -print_final_stats=1 "${args[@]}" >"$log" 2>&1; then
+      ok "$name ($(grep -o 'Done [0-9]* runs' "$log" | tail -1))"
+    else
+      tail -30 "$log"
+      ko "$name" "crash input in $res/fuzz-$short/"
+    fi
+  done
+fi
+
+if want integration; then
+  banner integration
+  xml=$res/pytest.xml
+  rm -f "$xml"
+  python3 -m pytest tests/integration -rs -v --junitxml="$xml" -p no:cacheprovider
+  rc=$?
+  if [ -f "$xml" ]; then
+    read -r t f e s < <(python3 - "$xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+tot = [sum(int(x.get(k, 0)) for x in suites) for k in ("tests", "failures", "errors", "skipped")]
+print(*tot)
+PY
+    )
+    passed=$((passed + t - f - e - s)) failed=$((failed + f + e)) skipped=$((skipped + s))
+    [ $((f + e)) -gt 0 ] && failures+=("integration ($((f + e)))")
+  elif [ "$rc" -ne 5 ]; then # 5: no tests collected
+    ko "pytest" "exit $rc, no report"
+  fi
+fi
+
+echo
+[ ${#failures[@]} -gt 0 ] && echo "failed: ${failures[*]}"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
