@@ -7,6 +7,12 @@
  *
  * Restore mode: $CHVM_CH_RESTORE_MODE = "copy" or "ondemand" (v52+,
  * userfaultfd); default copy.
+ *
+ * $CHVM_CH_SECCOMP, when set, is passed as `--seccomp VALUE` (true, false or
+ * log).  Upstream's release binaries need nothing; a CH built from source with
+ * a newer Rust toolchain than its seccomp filters expect (v48 built with Rust
+ * 1.95 calls sendto(2) in its HTTP thread) is killed by its own filter unless
+ * this is `log`.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -179,7 +185,9 @@ start_vmm (const char *dir, struct vm_runtime *rt, struct ch_client *c, struct e
   snprintf (api_arg, sizeof api_arg, "path=%s", rt->api_socket);
   snprintf (ev_arg, sizeof ev_arg, "path=%s", ev_path);
   {
-    const char *argv[] = { ch_binary (), "--api-socket", api_arg, "--event-monitor", ev_arg, NULL };
+    const char *seccomp = getenv ("CHVM_CH_SECCOMP");
+    const char *argv[] = { ch_binary (), "--api-socket", api_arg, "--event-monitor", ev_arg,
+                           seccomp ? "--seccomp" : NULL, seccomp, NULL };
     if (proc_spawn (argv, log_path, &pid, err) < 0)
       return -1;
   }

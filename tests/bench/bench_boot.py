@@ -107,20 +107,23 @@ def main():
             results["busybox"].append(boot(d, "busybox%d" % i,
                                            busybox_initrd, rootfs, config))
 
-    med = {}
+    # TCG on a shared host is noisy: the minimum is the least disturbed run.
+    best = {}
     for name, runs in results.items():
-        med[name] = statistics.median(r["handoff"] for r in runs)
-        print("%-9s /init at %.3f s, entrypoint at %.3f s: hand-off to "
-              "entrypoint %.3f s (median of %d)"
-              % (name, statistics.median(r["start"] for r in runs),
-                 statistics.median(r["entry"] for r in runs), med[name],
-                 len(runs)))
+        hand = [r["handoff"] for r in runs]
+        best[name] = min(hand)
+        print("%-9s hand-off from /init to entrypoint: min %.3f s, median %.3f s"
+              " (runs: %s; /init started at %s s)"
+              % (name, best[name], statistics.median(hand),
+                 " ".join("%.3f" % h for h in hand),
+                 " ".join("%.3f" % r["start"] for r in runs)))
     p = results["chvm-init"][-1]["phases"]
     names = [n for n in ("start", "modules", "disks", "config", "overlay",
                          "network", "agent", "exec") if n in p]
     print("chvm-init phases (last run, s from kernel start): "
           + ", ".join("%s %.3f" % (n, p[n]) for n in names))
-    print("ratio busybox/chvm-init: %.2f" % (med["busybox"] / med["chvm-init"]))
+    print("ratio busybox/chvm-init (min): %.2f"
+          % (best["busybox"] / best["chvm-init"]))
     return 0
 
 

@@ -147,7 +147,7 @@ def main():
     ap.add_argument("--json", default=None)
     ap.add_argument("--timeout", type=float, default=180)
     a = ap.parse_args()
-    why = ch_micro.missing_prerequisites()
+    why = ch_micro.missing_prerequisites(ch_micro.ch_binary())
     if why:
         print("SKIP bench_ch: " + why)
         return 0

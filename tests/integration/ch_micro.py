@@ -24,9 +24,32 @@ def ch_binary():
     return os.environ.get("CLOUD_HYPERVISOR") or shutil.which("cloud-hypervisor")
 
 
-def missing_prerequisites():
+def ch_binaries():
+    """The CH binaries to test: the one chvm would use, then any listed in
+    $CHVM_TEST_CH_EXTRA (colon-separated paths, e.g. a v48 beside a v53)."""
+    found = [ch_binary()] + os.environ.get("CHVM_TEST_CH_EXTRA", "").split(":")
+    out = []
+    for b in found:
+        if b and os.path.realpath(b) not in [os.path.realpath(o) for o in out]:
+            out.append(b)
+    return out
+
+
+def version_id(binary):
+    """'v53.0' for a CH binary (a test id), or 'none'."""
+    if not binary:
+        return "none"
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except OSError:
+        return "unrunnable"
+    m = re.search(r"v\d+\.\d+", out)
+    return m.group(0) if m else "unknown"
+
+
+def missing_prerequisites(binary):
     """One line naming what is missing to run CH with the micro guest, or None."""
-    if not ch_binary():
+    if not binary:
         return "cloud-hypervisor not on PATH (or $CLOUD_HYPERVISOR)"
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "/dev/kvm missing or not accessible"

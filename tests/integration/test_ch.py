@@ -21,13 +21,20 @@ from ch_micro import Driver
 BOOT_TIMEOUT = 60
 
 
+@pytest.fixture(scope="session", params=ch_micro.ch_binaries() or [None],
+                ids=ch_micro.version_id)
+def ch_env(request):
+    """Environment naming one CH binary for the driver (each is tested)."""
+    return {"CLOUD_HYPERVISOR": request.param or ""}
+
+
 @pytest.fixture(scope="session")
-def ch_ready(tmp_path_factory):
+def ch_ready(tmp_path_factory, ch_env):
     """Skips unless CH runs the micro guest here; returns the CH version major."""
-    why = ch_micro.missing_prerequisites()
+    why = ch_micro.missing_prerequisites(ch_env["CLOUD_HYPERVISOR"])
     if why:
         pytest.skip(why)
-    d = Driver(str(tmp_path_factory.mktemp("probe")), memory_mib=64)
+    d = Driver(str(tmp_path_factory.mktemp("probe")), memory_mib=64, env=ch_env)
     try:
         out = d.cmd("start")
         if not out.startswith("ok"):
@@ -45,11 +52,11 @@ def ch_ready(tmp_path_factory):
 
 
 @pytest.fixture
-def driver(tmp_path):
+def driver(tmp_path, ch_env):
     made = []
 
-    def make(**kw):
-        d = Driver(str(tmp_path / ("vm%d" % len(made))), **kw)
+    def make(env=None, **kw):
+        d = Driver(str(tmp_path / ("vm%d" % len(made))), env=dict(ch_env, **(env or {})), **kw)
         made.append(d)
         return d
     yield make
@@ -167,13 +174,14 @@ def test_vmm_killed_is_reported(ch_ready, driver):
     assert d.cmd("shutdown", timeout=15) == "ok"  # nothing left to stop
 
 
-def test_failed_start_leaves_no_vmm(ch_ready, tmp_path):
+def test_failed_start_leaves_no_vmm(ch_ready, ch_env, tmp_path):
     # A kernel that does not exist: CH starts, then vm.create or vm.boot fails.
     vmdir = tmp_path / "bad"
     vmdir.mkdir()
     p = subprocess.run([ch_micro.DRIVER, "--dir", str(vmdir), "--kernel", "/nonexistent/kernel.elf",
                         "--memory-mib", "64"],
-                       input="start\n", capture_output=True, text=True, timeout=60)
+                       input="start\n", capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, **ch_env))
     assert p.stdout.startswith("error"), p.stdout
     assert "start VM" in p.stdout and ("vm.create" in p.stdout or "vm.boot" in p.stdout), p.stdout
     pid = int((vmdir / "vmm.pid").read_text())

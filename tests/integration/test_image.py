@@ -222,3 +222,32 @@ def test_standin_image():
                  "/usr/sbin/ip"):
         assert "Inode:" in debugfs(rootfs, "stat " + prog), prog
     assert os.path.getsize(os.path.join(STANDIN, "docker-archive.tar")) > 100 << 20
+
+
+KERNEL = os.path.join(ROOT, "build", "kernel")
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(KERNEL, "version")),
+                    reason="guest kernel not fetched (make kernel)")
+def test_kernel_artifacts(tmp_path):
+    """make kernel: bzImage, the ELF vmlinux with the PVH entry note Cloud
+    Hypervisor boots through, and the module tree of the same version."""
+    ver = open(os.path.join(KERNEL, "version")).read().strip()
+    assert "bzImage" in run("file", "-b", os.path.join(KERNEL, "vmlinuz")).stdout
+    vmlinux = os.path.join(KERNEL, "vmlinux")
+    with open(vmlinux, "rb") as f:
+        assert f.read(4) == b"\x7fELF"
+    notes = run("readelf", "-n", vmlinux).stdout
+    assert any("Xen" in l and "0x00000012" in l for l in notes.splitlines())
+    modules = os.path.realpath(os.path.join(KERNEL, "modules"))
+    assert os.path.basename(modules) == ver
+    assert os.path.exists(os.path.join(modules, "modules.dep"))
+    assert os.path.exists(os.path.join(
+        modules, "kernel/net/vmw_vsock/vmw_vsock_virtio_transport.ko"))
+    # The extractor refuses what is not a bzImage, with one line.
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\0" * 4096)
+    p = run(os.path.join(ROOT, "scripts", "extract-vmlinux.py"), str(junk),
+            str(tmp_path / "out"), check=False)
+    assert p.returncode == 1 and "not a bzImage" in p.stderr
+    assert not (tmp_path / "out").exists()
