@@ -162,15 +162,22 @@ UNIT_test_config_SRC := guest-init/config.c common/err.c
 UNIT_test_config_CFLAGS := -Iguest-init
 UNIT_test_init_spec_SRC := guest-init/spec.c guest-init/config.c common/err.c
 UNIT_test_init_spec_CFLAGS := -Iguest-init
+# The config disk contract: host-tool renders, guest-init parses.
+UNIT_test_init_config_contract_SRC := guest-init/config.c guest-init/spec.c \
+  host-tool/configdisk.c host-tool/vmstate.c common/err.c
+UNIT_test_init_config_contract_CFLAGS := -Iguest-init -Ihost-tool
+UNIT_test_init_config_contract_LIBS := $(shell pkg-config --libs json-c 2>/dev/null)
 FUZZ_fuzz_config_SRC := guest-init/config.c common/err.c
 FUZZ_fuzz_config_CFLAGS := -Iguest-init
 
 # Unit tests and a short fuzz run of this section; the QEMU boots are in
 # tests/integration/test_guest_init.py, the boot benchmark in bench-boot.
 .PHONY: test-guest-init bench-boot
-test-guest-init: $(B)/tests/unit/test_config $(B)/tests/unit/test_init_spec $(B)/tests/fuzz/fuzz_config
+test-guest-init: $(B)/tests/unit/test_config $(B)/tests/unit/test_init_spec \
+  $(B)/tests/unit/test_init_config_contract $(B)/tests/fuzz/fuzz_config
 	$(B)/tests/unit/test_config
 	$(B)/tests/unit/test_init_spec
+	$(B)/tests/unit/test_init_config_contract
 	@mkdir -p tests/fuzz/corpus-run/config
 	$(B)/tests/fuzz/fuzz_config -max_total_time=$${FUZZ_SECONDS:-20} tests/fuzz/corpus-run/config tests/fuzz/corpus/config
 bench-boot: $(INITRD)
@@ -207,7 +214,7 @@ UNIT_test_agent_parse_CFLAGS := -Iguest-agent
 UNIT_test_agent_parse_LIBS := $(AGENT_HOST_LIBS)
 UNIT_test_agent_parse_DEPS := $(AGENT_HDRS)
 UNIT_test_agent_SRC := $(AGENT_CLIENT_SRC)
-UNIT_test_agent_CFLAGS := -Ihost-tool -DAGENT_HOST_BIN='"$(B)/tests/chvm-agent-host"'
+UNIT_test_agent_CFLAGS := -Ihost-tool -DAGENT_HOST_BIN='"$(CURDIR)/$(B)/tests/chvm-agent-host"'
 UNIT_test_agent_LIBS := -lprotobuf-c -lpthread
 UNIT_test_agent_DEPS := $(AGENT_HDRS) host-tool/agent_client.h $(B)/tests/chvm-agent-host
 FUZZ_fuzz_frame_SRC := common/frame.c common/err.c
@@ -306,5 +313,5 @@ lifecycle-fuzz: $(B)/tests/fuzz/fuzz_vmstate
 	$< -max_total_time=$${FUZZ_SECONDS:-20} tests/fuzz/corpus-run/vmstate tests/fuzz/corpus/vmstate
 # End to end with the QEMU backend (slow: TCG); skips naming what is missing.
 lifecycle-integration: $(B)/bin/chvm
-	python3 -m pytest -rs -v tests/integration/test_chvm_qemu.py
+	python3 -m pytest -rs -v tests/integration/test_chvm_qemu.py tests/integration/test_chvm_qemu_tap.py
 # ---- end section: host-tool lifecycle ----

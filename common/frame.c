@@ -34,8 +34,8 @@ frame_put_header (uint8_t out[FRAME_HDR_LEN], uint32_t len)
 }
 
 ssize_t
-frame_decoder_feed (struct frame_decoder *d, const void *data, size_t len,
-                    const uint8_t **frame, size_t *frame_len, struct err **err)
+frame_decoder_feed (struct frame_decoder *d, const void *data, size_t len, const uint8_t **frame,
+                    size_t *frame_len, struct err **err)
 {
   const uint8_t *p = data;
   size_t used = 0;
@@ -71,8 +71,8 @@ frame_decoder_feed (struct frame_decoder *d, const void *data, size_t len,
           if (d->len == 0 || d->len > FRAME_MAX)
             {
               d->failed = 1;
-              return err_make (err, EMSGSIZE, "frame length %u outside 1..%u",
-                               (unsigned) d->len, FRAME_MAX);
+              return err_make (err, EMSGSIZE, "frame length %u outside 1..%u", (unsigned) d->len,
+                               FRAME_MAX);
             }
           d->buf = malloc (d->len);
           if (d->buf == NULL)

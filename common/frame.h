@@ -27,7 +27,7 @@ struct frame_decoder
   uint8_t *buf; /* payload being assembled, len bytes */
   uint32_t len;
   uint32_t got;
-  int done; /* buf holds a complete frame, returned by the last feed */
+  int done;   /* buf holds a complete frame, returned by the last feed */
   int failed; /* a bad length was seen; the stream cannot be resynced */
 };
 

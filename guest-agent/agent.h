@@ -14,8 +14,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <event2/event.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #include "agent.pb-c.h"
 #include "err.h"
@@ -56,8 +56,8 @@ struct conn
   struct frame_decoder dec;
   enum conn_mode mode;
   bool authed;
-  bool tcp; /* TCP transport: Hello must carry the token */
-  bool closing; /* flush the output, then close */
+  bool tcp;      /* TCP transport: Hello must carry the token */
+  bool closing;  /* flush the output, then close */
   bool host_eof; /* forwarding: the host half-closed its side */
   struct req *reqs;
   struct bufferevent *peer; /* forwarded guest connection */

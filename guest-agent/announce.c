@@ -9,11 +9,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <netinet/in.h>
-#include <linux/if_ether.h>
-#include <linux/if_packet.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>

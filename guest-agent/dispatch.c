@@ -192,8 +192,8 @@ conn_close_all (void)
 static void
 hello_handle (struct conn *c, uint64_t id, const Chvm__Agent__Hello *h)
 {
-  static char *caps[] = { "ping", "health", "wait_ready", "quiesce", "thaw",
-                          "forward", "exec", "shutdown" };
+  static char *caps[]
+      = { "ping", "health", "wait_ready", "quiesce", "thaw", "forward", "exec", "shutdown" };
   Chvm__Agent__HelloReply hr = CHVM__AGENT__HELLO_REPLY__INIT;
   Frame f = CHVM__AGENT__FRAME__INIT;
 

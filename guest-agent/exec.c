@@ -266,8 +266,8 @@ child (const Chvm__Agent__ExecRequest *rq, int fd_in, int fd_out, int fd_err, in
   sigprocmask (SIG_SETMASK, &all, NULL);
   signal (SIGPIPE, SIG_DFL);
   setsid ();
-  if (dup2 (fd_in, 0) < 0 || dup2 (fd_out, 1) < 0 || dup2 (fd_err, 2) < 0
-      || dup2 (fd_report, 3) < 0 || fcntl (3, F_SETFD, FD_CLOEXEC) < 0)
+  if (dup2 (fd_in, 0) < 0 || dup2 (fd_out, 1) < 0 || dup2 (fd_err, 2) < 0 || dup2 (fd_report, 3) < 0
+      || fcntl (3, F_SETFD, FD_CLOEXEC) < 0)
     goto fail;
   /* The agent's sockets must not leak into what the host runs. */
   if (syscall (SYS_close_range, 4U, ~0U, 0U) < 0)

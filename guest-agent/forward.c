@@ -241,8 +241,8 @@ forward_start (struct conn *c, uint64_t id, const Chvm__Agent__ForwardRequest *r
       c->peer = NULL;
       c->mode = CONN_FRAMES;
       bufferevent_enable (c->bev, EV_READ);
-      conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_NOT_FOUND,
-                       "connect 127.0.0.1:%u: %s", fr->port, strerror (errno));
+      conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_NOT_FOUND, "connect 127.0.0.1:%u: %s",
+                       fr->port, strerror (errno));
       free (fr);
     }
 }

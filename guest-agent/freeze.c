@@ -299,8 +299,8 @@ freeze_handle (struct conn *c, uint64_t id, const Chvm__Agent__QuiesceRequest *r
 
   if (timeout > QUIESCE_MAX_MS)
     {
-      conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST,
-                       "timeout_ms %u above %u", timeout, QUIESCE_MAX_MS);
+      conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST, "timeout_ms %u above %u",
+                       timeout, QUIESCE_MAX_MS);
       return;
     }
   if (read_mounts (&m, &n, &e) < 0)
@@ -418,15 +418,14 @@ thaw_handle (struct conn *c, uint64_t id, const Chvm__Agent__ThawRequest *rq)
       struct timespec now, want = { (time_t) (rq->host_time_ns / 1000000000ULL),
                                     (long) (rq->host_time_ns % 1000000000ULL) };
       clock_gettime (CLOCK_REALTIME, &now);
-      tr.clock_step_ns = ((int64_t) want.tv_sec - now.tv_sec) * 1000000000LL
-                         + (want.tv_nsec - now.tv_nsec);
+      tr.clock_step_ns
+          = ((int64_t) want.tv_sec - now.tv_sec) * 1000000000LL + (want.tv_nsec - now.tv_nsec);
       if (!agent.test_mode)
         {
           if (clock_settime (CLOCK_REALTIME, &want) < 0)
             {
               conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_INTERNAL,
-                               "clock_settime: %s (thawed %u)", strerror (errno),
-                               tr.thawed_count);
+                               "clock_settime: %s (thawed %u)", strerror (errno), tr.thawed_count);
               return;
             }
           rtc_write (&want);

@@ -31,20 +31,19 @@
 static void
 usage (FILE *out)
 {
-  fprintf (out,
-           "Usage: chvm-agent [--vsock-port N] [--tcp-port N --token-file FILE]\n"
-           "                  [--tcp-bind ADDR] [--cdp-port N] [--test-mode] [--debug]\n\n"
-           "The chvm guest agent (protocol: proto/agent.proto).\n\n"
-           "  --vsock-port N     listen on AF_VSOCK port N (0: off)\n"
-           "  --tcp-port N       listen on TCP port N (0: off); needs --token-file\n"
-           "  --tcp-bind ADDR    IPv4 address for TCP (default 0.0.0.0)\n"
-           "  --token-file FILE  hex token (32-128 chars) TCP clients must send in Hello\n"
-           "  --cdp-port N       DevTools port probed by WaitReady/Health (default 9222)\n"
-           "  --test-mode        for running on a development host: never freeze\n"
-           "                     filesystems, set the clock, drop caches, send ARP or\n"
-           "                     power off (Shutdown only ends the agent)\n"
-           "  --debug            log debug lines\n"
-           "  --help             this text\n");
+  fprintf (out, "Usage: chvm-agent [--vsock-port N] [--tcp-port N --token-file FILE]\n"
+                "                  [--tcp-bind ADDR] [--cdp-port N] [--test-mode] [--debug]\n\n"
+                "The chvm guest agent (protocol: proto/agent.proto).\n\n"
+                "  --vsock-port N     listen on AF_VSOCK port N (0: off)\n"
+                "  --tcp-port N       listen on TCP port N (0: off); needs --token-file\n"
+                "  --tcp-bind ADDR    IPv4 address for TCP (default 0.0.0.0)\n"
+                "  --token-file FILE  hex token (32-128 chars) TCP clients must send in Hello\n"
+                "  --cdp-port N       DevTools port probed by WaitReady/Health (default 9222)\n"
+                "  --test-mode        for running on a development host: never freeze\n"
+                "                     filesystems, set the clock, drop caches, send ARP or\n"
+                "                     power off (Shutdown only ends the agent)\n"
+                "  --debug            log debug lines\n"
+                "  --help             this text\n");
 }
 
 static int
@@ -129,8 +128,8 @@ listen_vsock (unsigned port, struct err **err)
       err_make (err, errno, "bind vsock port %u", port);
       return NULL;
     }
-  l = evconnlistener_new (agent.base, accept_cb, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-                          16, fd);
+  l = evconnlistener_new (agent.base, accept_cb, NULL,
+                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16, fd);
   if (l == NULL)
     {
       err_make (err, errno, "listen on vsock port %u", port);
@@ -185,10 +184,14 @@ int
 main (int argc, char **argv)
 {
   static const struct option opts[] = {
-    { "vsock-port", required_argument, NULL, 'v' }, { "tcp-port", required_argument, NULL, 't' },
-    { "tcp-bind", required_argument, NULL, 'b' },   { "token-file", required_argument, NULL, 'k' },
-    { "cdp-port", required_argument, NULL, 'c' },   { "test-mode", no_argument, NULL, 'T' },
-    { "debug", no_argument, NULL, 'd' },            { "help", no_argument, NULL, 'h' },
+    { "vsock-port", required_argument, NULL, 'v' },
+    { "tcp-port", required_argument, NULL, 't' },
+    { "tcp-bind", required_argument, NULL, 'b' },
+    { "token-file", required_argument, NULL, 'k' },
+    { "cdp-port", required_argument, NULL, 'c' },
+    { "test-mode", no_argument, NULL, 'T' },
+    { "debug", no_argument, NULL, 'd' },
+    { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
   unsigned vsock_port = 0, tcp_port = 0, cdp = 9222;

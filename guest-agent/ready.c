@@ -166,8 +166,8 @@ probe_failed (struct probe *p)
     }
   /* The last wait ends at the deadline itself, where probe_attempt gives up. */
   tv = tv_ms (left < (long) p->backoff_ms ? left : (long) p->backoff_ms);
-  p->backoff_ms = p->backoff_ms * 2 > PROBE_BACKOFF_MAX_MS ? PROBE_BACKOFF_MAX_MS
-                                                           : p->backoff_ms * 2;
+  p->backoff_ms
+      = p->backoff_ms * 2 > PROBE_BACKOFF_MAX_MS ? PROBE_BACKOFF_MAX_MS : p->backoff_ms * 2;
   evtimer_add (p->timer, &tv);
 }
 
@@ -181,8 +181,8 @@ probe_read_cb (struct bufferevent *bev, void *arg)
 
   if (len > PROBE_MAX_RESPONSE)
     {
-      snprintf (p->why, sizeof p->why, "127.0.0.1:%u: /json/version answer over %u bytes",
-                p->port, PROBE_MAX_RESPONSE);
+      snprintf (p->why, sizeof p->why, "127.0.0.1:%u: /json/version answer over %u bytes", p->port,
+                PROBE_MAX_RESPONSE);
       probe_failed (p);
       return;
     }
@@ -192,8 +192,8 @@ probe_read_cb (struct bufferevent *bev, void *arg)
     probe_finish (p, true);
   else if (r < 0)
     {
-      snprintf (p->why, sizeof p->why, "127.0.0.1:%u: /json/version: no 200 answer with \"Browser\"",
-                p->port);
+      snprintf (p->why, sizeof p->why,
+                "127.0.0.1:%u: /json/version: no 200 answer with \"Browser\"", p->port);
       probe_failed (p);
     }
 }
@@ -388,8 +388,8 @@ ready_start (struct conn *c, uint64_t id, const Chvm__Agent__WaitReadyRequest *r
 
   if (rq->n_tcp_ports > READY_MAX_PORTS)
     {
-      conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST,
-                       "at most %d extra ports", READY_MAX_PORTS);
+      conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST, "at most %d extra ports",
+                       READY_MAX_PORTS);
       return;
     }
   if (cdp > 65535 || deadline > 3600000)
@@ -401,8 +401,8 @@ ready_start (struct conn *c, uint64_t id, const Chvm__Agent__WaitReadyRequest *r
   for (size_t i = 0; i < rq->n_tcp_ports; i++)
     if (rq->tcp_ports[i] == 0 || rq->tcp_ports[i] > 65535)
       {
-        conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST,
-                         "bad port %u", rq->tcp_ports[i]);
+        conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST, "bad port %u",
+                         rq->tcp_ports[i]);
         return;
       }
   rr = calloc (1, sizeof *rr);
@@ -416,8 +416,8 @@ ready_start (struct conn *c, uint64_t id, const Chvm__Agent__WaitReadyRequest *r
     {
       uint16_t port = (uint16_t) (i == 0 ? cdp : rq->tcp_ports[i - 1]);
       rr->slots[i].owner = rr;
-      rr->slots[i].probe = probe_start (port, i == 0, deadline, true, ready_probe_done,
-                                        &rr->slots[i]);
+      rr->slots[i].probe
+          = probe_start (port, i == 0, deadline, true, ready_probe_done, &rr->slots[i]);
       rr->n = i + 1;
       if (rr->slots[i].probe == NULL)
         {

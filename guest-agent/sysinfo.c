@@ -113,8 +113,8 @@ sysinfo_state_name (char state)
 static int
 find_browser (char *state, size_t state_len)
 {
-  static const char *const names[] = { "chrome", "chromium", "headless_shell",
-                                       "chrome-headless-shell" };
+  static const char *const names[]
+      = { "chrome", "chromium", "headless_shell", "chrome-headless-shell" };
   cleanup_dir DIR *d = opendir ("/proc");
   struct dirent *de;
   int best = 0;
@@ -154,8 +154,7 @@ find_browser (char *state, size_t state_len)
       const char *p;
       snprintf (path, sizeof path, "/proc/%d/stat", best);
       /* The state follows the last ')' (comm may contain spaces). */
-      if (read_small (path, buf, sizeof buf) > 0 && (p = strrchr (buf, ')')) != NULL
-          && p[1] == ' ')
+      if (read_small (path, buf, sizeof buf) > 0 && (p = strrchr (buf, ')')) != NULL && p[1] == ' ')
         snprintf (state, state_len, "%s", sysinfo_state_name (p[2]));
       else
         snprintf (state, state_len, "gone");

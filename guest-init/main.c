@@ -123,7 +123,8 @@ stage_agent (const struct chvm_config *cfg, int *have_agent, struct err **err)
   return 0;
 }
 
-static void
+/* Returns the agent's pid, or 0 when it is not running. */
+static pid_t
 start_agent (const struct chvm_config *cfg, int have_agent)
 {
   char vsock[16], tcp[8], cdp[8];
@@ -134,17 +135,18 @@ start_agent (const struct chvm_config *cfg, int have_agent)
   };
   cleanup_err struct err *err = NULL;
   size_t n = 0;
+  pid_t pid;
 
   if (!have_agent)
     {
       log_warn ("no " AGENT_INITRD
                 " in the initramfs; starting without agent");
-      return;
+      return 0;
     }
   if (cfg->agent_vsock_port == 0 && cfg->agent_tcp_port == 0)
     {
       log_info ("agent disabled (no vsock or tcp port)");
-      return;
+      return 0;
     }
   snprintf (vsock, sizeof vsock, "%u", (unsigned)cfg->agent_vsock_port);
   snprintf (tcp, sizeof tcp, "%u", (unsigned)cfg->agent_tcp_port);
@@ -162,11 +164,14 @@ start_agent (const struct chvm_config *cfg, int have_agent)
   argv[n++] = (char *)"--cdp-port";
   argv[n++] = cdp;
   argv[n] = NULL;
-  if (spawn_process (&s, &err) < 0)
+  pid = spawn_process (&s, &err);
+  if (pid < 0)
     {
       char buf[512];
       log_warn ("agent: %s", err_str (err, buf, sizeof buf));
+      return 0;
     }
+  return pid;
 }
 
 /* Builds argv, env and user for the entrypoint, docker style, from the
@@ -206,7 +211,7 @@ main (void)
   struct spec_user user;
   const char *workdir;
   int uevent_fd, have_agent, status;
-  pid_t pid;
+  pid_t pid, agent;
 
   open_console ();
   signal_fd = reap_setup (&child_sigmask, &err);
@@ -258,7 +263,7 @@ main (void)
     fatal (&err);
 
   phase ("agent");
-  start_agent (&cfg, have_agent);
+  agent = start_agent (&cfg, have_agent);
 
   if (entrypoint_spec (&cfg, &argv, &env, &user, &err) < 0)
     fatal (&err);
@@ -279,7 +284,7 @@ main (void)
   if (pid < 0)
     fatal (&err);
 
-  status = reap_until (signal_fd, pid);
+  status = reap_until (signal_fd, pid, agent);
   log_info ("entrypoint exited status %d", status);
   strv_free (&argv);
   strv_free (&env);

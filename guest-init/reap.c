@@ -38,10 +38,11 @@ exit_status (int status)
   return WEXITSTATUS (status);
 }
 
-/* Reaps what has exited; returns 1 once no child is left (ECHILD).  Sets
- *main_status when main_pid is among them. */
+/* Reaps what has exited; returns 1 once no child is left (ECHILD).  Stores
+   the status of main_pid in main_status when it is among them, and warns
+   about agent_pid. */
 static int
-reap_children (pid_t main_pid, int *main_status)
+reap_children (pid_t main_pid, pid_t agent_pid, int *main_status)
 {
   for (;;)
     {
@@ -54,6 +55,8 @@ reap_children (pid_t main_pid, int *main_status)
         return 0;
       if (pid == main_pid)
         *main_status = exit_status (status);
+      else if (pid == agent_pid)
+        log_warn ("agent exited status %d", exit_status (status));
       else
         log_debug ("reaped %d (status %d)", (int)pid, exit_status (status));
     }
@@ -80,7 +83,7 @@ next_signal (int sfd, int timeout_ms)
 }
 
 int
-reap_until (int sfd, pid_t main_pid)
+reap_until (int sfd, pid_t main_pid, pid_t agent_pid)
 {
   int main_status = -1;
 
@@ -88,7 +91,7 @@ reap_until (int sfd, pid_t main_pid)
     {
       int sig;
 
-      reap_children (main_pid, &main_status);
+      reap_children (main_pid, agent_pid, &main_status);
       if (main_status >= 0)
         return main_status;
       sig = next_signal (sfd, -1);
@@ -107,7 +110,7 @@ reap_all (int sfd, int ms)
   struct timespec deadline = deadline_in (ms);
   int ignored = -1;
 
-  while (!reap_children (0, &ignored))
+  while (!reap_children (0, 0, &ignored))
     {
       int left = deadline_left_ms (&deadline);
       if (left == 0)

@@ -13,8 +13,9 @@
 int reap_setup (sigset_t *old, struct err **err);
 
 /* Reaps every child and forwards SIGTERM/SIGINT (and SIGPWR as SIGTERM) to
-   main_pid until it exits; returns its status, 128+signal when killed. */
-int reap_until (int sfd, pid_t main_pid);
+   main_pid until it exits; returns its status, 128+signal when killed.
+   The exit of agent_pid (if > 0), which should not happen, is logged. */
+int reap_until (int sfd, pid_t main_pid, pid_t agent_pid);
 
 /* Terminates every other process (SIGTERM, then SIGKILL after a grace
    period), reaps them, unmounts and powers off.  Never returns: PID 1 must

@@ -154,8 +154,8 @@ agent_dial_tcp (const char *host, unsigned port, int timeout_ms, struct err **er
   r = err_make (err, ECONNREFUSED, "connect %s:%u: no address", host, port);
   for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
     {
-      cleanup_close int fd = socket (ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                                     ai->ai_protocol);
+      cleanup_close int fd
+          = socket (ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
       int soerr = 0;
       socklen_t sl = sizeof soerr;
 
@@ -213,8 +213,7 @@ agent_dial_tcp_str (const char *hostport, int timeout_ms, struct err **err)
 }
 
 static int
-send_frame (struct agent_client *a, const Chvm__Agent__Frame *f, int64_t deadline,
-            struct err **err)
+send_frame (struct agent_client *a, const Chvm__Agent__Frame *f, int64_t deadline, struct err **err)
 {
   size_t n = chvm__agent__frame__get_packed_size (f);
   cleanup_free uint8_t *buf = NULL;
@@ -239,8 +238,8 @@ recv_frame (struct agent_client *a, int64_t deadline, Chvm__Agent__Frame **out, 
         {
           const uint8_t *fr;
           size_t flen;
-          ssize_t n = frame_decoder_feed (&a->dec, a->buf + a->start, a->end - a->start, &fr,
-                                          &flen, err);
+          ssize_t n
+              = frame_decoder_feed (&a->dec, a->buf + a->start, a->end - a->start, &fr, &flen, err);
           if (n < 0)
             return err_wrap (err, "reading from the agent");
           a->start += (size_t) n;
@@ -277,8 +276,8 @@ error_reply (const Chvm__Agent__ErrorReply *e, struct err **err)
 
   if (strncmp (name, "ERROR_", 6) == 0)
     name += 6;
-  return err_make (err, e->code == CHVM__AGENT__ERROR_CODE__ERROR_TIMEOUT ? ETIMEDOUT : 0,
-                   "%s: %s", name, e->message);
+  return err_make (err, e->code == CHVM__AGENT__ERROR_CODE__ERROR_TIMEOUT ? ETIMEDOUT : 0, "%s: %s",
+                   name, e->message);
 }
 
 /* Waits for a frame with this id; an ErrorReply fails, stream frames of
@@ -413,8 +412,7 @@ agent_ping (struct agent_client *a, int timeout_ms, struct err **err)
 }
 
 int
-agent_health (struct agent_client *a, int timeout_ms, Chvm__Agent__Frame **reply,
-              struct err **err)
+agent_health (struct agent_client *a, int timeout_ms, Chvm__Agent__Frame **reply, struct err **err)
 {
   Chvm__Agent__HealthRequest h = CHVM__AGENT__HEALTH_REQUEST__INIT;
   Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT;
@@ -466,8 +464,8 @@ agent_quiesce (struct agent_client *a, unsigned freeze_timeout_ms, bool drop_cac
 }
 
 int
-agent_thaw (struct agent_client *a, uint64_t host_time_ns, unsigned *thawed,
-            int64_t *clock_step_ns, int timeout_ms, struct err **err)
+agent_thaw (struct agent_client *a, uint64_t host_time_ns, unsigned *thawed, int64_t *clock_step_ns,
+            int timeout_ms, struct err **err)
 {
   Chvm__Agent__ThawRequest t = CHVM__AGENT__THAW_REQUEST__INIT;
   Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT, *rep = NULL;

@@ -65,10 +65,9 @@ int agent_shutdown (struct agent_client *a, bool poweroff, int timeout_ms, struc
 /* Runs argv in the guest.  on_output gets each chunk (stream 1 stdout, 2
    stderr) as it arrives; *code is the exit status or 128+signal. */
 typedef void (*agent_output_fn) (void *arg, int stream, const uint8_t *data, size_t len);
-int agent_exec (struct agent_client *a, char *const argv[], char *const env[],
-                const void *input, size_t input_len, bool has_input, unsigned exec_timeout_ms,
-                int timeout_ms, agent_output_fn on_output, void *arg, int *code, int *signal,
-                struct err **err);
+int agent_exec (struct agent_client *a, char *const argv[], char *const env[], const void *input,
+                size_t input_len, bool has_input, unsigned exec_timeout_ms, int timeout_ms,
+                agent_output_fn on_output, void *arg, int *code, int *signal, struct err **err);
 
 /* Turns the connection into a raw stream to guest 127.0.0.1:port.  On
    success returns the fd and frees a (even on failure: the client is

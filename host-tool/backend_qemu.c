@@ -87,8 +87,7 @@ argv_free (struct argv *a)
   a->n = 0;
 }
 
-static void
-add (struct argv *a, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+static void add (struct argv *a, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 
 static void
 add (struct argv *a, const char *fmt, ...)
@@ -119,14 +118,12 @@ static int
 check_opt_path (const char *what, const char *p, struct err **err)
 {
   if (strchr (p, ',') != NULL)
-    return err_make (err, 0, "%s path '%s' contains a comma, which QEMU cannot take",
-                     what, p);
+    return err_make (err, 0, "%s path '%s' contains a comma, which QEMU cannot take", what, p);
   return 0;
 }
 
 static int
-add_disk (struct argv *a, int idx, const char *path, const char *serial, bool ro,
-          struct err **err)
+add_disk (struct argv *a, int idx, const char *path, const char *serial, bool ro, struct err **err)
 {
   if (path == NULL)
     return 0;
@@ -140,8 +137,8 @@ add_disk (struct argv *a, int idx, const char *path, const char *serial, bool ro
 }
 
 static int
-build_argv (const struct vm_spec *spec, const struct vm_runtime *rt, bool incoming,
-            struct argv *a, struct err **err)
+build_argv (const struct vm_spec *spec, const struct vm_runtime *rt, bool incoming, struct argv *a,
+            struct err **err)
 {
   char net[2048];
   size_t off;
@@ -202,8 +199,7 @@ build_argv (const struct vm_spec *spec, const struct vm_runtime *rt, bool incomi
           const struct publish *p = &spec->publish[i];
           const char *addr = p->host_addr ? p->host_addr : "127.0.0.1";
           if (strchr (addr, ':') != NULL || strchr (addr, ',') != NULL)
-            return err_make (err, 0, "QEMU user-net cannot publish on '%s' (IPv4 only)",
-                             addr);
+            return err_make (err, 0, "QEMU user-net cannot publish on '%s' (IPv4 only)", addr);
           off += (size_t) snprintf (net + off, sizeof net - off, ",hostfwd=%s:%s:%u-:%u",
                                     p->udp ? "udp" : "tcp", addr, p->host_port, p->guest_port);
         }
@@ -340,8 +336,7 @@ migration_done (struct json_object *data, void *opaque)
   if (data == NULL || !json_object_object_get_ex (data, "status", &st))
     return 0;
   s = json_object_get_string (st);
-  return strcmp (s, "completed") == 0 || strcmp (s, "failed") == 0
-         || strcmp (s, "cancelled") == 0;
+  return strcmp (s, "completed") == 0 || strcmp (s, "failed") == 0 || strcmp (s, "cancelled") == 0;
 }
 
 /* Enables MIGRATION events, starts cmd with uri and waits for the end. */
@@ -422,9 +417,9 @@ qemu_restore (const struct vm_spec *spec, const char *dir, struct vm_runtime *rt
     }
   if (*n_phases + 3 <= BACKEND_MAX_PHASES)
     {
-      phases[(*n_phases)++] = (struct phase) { "vmm start", t1 - t0 };
-      phases[(*n_phases)++] = (struct phase) { "restore", t2 - t1 };
-      phases[(*n_phases)++] = (struct phase) { "resume", proc_now_ms () - t2 };
+      phases[(*n_phases)++] = (struct phase){ "vmm start", t1 - t0 };
+      phases[(*n_phases)++] = (struct phase){ "restore", t2 - t1 };
+      phases[(*n_phases)++] = (struct phase){ "resume", proc_now_ms () - t2 };
     }
   return 0;
 }
@@ -455,8 +450,7 @@ qemu_shutdown (struct vm_runtime *rt, struct err **err)
 }
 
 static int
-qemu_agent_connect (const struct vm_runtime *rt, unsigned port, int timeout_ms,
-                    struct err **err)
+qemu_agent_connect (const struct vm_runtime *rt, unsigned port, int timeout_ms, struct err **err)
 {
   struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
   cleanup_close int fd = -1;
@@ -475,7 +469,7 @@ qemu_agent_connect (const struct vm_runtime *rt, unsigned port, int timeout_ms,
     {
       if (errno != EINPROGRESS)
         return err_make (err, errno, "connect 127.0.0.1:%u", rt->agent_host_port);
-      p = (struct pollfd) { .fd = fd, .events = POLLOUT };
+      p = (struct pollfd){ .fd = fd, .events = POLLOUT };
       r = TEMP_FAILURE_RETRY (poll (&p, 1, timeout_ms));
       if (r == 0)
         return err_make (err, ETIMEDOUT, "connect 127.0.0.1:%u", rt->agent_host_port);

@@ -50,8 +50,9 @@ agent_usage (FILE *out)
            "  health                     browser, memory, load, CDP answer time\n"
            "  ready [--timeout MS] [--cdp-port N]\n"
            "                             wait until CDP answers /json/version\n"
-           "  quiesce [--timeout MS] [--drop-caches] [--compact]\n"
-           "                             freeze filesystems (auto-thaw after MS)\n"
+           "  quiesce [--timeout MS] [--drop-caches] [--compact] [--hold [--time T]]\n"
+           "                             freeze filesystems until this command exits\n"
+           "                             (--hold: until stdin EOF, then thaw) or MS pass\n"
            "  thaw [--time now|+S|-S|@S] thaw; set the guest clock (host now, now +/- S\n"
            "                             seconds, or Unix time S)\n"
            "  exec [--env N=V]... [--stdin] [--timeout MS] -- CMD [ARG]...\n"
@@ -122,7 +123,8 @@ do_health (const struct global_opts *g, struct agent_client *a, const struct tar
       json_object_object_add (o, "chrome_state", json_object_new_string (h->chrome_state));
       json_object_object_add (o, "cdp_answer_ms", json_object_new_int (h->cdp_answer_ms));
       json_object_object_add (o, "uptime_s", json_object_new_double (h->uptime_s));
-      json_object_object_add (o, "mem_available_kb", json_object_new_int64 ((int64_t) h->mem_available_kb));
+      json_object_object_add (o, "mem_available_kb",
+                              json_object_new_int64 ((int64_t) h->mem_available_kb));
       json_object_object_add (o, "mem_total_kb", json_object_new_int64 ((int64_t) h->mem_total_kb));
       json_object_object_add (o, "load1", json_object_new_double (h->load1));
       json_object_object_add (o, "load5", json_object_new_double (h->load5));
@@ -135,26 +137,26 @@ do_health (const struct global_opts *g, struct agent_client *a, const struct tar
     printf ("chrome: pid %d (%s), CDP %s%d ms%s%s\nuptime %.1f s, MemAvailable %llu of %llu kB, "
             "load %.2f %.2f %.2f%s\n",
             h->chrome_pid, h->chrome_state, h->cdp_answer_ms < 0 ? "no answer " : "",
-            h->cdp_answer_ms, h->cdp_error[0] ? ": " : "", h->cdp_error, h->uptime_s, (unsigned long long) h->mem_available_kb,
-            (unsigned long long) h->mem_total_kb, h->load1, h->load5, h->load15,
-            h->frozen ? ", FROZEN" : "");
+            h->cdp_answer_ms, h->cdp_error[0] ? ": " : "", h->cdp_error, h->uptime_s,
+            (unsigned long long) h->mem_available_kb, (unsigned long long) h->mem_total_kb,
+            h->load1, h->load5, h->load15, h->frozen ? ", FROZEN" : "");
   chvm__agent__frame__free_unpacked (rep, NULL);
   return 0;
 }
 
 static const struct option sub_opts[] = {
-  { "timeout", required_argument, NULL, 'T' },  { "cdp-port", required_argument, NULL, 'c' },
-  { "drop-caches", no_argument, NULL, 'D' },    { "compact", no_argument, NULL, 'C' },
-  { "time", required_argument, NULL, 't' },     { "env", required_argument, NULL, 'e' },
-  { "stdin", no_argument, NULL, 'i' },          { "listen", required_argument, NULL, 'l' },
-  { "reboot", no_argument, NULL, 'r' },         { "help", no_argument, NULL, 'h' },
-  { NULL, 0, NULL, 0 },
+  { "timeout", required_argument, NULL, 'T' }, { "cdp-port", required_argument, NULL, 'c' },
+  { "drop-caches", no_argument, NULL, 'D' },   { "compact", no_argument, NULL, 'C' },
+  { "time", required_argument, NULL, 't' },    { "env", required_argument, NULL, 'e' },
+  { "stdin", no_argument, NULL, 'i' },         { "listen", required_argument, NULL, 'l' },
+  { "reboot", no_argument, NULL, 'r' },        { "help", no_argument, NULL, 'h' },
+  { "hold", no_argument, NULL, 'H' },          { NULL, 0, NULL, 0 },
 };
 
 struct sub_args
 {
   unsigned long timeout_ms, cdp_port;
-  bool drop_caches, compact, has_input, reboot, has_time;
+  bool drop_caches, compact, has_input, reboot, has_time, hold;
   uint64_t time_ns;
   char **env;
   size_t n_env;
@@ -233,6 +235,9 @@ parse_sub (int argc, char **argv, bool stop_at_operand, struct sub_args *s)
         break;
       case 'r':
         s->reboot = true;
+        break;
+      case 'H':
+        s->hold = true;
         break;
       default:
         return -1;
@@ -325,7 +330,8 @@ do_exec (const struct global_opts *g, struct agent_client *a, const struct targe
       return 1;
     }
   if (agent_exec (a, cmd, s->env, input, input_len, s->has_input, (unsigned) s->timeout_ms,
-                  (int) budget, exec_output, &x, &code, &sig, &e) < 0)
+                  (int) budget, exec_output, &x, &code, &sig, &e)
+      < 0)
     {
       free (x.buf[0]);
       free (x.buf[1]);
@@ -336,10 +342,10 @@ do_exec (const struct global_opts *g, struct agent_client *a, const struct targe
       json_object *o = json_object_new_object ();
       json_object_object_add (o, "code", json_object_new_int (code));
       json_object_object_add (o, "signal", json_object_new_int (sig));
-      json_object_object_add (o, "stdout", json_object_new_string_len (x.buf[0] ? x.buf[0] : "",
-                                                                      (int) x.len[0]));
-      json_object_object_add (o, "stderr", json_object_new_string_len (x.buf[1] ? x.buf[1] : "",
-                                                                      (int) x.len[1]));
+      json_object_object_add (
+          o, "stdout", json_object_new_string_len (x.buf[0] ? x.buf[0] : "", (int) x.len[0]));
+      json_object_object_add (
+          o, "stderr", json_object_new_string_len (x.buf[1] ? x.buf[1] : "", (int) x.len[1]));
       print_json (o);
       free (x.buf[0]);
       free (x.buf[1]);
@@ -490,13 +496,95 @@ do_forward (const struct global_opts *g, const struct target *t, unsigned guest_
     }
 }
 
+static int
+do_ready (const struct global_opts *g, struct agent_client *a, const struct sub_args *s)
+{
+  cleanup_err struct err *e = NULL;
+  Chvm__Agent__Frame *rep = NULL;
+  const Chvm__Agent__WaitReadyReply *w;
+
+  if (agent_wait_ready (a, s->timeout_ms ? (unsigned) s->timeout_ms : 30000, (unsigned) s->cdp_port,
+                        &rep, &e)
+      < 0)
+    return fail (e, "ready");
+  w = rep->wait_ready_reply;
+  if (g->json)
+    {
+      json_object *o = json_object_new_object ();
+      json_object_object_add (o, "ready_after_ms", json_object_new_int64 (w->ready_after_ms));
+      json_object_object_add (o, "browser", json_object_new_string (w->browser));
+      print_json (o);
+    }
+  else
+    printf ("ready after %u ms: %s\n", w->ready_after_ms, w->browser);
+  chvm__agent__frame__free_unpacked (rep, NULL);
+  return 0;
+}
+
+/* Thaw through agent_call for the whole reply (agent_thaw omits announced). */
+static int
+do_thaw (const struct global_opts *g, struct agent_client *a, int timeout_ms,
+         const struct sub_args *s)
+{
+  Chvm__Agent__ThawRequest tr = CHVM__AGENT__THAW_REQUEST__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT, *rep = NULL;
+  cleanup_err struct err *e = NULL;
+  const Chvm__Agent__ThawReply *r;
+
+  tr.host_time_ns = s->has_time ? s->time_ns : 0;
+  f.body_case = CHVM__AGENT__FRAME__BODY_THAW;
+  f.thaw = &tr;
+  if (agent_call (a, &f, CHVM__AGENT__FRAME__BODY_THAW_REPLY, timeout_ms, &rep, &e) < 0)
+    return fail (e, "thaw");
+  r = rep->thaw_reply;
+  if (g->json)
+    printf ("{\"thawed_count\":%u,\"clock_step_ns\":%lld,\"announced\":%s}\n", r->thawed_count,
+            (long long) r->clock_step_ns, r->announced ? "true" : "false");
+  else
+    printf ("thawed %u filesystems, clock stepped %+.3f s%s\n", r->thawed_count,
+            (double) r->clock_step_ns / 1e9, r->announced ? ", gratuitous ARP sent" : "");
+  chvm__agent__frame__free_unpacked (rep, NULL);
+  return 0;
+}
+
+/* The agent thaws when the requesting connection closes, so a freeze lasts
+   as long as this process: with --hold until stdin reaches EOF, then it
+   thaws on the same connection (setting the clock with --time). */
+static int
+do_quiesce (const struct global_opts *g, struct agent_client *a, const struct target *t,
+            const struct sub_args *s)
+{
+  cleanup_err struct err *e = NULL;
+  unsigned frozen = 0;
+  int64_t freed = 0;
+  char buf[256];
+
+  if (agent_quiesce (a, (unsigned) s->timeout_ms, s->drop_caches, s->compact, &frozen, &freed,
+                     t->timeout_ms + 60000, &e)
+      < 0)
+    return fail (e, "quiesce");
+  if (g->json)
+    printf ("{\"frozen_count\":%u,\"freed_kb\":%lld}\n", frozen, (long long) freed);
+  else
+    printf ("froze %u filesystems, MemAvailable %+lld kB\n", frozen, (long long) freed);
+  fflush (stdout);
+  if (!s->hold)
+    return 0;
+  while (read (0, buf, sizeof buf) > 0 || errno == EINTR)
+    errno = 0;
+  return do_thaw (g, a, t->timeout_ms, s);
+}
+
 int
 cmd_agent (const struct global_opts *g, int argc, char **argv)
 {
   static const struct option opts[] = {
-    { "socket", required_argument, NULL, 's' }, { "port", required_argument, NULL, 'p' },
-    { "tcp", required_argument, NULL, 'c' },    { "token", required_argument, NULL, 'k' },
-    { "timeout", required_argument, NULL, 'T' }, { "help", no_argument, NULL, 'h' },
+    { "socket", required_argument, NULL, 's' },
+    { "port", required_argument, NULL, 'p' },
+    { "tcp", required_argument, NULL, 'c' },
+    { "token", required_argument, NULL, 'k' },
+    { "timeout", required_argument, NULL, 'T' },
+    { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
   struct target t = { .timeout_ms = 10000 };
@@ -549,7 +637,8 @@ cmd_agent (const struct global_opts *g, int argc, char **argv)
 
   if (strcmp (sub, "forward") == 0)
     {
-      if (first + 1 != argc || s.listen == NULL || parse_uint (argv[first], 65535, &v) < 0 || v == 0)
+      if (first + 1 != argc || s.listen == NULL || parse_uint (argv[first], 65535, &v) < 0
+          || v == 0)
         goto usage;
       free (s.env);
       return do_forward (g, &t, (unsigned) v, s.listen);
@@ -588,63 +677,11 @@ cmd_agent (const struct global_opts *g, int argc, char **argv)
   else if (strcmp (sub, "health") == 0)
     rc = do_health (g, a, &t);
   else if (strcmp (sub, "ready") == 0)
-    {
-      Chvm__Agent__Frame *rep = NULL;
-      if (agent_wait_ready (a, s.timeout_ms ? (unsigned) s.timeout_ms : 30000,
-                            (unsigned) s.cdp_port, &rep, &e) < 0)
-        rc = fail (e, sub);
-      else
-        {
-          json_object *o = json_object_new_object ();
-          if (g->json)
-            {
-              json_object_object_add (o, "ready_after_ms",
-                                      json_object_new_int64 (rep->wait_ready_reply->ready_after_ms));
-              json_object_object_add (o, "browser",
-                                      json_object_new_string (rep->wait_ready_reply->browser));
-              print_json (o);
-            }
-          else
-            {
-              json_object_put (o);
-              printf ("ready after %u ms: %s\n", rep->wait_ready_reply->ready_after_ms,
-                      rep->wait_ready_reply->browser);
-            }
-          chvm__agent__frame__free_unpacked (rep, NULL);
-          rc = 0;
-        }
-    }
+    rc = do_ready (g, a, &s);
   else if (strcmp (sub, "quiesce") == 0)
-    {
-      unsigned frozen = 0;
-      int64_t freed = 0;
-      if (agent_quiesce (a, (unsigned) s.timeout_ms, s.drop_caches, s.compact, &frozen, &freed,
-                         t.timeout_ms + 60000, &e) < 0)
-        rc = fail (e, sub);
-      else
-        {
-          if (g->json)
-            printf ("{\"frozen_count\":%u,\"freed_kb\":%lld}\n", frozen, (long long) freed);
-          else
-            printf ("froze %u filesystems, MemAvailable %+lld kB\n", frozen, (long long) freed);
-          rc = 0;
-        }
-    }
+    rc = do_quiesce (g, a, &t, &s);
   else if (strcmp (sub, "thaw") == 0)
-    {
-      unsigned thawed = 0;
-      int64_t step = 0;
-      if (agent_thaw (a, s.has_time ? s.time_ns : 0, &thawed, &step, t.timeout_ms, &e) < 0)
-        rc = fail (e, sub);
-      else
-        {
-          if (g->json)
-            printf ("{\"thawed_count\":%u,\"clock_step_ns\":%lld}\n", thawed, (long long) step);
-          else
-            printf ("thawed %u filesystems, clock stepped %+.3f s\n", thawed, (double) step / 1e9);
-          rc = 0;
-        }
-    }
+    rc = do_thaw (g, a, t.timeout_ms, &s);
   else if (strcmp (sub, "exec") == 0)
     rc = do_exec (g, a, &t, &s, argv + first);
   else

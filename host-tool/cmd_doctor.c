@@ -46,8 +46,7 @@ device (struct check *c, size_t *n, const char *path, const char *use)
   else if (access (path, R_OK | W_OK) < 0)
     {
       k->ok = false;
-      snprintf (k->detail, sizeof k->detail, "present, no access: %s (%s)", strerror (errno),
-                use);
+      snprintf (k->detail, sizeof k->detail, "present, no access: %s (%s)", strerror (errno), use);
     }
   else
     snprintf (k->detail, sizeof k->detail, "present (%s)", use);
@@ -99,9 +98,8 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
   if (argc > 1)
     {
       bool help = strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0;
-      fprintf (help ? stdout : stderr,
-               "Usage: chvm doctor [--json]\n\n"
-               "Check what this host can run and say why not.\n");
+      fprintf (help ? stdout : stderr, "Usage: chvm doctor [--json]\n\n"
+                                       "Check what this host can run and say why not.\n");
       return help ? 0 : 2;
     }
   device (c, &n, "/dev/kvm", "KVM, for cloud-hypervisor");
@@ -155,8 +153,11 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
       json_object_object_add (o, "backend_ch", json_object_new_boolean (ch));
       json_object_object_add (o, "backend_qemu", json_object_new_boolean (qemu));
       json_object_object_add (o, "auto_backend",
-                              json_object_new_string (ch ? "cloud-hypervisor" : qemu ? "qemu" : ""));
-      puts (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+                              json_object_new_string (ch     ? "cloud-hypervisor"
+                                                      : qemu ? "qemu"
+                                                             : ""));
+      puts (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN
+                                                   | JSON_C_TO_STRING_NOSLASHESCAPE));
       json_object_put (o);
     }
   else
@@ -168,11 +169,13 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
         printf ("KVM guests: yes\n");
       else
         printf ("KVM guests: no: %s\n", why_kvm);
-      printf ("cloud-hypervisor backend: %s\n",
-              ch ? "usable" : !kvm ? "not usable: KVM cannot run guests here" : why_ch);
+      printf ("cloud-hypervisor backend: %s\n", ch     ? "usable"
+                                                : !kvm ? "not usable: KVM cannot run guests here"
+                                                       : why_ch);
       printf ("qemu backend: %s\n", qemu ? "usable (TCG software emulation)" : why_qemu);
-      printf ("chvm run --backend auto uses: %s\n",
-              ch ? "cloud-hypervisor" : qemu ? "qemu" : "nothing (no backend can run)");
+      printf ("chvm run --backend auto uses: %s\n", ch     ? "cloud-hypervisor"
+                                                    : qemu ? "qemu"
+                                                           : "nothing (no backend can run)");
     }
   return ch || qemu ? 0 : 1;
 }

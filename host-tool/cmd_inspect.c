@@ -40,14 +40,15 @@ cmd_inspect (const struct global_opts *g, int argc, char **argv)
         }
       o = json_tokener_parse (text);
       vmctl_cdp_address (&c->rec, cdp, sizeof cdp);
-      json_object_object_add (o, "status", json_object_new_string (vm_status_name (vmctl_status (c))));
+      json_object_object_add (o, "status",
+                              json_object_new_string (vm_status_name (vmctl_status (c))));
       json_object_object_add (o, "dir", json_object_new_string (c->dir));
       json_object_object_add (o, "cdp", json_object_new_string (cdp));
       json_object_array_add (arr, o);
     }
-  puts (json_object_to_json_string_ext (arr, g->json ? JSON_C_TO_STRING_PLAIN
-                                                     : JSON_C_TO_STRING_PRETTY
-                                                           | JSON_C_TO_STRING_NOSLASHESCAPE));
+  puts (json_object_to_json_string_ext (
+      arr, g->json ? JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE
+                   : JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
   json_object_put (arr);
   return rc;
 }

@@ -56,8 +56,8 @@ cmd_ps (const struct global_opts *g, int argc, char **argv)
   if (g->json)
     arr = json_object_new_array ();
   else
-    printf ("%-20s %-8s %-17s %4s %7s %-24s %s\n", "NAME", "STATUS", "BACKEND", "CPUS",
-            "MEMORY", "CDP", "IMAGE");
+    printf ("%-20s %-8s %-17s %4s %7s %-24s %s\n", "NAME", "STATUS", "BACKEND", "CPUS", "MEMORY",
+            "CDP", "IMAGE");
   for (size_t i = 0; i < n; i++)
     {
       cleanup_free struct vmctl *v = calloc (1, sizeof *v);
@@ -101,7 +101,8 @@ cmd_ps (const struct global_opts *g, int argc, char **argv)
   vmstate_list_free (names, n);
   if (g->json)
     {
-      puts (json_object_to_json_string_ext (arr, JSON_C_TO_STRING_PLAIN));
+      puts (json_object_to_json_string_ext (arr, JSON_C_TO_STRING_PLAIN
+                                                     | JSON_C_TO_STRING_NOSLASHESCAPE));
       json_object_put (arr);
     }
   return 0;

@@ -55,8 +55,7 @@ rm_one (const struct global_opts *g, const char *name, bool force, struct err **
     {
       if (!force)
         {
-          err_make (err, 0, "VM '%s' is %s: stop it first or use rm -f", name,
-                    vm_status_name (st));
+          err_make (err, 0, "VM '%s' is %s: stop it first or use rm -f", name, vm_status_name (st));
           goto out;
         }
       if (c->be->shutdown (&c->rec.rt, err) < 0)

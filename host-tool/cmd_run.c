@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,21 +132,34 @@ static int
 parse_args (int argc, char **argv, struct run_opts *o, struct err **err)
 {
   static const struct option longopts[] = {
-    { "name", required_argument, NULL, 'n' },    { "cpus", required_argument, NULL, 'c' },
-    { "memory", required_argument, NULL, 'm' },  { "overlay", required_argument, NULL, 'o' },
-    { "publish", required_argument, NULL, 'p' }, { "env", required_argument, NULL, 'e' },
-    { "backend", required_argument, NULL, 'b' }, { "net", required_argument, NULL, 'N' },
-    { "netns", required_argument, NULL, 'S' },   { "kernel", required_argument, NULL, 'k' },
-    { "initrd", required_argument, NULL, 'i' },  { "cdp-port", required_argument, NULL, 'P' },
-    { "timeout", required_argument, NULL, 't' }, { "disk-size", required_argument, NULL, 'D' },
-    { "no-wait", no_argument, NULL, 'W' },       { "help", no_argument, NULL, 'h' },
+    { "name", required_argument, NULL, 'n' },
+    { "cpus", required_argument, NULL, 'c' },
+    { "memory", required_argument, NULL, 'm' },
+    { "overlay", required_argument, NULL, 'o' },
+    { "publish", required_argument, NULL, 'p' },
+    { "env", required_argument, NULL, 'e' },
+    { "backend", required_argument, NULL, 'b' },
+    { "net", required_argument, NULL, 'N' },
+    { "netns", required_argument, NULL, 'S' },
+    { "kernel", required_argument, NULL, 'k' },
+    { "initrd", required_argument, NULL, 'i' },
+    { "cdp-port", required_argument, NULL, 'P' },
+    { "timeout", required_argument, NULL, 't' },
+    { "disk-size", required_argument, NULL, 'D' },
+    { "no-wait", no_argument, NULL, 'W' },
+    { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
   int c;
 
-  *o = (struct run_opts) { .overlay = "tmpfs", .backend = "auto", .net = "user", .cpus = 2,
-                           .cdp_port = DEFAULT_CDP_PORT, .timeout_s = DEFAULT_READY_S,
-                           .memory_mib = 2048, .disk_mib = 4096 };
+  *o = (struct run_opts){ .overlay = "tmpfs",
+                          .backend = "auto",
+                          .net = "user",
+                          .cpus = 2,
+                          .cdp_port = DEFAULT_CDP_PORT,
+                          .timeout_s = DEFAULT_READY_S,
+                          .memory_mib = 2048,
+                          .disk_mib = 4096 };
   optind = 1;
   opterr = 0;
   while ((c = getopt_long (argc, argv, "hp:e:", longopts, NULL)) != -1)
@@ -226,14 +240,12 @@ parse_args (int argc, char **argv, struct run_opts *o, struct err **err)
         o->no_wait = true;
         break;
       default:
-        return err_make (err, 0, "unknown option '%s' (see chvm run --help)",
-                         argv[optind - 1]);
+        return err_make (err, 0, "unknown option '%s' (see chvm run --help)", argv[optind - 1]);
       }
   if (optind < argc)
     o->image = argv[optind++];
   if (optind < argc)
-    return err_make (err, 0, "unexpected argument '%s'",
-                     argv[optind]);
+    return err_make (err, 0, "unexpected argument '%s'", argv[optind]);
   return 0;
 }
 
@@ -306,6 +318,14 @@ make_upper_disk (const char *path, uint64_t mib, struct err **err)
   return net_run (argv, NULL, false, err);
 }
 
+static void
+image_freep (struct image **p)
+{
+  if (*p != NULL)
+    image_free (*p);
+}
+#define cleanup_image __attribute__ ((cleanup (image_freep)))
+
 struct created
 {
   struct vmctl *c;
@@ -334,10 +354,10 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   struct vm_record *r = &c->rec;
   cleanup_free char *kernel = malloc (VM_PATH_MAX), *initrd = malloc (VM_PATH_MAX);
   struct created cr = { .c = c };
-  struct image *img = NULL;
+  cleanup_image struct image *img = NULL;
   char why[256];
   const char *image_ref = o->image;
-  char default_image[VM_PATH_MAX + 8];
+  char default_image[PATH_MAX + 8];
   struct publish pub[VM_MAX_PUBLISH];
   struct vm_spec spec;
   bool tap = strcmp (o->net, "tap") == 0;
@@ -361,14 +381,13 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
     return -1;
   if (image_ref == NULL)
     {
-      char oci[VM_PATH_MAX];
+      char oci[VM_PATH_MAX], real[PATH_MAX];
       if (vmctl_data_path ("images/standin/oci", oci, sizeof oci, err) < 0)
         return -1;
-      snprintf (default_image, sizeof default_image, "oci:%s", oci);
+      snprintf (default_image, sizeof default_image, "oci:%s",
+                realpath (oci, real) != NULL ? real : oci);
       image_ref = default_image;
     }
-  if ((c->lock_fd = vmstate_lock (c->root, VMCTL_LOCK_MS, err)) < 0)
-    return -1;
   if (o->name == NULL)
     {
       static char gen[16];
@@ -379,6 +398,7 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
     }
   if (vmstate_dir (c->root, o->name, c->dir, sizeof c->dir, err) < 0)
     return -1;
+  /* Checked again, atomically, by mkdir under the lock. */
   if (access (c->dir, F_OK) == 0)
     return err_make (err, 0, "a VM named '%s' already exists", o->name);
   if (net_enter_netns (o->netns, err) < 0)
@@ -393,19 +413,22 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
       if (!has_cdp && o->n_publish < VM_MAX_PUBLISH)
         {
           struct vm_publish *p = &o->publish[o->n_publish++];
-          *p = (struct vm_publish) { .guest_port = (uint16_t) o->cdp_port };
+          *p = (struct vm_publish){ .guest_port = (uint16_t) o->cdp_port };
           snprintf (p->host_addr, sizeof p->host_addr, "127.0.0.1");
           if (net_pick_port (&p->host_port, err) < 0)
             return -1;
         }
     }
   for (size_t i = 0; i < o->n_publish; i++)
-    if (net_check_port (o->publish[i].host_addr, o->publish[i].host_port, o->publish[i].udp,
-                        err)
+    if (net_check_port (o->publish[i].host_addr, o->publish[i].host_port, o->publish[i].udp, err)
         < 0)
       return -1;
+  /* Before the lock: an import can take minutes and is safe on its own
+     (built aside, renamed into place). */
   if (image_resolve (c->root, image_ref, progress, NULL, &img, err) < 0)
     return err_wrap (err, "image '%s'", image_ref);
+  if ((c->lock_fd = vmstate_lock (c->root, VMCTL_LOCK_MS, err)) < 0)
+    return -1;
 
   /* ---- the record ---- */
   memset (r, 0, sizeof *r);
@@ -418,10 +441,7 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
       || (size_t) snprintf (r->upper_disk, sizeof r->upper_disk, "%s/upper.img", c->dir)
              >= sizeof r->upper_disk
       || (size_t) snprintf (r->rootfs, sizeof r->rootfs, "%s", img->rootfs) >= sizeof r->rootfs)
-    {
-      image_free (img);
-      return err_make (err, ENAMETOOLONG, "image reference or state path too long");
-    }
+    return err_make (err, ENAMETOOLONG, "image reference or state path too long");
   if (strcmp (o->overlay, "disk") != 0)
     r->upper_disk[0] = '\0';
   r->created = (int64_t) time (NULL);
@@ -440,10 +460,7 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
       /* No vsock for QEMU here: the agent listens on TCP behind a token. */
       r->agent_tcp_port = AGENT_TCP_PORT;
       if (random_hex (r->agent_token, 16) < 0)
-        {
-          image_free (img);
-          return err_make (err, errno, "getrandom");
-        }
+        return err_make (err, errno, "getrandom");
     }
   else
     r->agent_vsock_port = AGENT_VSOCK_PORT;
@@ -455,10 +472,7 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
       size_t n;
       if (used_addresses (c->root, o->netns, used, 256, &n, err) < 0
           || net_alloc_address (used, n, &a, err) < 0)
-        {
-          image_free (img);
-          return -1;
-        }
+        return -1;
       snprintf (r->address, sizeof r->address, "%u.%u.%u.%u/%d", a >> 24, (a >> 16) & 0xff,
                 (a >> 8) & 0xff, a & 0xff, NET_PREFIX);
       net_tap_name (a, r->tap, sizeof r->tap);
@@ -472,7 +486,6 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   /* ---- from here on, failures undo what was made ---- */
   if (mkdir (c->dir, 0700) < 0)
     {
-      image_free (img);
       if (errno == EEXIST)
         return err_make (err, 0, "a VM named '%s' already exists", o->name);
       return err_make (err, errno, "mkdir %s", c->dir);
@@ -482,22 +495,27 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
     struct oci_config *oc = img->config;
     struct config_input in = {
       .hostname = r->name,
-      .image_env = (const char *const *) oc->env, .n_image_env = oc->n_env,
-      .extra_env = o->env, .n_extra_env = o->n_env,
-      .entrypoint = (const char *const *) oc->entrypoint, .n_entrypoint = oc->n_entrypoint,
-      .cmd = (const char *const *) oc->cmd, .n_cmd = oc->n_cmd,
-      .workdir = oc->workdir, .user = oc->user,
-      .net_address = addr, .net_gateway = gw,
-      .net_dns = tap ? NULL : dns_user, .n_net_dns = tap ? 0 : 1,
+      .image_env = (const char *const *) oc->env,
+      .n_image_env = oc->n_env,
+      .extra_env = o->env,
+      .n_extra_env = o->n_env,
+      .entrypoint = (const char *const *) oc->entrypoint,
+      .n_entrypoint = oc->n_entrypoint,
+      .cmd = (const char *const *) oc->cmd,
+      .n_cmd = oc->n_cmd,
+      .workdir = oc->workdir,
+      .user = oc->user,
+      .net_address = addr,
+      .net_gateway = gw,
+      .net_dns = tap ? NULL : dns_user,
+      .n_net_dns = tap ? 0 : 1,
       .overlay = r->overlay,
       .agent_vsock_port = (int) r->agent_vsock_port,
       .agent_tcp_port = r->agent_tcp_port,
       .agent_token = r->agent_token,
       .agent_cdp_port = r->cdp_port,
     };
-    int rc = configdisk_write (r->config_disk, &in, err);
-    image_free (img);
-    if (rc < 0)
+    if (configdisk_write (r->config_disk, &in, err) < 0)
       goto fail;
   }
   if (strcmp (r->overlay, "disk") == 0)
@@ -554,16 +572,16 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
   t_started = proc_now_ms ();
   vmctl_cdp_address (&c->rec, cdp, sizeof cdp);
   if (!g->json)
-    fprintf (stderr, "chvm: VM %s started (%s, pid %d), waiting for the browser\n",
-             c->rec.name, c->be->name, (int) c->rec.rt.vmm_pid);
+    fprintf (stderr, "chvm: VM %s started (%s, pid %d)%s\n", c->rec.name, c->be->name,
+             (int) c->rec.rt.vmm_pid, o.no_wait ? "" : ", waiting for the browser");
   if (!o.no_wait)
     {
-      if (vmctl_wait_ready (c, (int) o.timeout_s * 1000, &agent_ready_ms, browser,
-                            sizeof browser, &err)
+      if (vmctl_wait_ready (c, (int) o.timeout_s * 1000, &agent_ready_ms, browser, sizeof browser,
+                            &err)
           < 0)
         {
-          err_wrap (&err, "VM %s is up but not ready (chvm logs %s; chvm rm -f %s)",
-                    c->rec.name, c->rec.name, c->rec.name);
+          err_wrap (&err, "VM %s is up but not ready (chvm logs %s; chvm rm -f %s)", c->rec.name,
+                    c->rec.name, c->rec.name);
           return vmctl_fail ("run", &err);
         }
       t_ready = proc_now_ms ();
@@ -579,14 +597,15 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
       json_object_object_add (j, "start_ms", json_object_new_double (t_started - t0));
       if (!o.no_wait)
         json_object_object_add (j, "ready_ms", json_object_new_double (t_ready - t0));
-      puts (json_object_to_json_string_ext (j, JSON_C_TO_STRING_PLAIN));
+      puts (json_object_to_json_string_ext (j, JSON_C_TO_STRING_PLAIN
+                                                   | JSON_C_TO_STRING_NOSLASHESCAPE));
       json_object_put (j);
     }
   else
     {
       if (!o.no_wait)
-        fprintf (stderr, "chvm: %s ready after %.1f s%s%s\n", c->rec.name,
-                 (t_ready - t0) / 1000, browser[0] ? ": " : "", browser);
+        fprintf (stderr, "chvm: %s ready after %.1f s%s%s\n", c->rec.name, (t_ready - t0) / 1000,
+                 browser[0] ? ": " : "", browser);
       printf ("%s %s\n", c->rec.name, cdp);
     }
   return 0;

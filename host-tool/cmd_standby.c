@@ -45,8 +45,7 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
     {
       if (quiesce
           && (vmctl_agent (c, AGENT_MS, &a, err) < 0
-              || agent_quiesce (a, QUIESCE_MS, true, false, &frozen, &freed_kb, QUIESCE_MS,
-                                err)
+              || agent_quiesce (a, QUIESCE_MS, true, false, &frozen, &freed_kb, QUIESCE_MS, err)
                      < 0))
         {
           if (a != NULL)

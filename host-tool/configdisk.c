@@ -49,10 +49,9 @@ add_line (struct buf *b, const char *key, const char *value, struct err **err)
   if (strchr (value, '\n') != NULL || strchr (value, '\r') != NULL)
     return err_make (err, 0, "config %s: value contains a line break", key);
   if (kl + 1 + vl + 1 > CONFIG_MAX_LINE)
-    return err_make (err, 0, "config %s: line longer than %u bytes", key,
-                     CONFIG_MAX_LINE);
-  if (append (b, key, kl, err) < 0 || append (b, "=", 1, err) < 0
-      || append (b, value, vl, err) < 0 || append (b, "\n", 1, err) < 0)
+    return err_make (err, 0, "config %s: line longer than %u bytes", key, CONFIG_MAX_LINE);
+  if (append (b, key, kl, err) < 0 || append (b, "=", 1, err) < 0 || append (b, value, vl, err) < 0
+      || append (b, "\n", 1, err) < 0)
     return -1;
   return 0;
 }
@@ -95,8 +94,7 @@ add_env (struct buf *b, const char *const *v, size_t n, struct err **err)
 }
 
 int
-configdisk_render (const struct config_input *in, char **text, size_t *len,
-                   struct err **err)
+configdisk_render (const struct config_input *in, char **text, size_t *len, struct err **err)
 {
   struct buf b = { 0 };
   int r;
@@ -107,8 +105,7 @@ configdisk_render (const struct config_input *in, char **text, size_t *len,
       || add_env (&b, in->extra_env, in->n_extra_env, err) < 0
       || add_list (&b, "entrypoint", in->entrypoint, in->n_entrypoint, err) < 0
       || add_list (&b, "cmd", in->cmd, in->n_cmd, err) < 0
-      || add_opt (&b, "workdir", in->workdir, err) < 0
-      || add_opt (&b, "user", in->user, err) < 0
+      || add_opt (&b, "workdir", in->workdir, err) < 0 || add_opt (&b, "user", in->user, err) < 0
       || add_opt (&b, "net.address", in->net_address, err) < 0
       || add_opt (&b, "net.gateway", in->net_gateway, err) < 0
       || add_list (&b, "net.dns", in->net_dns, in->n_net_dns, err) < 0

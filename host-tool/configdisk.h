@@ -49,8 +49,7 @@ struct config_input
 /* Renders the text (not padded).  Refuses values that contain a newline,
    env entries without '=', lines over CONFIG_MAX_LINE and a text over
    CONFIG_MAX_TEXT, naming the offending key. */
-int configdisk_render (const struct config_input *in, char **text, size_t *len,
-                       struct err **err);
+int configdisk_render (const struct config_input *in, char **text, size_t *len, struct err **err);
 
 /* Renders and writes path, padded with NULs to a multiple of CONFIG_BLOCK. */
 int configdisk_write (const char *path, const struct config_input *in, struct err **err);

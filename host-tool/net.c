@@ -145,8 +145,7 @@ net_parse_publish (const char *s, struct vm_publish *out, struct err **err)
       out->host_addr[addr_len] = '\0';
       if (inet_pton (AF_INET, out->host_addr, tmp) != 1
           && inet_pton (AF_INET6, out->host_addr, tmp) != 1)
-        return err_make (err, 0, "--publish '%s': '%s' is not an IP address", s,
-                         out->host_addr);
+        return err_make (err, 0, "--publish '%s': '%s' is not an IP address", s, out->host_addr);
     }
   return 0;
 }
@@ -371,7 +370,8 @@ net_ensure_tap (const char *netns, const char *tap, struct err **err)
 {
   const char *const probe[] = { "ip", "link", "show", "dev", tap, NULL };
   const char *const add_tap[] = { "ip", "tuntap", "add", "dev", tap, "mode", "tap", NULL };
-  const char *const master[] = { "ip", "link", "set", "dev", tap, "master", NET_BRIDGE, "up", NULL };
+  const char *const master[]
+      = { "ip", "link", "set", "dev", tap, "master", NET_BRIDGE, "up", NULL };
   int r;
 
   if ((netns != NULL && net_enter_netns (netns, err) < 0) || ensure_bridge_and_nat (err) < 0)
@@ -397,8 +397,8 @@ publish_elements (const struct vm_record *r, bool add_p, struct err **err)
     {
       char elem[96];
       const struct vm_publish *p = &r->publish[i];
-      const char *const argv[] = { "nft", add_p ? "add" : "delete", "element", "ip", "chvm",
-                                   p->udp ? "pub_udp" : "pub_tcp", elem, NULL };
+      const char *const argv[] = { "nft",  add_p ? "add" : "delete",       "element", "ip",
+                                   "chvm", p->udp ? "pub_udp" : "pub_tcp", elem,      NULL };
       snprintf (elem, sizeof elem, "{ %u : %s . %u }", p->host_port, addr, p->guest_port);
       if (net_run (argv, NULL, !add_p, err) < 0)
         return -1;

@@ -114,8 +114,8 @@ keep_event (struct qmp *q, struct json_object *ev)
 }
 
 static int
-execute_until (struct qmp *q, const char *cmd, struct json_object *args,
-               struct json_object **ret, double deadline, struct err **err)
+execute_until (struct qmp *q, const char *cmd, struct json_object *args, struct json_object **ret,
+               double deadline, struct err **err)
 {
   struct json_object *req = json_object_new_object ();
   const char *s;
@@ -162,15 +162,14 @@ execute_until (struct qmp *q, const char *cmd, struct json_object *args,
 }
 
 int
-qmp_execute (struct qmp *q, const char *cmd, struct json_object *args,
-             struct json_object **ret, int timeout_ms, struct err **err)
+qmp_execute (struct qmp *q, const char *cmd, struct json_object *args, struct json_object **ret,
+             int timeout_ms, struct err **err)
 {
   return execute_until (q, cmd, args, ret, proc_now_ms () + timeout_ms, err);
 }
 
 struct qmp *
-qmp_open (const char *path, int timeout_ms, char *version, size_t version_len,
-          struct err **err)
+qmp_open (const char *path, int timeout_ms, char *version, size_t version_len, struct err **err)
 {
   struct sockaddr_un sa = { .sun_family = AF_UNIX };
   double deadline = proc_now_ms () + timeout_ms;
@@ -197,8 +196,7 @@ qmp_open (const char *path, int timeout_ms, char *version, size_t version_len,
       qmp_close (q);
       return NULL;
     }
-  if (read_msg (q, deadline, &greet, err) < 0
-      || !json_object_object_get_ex (greet, "QMP", &v))
+  if (read_msg (q, deadline, &greet, err) < 0 || !json_object_object_get_ex (greet, "QMP", &v))
     {
       if (greet != NULL)
         err_make (err, EPROTO, "QMP: no greeting on %s", path);
@@ -254,8 +252,7 @@ qmp_wait_event (struct qmp *q, const char *name, qmp_event_match match, void *op
     if (event_is (q->pending[i], name, match, opaque, data))
       {
         json_object_put (q->pending[i]);
-        memmove (q->pending + i, q->pending + i + 1,
-                 (q->n_pending - i - 1) * sizeof q->pending[0]);
+        memmove (q->pending + i, q->pending + i + 1, (q->n_pending - i - 1) * sizeof q->pending[0]);
         q->n_pending--;
         return 0;
       }

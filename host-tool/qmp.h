@@ -24,8 +24,8 @@ void qmp_close (struct qmp *q);
 /* Runs cmd with args (may be NULL; ownership taken).  On success *ret (may
    be NULL) holds the "return" value (caller puts it).  A QMP error is
    returned as an error naming its class and description. */
-int qmp_execute (struct qmp *q, const char *cmd, struct json_object *args,
-                 struct json_object **ret, int timeout_ms, struct err **err);
+int qmp_execute (struct qmp *q, const char *cmd, struct json_object *args, struct json_object **ret,
+                 int timeout_ms, struct err **err);
 
 /* Waits for the event named name whose data satisfies match (NULL: any);
    *data (may be NULL) receives its "data".  Events that arrived while a

@@ -4,8 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <libgen.h>
 #include <json-c/json.h>
+#include <libgen.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,8 +128,7 @@ ms_left (double deadline)
 }
 
 int
-vmctl_agent (const struct vmctl *c, int timeout_ms, struct agent_client **out,
-             struct err **err)
+vmctl_agent (const struct vmctl *c, int timeout_ms, struct agent_client **out, struct err **err)
 {
   double deadline = proc_now_ms () + timeout_ms;
   cleanup_close int pidfd = pidfd_open (c->rec.rt.vmm_pid, 0);
@@ -356,7 +355,8 @@ vmctl_print_phases (const struct global_opts *g, const char *cmd, const char *na
         json_object_object_add (ph, p[i].name, json_object_new_double (p[i].ms));
       json_object_object_add (o, "phases", ph);
       json_object_object_add (o, "total_ms", json_object_new_double (total_ms));
-      puts (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN));
+      puts (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN
+                                                   | JSON_C_TO_STRING_NOSLASHESCAPE));
       json_object_put (o);
       return;
     }
@@ -371,7 +371,7 @@ vmctl_phase (struct phase *p, size_t *n, const char *name, double *t)
   double now = proc_now_ms ();
 
   if (*n < BACKEND_MAX_PHASES)
-    p[(*n)++] = (struct phase) { name, now - *t };
+    p[(*n)++] = (struct phase){ name, now - *t };
   *t = now;
 }
 

@@ -53,8 +53,8 @@ int vmctl_agent (const struct vmctl *c, int timeout_ms, struct agent_client **ou
 /* Waits for guest-init's "phase agent" console line (an "ERROR init[1]"
    line or the VMM's exit fails it), then for WaitReady.  *ready_ms is the
    agent's own wait. */
-int vmctl_wait_ready (const struct vmctl *c, int timeout_ms, unsigned *ready_ms,
-                      char *browser, size_t browser_len, struct err **err);
+int vmctl_wait_ready (const struct vmctl *c, int timeout_ms, unsigned *ready_ms, char *browser,
+                      size_t browser_len, struct err **err);
 
 /* The CDP address a client should use ("http://ADDR:PORT"). */
 void vmctl_cdp_address (const struct vm_record *r, char *out, size_t len);

@@ -20,9 +20,8 @@
 #define VM_JSON_MAX (1 << 20)
 
 static const char *const status_names[] = {
-  [VM_STATUS_CREATED] = "created", [VM_STATUS_RUNNING] = "running",
-  [VM_STATUS_PAUSED] = "paused",   [VM_STATUS_STANDBY] = "standby",
-  [VM_STATUS_STOPPED] = "stopped", [VM_STATUS_DEAD] = "dead",
+  [VM_STATUS_CREATED] = "created", [VM_STATUS_RUNNING] = "running", [VM_STATUS_PAUSED] = "paused",
+  [VM_STATUS_STANDBY] = "standby", [VM_STATUS_STOPPED] = "stopped", [VM_STATUS_DEAD] = "dead",
 };
 
 const char *
@@ -80,8 +79,7 @@ vm_name_check (const char *name, struct err **err)
   size_t n = strlen (name);
 
   if (n == 0 || n > VM_NAME_MAX)
-    return err_make (err, 0, "invalid VM name '%s': must be 1-%d characters", name,
-                     VM_NAME_MAX);
+    return err_make (err, 0, "invalid VM name '%s': must be 1-%d characters", name, VM_NAME_MAX);
   for (size_t i = 0; i < n; i++)
     {
       char c = name[i];
@@ -184,8 +182,7 @@ vmstate_lock (const char *root, int timeout_ms, struct err **err)
   if (r < 0)
     {
       if (saved == EINTR)
-        return err_make (err, 0, "another chvm command holds %s (waited %d ms)", path,
-                         timeout_ms);
+        return err_make (err, 0, "another chvm command holds %s (waited %d ms)", path, timeout_ms);
       return err_make (err, saved, "flock %s", path);
     }
   return steal_fd (&fd);
@@ -278,7 +275,8 @@ vmrec_to_json (const struct vm_record *r, char **out, struct err **err)
   add_str (rt, "version", r->rt.version);
   json_object_object_add (root, "runtime", rt);
 
-  s = json_object_to_json_string_ext (root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+  s = json_object_to_json_string_ext (root,
+                                      JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
   *out = s ? strdup (s) : NULL;
   json_object_put (root);
   if (*out == NULL)
@@ -316,7 +314,7 @@ get_int (struct json_object *o, const char *k, int64_t min, int64_t max, int64_t
          struct err **err)
 {
   struct json_object *v;
-  int64_t x;
+  int64_t x = 0;
 
   if (!json_object_object_get_ex (o, k, &v) || v == NULL)
     {
@@ -347,15 +345,25 @@ static int
 parse_spec (struct json_object *spec, struct vm_record *r, struct err **err)
 {
   struct json_object *pub;
-  int64_t x;
+  int64_t x = 0;
 
-#define S(k, req)                                                             \
-  if (get_str (spec, #k, r->k, sizeof r->k, req, err) < 0)                    \
-    return -1;
-  S (kernel, true) S (initrd, false) S (cmdline, false) S (rootfs, false)
-  S (config_disk, false) S (upper_disk, false) S (overlay, false) S (netns, false)
-  S (tap, false) S (mac, false) S (address, false) S (agent_token, false)
-#undef S
+  const struct
+  {
+    const char *key;
+    char *dst;
+    size_t len;
+    bool required;
+  } strs[] = {
+#define F(k, req) { #k, r->k, sizeof r->k, req }
+    F (kernel, true),       F (initrd, false),     F (cmdline, false), F (rootfs, false),
+    F (config_disk, false), F (upper_disk, false), F (overlay, false), F (netns, false),
+    F (tap, false),         F (mac, false),        F (address, false), F (agent_token, false),
+#undef F
+  };
+
+  for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+    if (get_str (spec, strs[i].key, strs[i].dst, strs[i].len, strs[i].required, err) < 0)
+      return -1;
   if (get_int (spec, "cpus", 1, 512, &x, err) < 0)
     return -1;
   r->cpus = (unsigned) x;
@@ -409,7 +417,7 @@ vmrec_from_json (const char *text, size_t len, struct vm_record *r, struct err *
   struct json_tokener *tok;
   struct json_object *root, *spec, *rt;
   char state[16];
-  int64_t x;
+  int64_t x = 0;
   int ret = -1;
 
   memset (r, 0, sizeof *r);
@@ -460,17 +468,14 @@ vmrec_from_json (const char *text, size_t len, struct vm_record *r, struct err *
   r->created = x;
   if (get_obj (root, "spec", &spec, err) < 0 || parse_spec (spec, r, err) < 0)
     goto out;
-  if (get_obj (root, "runtime", &rt, err) < 0
-      || get_int (rt, "vmm_pid", 0, INT32_MAX, &x, err) < 0)
+  if (get_obj (root, "runtime", &rt, err) < 0 || get_int (rt, "vmm_pid", 0, INT32_MAX, &x, err) < 0)
     goto out;
   r->rt.vmm_pid = (pid_t) x;
   if (get_int (rt, "agent_host_port", 0, 65535, &x, err) < 0)
     goto out;
   r->rt.agent_host_port = (uint16_t) x;
   if (get_str (rt, "api_socket", r->rt.api_socket, sizeof r->rt.api_socket, false, err) < 0
-      || get_str (rt, "vsock_socket", r->rt.vsock_socket, sizeof r->rt.vsock_socket, false,
-                  err)
-             < 0
+      || get_str (rt, "vsock_socket", r->rt.vsock_socket, sizeof r->rt.vsock_socket, false, err) < 0
       || get_str (rt, "version", r->rt.version, sizeof r->rt.version, false, err) < 0)
     goto out;
   ret = 0;
@@ -523,8 +528,7 @@ vmrec_load (const char *root, const char *name, struct vm_record *r, struct err 
 }
 
 int
-write_file_atomic (const char *path, const void *data, size_t len, mode_t mode,
-                   struct err **err)
+write_file_atomic (const char *path, const void *data, size_t len, mode_t mode, struct err **err)
 {
   char tmp[VM_PATH_MAX + 16];
   cleanup_close int fd = -1;
@@ -562,8 +566,8 @@ vmrec_save (const char *root, const struct vm_record *r, struct err **err)
   char dir[VM_PATH_MAX], path[VM_PATH_MAX + 16];
   cleanup_free char *text = NULL;
 
-  if (vmstate_dir (root, r->name, dir, sizeof dir, err) < 0
-      || vmrec_to_json (r, &text, err) < 0)
+  if (vmstate_dir (root, r->name, dir, sizeof dir, err) < 0 || vmrec_to_json (r, &text, err) < 0
+      || text == NULL)
     return -1;
   snprintf (path, sizeof path, "%s/vm.json", dir);
   return write_file_atomic (path, text, strlen (text), 0600, err);
@@ -598,6 +602,8 @@ vmstate_list (const char *root, char ***names, size_t *n, struct err **err)
   d = opendir (path);
   if (d == NULL)
     return errno == ENOENT ? 0 : err_make (err, errno, "open %s", path);
+  /* readdir_r is deprecated; a DIR* of our own is not shared by threads. */
+  // cppcheck-suppress readdirCalled
   while ((de = readdir (d)) != NULL)
     {
       if (vm_name_check (de->d_name, NULL) < 0)
@@ -669,8 +675,7 @@ vm_probe (const char *dir, const struct vm_record *r, vm_api_probe_fn api)
 }
 
 void
-vmrec_spec (const struct vm_record *r, const char *dir, struct publish *pub,
-            struct vm_spec *spec)
+vmrec_spec (const struct vm_record *r, const char *dir, struct publish *pub, struct vm_spec *spec)
 {
 #define OPT(s) ((s)[0] ? (s) : NULL)
   memset (spec, 0, sizeof *spec);

@@ -44,9 +44,9 @@ struct vm_publish
 struct vm_record
 {
   char name[VM_NAME_MAX + 1];
-  char backend[32];  /* backend_ops.name */
-  char image[512];   /* the reference the user gave */
-  int64_t created;   /* unix seconds */
+  char backend[32];     /* backend_ops.name */
+  char image[512];      /* the reference the user gave */
+  int64_t created;      /* unix seconds */
   enum vm_status state; /* what the last command recorded */
 
   unsigned cpus;
@@ -59,8 +59,8 @@ struct vm_record
   char upper_disk[VM_PATH_MAX];
   char overlay[8]; /* "tmpfs" or "disk" */
 
-  char netns[64];   /* network namespace of tap/bridge/NAT ("" = host's) */
-  char tap[16];     /* IFNAMSIZ */
+  char netns[64]; /* network namespace of tap/bridge/NAT ("" = host's) */
+  char tap[16];   /* IFNAMSIZ */
   char mac[18];
   char address[20]; /* guest A.B.C.D/prefix on the bridge ("" = none) */
 
@@ -79,9 +79,9 @@ struct vm_record
 struct vm_facts
 {
   enum vm_status recorded;
-  bool vmm_alive;   /* the pid exists and its cmdline names this VM's dir */
-  int api_paused;   /* -1: API did not answer; 0: running; 1: paused */
-  bool snapshot;    /* <dir>/snapshot exists (only complete ones are renamed there) */
+  bool vmm_alive; /* the pid exists and its cmdline names this VM's dir */
+  int api_paused; /* -1: API did not answer; 0: running; 1: paused */
+  bool snapshot;  /* <dir>/snapshot exists (only complete ones are renamed there) */
 };
 
 const char *vm_status_name (enum vm_status s);

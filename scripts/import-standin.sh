@@ -11,10 +11,11 @@ mkdir -p "$state"
 state=$(cd "$state" && pwd)
 out=$(cd "$out" && pwd)
 
-t0=$(date +%s.%N)
+t0=$(date +%s%N)
 id=$("$chvm" --state-dir "$state" image import "oci:$out/oci:latest")
-t1=$(date +%s.%N)
+t1=$(date +%s%N)
 ln -sfn "$state/images/$id/rootfs.ext4" "$out/rootfs.ext4"
 ln -sfn "$state/images/$id/image.json" "$out/image.json"
 echo "$id" >"$out/id"
-printf 'import-standin: %s (%.1f s) -> %s\n' "${id:0:12}" "$(echo "$t1 - $t0" | bc)" "$out/rootfs.ext4" >&2
+ms=$(((t1 - t0) / 1000000))
+printf 'import-standin: %s (%d.%03d s) -> %s\n' "${id:0:12}" $((ms / 1000)) $((ms % 1000)) "$out/rootfs.ext4" >&2

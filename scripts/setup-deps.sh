@@ -35,9 +35,12 @@ done
 # (a host may carry another distribution of node whose npm is built in).
 command -v npm >/dev/null || missing+=(nodejs npm)
 
+# apt-get source (scripts/build-musl-deps.sh) needs the source indexes: the
+# deb822 file of Debian 12's images, or else a one-line-style sources.list.
 sources=/etc/apt/sources.list.d/debian.sources
+[ -f "$sources" ] || sources=/etc/apt/sources.list
 need_src=false
-if [ -f "$sources" ] && ! grep -q '^Types:.*deb-src' "$sources"; then
+if [ -f "$sources" ] && ! grep -qE '^(Types:.*deb-src|deb-src )' "$sources"; then
   need_src=true
 fi
 
@@ -48,9 +51,12 @@ if [ ${#missing[@]} -gt 0 ] || $need_src; then
     exit 1
   fi
   if $need_src; then
-    # apt-get source (scripts/build-musl-deps.sh) needs the source indexes.
     log "adding deb-src to $sources"
-    sed -i 's/^Types: deb$/Types: deb deb-src/' "$sources"
+    if [ "${sources##*.}" = sources ]; then
+      sed -i 's/^Types: deb$/Types: deb deb-src/' "$sources"
+    else
+      sed -n 's/^deb \(.*\)/deb-src \1/p' "$sources" >>"$sources"
+    fi
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q

@@ -44,7 +44,8 @@ static void
 die (const char *what, struct err *e)
 {
   char buf[512];
-  fprintf (stderr, "bench_agent: %s: %s\n", what, e ? err_str (e, buf, sizeof buf) : strerror (errno));
+  fprintf (stderr, "bench_agent: %s: %s\n", what,
+           e ? err_str (e, buf, sizeof buf) : strerror (errno));
   exit (1);
 }
 
@@ -115,8 +116,8 @@ start_server (struct server *s, char mode)
 
   s->mode = mode;
   s->lfd = socket (AF_INET, SOCK_STREAM, 0);
-  if (s->lfd < 0 || bind (s->lfd, (struct sockaddr *) &sin, sizeof sin) < 0 || listen (s->lfd, 8) < 0
-      || getsockname (s->lfd, (struct sockaddr *) &sin, &sl) < 0)
+  if (s->lfd < 0 || bind (s->lfd, (struct sockaddr *) &sin, sizeof sin) < 0
+      || listen (s->lfd, 8) < 0 || getsockname (s->lfd, (struct sockaddr *) &sin, &sl) < 0)
     die ("server", NULL);
   s->port = ntohs (sin.sin_port);
   pthread_create (&th, NULL, server_thread, s);
@@ -247,7 +248,8 @@ main (int argc, char **argv)
   f_tp = throughput_mib_s (fd, mib << 20);
   close (fd);
 
-  printf ("agent Ping round trip: p50 %.1f us, p99 %.1f us (%d rounds)\n", ping_p50, ping_p99, rounds);
+  printf ("agent Ping round trip: p50 %.1f us, p99 %.1f us (%d rounds)\n", ping_p50, ping_p99,
+          rounds);
   printf ("64-byte ping-pong p50: direct %.1f us, via Forward %.1f us (x%.2f)\n", d_rtt, f_rtt,
           f_rtt / d_rtt);
   printf ("throughput (%llu MiB): direct %.0f MiB/s, via Forward %.0f MiB/s (ratio %.2f)\n",
@@ -255,6 +257,7 @@ main (int argc, char **argv)
   printf ("{\"ping_p50_us\":%.1f,\"ping_p99_us\":%.1f,\"direct_rtt_p50_us\":%.1f,"
           "\"forward_rtt_p50_us\":%.1f,\"direct_mib_s\":%.1f,\"forward_mib_s\":%.1f,"
           "\"forward_throughput_ratio\":%.3f,\"mib\":%llu,\"rounds\":%d}\n",
-          ping_p50, ping_p99, d_rtt, f_rtt, d_tp, f_tp, f_tp / d_tp, (unsigned long long) mib, rounds);
+          ping_p50, ping_p99, d_rtt, f_rtt, d_tp, f_tp, f_tp / d_tp, (unsigned long long) mib,
+          rounds);
   return 0;
 }

@@ -8,10 +8,13 @@ session (playwright-core) through Forward."""
 import json
 import os
 import re
+import secrets
 import select
 import shutil
 import subprocess
+import sys
 import time
+import types
 import urllib.request
 
 import pytest
@@ -62,6 +65,7 @@ def test_wait_ready_returns_once_cdp_answers(g, ready):
     # Right after WaitReady, CDP answers from outside on the first try and
     # names the same browser the agent saw inside.
     v = cdp_version(g.cdp_port)
+    print("FIGURE WaitReady:", ready)
     assert ready["browser"] and ready["browser"] == v["Browser"]
     assert ready["ready_after_ms"] <= READY_MS
     # Once ready, a second WaitReady answers at once.
@@ -79,6 +83,7 @@ def test_wrong_token_refused(g):
 
 def test_health_plausible(g, ready):
     h = agent(g, "health")
+    print("FIGURE Health:", h)
     total = h["mem_total_kb"]
     # The guest's RAM as the kernel reports it, not the host's.
     with open("/proc/meminfo") as f:
@@ -99,6 +104,7 @@ def test_health_plausible(g, ready):
 
 def test_quiesce_then_thaw_keeps_cdp(g, ready):
     q = agent(g, "quiesce", "--timeout", "20000", "--drop-caches", "--compact")
+    print("FIGURE Quiesce (Chromium guest):", q)
     assert q["frozen_count"] >= 0  # overlay-on-tmpfs root: often 0
     if q["frozen_count"] > 0:
         # While frozen only Ping/Health/Thaw pass.
@@ -107,6 +113,7 @@ def test_quiesce_then_thaw_keeps_cdp(g, ready):
         assert agent(g, "health")["frozen"] is True
     t = agent(g, "thaw")
     assert t["thawed_count"] >= q["frozen_count"]
+    assert t["announced"] is True  # eth0 has 10.0.2.15: a gratuitous ARP went out
     assert agent(g, "health")["frozen"] is False
     assert cdp_version(g.cdp_port)["Browser"] == ready["browser"]
     assert agent(g, "exec", "--", "true")["code"] == 0
@@ -125,6 +132,7 @@ def test_thaw_sets_guest_clock(g):
     step_s = t["clock_step_ns"] / 1e9
     after = guest_time(g)
     elapsed = time.time() - host_before
+    print("FIGURE Thaw +3600: step %.3f s, guest date moved %d s" % (step_s, after - before))
     try:
         # The step is host time + 1 h minus the guest's time, so it is 1 h
         # plus however far the guest clock was off; `date` moves accordingly.
@@ -175,8 +183,111 @@ def test_forward_carries_cdp_session(g, ready):
                            capture_output=True, timeout=180, cwd=ROOT)
         assert p.returncode == 0, p.stderr.decode(errors="replace")
         res = json.loads(p.stdout.decode().strip().splitlines()[-1])
+        print("FIGURE Forward CDP session:", res)
         assert res["title"] == res["expected"]
         assert res["text"] == "forwarded"
     finally:
         fwd.terminate()
         fwd.wait(10)
+
+
+# ---- a real FIFREEZE: overlay=disk puts the upper layer on an ext4 disk ------
+
+@pytest.fixture(scope="module")
+def disk_guest(tmp_path_factory):
+    """A small BusyBox guest (no browser) whose overlay upper layer is an ext4
+    disk, the one writable filesystem Quiesce must freeze."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    import vm
+    why = vm.missing_prerequisites(rootfs=None)
+    if why:
+        pytest.skip("guest VM: " + why)
+    if not (os.access(CHVM, os.X_OK) and os.path.exists("/bin/busybox")
+            and shutil.which("mkfs.ext4")):
+        pytest.skip("missing: build/bin/chvm, /bin/busybox (busybox-static) or mkfs.ext4")
+    d = tmp_path_factory.mktemp("diskguest")
+    root = d / "root"
+    for sub in ("bin", "etc", "root", "tmp", "proc", "sys", "dev", "run"):
+        (root / sub).mkdir(parents=True)
+    shutil.copy("/bin/busybox", root / "bin" / "busybox")
+    for applet in ("sh", "true", "sleep", "cat", "date", "sync", "echo"):
+        (root / "bin" / applet).symlink_to("busybox")
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (root / "etc" / "group").write_text("root:x:0:\n")
+    rootfs, upper = d / "rootfs.ext4", d / "upper.ext4"
+    subprocess.run(["mkfs.ext4", "-q", "-L", "chvm-root", "-d", str(root), str(rootfs),
+                    "16M"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["mkfs.ext4", "-q", str(upper), "32M"], check=True,
+                   stdout=subprocess.DEVNULL)
+    token = secrets.token_hex(32)
+    cfg = {"hostname": "chvm-freeze", "entrypoint": ["/bin/sleep", "3600"],
+           "overlay": "disk", "net.address": vm.GUEST_ADDRESS,
+           "net.gateway": vm.GUEST_GATEWAY, "agent.tcp_port": vm.AGENT_TCP_PORT,
+           "agent.token": token}
+    machine = vm.VM(str(d), cfg, rootfs=str(rootfs), memory=512,
+                    disks=[(str(upper), "chvm-upper", False)], name="freeze").start()
+    try:
+        machine.wait_console(r"phase exec$", 180)
+        yield types.SimpleNamespace(agent_port=machine.agent_port, token=token, vm=machine)
+    finally:
+        machine.stop()
+
+
+def hold_quiesce(g, *args):
+    """`chvm agent quiesce --hold`: frozen until its stdin closes."""
+    p = subprocess.Popen([CHVM, "--json", "agent", "--tcp", "127.0.0.1:%d" % g.agent_port,
+                          "--token", g.token, "--timeout", "30000", "quiesce", "--hold"]
+                         + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    r, _, _ = select.select([p.stdout], [], [], 60)
+    assert r, "quiesce printed nothing"
+    line = p.stdout.readline()
+    assert line, p.stderr.read().decode(errors="replace")
+    return p, json.loads(line)
+
+
+def test_quiesce_freezes_upper_disk(disk_guest):
+    g = disk_guest
+    p, q = hold_quiesce(g, "--timeout", "60000")
+    try:
+        assert q["frozen_count"] >= 1, q
+        print("FIGURE Quiesce (upper disk guest):", q)
+        h = agent(g, "health")
+        assert h["frozen"] is True
+        refused = agent(g, "exec", "--", "true", check=False)
+        assert refused.returncode == 1 and b"FROZEN" in refused.stderr
+    finally:
+        out, err = p.communicate(b"", timeout=60)
+    t = json.loads(out.decode().strip().splitlines()[-1])
+    assert t["thawed_count"] >= q["frozen_count"], (t, err)
+    assert agent(g, "health")["frozen"] is False
+    # Writes to the upper disk go through again.
+    w = agent(g, "exec", "--", "sh", "-c", "echo thawed > /probe && sync && cat /probe")
+    assert w["code"] == 0 and w["stdout"] == "thawed\n"
+
+
+def test_quiesce_auto_thaws(disk_guest):
+    g = disk_guest
+    # Deadline: frozen for 2 s, then the agent thaws by itself.
+    p, q = hold_quiesce(g, "--timeout", "2000")
+    try:
+        assert q["frozen_count"] >= 1
+        deadline = time.monotonic() + 60
+        while agent(g, "health")["frozen"]:
+            assert time.monotonic() < deadline, "no auto-thaw after the deadline"
+            time.sleep(0.5)  # polling the guest's state, bounded by the deadline
+    finally:
+        out, _ = p.communicate(b"", timeout=60)
+    assert json.loads(out.decode().strip().splitlines()[-1])["thawed_count"] == 0
+    # Connection drop: without --hold the freeze ends with the command.
+    q = agent(g, "quiesce", "--timeout", "60000")
+    assert q["frozen_count"] >= 1
+    assert agent(g, "health")["frozen"] is False
+    assert agent(g, "exec", "--", "true")["code"] == 0
+
+
+def test_shutdown_powers_off(disk_guest):
+    # Last test of the module: the guest goes away.
+    out = agent(disk_guest, "shutdown")
+    assert out == {"shutdown": "poweroff"}
+    assert disk_guest.vm.wait_exit(60) is not None

@@ -68,7 +68,8 @@ free_port (void)
 static int
 listen_on (unsigned port)
 {
-  struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port),
+  struct sockaddr_in sin = { .sin_family = AF_INET,
+                             .sin_port = htons ((uint16_t) port),
                              .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
   int one = 1, fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -216,8 +217,8 @@ start_agent (void **state)
          static musl build/bin/chvm-agent. */
       const char *bin = getenv ("AGENT_BIN") ? getenv ("AGENT_BIN") : AGENT_HOST_BIN;
       dup2 (pipefd[1], 2);
-      execl (bin, "chvm-agent", "--tcp-port", portstr, "--tcp-bind", "127.0.0.1",
-             "--token-file", token_path, "--cdp-port", "1", "--test-mode", (char *) NULL);
+      execl (bin, "chvm-agent", "--tcp-port", portstr, "--tcp-bind", "127.0.0.1", "--token-file",
+             token_path, "--cdp-port", "1", "--test-mode", (char *) NULL);
       _exit (127);
     }
   close (pipefd[1]);
@@ -411,7 +412,8 @@ fake_cdp_thread (void *arg)
                           "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=UTF-8\r\n"
                           "Content-Length: %zu\r\n\r\n%s",
                           sizeof body - 1, body);
-      if (strncmp (req, "GET /json/version ", 18) == 0 && send (c, resp, (size_t) len, MSG_NOSIGNAL) > 0)
+      if (strncmp (req, "GET /json/version ", 18) == 0
+          && send (c, resp, (size_t) len, MSG_NOSIGNAL) > 0)
         __atomic_add_fetch (&fc->served, 1, __ATOMIC_SEQ_CST);
       close (c);
     }
@@ -552,38 +554,45 @@ test_exec (void **state)
 
   (void) state;
   memset (&o, 0, sizeof o);
-  assert_int_equal (agent_exec (a, echo, NULL, NULL, 0, false, 0, T_MS, collect, &o, &code, &sig, &e), 0);
+  assert_int_equal (
+      agent_exec (a, echo, NULL, NULL, 0, false, 0, T_MS, collect, &o, &code, &sig, &e), 0);
   assert_int_equal (code, 7);
   assert_int_equal (sig, 0);
   assert_string_equal (o.data[0], "out\n");
   assert_string_equal (o.data[1], "err\n");
 
-  assert_int_equal (agent_exec (a, killed, NULL, NULL, 0, false, 0, T_MS, NULL, NULL, &code, &sig, &e), 0);
+  assert_int_equal (
+      agent_exec (a, killed, NULL, NULL, 0, false, 0, T_MS, NULL, NULL, &code, &sig, &e), 0);
   assert_int_equal (sig, SIGTERM);
   assert_int_equal (code, 128 + SIGTERM);
 
   memset (&o, 0, sizeof o);
-  assert_int_equal (agent_exec (a, cat, NULL, "piped input", 11, true, 0, T_MS, collect, &o, &code, &sig, &e), 0);
+  assert_int_equal (
+      agent_exec (a, cat, NULL, "piped input", 11, true, 0, T_MS, collect, &o, &code, &sig, &e), 0);
   assert_int_equal (code, 0);
   assert_string_equal (o.data[0], "piped input");
 
   memset (&o, 0, sizeof o);
-  assert_int_equal (agent_exec (a, printenv, envp, NULL, 0, false, 0, T_MS, collect, &o, &code, &sig, &e), 0);
+  assert_int_equal (
+      agent_exec (a, printenv, envp, NULL, 0, false, 0, T_MS, collect, &o, &code, &sig, &e), 0);
   assert_string_equal (o.data[0], "bar baz\n");
 
   /* More than the 1 MiB frame limit: streamed in chunks. */
   memset (&o, 0, sizeof o);
-  assert_int_equal (agent_exec (a, big, NULL, NULL, 0, false, 0, T_MS, collect, &o, &code, &sig, &e), 0);
+  assert_int_equal (
+      agent_exec (a, big, NULL, NULL, 0, false, 0, T_MS, collect, &o, &code, &sig, &e), 0);
   assert_int_equal (code, 0);
   assert_int_equal (o.total, 3000000);
 
-  assert_true (agent_exec (a, missing, NULL, NULL, 0, false, 0, T_MS, NULL, NULL, &code, &sig, &e) < 0);
+  assert_true (agent_exec (a, missing, NULL, NULL, 0, false, 0, T_MS, NULL, NULL, &code, &sig, &e)
+               < 0);
   assert_non_null (strstr (e->msg, "NOT_FOUND"));
   err_release (&e);
 
   /* timeout_ms kills it. */
   int64_t t0 = now_ms ();
-  assert_int_equal (agent_exec (a, slow, NULL, NULL, 0, false, 300, T_MS, NULL, NULL, &code, &sig, &e), 0);
+  assert_int_equal (
+      agent_exec (a, slow, NULL, NULL, 0, false, 300, T_MS, NULL, NULL, &code, &sig, &e), 0);
   assert_int_equal (sig, SIGKILL);
   assert_true (now_ms () - t0 < 5000);
   agent_close (a);
@@ -900,12 +909,18 @@ int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_hello_ok),          cmocka_unit_test (test_hello_bad_token),
-    cmocka_unit_test (test_hello_version),     cmocka_unit_test (test_request_before_hello),
-    cmocka_unit_test (test_ping_health),       cmocka_unit_test (test_wait_ready),
-    cmocka_unit_test (test_wait_ready_deadline), cmocka_unit_test (test_quiesce_thaw),
-    cmocka_unit_test (test_exec),              cmocka_unit_test (test_in_flight),
-    cmocka_unit_test (test_forward),           cmocka_unit_test (test_hostile),
+    cmocka_unit_test (test_hello_ok),
+    cmocka_unit_test (test_hello_bad_token),
+    cmocka_unit_test (test_hello_version),
+    cmocka_unit_test (test_request_before_hello),
+    cmocka_unit_test (test_ping_health),
+    cmocka_unit_test (test_wait_ready),
+    cmocka_unit_test (test_wait_ready_deadline),
+    cmocka_unit_test (test_quiesce_thaw),
+    cmocka_unit_test (test_exec),
+    cmocka_unit_test (test_in_flight),
+    cmocka_unit_test (test_forward),
+    cmocka_unit_test (test_hostile),
     cmocka_unit_test (test_vsock_handshake),
     cmocka_unit_test (test_shutdown),
   };

@@ -29,7 +29,8 @@ test_meminfo (void **state)
   assert_int_equal (sysinfo_parse_meminfo ("MemTotal: 1 kB\nMemAvailableX: 5 kB\n", &total, &avail),
                     -1);
   assert_int_equal (sysinfo_parse_meminfo ("", &total, &avail), -1);
-  assert_int_equal (sysinfo_parse_meminfo ("MemTotal: kB\nMemAvailable: 1 kB\n", &total, &avail), -1);
+  assert_int_equal (sysinfo_parse_meminfo ("MemTotal: kB\nMemAvailable: 1 kB\n", &total, &avail),
+                    -1);
 }
 
 static void
@@ -78,15 +79,14 @@ test_json_version (void **state)
 static void
 test_mountinfo (void **state)
 {
-  const char *mi
-      = "22 1 0:21 / / rw,relatime - overlay overlay rw,lowerdir=/l,upperdir=/u\n"
-        "23 22 0:5 / /proc rw,nosuid - proc proc rw\n"
-        "24 22 254:0 / /mnt/root ro,relatime - ext4 /dev/vda ro\n"
-        "25 22 254:16 / /data rw,relatime shared:1 - ext4 /dev/vdc rw\n"
-        "26 22 254:16 /sub /my\\040dir rw master:2 - ext4 /dev/vdc rw\n"
-        "27 22 8:1 / /broken rw no-dash-here\n"
-        "garbage\n"
-        "28 22 8:1 / relative rw - ext4 /dev/sda1 rw\n";
+  const char *mi = "22 1 0:21 / / rw,relatime - overlay overlay rw,lowerdir=/l,upperdir=/u\n"
+                   "23 22 0:5 / /proc rw,nosuid - proc proc rw\n"
+                   "24 22 254:0 / /mnt/root ro,relatime - ext4 /dev/vda ro\n"
+                   "25 22 254:16 / /data rw,relatime shared:1 - ext4 /dev/vdc rw\n"
+                   "26 22 254:16 /sub /my\\040dir rw master:2 - ext4 /dev/vdc rw\n"
+                   "27 22 8:1 / /broken rw no-dash-here\n"
+                   "garbage\n"
+                   "28 22 8:1 / relative rw - ext4 /dev/sda1 rw\n";
   struct mount_ent *m = NULL;
   size_t n = 0;
   struct err *e = NULL;
@@ -101,9 +101,10 @@ test_mountinfo (void **state)
   freeze_free_mounts (m, n);
 
   /* Our guests: root is overlay on tmpfs, so nothing to freeze. */
-  assert_int_equal (freeze_parse_mountinfo (
-                        "1 0 0:2 / / rw - overlay o rw\n2 1 0:3 / /run rw - tmpfs t rw\n", &m, &n, &e),
-                    0);
+  assert_int_equal (
+      freeze_parse_mountinfo ("1 0 0:2 / / rw - overlay o rw\n2 1 0:3 / /run rw - tmpfs t rw\n", &m,
+                              &n, &e),
+      0);
   assert_int_equal (n, 0);
   freeze_free_mounts (m, n);
 }
@@ -116,26 +117,33 @@ test_admit (void **state)
 
   (void) state;
   f.body_case = CHVM__AGENT__FRAME__BODY__NOT_SET;
-  assert_int_equal (dispatch_admit (&f, true, false, &why), CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST);
+  assert_int_equal (dispatch_admit (&f, true, false, &why),
+                    CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST);
   f.body_case = CHVM__AGENT__FRAME__BODY_PING;
   assert_int_equal (dispatch_admit (&f, false, false, &why),
                     CHVM__AGENT__ERROR_CODE__ERROR_UNAUTHENTICATED);
-  assert_int_equal (dispatch_admit (&f, true, true, &why), CHVM__AGENT__ERROR_CODE__ERROR_UNSPECIFIED);
+  assert_int_equal (dispatch_admit (&f, true, true, &why),
+                    CHVM__AGENT__ERROR_CODE__ERROR_UNSPECIFIED);
   f.body_case = CHVM__AGENT__FRAME__BODY_HELLO;
-  assert_int_equal (dispatch_admit (&f, false, false, &why), CHVM__AGENT__ERROR_CODE__ERROR_UNSPECIFIED);
-  assert_int_equal (dispatch_admit (&f, true, false, &why), CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST);
+  assert_int_equal (dispatch_admit (&f, false, false, &why),
+                    CHVM__AGENT__ERROR_CODE__ERROR_UNSPECIFIED);
+  assert_int_equal (dispatch_admit (&f, true, false, &why),
+                    CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST);
   /* While frozen only Ping, Health and Thaw pass. */
   f.body_case = CHVM__AGENT__FRAME__BODY_EXEC;
   assert_int_equal (dispatch_admit (&f, true, true, &why), CHVM__AGENT__ERROR_CODE__ERROR_FROZEN);
   f.body_case = CHVM__AGENT__FRAME__BODY_QUIESCE;
   assert_int_equal (dispatch_admit (&f, true, true, &why), CHVM__AGENT__ERROR_CODE__ERROR_FROZEN);
   f.body_case = CHVM__AGENT__FRAME__BODY_HEALTH;
-  assert_int_equal (dispatch_admit (&f, true, true, &why), CHVM__AGENT__ERROR_CODE__ERROR_UNSPECIFIED);
+  assert_int_equal (dispatch_admit (&f, true, true, &why),
+                    CHVM__AGENT__ERROR_CODE__ERROR_UNSPECIFIED);
   f.body_case = CHVM__AGENT__FRAME__BODY_THAW;
-  assert_int_equal (dispatch_admit (&f, true, true, &why), CHVM__AGENT__ERROR_CODE__ERROR_UNSPECIFIED);
+  assert_int_equal (dispatch_admit (&f, true, true, &why),
+                    CHVM__AGENT__ERROR_CODE__ERROR_UNSPECIFIED);
   /* Replies are not requests. */
   f.body_case = CHVM__AGENT__FRAME__BODY_EXEC_EXIT;
-  assert_int_equal (dispatch_admit (&f, true, false, &why), CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST);
+  assert_int_equal (dispatch_admit (&f, true, false, &why),
+                    CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST);
 }
 
 static void
@@ -154,8 +162,8 @@ static void
 test_exec_validate (void **state)
 {
   Chvm__Agent__ExecRequest r = CHVM__AGENT__EXEC_REQUEST__INIT;
-  char *argv[] = { "true" }, *empty[] = { "" }, *bad_env[] = { "NOEQUALS" },
-       *bad_env2[] = { "=x" }, *env[] = { "A=b" };
+  char *argv[] = { "true" }, *empty[] = { "" }, *bad_env[] = { "NOEQUALS" }, *bad_env2[] = { "=x" },
+       *env[] = { "A=b" };
   const char *why;
 
   (void) state;
@@ -178,9 +186,9 @@ int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_meminfo),     cmocka_unit_test (test_loadavg),
-    cmocka_unit_test (test_json_version), cmocka_unit_test (test_mountinfo),
-    cmocka_unit_test (test_admit),       cmocka_unit_test (test_token),
+    cmocka_unit_test (test_meminfo),       cmocka_unit_test (test_loadavg),
+    cmocka_unit_test (test_json_version),  cmocka_unit_test (test_mountinfo),
+    cmocka_unit_test (test_admit),         cmocka_unit_test (test_token),
     cmocka_unit_test (test_exec_validate),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);

@@ -97,8 +97,8 @@ test_json_refusals (void **state)
 {
   struct vm_record r;
   struct err *err = NULL;
-  const char *ok = "{\"version\":1,\"name\":\"a\",\"backend\":\"qemu\",\"state\":\"stopped\","
-                   SPEC "," RT "}\n\n";
+  const char *ok = "{\"version\":1,\"name\":\"a\",\"backend\":\"qemu\",\"state\":\"stopped\"," SPEC
+                   "," RT "}\n\n";
 
   (void) state;
   assert_int_equal (vmrec_from_json (ok, strlen (ok), &r, &err), 0);
@@ -121,11 +121,11 @@ test_json_refusals (void **state)
                   "NUL");
   expect_refused ("{\"version\":1,\"name\":\"a\",\"backend\":\"q\",\"state\":\"running\","
                   "\"spec\":{\"kernel\":\"/k\",\"cpus\":1,\"memory_mib\":64,\"publish\":"
-                  "[{\"host_addr\":\"x\",\"proto\":\"sctp\",\"host_port\":1,\"guest_port\":1}]},"
-                  RT "}",
+                  "[{\"host_addr\":\"x\",\"proto\":\"sctp\",\"host_port\":1,\"guest_port\":1}]}," RT
+                  "}",
                   "tcp or udp");
-  expect_refused ("{\"version\":1,\"name\":\"a\",\"backend\":\"q\",\"state\":\"running\","
-                  SPEC ",\"runtime\":{\"vmm_pid\":-5}}",
+  expect_refused ("{\"version\":1,\"name\":\"a\",\"backend\":\"q\",\"state\":\"running\"," SPEC
+                  ",\"runtime\":{\"vmm_pid\":-5}}",
                   "vmm_pid");
   {
     /* A string longer than its field is refused, not truncated. */
@@ -342,9 +342,12 @@ int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_json_round_trip), cmocka_unit_test (test_json_refusals),
-    cmocka_unit_test (test_derive),          cmocka_unit_test (test_probe_fake_pid),
-    cmocka_unit_test (test_names),           cmocka_unit_test (test_memory),
+    cmocka_unit_test (test_json_round_trip),
+    cmocka_unit_test (test_json_refusals),
+    cmocka_unit_test (test_derive),
+    cmocka_unit_test (test_probe_fake_pid),
+    cmocka_unit_test (test_names),
+    cmocka_unit_test (test_memory),
     cmocka_unit_test (test_save_load_list_lock),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
