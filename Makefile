@@ -298,11 +298,14 @@ UNIT_test_net_SRC := host-tool/net.c host-tool/proc.c common/err.c
 UNIT_test_net_CFLAGS := -Ihost-tool
 UNIT_test_net_ns_SRC := $(UNIT_test_net_SRC)
 UNIT_test_net_ns_CFLAGS := -Ihost-tool
+UNIT_test_qmp_SRC := host-tool/qmp.c host-tool/proc.c common/err.c
+UNIT_test_qmp_CFLAGS := -Ihost-tool
+UNIT_test_qmp_LIBS := $(LIFECYCLE_JSON_LIBS)
 FUZZ_fuzz_vmstate_SRC := host-tool/vmstate.c common/err.c
 FUZZ_fuzz_vmstate_CFLAGS := -Ihost-tool
 FUZZ_fuzz_vmstate_LIBS := $(LIFECYCLE_JSON_LIBS)
 
-LIFECYCLE_UNIT := $(addprefix $(B)/tests/unit/,test_vmstate test_configdisk test_net test_net_ns)
+LIFECYCLE_UNIT := $(addprefix $(B)/tests/unit/,test_vmstate test_configdisk test_net test_net_ns test_qmp)
 .PHONY: lifecycle-unit lifecycle-fuzz lifecycle-integration
 # Build and run this part's unit tests.
 lifecycle-unit: $(LIFECYCLE_UNIT)

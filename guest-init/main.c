@@ -32,6 +32,8 @@
 #define AGENT_INITRD "/sbin/chvm-agent"
 #define AGENT_PATH RUN_CHVM "/chvm-agent"
 #define TOKEN_PATH RUN_CHVM "/token"
+#define SSHD_PATH "/usr/sbin/sshd"
+#define SSHD_HOST_KEY "/etc/ssh/ssh_host_ed25519_key"
 #define DEFAULT_DISK_TIMEOUT 30
 #define IDS_FILE_MAX (4 * 1024 * 1024)
 
@@ -174,6 +176,42 @@ start_agent (const struct chvm_config *cfg, int have_agent)
   return pid;
 }
 
+/* The users' images install openssh-server but never start it.  When the
+   config gives authorized keys and the image has sshd, init starts it next
+   to the agent, with a host key made at first boot (ed25519: fast even under
+   software emulation).  A shell runs keygen then execs sshd, so PID 1 does
+   not wait for either; a failure shows on the console and the entrypoint
+   runs regardless. */
+static void
+start_sshd (const struct chvm_config *cfg)
+{
+  static const char script[]
+      = "mkdir -p -m 0755 /run/sshd && "
+        "{ test -e " SSHD_HOST_KEY " || ssh-keygen -q -t ed25519 -N '' -f " SSHD_HOST_KEY
+        "; } && exec " SSHD_PATH " -D -e -o HostKey=" SSHD_HOST_KEY
+        " -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no";
+  char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)script, NULL };
+  char *envp[] = { (char *)"PATH=" SPEC_DEFAULT_PATH, NULL };
+  struct spawn s = {
+    .argv = argv, .envp = envp, .workdir = "/", .sigmask = &child_sigmask
+  };
+  cleanup_err struct err *err = NULL;
+
+  if (cfg->authorized_keys.n == 0)
+    return;
+  if (access (SSHD_PATH, X_OK) != 0 || access ("/bin/sh", X_OK) != 0)
+    {
+      log_warn ("ssh.authorized_key given but the image has no " SSHD_PATH
+                " or /bin/sh; not starting sshd");
+      return;
+    }
+  if (spawn_process (&s, &err) < 0)
+    {
+      char buf[512];
+      log_warn ("sshd: %s", err_str (err, buf, sizeof buf));
+    }
+}
+
 /* Builds argv, env and user for the entrypoint, docker style, from the
    config and the new root's /etc/passwd and /etc/group. */
 static int
@@ -264,6 +302,7 @@ main (void)
 
   phase ("agent");
   agent = start_agent (&cfg, have_agent);
+  start_sshd (&cfg);
 
   if (entrypoint_spec (&cfg, &argv, &env, &user, &err) < 0)
     fatal (&err);

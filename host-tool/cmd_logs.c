@@ -43,7 +43,7 @@ logs (struct vmctl *c, const char *source, bool follow, struct err **err)
     return err_make (err, errno, "%s", path);
   if (follow)
     {
-      ino = inotify_init1 (IN_CLOEXEC);
+      ino = inotify_init1 (IN_CLOEXEC | IN_NONBLOCK);
       if (ino < 0 || inotify_add_watch (ino, path, IN_MODIFY) < 0)
         return err_make (err, errno, "watch %s", path);
       if (c->rec.rt.vmm_pid > 0 && vm_pid_is_ours (c->rec.rt.vmm_pid, c->dir))
@@ -59,7 +59,7 @@ logs (struct vmctl *c, const char *source, bool follow, struct err **err)
 
       if (TEMP_FAILURE_RETRY (poll (p, pidfd >= 0 ? 2 : 1, -1)) < 0)
         return err_make (err, errno, "poll");
-      if (read (ino, ev, sizeof ev) < 0 && errno != EAGAIN)
+      if ((p[0].revents & POLLIN) && read (ino, ev, sizeof ev) < 0 && errno != EAGAIN)
         return err_make (err, errno, "inotify");
       if (copy_new (fd, err) < 0)
         return -1;

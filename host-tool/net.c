@@ -288,10 +288,9 @@ net_enter_netns (const char *netns, struct err **err)
   char path[128];
   cleanup_close int fd = -1;
 
-  if (home_fd == -2)
-    home_fd = open ("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   if (netns == NULL || *netns == '\0')
     {
+      /* Never left home: nothing to do. */
       if (home_fd >= 0 && setns (home_fd, CLONE_NEWNET) < 0)
         return err_make (err, errno, "return to the host network namespace");
       return 0;
@@ -302,6 +301,8 @@ net_enter_netns (const char *netns, struct err **err)
   fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return err_make (err, errno, "network namespace %s", netns);
+  if (home_fd == -2)
+    home_fd = open ("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   if (setns (fd, CLONE_NEWNET) < 0)
     return err_make (err, errno, "enter network namespace %s", netns);
   return 0;

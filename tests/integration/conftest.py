@@ -7,6 +7,8 @@ relies on them):
   cdp_port, ssh_port, agent_port  host ports forwarded (127.0.0.1) to guest
                                   9222, 22 and the agent's TCP port 1025
   token           the agent.token in its config (agent.tcp_port=1025)
+  ssh_key         private key file whose public half is the config's
+                  ssh.authorized_key (None where ssh-keygen is missing)
   console_path    the guest's serial console log
   config          the config dict its config disk was made from
   wait_console(regex, timeout) -> re.Match (AssertionError on timeout)
@@ -15,6 +17,8 @@ relies on them):
 
 import os
 import secrets
+import shutil
+import subprocess
 import sys
 
 import pytest
@@ -27,8 +31,9 @@ EXTRA_ENV = "CHVM_TEST_EXTRA=from config disk"
 
 
 class Guest:
-    def __init__(self, machine, token):
+    def __init__(self, machine, token, ssh_key):
         self.vm = machine
+        self.ssh_key = ssh_key
         self.cdp_port = machine.cdp_port
         self.ssh_port = machine.ssh_port
         self.agent_port = machine.agent_port
@@ -52,16 +57,30 @@ def guest_config(img, token, **extra):
     return cfg
 
 
+def ssh_keypair(directory):
+    """A fresh ed25519 key pair: (private key path, public key line)."""
+    if not shutil.which("ssh-keygen"):
+        return None, None
+    key = os.path.join(directory, "id_ed25519")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "chvm-test",
+                    "-f", key], check=True)
+    with open(key + ".pub") as f:
+        return key, f.read().strip()
+
+
 @pytest.fixture(scope="session")
 def guest(tmp_path_factory):
     why = vm.missing_prerequisites()
     if why:
         pytest.skip("guest VM: " + why)
     token = secrets.token_hex(32)
-    cfg = guest_config(vm.image_config(), token)
-    machine = vm.VM(str(tmp_path_factory.mktemp("guest")), cfg).start()
+    workdir = str(tmp_path_factory.mktemp("guest"))
+    key, pub = ssh_keypair(workdir)
+    extra = {"ssh.authorized_key": [pub]} if pub else {}
+    cfg = guest_config(vm.image_config(), token, **extra)
+    machine = vm.VM(workdir, cfg).start()
     try:
         machine.wait_console(r"phase exec$", BOOT_TIMEOUT)
-        yield Guest(machine, token)
+        yield Guest(machine, token, key)
     finally:
         machine.stop()

@@ -23,7 +23,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CHVM = os.path.join(ROOT, "build", "bin", "chvm")
 CDP_CLIENT = os.path.join(os.path.dirname(__file__), "cdp_client.js")
 PLAYWRIGHT = os.path.join(ROOT, "node_modules", "playwright-core")
-READY_MS = 240000  # Chromium under TCG on a loaded 2-core host
+READY_MS = 240000
+AGENT_LISTENING = r"chvm-agent\[\d+\]: listening on tcp"  # Chromium under TCG on a loaded 2-core host
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +32,13 @@ def g(request):
     if not os.access(CHVM, os.X_OK):
         pytest.skip("missing build/bin/chvm (make host)")
     try:
-        return request.getfixturevalue("guest")
+        guest = request.getfixturevalue("guest")
     except pytest.FixtureLookupError:
         pytest.skip("no `guest` fixture (tests/integration/conftest.py)")
+    # init logs "phase exec" right after starting the agent, which may not be
+    # listening yet (QEMU then resets the forwarded connection): wait for it.
+    guest.wait_console(AGENT_LISTENING, 60)
+    return guest
 
 
 def agent(g, *args, timeout=60, input=None, check=True):
@@ -228,6 +233,7 @@ def disk_guest(tmp_path_factory):
                     disks=[(str(upper), "chvm-upper", False)], name="freeze").start()
     try:
         machine.wait_console(r"phase exec$", 180)
+        machine.wait_console(AGENT_LISTENING, 60)
         yield types.SimpleNamespace(agent_port=machine.agent_port, token=token, vm=machine)
     finally:
         machine.stop()
