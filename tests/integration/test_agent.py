@@ -23,8 +23,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CHVM = os.path.join(ROOT, "build", "bin", "chvm")
 CDP_CLIENT = os.path.join(os.path.dirname(__file__), "cdp_client.js")
 PLAYWRIGHT = os.path.join(ROOT, "node_modules", "playwright-core")
-READY_MS = 240000
-AGENT_LISTENING = r"chvm-agent\[\d+\]: listening on tcp"  # Chromium under TCG on a loaded 2-core host
+READY_MS = 240000  # Chromium under TCG on a loaded 2-core host
+AGENT_LISTENING = r"chvm-agent\[\d+\]: listening on tcp"
 
 
 @pytest.fixture(scope="module")
