@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -216,6 +217,8 @@ start_agent (void **state)
       /* AGENT_BIN runs the same tests against another build, e.g. the
          static musl build/bin/chvm-agent. */
       const char *bin = getenv ("AGENT_BIN") ? getenv ("AGENT_BIN") : AGENT_HOST_BIN;
+      /* Dies with this test even when it is killed before teardown. */
+      prctl (PR_SET_PDEATHSIG, SIGTERM);
       dup2 (pipefd[1], 2);
       execl (bin, "chvm-agent", "--tcp-port", portstr, "--tcp-bind", "127.0.0.1", "--token-file",
              token_path, "--cdp-port", "1", "--test-mode", (char *) NULL);
@@ -726,6 +729,66 @@ test_forward (void **state)
   err_release (&e);
 }
 
+/* A guest port that never reads: the agent must stop reading from the host
+   once its buffer for that port is full, so what the host manages to send
+   stays bounded (agent buffer + socket buffers), far below what it tries. */
+static void *
+hold_thread (void *arg)
+{
+  int lfd = *(int *) arg;
+  int c = accept (lfd, NULL, NULL);
+  char b;
+
+  /* Blocks until the test shuts the listener down; never reads c. */
+  if (c >= 0)
+    {
+      struct pollfd p = { .fd = lfd, .events = POLLIN };
+      poll (&p, 1, 30000);
+      if (recv (c, &b, 0, MSG_DONTWAIT) < 0)
+        b = 0;
+      close (c);
+    }
+  return NULL;
+}
+
+static void
+test_forward_backpressure (void **state)
+{
+  unsigned port = free_port ();
+  int lfd = listen_on (port), fd, one = 1 << 20;
+  pthread_t th;
+  struct err *e = NULL;
+  uint8_t *early = NULL, *chunk = calloc (1, 1 << 20);
+  size_t early_len = 0, sent = 0, limit = 256u << 20;
+
+  (void) state;
+  pthread_create (&th, NULL, hold_thread, &lfd);
+  fd = agent_forward (open_agent (), port, T_MS, &early, &early_len, &e);
+  assert_true (fd >= 0);
+  setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &one, sizeof one);
+  fcntl (fd, F_SETFL, O_NONBLOCK);
+  while (sent < limit)
+    {
+      ssize_t n = send (fd, chunk, 1 << 20, MSG_NOSIGNAL);
+      if (n > 0)
+        {
+          sent += (size_t) n;
+          continue;
+        }
+      struct pollfd p = { .fd = fd, .events = POLLOUT };
+      /* Stalled for 1 s: the agent stopped reading. */
+      if (n < 0 && errno == EAGAIN && poll (&p, 1, 1000) == 0)
+        break;
+    }
+  assert_true (sent < (64u << 20));
+  close (fd);
+  shutdown (lfd, SHUT_RDWR);
+  pthread_join (th, NULL);
+  close (lfd);
+  free (chunk);
+  assert_true (agent_alive ());
+}
+
 /* ---- hostile input ---- */
 
 static void
@@ -922,6 +985,7 @@ main (void)
     cmocka_unit_test (test_forward),
     cmocka_unit_test (test_hostile),
     cmocka_unit_test (test_vsock_handshake),
+    cmocka_unit_test (test_forward_backpressure),
     cmocka_unit_test (test_shutdown),
   };
   signal (SIGPIPE, SIG_IGN);
