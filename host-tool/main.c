@@ -84,8 +84,9 @@ main (int argc, char **argv)
       usage (stderr);
       return 2;
     }
-  /* `--json` is also accepted after the command name. */
-  for (int k = a + 1; k < argc; k++)
+  /* `--json` is also accepted after the command name, up to a `--` that
+     starts a guest command line (chvm agent exec -- CMD --json). */
+  for (int k = a + 1; k < argc && strcmp (argv[k], "--") != 0; k++)
     if (strcmp (argv[k], "--json") == 0)
       {
         g.json = true;
