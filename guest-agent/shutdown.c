@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Shutdown: reply first, then sync and power off (or reboot) once the reply
-   is flushed or a bounded wait passed.  The agent calls reboot() itself:
-   init's contract has no signal for it, and by then the workload is done. */
+/* Shutdown: reply first, then, once the reply is flushed or a bounded wait
+   passed, ask PID 1 (chvm-init) to stop: SIGPWR to power off, SIGRTMIN+5
+   (systemd's convention) to reboot.  Init stops the entrypoint gracefully,
+   terminates every process (the agent too), unmounts and powers off; the
+   agent calling reboot() itself would skip all of that. */
 #include "agent.h"
 
-#include <sys/reboot.h>
-#include <unistd.h>
+#include <signal.h>
 
 #include "log.h"
 
@@ -28,9 +29,8 @@ do_shutdown (void)
       return;
     }
   log_info ("shutdown requested: %s", sd.poweroff ? "power off" : "reboot");
-  sync ();
-  if (reboot (sd.poweroff ? RB_POWER_OFF : RB_AUTOBOOT) < 0)
-    log_error ("reboot: %m");
+  if (kill (1, sd.poweroff ? SIGPWR : SIGRTMIN + 5) < 0)
+    log_error ("signal init: %m");
 }
 
 static void

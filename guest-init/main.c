@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "button.h"
 #include "cleanup.h"
 #include "config.h"
 #include "disks.h"
@@ -46,7 +47,7 @@ static void __attribute__ ((noreturn)) fatal (struct err **err)
 
   log_error ("%s", err_str (*err, buf, sizeof buf));
   err_release (err);
-  reap_poweroff (signal_fd);
+  reap_poweroff (signal_fd, false);
 }
 
 /* The kernel starts init with no stdio when the initramfs has no
@@ -248,7 +249,9 @@ main (void)
   struct strv argv = { 0 }, env = { 0 };
   struct spec_user user;
   const char *workdir;
+  struct button button;
   int uevent_fd, have_agent, status;
+  bool restart;
   pid_t pid, agent;
 
   open_console ();
@@ -296,7 +299,9 @@ main (void)
       if (netdev_wait (uevent_fd, "eth0", &deadline, &err) < 0)
         fatal (&err);
     }
-  close (uevent_fd);
+  /* The power button (loaded in the modules phase) is normally there by
+     now; the uevent socket stays open only to find it if it comes late. */
+  button_init (&button, uevent_fd);
   if (net_configure (&cfg, &err) < 0 || sysconf_write (&cfg, &err) < 0)
     fatal (&err);
 
@@ -323,10 +328,10 @@ main (void)
   if (pid < 0)
     fatal (&err);
 
-  status = reap_until (signal_fd, pid, agent);
+  status = reap_until (signal_fd, &button, pid, agent, &restart);
   log_info ("entrypoint exited status %d", status);
   strv_free (&argv);
   strv_free (&env);
   config_free (&cfg);
-  reap_poweroff (signal_fd);
+  reap_poweroff (signal_fd, restart);
 }

@@ -82,6 +82,10 @@ struct backend_ops
   /* Ask the VMM to stop the VM and exit; then reap it.  Kills it if it does
      not exit before the deadline. */
   int (*shutdown) (struct vm_runtime *rt, struct err **err);
+  /* Press the VM's ACPI power button and return: a request the guest may
+     honour (chvm-init stops the entrypoint and powers off, and the VMM then
+     exits by itself) or ignore.  The caller waits for the exit. */
+  int (*powerdown) (struct vm_runtime *rt, struct err **err);
   /* Open a stream to the guest agent (vsock CONNECT or TCP); returns an fd. */
   int (*agent_connect) (const struct vm_runtime *rt, unsigned port, int timeout_ms,
                         struct err **err);

@@ -402,6 +402,18 @@ ch_shutdown_vm (struct vm_runtime *rt, struct err **err)
   return 0;
 }
 
+static int
+ch_powerdown_vm (struct vm_runtime *rt, struct err **err)
+{
+  struct ch_client c;
+
+  if (client_for (rt, &c, err) < 0)
+    return -1;
+  if (ch_power_button (&c, err) < 0)
+    return call_failed (rt, err);
+  return 0;
+}
+
 /* Hybrid vsock: connect to CH's unix socket, send "CONNECT <port>\n" and
    read "OK <n>\n" one byte at a time, so no byte of the stream that
    follows is consumed here. */
@@ -477,5 +489,6 @@ const struct backend_ops backend_ch = {
   .snapshot = ch_snapshot_vm,
   .restore = ch_restore_vm,
   .shutdown = ch_shutdown_vm,
+  .powerdown = ch_powerdown_vm,
   .agent_connect = ch_agent_connect,
 };

@@ -314,6 +314,12 @@ qemu_resume (struct vm_runtime *rt, struct err **err)
   return simple (rt, "cont", err);
 }
 
+static int
+qemu_powerdown (struct vm_runtime *rt, struct err **err)
+{
+  return simple (rt, "system_powerdown", err);
+}
+
 /* The exec: migration URI runs through /bin/sh; the path is single-quoted,
    so only a quote in it could break out. */
 static int
@@ -493,5 +499,6 @@ const struct backend_ops backend_qemu = {
   .snapshot = qemu_snapshot,
   .restore = qemu_restore,
   .shutdown = qemu_shutdown,
+  .powerdown = qemu_powerdown,
   .agent_connect = qemu_agent_connect,
 };

@@ -672,6 +672,12 @@ ch_shutdown (struct ch_client *c, struct err **err)
 }
 
 int
+ch_power_button (struct ch_client *c, struct err **err)
+{
+  return put (c, "vm.power-button", NULL, c->timeout_ms, err);
+}
+
+int
 ch_vmm_shutdown (struct ch_client *c, struct err **err)
 {
   /* 200 (older) and 204 (newer) are both success: request() takes any 2xx. */

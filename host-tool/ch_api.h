@@ -107,6 +107,8 @@ int ch_restore (struct ch_client *c, const char *dir, const struct ch_restore_op
 int ch_info (struct ch_client *c, struct ch_vm_info *info, struct err **err);
 int ch_shutdown (struct ch_client *c, struct err **err);
 int ch_vmm_shutdown (struct ch_client *c, struct err **err);
+/* vm.power-button: the guest's ACPI power button. */
+int ch_power_button (struct ch_client *c, struct err **err);
 /* vm.counters as parsed JSON (caller json_object_put()s it). */
 int ch_counters (struct ch_client *c, struct json_object **out, struct err **err);
 

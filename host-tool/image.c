@@ -1043,6 +1043,21 @@ read_blob (const char *layout, const char *hex, char **out, size_t *len, struct 
   return read_bounded (path, OCI_JSON_MAX, out, len, err);
 }
 
+/* The source as image.json records it: kind prefix, absolute path, tag. */
+static int
+source_canonical (const struct image_source *src, char **out, struct err **err)
+{
+  cleanup_free char *abs = realpath (src->path, NULL);
+
+  if (abs == NULL)
+    return err_make (err, errno, "realpath %s", src->path);
+  if (asprintf (out, "%s:%s%s%s", src->kind == IMAGE_SRC_OCI ? "oci" : "docker-archive", abs,
+                src->tag != NULL ? ":" : "", src->tag != NULL ? src->tag : "")
+      < 0)
+    return err_make (err, ENOMEM, "image source");
+  return 0;
+}
+
 /* The cache entry for id exists: a hit, if it has the format asked for. */
 static int
 cache_hit (const char *dir, enum image_format fmt, struct image **out, struct err **err)
@@ -1068,7 +1083,7 @@ image_import (const char *root, const char *source, enum image_format fmt,
   struct image_source src;
   cleanup_free char *images = NULL, *final = NULL, *log = NULL, *layout = NULL, *ref = NULL;
   cleanup_free char *manifest = NULL, *config = NULL, *tree = NULL, *rootfs = NULL;
-  cleanup_free char *meta_path = NULL, *meta = NULL;
+  cleanup_free char *meta_path = NULL, *meta = NULL, *canonical = NULL;
   cleanup_tree char *tmp = NULL;
   cleanup_image struct image *img = NULL;
   char hex[IMAGE_ID_LEN + 1], config_hex[IMAGE_ID_LEN + 1], rootfs_name[32];
@@ -1099,6 +1114,8 @@ image_import (const char *root, const char *source, enum image_format fmt,
     r = -1;
   if (r == 0)
     r = prepare_layout (&src, tmp, log, progress, ctx, &layout, &ref, hex, err);
+  if (r == 0)
+    r = source_canonical (&src, &canonical, err);
   image_source_clear (&src);
   if (r < 0)
     return r;
@@ -1119,9 +1136,7 @@ image_import (const char *root, const char *source, enum image_format fmt,
     return err_make (err, ENOMEM, "image");
   memcpy (img->id, hex, sizeof hex);
   img->format = fmt;
-  img->source = strdup (source);
-  if (img->source == NULL)
-    return err_make (err, ENOMEM, "image");
+  img->source = steal_ptr (&canonical);
   if (read_blob (layout, hex, &manifest, &len, err) < 0
       || oci_manifest_parse (manifest, len, config_hex, &n_layers, err) < 0
       || read_blob (layout, config_hex, &config, &len, err) < 0

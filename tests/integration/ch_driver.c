@@ -9,6 +9,7 @@
  * Reads one command per line on stdin and answers one line on stdout,
  * "ok [key=value...]" or "error <message>":
  *   start | pause | resume | info | pid | counters | shutdown
+ *   powerdown      press the power button (vm.power-button) and return
  *   standby        snapshot a paused VM into DIR/snapshot.tmp-XXXXXX (it
  *                  prints "progress tmp=PATH" first), then rename it to
  *                  DIR/snapshot, as chvm's standby does
@@ -204,6 +205,13 @@ main (int argc, char **argv)
             printf ("error setenv: %s\n", strerror (errno));
           else
             printf ("ok mode=%s\n", arg);
+        }
+      else if (strcmp (line, "powerdown") == 0)
+        {
+          if (backend_ch.powerdown (&rt, &e) < 0)
+            reply_err (&e);
+          else
+            printf ("ok\n");
         }
       else if (strcmp (line, "shutdown") == 0)
         {

@@ -297,3 +297,9 @@ def test_shutdown_powers_off(disk_guest):
     out = agent(disk_guest, "shutdown")
     assert out == {"shutdown": "poweroff"}
     assert disk_guest.vm.wait_exit(60) is not None
+    # The agent asks init (SIGPWR), which stops the entrypoint (sleep dies of
+    # SIGTERM) and powers off the usual way.
+    console = disk_guest.vm.console()
+    assert re.search(r"INFO init\[1\]: SIGPWR: stopping the entrypoint\n(.*\n)*"
+                     r"INFO init\[1\]: entrypoint exited status 143\n(.*\n)*"
+                     r"INFO init\[1\]: poweroff", console), console

@@ -174,6 +174,24 @@ def test_vmm_killed_is_reported(ch_ready, driver):
     assert d.cmd("shutdown", timeout=15) == "ok"  # nothing left to stop
 
 
+def test_power_button_accepted_then_kill(ch_ready, driver):
+    """vm.power-button (chvm stop's graceful request) is accepted.  The micro
+    guest has no ACPI driver, so it never powers off: the VMM keeps running
+    and the fallback (shutdown, then kill) still stops it."""
+    d = driver(memory_mib=64)
+    d.ok("start")
+    d.wait_count(1, BOOT_TIMEOUT)
+    pid = d.vmm_pid()
+    assert d.cmd("powerdown") == "ok"
+    assert ch_micro.alive(pid)
+    assert d.ok("info")["state"] == "Running"
+    d.ok("shutdown")
+    assert not ch_micro.alive(pid)
+    # A VMM that is gone makes the button an error naming it.
+    out = d.cmd("powerdown", timeout=15)
+    assert out.startswith("error") and "vm.power-button" in out, out
+
+
 def test_failed_start_leaves_no_vmm(ch_ready, ch_env, tmp_path):
     # A kernel that does not exist: CH starts, then vm.create or vm.boot fails.
     vmdir = tmp_path / "bad"

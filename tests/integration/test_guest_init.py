@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -282,6 +283,55 @@ def test_sigint_forwarded_then_rest_killed(tmp_path, tiny_rootfs):
     assert re.search(r"GOT-INT\n(.*\n)*INFO init\[1\]: entrypoint exited "
                      r"status 137\n(.*\n)*INFO init\[1\]: poweroff", console), console
     assert "SIGKILL" not in console  # the sleep ended on SIGTERM
+    assert rc == 0
+
+
+# ---- the ACPI power button (QEMU system_powerdown): graceful poweroff --------
+
+def powerdown_boot(tmp_path, tiny_rootfs, script, exit_timeout):
+    """Boots script as the entrypoint, presses the power button once it
+    printed READY, and waits for QEMU to exit by itself.  Returns (QEMU's
+    exit code, console, seconds from the press to QEMU's exit)."""
+    why = vm.missing_prerequisites(rootfs=None)
+    if why:
+        pytest.skip("power button boot: " + why)
+    machine = vm.VM(str(tmp_path), {"entrypoint": ["/bin/sh", "-c", script]},
+                    rootfs=tiny_rootfs, memory=512, forward=False,
+                    name="powerdown", qmp=True).start()
+    try:
+        machine.wait_console(r"^READY", SHORT_BOOT_TIMEOUT)
+        t0 = time.monotonic()
+        machine.qmp("system_powerdown")
+        rc = machine.wait_exit(exit_timeout)
+        return rc, machine.console(), time.monotonic() - t0
+    finally:
+        machine.stop()
+
+
+def test_power_button_stops_entrypoint_gracefully(tmp_path, tiny_rootfs):
+    script = ("trap 'echo GOT-TERM; exit 3' TERM; echo READY; "
+              "while :; do sleep 1; done")
+    rc, console, took = powerdown_boot(tmp_path, tiny_rootfs, script, 30)
+    print("\nFIGURE power button to QEMU exit: %.2f s" % took)
+    assert re.search(r"INFO init\[1\]: power button: stopping the entrypoint\n"
+                     r"(.*\n)*GOT-TERM\n(.*\n)*"
+                     r"INFO init\[1\]: entrypoint exited status 3\n(.*\n)*"
+                     r"INFO init\[1\]: poweroff", console), console
+    assert "SIGKILL" not in console and "killing" not in console, console
+    assert "Kernel panic" not in console
+    assert rc == 0  # QEMU exited by itself on the guest's poweroff
+
+
+def test_power_button_kills_entrypoint_ignoring_term(tmp_path, tiny_rootfs):
+    script = "trap '' TERM; echo READY; while :; do sleep 1; done"
+    rc, console, took = powerdown_boot(tmp_path, tiny_rootfs, script, 60)
+    print("\nFIGURE power button to QEMU exit, TERM ignored: %.2f s" % took)
+    assert re.search(r"INFO init\[1\]: power button: stopping the entrypoint\n"
+                     r"(.*\n)*WARN init\[1\]: power button: entrypoint still "
+                     r"running after 8 s, killing every process\n(.*\n)*"
+                     r"INFO init\[1\]: entrypoint exited status 137\n(.*\n)*"
+                     r"INFO init\[1\]: poweroff", console), console
+    assert took >= 8, took  # the grace period was given
     assert rc == 0
 
 

@@ -100,6 +100,7 @@ def test_import_oci(tiny, tmp_path):
     assert meta["Entrypoint"] == ["/bin/sh"] and meta["Cmd"] == ["-c", "echo hi"]
     assert meta["WorkingDir"] == "/tmp" and meta["User"] == "1000:1000"
     assert meta["id"] == img["id"] and meta["rootfs"] == "rootfs.ext4"
+    assert meta["source"] == "oci:%s:v1" % os.path.realpath(tiny["layout"])
     # Only the finished entry is left: no temp dirs.
     assert os.listdir(tmp_path / "images") == [img["id"]]
 

@@ -111,7 +111,8 @@ class VM:
 
     def __init__(self, workdir, config, rootfs=STANDIN_ROOTFS, initrd=INITRD,
                  kernel=KERNEL, memory=2048, smp=2, cmdline=CMDLINE,
-                 forward=True, disks=(), serials=True, name="guest"):
+                 forward=True, disks=(), serials=True, name="guest",
+                 qmp=False):
         self.workdir = workdir
         self.config = config if isinstance(config, dict) else None
         self.raw_config = config
@@ -126,6 +127,8 @@ class VM:
         self.extra_disks = list(disks)  # (path, serial, readonly)
         self.serials = serials
         self.console_path = os.path.join(workdir, name + "-console.log")
+        # A QMP monitor socket (qmp=True), for power button presses.
+        self.qmp_path = os.path.join(workdir, name + "-qmp.sock") if qmp else None
         self.config_path = os.path.join(workdir, name + "-config.img")
         self.proc = None
         self.cdp_port = self.ssh_port = self.agent_port = None
@@ -138,6 +141,8 @@ class VM:
                "-monitor", "none", "-serial", "file:" + self.console_path,
                "-kernel", self.kernel, "-initrd", self.initrd,
                "-append", self.cmdline, "-device", "virtio-rng-pci"]
+        if self.qmp_path:
+            cmd += ["-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
         disks = []
         if self.rootfs is not None:
             disks.append((self.rootfs, "chvm-root"))
@@ -210,6 +215,28 @@ class VM:
         except subprocess.TimeoutExpired:
             raise AssertionError("guest still running after %ss:\n%s"
                                  % (timeout, self.tail()))
+
+    def qmp(self, command, timeout=30):
+        """Runs one QMP command (e.g. "system_powerdown") on a fresh
+        connection; returns its "return" value, raises on a QMP error."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(timeout)
+            s.connect(self.qmp_path)
+            f = s.makefile("rw")
+
+            def answer():
+                while True:
+                    msg = json.loads(f.readline())
+                    if "return" in msg or "error" in msg:
+                        return msg
+            json.loads(f.readline())  # the greeting
+            for cmd in ("qmp_capabilities", command):
+                f.write(json.dumps({"execute": cmd}) + "\n")
+                f.flush()
+                msg = answer()
+                if "error" in msg:
+                    raise AssertionError("QMP %s: %s" % (cmd, msg["error"]))
+            return msg["return"]
 
     def tail(self, n=40):
         return "\n".join(self.console().splitlines()[-n:])
