@@ -247,6 +247,7 @@ bench-agent: $(B)/tests/chvm-agent-bench $(B)/tests/bench/bench_agent
 # cloud-hypervisor or a /dev/kvm that can run the micro guest is missing.
 CH_SRC := host-tool/ch_api.c host-tool/backend_ch.c host-tool/proc.c common/err.c common/log.c
 CH_LIBS := $(shell pkg-config --libs libcurl json-c 2>/dev/null)
+test-prereqs: ch-driver micro-guest
 UNIT_test_ch_api_SRC := $(CH_SRC)
 UNIT_test_ch_api_CFLAGS := -Ihost-tool
 UNIT_test_ch_api_LIBS := $(CH_LIBS)

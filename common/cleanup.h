@@ -54,21 +54,21 @@ steal_fd (int *fd)
   return r;
 }
 
-#define steal_ptr(p)                                                          \
-  ({                                                                          \
-    __typeof__ (*(p)) _r = *(p);                                              \
-    *(p) = NULL;                                                              \
-    _r;                                                                       \
+#define steal_ptr(p)                                                                               \
+  ({                                                                                               \
+    __typeof__ (*(p)) _r = *(p);                                                                   \
+    *(p) = NULL;                                                                                   \
+    _r;                                                                                            \
   })
 
 #ifndef TEMP_FAILURE_RETRY
-#define TEMP_FAILURE_RETRY(expr)                                              \
-  ({                                                                          \
-    long _r;                                                                  \
-    do                                                                        \
-      _r = (long) (expr);                                                     \
-    while (_r == -1L && errno == EINTR);                                      \
-    _r;                                                                       \
+#define TEMP_FAILURE_RETRY(expr)                                                                   \
+  ({                                                                                               \
+    long _r;                                                                                       \
+    do                                                                                             \
+      _r = (long) (expr);                                                                          \
+    while (_r == -1L && errno == EINTR);                                                           \
+    _r;                                                                                            \
   })
 #endif
 

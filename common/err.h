@@ -21,8 +21,7 @@ int err_make (struct err **err, int status, const char *fmt, ...)
 
 /* Prefixes the message of an existing error with context; returns the same
    negative value err_make() returned. */
-int err_wrap (struct err **err, const char *fmt, ...)
-    __attribute__ ((format (printf, 2, 3)));
+int err_wrap (struct err **err, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 
 /* Frees a tolerated error and sets *err to NULL. */
 void err_release (struct err **err);

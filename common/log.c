@@ -51,6 +51,7 @@ log_msg (enum log_level lvl, const char *fmt, ...)
     n = sizeof line - 2;
   line[n++] = '\n';
   if (write (log_fd, line, n) < 0)
-    { /* nowhere left to report it */ }
+    { /* nowhere left to report it */
+    }
   errno = saved;
 }

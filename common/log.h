@@ -15,8 +15,7 @@ enum log_level
 /* prog: name printed in each line; fd: where lines go (-1 disables). */
 void log_init (const char *prog, int fd, enum log_level max);
 void log_set_enabled (int enabled);
-void log_msg (enum log_level lvl, const char *fmt, ...)
-    __attribute__ ((format (printf, 2, 3)));
+void log_msg (enum log_level lvl, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
 
 #define log_error(...) log_msg (LOG_LVL_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg (LOG_LVL_WARN, __VA_ARGS__)

@@ -91,7 +91,7 @@ parse_uint (struct val v, uint64_t max, uint64_t *out)
       unsigned d;
       if (v.p[i] < '0' || v.p[i] > '9')
         return -1;
-      d = (unsigned)(v.p[i] - '0');
+      d = (unsigned) (v.p[i] - '0');
       if (n > (max - d) / 10)
         return -1;
       n = n * 10 + d;
@@ -116,7 +116,7 @@ parse_ipv4 (struct val v, uint8_t out[4])
         return -1;
       if (parse_uint ((struct val){ v.p + start, end - start }, 255, &n) < 0)
         return -1;
-      out[part] = (uint8_t)n;
+      out[part] = (uint8_t) n;
       start = end + 1;
     }
   return 0;
@@ -154,14 +154,14 @@ is_hex (struct val v)
 static int
 valid_hostname (struct val v)
 {
-  if (v.len == 0 || v.len > HOSTNAME_MAX || v.p[0] == '.' || v.p[0] == '-'
-      || v.p[v.len - 1] == '.' || v.p[v.len - 1] == '-')
+  if (v.len == 0 || v.len > HOSTNAME_MAX || v.p[0] == '.' || v.p[0] == '-' || v.p[v.len - 1] == '.'
+      || v.p[v.len - 1] == '-')
     return 0;
   for (size_t i = 0; i < v.len; i++)
     {
       char c = v.p[i];
-      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-            || (c >= '0' && c <= '9') || c == '-' || c == '.'))
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'
+            || c == '.'))
         return 0;
       if (c == '.' && v.p[i + 1] == '.')
         return 0;
@@ -285,14 +285,10 @@ set_address (struct chvm_config *cfg, struct val v)
   const char *slash = memchr (v.p, '/', v.len);
   uint64_t prefix;
 
-  if (slash == NULL
-      || parse_ipv4 ((struct val){ v.p, (size_t)(slash - v.p) }, cfg->address)
-             < 0
-      || parse_uint ((struct val){ slash + 1, v.len - (slash + 1 - v.p) }, 32,
-                     &prefix)
-             < 0)
+  if (slash == NULL || parse_ipv4 ((struct val){ v.p, (size_t) (slash - v.p) }, cfg->address) < 0
+      || parse_uint ((struct val){ slash + 1, v.len - (slash + 1 - v.p) }, 32, &prefix) < 0)
     return "net.address must be A.B.C.D/prefix";
-  cfg->prefix = (unsigned)prefix;
+  cfg->prefix = (unsigned) prefix;
   cfg->has_address = 1;
   return NULL;
 }
@@ -324,7 +320,7 @@ set_mtu (struct chvm_config *cfg, struct val v)
   uint64_t n;
   if (parse_uint (v, 65535, &n) < 0 || n < 68)
     return "net.mtu must be 68-65535";
-  cfg->mtu = (unsigned)n;
+  cfg->mtu = (unsigned) n;
   return NULL;
 }
 
@@ -363,7 +359,7 @@ set_vsock_port (struct chvm_config *cfg, struct val v)
   /* VMADDR_PORT_ANY (0xffffffff) is not a port one can listen on. */
   if (parse_uint (v, UINT32_MAX - 1, &n) < 0)
     return "agent.vsock_port must be 0-4294967294";
-  cfg->agent_vsock_port = (uint32_t)n;
+  cfg->agent_vsock_port = (uint32_t) n;
   return NULL;
 }
 
@@ -373,7 +369,7 @@ set_tcp_port (struct chvm_config *cfg, struct val v)
   uint64_t n;
   if (parse_uint (v, 65535, &n) < 0)
     return "agent.tcp_port must be 0-65535";
-  cfg->agent_tcp_port = (uint16_t)n;
+  cfg->agent_tcp_port = (uint16_t) n;
   return NULL;
 }
 
@@ -391,7 +387,7 @@ set_cdp_port (struct chvm_config *cfg, struct val v)
   uint64_t n;
   if (parse_uint (v, 65535, &n) < 0 || n == 0)
     return "agent.cdp_port must be 1-65535";
-  cfg->agent_cdp_port = (uint16_t)n;
+  cfg->agent_cdp_port = (uint16_t) n;
   return NULL;
 }
 
@@ -401,7 +397,7 @@ set_timeout (struct chvm_config *cfg, struct val v)
   uint64_t n;
   if (parse_uint (v, TIMEOUT_MAX, &n) < 0 || n == 0)
     return "init.timeout must be 1-3600 seconds";
-  cfg->init_timeout = (unsigned)n;
+  cfg->init_timeout = (unsigned) n;
   return NULL;
 }
 
@@ -431,8 +427,8 @@ static const struct key_def keys[] = {
 static int
 line_error (struct err **err, size_t lineno, const char *problem)
 {
-  return err_make (err, problem == OOM_PROBLEM ? ENOMEM : 0,
-                   CFG_SRC " line %zu: %s", lineno, problem);
+  return err_make (err, problem == OOM_PROBLEM ? ENOMEM : 0, CFG_SRC " line %zu: %s", lineno,
+                   problem);
 }
 
 /* Prints at most 32 bytes of an unknown key, with anything unprintable
@@ -446,17 +442,16 @@ unknown_key_error (struct err **err, size_t lineno, struct val key)
   for (size_t i = 0; i < n; i++)
     shown[i] = (key.p[i] >= 0x20 && key.p[i] < 0x7f) ? key.p[i] : '?';
   shown[n] = '\0';
-  return err_make (err, 0, CFG_SRC " line %zu: unknown key '%s%s'", lineno,
-                   shown, key.len > n ? "..." : "");
+  return err_make (err, 0, CFG_SRC " line %zu: unknown key '%s%s'", lineno, shown,
+                   key.len > n ? "..." : "");
 }
 
 int
-config_parse (const char *buf, size_t len, struct chvm_config *cfg,
-              struct err **err)
+config_parse (const char *buf, size_t len, struct chvm_config *cfg, struct err **err)
 {
   unsigned char seen[NKEYS] = { 0 };
   const char *nul = memchr (buf, '\0', len);
-  size_t text_len = nul ? (size_t)(nul - buf) : len;
+  size_t text_len = nul ? (size_t) (nul - buf) : len;
   size_t pos = 0, lineno = 0;
   size_t tcp_port_line = 0;
 
@@ -468,7 +463,7 @@ config_parse (const char *buf, size_t len, struct chvm_config *cfg,
     {
       const char *line = buf + pos;
       const char *nl = memchr (line, '\n', text_len - pos);
-      size_t line_len = nl ? (size_t)(nl - line) : text_len - pos;
+      size_t line_len = nl ? (size_t) (nl - line) : text_len - pos;
       const char *eq, *problem;
       struct val key, v;
       size_t k;
@@ -480,19 +475,16 @@ config_parse (const char *buf, size_t len, struct chvm_config *cfg,
         return line_error (err, lineno, "line longer than 4096 bytes");
       for (size_t i = 0, n; i < line_len; i += n)
         {
-          n = utf8_seq ((const unsigned char *)line + i, line_len - i);
+          n = utf8_seq ((const unsigned char *) line + i, line_len - i);
           if (n == 0)
             return line_error (err, lineno, "invalid UTF-8");
           if (line[i] == '\r')
-            return line_error (err, lineno,
-                               "carriage return (use \\n line ends)");
+            return line_error (err, lineno, "carriage return (use \\n line ends)");
         }
       if (lineno == 1)
         {
-          if (line_len != strlen (CONFIG_HEADER)
-              || memcmp (line, CONFIG_HEADER, line_len) != 0)
-            return line_error (err, lineno,
-                               "first line must be '" CONFIG_HEADER "'");
+          if (line_len != strlen (CONFIG_HEADER) || memcmp (line, CONFIG_HEADER, line_len) != 0)
+            return line_error (err, lineno, "first line must be '" CONFIG_HEADER "'");
           continue;
         }
       if (line_len == 0 || line[0] == '#')
@@ -501,18 +493,16 @@ config_parse (const char *buf, size_t len, struct chvm_config *cfg,
       eq = memchr (line, '=', line_len);
       if (eq == NULL)
         return line_error (err, lineno, "expected key=value");
-      key = (struct val){ line, (size_t)(eq - line) };
+      key = (struct val){ line, (size_t) (eq - line) };
       v = (struct val){ eq + 1, line_len - key.len - 1 };
 
       for (k = 0; k < NKEYS; k++)
-        if (strlen (keys[k].name) == key.len
-            && memcmp (keys[k].name, key.p, key.len) == 0)
+        if (strlen (keys[k].name) == key.len && memcmp (keys[k].name, key.p, key.len) == 0)
           break;
       if (k == NKEYS)
         return unknown_key_error (err, lineno, key);
       if (seen[k] && keys[k].repeat == KEY_ONCE)
-        return err_make (err, 0, CFG_SRC " line %zu: duplicate key '%s'",
-                         lineno, keys[k].name);
+        return err_make (err, 0, CFG_SRC " line %zu: duplicate key '%s'", lineno, keys[k].name);
       seen[k] = 1;
       problem = keys[k].set (cfg, v);
       if (problem != NULL)
@@ -526,8 +516,7 @@ config_parse (const char *buf, size_t len, struct chvm_config *cfg,
   /* The TCP transport is reachable by anything that reaches the port, so it
      is only offered with a token. */
   if (cfg->agent_tcp_port != 0 && cfg->agent_token == NULL)
-    return line_error (err, tcp_port_line,
-                       "agent.tcp_port requires agent.token");
+    return line_error (err, tcp_port_line, "agent.tcp_port requires agent.token");
   if (cfg->has_gateway && !cfg->has_address)
     return err_make (err, 0, CFG_SRC ": net.gateway without net.address");
   return 0;

@@ -60,8 +60,7 @@ struct chvm_config
    On error returns <0 with a message "config chvm-config line N: problem".
    *cfg always holds defaults or parsed values and must be freed with
    config_free(), also after an error. */
-int config_parse (const char *buf, size_t len, struct chvm_config *cfg,
-                  struct err **err);
+int config_parse (const char *buf, size_t len, struct chvm_config *cfg, struct err **err);
 void config_free (struct chvm_config *cfg);
 
 /* Appends a copy of s; returns <0 on allocation failure. */

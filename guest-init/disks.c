@@ -24,13 +24,12 @@ uevent_open (struct err **err)
   cleanup_close int fd = -1;
   int rcvbuf = 1 << 20;
 
-  fd = socket (AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-               NETLINK_KOBJECT_UEVENT);
+  fd = socket (AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_KOBJECT_UEVENT);
   if (fd < 0)
     return err_make (err, errno, "uevent socket");
   /* Module loading bursts many events; a lost one only costs a rescan. */
   setsockopt (fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf);
-  if (bind (fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+  if (bind (fd, (struct sockaddr *) &sa, sizeof sa) < 0)
     return err_make (err, errno, "bind uevent socket");
   return steal_fd (&fd);
 }
@@ -48,15 +47,14 @@ probe_label (const char *dev, char *id, size_t idlen)
   if (fd < 0)
     return;
   n = pread (fd, sb, sizeof sb, 0);
-  if (n < (ssize_t)sizeof sb)
+  if (n < (ssize_t) sizeof sb)
     return;
   if (memcmp (sb, CONFIG_HEADER "\n", strlen (CONFIG_HEADER) + 1) == 0)
     snprintf (id, idlen, "chvm-config");
   else if (sb[1024 + 56] == 0x53 && sb[1024 + 57] == 0xef)
-    snprintf (id, idlen, "%.16s", (const char *)sb + 1024 + 120);
-  else if (sb[1024] == 0xe2 && sb[1025] == 0xe1 && sb[1026] == 0xf5
-           && sb[1027] == 0xe0)
-    snprintf (id, idlen, "%.16s", (const char *)sb + 1024 + 64);
+    snprintf (id, idlen, "%.16s", (const char *) sb + 1024 + 120);
+  else if (sb[1024] == 0xe2 && sb[1025] == 0xe1 && sb[1026] == 0xf5 && sb[1027] == 0xe0)
+    snprintf (id, idlen, "%.16s", (const char *) sb + 1024 + 64);
 }
 
 /* Scans /sys/block/vd*; fills want[].dev for each match, appends what it saw
@@ -81,16 +79,15 @@ scan_disks (struct disk_want *want, size_t n, char *seen, size_t seenlen)
       snprintf (dev, sizeof dev, "/dev/%.26s", de->d_name);
       serial = read_file (path, 63, NULL, NULL);
       if (serial != NULL)
-        snprintf (id, sizeof id, "%.*s", (int)strcspn (serial, "\n"), serial);
+        snprintf (id, sizeof id, "%.*s", (int) strcspn (serial, "\n"), serial);
       if (id[0] == '\0')
         {
           probe_label (dev, id, sizeof id);
           byfs = 1;
         }
       if (used < seenlen)
-        used += (size_t)snprintf (seen + used, seenlen - used, "%s%s(%s%s)",
-                                  used ? " " : "", de->d_name,
-                                  byfs ? "label " : "", id);
+        used += (size_t) snprintf (seen + used, seenlen - used, "%s%s(%s%s)", used ? " " : "",
+                                   de->d_name, byfs ? "label " : "", id);
       for (size_t i = 0; i < n; i++)
         if (want[i].dev[0] == '\0' && strcmp (id, want[i].serial) == 0)
           snprintf (want[i].dev, sizeof want[i].dev, "%s", dev);
@@ -121,26 +118,22 @@ uevent_wait (int fd, const struct timespec *deadline)
 }
 
 int
-disks_wait (int uevent_fd, struct disk_want *want, size_t n,
-            const struct timespec *deadline, unsigned timeout_s,
-            struct err **err)
+disks_wait (int uevent_fd, struct disk_want *want, size_t n, const struct timespec *deadline,
+            unsigned timeout_s, struct err **err)
 {
   char seen[512];
 
   while (scan_disks (want, n, seen, sizeof seen) > 0)
-    if (uevent_wait (uevent_fd, deadline) == 1
-        && scan_disks (want, n, seen, sizeof seen) > 0)
+    if (uevent_wait (uevent_fd, deadline) == 1 && scan_disks (want, n, seen, sizeof seen) > 0)
       {
         char missing[128] = "";
         size_t used = 0;
         for (size_t i = 0; i < n; i++)
           if (want[i].dev[0] == '\0' && used < sizeof missing)
-            used
-                += (size_t)snprintf (missing + used, sizeof missing - used,
-                                     "%s%s", used ? ", " : "", want[i].serial);
-        return err_make (err, 0,
-                         "no disk with serial %s after %us (disks seen: %s)",
-                         missing, timeout_s, seen[0] ? seen : "none");
+            used += (size_t) snprintf (missing + used, sizeof missing - used, "%s%s",
+                                       used ? ", " : "", want[i].serial);
+        return err_make (err, 0, "no disk with serial %s after %us (disks seen: %s)", missing,
+                         timeout_s, seen[0] ? seen : "none");
       }
   for (size_t i = 0; i < n; i++)
     log_debug ("disk %s is %s", want[i].serial, want[i].dev);
@@ -148,12 +141,10 @@ disks_wait (int uevent_fd, struct disk_want *want, size_t n,
 }
 
 int
-netdev_wait (int uevent_fd, const char *ifname,
-             const struct timespec *deadline, struct err **err)
+netdev_wait (int uevent_fd, const char *ifname, const struct timespec *deadline, struct err **err)
 {
   while (if_nametoindex (ifname) == 0)
     if (uevent_wait (uevent_fd, deadline) == 1 && if_nametoindex (ifname) == 0)
-      return err_make (err, ETIMEDOUT, "network interface %s did not appear",
-                       ifname);
+      return err_make (err, ETIMEDOUT, "network interface %s did not appear", ifname);
   return 0;
 }

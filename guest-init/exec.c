@@ -35,7 +35,7 @@ find_program (const char *file, char *const *envp, char *buf, size_t len)
 
   if (strchr (file, '/') != NULL)
     {
-      if ((size_t)snprintf (buf, len, "%s", file) >= len)
+      if ((size_t) snprintf (buf, len, "%s", file) >= len)
         return ENAMETOOLONG;
       return 0;
     }
@@ -45,10 +45,9 @@ find_program (const char *file, char *const *envp, char *buf, size_t len)
     {
       const char *end = strchrnul (p, ':');
       struct stat st;
-      int n = snprintf (buf, len, "%.*s/%s", (int)(end - p), p, file);
+      int n = snprintf (buf, len, "%.*s/%s", (int) (end - p), p, file);
 
-      if (n > 0 && (size_t)n < len && stat (buf, &st) == 0
-          && S_ISREG (st.st_mode))
+      if (n > 0 && (size_t) n < len && stat (buf, &st) == 0 && S_ISREG (st.st_mode))
         {
           if (access (buf, X_OK) == 0)
             return 0;
@@ -60,8 +59,7 @@ find_program (const char *file, char *const *envp, char *buf, size_t len)
     }
 }
 
-static void __attribute__ ((noreturn))
-child_fail (int fd, int e, const char *what)
+static void __attribute__ ((noreturn)) child_fail (int fd, int e, const char *what)
 {
   struct child_failure f = { .err = e };
 
@@ -125,7 +123,7 @@ spawn_process (const struct spawn *s, struct err **err)
   if (n == 0)
     return pid; /* the pipe closed on a successful execve */
   waitpid (pid, NULL, 0);
-  if (n != (ssize_t)sizeof f)
+  if (n != (ssize_t) sizeof f)
     return err_make (err, EPROTO, "exec %s: child failed", s->argv[0]);
   f.what[sizeof f.what - 1] = '\0';
   return err_make (err, f.err, "exec %s: %s", s->argv[0], f.what);

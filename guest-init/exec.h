@@ -12,8 +12,8 @@
 struct spawn
 {
   char *const *argv;
-  char *const *envp;   /* argv[0] is looked up in its PATH, as docker does */
-  const char *workdir; /* chdir target */
+  char *const *envp;            /* argv[0] is looked up in its PATH, as docker does */
+  const char *workdir;          /* chdir target */
   const struct spec_user *user; /* NULL: stay root */
   const sigset_t *sigmask;      /* restored in the child before exec */
 };

@@ -18,7 +18,7 @@ boot_seconds (void)
   struct timespec ts;
 
   clock_gettime (CLOCK_BOOTTIME, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+  return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
 void
@@ -50,11 +50,11 @@ deadline_left_ms (const struct timespec *deadline)
   long long ms;
 
   clock_gettime (CLOCK_MONOTONIC, &now);
-  ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000
+  ms = (long long) (deadline->tv_sec - now.tv_sec) * 1000
        + (deadline->tv_nsec - now.tv_nsec) / 1000000;
   if (ms <= 0)
     return 0;
-  return ms > INT_MAX ? INT_MAX : (int)ms;
+  return ms > INT_MAX ? INT_MAX : (int) ms;
 }
 
 char *
@@ -77,7 +77,7 @@ read_file (const char *path, size_t max, size_t *len, struct err **err)
         return err_make (err, errno, "read %s", path), NULL;
       if (n == 0)
         break;
-      used += (size_t)n;
+      used += (size_t) n;
     }
   buf[used] = '\0';
   if (len != NULL)
@@ -86,16 +86,15 @@ read_file (const char *path, size_t max, size_t *len, struct err **err)
 }
 
 int
-write_file (const char *path, const char *data, size_t len, mode_t mode,
-            struct err **err)
+write_file (const char *path, const char *data, size_t len, mode_t mode, struct err **err)
 {
   cleanup_close int fd = -1;
   struct stat st;
 
   if (lstat (path, &st) == 0 && S_ISLNK (st.st_mode) && unlink (path) < 0)
     return err_make (err, errno, "unlink %s", path);
-  fd = TEMP_FAILURE_RETRY (open (
-      path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
+  fd = TEMP_FAILURE_RETRY (
+      open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
   if (fd < 0)
     return err_make (err, errno, "create %s", path);
   while (len > 0)
@@ -104,7 +103,7 @@ write_file (const char *path, const char *data, size_t len, mode_t mode,
       if (n < 0)
         return err_make (err, errno, "write %s", path);
       data += n;
-      len -= (size_t)n;
+      len -= (size_t) n;
     }
   if (fchmod (fd, mode) < 0)
     return err_make (err, errno, "chmod %s", path);
@@ -142,8 +141,7 @@ copy_file (const char *src, const char *dst, mode_t mode, struct err **err)
   in = TEMP_FAILURE_RETRY (open (src, O_RDONLY | O_CLOEXEC));
   if (in < 0)
     return err_make (err, errno, "open %s", src);
-  out = TEMP_FAILURE_RETRY (
-      open (dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+  out = TEMP_FAILURE_RETRY (open (dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
   if (out < 0)
     return err_make (err, errno, "create %s", dst);
   for (;;)

@@ -26,14 +26,12 @@ char *read_file (const char *path, size_t max, size_t *len, struct err **err);
 
 /* Creates or truncates path with mode and writes data; a symlink at path is
    replaced rather than followed (image /etc/resolv.conf often is one). */
-int write_file (const char *path, const char *data, size_t len, mode_t mode,
-                struct err **err);
+int write_file (const char *path, const char *data, size_t len, mode_t mode, struct err **err);
 
 /* mkdir -p with mode for each created component. */
 int mkdir_p (const char *path, mode_t mode, struct err **err);
 
 /* Copies the regular file src to dst (created with mode). */
-int copy_file (const char *src, const char *dst, mode_t mode,
-               struct err **err);
+int copy_file (const char *src, const char *dst, mode_t mode, struct err **err);
 
 #endif

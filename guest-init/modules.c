@@ -28,8 +28,7 @@ modules_load (struct err **err)
         }
       return err_wrap (err, "module list");
     }
-  for (char *line = list, *save = NULL;
-       (line = strtok_r (line, "\n", &save)) != NULL; line = NULL)
+  for (char *line = list, *save = NULL; (line = strtok_r (line, "\n", &save)) != NULL; line = NULL)
     {
       cleanup_close int fd = -1;
 

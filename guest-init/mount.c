@@ -29,8 +29,7 @@ static const struct mnt_entry early_mounts[] = {
   { "proc", "/proc", "proc", NOSUID_NODEV_EXEC, NULL },
   { "sysfs", "/sys", "sysfs", NOSUID_NODEV_EXEC, NULL },
   { "devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755" },
-  { "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-    "gid=5,mode=0620,ptmxmode=0666" },
+  { "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=0620,ptmxmode=0666" },
   { "shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777" },
   { "tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755" },
   { "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777" },
@@ -39,8 +38,7 @@ static const struct mnt_entry early_mounts[] = {
 
 /* The filesystems that follow the root across switch_root.  Moving /dev and
    /sys carries /dev/pts, /dev/shm and /sys/fs/cgroup with them. */
-static const char *const moved_mounts[]
-    = { "/dev", "/proc", "/sys", "/run", "/tmp" };
+static const char *const moved_mounts[] = { "/dev", "/proc", "/sys", "/run", "/tmp" };
 
 int
 mnt_early (struct err **err)
@@ -53,8 +51,7 @@ mnt_early (struct err **err)
         return r;
       /* EBUSY: the kernel (CONFIG_DEVTMPFS_MOUNT) or an earlier run mounted
          it already. */
-      if (mount (m->src, m->target, m->type, m->flags, m->data) < 0
-          && errno != EBUSY)
+      if (mount (m->src, m->target, m->type, m->flags, m->data) < 0 && errno != EBUSY)
         return err_make (err, errno, "mount %s on %s", m->type, m->target);
     }
   return 0;
@@ -72,25 +69,22 @@ mount_lower (const char *dev, const char *target, struct err **err)
         return 0;
       /* EINVAL: not this filesystem; ENODEV: type not in this kernel. */
       if (errno != EINVAL && errno != ENODEV)
-        return err_make (err, errno, "mount %s (%s) on %s", dev, types[i],
-                         target);
+        return err_make (err, errno, "mount %s (%s) on %s", dev, types[i], target);
       if (saved == 0 || errno == EINVAL)
         saved = errno;
     }
-  return err_make (err, saved, "mount %s read-only: neither ext4 nor erofs",
-                   dev);
+  return err_make (err, saved, "mount %s read-only: neither ext4 nor erofs", dev);
 }
 
 int
-mnt_overlay_root (const char *root_dev, const char *upper_dev,
-                  uint64_t tmpfs_size, struct err **err)
+mnt_overlay_root (const char *root_dev, const char *upper_dev, uint64_t tmpfs_size,
+                  struct err **err)
 {
   const char *lower = RUN_CHVM "/lower", *upper_fs = RUN_CHVM "/upper-fs";
   char data[256];
   int r, n;
 
-  if ((r = mkdir_p (lower, 0755, err)) < 0
-      || (r = mkdir_p (upper_fs, 0755, err)) < 0
+  if ((r = mkdir_p (lower, 0755, err)) < 0 || (r = mkdir_p (upper_fs, 0755, err)) < 0
       || (r = mkdir_p (NEWROOT, 0755, err)) < 0)
     return r;
   if ((r = mount_lower (root_dev, lower, err)) < 0)
@@ -104,11 +98,10 @@ mnt_overlay_root (const char *root_dev, const char *upper_dev,
   else
     {
       if (tmpfs_size != 0)
-        n = snprintf (data, sizeof data, "mode=0755,size=%llu",
-                      (unsigned long long)tmpfs_size);
+        n = snprintf (data, sizeof data, "mode=0755,size=%llu", (unsigned long long) tmpfs_size);
       else
         n = snprintf (data, sizeof data, "mode=0755,size=50%%");
-      if (n < 0 || (size_t)n >= sizeof data)
+      if (n < 0 || (size_t) n >= sizeof data)
         return err_make (err, EOVERFLOW, "tmpfs options");
       if (mount ("tmpfs", upper_fs, "tmpfs", MS_NODEV, data) < 0)
         return err_make (err, errno, "mount tmpfs upper (%s)", data);
@@ -117,10 +110,9 @@ mnt_overlay_root (const char *root_dev, const char *upper_dev,
       || (r = mkdir_p (RUN_CHVM "/upper-fs/work", 0755, err)) < 0)
     return r;
 
-  n = snprintf (data, sizeof data,
-                "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower,
-                upper_fs, upper_fs);
-  if (n < 0 || (size_t)n >= sizeof data)
+  n = snprintf (data, sizeof data, "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, upper_fs,
+                upper_fs);
+  if (n < 0 || (size_t) n >= sizeof data)
     return err_make (err, EOVERFLOW, "overlay options");
   if (mount ("overlay", NEWROOT, "overlay", 0, data) < 0)
     return err_make (err, errno, "mount overlay on " NEWROOT " (%s)", data);
@@ -148,19 +140,17 @@ delete_tree (int dfd, dev_t dev)
 
       if (strcmp (de->d_name, ".") == 0 || strcmp (de->d_name, "..") == 0)
         continue;
-      if (fstatat (dirfd (dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0
-          || st.st_dev != dev)
+      if (fstatat (dirfd (dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != dev)
         continue;
       isdir = S_ISDIR (st.st_mode);
       if (isdir)
         {
-          int sub = openat (dirfd (dir), de->d_name,
-                            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          int sub
+              = openat (dirfd (dir), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
           if (sub >= 0)
             delete_tree (sub, dev);
         }
-      if (unlinkat (dirfd (dir), de->d_name, isdir ? AT_REMOVEDIR : 0) < 0
-          && errno != EBUSY)
+      if (unlinkat (dirfd (dir), de->d_name, isdir ? AT_REMOVEDIR : 0) < 0 && errno != EBUSY)
         log_debug ("switch_root: unlink /%s: %m", de->d_name);
     }
 }
@@ -204,8 +194,7 @@ mnt_teardown (void)
 {
   /* Unmount in reverse mount order; what is busy is detached, and the root
      is remounted read-only so a disk upper layer is clean. */
-  cleanup_free char *mounts
-      = read_file ("/proc/self/mounts", 1 << 20, NULL, NULL);
+  cleanup_free char *mounts = read_file ("/proc/self/mounts", 1 << 20, NULL, NULL);
   char *targets[256];
   size_t n = 0;
 

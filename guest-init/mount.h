@@ -18,8 +18,8 @@ int mnt_early (struct err **err);
 /* Mounts the root disk read-only at /run/chvm/lower (ext4, else erofs), the
    upper layer (size-limited tmpfs, or upper_dev when not NULL) and the overlay
    on NEWROOT. */
-int mnt_overlay_root (const char *root_dev, const char *upper_dev,
-                      uint64_t tmpfs_size, struct err **err);
+int mnt_overlay_root (const char *root_dev, const char *upper_dev, uint64_t tmpfs_size,
+                      struct err **err);
 
 /* Moves the API filesystems under NEWROOT, frees the initramfs by deleting
    its files, and makes NEWROOT the root (MS_MOVE + chroot). */

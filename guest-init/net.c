@@ -50,11 +50,9 @@ extack_msg (const struct nlmsghdr *h, struct ack *ack)
     off += NLMSG_ALIGN (e->msg.nlmsg_len) - NLMSG_HDRLEN;
   if (off >= h->nlmsg_len)
     return;
-  nla_for_each_attr (
-      a, (struct nlattr *)((char *)h + off), (int)(h->nlmsg_len - off),
-      rem) if (nla_type (a) == NLMSGERR_ATTR_MSG && nla_len (a) > 0)
-      snprintf (ack->extack, sizeof ack->extack, "%.*s", nla_len (a),
-                (const char *)nla_data (a));
+  nla_for_each_attr (a, (struct nlattr *) ((char *) h + off), (int) (h->nlmsg_len - off),
+                     rem) if (nla_type (a) == NLMSGERR_ATTR_MSG && nla_len (a) > 0)
+      snprintf (ack->extack, sizeof ack->extack, "%.*s", nla_len (a), (const char *) nla_data (a));
 }
 
 static int
@@ -62,11 +60,11 @@ on_error (struct sockaddr_nl *who, struct nlmsgerr *e, void *arg)
 {
   struct ack *ack = arg;
 
-  (void)who;
+  (void) who;
   ack->done = 1;
   ack->error = e->error;
   if (e->error != 0)
-    extack_msg ((const struct nlmsghdr *)((char *)e - NLMSG_HDRLEN), ack);
+    extack_msg ((const struct nlmsghdr *) ((char *) e - NLMSG_HDRLEN), ack);
   return NL_STOP;
 }
 
@@ -75,7 +73,7 @@ on_ack (struct nl_msg *msg, void *arg)
 {
   struct ack *ack = arg;
 
-  (void)msg;
+  (void) msg;
   ack->done = 1;
   return NL_STOP;
 }
@@ -83,8 +81,7 @@ on_ack (struct nl_msg *msg, void *arg)
 /* Sends msg with NLM_F_ACK and waits for its ACK until the deadline.  what
    names the request in the error. */
 static int
-nl_request (struct nl_sock *sk, struct nl_msg *msg, const char *what,
-            struct err **err)
+nl_request (struct nl_sock *sk, struct nl_msg *msg, const char *what, struct err **err)
 {
   struct timespec deadline = deadline_in (NL_TIMEOUT_MS);
   struct nl_cb *cb = nl_cb_clone (nl_socket_get_cb (sk));
@@ -100,17 +97,14 @@ nl_request (struct nl_sock *sk, struct nl_msg *msg, const char *what,
   while (r >= 0 && !ack.done)
     {
       int left = deadline_left_ms (&deadline);
-      struct timeval tv
-          = { .tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000 };
+      struct timeval tv = { .tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000 };
       /* libnl blocks in recvmsg(); the socket timeout bounds each wait. */
       if (left == 0)
         {
           nl_cb_put (cb);
-          return err_make (err, ETIMEDOUT, "%s: waiting for the kernel's ACK",
-                           what);
+          return err_make (err, ETIMEDOUT, "%s: waiting for the kernel's ACK", what);
         }
-      setsockopt (nl_socket_get_fd (sk), SOL_SOCKET, SO_RCVTIMEO, &tv,
-                  sizeof tv);
+      setsockopt (nl_socket_get_fd (sk), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
       r = nl_recvmsgs (sk, cb);
       if (r == -NLE_AGAIN || r == -NLE_INTR)
         r = 0;
@@ -119,16 +113,14 @@ nl_request (struct nl_sock *sk, struct nl_msg *msg, const char *what,
   /* On a kernel error libnl also returns its own, vaguer, code: the
      kernel's errno and text come first. */
   if (ack.error != 0)
-    return err_make (err, -ack.error, "%s%s%s", what,
-                     ack.extack[0] ? ": " : "", ack.extack);
+    return err_make (err, -ack.error, "%s%s%s", what, ack.extack[0] ? ": " : "", ack.extack);
   if (r < 0)
     return err_make (err, 0, "%s: %s", what, nl_geterror (r));
   return 0;
 }
 
 static int
-link_up (struct nl_sock *sk, int ifindex, unsigned mtu, const char *name,
-         struct err **err)
+link_up (struct nl_sock *sk, int ifindex, unsigned mtu, const char *name, struct err **err)
 {
   struct rtnl_link *orig = rtnl_link_alloc (), *change = rtnl_link_alloc ();
   struct nl_msg *msg = NULL;
@@ -155,8 +147,7 @@ link_up (struct nl_sock *sk, int ifindex, unsigned mtu, const char *name,
 }
 
 static int
-addr_add (struct nl_sock *sk, int ifindex, const struct chvm_config *cfg,
-          struct err **err)
+addr_add (struct nl_sock *sk, int ifindex, const struct chvm_config *cfg, struct err **err)
 {
   struct rtnl_addr *addr = rtnl_addr_alloc ();
   struct nl_addr *local = nl_addr_build (AF_INET, cfg->address, 4);
@@ -164,20 +155,18 @@ addr_add (struct nl_sock *sk, int ifindex, const struct chvm_config *cfg,
   char what[64];
   int r;
 
-  snprintf (what, sizeof what, "add address %u.%u.%u.%u/%u to eth0",
-            cfg->address[0], cfg->address[1], cfg->address[2], cfg->address[3],
-            cfg->prefix);
+  snprintf (what, sizeof what, "add address %u.%u.%u.%u/%u to eth0", cfg->address[0],
+            cfg->address[1], cfg->address[2], cfg->address[3], cfg->prefix);
   if (addr == NULL || local == NULL)
     r = err_make (err, ENOMEM, "%s", what);
   else
     {
-      nl_addr_set_prefixlen (local, (int)cfg->prefix);
+      nl_addr_set_prefixlen (local, (int) cfg->prefix);
       rtnl_addr_set_ifindex (addr, ifindex);
       /* Sets IFA_LOCAL and, for IPv4, IFA_ADDRESS too. */
       r = rtnl_addr_set_local (addr, local);
       if (r >= 0)
-        r = rtnl_addr_build_add_request (addr, NLM_F_CREATE | NLM_F_REPLACE,
-                                         &msg);
+        r = rtnl_addr_build_add_request (addr, NLM_F_CREATE | NLM_F_REPLACE, &msg);
       r = r < 0 ? err_make (err, 0, "%s: %s", what, nl_geterror (r))
                 : nl_request (sk, msg, what, err);
     }
@@ -188,8 +177,7 @@ addr_add (struct nl_sock *sk, int ifindex, const struct chvm_config *cfg,
 }
 
 static int
-route_add_default (struct nl_sock *sk, int ifindex, const uint8_t gw[4],
-                   struct err **err)
+route_add_default (struct nl_sock *sk, int ifindex, const uint8_t gw[4], struct err **err)
 {
   static const uint8_t any[4];
   struct rtnl_route *route = rtnl_route_alloc ();
@@ -200,8 +188,7 @@ route_add_default (struct nl_sock *sk, int ifindex, const uint8_t gw[4],
   char what[64];
   int r;
 
-  snprintf (what, sizeof what, "add default route via %u.%u.%u.%u", gw[0],
-            gw[1], gw[2], gw[3]);
+  snprintf (what, sizeof what, "add default route via %u.%u.%u.%u", gw[0], gw[1], gw[2], gw[3]);
   if (route == NULL || nh == NULL || dst == NULL || via == NULL)
     {
       r = err_make (err, ENOMEM, "%s", what);
@@ -219,8 +206,7 @@ route_add_default (struct nl_sock *sk, int ifindex, const uint8_t gw[4],
       rtnl_route_nh_set_ifindex (nh, ifindex);
       rtnl_route_nh_set_gateway (nh, via);
       rtnl_route_add_nexthop (route, nh); /* route owns nh now */
-      r = rtnl_route_build_add_request (route, NLM_F_CREATE | NLM_F_REPLACE,
-                                        &msg);
+      r = rtnl_route_build_add_request (route, NLM_F_CREATE | NLM_F_REPLACE, &msg);
       r = r < 0 ? err_make (err, 0, "%s: %s", what, nl_geterror (r))
                 : nl_request (sk, msg, what, err);
     }
@@ -246,19 +232,17 @@ net_configure (const struct chvm_config *cfg, struct err **err)
       return err_make (err, 0, "rtnetlink socket: %s", nl_geterror (r));
     }
   /* Ask for the kernel's error text, and not to echo our request back. */
-  setsockopt (nl_socket_get_fd (sk), SOL_NETLINK, NETLINK_EXT_ACK, &one,
-              sizeof one);
-  setsockopt (nl_socket_get_fd (sk), SOL_NETLINK, NETLINK_CAP_ACK, &one,
-              sizeof one);
+  setsockopt (nl_socket_get_fd (sk), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  setsockopt (nl_socket_get_fd (sk), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
 
-  lo = (int)if_nametoindex ("lo");
+  lo = (int) if_nametoindex ("lo");
   if (lo == 0)
     r = err_make (err, errno, "no loopback interface");
   else
     r = link_up (sk, lo, 0, "lo", err);
   if (r >= 0 && cfg->has_address)
     {
-      eth = (int)if_nametoindex ("eth0");
+      eth = (int) if_nametoindex ("eth0");
       if (eth == 0)
         r = err_make (err, errno, "no eth0");
       else if ((r = link_up (sk, eth, cfg->mtu, "eth0", err)) >= 0

@@ -46,11 +46,11 @@ parse_id (const char *s, size_t len, uint32_t *out)
     {
       if (s[i] < '0' || s[i] > '9')
         return -1;
-      n = n * 10 + (uint64_t)(s[i] - '0');
+      n = n * 10 + (uint64_t) (s[i] - '0');
     }
   if (n >= UINT32_MAX)
     return -1;
-  *out = (uint32_t)n;
+  *out = (uint32_t) n;
   return 0;
 }
 
@@ -63,15 +63,15 @@ field_eq (const struct fields *fl, size_t i, const char *s, size_t len)
 /* Calls fn for each well-formed line of text with at least min_fields
    fields; stops when fn returns nonzero and returns that value. */
 static int
-for_each_entry (const char *text, size_t min_fields,
-                int (*fn) (const struct fields *fl, void *ctx), void *ctx)
+for_each_entry (const char *text, size_t min_fields, int (*fn) (const struct fields *fl, void *ctx),
+                void *ctx)
 {
   const char *p = text;
 
   while (p != NULL && *p != '\0')
     {
       const char *nl = strchr (p, '\n');
-      size_t len = nl ? (size_t)(nl - p) : strlen (p);
+      size_t len = nl ? (size_t) (nl - p) : strlen (p);
       struct fields fl;
       int r;
 
@@ -102,13 +102,11 @@ match_passwd (const struct fields *fl, void *ctx)
   uint32_t uid, gid;
 
   /* name:password:uid:gid:gecos:home:shell */
-  if (parse_id (fl->f[2], fl->len[2], &uid) < 0
-      || parse_id (fl->f[3], fl->len[3], &gid) < 0)
+  if (parse_id (fl->f[2], fl->len[2], &uid) < 0 || parse_id (fl->f[3], fl->len[3], &gid) < 0)
     return 0;
   if (q->name ? !field_eq (fl, 0, q->name, q->name_len) : uid != q->uid)
     return 0;
-  if (fl->len[0] >= sizeof q->matched_name
-      || fl->len[5] >= sizeof q->out->home)
+  if (fl->len[0] >= sizeof q->matched_name || fl->len[5] >= sizeof q->out->home)
     return 0;
   q->out->uid = uid;
   q->out->gid = gid;
@@ -158,8 +156,7 @@ match_group (const struct fields *fl, void *ctx)
     return 0;
   if (q->arg != NULL)
     {
-      if (q->arg_numeric ? gid != q->arg_gid
-                         : !field_eq (fl, 0, q->arg, q->arg_len))
+      if (q->arg_numeric ? gid != q->arg_gid : !field_eq (fl, 0, q->arg, q->arg_len))
         return 0;
       q->out->gid = gid;
       q->found = 1;
@@ -177,8 +174,8 @@ match_group (const struct fields *fl, void *ctx)
 }
 
 int
-spec_resolve_user (const char *spec, const char *passwd, const char *group,
-                   struct spec_user *out, struct err **err)
+spec_resolve_user (const char *spec, const char *passwd, const char *group, struct spec_user *out,
+                   struct err **err)
 {
   struct user_query uq = { .out = out };
   struct group_query gq = { .out = out };
@@ -189,7 +186,7 @@ spec_resolve_user (const char *spec, const char *passwd, const char *group,
   memset (out, 0, sizeof *out);
   out->home[0] = '/';
   colon = strchr (user_arg, ':');
-  user_len = colon ? (size_t)(colon - user_arg) : strlen (user_arg);
+  user_len = colon ? (size_t) (colon - user_arg) : strlen (user_arg);
   if (colon != NULL)
     {
       gq.arg = colon + 1;
@@ -205,14 +202,12 @@ spec_resolve_user (const char *spec, const char *passwd, const char *group,
       uq.name = user_arg;
       uq.name_len = user_len;
     }
-  matched = user_len > 0 && passwd != NULL
-            && for_each_entry (passwd, 7, match_passwd, &uq) == 1;
+  matched = user_len > 0 && passwd != NULL && for_each_entry (passwd, 7, match_passwd, &uq) == 1;
   if (!matched && user_len > 0)
     {
       if (!numeric)
-        return err_make (err, ENOENT,
-                         "unable to find user %.*s in /etc/passwd",
-                         (int)user_len, user_arg);
+        return err_make (err, ENOENT, "unable to find user %.*s in /etc/passwd", (int) user_len,
+                         user_arg);
       out->uid = uq.uid;
     }
 
@@ -222,13 +217,12 @@ spec_resolve_user (const char *spec, const char *passwd, const char *group,
       if (group != NULL)
         for_each_entry (group, 3, match_group, &gq);
       if (gq.overflow)
-        return err_make (err, E2BIG, "user %s is in more than %d groups",
-                         uq.matched_name, SPEC_MAX_GROUPS);
+        return err_make (err, E2BIG, "user %s is in more than %d groups", uq.matched_name,
+                         SPEC_MAX_GROUPS);
       if (gq.arg != NULL && !gq.found)
         {
           if (!gq.arg_numeric)
-            return err_make (err, ENOENT,
-                             "unable to find group %s in /etc/group", gq.arg);
+            return err_make (err, ENOENT, "unable to find group %s in /etc/group", gq.arg);
           out->gid = gq.arg_gid;
         }
     }
@@ -254,7 +248,7 @@ env_find (const struct strv *sv, const char *kv)
 
   for (size_t i = 0; i < sv->n; i++)
     if (strncmp (sv->v[i], kv, nlen) == 0 && sv->v[i][nlen] == '=')
-      return (long)i;
+      return (long) i;
   return -1;
 }
 
@@ -279,16 +273,14 @@ env_set (struct strv *out, const char *kv, struct err **err)
 }
 
 int
-spec_build_env (const struct strv *env, const char *home, struct strv *out,
-                struct err **err)
+spec_build_env (const struct strv *env, const char *home, struct strv *out, struct err **err)
 {
   int r;
 
   for (size_t i = 0; i < env->n; i++)
     if ((r = env_set (out, env->v[i], err)) < 0)
       return r;
-  if (env_find (out, "PATH=") < 0
-      && (r = env_set (out, "PATH=" SPEC_DEFAULT_PATH, err)) < 0)
+  if (env_find (out, "PATH=") < 0 && (r = env_set (out, "PATH=" SPEC_DEFAULT_PATH, err)) < 0)
     return r;
   if (env_find (out, "HOME=") < 0)
     {

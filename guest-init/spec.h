@@ -34,14 +34,12 @@ int spec_resolve_user (const char *spec, const char *passwd, const char *group,
 /* Builds the entrypoint environment in *out: the entries of env in order, a
    later NAME replacing an earlier one in place, then PATH (docker's default)
    and HOME=home when absent. */
-int spec_build_env (const struct strv *env, const char *home, struct strv *out,
-                    struct err **err);
+int spec_build_env (const struct strv *env, const char *home, struct strv *out, struct err **err);
 
 /* Returns the value of NAME in env (a NULL-terminated NAME=value list), or
    NULL. */
 const char *spec_getenv (char *const *env, const char *name);
 
-#define SPEC_DEFAULT_PATH                                                     \
-  "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define SPEC_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 #endif

@@ -41,7 +41,7 @@ ms_left (double deadline)
 
   if (left <= 0)
     return 0;
-  return left > INT_MAX ? INT_MAX : (int)left + 1;
+  return left > INT_MAX ? INT_MAX : (int) left + 1;
 }
 
 int
@@ -72,7 +72,7 @@ proc_spawn (const char *const argv[], const char *log_path, pid_t *pid, struct e
   }
   posix_spawnattr_setflags (&attr,
                             POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  r = posix_spawnp (pid, argv[0], &fa, &attr, (char *const *)argv, environ);
+  r = posix_spawnp (pid, argv[0], &fa, &attr, (char *const *) argv, environ);
   posix_spawn_file_actions_destroy (&fa);
   posix_spawnattr_destroy (&attr);
   if (r != 0)
@@ -97,7 +97,7 @@ describe_status (int st, char *buf, size_t len)
 static int
 reap_status (pid_t pid)
 {
-  int st;
+  int st = 0;
 
   if (TEMP_FAILURE_RETRY (waitpid (pid, &st, WNOHANG)) == pid)
     return st;
@@ -110,7 +110,7 @@ open_pidfd (pid_t pid, struct err **err)
   int fd = pidfd_open (pid, 0);
 
   if (fd < 0)
-    return err_make (err, errno, "pidfd_open %d", (int)pid);
+    return err_make (err, errno, "pidfd_open %d", (int) pid);
   return fd;
 }
 
@@ -130,7 +130,7 @@ proc_wait_socket (pid_t pid, const char *path, int timeout_ms, struct err **err)
   if (slash == NULL)
     snprintf (dir, sizeof dir, ".");
   else
-    snprintf (dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    snprintf (dir, sizeof dir, "%.*s", slash == path ? 1 : (int) (slash - path), path);
 
   pidfd = open_pidfd (pid, err);
   if (pidfd < 0)
@@ -152,14 +152,14 @@ proc_wait_socket (pid_t pid, const char *path, int timeout_ms, struct err **err)
 
       if (s < 0)
         return err_make (err, errno, "socket");
-      if (connect (s, (struct sockaddr *)&sa, sizeof sa) == 0)
+      if (connect (s, (struct sockaddr *) &sa, sizeof sa) == 0)
         return 0;
       if (errno != ENOENT && errno != ECONNREFUSED && errno != EINTR)
         return err_make (err, errno, "connect %s", path);
       wait_ms = ms_left (deadline);
       if (wait_ms == 0)
         return err_make (err, ETIMEDOUT, "waiting %d ms for process %d to listen on %s", timeout_ms,
-                         (int)pid, path);
+                         (int) pid, path);
       if (errno == ECONNREFUSED && wait_ms > CONNECT_RETRY_MS)
         wait_ms = CONNECT_RETRY_MS;
       n = poll (p, 2, wait_ms);
@@ -169,7 +169,7 @@ proc_wait_socket (pid_t pid, const char *path, int timeout_ms, struct err **err)
         {
           char how[96];
           describe_status (reap_status (pid), how, sizeof how);
-          return err_make (err, 0, "process %d %s before listening on %s", (int)pid, how, path);
+          return err_make (err, 0, "process %d %s before listening on %s", (int) pid, how, path);
         }
       if (n > 0 && (p[1].revents & POLLIN))
         while (read (ino, buf, sizeof buf) > 0)
@@ -192,7 +192,7 @@ proc_wait_exit (pid_t pid, int timeout_ms, int *status, struct err **err)
             *status = reap_status (pid);
           return 1;
         }
-      return err_make (err, errno, "pidfd_open %d", (int)pid);
+      return err_make (err, errno, "pidfd_open %d", (int) pid);
     }
   for (;;)
     {
@@ -222,12 +222,13 @@ proc_terminate (pid_t pid, int grace_ms, struct err **err)
   for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
     {
       if (kill (pid, sigs[i]) < 0 && errno != ESRCH)
-        return err_make (err, errno, "kill %d", (int)pid);
+        return err_make (err, errno, "kill %d", (int) pid);
       r = proc_wait_exit (pid, grace_ms, NULL, err);
       if (r != 0)
         return r < 0 ? r : 0;
     }
-  return err_make (err, ETIMEDOUT, "process %d still runs %d ms after SIGKILL", (int)pid, grace_ms);
+  return err_make (err, ETIMEDOUT, "process %d still runs %d ms after SIGKILL", (int) pid,
+                   grace_ms);
 }
 
 bool
@@ -264,7 +265,7 @@ proc_capture_line (const char *const argv[], char *out, size_t len, int timeout_
   posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2 (&fa, wr, 1);
   posix_spawn_file_actions_addopen (&fa, 2, "/dev/null", O_WRONLY, 0);
-  r = posix_spawnp (&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+  r = posix_spawnp (&pid, argv[0], &fa, NULL, (char *const *) argv, environ);
   posix_spawn_file_actions_destroy (&fa);
   if (r != 0)
     return err_make (err, r, "start %s", argv[0]);
@@ -288,7 +289,7 @@ proc_capture_line (const char *const argv[], char *out, size_t len, int timeout_
           return err_make (err, errno, "poll");
         }
       got = TEMP_FAILURE_RETRY (read (rd, buf + used, sizeof buf - 1 - used));
-      if (got <= 0 || (used += (size_t)got) == sizeof buf - 1)
+      if (got <= 0 || (used += (size_t) got) == sizeof buf - 1)
         break;
     }
   buf[used] = '\0';

@@ -130,5 +130,5 @@ fi
 
 echo
 [ ${#failures[@]} -gt 0 ] && echo "failed: ${failures[*]}"
-echo "$passed passed, $failed failed, $skipped skipped"
+echo "$passed passed, $failed failed, $skipped skipped" | tee "$res/summary"
 [ "$failed" -eq 0 ]

@@ -13,8 +13,8 @@ main (int argc, char **argv)
   struct timespec ts;
 
   clock_gettime (CLOCK_BOOTTIME, &ts);
-  printf ("BENCH %s %ld.%06ld\n", argc > 1 ? argv[1] : "stamp",
-          (long)ts.tv_sec, ts.tv_nsec / 1000);
+  printf ("BENCH %s %ld.%06ld\n", argc > 1 ? argv[1] : "stamp", (long) ts.tv_sec,
+          ts.tv_nsec / 1000);
   fflush (stdout);
   if (getpid () == 1)
     {

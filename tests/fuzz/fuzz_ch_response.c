@@ -21,7 +21,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 
   if (size < 1)
     return 0;
-  const char *body = (const char *)data + 1;
+  const char *body = (const char *) data + 1;
   size_t len = size - 1;
 
   switch (data[0] % 4)

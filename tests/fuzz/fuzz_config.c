@@ -24,13 +24,12 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
   struct chvm_config cfg;
   struct err *err = NULL;
-  int r = config_parse ((const char *)data, size, &cfg, &err);
+  int r = config_parse ((const char *) data, size, &cfg, &err);
 
   if (r < 0)
     {
       /* Every error is one console line starting with the source. */
-      if (err == NULL || err->msg == NULL
-          || strncmp (err->msg, "config chvm-config", 18) != 0
+      if (err == NULL || err->msg == NULL || strncmp (err->msg, "config chvm-config", 18) != 0
           || strchr (err->msg, '\n') != NULL)
         abort ();
     }
@@ -43,8 +42,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       check_strv (&cfg.cmd);
       check_strv (&cfg.dns);
       check_strv (&cfg.authorized_keys);
-      if (cfg.prefix > 32 || (cfg.agent_tcp_port && !cfg.agent_token)
-          || cfg.init_timeout == 0)
+      if (cfg.prefix > 32 || (cfg.agent_tcp_port && !cfg.agent_token) || cfg.init_timeout == 0)
         abort ();
     }
   err_release (&err);

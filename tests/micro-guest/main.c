@@ -55,7 +55,7 @@ static void
 puts_serial (const char *s)
 {
   while (*s)
-    outb (0x3f8, (uint8_t)*s++);
+    outb (0x3f8, (uint8_t) *s++);
 }
 
 static void
@@ -91,7 +91,7 @@ cmdline_u64 (const char *cmdline, const char *key, uint64_t def)
         {
           uint64_t v = 0;
           for (q++; *q >= '0' && *q <= '9'; q++)
-            v = v * 10 + (uint64_t)(*q - '0');
+            v = v * 10 + (uint64_t) (*q - '0');
           return v;
         }
       p++;
@@ -116,7 +116,8 @@ page_addr (uint64_t idx)
 static void
 touch (const struct hvm_start_info *si, uint64_t want_pages)
 {
-  const struct hvm_memmap_entry *mm = (const struct hvm_memmap_entry *)(uintptr_t)si->memmap_paddr;
+  const struct hvm_memmap_entry *mm
+      = (const struct hvm_memmap_entry *) (uintptr_t) si->memmap_paddr;
 
   for (uint32_t e = 0; si->version >= 1 && e < si->memmap_entries; e++)
     {
@@ -136,7 +137,7 @@ touch (const struct hvm_start_info *si, uint64_t want_pages)
         n = want_pages - touched_pages;
       regions[n_regions++] = (struct region){ start, n };
       for (uint64_t i = 0; i < n; i++)
-        *(volatile uint64_t *)(uintptr_t)(start + i * PAGE) = start + i * PAGE;
+        *(volatile uint64_t *) (uintptr_t) (start + i * PAGE) = start + i * PAGE;
       touched_pages += n;
     }
 }
@@ -144,7 +145,7 @@ touch (const struct hvm_start_info *si, uint64_t want_pages)
 void
 guest_main (const struct hvm_start_info *si)
 {
-  const char *cmdline = si->cmdline_paddr ? (const char *)(uintptr_t)si->cmdline_paddr : 0;
+  const char *cmdline = si->cmdline_paddr ? (const char *) (uintptr_t) si->cmdline_paddr : 0;
   uint64_t touch_mib = cmdline_u64 (cmdline, "touch_mib", 0);
   uint64_t spin = cmdline_u64 (cmdline, "spin", 20000);
 
@@ -161,7 +162,7 @@ guest_main (const struct hvm_start_info *si)
       if (touched_pages)
         {
           uint64_t a = page_addr (counter % touched_pages);
-          if (*(volatile uint64_t *)(uintptr_t)a != a)
+          if (*(volatile uint64_t *) (uintptr_t) a != a)
             {
               puts_serial ("memcheck bad 0x");
               put_u64 (a, 16);

@@ -20,7 +20,7 @@ get (struct json_object *o, const char *path)
 
   while (o != NULL && (dot = strchr (path, '.')) != NULL)
     {
-      snprintf (key, sizeof key, "%.*s", (int)(dot - path), path);
+      snprintf (key, sizeof key, "%.*s", (int) (dot - path), path);
       if (!json_object_object_get_ex (o, key, &o))
         return NULL;
       path = dot + 1;
@@ -42,7 +42,7 @@ get_str (struct json_object *o, const char *path)
 static void
 test_vm_config_full (void **state)
 {
-  (void)state;
+  (void) state;
   struct vm_spec spec = { .name = "t",
                           .dir = "/var/lib/chvm/vms/t",
                           .cpus = 2,
@@ -98,7 +98,7 @@ test_vm_config_full (void **state)
 static void
 test_vm_config_minimal (void **state)
 {
-  (void)state;
+  (void) state;
   struct vm_spec spec = { .dir = "/d", .cpus = 1, .memory_mib = 64, .kernel = "/micro.elf" };
   struct err *e = NULL;
   struct json_object *c = ch_vm_config (&spec, &e);
@@ -116,7 +116,7 @@ test_vm_config_minimal (void **state)
 static void
 test_vm_config_invalid (void **state)
 {
-  (void)state;
+  (void) state;
   struct vm_spec good = { .dir = "/d", .cpus = 1, .memory_mib = 64, .kernel = "/k" };
   struct vm_spec s;
   struct err *e = NULL;
@@ -144,7 +144,7 @@ test_vm_config_invalid (void **state)
 static void
 test_restore_config_versions (void **state)
 {
-  (void)state;
+  (void) state;
   struct ch_restore_opts o = { .prefault = true, .mode = CH_RESTORE_ONDEMAND, .resume = true };
   struct err *e = NULL;
   struct json_object *c;
@@ -182,7 +182,7 @@ test_restore_config_versions (void **state)
 static void
 test_parse_info (void **state)
 {
-  (void)state;
+  (void) state;
   struct ch_vm_info info;
   struct err *e = NULL;
 
@@ -228,7 +228,7 @@ test_parse_info (void **state)
 static void
 test_parse_ping (void **state)
 {
-  (void)state;
+  (void) state;
   char v[16];
   struct err *e = NULL;
 
@@ -249,7 +249,7 @@ test_parse_ping (void **state)
 static void
 test_error_text (void **state)
 {
-  (void)state;
+  (void) state;
   char out[64];
 
   ch_error_text (S ("[\"Error from API\",\"The VM could not be snapshotted\"]"), out, sizeof out);
@@ -271,7 +271,7 @@ test_error_text (void **state)
 static void
 test_parse_version (void **state)
 {
-  (void)state;
+  (void) state;
   int ma = -1, mi = -1;
 
   assert_int_equal (ch_parse_version ("cloud-hypervisor v53.0-dirty", &ma, &mi), 0);

@@ -95,8 +95,8 @@ assert_has (const char *msg, const char *want)
 static void
 test_snapshot_500 (void **state)
 {
-  (void)state;
-  struct dbl d;
+  (void) state;
+  struct dbl d = { 0 };
   struct err *e = NULL;
   char v[64];
 
@@ -118,12 +118,12 @@ test_snapshot_500 (void **state)
 static void
 test_restore_fields_by_version (void **state)
 {
-  (void)state;
+  (void) state;
   struct ch_restore_opts o = { .mode = CH_RESTORE_COPY, .resume = true };
   struct json_object *body, *v;
   struct err *e = NULL;
   bool resumed = false;
-  struct dbl d;
+  struct dbl d = { 0 };
   char ver[64];
 
   start_double (&d, "normal", "v53.0");
@@ -154,10 +154,10 @@ test_restore_fields_by_version (void **state)
 static void
 test_slow_answer_times_out (void **state)
 {
-  (void)state;
+  (void) state;
   struct ch_vm_info info;
   struct err *e = NULL;
-  struct dbl d;
+  struct dbl d = { 0 };
   double t0;
 
   start_double (&d, "slow", "v53.0");
@@ -176,10 +176,10 @@ test_slow_answer_times_out (void **state)
 static void
 test_malformed_body (void **state)
 {
-  (void)state;
+  (void) state;
   struct ch_vm_info info;
   struct err *e = NULL;
-  struct dbl d;
+  struct dbl d = { 0 };
   char v[64];
 
   start_double (&d, "malformed", "v53.0");
@@ -197,10 +197,10 @@ test_malformed_body (void **state)
 static void
 test_huge_body (void **state)
 {
-  (void)state;
+  (void) state;
   struct ch_vm_info info;
   struct err *e = NULL;
-  struct dbl d;
+  struct dbl d = { 0 };
 
   start_double (&d, "huge", "v53.0");
   assert_true (ch_info (&d.c, &info, &e) < 0);
@@ -214,9 +214,9 @@ test_huge_body (void **state)
 static void
 test_connection_closed (void **state)
 {
-  (void)state;
+  (void) state;
   struct err *e = NULL;
-  struct dbl d;
+  struct dbl d = { 0 };
 
   start_double (&d, "close", "v53.0");
   assert_true (ch_pause (&d.c, &e) < 0);
@@ -229,7 +229,7 @@ test_connection_closed (void **state)
 static void
 test_no_vmm (void **state)
 {
-  (void)state;
+  (void) state;
   struct ch_client c;
   struct err *e = NULL;
 
@@ -243,7 +243,7 @@ test_no_vmm (void **state)
 static void
 test_proc_exit_before_socket (void **state)
 {
-  (void)state;
+  (void) state;
   const char *argv[] = { "sh", "-c", "exit 3", NULL };
   struct err *e = NULL;
   pid_t pid;
@@ -261,7 +261,7 @@ test_proc_exit_before_socket (void **state)
 static void
 test_proc_deadlines (void **state)
 {
-  (void)state;
+  (void) state;
   const char *sleeper[] = { "sleep", "60", NULL };
   const char *echo[] = { "sh", "-c", "echo cloud-hypervisor v53.0; echo second", NULL };
   const char *missing[] = { "/nonexistent/binary", NULL };
@@ -299,7 +299,7 @@ vsock_double (const char *path, const char *reply)
 
   snprintf (sa.sun_path, sizeof sa.sun_path, "%s", path);
   unlink (path);
-  assert_int_equal (bind (l, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_int_equal (bind (l, (struct sockaddr *) &sa, sizeof sa), 0);
   assert_int_equal (listen (l, 1), 0);
   pid = fork ();
   assert_true (pid >= 0);
@@ -325,14 +325,14 @@ vsock_double (const char *path, const char *reply)
 static void
 test_agent_connect (void **state)
 {
-  (void)state;
+  (void) state;
   struct vm_runtime rt = { 0 };
   struct err *e = NULL;
   char buf[16] = "";
   int st, fd;
   pid_t pid;
 
-  snprintf (rt.vsock_socket, sizeof rt.vsock_socket, "/tmp/ch-vsock-test-%d.sock", (int)getpid ());
+  snprintf (rt.vsock_socket, sizeof rt.vsock_socket, "/tmp/ch-vsock-test-%d.sock", (int) getpid ());
   pid = vsock_double (rt.vsock_socket, "OK 1073741824\n");
   fd = backend_ch.agent_connect (&rt, 1024, 5000, &e);
   if (fd < 0)

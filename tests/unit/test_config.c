@@ -55,7 +55,7 @@ test_defaults (void **state)
   struct chvm_config cfg;
   char msg[256];
 
-  (void)state;
+  (void) state;
   assert_int_equal (parse (HDR, &cfg, msg, sizeof msg), 0);
   assert_null (cfg.hostname);
   assert_int_equal (cfg.env.n, 0);
@@ -99,7 +99,7 @@ test_full (void **state)
                          "agent.cdp_port=9333\n"
                          "init.timeout=7";
 
-  (void)state;
+  (void) state;
   assert_int_equal (parse (text, &cfg, msg, sizeof msg), 0);
   assert_string_equal (cfg.hostname, "browser-1");
   assert_int_equal (cfg.env.n, 2);
@@ -136,11 +136,9 @@ test_value_verbatim (void **state)
   struct chvm_config cfg;
   char msg[256];
 
-  (void)state;
+  (void) state;
   /* Spaces, '#', '=' and UTF-8 are kept as they are. */
-  assert_int_equal (
-      parse (HDR "cmd= spaced # not a comment = é\n", &cfg, msg, sizeof msg),
-      0);
+  assert_int_equal (parse (HDR "cmd= spaced # not a comment = é\n", &cfg, msg, sizeof msg), 0);
   assert_string_equal (cfg.cmd.v[0], " spaced # not a comment = é");
   config_free (&cfg);
 }
@@ -152,7 +150,7 @@ test_text_ends_at_nul (void **state)
   struct err *err = NULL;
   const char disk[] = HDR "hostname=a\n\0unknown=after the NUL\n";
 
-  (void)state;
+  (void) state;
   assert_int_equal (config_parse (disk, sizeof disk, &cfg, &err), 0);
   assert_string_equal (cfg.hostname, "a");
   config_free (&cfg);
@@ -161,44 +159,31 @@ test_text_ends_at_nul (void **state)
 static void
 test_header (void **state)
 {
-  (void)state;
-  expect_error (
-      "", "config chvm-config line 1: first line must be '# chvm-config 1'");
-  expect_error (
-      "# chvm-config 2\n",
-      "config chvm-config line 1: first line must be '# chvm-config 1'");
-  expect_error (
-      "hostname=a\n",
-      "config chvm-config line 1: first line must be '# chvm-config 1'");
-  expect_error (
-      "# chvm-config 1 \n",
-      "config chvm-config line 1: first line must be '# chvm-config 1'");
+  (void) state;
+  expect_error ("", "config chvm-config line 1: first line must be '# chvm-config 1'");
+  expect_error ("# chvm-config 2\n",
+                "config chvm-config line 1: first line must be '# chvm-config 1'");
+  expect_error ("hostname=a\n", "config chvm-config line 1: first line must be '# chvm-config 1'");
+  expect_error ("# chvm-config 1 \n",
+                "config chvm-config line 1: first line must be '# chvm-config 1'");
 }
 
 static void
 test_line_errors (void **state)
 {
-  (void)state;
-  expect_error (HDR "hostname=a\nbogus=1\n",
-                "config chvm-config line 3: unknown key 'bogus'");
-  expect_error (HDR "\n\njust text\n",
-                "config chvm-config line 4: expected key=value");
+  (void) state;
+  expect_error (HDR "hostname=a\nbogus=1\n", "config chvm-config line 3: unknown key 'bogus'");
+  expect_error (HDR "\n\njust text\n", "config chvm-config line 4: expected key=value");
   expect_error (HDR "hostname=a\nhostname=b\n",
                 "config chvm-config line 3: duplicate key 'hostname'");
-  expect_error (HDR "Hostname=a\n",
-                "config chvm-config line 2: unknown key 'Hostname'");
-  expect_error (HDR " hostname=a\n",
-                "config chvm-config line 2: unknown key ' hostname'");
-  expect_error (
-      HDR "hostname=a\r\n",
-      "config chvm-config line 2: carriage return (use \\n line ends)");
+  expect_error (HDR "Hostname=a\n", "config chvm-config line 2: unknown key 'Hostname'");
+  expect_error (HDR " hostname=a\n", "config chvm-config line 2: unknown key ' hostname'");
+  expect_error (HDR "hostname=a\r\n",
+                "config chvm-config line 2: carriage return (use \\n line ends)");
   expect_error (HDR "cmd=\xff\n", "config chvm-config line 2: invalid UTF-8");
-  expect_error (HDR "cmd=\xc0\x80\n",
-                "config chvm-config line 2: invalid UTF-8");
-  expect_error (HDR "cmd=\xed\xa0\x80\n",
-                "config chvm-config line 2: invalid UTF-8");
-  expect_error (HDR "cmd=\xe2\x82\n",
-                "config chvm-config line 2: invalid UTF-8");
+  expect_error (HDR "cmd=\xc0\x80\n", "config chvm-config line 2: invalid UTF-8");
+  expect_error (HDR "cmd=\xed\xa0\x80\n", "config chvm-config line 2: invalid UTF-8");
+  expect_error (HDR "cmd=\xe2\x82\n", "config chvm-config line 2: invalid UTF-8");
 }
 
 static void
@@ -206,7 +191,7 @@ test_unknown_key_shown_safely (void **state)
 {
   char text[256];
 
-  (void)state;
+  (void) state;
   snprintf (text, sizeof text, HDR "%s=1\n",
             "a\x01"
             "bcdefghijklmnopqrstuvwxyz0123456789");
@@ -222,10 +207,10 @@ test_lengths (void **state)
   char *text = malloc (CONFIG_MAX_TEXT + 64);
   size_t n;
 
-  (void)state;
+  (void) state;
   assert_non_null (text);
   /* A line of exactly 4096 bytes is accepted, 4097 is not. */
-  n = (size_t)snprintf (text, 64, HDR "cmd=");
+  n = (size_t) snprintf (text, 64, HDR "cmd=");
   memset (text + n, 'x', CONFIG_MAX_LINE - 4);
   memcpy (text + n + CONFIG_MAX_LINE - 4, "\n", 2);
   assert_int_equal (parse (text, &cfg, msg, sizeof msg), 0);
@@ -233,11 +218,10 @@ test_lengths (void **state)
   config_free (&cfg);
   memset (text + n, 'x', CONFIG_MAX_LINE - 3);
   memcpy (text + n + CONFIG_MAX_LINE - 3, "\n", 2);
-  expect_error (text,
-                "config chvm-config line 2: line longer than 4096 bytes");
+  expect_error (text, "config chvm-config line 2: line longer than 4096 bytes");
 
   /* More than 1 MiB of text. */
-  n = (size_t)snprintf (text, 64, HDR);
+  n = (size_t) snprintf (text, 64, HDR);
   for (; n < CONFIG_MAX_TEXT; n += 2)
     memcpy (text + n, "\n\n", 2);
   memcpy (text + n, "#\n", 3);
@@ -248,53 +232,39 @@ test_lengths (void **state)
 static void
 test_value_checks (void **state)
 {
-  (void)state;
-  expect_error (HDR "hostname=bad_name\n",
-                "config chvm-config line 2: invalid hostname (letters, "
-                "digits, '-', '.'; at most 64)");
-  expect_error (HDR "hostname=\n",
-                "config chvm-config line 2: invalid hostname (letters, "
-                "digits, '-', '.'; at most 64)");
-  expect_error (HDR "env=NOEQUALS\n",
-                "config chvm-config line 2: env value must be NAME=value");
-  expect_error (HDR "env==x\n",
-                "config chvm-config line 2: env value must be NAME=value");
+  (void) state;
+  expect_error (HDR "hostname=bad_name\n", "config chvm-config line 2: invalid hostname (letters, "
+                                           "digits, '-', '.'; at most 64)");
+  expect_error (HDR "hostname=\n", "config chvm-config line 2: invalid hostname (letters, "
+                                   "digits, '-', '.'; at most 64)");
+  expect_error (HDR "env=NOEQUALS\n", "config chvm-config line 2: env value must be NAME=value");
+  expect_error (HDR "env==x\n", "config chvm-config line 2: env value must be NAME=value");
   expect_error (HDR "workdir=relative\n",
                 "config chvm-config line 2: workdir must be an absolute path");
   expect_error (HDR "user=a:b:c\n", "config chvm-config line 2: user must be "
                                     "name, uid, name:group or uid:gid");
   expect_error (HDR "user=a:\n", "config chvm-config line 2: user must be "
                                  "name, uid, name:group or uid:gid");
-  expect_error (
-      HDR "net.address=10.0.2.15\n",
-      "config chvm-config line 2: net.address must be A.B.C.D/prefix");
-  expect_error (
-      HDR "net.address=10.0.2.256/24\n",
-      "config chvm-config line 2: net.address must be A.B.C.D/prefix");
-  expect_error (
-      HDR "net.address=10.0.2.15/33\n",
-      "config chvm-config line 2: net.address must be A.B.C.D/prefix");
-  expect_error (
-      HDR "net.address=10.0.02.15/24\n",
-      "config chvm-config line 2: net.address must be A.B.C.D/prefix");
-  expect_error (
-      HDR "net.address=10.0.2/24\n",
-      "config chvm-config line 2: net.address must be A.B.C.D/prefix");
-  expect_error (
-      HDR "net.address=10.0.2.1.5/24\n",
-      "config chvm-config line 2: net.address must be A.B.C.D/prefix");
+  expect_error (HDR "net.address=10.0.2.15\n",
+                "config chvm-config line 2: net.address must be A.B.C.D/prefix");
+  expect_error (HDR "net.address=10.0.2.256/24\n",
+                "config chvm-config line 2: net.address must be A.B.C.D/prefix");
+  expect_error (HDR "net.address=10.0.2.15/33\n",
+                "config chvm-config line 2: net.address must be A.B.C.D/prefix");
+  expect_error (HDR "net.address=10.0.02.15/24\n",
+                "config chvm-config line 2: net.address must be A.B.C.D/prefix");
+  expect_error (HDR "net.address=10.0.2/24\n",
+                "config chvm-config line 2: net.address must be A.B.C.D/prefix");
+  expect_error (HDR "net.address=10.0.2.1.5/24\n",
+                "config chvm-config line 2: net.address must be A.B.C.D/prefix");
   expect_error (HDR "net.gateway=10.0.2.2\n",
                 "config chvm-config: net.gateway without net.address");
   expect_error (HDR "net.dns=8.8.8.8; rm\n",
                 "config chvm-config line 2: net.dns must be an IP address");
-  expect_error (HDR "net.mtu=67\n",
-                "config chvm-config line 2: net.mtu must be 68-65535");
-  expect_error (HDR "net.mtu=65536\n",
-                "config chvm-config line 2: net.mtu must be 68-65535");
-  expect_error (HDR "net.mtu=+1500\n",
-                "config chvm-config line 2: net.mtu must be 68-65535");
-  expect_error (HDR "overlay=zram\n",
-                "config chvm-config line 2: overlay must be tmpfs or disk");
+  expect_error (HDR "net.mtu=67\n", "config chvm-config line 2: net.mtu must be 68-65535");
+  expect_error (HDR "net.mtu=65536\n", "config chvm-config line 2: net.mtu must be 68-65535");
+  expect_error (HDR "net.mtu=+1500\n", "config chvm-config line 2: net.mtu must be 68-65535");
+  expect_error (HDR "overlay=zram\n", "config chvm-config line 2: overlay must be tmpfs or disk");
   expect_error (HDR "overlay.size=0M\n",
                 "config chvm-config line 2: overlay.size must be a positive "
                 "size like 1024M");
@@ -304,29 +274,22 @@ test_value_checks (void **state)
   expect_error (HDR "overlay.size=17179869184G\n",
                 "config chvm-config line 2: overlay.size must be a positive "
                 "size like 1024M");
-  expect_error (
-      HDR "agent.vsock_port=4294967295\n",
-      "config chvm-config line 2: agent.vsock_port must be 0-4294967294");
-  expect_error (
-      HDR "agent.tcp_port=1025\n",
-      "config chvm-config line 2: agent.tcp_port requires agent.token");
-  expect_error (
-      HDR "agent.token=abc\n",
-      "config chvm-config line 2: agent.token must be 32-128 hex characters");
-  expect_error (
-      HDR "agent.token=0123456789abcdef0123456789abcdeg\n",
-      "config chvm-config line 2: agent.token must be 32-128 hex characters");
+  expect_error (HDR "agent.vsock_port=4294967295\n",
+                "config chvm-config line 2: agent.vsock_port must be 0-4294967294");
+  expect_error (HDR "agent.tcp_port=1025\n",
+                "config chvm-config line 2: agent.tcp_port requires agent.token");
+  expect_error (HDR "agent.token=abc\n",
+                "config chvm-config line 2: agent.token must be 32-128 hex characters");
+  expect_error (HDR "agent.token=0123456789abcdef0123456789abcdeg\n",
+                "config chvm-config line 2: agent.token must be 32-128 hex characters");
   expect_error (HDR "agent.cdp_port=0\n",
                 "config chvm-config line 2: agent.cdp_port must be 1-65535");
-  expect_error (
-      HDR "init.timeout=0\n",
-      "config chvm-config line 2: init.timeout must be 1-3600 seconds");
-  expect_error (
-      HDR "init.timeout=3601\n",
-      "config chvm-config line 2: init.timeout must be 1-3600 seconds");
-  expect_error (
-      HDR "init.timeout=010\n",
-      "config chvm-config line 2: init.timeout must be 1-3600 seconds");
+  expect_error (HDR "init.timeout=0\n",
+                "config chvm-config line 2: init.timeout must be 1-3600 seconds");
+  expect_error (HDR "init.timeout=3601\n",
+                "config chvm-config line 2: init.timeout must be 1-3600 seconds");
+  expect_error (HDR "init.timeout=010\n",
+                "config chvm-config line 2: init.timeout must be 1-3600 seconds");
 }
 
 static void
@@ -341,7 +304,7 @@ test_size_suffixes (void **state)
                 { "1024M", 1ULL << 30 },
                 { "2G", 2ULL << 30 },
                 { "1T", 1ULL << 40 } };
-  (void)state;
+  (void) state;
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     {
       struct chvm_config cfg;

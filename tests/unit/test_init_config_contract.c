@@ -27,7 +27,7 @@ enum
 static void
 test_limits_agree (void **state)
 {
-  (void)state;
+  (void) state;
   assert_int_equal (GUEST_MAX_TEXT, CONFIG_MAX_TEXT);
   assert_int_equal (GUEST_MAX_LINE, CONFIG_MAX_LINE);
   assert_string_equal (CONFIG_HEADER, CONFIG_MAGIC);
@@ -36,11 +36,9 @@ test_limits_agree (void **state)
 static void
 test_host_render_parses_in_guest (void **state)
 {
-  static const char *const image_env[]
-      = { "PATH=/usr/bin:/bin", "WIDTH=1280", "CHROMIUM_FLAGS=" };
+  static const char *const image_env[] = { "PATH=/usr/bin:/bin", "WIDTH=1280", "CHROMIUM_FLAGS=" };
   static const char *const extra_env[] = { "WIDTH=1920", "TZ=UTC" };
-  static const char *const entrypoint[]
-      = { "/usr/local/bin/standin-entrypoint" };
+  static const char *const entrypoint[] = { "/usr/local/bin/standin-entrypoint" };
   static const char *const cmd[] = { "--flag=a b", "" };
   static const char *const dns[] = { "10.0.2.3" };
   static const char *const keys[] = { "ssh-ed25519 AAAAC3Nza test@host" };
@@ -77,7 +75,7 @@ test_host_render_parses_in_guest (void **state)
   char *text = NULL;
   size_t len;
 
-  (void)state;
+  (void) state;
   if (configdisk_render (&in, &text, &len, &err) < 0)
     fail_msg ("render: %s", err->msg);
   if (config_parse (text, len, &cfg, &err) < 0)
@@ -124,7 +122,7 @@ test_host_defaults_parse (void **state)
   char *text = NULL;
   size_t len;
 
-  (void)state;
+  (void) state;
   if (configdisk_render (&in, &text, &len, &err) < 0)
     fail_msg ("render: %s", err->msg);
   if (config_parse (text, len, &cfg, &err) < 0)

@@ -11,15 +11,14 @@
 
 #include "spec.h"
 
-static const char passwd[]
-    = "root:x:0:0:root:/root:/bin/bash\n"
-      "# a comment line\n"
-      "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
-      "broken line without fields\n"
-      "alice:x:1000:1000:Alice,,,:/home/alice:/bin/bash\n"
-      "bob:x:1001:100::/home/bob:/bin/sh\n"
-      "alice:x:2000:2000:second alice:/nowhere:/bin/sh\n"
-      "nohome:x:1002:1002:::/bin/sh";
+static const char passwd[] = "root:x:0:0:root:/root:/bin/bash\n"
+                             "# a comment line\n"
+                             "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+                             "broken line without fields\n"
+                             "alice:x:1000:1000:Alice,,,:/home/alice:/bin/bash\n"
+                             "bob:x:1001:100::/home/bob:/bin/sh\n"
+                             "alice:x:2000:2000:second alice:/nowhere:/bin/sh\n"
+                             "nohome:x:1002:1002:::/bin/sh";
 static const char group[] = "root:x:0:\n"
                             "users:x:100:alice\n"
                             "alice:x:1000:\n"
@@ -50,7 +49,7 @@ test_root_default (void **state)
 {
   struct spec_user u;
 
-  (void)state;
+  (void) state;
   resolve_ok (NULL, &u);
   assert_int_equal (u.uid, 0);
   assert_int_equal (u.gid, 0);
@@ -65,7 +64,7 @@ test_name (void **state)
 {
   struct spec_user u;
 
-  (void)state;
+  (void) state;
   resolve_ok ("root", &u);
   assert_string_equal (u.home, "/root");
   resolve_ok ("alice", &u);
@@ -81,7 +80,7 @@ test_numeric_uid (void **state)
 {
   struct spec_user u;
 
-  (void)state;
+  (void) state;
   /* Known uid: its passwd entry gives gid, home and groups. */
   resolve_ok ("1001", &u);
   assert_int_equal (u.uid, 1001);
@@ -101,7 +100,7 @@ test_explicit_group (void **state)
 {
   struct spec_user u;
 
-  (void)state;
+  (void) state;
   /* An explicit group replaces the primary group and drops the
      supplementary ones, as runc does. */
   resolve_ok ("alice:video", &u);
@@ -124,12 +123,11 @@ test_errors (void **state)
   struct spec_user u;
   struct err *err = NULL;
 
-  (void)state;
+  (void) state;
   assert_true (spec_resolve_user ("mallory", passwd, group, &u, &err) < 0);
   assert_string_equal (err->msg, "unable to find user mallory in /etc/passwd");
   err_release (&err);
-  assert_true (spec_resolve_user ("alice:nogroup", passwd, group, &u, &err)
-               < 0);
+  assert_true (spec_resolve_user ("alice:nogroup", passwd, group, &u, &err) < 0);
   assert_string_equal (err->msg, "unable to find group nogroup in /etc/group");
   err_release (&err);
   assert_true (spec_resolve_user ("alice:", passwd, group, &u, &err) < 0);
@@ -151,10 +149,9 @@ test_env_merge (void **state)
 {
   struct strv in = { 0 }, out = { 0 };
   struct err *err = NULL;
-  static const char *const entries[]
-      = { "PATH=/usr/bin", "A=1", "B=2", "A=3", "EMPTY=" };
+  static const char *const entries[] = { "PATH=/usr/bin", "A=1", "B=2", "A=3", "EMPTY=" };
 
-  (void)state;
+  (void) state;
   for (size_t i = 0; i < 5; i++)
     assert_int_equal (strv_push (&in, entries[i], strlen (entries[i])), 0);
   assert_int_equal (spec_build_env (&in, "/home/alice", &out, &err), 0);
@@ -186,12 +183,9 @@ int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_root_default),
-    cmocka_unit_test (test_name),
-    cmocka_unit_test (test_numeric_uid),
-    cmocka_unit_test (test_explicit_group),
-    cmocka_unit_test (test_errors),
-    cmocka_unit_test (test_env_merge),
+    cmocka_unit_test (test_root_default), cmocka_unit_test (test_name),
+    cmocka_unit_test (test_numeric_uid),  cmocka_unit_test (test_explicit_group),
+    cmocka_unit_test (test_errors),       cmocka_unit_test (test_env_merge),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
