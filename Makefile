@@ -54,6 +54,22 @@ all: guest host
 clean:
 	rm -rf $(B)/bin $(B)/gen $(B)/obj $(B)/tests
 
+# chvm and the data it boots when given no kernel, initrd or image (the
+# "embedded" default: Debian's cloud kernel, our initramfs, the stand-in
+# Chromium image), laid out as chvm looks for them: <bindir>/../share/chvm.
+PREFIX ?= /usr/local
+DATADIR := $(DESTDIR)$(PREFIX)/share/chvm
+.PHONY: install
+install: $(B)/bin/chvm initrd
+	@test -f $(B)/kernel/vmlinuz && test -d $(B)/images/standin/oci \
+	  || { echo "install: run 'make setup' first (kernel and stand-in image)" >&2; exit 1; }
+	install -D -m 0755 $(B)/bin/chvm $(DESTDIR)$(PREFIX)/bin/chvm
+	install -D -m 0644 $(B)/kernel/vmlinuz $(DATADIR)/kernel/vmlinuz
+	install -D -m 0644 $(B)/initrd.cpio.gz $(DATADIR)/initrd.cpio.gz
+	rm -rf $(DATADIR)/images/standin/oci
+	mkdir -p $(DATADIR)/images/standin
+	cp -a $(B)/images/standin/oci $(DATADIR)/images/standin/oci
+
 # ==== sections owned by one part each; edit only your own ====================
 # ---- section: setup + images + CI (infra) ----
 KERNEL := $(B)/kernel

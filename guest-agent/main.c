@@ -27,6 +27,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "num.h"
 
 static void
 usage (FILE *out)
@@ -49,12 +50,9 @@ usage (FILE *out)
 static int
 parse_port (const char *s, const char *what, unsigned *out)
 {
-  char *end;
-  unsigned long v;
+  uint64_t v;
 
-  errno = 0;
-  v = strtoul (s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || v > 65535)
+  if (num_parse_u64_str (s, 65535, &v) < 0)
     {
       fprintf (stderr, "chvm-agent: bad %s '%s'\n", what, s);
       return -1;

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "num.h"
+
 #define CFG_SRC "config chvm-config"
 
 /* Bounds that are not the file format's but the values' own. */
@@ -77,27 +79,14 @@ struct val
   size_t len;
 };
 
-/* Strict unsigned decimal: digits only, no sign, no leading zeros except "0",
-   at most max. */
+/* Strict unsigned decimal, at most max; config values are canonical, so
+   no leading zeros except "0". */
 static int
 parse_uint (struct val v, uint64_t max, uint64_t *out)
 {
-  uint64_t n = 0;
-
-  if (v.len == 0 || (v.len > 1 && v.p[0] == '0'))
+  if (v.len > 1 && v.p[0] == '0')
     return -1;
-  for (size_t i = 0; i < v.len; i++)
-    {
-      unsigned d;
-      if (v.p[i] < '0' || v.p[i] > '9')
-        return -1;
-      d = (unsigned) (v.p[i] - '0');
-      if (n > (max - d) / 10)
-        return -1;
-      n = n * 10 + d;
-    }
-  *out = n;
-  return 0;
+  return num_parse_u64 (v.p, v.len, max, out);
 }
 
 /* Dotted quad, each part 0-255 without leading zeros. */

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "num.h"
+
 /* Fields of one /etc/passwd or /etc/group line, pointing into a copy. */
 #define MAX_FIELDS 7
 
@@ -38,17 +40,9 @@ split_fields (const char *line, size_t len, struct fields *fl)
 static int
 parse_id (const char *s, size_t len, uint32_t *out)
 {
-  uint64_t n = 0;
+  uint64_t n;
 
-  if (len == 0 || len > 10)
-    return -1;
-  for (size_t i = 0; i < len; i++)
-    {
-      if (s[i] < '0' || s[i] > '9')
-        return -1;
-      n = n * 10 + (uint64_t) (s[i] - '0');
-    }
-  if (n >= UINT32_MAX)
+  if (num_parse_u64 (s, len, UINT32_MAX - 1, &n) < 0)
     return -1;
   *out = (uint32_t) n;
   return 0;

@@ -17,6 +17,7 @@
 
 #include "cleanup.h"
 #include "frame.h"
+#include "num.h"
 
 #define CLIENT_NAME "chvm"
 #define READ_CHUNK (64u << 10)
@@ -192,14 +193,11 @@ agent_dial_tcp_str (const char *hostport, int timeout_ms, struct err **err)
 {
   const char *colon = strrchr (hostport, ':');
   char host[256];
-  char *end;
-  unsigned long port;
+  uint64_t port;
 
   if (colon == NULL || (size_t) (colon - hostport) >= sizeof host || colon == hostport)
     return err_make (err, EINVAL, "'%s' is not HOST:PORT", hostport);
-  errno = 0;
-  port = strtoul (colon + 1, &end, 10);
-  if (errno != 0 || *end != '\0' || end == colon + 1 || port == 0 || port > 65535)
+  if (num_parse_u64_str (colon + 1, 65535, &port) < 0 || port == 0)
     return err_make (err, EINVAL, "'%s' has no valid port", hostport);
   memcpy (host, hostport, (size_t) (colon - hostport));
   host[colon - hostport] = '\0';

@@ -28,6 +28,7 @@
 
 #include "cleanup.h"
 #include "frame.h"
+#include "num.h"
 
 /* The request must fit one frame, with room for argv and env. */
 #define STDIN_MAX (FRAME_MAX - 4096)
@@ -60,16 +61,6 @@ agent_usage (FILE *out)
            "  forward GUESTPORT --listen ADDR:PORT\n"
            "                             forward local connections to guest 127.0.0.1:GUESTPORT\n"
            "  shutdown [--reboot]        power off (or reboot) the guest\n");
-}
-
-static int
-parse_uint (const char *s, unsigned long max, unsigned long *out)
-{
-  char *end;
-
-  errno = 0;
-  *out = strtoul (s, &end, 10);
-  return errno == 0 && end != s && *end == '\0' && *out <= max ? 0 : -1;
 }
 
 static int
@@ -155,7 +146,7 @@ static const struct option sub_opts[] = {
 
 struct sub_args
 {
-  unsigned long timeout_ms, cdp_port;
+  uint64_t timeout_ms, cdp_port;
   bool drop_caches, compact, has_input, reboot, has_time, hold;
   uint64_t time_ns;
   char **env;
@@ -167,21 +158,21 @@ static int
 parse_time (const char *s, uint64_t *ns)
 {
   uint64_t now = agent_now_ns ();
-  unsigned long v;
+  uint64_t v;
 
   if (strcmp (s, "now") == 0)
     {
       *ns = now;
       return 0;
     }
-  if ((s[0] == '+' || s[0] == '-' || s[0] == '@') && parse_uint (s + 1, 1UL << 40, &v) == 0)
+  if ((s[0] == '+' || s[0] == '-' || s[0] == '@') && num_parse_u64_str (s + 1, UINT64_C (1) << 40, &v) == 0)
     {
       if (s[0] == '@')
-        *ns = (uint64_t) v * 1000000000ULL;
+        *ns = v * 1000000000ULL;
       else if (s[0] == '+')
-        *ns = now + (uint64_t) v * 1000000000ULL;
+        *ns = now + v * 1000000000ULL;
       else
-        *ns = now - (uint64_t) v * 1000000000ULL;
+        *ns = now - v * 1000000000ULL;
       return 0;
     }
   return -1;
@@ -199,11 +190,11 @@ parse_sub (int argc, char **argv, bool stop_at_operand, struct sub_args *s)
     switch (o)
       {
       case 'T':
-        if (parse_uint (optarg, 3600000, &s->timeout_ms) < 0)
+        if (num_parse_u64_str (optarg, 3600000, &s->timeout_ms) < 0)
           return -1;
         break;
       case 'c':
-        if (parse_uint (optarg, 65535, &s->cdp_port) < 0)
+        if (num_parse_u64_str (optarg, 65535, &s->cdp_port) < 0)
           return -1;
         break;
       case 'D':
@@ -439,12 +430,12 @@ do_forward (const struct global_opts *g, const struct target *t, unsigned guest_
   cleanup_close int l = -1;
   const char *colon = strrchr (listen_at, ':');
   char host[64];
-  unsigned long hp;
+  uint64_t hp;
   struct sigaction sa = { .sa_handler = SIG_DFL, .sa_flags = SA_NOCLDWAIT };
   int one = 1;
 
   if (colon == NULL || (size_t) (colon - listen_at) >= sizeof host
-      || parse_uint (colon + 1, 65535, &hp) < 0)
+      || num_parse_u64_str (colon + 1, 65535, &hp) < 0)
     {
       fprintf (stderr, "chvm agent forward: --listen wants ADDR:PORT\n");
       return 2;
@@ -591,7 +582,7 @@ cmd_agent (const struct global_opts *g, int argc, char **argv)
   struct sub_args s = { 0 };
   cleanup_err struct err *e = NULL;
   struct agent_client *a = NULL;
-  unsigned long v;
+  uint64_t v;
   const char *sub;
   int o, rc = 1, first;
 
@@ -603,7 +594,7 @@ cmd_agent (const struct global_opts *g, int argc, char **argv)
         t.socket = optarg;
         break;
       case 'p':
-        if (parse_uint (optarg, 0xffffffffUL, &v) < 0)
+        if (num_parse_u64_str (optarg, UINT32_MAX, &v) < 0)
           goto usage;
         t.port = (unsigned) v;
         break;
@@ -614,7 +605,7 @@ cmd_agent (const struct global_opts *g, int argc, char **argv)
         t.token = optarg;
         break;
       case 'T':
-        if (parse_uint (optarg, 3600000, &v) < 0)
+        if (num_parse_u64_str (optarg, 3600000, &v) < 0)
           goto usage;
         t.timeout_ms = (int) v;
         break;
@@ -637,7 +628,7 @@ cmd_agent (const struct global_opts *g, int argc, char **argv)
 
   if (strcmp (sub, "forward") == 0)
     {
-      if (first + 1 != argc || s.listen == NULL || parse_uint (argv[first], 65535, &v) < 0
+      if (first + 1 != argc || s.listen == NULL || num_parse_u64_str (argv[first], 65535, &v) < 0
           || v == 0)
         goto usage;
       free (s.env);

@@ -28,6 +28,7 @@
 #include "configdisk.h"
 #include "image.h"
 #include "net.h"
+#include "num.h"
 #include "proc.h"
 #include "vmctl.h"
 
@@ -117,12 +118,9 @@ struct run_opts
 static int
 parse_uint (const char *s, unsigned min, unsigned max, unsigned *out)
 {
-  char *end;
-  unsigned long v;
+  uint64_t v;
 
-  errno = 0;
-  v = strtoul (s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < min || v > max)
+  if (num_parse_u64_str (s, max, &v) < 0 || v < min)
     return -1;
   *out = (unsigned) v;
   return 0;

@@ -134,7 +134,7 @@ cmd_stop (const struct global_opts *g, int argc, char **argv)
   for (; i < argc && argv[i][0] == '-'; i++)
     {
       const char *v = NULL;
-      char *end;
+      char *end = NULL;
 
       if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
         {

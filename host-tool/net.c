@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "num.h"
 #include "proc.h"
 
 #define CMD_TIMEOUT_MS 10000
@@ -80,17 +81,9 @@ net_check_port (const char *addr, uint16_t port, bool udp, struct err **err)
 static int
 parse_port (const char *s, size_t n, uint16_t *out)
 {
-  unsigned v = 0;
+  uint64_t v;
 
-  if (n == 0 || n > 5)
-    return -1;
-  for (size_t i = 0; i < n; i++)
-    {
-      if (s[i] < '0' || s[i] > '9')
-        return -1;
-      v = v * 10 + (unsigned) (s[i] - '0');
-    }
-  if (v == 0 || v > 65535)
+  if (num_parse_u64 (s, n, 65535, &v) < 0 || v == 0)
     return -1;
   *out = (uint16_t) v;
   return 0;

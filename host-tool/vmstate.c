@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "num.h"
 
 #define VM_JSON_MAX (1 << 20)
 
@@ -708,17 +709,16 @@ vmrec_spec (const struct vm_record *r, const char *dir, struct publish *pub, str
 int
 vm_parse_memory (const char *s, uint64_t *mib, struct err **err)
 {
-  uint64_t v = 0, mul = 1; /* in MiB */
-  const char *p = s;
+  size_t digits = strspn (s, "0123456789");
+  const char *p = s + digits;
+  uint64_t v, mul = 1; /* in MiB */
 
-  if (*p < '0' || *p > '9')
+  if (digits == 0)
     return err_make (err, 0, "bad memory size '%s' (e.g. 2G, 512M)", s);
-  for (; *p >= '0' && *p <= '9'; p++)
-    {
-      if (v > UINT64_C (1) << 40)
-        return err_make (err, 0, "bad memory size '%s': too large", s);
-      v = v * 10 + (uint64_t) (*p - '0');
-    }
+  /* Past 2^40 the count is no size in any unit; the bound also keeps
+     v * mul below from overflowing. */
+  if (num_parse_u64 (s, digits, UINT64_C (1) << 40, &v) < 0)
+    return err_make (err, 0, "bad memory size '%s': too large", s);
   if (strcasecmp (p, "") == 0 || strcasecmp (p, "m") == 0 || strcasecmp (p, "mb") == 0
       || strcasecmp (p, "mib") == 0)
     mul = 1;
