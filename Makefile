@@ -156,7 +156,7 @@ check-static: $(B)/bin/chvm-init $(B)/bin/chvm-agent
 	    echo "$$f: static"; else echo "$$f: NOT static" >&2; exit 1; fi; \
 	done
 
-UNIT_test_image_SRC := host-tool/image.c host-tool/proc.c common/err.c
+UNIT_test_image_SRC := host-tool/image.c host-tool/proc.c common/err.c common/num.c
 UNIT_test_image_CFLAGS := -Ihost-tool
 UNIT_test_image_LIBS := $(shell pkg-config --libs json-c 2>/dev/null)
 FUZZ_fuzz_oci_config_SRC := $(UNIT_test_image_SRC)
@@ -179,16 +179,18 @@ $(INITRD): $(B)/bin/chvm-init $(INITRD_AGENT) guest-init/mkinitrd.py $(shell fin
 	python3 guest-init/mkinitrd.py --skel initrd-skel --init $(B)/bin/chvm-init \
 	  --agent $(B)/bin/chvm-agent --kernel $(B)/kernel -o $@
 
-UNIT_test_config_SRC := guest-init/config.c common/err.c
+UNIT_test_config_SRC := guest-init/config.c common/err.c common/num.c
 UNIT_test_config_CFLAGS := -Iguest-init
-UNIT_test_init_spec_SRC := guest-init/spec.c guest-init/config.c common/err.c
+UNIT_test_init_spec_SRC := guest-init/spec.c guest-init/config.c common/err.c common/num.c
 UNIT_test_init_spec_CFLAGS := -Iguest-init
 # The config disk contract: host-tool renders, guest-init parses.
 UNIT_test_init_config_contract_SRC := guest-init/config.c guest-init/spec.c \
-  host-tool/configdisk.c host-tool/vmstate.c common/err.c
+  host-tool/configdisk.c host-tool/vmstate.c common/err.c common/num.c
 UNIT_test_init_config_contract_CFLAGS := -Iguest-init -Ihost-tool
 UNIT_test_init_config_contract_LIBS := $(shell pkg-config --libs json-c 2>/dev/null)
-FUZZ_fuzz_config_SRC := guest-init/config.c common/err.c
+UNIT_test_init_button_SRC := guest-init/button.c guest-init/io.c common/err.c common/log.c
+UNIT_test_init_button_CFLAGS := -Iguest-init
+FUZZ_fuzz_config_SRC := guest-init/config.c common/err.c common/num.c
 FUZZ_fuzz_config_CFLAGS := -Iguest-init
 
 # Unit tests and a short fuzz run of this section; the QEMU boots are in
@@ -214,8 +216,8 @@ bench-boot: $(INITRD)
 AGENT_LIB_SRC := $(filter-out guest-agent/main.c,$(wildcard guest-agent/*.c))
 AGENT_HOST_LIBS := $(shell pkg-config --libs libevent_core libevent_extra libprotobuf-c 2>/dev/null)
 AGENT_GEN := $(B)/gen/agent.pb-c.c
-AGENT_TEST_SRC := $(AGENT_LIB_SRC) common/err.c common/frame.c common/log.c $(AGENT_GEN)
-AGENT_CLIENT_SRC := host-tool/agent_client.c common/err.c common/frame.c $(AGENT_GEN)
+AGENT_TEST_SRC := $(AGENT_LIB_SRC) common/err.c common/frame.c common/log.c common/num.c $(AGENT_GEN)
+AGENT_CLIENT_SRC := host-tool/agent_client.c common/err.c common/frame.c common/num.c $(AGENT_GEN)
 AGENT_HDRS := $(wildcard guest-agent/*.h common/*.h) $(B)/gen/agent.pb-c.h
 
 # ASan+UBSan agent for the unit tests; optimized one for the benchmark.
@@ -230,6 +232,7 @@ $(B)/tests/bench/bench_agent: tests/bench/bench_agent.c $(AGENT_CLIENT_SRC) $(AG
 	$(CC) $(CFLAGS_COMMON) -Ihost-tool -o $@ $< $(AGENT_CLIENT_SRC) -lprotobuf-c -lpthread
 
 UNIT_test_frame_SRC := common/frame.c common/err.c
+UNIT_test_num_SRC := common/num.c
 UNIT_test_agent_parse_SRC := $(AGENT_TEST_SRC)
 UNIT_test_agent_parse_CFLAGS := -Iguest-agent
 UNIT_test_agent_parse_LIBS := $(AGENT_HOST_LIBS)
@@ -310,20 +313,20 @@ ch-bench: $(B)/tests/ch-driver $(MICRO_ELF)
 # Unit tests and the vm.json fuzz target of the lifecycle part (vmstate,
 # configdisk, net); rules are the generic ones of the infra section.
 LIFECYCLE_JSON_LIBS := $(shell pkg-config --libs json-c 2>/dev/null)
-UNIT_test_vmstate_SRC := host-tool/vmstate.c common/err.c
+UNIT_test_vmstate_SRC := host-tool/vmstate.c common/err.c common/num.c
 UNIT_test_vmstate_CFLAGS := -Ihost-tool
 UNIT_test_vmstate_LIBS := $(LIFECYCLE_JSON_LIBS)
-UNIT_test_configdisk_SRC := host-tool/configdisk.c host-tool/vmstate.c common/err.c
+UNIT_test_configdisk_SRC := host-tool/configdisk.c host-tool/vmstate.c common/err.c common/num.c
 UNIT_test_configdisk_CFLAGS := -Ihost-tool
 UNIT_test_configdisk_LIBS := $(LIFECYCLE_JSON_LIBS)
-UNIT_test_net_SRC := host-tool/net.c host-tool/proc.c common/err.c
+UNIT_test_net_SRC := host-tool/net.c host-tool/proc.c common/err.c common/num.c
 UNIT_test_net_CFLAGS := -Ihost-tool
 UNIT_test_net_ns_SRC := $(UNIT_test_net_SRC)
 UNIT_test_net_ns_CFLAGS := -Ihost-tool
 UNIT_test_qmp_SRC := host-tool/qmp.c host-tool/proc.c common/err.c
 UNIT_test_qmp_CFLAGS := -Ihost-tool
 UNIT_test_qmp_LIBS := $(LIFECYCLE_JSON_LIBS)
-FUZZ_fuzz_vmstate_SRC := host-tool/vmstate.c common/err.c
+FUZZ_fuzz_vmstate_SRC := host-tool/vmstate.c common/err.c common/num.c
 FUZZ_fuzz_vmstate_CFLAGS := -Ihost-tool
 FUZZ_fuzz_vmstate_LIBS := $(LIFECYCLE_JSON_LIBS)
 

@@ -20,6 +20,7 @@
 #include <event2/buffer.h>
 
 #include "log.h"
+#include "num.h"
 
 #define PROBE_MAX_RESPONSE (64u << 10)
 #define PROBE_ATTEMPT_MAX_MS 2000u
@@ -77,6 +78,14 @@ json_string (const char *p, const char *end, char *out, size_t out_len)
   return 0;
 }
 
+static const char *
+skip_json_ws (const char *p, const char *end)
+{
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+    p++;
+  return p;
+}
+
 int
 ready_parse_version (const char *resp, size_t len, char *browser, size_t browser_len)
 {
@@ -97,17 +106,16 @@ ready_parse_version (const char *resp, size_t len, char *browser, size_t browser
     if ((p == resp || p[-1] == '\n') && (size_t) (hdr_end - p) > 15
         && strncasecmp (p, "Content-Length:", 15) == 0)
       {
-        char num[16];
-        size_t k = 0;
         const char *q = p + 15;
+        size_t k = 0;
+        uint64_t n;
         while (q < hdr_end && *q == ' ')
           q++;
-        while (q < hdr_end && *q >= '0' && *q <= '9' && k + 1 < sizeof num)
-          num[k++] = *q++;
-        num[k] = '\0';
-        if (k == 0)
+        while (q + k < hdr_end && q[k] >= '0' && q[k] <= '9')
+          k++;
+        if (num_parse_u64 (q, k, SIZE_MAX, &n) < 0)
           return -1;
-        want = strtoul (num, NULL, 10);
+        want = (size_t) n;
         have_len = true;
       }
   if (have_len && (size_t) (end - body) < want)
@@ -116,15 +124,13 @@ ready_parse_version (const char *resp, size_t len, char *browser, size_t browser
   if (p == NULL)
     return have_len ? -1 : 0;
   p += 9;
-  while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-    p++;
+  p = skip_json_ws (p, end);
   if (p >= end)
     return have_len ? -1 : 0;
   if (*p != ':')
     return -1;
   p++;
-  while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
-    p++;
+  p = skip_json_ws (p, end);
   if (p >= end)
     return have_len ? -1 : 0;
   if (*p != '"')

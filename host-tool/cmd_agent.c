@@ -165,7 +165,8 @@ parse_time (const char *s, uint64_t *ns)
       *ns = now;
       return 0;
     }
-  if ((s[0] == '+' || s[0] == '-' || s[0] == '@') && num_parse_u64_str (s + 1, UINT64_C (1) << 40, &v) == 0)
+  if ((s[0] == '+' || s[0] == '-' || s[0] == '@')
+      && num_parse_u64_str (s + 1, UINT64_C (1) << 40, &v) == 0)
     {
       if (s[0] == '@')
         *ns = v * 1000000000ULL;

@@ -69,9 +69,7 @@ cmd_ps (const struct global_opts *g, int argc, char **argv)
       /* Reading needs no lock: vm.json is replaced atomically. */
       if (vmctl_open (&gl, names[i], false, v, &err) < 0)
         {
-          char buf[512];
-          fprintf (stderr, "chvm ps: %s\n", err_str (err, buf, sizeof buf));
-          err_release (&err);
+          vmctl_fail ("ps", &err);
           continue;
         }
       st = vmctl_status (v);

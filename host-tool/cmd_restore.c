@@ -85,14 +85,8 @@ done:
 int
 cmd_restore (const struct global_opts *g, int argc, char **argv)
 {
-  cleanup_err struct err *err = NULL;
   cleanup_free struct vmctl *c = calloc (1, sizeof *c);
-  struct phase ph[BACKEND_MAX_PHASES];
-  size_t n = 0;
-  double t0 = proc_now_ms ();
   char cdp[128];
-  int r;
-
   bool agent = true;
 
   if (argc == 3 && strcmp (argv[1], "--no-agent") == 0)
@@ -114,16 +108,8 @@ cmd_restore (const struct global_opts *g, int argc, char **argv)
     }
   if (c == NULL)
     return 1;
-  if (vmctl_open (g, argv[1], true, c, &err) < 0)
-    {
-      vmctl_close (c);
-      return vmctl_fail ("restore", &err);
-    }
-  r = restore (c, agent, ph, &n, &err);
-  vmctl_close (c);
-  if (r < 0)
-    return vmctl_fail ("restore", &err);
-  vmctl_print_phases (g, "restore", c->rec.name, ph, n, proc_now_ms () - t0);
+  if (vmctl_run_phased (g, "restore", argv[1], agent, restore, c) != 0)
+    return 1;
   if (!g->json)
     {
       vmctl_cdp_address (&c->rec, cdp, sizeof cdp);

@@ -316,14 +316,6 @@ make_upper_disk (const char *path, uint64_t mib, struct err **err)
   return net_run (argv, NULL, false, err);
 }
 
-static void
-image_freep (struct image **p)
-{
-  if (*p != NULL)
-    image_free (*p);
-}
-#define cleanup_image __attribute__ ((cleanup (image_freep)))
-
 struct created
 {
   struct vmctl *c;

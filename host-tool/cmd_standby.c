@@ -109,13 +109,7 @@ undo:
 int
 cmd_standby (const struct global_opts *g, int argc, char **argv)
 {
-  cleanup_err struct err *err = NULL;
   cleanup_free struct vmctl *c = calloc (1, sizeof *c);
-  struct phase ph[BACKEND_MAX_PHASES];
-  size_t n = 0;
-  double t0 = proc_now_ms ();
-  int r;
-
   bool quiesce = true;
 
   if (argc == 3 && strcmp (argv[1], "--no-quiesce") == 0)
@@ -136,15 +130,5 @@ cmd_standby (const struct global_opts *g, int argc, char **argv)
     }
   if (c == NULL)
     return 1;
-  if (vmctl_open (g, argv[1], true, c, &err) < 0)
-    {
-      vmctl_close (c);
-      return vmctl_fail ("standby", &err);
-    }
-  r = standby (c, quiesce, ph, &n, &err);
-  vmctl_close (c);
-  if (r < 0)
-    return vmctl_fail ("standby", &err);
-  vmctl_print_phases (g, "standby", c->rec.name, ph, n, proc_now_ms () - t0);
-  return 0;
+  return vmctl_run_phased (g, "standby", argv[1], quiesce, standby, c);
 }

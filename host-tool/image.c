@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "num.h"
 #include "proc.h"
 
 /* Nesting deeper than this is no OCI document; it only costs stack. */
@@ -599,12 +600,11 @@ image_free (struct image *img)
   free (img);
 }
 
-static void
-image_free_fn (struct image **img)
+void
+image_freep (struct image **img)
 {
   image_free (*img);
 }
-#define cleanup_image __attribute__ ((cleanup (image_free_fn)))
 
 /* ---- files and tools --------------------------------------------------- */
 
@@ -848,14 +848,14 @@ sweep_stale (const char *images)
   while ((e = readdir (d)) != NULL)
     {
       cleanup_free char *p = NULL;
-      long pid;
-      char *end;
+      const char *num = e->d_name + 5;
+      size_t digits;
+      uint64_t pid;
 
       if (strncmp (e->d_name, ".tmp-", 5) != 0)
         continue;
-      errno = 0;
-      pid = strtol (e->d_name + 5, &end, 10);
-      if (errno != 0 || *end != '-' || pid <= 0 || pid > INT_MAX
+      digits = strspn (num, "0123456789");
+      if (num[digits] != '-' || num_parse_u64 (num, digits, INT_MAX, &pid) < 0 || pid == 0
           || (kill ((pid_t) pid, 0) == 0 || errno == EPERM))
         continue;
       if (path_join (&p, images, e->d_name, NULL) == 0)

@@ -129,6 +129,9 @@ int image_remove (const char *root, const char *id, char removed[IMAGE_ID_LEN + 
                   struct err **err);
 
 void image_free (struct image *img);
+/* For cleanup_image: frees *img (NULL is fine). */
+void image_freep (struct image **img);
+#define cleanup_image __attribute__ ((cleanup (image_freep)))
 const char *image_format_name (enum image_format f);
 int image_format_parse (const char *s, enum image_format *out);
 

@@ -365,6 +365,29 @@ vmctl_print_phases (const struct global_opts *g, const char *cmd, const char *na
   printf ("%s %s: %.1f ms\n", cmd, name, total_ms);
 }
 
+int
+vmctl_run_phased (const struct global_opts *g, const char *cmd, const char *name, bool opt,
+                  vmctl_phased_fn op, struct vmctl *c)
+{
+  cleanup_err struct err *err = NULL;
+  struct phase ph[BACKEND_MAX_PHASES];
+  size_t n = 0;
+  double t0 = proc_now_ms ();
+  int r;
+
+  if (vmctl_open (g, name, true, c, &err) < 0)
+    {
+      vmctl_close (c);
+      return vmctl_fail (cmd, &err);
+    }
+  r = op (c, opt, ph, &n, &err);
+  vmctl_close (c);
+  if (r < 0)
+    return vmctl_fail (cmd, &err);
+  vmctl_print_phases (g, cmd, c->rec.name, ph, n, proc_now_ms () - t0);
+  return 0;
+}
+
 void
 vmctl_phase (struct phase *p, size_t *n, const char *name, double *t)
 {

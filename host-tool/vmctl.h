@@ -81,4 +81,15 @@ void vmctl_phase (struct phase *p, size_t *n, const char *name, double *t);
 void vmctl_print_phases (const struct global_opts *g, const char *cmd, const char *name,
                          const struct phase *p, size_t n, double total_ms);
 
+/* An operation timed phase by phase (standby, restore); opt is its one
+   option (quiesce, agent). */
+typedef int (*vmctl_phased_fn) (struct vmctl *c, bool opt, struct phase *ph, size_t *n,
+                                struct err **err);
+
+/* Opens VM name under the state lock, runs op, unlocks, and prints the
+   phase table of command cmd.  Returns 0, or 1 after printing the error.
+   c->rec stays readable afterwards for the caller's own output. */
+int vmctl_run_phased (const struct global_opts *g, const char *cmd, const char *name, bool opt,
+                      vmctl_phased_fn op, struct vmctl *c);
+
 #endif

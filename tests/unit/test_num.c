@@ -39,8 +39,8 @@ test_plain (void **state)
 static void
 test_rejects_non_digits (void **state)
 {
-  static const char *const bad[] = { "",   "+1", "-1",  " 1", "1 ", "\t1", "1\n", "0x10",
-                                     "1a", "a1", "1.5", "1e3", "--", "+",  "-" };
+  static const char *const bad[] = { "",   "+1", "-1",  " 1",  "1 ", "\t1", "1\n", "0x10",
+                                     "1a", "a1", "1.5", "1e3", "--", "+",   "-" };
   uint64_t v;
 
   (void) state;
@@ -147,12 +147,9 @@ int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_plain),
-    cmocka_unit_test (test_rejects_non_digits),
-    cmocka_unit_test (test_max_bound),
-    cmocka_unit_test (test_overflow_at_2_64),
-    cmocka_unit_test (test_leading_zeros),
-    cmocka_unit_test (test_length_bounds_the_read),
+    cmocka_unit_test (test_plain),         cmocka_unit_test (test_rejects_non_digits),
+    cmocka_unit_test (test_max_bound),     cmocka_unit_test (test_overflow_at_2_64),
+    cmocka_unit_test (test_leading_zeros), cmocka_unit_test (test_length_bounds_the_read),
     cmocka_unit_test (test_str),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
