@@ -415,9 +415,13 @@ fake_cdp_thread (void *arg)
                           "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=UTF-8\r\n"
                           "Content-Length: %zu\r\n\r\n%s",
                           sizeof body - 1, body);
-      if (strncmp (req, "GET /json/version ", 18) == 0
-          && send (c, resp, (size_t) len, MSG_NOSIGNAL) > 0)
-        __atomic_add_fetch (&fc->served, 1, __ATOMIC_SEQ_CST);
+      /* Counted before the answer goes out: once the agent has read it,
+         the test may check the count at once. */
+      if (strncmp (req, "GET /json/version ", 18) == 0)
+        {
+          __atomic_add_fetch (&fc->served, 1, __ATOMIC_SEQ_CST);
+          send (c, resp, (size_t) len, MSG_NOSIGNAL);
+        }
       close (c);
     }
 }
