@@ -87,28 +87,22 @@ cmd_restore (const struct global_opts *g, int argc, char **argv)
 {
   cleanup_free struct vmctl *c = calloc (1, sizeof *c);
   char cdp[128];
-  bool agent = true;
+  bool agent;
+  int status;
+  const char *name = vmctl_phased_args (
+      argc, argv, "--no-agent",
+      "Usage: chvm restore [--no-agent] NAME [--json]\n\n"
+      "Bring a VM in standby back from its snapshot, thaw it with the host's time\n"
+      "and wait for the browser; prints each phase's time.  --no-agent: only\n"
+      "restore and resume (guests without the agent).\n"
+      "With the QEMU backend CDP clients must reconnect (same browser, same targets).\n",
+      &agent, &status);
 
-  if (argc == 3 && strcmp (argv[1], "--no-agent") == 0)
-    {
-      agent = false;
-      argv++;
-      argc--;
-    }
-  if (argc != 2 || argv[1][0] == '-')
-    {
-      bool help = argc == 2 && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0);
-      fprintf (help ? stdout : stderr,
-               "Usage: chvm restore [--no-agent] NAME [--json]\n\n"
-               "Bring a VM in standby back from its snapshot, thaw it with the host's time\n"
-               "and wait for the browser; prints each phase's time.  --no-agent: only\n"
-               "restore and resume (guests without the agent).\n"
-               "With the QEMU backend CDP clients must reconnect (same browser, same targets).\n");
-      return help ? 0 : 2;
-    }
+  if (name == NULL)
+    return status;
   if (c == NULL)
     return 1;
-  if (vmctl_run_phased (g, "restore", argv[1], agent, restore, c) != 0)
+  if (vmctl_run_phased (g, "restore", name, agent, restore, c) != 0)
     return 1;
   if (!g->json)
     {

@@ -110,25 +110,19 @@ int
 cmd_standby (const struct global_opts *g, int argc, char **argv)
 {
   cleanup_free struct vmctl *c = calloc (1, sizeof *c);
-  bool quiesce = true;
+  bool quiesce;
+  int status;
+  const char *name = vmctl_phased_args (
+      argc, argv, "--no-quiesce",
+      "Usage: chvm standby [--no-quiesce] NAME [--json]\n\n"
+      "Quiesce (agent: freeze filesystems, drop caches), pause and snapshot the VM\n"
+      "to disk, then stop its VMM; `chvm restore NAME` brings it back.  Prints each\n"
+      "phase's time.  --no-quiesce: for guests without the agent.\n",
+      &quiesce, &status);
 
-  if (argc == 3 && strcmp (argv[1], "--no-quiesce") == 0)
-    {
-      quiesce = false;
-      argv++;
-      argc--;
-    }
-  if (argc != 2 || argv[1][0] == '-')
-    {
-      bool help = argc == 2 && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0);
-      fprintf (help ? stdout : stderr,
-               "Usage: chvm standby [--no-quiesce] NAME [--json]\n\n"
-               "Quiesce (agent: freeze filesystems, drop caches), pause and snapshot the VM\n"
-               "to disk, then stop its VMM; `chvm restore NAME` brings it back.  Prints each\n"
-               "phase's time.  --no-quiesce: for guests without the agent.\n");
-      return help ? 0 : 2;
-    }
+  if (name == NULL)
+    return status;
   if (c == NULL)
     return 1;
-  return vmctl_run_phased (g, "standby", argv[1], quiesce, standby, c);
+  return vmctl_run_phased (g, "standby", name, quiesce, standby, c);
 }

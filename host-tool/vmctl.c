@@ -365,6 +365,27 @@ vmctl_print_phases (const struct global_opts *g, const char *cmd, const char *na
   printf ("%s %s: %.1f ms\n", cmd, name, total_ms);
 }
 
+const char *
+vmctl_phased_args (int argc, char **argv, const char *no_opt, const char *usage, bool *opt,
+                   int *status)
+{
+  bool help;
+
+  *opt = true;
+  if (argc == 3 && strcmp (argv[1], no_opt) == 0)
+    {
+      *opt = false;
+      argv++;
+      argc--;
+    }
+  if (argc == 2 && argv[1][0] != '-')
+    return argv[1];
+  help = argc == 2 && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0);
+  fputs (usage, help ? stdout : stderr);
+  *status = help ? 0 : 2;
+  return NULL;
+}
+
 int
 vmctl_run_phased (const struct global_opts *g, const char *cmd, const char *name, bool opt,
                   vmctl_phased_fn op, struct vmctl *c)
