@@ -78,8 +78,8 @@ open_console (void)
    overlay=disk are known before waiting for the others.  The config text is
    parsed here but its errors are reported in the config phase. */
 static int
-find_disks (int uevent_fd, struct chvm_config *cfg, struct err **cfg_err,
-            struct disk_want *root, struct disk_want *upper, struct err **err)
+find_disks (int uevent_fd, struct chvm_config *cfg, struct err **cfg_err, struct disk_want *root,
+            struct disk_want *upper, struct err **err)
 {
   struct disk_want config = { .serial = "chvm-config" };
   struct timespec start = deadline_in (0), deadline;
@@ -88,9 +88,7 @@ find_disks (int uevent_fd, struct chvm_config *cfg, struct err **cfg_err,
   int r;
 
   deadline = deadline_in (DEFAULT_DISK_TIMEOUT * 1000L);
-  if ((r = disks_wait (uevent_fd, &config, 1, &deadline, DEFAULT_DISK_TIMEOUT,
-                       err))
-      < 0)
+  if ((r = disks_wait (uevent_fd, &config, 1, &deadline, DEFAULT_DISK_TIMEOUT, err)) < 0)
     return r;
   text = read_file (config.dev, CONFIG_MAX_TEXT + 1, &len, err);
   if (text == NULL)
@@ -100,8 +98,7 @@ find_disks (int uevent_fd, struct chvm_config *cfg, struct err **cfg_err,
 
   deadline = start;
   deadline.tv_sec += cfg->init_timeout;
-  if ((r = disks_wait (uevent_fd, root, 1, &deadline, cfg->init_timeout, err))
-      < 0)
+  if ((r = disks_wait (uevent_fd, root, 1, &deadline, cfg->init_timeout, err)) < 0)
     return r;
   if (cfg->overlay == OVERLAY_DISK)
     return disks_wait (uevent_fd, upper, 1, &deadline, cfg->init_timeout, err);
@@ -121,8 +118,7 @@ stage_agent (const struct chvm_config *cfg, int *have_agent, struct err **err)
   if ((r = copy_file (AGENT_INITRD, AGENT_PATH, 0755, err)) < 0)
     return r;
   if (cfg->agent_token != NULL)
-    return write_file (TOKEN_PATH, cfg->agent_token, strlen (cfg->agent_token),
-                       0600, err);
+    return write_file (TOKEN_PATH, cfg->agent_token, strlen (cfg->agent_token), 0600, err);
   return 0;
 }
 
@@ -132,18 +128,15 @@ start_agent (const struct chvm_config *cfg, int have_agent)
 {
   char vsock[16], tcp[8], cdp[8];
   char *argv[12];
-  char *envp[] = { (char *)"PATH=" SPEC_DEFAULT_PATH, NULL };
-  struct spawn s = {
-    .argv = argv, .envp = envp, .workdir = "/", .sigmask = &child_sigmask
-  };
+  char *envp[] = { (char *) "PATH=" SPEC_DEFAULT_PATH, NULL };
+  struct spawn s = { .argv = argv, .envp = envp, .workdir = "/", .sigmask = &child_sigmask };
   cleanup_err struct err *err = NULL;
   size_t n = 0;
   pid_t pid;
 
   if (!have_agent)
     {
-      log_warn ("no " AGENT_INITRD
-                " in the initramfs; starting without agent");
+      log_warn ("no " AGENT_INITRD " in the initramfs; starting without agent");
       return 0;
     }
   if (cfg->agent_vsock_port == 0 && cfg->agent_tcp_port == 0)
@@ -151,20 +144,20 @@ start_agent (const struct chvm_config *cfg, int have_agent)
       log_info ("agent disabled (no vsock or tcp port)");
       return 0;
     }
-  snprintf (vsock, sizeof vsock, "%u", (unsigned)cfg->agent_vsock_port);
-  snprintf (tcp, sizeof tcp, "%u", (unsigned)cfg->agent_tcp_port);
-  snprintf (cdp, sizeof cdp, "%u", (unsigned)cfg->agent_cdp_port);
-  argv[n++] = (char *)AGENT_PATH;
-  argv[n++] = (char *)"--vsock-port";
+  snprintf (vsock, sizeof vsock, "%u", (unsigned) cfg->agent_vsock_port);
+  snprintf (tcp, sizeof tcp, "%u", (unsigned) cfg->agent_tcp_port);
+  snprintf (cdp, sizeof cdp, "%u", (unsigned) cfg->agent_cdp_port);
+  argv[n++] = (char *) AGENT_PATH;
+  argv[n++] = (char *) "--vsock-port";
   argv[n++] = vsock;
-  argv[n++] = (char *)"--tcp-port";
+  argv[n++] = (char *) "--tcp-port";
   argv[n++] = tcp;
   if (cfg->agent_token != NULL)
     {
-      argv[n++] = (char *)"--token-file";
-      argv[n++] = (char *)TOKEN_PATH;
+      argv[n++] = (char *) "--token-file";
+      argv[n++] = (char *) TOKEN_PATH;
     }
-  argv[n++] = (char *)"--cdp-port";
+  argv[n++] = (char *) "--cdp-port";
   argv[n++] = cdp;
   argv[n] = NULL;
   pid = spawn_process (&s, &err);
@@ -191,11 +184,9 @@ start_sshd (const struct chvm_config *cfg)
         "{ test -e " SSHD_HOST_KEY " || ssh-keygen -q -t ed25519 -N '' -f " SSHD_HOST_KEY
         "; } && exec " SSHD_PATH " -D -e -o HostKey=" SSHD_HOST_KEY
         " -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no";
-  char *argv[] = { (char *)"/bin/sh", (char *)"-c", (char *)script, NULL };
-  char *envp[] = { (char *)"PATH=" SPEC_DEFAULT_PATH, NULL };
-  struct spawn s = {
-    .argv = argv, .envp = envp, .workdir = "/", .sigmask = &child_sigmask
-  };
+  char *argv[] = { (char *) "/bin/sh", (char *) "-c", (char *) script, NULL };
+  char *envp[] = { (char *) "PATH=" SPEC_DEFAULT_PATH, NULL };
+  struct spawn s = { .argv = argv, .envp = envp, .workdir = "/", .sigmask = &child_sigmask };
   cleanup_err struct err *err = NULL;
 
   if (cfg->authorized_keys.n == 0)
@@ -216,18 +207,15 @@ start_sshd (const struct chvm_config *cfg)
 /* Builds argv, env and user for the entrypoint, docker style, from the
    config and the new root's /etc/passwd and /etc/group. */
 static int
-entrypoint_spec (const struct chvm_config *cfg, struct strv *argv,
-                 struct strv *env, struct spec_user *user, struct err **err)
+entrypoint_spec (const struct chvm_config *cfg, struct strv *argv, struct strv *env,
+                 struct spec_user *user, struct err **err)
 {
-  cleanup_free char *passwd
-      = read_file ("/etc/passwd", IDS_FILE_MAX, NULL, NULL);
-  cleanup_free char *group
-      = read_file ("/etc/group", IDS_FILE_MAX, NULL, NULL);
+  cleanup_free char *passwd = read_file ("/etc/passwd", IDS_FILE_MAX, NULL, NULL);
+  cleanup_free char *group = read_file ("/etc/group", IDS_FILE_MAX, NULL, NULL);
   int r;
 
   for (size_t i = 0; i < cfg->entrypoint.n; i++)
-    if (strv_push (argv, cfg->entrypoint.v[i], strlen (cfg->entrypoint.v[i]))
-        < 0)
+    if (strv_push (argv, cfg->entrypoint.v[i], strlen (cfg->entrypoint.v[i])) < 0)
       return err_make (err, ENOMEM, "argv");
   for (size_t i = 0; i < cfg->cmd.n; i++)
     if (strv_push (argv, cfg->cmd.v[i], strlen (cfg->cmd.v[i])) < 0)
@@ -284,12 +272,10 @@ main (void)
     fatal (&cfg_err);
 
   phase ("overlay");
-  if (mnt_overlay_root (root.dev,
-                        cfg.overlay == OVERLAY_DISK ? upper.dev : NULL,
-                        cfg.overlay_size, &err)
+  if (mnt_overlay_root (root.dev, cfg.overlay == OVERLAY_DISK ? upper.dev : NULL, cfg.overlay_size,
+                        &err)
           < 0
-      || stage_agent (&cfg, &have_agent, &err) < 0
-      || mnt_switch_root (&err) < 0)
+      || stage_agent (&cfg, &have_agent, &err) < 0 || mnt_switch_root (&err) < 0)
     fatal (&err);
 
   phase ("network");
@@ -318,11 +304,9 @@ main (void)
 
   phase ("exec");
   {
-    struct spawn s = { .argv = argv.v,
-                       .envp = env.v,
-                       .workdir = workdir,
-                       .user = &user,
-                       .sigmask = &child_sigmask };
+    struct spawn s = {
+      .argv = argv.v, .envp = env.v, .workdir = workdir, .user = &user, .sigmask = &child_sigmask
+    };
     pid = spawn_process (&s, &err);
   }
   if (pid < 0)

@@ -17,7 +17,7 @@
 
 struct publish
 {
-  uint16_t host_port;  /* on host_addr (default 127.0.0.1) */
+  uint16_t host_port; /* on host_addr (default 127.0.0.1) */
   uint16_t guest_port;
   bool udp;
   const char *host_addr;
@@ -27,19 +27,19 @@ struct publish
 struct vm_spec
 {
   const char *name;
-  const char *dir;         /* the VM's state directory (sockets, logs, snapshot) */
+  const char *dir; /* the VM's state directory (sockets, logs, snapshot) */
   unsigned cpus;
   uint64_t memory_mib;
-  const char *kernel;      /* bzImage or PVH vmlinux */
-  const char *initrd;      /* may be NULL (micro guests) */
+  const char *kernel; /* bzImage or PVH vmlinux */
+  const char *initrd; /* may be NULL (micro guests) */
   const char *cmdline;
-  const char *rootfs;      /* serial chvm-root, read-only; may be NULL */
-  const char *config_disk; /* serial chvm-config, read-only; may be NULL */
-  const char *upper_disk;  /* serial chvm-upper, writable; may be NULL */
-  const char *tap;         /* tap device name, or NULL for no tap */
-  const char *mac;         /* guest MAC for the tap, or NULL */
-  unsigned agent_vsock_port; /* CH: agent port on vsock (0: no vsock) */
-  uint16_t agent_tcp_port;   /* QEMU: guest TCP port of the agent (0: none) */
+  const char *rootfs;            /* serial chvm-root, read-only; may be NULL */
+  const char *config_disk;       /* serial chvm-config, read-only; may be NULL */
+  const char *upper_disk;        /* serial chvm-upper, writable; may be NULL */
+  const char *tap;               /* tap device name, or NULL for no tap */
+  const char *mac;               /* guest MAC for the tap, or NULL */
+  unsigned agent_vsock_port;     /* CH: agent port on vsock (0: no vsock) */
+  uint16_t agent_tcp_port;       /* QEMU: guest TCP port of the agent (0: none) */
   const struct publish *publish; /* QEMU user-net: host->guest forwards */
   size_t n_publish;
 };
@@ -49,10 +49,10 @@ struct vm_spec
 struct vm_runtime
 {
   pid_t vmm_pid;
-  char api_socket[256];   /* CH API socket or QEMU QMP socket */
-  char vsock_socket[256]; /* CH hybrid vsock unix socket ("" if none) */
+  char api_socket[256];     /* CH API socket or QEMU QMP socket */
+  char vsock_socket[256];   /* CH hybrid vsock unix socket ("" if none) */
   uint16_t agent_host_port; /* QEMU: 127.0.0.1 port forwarded to the agent (0 if none) */
-  char version[64];       /* hypervisor version string, e.g. "cloud-hypervisor v53.0" */
+  char version[64];         /* hypervisor version string, e.g. "cloud-hypervisor v53.0" */
 };
 
 /* Timing of one phase, for standby/restore reports. */

@@ -46,7 +46,7 @@ dir_path (char *out, size_t len, const char *dir, const char *name, struct err *
 {
   int n = snprintf (out, len, "%s/%s", dir, name);
 
-  if (n < 0 || (size_t)n >= len)
+  if (n < 0 || (size_t) n >= len)
     return err_make (err, ENAMETOOLONG, "%s/%s", dir, name);
   return 0;
 }
@@ -79,7 +79,7 @@ log_last_line (const char *dir, char *out, size_t len)
   if (fd < 0 || fstat (fd, &st) < 0)
     return;
   n = pread (fd, buf, sizeof buf - 1,
-             st.st_size > (off_t)sizeof buf - 1 ? st.st_size - (off_t)(sizeof buf - 1) : 0);
+             st.st_size > (off_t) sizeof buf - 1 ? st.st_size - (off_t) (sizeof buf - 1) : 0);
   if (n <= 0)
     return;
   buf[n] = '\0';
@@ -116,8 +116,8 @@ call_failed (const struct vm_runtime *rt, struct err **err)
   if (!gone && rt->vmm_pid > 0 && err != NULL && *err != NULL && (*err)->status != 0)
     gone = proc_wait_exit (rt->vmm_pid, DYING_WAIT_MS, NULL, NULL) == 1;
   if (gone)
-    return err_wrap (err, "cloud-hypervisor (pid %d) is not running", (int)rt->vmm_pid);
-  return err_wrap (err, "cloud-hypervisor (pid %d)", (int)rt->vmm_pid);
+    return err_wrap (err, "cloud-hypervisor (pid %d) is not running", (int) rt->vmm_pid);
+  return err_wrap (err, "cloud-hypervisor (pid %d)", (int) rt->vmm_pid);
 }
 
 static bool
@@ -155,8 +155,8 @@ write_pid (const char *dir, pid_t pid, struct err **err)
   fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
     return err_make (err, errno, "open %s", tmp);
-  n = snprintf (line, sizeof line, "%d\n", (int)pid);
-  if (write (fd, line, (size_t)n) != n)
+  n = snprintf (line, sizeof line, "%d\n", (int) pid);
+  if (write (fd, line, (size_t) n) != n)
     return err_make (err, errno, "write %s", tmp);
   if (rename (tmp, path) < 0)
     return err_make (err, errno, "rename %s", tmp);
@@ -186,8 +186,10 @@ start_vmm (const char *dir, struct vm_runtime *rt, struct ch_client *c, struct e
   snprintf (ev_arg, sizeof ev_arg, "path=%s", ev_path);
   {
     const char *seccomp = getenv ("CHVM_CH_SECCOMP");
-    const char *argv[] = { ch_binary (), "--api-socket", api_arg, "--event-monitor", ev_arg,
-                           seccomp ? "--seccomp" : NULL, seccomp, NULL };
+    const char *argv[] = { ch_binary (), "--api-socket",
+                           api_arg,      "--event-monitor",
+                           ev_arg,       seccomp ? "--seccomp" : NULL,
+                           seccomp,      NULL };
     if (proc_spawn (argv, log_path, &pid, err) < 0)
       return -1;
   }
@@ -374,7 +376,7 @@ ch_shutdown_vm (struct vm_runtime *rt, struct err **err)
 
   if (rt->vmm_pid <= 0 || !proc_alive_p (rt->vmm_pid))
     {
-      log_warn ("cloud-hypervisor (pid %d) had already exited", (int)rt->vmm_pid);
+      log_warn ("cloud-hypervisor (pid %d) had already exited", (int) rt->vmm_pid);
       unlink (rt->api_socket);
       return 0;
     }
@@ -385,7 +387,7 @@ ch_shutdown_vm (struct vm_runtime *rt, struct err **err)
   ch_shutdown (&c, &vm_err);
   if (ch_vmm_shutdown (&c, &vmm_err) < 0)
     log_warn ("vmm.shutdown failed (%s), killing cloud-hypervisor (pid %d)",
-              vmm_err->msg ? vmm_err->msg : "", (int)rt->vmm_pid);
+              vmm_err->msg ? vmm_err->msg : "", (int) rt->vmm_pid);
   r = proc_wait_exit (rt->vmm_pid, vmm_err ? 0 : EXIT_WAIT_MS, NULL, err);
   if (r < 0)
     return r;
@@ -393,7 +395,7 @@ ch_shutdown_vm (struct vm_runtime *rt, struct err **err)
     {
       if (!vmm_err)
         log_warn ("cloud-hypervisor (pid %d) did not exit within %d ms of vmm.shutdown; killing it",
-                  (int)rt->vmm_pid, EXIT_WAIT_MS);
+                  (int) rt->vmm_pid, EXIT_WAIT_MS);
       if (proc_terminate (rt->vmm_pid, KILL_GRACE_MS, err) < 0)
         return -1;
     }
@@ -435,26 +437,26 @@ ch_agent_connect (const struct vm_runtime *rt, unsigned port, int timeout_ms, st
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
     return err_make (err, errno, "socket");
-  if (connect (fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS)
+  if (connect (fd, (struct sockaddr *) &sa, sizeof sa) < 0 && errno != EINPROGRESS)
     return err_make (err, errno, "connect %s", rt->vsock_socket);
   n = snprintf (line, sizeof line, "CONNECT %u\n", port);
-  for (size_t off = 0; off < (size_t)n;)
+  for (size_t off = 0; off < (size_t) n;)
     {
       struct pollfd p = { .fd = fd, .events = POLLOUT };
       ssize_t w;
-      int left = (int)(deadline - proc_now_ms ());
+      int left = (int) (deadline - proc_now_ms ());
       if (left <= 0 || poll (&p, 1, left) == 0)
         return err_make (err, ETIMEDOUT, "vsock CONNECT %u: timed out", port);
-      w = send (fd, line + off, (size_t)n - off, MSG_NOSIGNAL);
+      w = send (fd, line + off, (size_t) n - off, MSG_NOSIGNAL);
       if (w < 0 && errno != EAGAIN && errno != EINTR)
         return err_make (err, errno, "vsock CONNECT %u: send", port);
       if (w > 0)
-        off += (size_t)w;
+        off += (size_t) w;
     }
   while (used < sizeof line - 1)
     {
       struct pollfd p = { .fd = fd, .events = POLLIN };
-      int left = (int)(deadline - proc_now_ms ());
+      int left = (int) (deadline - proc_now_ms ());
       ssize_t got;
       if (left <= 0 || poll (&p, 1, left) == 0)
         return err_make (err, ETIMEDOUT, "vsock CONNECT %u: no answer within %d ms", port,
@@ -473,7 +475,7 @@ ch_agent_connect (const struct vm_runtime *rt, unsigned port, int timeout_ms, st
   line[used] = '\0';
   if (strncmp (line, "OK ", 3) != 0 || line[used - 1] != '\n')
     return err_make (err, EPROTO, "vsock CONNECT %u: unexpected answer \"%.*s\"", port,
-                     (int)strcspn (line, "\n"), line);
+                     (int) strcspn (line, "\n"), line);
   flags = fcntl (fd, F_GETFL);
   if (flags < 0 || fcntl (fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
     return err_make (err, errno, "fcntl");

@@ -46,20 +46,20 @@ ch_parse_version (const char *s, int *major, int *minor)
     p = strrchr (s, ' ') + 1;
   if (*p == 'v' || *p == 'V')
     p++;
-  if (!isdigit ((unsigned char)*p))
+  if (!isdigit ((unsigned char) *p))
     return -1;
   errno = 0;
   ma = strtol (p, &end, 10);
   if (errno != 0 || ma < 0 || ma > 100000)
     return -1;
-  if (*end == '.' && isdigit ((unsigned char)end[1]))
+  if (*end == '.' && isdigit ((unsigned char) end[1]))
     {
       mi = strtol (end + 1, &end, 10);
       if (errno != 0 || mi < 0 || mi > 100000)
         return -1;
     }
-  *major = (int)ma;
-  *minor = (int)mi;
+  *major = (int) ma;
+  *minor = (int) mi;
   return 0;
 }
 
@@ -123,7 +123,7 @@ file_output (const char *dir, const char *name)
   char path[4096];
   int n = snprintf (path, sizeof path, "%s/%s", dir, name);
 
-  if (o == NULL || n < 0 || (size_t)n >= sizeof path || add_str (o, "mode", "File") < 0
+  if (o == NULL || n < 0 || (size_t) n >= sizeof path || add_str (o, "mode", "File") < 0
       || add_str (o, "file", path) < 0)
     {
       json_object_put (o);
@@ -149,15 +149,15 @@ ch_vm_config (const struct vm_spec *spec, struct err **err)
 
   cpus = json_object_new_object ();
   if (add_obj (cfg, "cpus", cpus) < 0
-      || add_obj (cpus, "boot_vcpus", json_object_new_int ((int)spec->cpus)) < 0
-      || add_obj (cpus, "max_vcpus", json_object_new_int ((int)spec->cpus)) < 0)
+      || add_obj (cpus, "boot_vcpus", json_object_new_int ((int) spec->cpus)) < 0
+      || add_obj (cpus, "max_vcpus", json_object_new_int ((int) spec->cpus)) < 0)
     goto oom;
 
   /* Private anonymous memory (shared=off): a snapshot then holds only what
      the guest touched, and nothing else maps the RAM. */
   mem = json_object_new_object ();
   if (add_obj (cfg, "memory", mem) < 0
-      || add_obj (mem, "size", json_object_new_int64 ((int64_t)(spec->memory_mib << 20))) < 0
+      || add_obj (mem, "size", json_object_new_int64 ((int64_t) (spec->memory_mib << 20))) < 0
       || add_obj (mem, "shared", json_object_new_boolean (false)) < 0)
     goto oom;
 
@@ -195,7 +195,7 @@ ch_vm_config (const struct vm_spec *spec, struct err **err)
       char path[4096];
       int n = snprintf (path, sizeof path, "%s/vsock.sock", spec->dir);
 
-      if (n < 0 || (size_t)n >= sizeof path)
+      if (n < 0 || (size_t) n >= sizeof path)
         return err_make (err, ENAMETOOLONG, "vsock socket path in %s", spec->dir), NULL;
       if (add_obj (cfg, "vsock", vsock) < 0 || add_obj (vsock, "cid", json_object_new_int64 (3)) < 0
           || add_str (vsock, "socket", path) < 0)
@@ -226,7 +226,7 @@ ch_restore_config (const char *dir, const struct ch_restore_opts *o, int version
   if (dir == NULL || dir[0] != '/')
     return err_make (err, EINVAL, "snapshot directory must be an absolute path"), NULL;
   n = snprintf (url, sizeof url, "file://%s", dir);
-  if (n < 0 || (size_t)n >= sizeof url)
+  if (n < 0 || (size_t) n >= sizeof url)
     return err_make (err, ENAMETOOLONG, "snapshot directory %s", dir), NULL;
   if (cfg == NULL || add_str (cfg, "source_url", url) < 0
       || add_obj (cfg, "prefault", json_object_new_boolean (o->prefault)) < 0)
@@ -259,18 +259,18 @@ parse_object (const char *body, size_t len, const char *what, struct err **err)
   struct json_object *o;
   enum json_tokener_error je;
 
-  if (len > CH_RESPONSE_MAX || len > (size_t)INT32_MAX)
+  if (len > CH_RESPONSE_MAX || len > (size_t) INT32_MAX)
     return err_make (err, EPROTO, "%s: answer too large (%zu bytes)", what, len), NULL;
   tok = json_tokener_new ();
   if (tok == NULL)
     return err_make (err, ENOMEM, "%s: json tokener", what), NULL;
-  o = json_tokener_parse_ex (tok, body, (int)len);
+  o = json_tokener_parse_ex (tok, body, (int) len);
   je = json_tokener_get_error (tok);
   /* A complete value must end the body (trailing whitespace aside). */
   if (o != NULL && je == json_tokener_success)
     {
       size_t off = json_tokener_get_parse_end (tok);
-      while (off < len && isspace ((unsigned char)body[off]))
+      while (off < len && isspace ((unsigned char) body[off]))
         off++;
       if (off != len)
         je = json_tokener_error_parse_unexpected;
@@ -304,7 +304,7 @@ get_u64 (struct json_object *o, const char *key, uint64_t *out)
   int64_t i = json_object_get_int64 (v);
   if (i < 0 || errno != 0)
     return -1;
-  *out = (uint64_t)i;
+  *out = (uint64_t) i;
   return 0;
 }
 
@@ -332,7 +332,7 @@ ch_parse_info (const char *body, size_t len, struct ch_vm_info *info, struct err
     return err_make (err, EPROTO, "vm.info: answer has no \"config\" object");
   if (json_object_object_get_ex (cfg, "cpus", &cpus) && json_object_is_type (cpus, json_type_object)
       && get_u64 (cpus, "boot_vcpus", &vcpus) == 0 && vcpus <= 4096)
-    info->boot_vcpus = (unsigned)vcpus;
+    info->boot_vcpus = (unsigned) vcpus;
   if (json_object_object_get_ex (cfg, "memory", &mem)
       && json_object_is_type (mem, json_type_object))
     get_u64 (mem, "size", &info->memory_size);
@@ -358,7 +358,7 @@ static void
 append_text (char *out, size_t outlen, size_t *used, const char *s, size_t n)
 {
   for (size_t i = 0; i < n && *used + 1 < outlen; i++)
-    out[(*used)++] = iscntrl ((unsigned char)s[i]) ? ' ' : s[i];
+    out[(*used)++] = iscntrl ((unsigned char) s[i]) ? ' ' : s[i];
   out[*used] = '\0';
 }
 
@@ -380,7 +380,7 @@ ch_error_text (const char *body, size_t len, char *out, size_t outlen)
   tok = len <= CH_RESPONSE_MAX ? json_tokener_new () : NULL;
   if (tok != NULL)
     {
-      o = json_tokener_parse_ex (tok, body, (int)len);
+      o = json_tokener_parse_ex (tok, body, (int) len);
       json_tokener_free (tok);
     }
   if (o != NULL && json_object_is_type (o, json_type_array) && json_object_array_length (o) > 0)
@@ -406,7 +406,7 @@ ch_error_text (const char *body, size_t len, char *out, size_t outlen)
   if (used == 0)
     {
       /* Not the JSON we know: the text itself, trimmed of trailing space. */
-      while (len > 0 && isspace ((unsigned char)body[len - 1]))
+      while (len > 0 && isspace ((unsigned char) body[len - 1]))
         len--;
       append_text (out, outlen, &used, body, len);
     }
@@ -512,7 +512,7 @@ request (struct ch_client *c, const char *method, const char *call, const char *
   if (strcmp (method, "PUT") == 0)
     {
       curl_easy_setopt (h, CURLOPT_POSTFIELDS, json ? json : "");
-      curl_easy_setopt (h, CURLOPT_POSTFIELDSIZE, json ? (long)strlen (json) : 0L);
+      curl_easy_setopt (h, CURLOPT_POSTFIELDSIZE, json ? (long) strlen (json) : 0L);
     }
   curl_easy_setopt (h, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt (h, CURLOPT_NOSIGNAL, 1L);
@@ -531,7 +531,7 @@ request (struct ch_client *c, const char *method, const char *call, const char *
   if (rc == CURLE_COULDNT_CONNECT)
     {
       curl_easy_getinfo (h, CURLINFO_OS_ERRNO, &os_errno);
-      return err_make (err, os_errno ? (int)os_errno : ECONNREFUSED,
+      return err_make (err, os_errno ? (int) os_errno : ECONNREFUSED,
                        "%s: cannot reach cloud-hypervisor at %s", call, c->socket);
     }
   if (rc != CURLE_OK)
@@ -633,7 +633,7 @@ ch_snapshot (struct ch_client *c, const char *dir, struct err **err)
   if (dir[0] != '/')
     return err_make (err, EINVAL, "vm.snapshot: %s is not an absolute path", dir);
   n = snprintf (url, sizeof url, "file://%s", dir);
-  if (n < 0 || (size_t)n >= sizeof url)
+  if (n < 0 || (size_t) n >= sizeof url)
     return err_make (err, ENAMETOOLONG, "vm.snapshot: %s", dir);
   if (cfg == NULL || add_str (cfg, "destination_url", url) < 0)
     return err_make (err, ENOMEM, "vm.snapshot: request");

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ch_api.h"
 #include "cleanup.h"
 #include "commands.h"
 #include "proc.h"
@@ -83,6 +84,26 @@ guest_file (struct check *c, size_t *n, const char *name, const char *rel)
             k->ok ? "" : ": missing (make setup, or set CHVM_DATA_DIR)");
 }
 
+/* CH v49+ saves each vCPU's nested-virtualisation state in a snapshot
+   (KVM_GET_NESTED_STATE); kvm_pvm answers EINVAL, so vm.snapshot fails
+   there while v48 snapshots fine (docs/FINDINGS.md). */
+static void
+ch_snapshot_check (struct check *c, size_t *n, const struct check *ch_version)
+{
+  struct check *k;
+  struct stat st;
+  int major = 0, minor = 0;
+
+  if (!ch_version->ok || ch_parse_version (ch_version->detail, &major, &minor) < 0)
+    return;
+  k = add (c, n, "ch snapshot");
+  k->ok = major < 49 || stat ("/sys/module/kvm_pvm", &st) < 0;
+  snprintf (k->detail, sizeof k->detail, "%s",
+            k->ok ? "supported"
+                  : "CH v49+ needs KVM_GET_NESTED_STATE, which kvm_pvm refuses: "
+                    "vm.snapshot fails (v48 snapshots on this host)");
+}
+
 int
 cmd_doctor (const struct global_opts *g, int argc, char **argv)
 {
@@ -128,6 +149,7 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
   device (c, &n, "/dev/vhost-net", "faster QEMU tap networking");
   version_of (c, &n, "cloud-hypervisor", ch_bin && *ch_bin ? ch_bin : "cloud-hypervisor",
               "install the static binary from its GitHub releases, or set CLOUD_HYPERVISOR");
+  ch_snapshot_check (c, &n, &c[n - 1]);
   version_of (c, &n, "qemu", qemu_bin && *qemu_bin ? qemu_bin : "qemu-system-x86_64",
               "apt-get install qemu-system-x86");
   guest_file (c, &n, "kernel", "kernel/vmlinuz");

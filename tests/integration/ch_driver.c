@@ -57,8 +57,8 @@ dir_bytes (const char *dir, unsigned long long *bytes, unsigned long long *alloc
       struct stat st;
       if (fstatat (dirfd (d), de->d_name, &st, 0) == 0 && S_ISREG (st.st_mode))
         {
-          *bytes += (unsigned long long)st.st_size;
-          *alloc += (unsigned long long)st.st_blocks * 512;
+          *bytes += (unsigned long long) st.st_size;
+          *alloc += (unsigned long long) st.st_blocks * 512;
         }
     }
 }
@@ -71,7 +71,7 @@ standby (struct vm_runtime *rt, const char *dir, struct err **e)
   double t0;
 
   snprintf (final, sizeof final, "%s/snapshot", dir);
-  if (snprintf (tmp, sizeof tmp, "%s/snapshot.tmp-XXXXXX", dir) >= (int)sizeof tmp)
+  if (snprintf (tmp, sizeof tmp, "%s/snapshot.tmp-XXXXXX", dir) >= (int) sizeof tmp)
     return err_make (e, ENAMETOOLONG, "%s", dir);
   if (mkdtemp (tmp) == NULL)
     return err_make (e, errno, "mkdtemp %s", tmp);
@@ -119,7 +119,7 @@ main (int argc, char **argv)
         spec.memory_mib = strtoull (optarg, NULL, 10);
         break;
       case 'c':
-        spec.cpus = (unsigned)strtoul (optarg, NULL, 10);
+        spec.cpus = (unsigned) strtoul (optarg, NULL, 10);
         break;
       default:
         return 2;
@@ -145,7 +145,7 @@ main (int argc, char **argv)
           if (backend_ch.start (&spec, &rt, &e) < 0)
             reply_err (&e);
           else
-            printf ("ok pid=%d version=%s\n", (int)rt.vmm_pid, rt.version);
+            printf ("ok pid=%d version=%s\n", (int) rt.vmm_pid, rt.version);
         }
       else if (strcmp (line, "pause") == 0 || strcmp (line, "resume") == 0)
         {
@@ -164,8 +164,8 @@ main (int argc, char **argv)
             reply_err (&e);
           else
             printf ("ok state=%s memory=%llu actual=%llu\n", info.state,
-                    (unsigned long long)info.memory_size,
-                    (unsigned long long)info.memory_actual_size);
+                    (unsigned long long) info.memory_size,
+                    (unsigned long long) info.memory_actual_size);
         }
       else if (strcmp (line, "counters") == 0)
         {
@@ -178,7 +178,7 @@ main (int argc, char **argv)
           json_object_put (j);
         }
       else if (strcmp (line, "pid") == 0)
-        printf ("ok pid=%d\n", (int)rt.vmm_pid);
+        printf ("ok pid=%d\n", (int) rt.vmm_pid);
       else if (strcmp (line, "standby") == 0)
         {
           if (standby (&rt, spec.dir, &e) < 0)
@@ -192,7 +192,7 @@ main (int argc, char **argv)
             reply_err (&e);
           else
             {
-              printf ("ok pid=%d", (int)rt.vmm_pid);
+              printf ("ok pid=%d", (int) rt.vmm_pid);
               for (size_t i = 0; i < n; i++)
                 printf (" %s=%.1f", ph[i].name, ph[i].ms);
               printf ("\n");

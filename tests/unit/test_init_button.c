@@ -15,7 +15,7 @@
 static void
 test_name (void **state)
 {
-  (void)state;
+  (void) state;
   assert_true (button_name_p ("Power Button\n"));
   assert_true (button_name_p ("Power Button"));
   assert_false (button_name_p ("Sleep Button\n"));
@@ -46,7 +46,7 @@ test_press (void **state)
   struct input_event release[] = { ev (EV_KEY, KEY_POWER, 0), ev (EV_SYN, SYN_REPORT, 0) };
   struct input_event other[] = { ev (EV_KEY, KEY_SLEEP, 1), ev (EV_MSC, KEY_POWER, 1) };
 
-  (void)state;
+  (void) state;
   assert_true (button_power_press_p (press, sizeof press));
   assert_false (button_power_press_p (release, sizeof release));
   assert_false (button_power_press_p (other, sizeof other));
@@ -58,7 +58,6 @@ test_press (void **state)
 int
 main (void)
 {
-  const struct CMUnitTest tests[] = { cmocka_unit_test (test_name),
-                                      cmocka_unit_test (test_press) };
+  const struct CMUnitTest tests[] = { cmocka_unit_test (test_name), cmocka_unit_test (test_press) };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
