@@ -50,7 +50,8 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
       vmctl_phase (ph, n, "tap", &t);
     }
   vmrec_spec (&c->rec, c->dir, pub, &spec);
-  if (c->be->restore (&spec, snap, &c->rec.rt, ph, n, err) < 0)
+  if (c->be->restore (&spec, snap, &c->rec.rt, ph, n, err) < 0
+      || (c->rec.tap[0] && net_tap_clear_addresses (c->rec.tap, err) < 0))
     return -1;
   t = proc_now_ms ();
   c->rec.state = VM_STATUS_RUNNING;

@@ -525,6 +525,8 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   if (c->be->start (&spec, &r->rt, err) < 0)
     goto fail;
   cr.vmm = true;
+  if (tap && net_tap_clear_addresses (r->tap, err) < 0)
+    goto fail;
   r->state = VM_STATUS_RUNNING;
   if (vmctl_write_pid (c->dir, r->rt.vmm_pid, err) < 0 || vmctl_save (c, err) < 0)
     goto fail;

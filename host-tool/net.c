@@ -376,6 +376,14 @@ net_ensure_tap (const char *netns, const char *tap, struct err **err)
   return net_run (master, NULL, false, err);
 }
 
+int
+net_tap_clear_addresses (const char *tap, struct err **err)
+{
+  const char *const flush[] = { "ip", "-4", "addr", "flush", "dev", tap, NULL };
+
+  return net_run (flush, NULL, false, err);
+}
+
 static int
 publish_elements (const struct vm_record *r, bool add_p, struct err **err)
 {

@@ -68,6 +68,10 @@ int net_setup_vm (const char *netns, const struct vm_record *r, struct err **err
 /* Recreates the tap only (restore). */
 int net_ensure_tap (const char *netns, const char *tap, struct err **err);
 /* Removes the VM's tap and DNAT elements; missing ones are not an error. */
+/* Cloud Hypervisor v48 gives a tap it opens an IPv4 address of its own
+   (NetConfig.ip defaults to 192.168.249.1) in the namespace of the VMM; a
+   bridge port must have none, so chvm removes it after start and restore. */
+int net_tap_clear_addresses (const char *tap, struct err **err);
 int net_teardown_vm (const char *netns, const struct vm_record *r, struct err **err);
 /* Removes the bridge and the nft table (when no VM uses them any more). */
 int net_teardown_all (const char *netns, struct err **err);

@@ -91,6 +91,14 @@ def ns_links(ns):
     return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
 
 
+def tap_ipv4(ns, tap):
+    """IPv4 addresses on the tap: a bridge port must have none (CH v48 gives
+    the tap 192.168.249.1 unless chvm removes it)."""
+    out = subprocess.run(["ip", "-netns", ns, "-4", "-o", "addr", "show", "dev", tap],
+                         capture_output=True, text=True, check=True).stdout
+    return out.split()
+
+
 def api(env, path):
     """GET on the VM's CH API socket (what CH itself says it runs)."""
     sock = os.path.join(env["CHVM_STATE_DIR"], "vms", "chtest", "api.sock")
@@ -118,6 +126,7 @@ def test_ch_runs_the_real_vm_config_standby_restore_rm(ch):
     assert all(d.get("readonly") for d in cfg["disks"])
     tap = cfg["net"][0]["tap"]
     assert tap in ns_links(ns) and "chvm0" in ns_links(ns)
+    assert tap_ipv4(ns, tap) == []
     assert cfg["vsock"]["socket"].endswith("/vsock.sock")
     assert cfg["payload"]["initramfs"].endswith("initrd.cpio.gz")
     assert cfg["memory"]["size"] == 512 << 20
@@ -147,6 +156,7 @@ def test_ch_runs_the_real_vm_config_standby_restore_rm(ch):
     info = api(env, "vm.info")
     assert info["state"] == "Running"
     assert info["config"]["net"][0]["tap"] == tap
+    assert tap_ipv4(ns, tap) == []
 
     new_pid = vm["pid"]
     p = chvm(env, "rm", "-f", "chtest")
