@@ -15,10 +15,16 @@
 
 #include "err.h"
 
+/* QEMU user-net forwards each published port with its own hostfwd, all in
+   one -netdev argument (Linux caps one argument at 128 KiB): neko's 101 UDP
+   media ports and more fit, 65535 would not. */
+#define BACKEND_QEMU_MAX_FWD 1024
+
 struct publish
 {
   uint16_t host_port; /* on host_addr (default 127.0.0.1) */
   uint16_t guest_port;
+  uint16_t count; /* consecutive ports from both (>= 1) */
   bool udp;
   const char *host_addr;
 };

@@ -38,6 +38,8 @@
 #define MIGRATE_MS 300000
 #define QUIT_MS 10000
 #define MAX_ARGS 96
+/* ",hostfwd=udp:" + a 63-byte address + ":65535-:65535", rounded up. */
+#define HOSTFWD_MAX 96
 
 static const char *
 qemu_binary (void)
@@ -140,7 +142,7 @@ static int
 build_argv (const struct vm_spec *spec, const struct vm_runtime *rt, bool incoming, struct argv *a,
             struct err **err)
 {
-  char net[2048];
+  cleanup_free char *net = NULL;
   size_t off;
 
   if (check_opt_path ("VM directory", spec->dir, err) < 0)
@@ -184,27 +186,45 @@ build_argv (const struct vm_spec *spec, const struct vm_runtime *rt, bool incomi
          DNAT there, not hostfwd. */
       if (check_opt_path ("tap", spec->tap, err) < 0)
         return -1;
-      snprintf (net, sizeof net, "tap,id=n0,ifname=%s,script=no,downscript=no", spec->tap);
+      if (asprintf (&net, "tap,id=n0,ifname=%s,script=no,downscript=no", spec->tap) < 0)
+        return err_make (err, ENOMEM, "QEMU -netdev");
     }
   else
     {
-      /* User-net with one hostfwd per forwarded port.  Guest side: QEMU's
+      /* User-net with one hostfwd per forwarded port (QEMU has no port
+         ranges), capped by BACKEND_QEMU_MAX_FWD.  Guest side: QEMU's
          default guest address 10.0.2.15. */
-      off = (size_t) snprintf (net, sizeof net, "user,id=n0");
+      size_t ports = 0, cap;
+      int w;
+
+      for (size_t i = 0; i < spec->n_publish; i++)
+        ports += spec->publish[i].count ? spec->publish[i].count : 1;
+      if (ports > BACKEND_QEMU_MAX_FWD)
+        return err_make (err, 0, "QEMU user-net: %zu published ports, at most %d", ports,
+                         BACKEND_QEMU_MAX_FWD);
+      cap = (ports + 2) * HOSTFWD_MAX;
+      net = malloc (cap);
+      if (net == NULL)
+        return err_make (err, ENOMEM, "QEMU -netdev");
+      off = (size_t) snprintf (net, cap, "user,id=n0");
       if (spec->agent_tcp_port != 0)
-        off += (size_t) snprintf (net + off, sizeof net - off, ",hostfwd=tcp:127.0.0.1:%u-:%u",
+        off += (size_t) snprintf (net + off, cap - off, ",hostfwd=tcp:127.0.0.1:%u-:%u",
                                   rt->agent_host_port, spec->agent_tcp_port);
-      for (size_t i = 0; i < spec->n_publish && off < sizeof net; i++)
+      for (size_t i = 0; i < spec->n_publish; i++)
         {
           const struct publish *p = &spec->publish[i];
           const char *addr = p->host_addr ? p->host_addr : "127.0.0.1";
           if (strchr (addr, ':') != NULL || strchr (addr, ',') != NULL)
             return err_make (err, 0, "QEMU user-net cannot publish on '%s' (IPv4 only)", addr);
-          off += (size_t) snprintf (net + off, sizeof net - off, ",hostfwd=%s:%s:%u-:%u",
-                                    p->udp ? "udp" : "tcp", addr, p->host_port, p->guest_port);
+          for (unsigned k = 0; k < (p->count ? p->count : 1u); k++)
+            {
+              w = snprintf (net + off, cap - off, ",hostfwd=%s:%s:%u-:%u", p->udp ? "udp" : "tcp",
+                            addr, p->host_port + k, p->guest_port + k);
+              if (w < 0 || (size_t) w >= cap - off)
+                return err_make (err, 0, "QEMU -netdev: hostfwd list too long");
+              off += (size_t) w;
+            }
         }
-      if (off >= sizeof net)
-        return err_make (err, 0, "too many published ports");
     }
   add (a, "-netdev");
   add (a, "%s", net);

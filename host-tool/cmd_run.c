@@ -54,7 +54,9 @@ usage (FILE *out)
            "  --overlay tmpfs|disk   writable layer in RAM or on a per-VM disk (default tmpfs)\n"
            "  --disk-size SIZE       size of the overlay disk (default 4G)\n"
            "  --publish, -p [ADDR:]HOST:GUEST[/udp]\n"
-           "                         forward a host port (ADDR default 127.0.0.1); the CDP\n"
+           "                         forward a host port (ADDR default 127.0.0.1); HOST and\n"
+           "                         GUEST may be equal-length ranges LO-HI, and a lone LO-HI\n"
+           "                         is that range on both sides; the CDP\n"
            "                         port is published on a free loopback port by default\n"
            "  --env, -e NAME=VALUE   extra environment (repeatable)\n"
            "  --backend ch|qemu|auto hypervisor (auto: ch when KVM can run guests, else qemu)\n"
@@ -194,8 +196,7 @@ parse_args (int argc, char **argv, struct run_opts *o, struct err **err)
         if (net_parse_publish (optarg, &o->publish[o->n_publish], err) < 0)
           return -1;
         for (size_t i = 0; i < o->n_publish; i++)
-          if (o->publish[i].host_port == o->publish[o->n_publish].host_port
-              && o->publish[i].udp == o->publish[o->n_publish].udp)
+          if (net_publish_overlap (&o->publish[i], &o->publish[o->n_publish]))
             return err_make (err, 0, "--publish %s: host port given twice", optarg);
         o->n_publish++;
         break;
@@ -398,21 +399,31 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   if (!tap)
     {
       bool has_cdp = false;
+      size_t ports = 0;
       for (size_t i = 0; i < o->n_publish; i++)
-        has_cdp |= !o->publish[i].udp && o->publish[i].guest_port == o->cdp_port;
+        {
+          has_cdp |= vm_publish_covers (&o->publish[i], false, o->cdp_port);
+          ports += vm_publish_ports (&o->publish[i]);
+        }
+      /* Refused here, before anything exists, rather than by QEMU's start. */
+      if (ports + !has_cdp > BACKEND_QEMU_MAX_FWD)
+        return err_make (err, 0, "--publish: %zu ports, QEMU user-net forwards at most %d",
+                         ports + !has_cdp, BACKEND_QEMU_MAX_FWD);
       if (!has_cdp && o->n_publish < VM_MAX_PUBLISH)
         {
           struct vm_publish *p = &o->publish[o->n_publish++];
-          *p = (struct vm_publish){ .guest_port = (uint16_t) o->cdp_port };
+          *p = (struct vm_publish){ .guest_port = (uint16_t) o->cdp_port, .count = 1 };
           snprintf (p->host_addr, sizeof p->host_addr, "127.0.0.1");
           if (net_pick_port (&p->host_port, err) < 0)
             return -1;
         }
     }
   for (size_t i = 0; i < o->n_publish; i++)
-    if (net_check_port (o->publish[i].host_addr, o->publish[i].host_port, o->publish[i].udp, err)
-        < 0)
-      return -1;
+    for (unsigned k = 0; k < vm_publish_ports (&o->publish[i]); k++)
+      if (net_check_port (o->publish[i].host_addr, (uint16_t) (o->publish[i].host_port + k),
+                          o->publish[i].udp, err)
+          < 0)
+        return -1;
   /* Before the lock: an import can take minutes and is safe on its own
      (built aside, renamed into place). */
   if (image_resolve (c->root, image_ref, progress, NULL, &img, err) < 0)

@@ -89,12 +89,37 @@ parse_port (const char *s, size_t n, uint16_t *out)
   return 0;
 }
 
+/* "LO" or "LO-HI" (inclusive) into its first port and length. */
+static int
+parse_range (const char *s, size_t n, uint16_t *lo, unsigned *count, const char *whole,
+             const char *side, struct err **err)
+{
+  const char *dash = memchr (s, '-', n);
+  uint16_t hi;
+
+  if (dash == NULL)
+    {
+      if (parse_port (s, n, lo) < 0)
+        return err_make (err, 0, "--publish '%s': bad %s port", whole, side);
+      *count = 1;
+      return 0;
+    }
+  if (parse_port (s, (size_t) (dash - s), lo) < 0
+      || parse_port (dash + 1, n - (size_t) (dash - s) - 1, &hi) < 0)
+    return err_make (err, 0, "--publish '%s': bad %s port range", whole, side);
+  if (hi < *lo)
+    return err_make (err, 0, "--publish '%s': %s port range is reversed", whole, side);
+  *count = (unsigned) (hi - *lo) + 1;
+  return 0;
+}
+
 int
 net_parse_publish (const char *s, struct vm_publish *out, struct err **err)
 {
   const char *slash = strrchr (s, '/'), *end, *colon, *hp;
   size_t addr_len = 0;
   const char *addr = NULL;
+  unsigned host_n, guest_n;
 
   memset (out, 0, sizeof *out);
   end = slash ? slash : s + strlen (s);
@@ -108,9 +133,21 @@ net_parse_publish (const char *s, struct vm_publish *out, struct err **err)
   /* GUEST is after the last ':' before the protocol. */
   colon = memrchr (s, ':', (size_t) (end - s));
   if (colon == NULL)
-    return err_make (err, 0, "--publish '%s': expected [ADDR:]HOST:GUEST[/udp]", s);
-  if (parse_port (colon + 1, (size_t) (end - colon - 1), &out->guest_port) < 0)
-    return err_make (err, 0, "--publish '%s': bad guest port", s);
+    {
+      /* "LO-HI": the same range on both sides (neko's UDP media ports). */
+      if (memchr (s, '-', (size_t) (end - s)) == NULL)
+        return err_make (err, 0, "--publish '%s': expected [ADDR:]HOST:GUEST[/udp]", s);
+      if (parse_range (s, (size_t) (end - s), &out->host_port, &host_n, s, "host", err) < 0)
+        return -1;
+      out->guest_port = out->host_port;
+      out->count = (uint16_t) host_n;
+      snprintf (out->host_addr, sizeof out->host_addr, "127.0.0.1");
+      return 0;
+    }
+  if (parse_range (colon + 1, (size_t) (end - colon - 1), &out->guest_port, &guest_n, s, "guest",
+                   err)
+      < 0)
+    return -1;
   hp = memrchr (s, ':', (size_t) (colon - s));
   if (hp == NULL)
     hp = s;
@@ -120,8 +157,12 @@ net_parse_publish (const char *s, struct vm_publish *out, struct err **err)
       addr_len = (size_t) (hp - s);
       hp++;
     }
-  if (parse_port (hp, (size_t) (colon - hp), &out->host_port) < 0)
-    return err_make (err, 0, "--publish '%s': bad host port", s);
+  if (parse_range (hp, (size_t) (colon - hp), &out->host_port, &host_n, s, "host", err) < 0)
+    return -1;
+  if (host_n != guest_n)
+    return err_make (err, 0, "--publish '%s': host and guest ranges differ in length (%u, %u)", s,
+                     host_n, guest_n);
+  out->count = (uint16_t) host_n;
   if (addr == NULL || addr_len == 0)
     snprintf (out->host_addr, sizeof out->host_addr, "127.0.0.1");
   else
@@ -141,6 +182,13 @@ net_parse_publish (const char *s, struct vm_publish *out, struct err **err)
         return err_make (err, 0, "--publish '%s': '%s' is not an IP address", s, out->host_addr);
     }
   return 0;
+}
+
+bool
+net_publish_overlap (const struct vm_publish *a, const struct vm_publish *b)
+{
+  return a->udp == b->udp && a->host_port < b->host_port + vm_publish_ports (b)
+         && b->host_port < a->host_port + vm_publish_ports (a);
 }
 
 int
@@ -384,9 +432,14 @@ net_tap_clear_addresses (const char *tap, struct err **err)
   return net_run (flush, NULL, false, err);
 }
 
+/* One nft command per publish: a range becomes one element per port in the
+   same map, added or deleted together (the map's rules stay as they are;
+   nft's dnat has no "shift the port by an offset" form).  The command goes
+   through stdin: 65535 elements would not fit one argument. */
 static int
 publish_elements (const struct vm_record *r, bool add_p, struct err **err)
 {
+  static const char *const argv[] = { "nft", "-f", "-", NULL };
   char addr[20];
   size_t n;
 
@@ -397,12 +450,23 @@ publish_elements (const struct vm_record *r, bool add_p, struct err **err)
   addr[n] = '\0';
   for (size_t i = 0; i < r->n_publish; i++)
     {
-      char elem[96];
       const struct vm_publish *p = &r->publish[i];
-      const char *const argv[] = { "nft",  add_p ? "add" : "delete",       "element", "ip",
-                                   "chvm", p->udp ? "pub_udp" : "pub_tcp", elem,      NULL };
-      snprintf (elem, sizeof elem, "{ %u : %s . %u }", p->host_port, addr, p->guest_port);
-      if (net_run (argv, NULL, !add_p, err) < 0)
+      cleanup_free char *cmd = NULL;
+      size_t len = 0;
+      FILE *f = open_memstream (&cmd, &len);
+      int bad;
+
+      if (f == NULL)
+        return err_make (err, errno, "nft command");
+      fprintf (f, "%s element ip chvm %s { ", add_p ? "add" : "delete",
+               p->udp ? "pub_udp" : "pub_tcp");
+      for (unsigned k = 0; k < vm_publish_ports (p); k++)
+        fprintf (f, "%s%u : %s . %u", k ? ", " : "", p->host_port + k, addr, p->guest_port + k);
+      fputs (" }\n", f);
+      bad = ferror (f);
+      if (fclose (f) != 0 || bad)
+        return err_make (err, ENOMEM, "nft command");
+      if (net_run (argv, cmd, !add_p, err) < 0)
         return -1;
     }
   return 0;

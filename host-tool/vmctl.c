@@ -292,13 +292,13 @@ vmctl_cdp_address (const struct vm_record *r, char *out, size_t len)
       return;
     }
   for (size_t i = 0; i < r->n_publish; i++)
-    if (!r->publish[i].udp && r->publish[i].guest_port == r->cdp_port)
+    if (vm_publish_covers (&r->publish[i], false, r->cdp_port))
       {
         const char *a = r->publish[i].host_addr;
         if (strcmp (a, "0.0.0.0") == 0)
           a = "127.0.0.1";
         snprintf (out, len, strchr (a, ':') ? "http://[%s]:%u" : "http://%s:%u", a,
-                  r->publish[i].host_port);
+                  (unsigned) (r->publish[i].host_port + r->cdp_port - r->publish[i].guest_port));
         return;
       }
   snprintf (out, len, "-");

@@ -264,6 +264,9 @@ vmrec_to_json (const struct vm_record *r, char **out, struct err **err)
       add_int (p, "host_port", r->publish[i].host_port);
       add_int (p, "guest_port", r->publish[i].guest_port);
       add_str (p, "proto", r->publish[i].udp ? "udp" : "tcp");
+      /* A range is one entry; single ports keep the old shape. */
+      if (vm_publish_ports (&r->publish[i]) > 1)
+        add_int (p, "count", vm_publish_ports (&r->publish[i]));
       json_object_array_add (pub, p);
     }
   json_object_object_add (spec, "publish", pub);
@@ -404,6 +407,17 @@ parse_spec (struct json_object *spec, struct vm_record *r, struct err **err)
       if (get_int (p, "guest_port", 1, 65535, &x, err) < 0)
         return -1;
       d->guest_port = (uint16_t) x;
+      /* Absent in records written before ranges, and for single ports. */
+      if (json_object_object_get_ex (p, "count", NULL))
+        {
+          if (get_int (p, "count", 1, 65535, &x, err) < 0)
+            return -1;
+        }
+      else
+        x = 1;
+      if (d->host_port + x - 1 > 65535 || d->guest_port + x - 1 > 65535)
+        return err_make (err, 0, "vm.json: publish range ends past port 65535");
+      d->count = (uint16_t) x;
       if (strcmp (proto, "tcp") != 0 && strcmp (proto, "udp") != 0)
         return err_make (err, 0, "vm.json: publish proto must be tcp or udp");
       d->udp = proto[0] == 'u';
@@ -700,6 +714,7 @@ vmrec_spec (const struct vm_record *r, const char *dir, struct publish *pub, str
       pub[i].host_addr = r->publish[i].host_addr;
       pub[i].host_port = r->publish[i].host_port;
       pub[i].guest_port = r->publish[i].guest_port;
+      pub[i].count = (uint16_t) vm_publish_ports (&r->publish[i]);
       pub[i].udp = r->publish[i].udp;
     }
   spec->publish = pub;

@@ -33,13 +33,31 @@ enum vm_status
   VM_STATUS_DEAD, /* recorded running/paused but the VMM is gone */
 };
 
+/* count consecutive ports from host_port map to as many from guest_port
+   (--publish 56000-56100:56000-56100/udp is one entry with count 101);
+   both ranges end at or below 65535. */
 struct vm_publish
 {
   char host_addr[64];
   uint16_t host_port;
   uint16_t guest_port;
+  uint16_t count; /* 0 (a record built in code) means 1 */
   bool udp;
 };
+
+static inline unsigned
+vm_publish_ports (const struct vm_publish *p)
+{
+  return p->count ? p->count : 1;
+}
+
+/* Whether guest TCP port (udp false) or UDP port is forwarded by p. */
+static inline bool
+vm_publish_covers (const struct vm_publish *p, bool udp, unsigned guest_port)
+{
+  return p->udp == udp && p->guest_port <= guest_port
+         && guest_port < p->guest_port + vm_publish_ports (p);
+}
 
 struct vm_record
 {

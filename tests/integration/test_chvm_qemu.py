@@ -2,7 +2,9 @@
 """chvm end to end with the QEMU backend (TCG): one boot for the whole file.
 
 run boots the stand-in image; ps shows it; CDP answers through the printed
-address; a page opened before standby is there after restore with the same
+address; --publish of a UDP port range and a TCP port carries a UDP echo and
+a TCP echo served in the guest (started through the agent), as neko's live
+view needs (8080/tcp, 56000-56100/udp); a page opened before standby is there after restore with the same
 target id and URL (same browser); rm leaves no process or file behind.  Bad
 inputs fail with one line and leave nothing behind.
 
@@ -30,6 +32,11 @@ INITRD = os.path.join(B, "initrd.cpio.gz")
 IMAGE = os.path.join(B, "images", "standin", "oci")
 IMAGE_CACHE = os.path.join(B, "state", "images")
 BOOT_TIMEOUT = 600  # TCG on two shared cores
+# The live view's ports: neko's whole UDP media range and its HTTP port.
+UDP_GUEST = 56000
+UDP_COUNT = 101
+UDP_ECHO = UDP_GUEST + UDP_COUNT - 1  # the range's last port
+TCP_GUEST = 8080
 
 
 def _missing():
@@ -104,12 +111,92 @@ def wait_cdp(base, deadline):
     raise AssertionError("CDP at %s did not answer: %s" % (base, last))
 
 
+def free_ports(kind, count):
+    """count consecutive ports free on 127.0.0.1 (bound and released)."""
+    for _ in range(200):
+        first = 20000 + int.from_bytes(os.urandom(2), "big") % 20000
+        socks = []
+        try:
+            for port in range(first, first + count):
+                s = socket.socket(socket.AF_INET, kind)
+                socks.append(s)
+                s.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError("no %d free consecutive ports" % count)
+
+
+def udp_echo(addr, payload, deadline):
+    """Sends payload to addr until the same bytes come back."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(1.0)
+        while time.monotonic() < deadline:
+            s.sendto(payload, addr)
+            try:
+                data, _ = s.recvfrom(4096)
+            except socket.timeout:  # the guest's listener is not up yet
+                continue
+            if data == payload:
+                return
+        raise AssertionError("no UDP echo from %s:%d" % addr)
+
+
+def tcp_echo(addr, payload, deadline):
+    """user-net accepts on the host before the guest listens, so a closed
+    connection just means "not yet"."""
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(addr, timeout=5) as s:
+                s.sendall(payload)
+                s.shutdown(socket.SHUT_WR)
+                data = b""
+                while len(data) < len(payload):
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+        except OSError:
+            data = b""
+        if data == payload:
+            return
+        time.sleep(0.2)
+    raise AssertionError("no TCP echo from %s:%d" % addr)
+
+
+# Echo servers in the guest, left running detached from the agent's exec
+# (its pipes closed so the exec ends at once).
+GUEST_ECHO = ("setsid -f socat UDP-RECVFROM:%(udp)d,fork EXEC:cat </dev/null >/dev/null 2>&1; "
+              "setsid -f socat TCP-LISTEN:%(tcp)d,fork,reuseaddr EXEC:cat "
+              "</dev/null >/dev/null 2>&1")
+
+
+def agent_argv(env, name):
+    """chvm agent argv for the VM's agent: QEMU user-net's forwarded port on
+    127.0.0.1, or the guest's own address with a tap (in its namespace)."""
+    insp = json.loads(chvm(env, "inspect", name).stdout)[0]
+    if insp["spec"]["address"]:
+        target = "%s:%d" % (insp["spec"]["address"].split("/")[0], insp["spec"]["agent_tcp_port"])
+    else:
+        target = "127.0.0.1:%d" % insp["runtime"]["agent_host_port"]
+    return [CHVM, "agent", "--tcp", target, "--token", insp["spec"]["agent_token"],
+            "--timeout", "30000"]
+
+
 @pytest.fixture(scope="module")
 def vm(env):
     agent = _initrd_has_agent()
     name = "itest"
     t0 = time.monotonic()
-    args = ["run", "--name", name, "--memory", "2G", "--cpus", "2", "--json"]
+    udp_host = free_ports(socket.SOCK_DGRAM, UDP_COUNT)
+    tcp_host = free_ports(socket.SOCK_STREAM, 1)
+    args = ["run", "--name", name, "--memory", "2G", "--cpus", "2", "--json",
+            "-p", "%d-%d:%d-%d/udp" % (udp_host, udp_host + UDP_COUNT - 1,
+                                       UDP_GUEST, UDP_GUEST + UDP_COUNT - 1),
+            "-p", "%d:%d" % (tcp_host, TCP_GUEST)]
     if not agent:
         args.append("--no-wait")
     try:
@@ -123,7 +210,8 @@ def vm(env):
     boot_s = time.monotonic() - t0
     print("\nboot to CDP: %.1f s (agent: %s)" % (boot_s, agent))
     info = {"name": name, "cdp": base, "pid": out["pid"], "agent": agent, "version": version,
-            "boot_s": boot_s, "state": env["CHVM_STATE_DIR"]}
+            "boot_s": boot_s, "state": env["CHVM_STATE_DIR"], "udp_host": udp_host,
+            "tcp_host": tcp_host}
     yield info
     chvm(env, "rm", "-f", name, check=False)
 
@@ -152,6 +240,9 @@ def test_bad_inputs(env, vm):
     busy.bind(("127.0.0.1", 0))
     busy.listen(1)
     port = busy.getsockname()[1]
+    ubusy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ubusy.bind(("127.0.0.1", free_ports(socket.SOCK_DGRAM, 3) + 1))
+    uport = ubusy.getsockname()[1]
     cases = [
         (["run", "--name", "bad1", "/nonexistent/image"], "image"),
         (["run", "--name", "bad2", "--memory", "2X"], "bad memory size"),
@@ -161,6 +252,16 @@ def test_bad_inputs(env, vm):
         (["run", "--name", "bad/5"], "invalid VM name"),
         (["run", "--name", "bad6", "-p", "1:2:3:4"], "--publish"),
         (["run", "--name", "bad7", "--env", "NOEQUALS"], "--env"),
+        (["run", "--name", "bad8", "-p", "56100-56000/udp"], "reversed"),
+        (["run", "--name", "bad9", "-p", "56000-56100:56000-56099/udp"], "differ in length"),
+        (["run", "--name", "bad10", "-p", "65535-65536/udp"], "bad host port range"),
+        (["run", "--name", "bad11", "-p", "0-3:1-4"], "bad host port range"),
+        (["run", "--name", "bad12", "-p", "30000-30010/udp", "-p", "30010:1/udp"],
+         "host port given twice"),
+        (["run", "--name", "bad14", "-p", "20000-21100/udp"], "at most 1024"),
+        # One taken port inside a range refuses the whole run.
+        (["run", "--name", "bad13", "-p", "%d-%d:1-3/udp" % (uport - 1, uport + 1)],
+         "already in use"),
     ]
     try:
         for args, want in cases:
@@ -172,10 +273,42 @@ def test_bad_inputs(env, vm):
             assert set(os.listdir(vms)) == before, args
     finally:
         busy.close()
+        ubusy.close()
     # Only the one VM's QEMU runs.
     assert subprocess.run(["pgrep", "-f", os.path.join(vms, "bad")]).returncode == 1
     p = chvm(env, "restore", vm["name"], check=False)
     assert p.returncode == 1 and "nothing to restore" in p.stderr
+
+
+def test_publish_udp_range_and_tcp(env, vm):
+    """The live view's shape: a UDP range and a TCP port published, served
+    by echo servers in the guest, reached on 127.0.0.1."""
+    insp = json.loads(chvm(env, "inspect", vm["name"]).stdout)[0]
+    # One record for the range, not one per port.
+    pub = sorted(insp["spec"]["publish"], key=lambda p: p["host_port"])
+    assert {"host_addr": "127.0.0.1", "host_port": vm["udp_host"], "guest_port": UDP_GUEST,
+            "proto": "udp", "count": UDP_COUNT} in pub, pub
+    assert {"host_addr": "127.0.0.1", "host_port": vm["tcp_host"], "guest_port": TCP_GUEST,
+            "proto": "tcp"} in pub, pub
+    with open("/proc/%d/cmdline" % vm["pid"], "rb") as f:
+        cmdline = f.read().decode()
+    for k in range(UDP_COUNT):
+        assert "hostfwd=udp:127.0.0.1:%d-:%d" % (vm["udp_host"] + k, UDP_GUEST + k) in cmdline
+    if not vm["agent"]:
+        pytest.skip("no agent in build/initrd.cpio.gz to start the guest's echo servers")
+    echo_host = vm["udp_host"] + UDP_ECHO - UDP_GUEST
+    cmd = GUEST_ECHO % {"udp": UDP_ECHO, "tcp": TCP_GUEST}
+    p = subprocess.run(agent_argv(env, vm["name"]) + ["exec", "--", "sh", "-c", cmd],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    deadline = time.monotonic() + 60
+    t0 = time.monotonic()
+    payload = b"chvm-udp-%d" % os.getpid()
+    udp_echo(("127.0.0.1", echo_host), payload, deadline)
+    print("\nUDP echo 127.0.0.1:%d -> guest :%d after %.2f s"
+          % (echo_host, UDP_ECHO, time.monotonic() - t0))
+    tcp_echo(("127.0.0.1", vm["tcp_host"]), b"chvm-tcp\n", deadline)
+    print("TCP echo 127.0.0.1:%d -> guest :%d" % (vm["tcp_host"], TCP_GUEST))
 
 
 def test_standby_restore_same_browser(env, vm):
@@ -224,6 +357,11 @@ def test_standby_restore_same_browser(env, vm):
     assert version["webSocketDebuggerUrl"] == vm["version"]["webSocketDebuggerUrl"]
     after = {t["id"]: t["url"] for t in http(base + "/json/list")}
     assert after.get(target["id"]) == marker, after
+    if vm["agent"]:
+        # The new QEMU forwards the range again (from vm.json) to the echo
+        # server that the snapshot kept running.
+        udp_echo(("127.0.0.1", vm["udp_host"] + UDP_ECHO - UDP_GUEST), b"after restore",
+                 time.monotonic() + 60)
     ps = json.loads(chvm(env, "ps", "--json").stdout)
     assert [v["status"] for v in ps if v["name"] == vm["name"]] == ["running"]
     assert not os.path.exists(os.path.join(d, "snapshot"))

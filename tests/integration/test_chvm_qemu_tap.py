@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """chvm tap networking end to end, inside a network namespace this test
 creates: `chvm run --net tap --netns NS` (QEMU/TCG on a persistent tap on
-bridge chvm0, NAT table `ip chvm`), --publish as DNAT, and the key property
+bridge chvm0, NAT table `ip chvm`), --publish as DNAT (a TCP port, and a
+UDP range carrying an echo from the guest), and the key property
 of a tap: a CDP WebSocket opened before `chvm standby` carries on after
 `chvm restore` without reconnecting (with user-net it would have died with
 the old QEMU).  `chvm rm` removes tap, elements, table and bridge.
@@ -81,6 +82,24 @@ MISSING = _missing()
 pytestmark = pytest.mark.skipif(MISSING is not None, reason="missing %s" % MISSING)
 
 
+# A UDP client for inside the namespace: sends until the echo comes back.
+UDP_CLIENT = r'''
+import socket, sys, time
+addr, payload = ("127.0.0.1", int(sys.argv[1])), sys.argv[2].encode()
+deadline = time.monotonic() + 60
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1.0)
+while time.monotonic() < deadline:
+    s.sendto(payload, addr)
+    try:
+        if s.recvfrom(4096)[0] == payload:
+            print("echo", flush=True)
+            break
+    except socket.timeout:
+        pass
+'''
+
+
 def in_ns(ns, *cmd, **kw):
     return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True,
                           timeout=60, **kw)
@@ -105,7 +124,11 @@ def test_tap_standby_restore_keeps_connection(tmp_path, ns):
     t0 = time.monotonic()
     try:
         out = json.loads(base.chvm(env, "run", "--name", name, "--net", "tap", "--netns", ns,
-                                   "-p", "127.0.0.1:19222:9222", "--json",
+                                   "-p", "127.0.0.1:19222:9222",
+                                   "-p", "15600-%d:%d-%d/udp" % (
+                                       15600 + base.UDP_COUNT - 1, base.UDP_GUEST,
+                                       base.UDP_GUEST + base.UDP_COUNT - 1),
+                                   "--json",
                                    timeout=base.BOOT_TIMEOUT).stdout)
         print("\ntap boot to ready: %.1f s" % (time.monotonic() - t0))
         assert out["cdp"] == "http://10.213.0.2:9222", out
@@ -118,6 +141,21 @@ def test_tap_standby_restore_keeps_connection(tmp_path, ns):
                   "import urllib.request;print(urllib.request.urlopen("
                   "'http://127.0.0.1:19222/json/version',timeout=10).read().decode())")
         assert "Browser" in r.stdout, r.stderr
+        # The UDP range is one nft command: one map element per port.
+        table = in_ns(ns, "nft", "list", "table", "ip", "chvm").stdout
+        for k in range(base.UDP_COUNT):
+            assert "%d : 10.213.0.2 . %d" % (15600 + k, base.UDP_GUEST + k) in table, table
+        assert "%d : " % (15600 + base.UDP_COUNT) not in table, table
+        cmd = base.GUEST_ECHO % {"udp": base.UDP_ECHO, "tcp": base.TCP_GUEST}
+        agent = base.agent_argv(env, name)
+        r = in_ns(ns, *agent, "exec", "--", "sh", "-c", cmd)
+        assert r.returncode == 0, r.stderr
+        t1 = time.monotonic()
+        echo_host = 15600 + base.UDP_ECHO - base.UDP_GUEST
+        r = in_ns(ns, sys.executable, "-c", UDP_CLIENT, str(echo_host), "chvm-tap-udp")
+        assert r.stdout.strip() == "echo", (r.stdout, r.stderr)
+        print("UDP echo through nft DNAT 127.0.0.1:%d -> 10.213.0.2:%d after %.2f s"
+              % (echo_host, base.UDP_ECHO, time.monotonic() - t1))
 
         client = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", WS_CLIENT,
                                    out["cdp"]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -38,6 +38,83 @@ test_publish_ok (void **state)
   assert_int_equal (net_parse_publish ("[::1]:1:65535", &p, &err), 0);
   assert_string_equal (p.host_addr, "::1");
   assert_int_equal (p.guest_port, 65535);
+  assert_int_equal (p.count, 1);
+}
+
+static void
+test_publish_ranges (void **state)
+{
+  struct vm_publish p, q;
+  struct err *err = NULL;
+
+  (void) state;
+  assert_int_equal (net_parse_publish ("56000-56100:56000-56100/udp", &p, &err), 0);
+  assert_string_equal (p.host_addr, "127.0.0.1");
+  assert_int_equal (p.host_port, 56000);
+  assert_int_equal (p.guest_port, 56000);
+  assert_int_equal (p.count, 101);
+  assert_true (p.udp);
+  /* The shorthand: the same range on both sides. */
+  assert_int_equal (net_parse_publish ("56000-56100/udp", &q, &err), 0);
+  assert_memory_equal (&p, &q, sizeof p);
+  assert_int_equal (net_parse_publish ("0.0.0.0:46000-46009:56000-56009", &p, &err), 0);
+  assert_string_equal (p.host_addr, "0.0.0.0");
+  assert_int_equal (p.host_port, 46000);
+  assert_int_equal (p.guest_port, 56000);
+  assert_int_equal (p.count, 10);
+  assert_false (p.udp);
+  assert_int_equal (net_parse_publish ("[::1]:7-7:9-9", &p, &err), 0);
+  assert_int_equal (p.count, 1);
+  assert_int_equal (net_parse_publish ("1-65535", &p, &err), 0);
+  assert_int_equal (p.count, 65535);
+
+  /* Overlap is per protocol, on host ports only. */
+  assert_int_equal (net_parse_publish ("56000-56100/udp", &p, &err), 0);
+  assert_int_equal (net_parse_publish ("56100:1/udp", &q, &err), 0);
+  assert_true (net_publish_overlap (&p, &q));
+  assert_true (net_publish_overlap (&q, &p));
+  assert_int_equal (net_parse_publish ("56101:56100/udp", &q, &err), 0);
+  assert_false (net_publish_overlap (&p, &q));
+  assert_int_equal (net_parse_publish ("56050:56050", &q, &err), 0);
+  assert_false (net_publish_overlap (&p, &q));
+  assert_int_equal (net_parse_publish ("55000-56000:1-1001/udp", &q, &err), 0);
+  assert_true (net_publish_overlap (&p, &q));
+}
+
+static void
+expect_bad (const char *s, const char *why)
+{
+  struct vm_publish p;
+  struct err *err = NULL;
+
+  if (net_parse_publish (s, &p, &err) == 0)
+    fail_msg ("'%s' accepted", s);
+  if (strstr (err->msg, why) == NULL)
+    fail_msg ("'%s': error '%s' lacks '%s'", s, err->msg, why);
+  err_release (&err);
+}
+
+static void
+test_publish_bad_ranges (void **state)
+{
+  (void) state;
+  expect_bad ("56100-56000:56000-56100/udp", "host port range is reversed");
+  expect_bad ("56000-56100:56100-56000/udp", "guest port range is reversed");
+  expect_bad ("56100-56000/udp", "reversed");
+  expect_bad ("56000-56100:56000-56099", "differ in length (101, 100)");
+  expect_bad ("8080:8080-8081", "differ in length (1, 2)");
+  expect_bad ("65535-65536:1-2", "bad host port range");
+  expect_bad ("1-2:65535-65536", "bad guest port range");
+  expect_bad ("65000-70000", "bad host port range");
+  expect_bad ("0-10:1-11", "bad host port range");
+  expect_bad ("1-10:0-9", "bad guest port range");
+  expect_bad ("0-5", "bad host port range");
+  expect_bad ("1-:1-2", "bad host port range");
+  expect_bad ("-2:1-2", "bad host port range");
+  expect_bad ("1-2-3:1-3", "bad host port range");
+  expect_bad ("1--2", "bad host port range");
+  expect_bad ("1-2/sctp", "protocol");
+  expect_bad ("127.0.0.1:1-2", "bad host port");
 }
 
 static void
@@ -127,8 +204,9 @@ int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_publish_ok), cmocka_unit_test (test_publish_bad),
-    cmocka_unit_test (test_alloc),      cmocka_unit_test (test_names),
+    cmocka_unit_test (test_publish_ok),     cmocka_unit_test (test_publish_bad),
+    cmocka_unit_test (test_publish_ranges), cmocka_unit_test (test_publish_bad_ranges),
+    cmocka_unit_test (test_alloc),          cmocka_unit_test (test_names),
     cmocka_unit_test (test_ports),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);

@@ -47,7 +47,7 @@ record (struct vm_record *r, uint32_t addr)
   snprintf (r->address, sizeof r->address, "10.213.0.%u/24", addr & 0xff);
   net_tap_name (addr, r->tap, sizeof r->tap);
   net_mac (addr, r->mac, sizeof r->mac);
-  r->n_publish = 2;
+  r->n_publish = 3;
   snprintf (r->publish[0].host_addr, sizeof r->publish[0].host_addr, "127.0.0.1");
   r->publish[0].host_port = (uint16_t) (19000 + (addr & 0xff));
   r->publish[0].guest_port = 9222;
@@ -55,6 +55,12 @@ record (struct vm_record *r, uint32_t addr)
   r->publish[1].host_port = 5353;
   r->publish[1].guest_port = 53;
   r->publish[1].udp = true;
+  /* neko's media range: one nft command, one element per port */
+  snprintf (r->publish[2].host_addr, sizeof r->publish[2].host_addr, "127.0.0.1");
+  r->publish[2].host_port = 56000;
+  r->publish[2].guest_port = 46000;
+  r->publish[2].count = 101;
+  r->publish[2].udp = true;
 }
 
 static void
@@ -83,6 +89,10 @@ test_setup_teardown (void **state)
   assert_non_null (strstr (out, "19002 : 10.213.0.2 . 9222"));
   assert_non_null (strstr (out, "19003 : 10.213.0.3 . 9222"));
   assert_non_null (strstr (out, "5353 : 10.213.0.2 . 53"));
+  assert_non_null (strstr (out, "56000 : 10.213.0.2 . 46000"));
+  assert_non_null (strstr (out, "56100 : 10.213.0.2 . 46100"));
+  assert_null (strstr (out, "56101 :"));
+  assert_null (strstr (out, "55999 :"));
   assert_non_null (strstr (out, "masquerade"));
   out = in_ns ("nft list ruleset | grep -c \"table ip chvm\"");
   assert_int_equal (atoi (out), 1);

@@ -44,14 +44,22 @@ fill (struct vm_record *r)
   r->agent_tcp_port = 1025;
   r->cdp_port = 9222;
   snprintf (r->agent_token, sizeof r->agent_token, "00112233445566778899aabbccddeeff");
-  r->n_publish = 2;
+  r->n_publish = 3;
   snprintf (r->publish[0].host_addr, sizeof r->publish[0].host_addr, "127.0.0.1");
   r->publish[0].host_port = 9222;
   r->publish[0].guest_port = 9222;
+  r->publish[0].count = 1;
   snprintf (r->publish[1].host_addr, sizeof r->publish[1].host_addr, "::1");
   r->publish[1].host_port = 5353;
   r->publish[1].guest_port = 53;
+  r->publish[1].count = 1;
   r->publish[1].udp = true;
+  /* neko's media ports, shifted on the host side */
+  snprintf (r->publish[2].host_addr, sizeof r->publish[2].host_addr, "0.0.0.0");
+  r->publish[2].host_port = 46000;
+  r->publish[2].guest_port = 56000;
+  r->publish[2].count = 101;
+  r->publish[2].udp = true;
   r->rt.vmm_pid = 4242;
   snprintf (r->rt.api_socket, sizeof r->rt.api_socket, "/s/vms/web-1/api.sock");
   r->rt.agent_host_port = 40000;
@@ -72,8 +80,44 @@ test_json_round_trip (void **state)
   assert_memory_equal (&a, &b, sizeof a); /* fill() zeroed padding too */
   assert_int_equal (vmrec_to_json (&b, &text2, &err), 0);
   assert_string_equal (text, text2);
+  /* A range is one entry with a count; single ports are written as before. */
+  assert_non_null (strstr (text, "\"count\":101"));
+  assert_null (strstr (strstr (text, "\"count\"") + 1, "\"count\""));
   free (text);
   free (text2);
+}
+
+#define RT "\"runtime\":{\"vmm_pid\":0}"
+#define SPEC "\"spec\":{\"kernel\":\"/k\",\"cpus\":1,\"memory_mib\":64}"
+#define WITH_PUBLISH(entries)                                                                      \
+  "{\"version\":1,\"name\":\"a\",\"backend\":\"q\",\"state\":\"running\","                         \
+  "\"spec\":{\"kernel\":\"/k\",\"cpus\":1,\"memory_mib\":64,\"publish\":[" entries "]}," RT "}"
+
+static void
+test_json_publish_ranges (void **state)
+{
+  /* Written before ranges existed: no "count". */
+  const char *old = WITH_PUBLISH (
+      "{\"host_addr\":\"127.0.0.1\",\"host_port\":8080,\"guest_port\":80,\"proto\":\"tcp\"}");
+  const char *range
+      = WITH_PUBLISH ("{\"host_addr\":\"127.0.0.1\",\"host_port\":56000,\"guest_port\":56000,"
+                      "\"proto\":\"udp\",\"count\":101}");
+  struct vm_record r;
+  struct err *err = NULL;
+
+  (void) state;
+  assert_int_equal (vmrec_from_json (old, strlen (old), &r, &err), 0);
+  assert_int_equal (r.n_publish, 1);
+  assert_int_equal (r.publish[0].host_port, 8080);
+  assert_int_equal (r.publish[0].guest_port, 80);
+  assert_int_equal (r.publish[0].count, 1);
+  assert_false (r.publish[0].udp);
+  assert_int_equal (vmrec_from_json (range, strlen (range), &r, &err), 0);
+  assert_int_equal (r.publish[0].count, 101);
+  assert_true (r.publish[0].udp);
+  assert_true (vm_publish_covers (&r.publish[0], true, 56100));
+  assert_false (vm_publish_covers (&r.publish[0], true, 56101));
+  assert_false (vm_publish_covers (&r.publish[0], false, 56050));
 }
 
 static void
@@ -88,9 +132,6 @@ expect_refused (const char *json, const char *why)
     fail_msg ("'%s': error '%s' lacks '%s'", json, err->msg, why);
   err_release (&err);
 }
-
-#define RT "\"runtime\":{\"vmm_pid\":0}"
-#define SPEC "\"spec\":{\"kernel\":\"/k\",\"cpus\":1,\"memory_mib\":64}"
 
 static void
 test_json_refusals (void **state)
@@ -124,6 +165,18 @@ test_json_refusals (void **state)
                   "[{\"host_addr\":\"x\",\"proto\":\"sctp\",\"host_port\":1,\"guest_port\":1}]}," RT
                   "}",
                   "tcp or udp");
+  expect_refused (WITH_PUBLISH ("{\"host_addr\":\"x\",\"proto\":\"udp\",\"host_port\":1,"
+                                "\"guest_port\":1,\"count\":0}"),
+                  "\"count\" out of range");
+  expect_refused (WITH_PUBLISH ("{\"host_addr\":\"x\",\"proto\":\"udp\",\"host_port\":1,"
+                                "\"guest_port\":1,\"count\":\"5\"}"),
+                  "\"count\" is not an integer");
+  expect_refused (WITH_PUBLISH ("{\"host_addr\":\"x\",\"proto\":\"udp\",\"host_port\":65500,"
+                                "\"guest_port\":1,\"count\":100}"),
+                  "past port 65535");
+  expect_refused (WITH_PUBLISH ("{\"host_addr\":\"x\",\"proto\":\"udp\",\"host_port\":1,"
+                                "\"guest_port\":65535,\"count\":2}"),
+                  "past port 65535");
   expect_refused ("{\"version\":1,\"name\":\"a\",\"backend\":\"q\",\"state\":\"running\"," SPEC
                   ",\"runtime\":{\"vmm_pid\":-5}}",
                   "vmm_pid");
@@ -344,6 +397,7 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_json_round_trip),
     cmocka_unit_test (test_json_refusals),
+    cmocka_unit_test (test_json_publish_ranges),
     cmocka_unit_test (test_derive),
     cmocka_unit_test (test_probe_fake_pid),
     cmocka_unit_test (test_names),
