@@ -31,6 +31,7 @@
 typedef Chvm__Agent__Frame Frame;
 
 struct conn;
+struct fwd_splice;
 
 struct req
 {
@@ -60,7 +61,9 @@ struct conn
   bool closing;  /* flush the output, then close */
   bool host_eof; /* forwarding: the host half-closed its side */
   struct req *reqs;
-  struct bufferevent *peer; /* forwarded guest connection */
+  struct bufferevent *peer;  /* forwarded guest connection */
+  bool splice_wait;          /* forwarding: flushing the bufferevents before splicing */
+  struct fwd_splice *splice; /* forwarding with splice(2) (forward.c) */
   char name[64];
 };
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * chvm-agent: the guest agent.  Started by guest-init after switch_root as
- *   chvm-agent --vsock-port N --tcp-port N --token-file F --cdp-port N
+ *   chvm-agent --vsock-port N --tcp-port N --token-file F --cdp-port N --ready-fd N
  * it listens on AF_VSOCK and/or TCP and serves the protocol of
  * proto/agent.proto on one libevent loop.  It runs until SIGTERM (ignored
  * while filesystems are frozen) or a Shutdown request.
@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <linux/vm_sockets.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -33,13 +34,16 @@ static void
 usage (FILE *out)
 {
   fprintf (out, "Usage: chvm-agent [--vsock-port N] [--tcp-port N --token-file FILE]\n"
-                "                  [--tcp-bind ADDR] [--cdp-port N] [--test-mode] [--debug]\n\n"
+                "                  [--tcp-bind ADDR] [--cdp-port N] [--ready-fd N] [--test-mode]\n"
+                "                  [--debug]\n\n"
                 "The chvm guest agent (protocol: proto/agent.proto).\n\n"
                 "  --vsock-port N     listen on AF_VSOCK port N (0: off)\n"
                 "  --tcp-port N       listen on TCP port N (0: off); needs --token-file\n"
                 "  --tcp-bind ADDR    IPv4 address for TCP (default 0.0.0.0)\n"
                 "  --token-file FILE  hex token (32-128 chars) TCP clients must send in Hello\n"
                 "  --cdp-port N       DevTools port probed by WaitReady/Health (default 9222)\n"
+                "  --ready-fd N       once every transport listens (or failed with a warning),\n"
+                "                     write one byte to fd N and close it\n"
                 "  --test-mode        for running on a development host: never freeze\n"
                 "                     filesystems, set the clock, drop caches, send ARP or\n"
                 "                     power off (Shutdown only ends the agent)\n"
@@ -162,6 +166,18 @@ listen_tcp (const char *addr, unsigned port, struct err **err)
   return l;
 }
 
+/* Tells init (which waits on the other end before it starts the entrypoint)
+   that the agent now accepts connections. */
+static void
+signal_ready (int fd)
+{
+  char byte = 1;
+
+  if (TEMP_FAILURE_RETRY (write (fd, &byte, 1)) != 1)
+    log_warn ("write to --ready-fd %d: %m", fd);
+  close (fd);
+}
+
 static void
 signal_cb (evutil_socket_t sig, short what, void *arg)
 {
@@ -187,6 +203,7 @@ main (int argc, char **argv)
     { "tcp-bind", required_argument, NULL, 'b' },
     { "token-file", required_argument, NULL, 'k' },
     { "cdp-port", required_argument, NULL, 'c' },
+    { "ready-fd", required_argument, NULL, 'r' },
     { "test-mode", no_argument, NULL, 'T' },
     { "debug", no_argument, NULL, 'd' },
     { "help", no_argument, NULL, 'h' },
@@ -196,6 +213,7 @@ main (int argc, char **argv)
   const char *tcp_bind = "0.0.0.0", *token_file = NULL;
   enum log_level lvl = LOG_LVL_INFO;
   struct evconnlistener *lv = NULL, *lt = NULL;
+  int ready_fd = -1;
   struct event *sigs[3];
   static const int signums[3] = { SIGCHLD, SIGTERM, SIGINT };
   cleanup_err struct err *e = NULL;
@@ -216,6 +234,17 @@ main (int argc, char **argv)
       case 'c':
         if (parse_port (optarg, "--cdp-port", &cdp) < 0 || cdp == 0)
           return 2;
+        break;
+      case 'r':
+        {
+          uint64_t v;
+          if (num_parse_u64_str (optarg, INT_MAX, &v) < 0)
+            {
+              fprintf (stderr, "chvm-agent: bad --ready-fd '%s'\n", optarg);
+              return 2;
+            }
+          ready_fd = (int) v;
+        }
         break;
       case 'b':
         tcp_bind = optarg;
@@ -290,6 +319,8 @@ main (int argc, char **argv)
       log_error ("no transport to listen on");
       return 1;
     }
+  if (ready_fd >= 0)
+    signal_ready (ready_fd);
   event_base_dispatch (agent.base);
   conn_close_all ();
   exec_free_all ();

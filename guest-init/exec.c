@@ -80,6 +80,10 @@ static void __attribute__ ((noreturn)) child (const struct spawn *s, int fd)
   setsid ();
   if (syscall (SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
     child_fail (fd, errno, "close inherited fds");
+  /* Marked close-on-exec like the rest, so that init's other children never
+     get it; only this child clears the flag. */
+  if (s->keep_fd > 2 && fcntl (s->keep_fd, F_SETFD, 0) < 0)
+    child_fail (fd, errno, "keep the passed fd");
   if (s->user != NULL)
     {
       if (setgroups (s->user->ngroups, s->user->groups) < 0)

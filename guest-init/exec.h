@@ -16,12 +16,13 @@ struct spawn
   const char *workdir;          /* chdir target */
   const struct spec_user *user; /* NULL: stay root */
   const sigset_t *sigmask;      /* restored in the child before exec */
+  int keep_fd;                  /* an fd >= 3 the program inherits (0: none) */
 };
 
 /* Forks and execs s in a new session with the console as stdio, signals as
-   before init blocked them, and every other fd closed.  Returns the pid once
-   execve() succeeded; when the child cannot exec, reaps it and returns <0
-   with the reason. */
+   before init blocked them, and every other fd but s->keep_fd closed.
+   Returns the pid once execve() succeeded; when the child cannot exec, reaps
+   it and returns <0 with the reason. */
 pid_t spawn_process (const struct spawn *s, struct err **err);
 
 #endif

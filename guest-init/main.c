@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,9 @@
 #define SSHD_PATH "/usr/sbin/sshd"
 #define SSHD_HOST_KEY "/etc/ssh/ssh_host_ed25519_key"
 #define DEFAULT_DISK_TIMEOUT 30
+/* How long init waits for the agent to listen before starting the entrypoint
+   anyway: a broken agent must not hold the workload back for long. */
+#define AGENT_READY_MS 5000
 #define IDS_FILE_MAX (4 * 1024 * 1024)
 
 static int signal_fd = -1;
@@ -122,15 +126,49 @@ stage_agent (const struct chvm_config *cfg, int *have_agent, struct err **err)
   return 0;
 }
 
+/* Waits until the agent writes its ready byte to fd (every transport
+   listens, or failed with a warning), so that a host connecting right after
+   "phase exec" finds it listening.  Only a warning when it does not come. */
+static void
+agent_wait_ready (int fd)
+{
+  struct timespec deadline = deadline_in (AGENT_READY_MS);
+  struct pollfd pfd = { .fd = fd, .events = POLLIN };
+  char byte;
+  ssize_t n;
+  int r;
+
+  do
+    r = poll (&pfd, 1, deadline_left_ms (&deadline));
+  while (r < 0 && errno == EINTR);
+  if (r < 0)
+    {
+      log_warn ("agent: waiting for it to listen: %m");
+      return;
+    }
+  if (r == 0)
+    {
+      log_warn ("agent: not listening after %d ms; starting the entrypoint anyway", AGENT_READY_MS);
+      return;
+    }
+  n = TEMP_FAILURE_RETRY (read (fd, &byte, 1));
+  if (n < 0)
+    log_warn ("agent: reading its ready fd: %m");
+  else if (n == 0)
+    log_warn ("agent: exited or closed its ready fd before listening");
+}
+
 /* Returns the agent's pid, or 0 when it is not running. */
 static pid_t
 start_agent (const struct chvm_config *cfg, int have_agent)
 {
-  char vsock[16], tcp[8], cdp[8];
-  char *argv[12];
+  char vsock[16], tcp[8], cdp[8], ready[16];
+  char *argv[14];
   char *envp[] = { (char *) "PATH=" SPEC_DEFAULT_PATH, NULL };
   struct spawn s = { .argv = argv, .envp = envp, .workdir = "/", .sigmask = &child_sigmask };
   cleanup_err struct err *err = NULL;
+  cleanup_close int ready_rd = -1, ready_wr = -1;
+  int fds[2];
   size_t n = 0;
   pid_t pid;
 
@@ -144,9 +182,20 @@ start_agent (const struct chvm_config *cfg, int have_agent)
       log_info ("agent disabled (no vsock or tcp port)");
       return 0;
     }
+  /* Both ends close-on-exec; spawn_process clears the flag on the agent's
+     end in the agent only. */
+  if (pipe2 (fds, O_CLOEXEC) < 0)
+    log_warn ("agent: ready pipe: %m; not waiting for it to listen");
+  else
+    {
+      ready_rd = fds[0];
+      ready_wr = fds[1];
+      s.keep_fd = ready_wr;
+    }
   snprintf (vsock, sizeof vsock, "%u", (unsigned) cfg->agent_vsock_port);
   snprintf (tcp, sizeof tcp, "%u", (unsigned) cfg->agent_tcp_port);
   snprintf (cdp, sizeof cdp, "%u", (unsigned) cfg->agent_cdp_port);
+  snprintf (ready, sizeof ready, "%d", ready_wr);
   argv[n++] = (char *) AGENT_PATH;
   argv[n++] = (char *) "--vsock-port";
   argv[n++] = vsock;
@@ -159,6 +208,11 @@ start_agent (const struct chvm_config *cfg, int have_agent)
     }
   argv[n++] = (char *) "--cdp-port";
   argv[n++] = cdp;
+  if (ready_wr >= 0)
+    {
+      argv[n++] = (char *) "--ready-fd";
+      argv[n++] = ready;
+    }
   argv[n] = NULL;
   pid = spawn_process (&s, &err);
   if (pid < 0)
@@ -166,6 +220,13 @@ start_agent (const struct chvm_config *cfg, int have_agent)
       char buf[512];
       log_warn ("agent: %s", err_str (err, buf, sizeof buf));
       return 0;
+    }
+  if (ready_rd >= 0)
+    {
+      /* Init's copy of the write end must go, or an agent that dies early
+         would leave the read end waiting for the whole deadline. */
+      close (steal_fd (&ready_wr));
+      agent_wait_ready (ready_rd);
     }
   return pid;
 }

@@ -35,9 +35,9 @@ def g(request):
         guest = request.getfixturevalue("guest")
     except pytest.FixtureLookupError:
         pytest.skip("no `guest` fixture (tests/integration/conftest.py)")
-    # init logs "phase exec" right after starting the agent, which may not be
-    # listening yet (QEMU then resets the forwarded connection): wait for it.
-    guest.wait_console(AGENT_LISTENING, 60)
+    # No wait for the agent: init starts the entrypoint ("phase exec", which
+    # the guest fixture waited for) only once the agent listens (--ready-fd);
+    # test_agent_listens_before_exec checks that.
     return guest
 
 
@@ -233,7 +233,6 @@ def disk_guest(tmp_path_factory):
                     disks=[(str(upper), "chvm-upper", False)], name="freeze").start()
     try:
         machine.wait_console(r"phase exec$", 180)
-        machine.wait_console(AGENT_LISTENING, 60)
         yield types.SimpleNamespace(agent_port=machine.agent_port, token=token, vm=machine)
     finally:
         machine.stop()
@@ -250,6 +249,19 @@ def hold_quiesce(g, *args):
     line = p.stdout.readline()
     assert line, p.stderr.read().decode(errors="replace")
     return p, json.loads(line)
+
+
+def test_agent_listens_before_exec(disk_guest):
+    # The first test on a fresh guest: it connects right after "phase exec",
+    # without waiting for the agent's log line.  init waited for the agent's
+    # ready byte, so the agent listened before init went on to exec.
+    g = disk_guest
+    assert agent(g, "ping", timeout=30) is not None
+    console = g.vm.console()
+    listening = re.search(AGENT_LISTENING, console)
+    assert listening, console
+    assert listening.start() < console.index("phase exec"), console
+    assert "WARN init[1]: agent:" not in console, console
 
 
 def test_quiesce_freezes_upper_disk(disk_guest):

@@ -132,8 +132,7 @@ class VM:
         self.config_path = os.path.join(workdir, name + "-config.img")
         self.proc = None
         self.cdp_port = self.ssh_port = self.agent_port = None
-        self._pos = 0
-        self._text = ""
+        self._raw = b""
 
     def command(self):
         cmd = [QEMU, "-accel", "tcg,thread=multi", "-m", str(self.memory),
@@ -179,12 +178,14 @@ class VM:
 
     def console(self):
         """Everything the guest printed so far."""
-        with open(self.console_path, errors="replace") as f:
-            f.seek(self._pos)
-            chunk = f.read()
-        self._pos += len(chunk.encode(errors="replace"))
-        self._text += chunk
-        return self._text
+        # Bytes, not text: a text-mode read turns CRLF into LF (and bad bytes
+        # into U+FFFD), so its length is no file offset, and a read that
+        # ended mid-line used to splice the next one in at the wrong place.
+        with open(self.console_path, "rb") as f:
+            f.seek(len(self._raw))
+            self._raw += f.read()
+        text = self._raw.decode(errors="replace")
+        return text.replace("\r\n", "\n").replace("\r", "\n")
 
     def wait_console(self, regex, timeout):
         """Waits until the console matches regex; returns the match.  Raises
