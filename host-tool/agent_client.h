@@ -5,7 +5,7 @@
  * CLOCK_MONOTONIC deadline).  One request at a time per client; open more
  * clients for concurrency.  Typical use:
  *
- *   int fd = agent_dial_vsock (rt->vsock_socket, 1024, 5000, &err);
+ *   int fd = dial_vsock (rt->vsock_socket, 1024, 5000, &err);   // dial.h
  *   struct agent_client *a = agent_open (fd, NULL, 5000, &err); // owns fd
  *   agent_quiesce (a, 10000, true, true, &frozen, &freed_kb, 15000, &err);
  *   ... snapshot ...
@@ -23,17 +23,10 @@
 #include <stdint.h>
 
 #include "agent.pb-c.h"
+#include "dial.h"
 #include "err.h"
 
 struct agent_client;
-
-/* Connects to a Cloud Hypervisor hybrid vsock socket and performs the
-   "CONNECT <port>\n" / "OK <n>\n" handshake; returns the stream fd. */
-int agent_dial_vsock (const char *socket_path, unsigned port, int timeout_ms, struct err **err);
-/* Connects to host:port over TCP (e.g. a QEMU hostfwd); returns the fd. */
-int agent_dial_tcp (const char *host, unsigned port, int timeout_ms, struct err **err);
-/* Parses "HOST:PORT" and dials it. */
-int agent_dial_tcp_str (const char *hostport, int timeout_ms, struct err **err);
 
 /* Takes ownership of fd (closed on failure too), sends Hello with token (may
    be NULL on vsock) and checks the HelloReply. */

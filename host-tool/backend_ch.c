@@ -30,6 +30,7 @@
 #include "backend.h"
 #include "ch_api.h"
 #include "cleanup.h"
+#include "dial.h"
 #include "log.h"
 #include "proc.h"
 
@@ -422,64 +423,9 @@ ch_powerdown_vm (struct vm_runtime *rt, struct err **err)
 static int
 ch_agent_connect (const struct vm_runtime *rt, unsigned port, int timeout_ms, struct err **err)
 {
-  double deadline = proc_now_ms () + timeout_ms;
-  struct sockaddr_un sa = { .sun_family = AF_UNIX };
-  cleanup_close int fd = -1;
-  char line[64];
-  size_t used = 0;
-  int n, flags;
-
   if (rt->vsock_socket[0] == '\0')
     return err_make (err, ENOTSUP, "VM has no vsock device");
-  if (strlen (rt->vsock_socket) >= sizeof sa.sun_path)
-    return err_make (err, ENAMETOOLONG, "vsock socket path %s", rt->vsock_socket);
-  memcpy (sa.sun_path, rt->vsock_socket, strlen (rt->vsock_socket) + 1);
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0)
-    return err_make (err, errno, "socket");
-  if (connect (fd, (struct sockaddr *) &sa, sizeof sa) < 0 && errno != EINPROGRESS)
-    return err_make (err, errno, "connect %s", rt->vsock_socket);
-  n = snprintf (line, sizeof line, "CONNECT %u\n", port);
-  for (size_t off = 0; off < (size_t) n;)
-    {
-      struct pollfd p = { .fd = fd, .events = POLLOUT };
-      ssize_t w;
-      int left = (int) (deadline - proc_now_ms ());
-      if (left <= 0 || poll (&p, 1, left) == 0)
-        return err_make (err, ETIMEDOUT, "vsock CONNECT %u: timed out", port);
-      w = send (fd, line + off, (size_t) n - off, MSG_NOSIGNAL);
-      if (w < 0 && errno != EAGAIN && errno != EINTR)
-        return err_make (err, errno, "vsock CONNECT %u: send", port);
-      if (w > 0)
-        off += (size_t) w;
-    }
-  while (used < sizeof line - 1)
-    {
-      struct pollfd p = { .fd = fd, .events = POLLIN };
-      int left = (int) (deadline - proc_now_ms ());
-      ssize_t got;
-      if (left <= 0 || poll (&p, 1, left) == 0)
-        return err_make (err, ETIMEDOUT, "vsock CONNECT %u: no answer within %d ms", port,
-                         timeout_ms);
-      got = recv (fd, line + used, 1, 0);
-      if (got == 0)
-        return err_make (err, ECONNREFUSED,
-                         "vsock CONNECT %u: closed by cloud-hypervisor (nothing listens on the "
-                         "guest port?)",
-                         port);
-      if (got < 0 && errno != EAGAIN && errno != EINTR)
-        return err_make (err, errno, "vsock CONNECT %u: recv", port);
-      if (got == 1 && line[used++] == '\n')
-        break;
-    }
-  line[used] = '\0';
-  if (strncmp (line, "OK ", 3) != 0 || line[used - 1] != '\n')
-    return err_make (err, EPROTO, "vsock CONNECT %u: unexpected answer \"%.*s\"", port,
-                     (int) strcspn (line, "\n"), line);
-  flags = fcntl (fd, F_GETFL);
-  if (flags < 0 || fcntl (fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
-    return err_make (err, errno, "fcntl");
-  return steal_fd (&fd);
+  return dial_vsock (rt->vsock_socket, port, timeout_ms, err);
 }
 
 const struct backend_ops backend_ch = {

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "dial.h"
 #include "net.h"
 #include "proc.h"
 #include "qmp.h"
@@ -478,36 +479,10 @@ qemu_shutdown (struct vm_runtime *rt, struct err **err)
 static int
 qemu_agent_connect (const struct vm_runtime *rt, unsigned port, int timeout_ms, struct err **err)
 {
-  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
-  cleanup_close int fd = -1;
-  struct pollfd p;
-  socklen_t sl = sizeof (int);
-  int soerr = 0, r;
-
   (void) port; /* the hostfwd already names the guest port */
   if (rt->agent_host_port == 0)
     return err_make (err, ENOTCONN, "VM has no agent port forwarded");
-  sa.sin_port = htons (rt->agent_host_port);
-  fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0)
-    return err_make (err, errno, "socket");
-  if (connect (fd, (struct sockaddr *) &sa, sizeof sa) < 0)
-    {
-      if (errno != EINPROGRESS)
-        return err_make (err, errno, "connect 127.0.0.1:%u", rt->agent_host_port);
-      p = (struct pollfd){ .fd = fd, .events = POLLOUT };
-      r = TEMP_FAILURE_RETRY (poll (&p, 1, timeout_ms));
-      if (r == 0)
-        return err_make (err, ETIMEDOUT, "connect 127.0.0.1:%u", rt->agent_host_port);
-      if (r < 0 || getsockopt (fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
-        return err_make (err, errno, "connect 127.0.0.1:%u", rt->agent_host_port);
-      if (soerr != 0)
-        return err_make (err, soerr, "connect 127.0.0.1:%u", rt->agent_host_port);
-    }
-  /* Callers use blocking I/O with their own poll()ed deadlines. */
-  if (fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) & ~O_NONBLOCK) < 0)
-    return err_make (err, errno, "fcntl");
-  return steal_fd (&fd);
+  return dial_tcp ("127.0.0.1", rt->agent_host_port, timeout_ms, err);
 }
 
 const struct backend_ops backend_qemu = {

@@ -76,8 +76,8 @@ static int
 dial (const struct target *t, struct err **err)
 {
   if (t->tcp)
-    return agent_dial_tcp_str (t->tcp, t->timeout_ms, err);
-  return agent_dial_vsock (t->socket, t->port, t->timeout_ms, err);
+    return dial_tcp_str (t->tcp, t->timeout_ms, err);
+  return dial_vsock (t->socket, t->port, t->timeout_ms, err);
 }
 
 static struct agent_client *

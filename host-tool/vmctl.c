@@ -149,7 +149,7 @@ vmctl_agent (const struct vmctl *c, int timeout_ms, struct agent_client **out, s
           /* QEMU on a tap: no hostfwd, the agent is at the guest address. */
           char ip[20];
           snprintf (ip, sizeof ip, "%.*s", (int) strcspn (c->rec.address, "/"), c->rec.address);
-          fd = agent_dial_tcp (ip, c->rec.agent_tcp_port, left > 5000 ? 5000 : left, &e);
+          fd = dial_tcp (ip, c->rec.agent_tcp_port, left > 5000 ? 5000 : left, &e);
         }
       else
         fd = c->be->agent_connect (&c->rec.rt, port, left > 5000 ? 5000 : left, &e);

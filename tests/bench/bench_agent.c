@@ -53,7 +53,7 @@ static struct agent_client *
 open_agent (void)
 {
   struct err *e = NULL;
-  int fd = agent_dial_tcp_str (target, 5000, &e);
+  int fd = dial_tcp_str (target, 5000, &e);
   struct agent_client *a;
 
   if (fd < 0)
@@ -128,7 +128,7 @@ static int
 direct (unsigned port)
 {
   struct err *e = NULL;
-  int fd = agent_dial_tcp ("127.0.0.1", port, 5000, &e);
+  int fd = dial_tcp ("127.0.0.1", port, 5000, &e);
   if (fd < 0)
     die ("direct connect", e);
   /* Blocking, like agent_forward's fd. */

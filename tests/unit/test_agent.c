@@ -85,7 +85,7 @@ static struct agent_client *
 open_agent (void)
 {
   struct err *e = NULL;
-  int fd = agent_dial_tcp ("127.0.0.1", agent_port, T_MS, &e);
+  int fd = dial_tcp ("127.0.0.1", agent_port, T_MS, &e);
   struct agent_client *a;
 
   if (fd < 0)
@@ -100,7 +100,7 @@ static int
 raw_connect (void)
 {
   struct err *e = NULL;
-  int fd = agent_dial_tcp ("127.0.0.1", agent_port, T_MS, &e);
+  int fd = dial_tcp ("127.0.0.1", agent_port, T_MS, &e);
   assert_true (fd >= 0);
   return fd;
 }
@@ -885,7 +885,7 @@ fake_hybrid_thread (void *arg)
           continue;
         }
       struct err *e = NULL;
-      int a = agent_dial_tcp ("127.0.0.1", agent_port, T_MS, &e);
+      int a = dial_tcp ("127.0.0.1", agent_port, T_MS, &e);
       fcntl (a, F_SETFL, 0);
       if (a < 0 || send (c, "OK 1073741824\n", 14, MSG_NOSIGNAL) != 14)
         {
@@ -929,7 +929,7 @@ test_vsock_handshake (void **state)
   assert_int_equal (listen (h.lfd, 4), 0);
   pthread_create (&th, NULL, fake_hybrid_thread, &h);
 
-  fd = agent_dial_vsock (h.path, 1024, T_MS, &e);
+  fd = dial_vsock (h.path, 1024, T_MS, &e);
   if (fd < 0)
     fail_msg ("dial vsock: %s", e->msg);
   a = agent_open (fd, TOKEN, T_MS, &e);
@@ -938,10 +938,10 @@ test_vsock_handshake (void **state)
   agent_close (a);
 
   /* Nobody listens on guest port 9: CH closes the connection. */
-  assert_true (agent_dial_vsock (h.path, 9, T_MS, &e) < 0);
+  assert_true (dial_vsock (h.path, 9, T_MS, &e) < 0);
   assert_non_null (strstr (e->msg, "CONNECT 9"));
   err_release (&e);
-  assert_true (agent_dial_vsock ("/nonexistent/vsock.sock", 1024, T_MS, &e) < 0);
+  assert_true (dial_vsock ("/nonexistent/vsock.sock", 1024, T_MS, &e) < 0);
   err_release (&e);
 
   shutdown (h.lfd, SHUT_RDWR);
