@@ -217,7 +217,7 @@ AGENT_LIB_SRC := $(filter-out guest-agent/main.c,$(wildcard guest-agent/*.c))
 AGENT_HOST_LIBS := $(shell pkg-config --libs libevent_core libevent_extra libprotobuf-c 2>/dev/null)
 AGENT_GEN := $(B)/gen/agent.pb-c.c
 AGENT_TEST_SRC := $(AGENT_LIB_SRC) common/err.c common/frame.c common/log.c common/num.c $(AGENT_GEN)
-AGENT_CLIENT_SRC := host-tool/agent_client.c common/err.c common/frame.c common/num.c $(AGENT_GEN)
+AGENT_CLIENT_SRC := host-tool/agent_client.c host-tool/dial.c common/err.c common/frame.c common/num.c $(AGENT_GEN)
 AGENT_HDRS := $(wildcard guest-agent/*.h common/*.h) $(B)/gen/agent.pb-c.h
 
 # ASan+UBSan agent for the unit tests; optimized one for the benchmark.
@@ -242,7 +242,7 @@ UNIT_test_agent_CFLAGS := -Ihost-tool -DAGENT_HOST_BIN='"$(CURDIR)/$(B)/tests/ch
 UNIT_test_agent_LIBS := -lprotobuf-c -lpthread
 UNIT_test_agent_DEPS := $(AGENT_HDRS) host-tool/agent_client.h $(B)/tests/chvm-agent-host
 FUZZ_fuzz_frame_SRC := common/frame.c common/err.c
-FUZZ_fuzz_agent_frame_SRC := $(AGENT_TEST_SRC) host-tool/agent_client.c
+FUZZ_fuzz_agent_frame_SRC := $(AGENT_TEST_SRC) host-tool/agent_client.c host-tool/dial.c
 FUZZ_fuzz_agent_frame_CFLAGS := -Iguest-agent -Ihost-tool
 FUZZ_fuzz_agent_frame_LIBS := $(AGENT_HOST_LIBS)
 FUZZ_fuzz_agent_frame_DEPS := $(AGENT_HDRS)
@@ -264,7 +264,7 @@ bench-agent: $(B)/tests/chvm-agent-bench $(B)/tests/bench/bench_agent
 # Unit tests and fuzzing use the generic rules of the infra section.  The
 # integration test and the benchmark skip with one line when
 # cloud-hypervisor or a /dev/kvm that can run the micro guest is missing.
-CH_SRC := host-tool/ch_api.c host-tool/backend_ch.c host-tool/proc.c common/err.c common/log.c
+CH_SRC := host-tool/ch_api.c host-tool/backend_ch.c host-tool/proc.c host-tool/dial.c common/err.c common/log.c common/num.c
 CH_LIBS := $(shell pkg-config --libs libcurl json-c 2>/dev/null)
 test-prereqs: ch-driver micro-guest
 UNIT_test_ch_api_SRC := $(CH_SRC)
