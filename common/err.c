@@ -15,8 +15,7 @@ vformat (const char *fmt, va_list ap)
   return s;
 }
 
-int
-err_make (struct err **err, int status, const char *fmt, ...)
+int (err_make) (struct err **err, int status, const char *fmt, ...)
 {
   va_list ap;
   struct err *e;
@@ -37,8 +36,7 @@ err_make (struct err **err, int status, const char *fmt, ...)
   return -status - 1;
 }
 
-int
-err_wrap (struct err **err, const char *fmt, ...)
+int (err_wrap) (struct err **err, const char *fmt, ...)
 {
   va_list ap;
   char *ctx, *joined = NULL;

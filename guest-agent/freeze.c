@@ -33,6 +33,7 @@
 #define QUIESCE_DEFAULT_MS 10000u
 #define QUIESCE_MAX_MS 600000u
 #define MOUNTINFO_MAX (1u << 20)
+#define RTC_DEV "/dev/rtc0"
 /* Host times outside [2000-01-01, 2200-01-01) are rejected as absurd. */
 #define HOST_TIME_MIN_NS (946684800ULL * 1000000000ULL)
 #define HOST_TIME_MAX_NS (7258118400ULL * 1000000000ULL)
@@ -375,17 +376,21 @@ fail:
   conn_send_err (c, id, CHVM__AGENT__ERROR_CODE__ERROR_INTERNAL, e);
 }
 
-/* Keeps the RTC in step so that a later reboot starts near the right time;
-   best effort, since the system clock is what the browser uses. */
-static void
-rtc_write (const struct timespec *ts)
+/* Keeps the RTC in step with the clock just set, so that a reboot (or a
+   reader of the RTC) starts from the right time; like `hwclock -w`, in UTC.
+   Returns 1 when written, 0 when the VM has no RTC (no /dev/rtc0 at all),
+   <0 when the RTC is there but refuses. */
+static int
+rtc_write (const struct timespec *ts, struct err **err)
 {
-  cleanup_close int fd = open ("/dev/rtc0", O_RDONLY | O_CLOEXEC);
+  cleanup_close int fd = open (RTC_DEV, O_RDONLY | O_CLOEXEC);
   struct rtc_time rt;
   struct tm tm;
 
-  if (fd < 0 || gmtime_r (&ts->tv_sec, &tm) == NULL)
-    return;
+  if (fd < 0)
+    return errno == ENOENT ? 0 : err_make (err, errno, "open " RTC_DEV);
+  if (gmtime_r (&ts->tv_sec, &tm) == NULL)
+    return err_make (err, errno, "gmtime_r %lld", (long long) ts->tv_sec);
   memset (&rt, 0, sizeof rt);
   rt.tm_sec = tm.tm_sec;
   rt.tm_min = tm.tm_min;
@@ -394,7 +399,8 @@ rtc_write (const struct timespec *ts)
   rt.tm_mon = tm.tm_mon;
   rt.tm_year = tm.tm_year;
   if (ioctl (fd, RTC_SET_TIME, &rt) < 0)
-    log_warn ("RTC_SET_TIME: %m");
+    return err_make (err, errno, RTC_DEV " RTC_SET_TIME");
+  return 1;
 }
 
 void
@@ -428,7 +434,18 @@ thaw_handle (struct conn *c, uint64_t id, const Chvm__Agent__ThawRequest *rq)
                                "clock_settime: %s (thawed %u)", strerror (errno), tr.thawed_count);
               return;
             }
-          rtc_write (&want);
+          /* The system clock first (it is what the browser reads), then
+             the RTC, whose failure is an error (docs/style.md). */
+          int r = rtc_write (&want, &e);
+          if (r < 0)
+            {
+              char buf[256];
+              conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_INTERNAL,
+                               "RTC: %s (the system clock was set; thawed %u)",
+                               err_str (e, buf, sizeof buf), tr.thawed_count);
+              return;
+            }
+          tr.rtc_set = r > 0;
         }
       log_info ("clock stepped by %lld ns", (long long) tr.clock_step_ns);
     }

@@ -121,9 +121,9 @@ recv_for (struct agent_client *a, uint64_t id, int64_t deadline, Chvm__Agent__Fr
         return -1;
       if (f->body_case == CHVM__AGENT__FRAME__BODY_ERROR && (f->id == id || f->id == 0))
         {
-          int r = error_reply (f->error, err);
+          error_reply (f->error, err);
           chvm__agent__frame__free_unpacked (f, NULL);
-          return r;
+          return -1;
         }
       if (f->id == id)
         {

@@ -172,7 +172,6 @@ start_vmm (const char *dir, struct vm_runtime *rt, struct ch_client *c, struct e
   char api_arg[PATH_MAX + 8], ev_arg[PATH_MAX + 8], log_path[PATH_MAX], ev_path[PATH_MAX];
   char ping_version[64], last[256];
   pid_t pid;
-  int r;
 
   memset (rt, 0, sizeof *rt);
   if (dir_path (rt->api_socket, sizeof rt->api_socket, dir, "api.sock", err) < 0
@@ -195,14 +194,9 @@ start_vmm (const char *dir, struct vm_runtime *rt, struct ch_client *c, struct e
       return -1;
   }
   rt->vmm_pid = pid;
-  r = proc_wait_socket (pid, rt->api_socket, SOCKET_WAIT_MS, err);
-  if (r == 0)
-    r = ch_client_init (c, rt->api_socket, err);
-  if (r == 0)
-    r = ch_ping (c, ping_version, sizeof ping_version, err);
-  if (r == 0)
-    r = write_pid (dir, pid, err);
-  if (r < 0)
+  if (proc_wait_socket (pid, rt->api_socket, SOCKET_WAIT_MS, err) < 0
+      || ch_client_init (c, rt->api_socket, err) < 0
+      || ch_ping (c, ping_version, sizeof ping_version, err) < 0 || write_pid (dir, pid, err) < 0)
     {
       proc_terminate (pid, KILL_GRACE_MS, NULL);
       unlink (rt->api_socket);

@@ -530,11 +530,13 @@ do_thaw (const struct global_opts *g, struct agent_client *a, int timeout_ms,
     return fail (e, "thaw");
   r = rep->thaw_reply;
   if (g->json)
-    printf ("{\"thawed_count\":%u,\"clock_step_ns\":%lld,\"announced\":%s}\n", r->thawed_count,
-            (long long) r->clock_step_ns, r->announced ? "true" : "false");
+    printf ("{\"thawed_count\":%u,\"clock_step_ns\":%lld,\"announced\":%s,\"rtc_set\":%s}\n",
+            r->thawed_count, (long long) r->clock_step_ns, r->announced ? "true" : "false",
+            r->rtc_set ? "true" : "false");
   else
-    printf ("thawed %u filesystems, clock stepped %+.3f s%s\n", r->thawed_count,
-            (double) r->clock_step_ns / 1e9, r->announced ? ", gratuitous ARP sent" : "");
+    printf ("thawed %u filesystems, clock stepped %+.3f s%s%s\n", r->thawed_count,
+            (double) r->clock_step_ns / 1e9, r->rtc_set ? ", RTC set" : "",
+            r->announced ? ", gratuitous ARP sent" : "");
   chvm__agent__frame__free_unpacked (rep, NULL);
   return 0;
 }

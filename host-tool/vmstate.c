@@ -120,6 +120,7 @@ int
 vmstate_root (const char *opt, char *out, size_t len, struct err **err)
 {
   const char *env = getenv ("CHVM_STATE_DIR");
+  const char *xdg = getenv ("XDG_STATE_HOME"), *home = getenv ("HOME");
   char vms[VM_PATH_MAX];
   int n;
 
@@ -129,10 +130,10 @@ vmstate_root (const char *opt, char *out, size_t len, struct err **err)
     n = snprintf (out, len, "%s", env);
   else if (geteuid () == 0)
     n = snprintf (out, len, "/var/lib/chvm");
-  else if (getenv ("XDG_STATE_HOME") != NULL && *getenv ("XDG_STATE_HOME"))
-    n = snprintf (out, len, "%s/chvm", getenv ("XDG_STATE_HOME"));
-  else if (getenv ("HOME") != NULL)
-    n = snprintf (out, len, "%s/.local/state/chvm", getenv ("HOME"));
+  else if (xdg != NULL && *xdg)
+    n = snprintf (out, len, "%s/chvm", xdg);
+  else if (home != NULL)
+    n = snprintf (out, len, "%s/.local/state/chvm", home);
   else
     return err_make (err, 0, "no state directory: set CHVM_STATE_DIR");
   if (n < 0 || (size_t) n >= len)

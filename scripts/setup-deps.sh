@@ -15,7 +15,7 @@ PACKAGES=(
   # host-tool libraries, protocol compiler, unit tests
   libcmocka-dev libcurl4-openssl-dev libjson-c-dev protobuf-c-compiler libprotobuf-c-dev libevent-dev
   # lint
-  cppcheck clang-format
+  cppcheck clang-format clang-tools
   # guest kernel + initramfs
   kmod lz4 xz-utils zstd cpio busybox-static
   # images: build (mmdebstrap), OCI handling (skopeo, umoci), root filesystems

@@ -130,23 +130,43 @@ def guest_time(g):
     return int(out["stdout"].strip())
 
 
+def rtc_time(g):
+    """The guest RTC in seconds since the epoch (UTC), None without an RTC."""
+    out = agent(g, "exec", "--", "cat", "/sys/class/rtc/rtc0/since_epoch")
+    return int(out["stdout"].strip()) if out["code"] == 0 else None
+
+
 def test_thaw_sets_guest_clock(g):
+    rtc_before = rtc_time(g)
     before = guest_time(g)
     host_before = time.time()
     t = agent(g, "thaw", "--time", "+3600")
     step_s = t["clock_step_ns"] / 1e9
     after = guest_time(g)
+    t0 = time.monotonic()
+    rtc_after = rtc_time(g)
+    rtc_read_s = time.monotonic() - t0
     elapsed = time.time() - host_before
-    print("FIGURE Thaw +3600: step %.3f s, guest date moved %d s" % (step_s, after - before))
+    print("FIGURE Thaw +3600: step %.3f s, guest date moved %d s, RTC moved %s s"
+          % (step_s, after - before,
+             "-" if rtc_before is None else rtc_after - rtc_before))
     try:
         # The step is host time + 1 h minus the guest's time, so it is 1 h
         # plus however far the guest clock was off; `date` moves accordingly.
         assert 3600 - 120 < step_s < 3600 + 120, step_s
         assert abs((after - before) - step_s) <= elapsed + 2, (before, after, step_s)
+        # The RTC (QEMU's CMOS clock) follows the system clock; a VM without
+        # one is no error, and the reply says the RTC was left alone.
+        assert t["rtc_set"] == (rtc_before is not None), (t, rtc_before)
+        if rtc_before is not None:
+            assert abs(rtc_after - after) <= rtc_read_s + 2, (rtc_after, after)
     finally:
         back = agent(g, "thaw", "--time", "now")
         assert back["clock_step_ns"] / 1e9 < -3500
+    assert back["rtc_set"] == (rtc_before is not None), back
     assert abs(guest_time(g) - time.time()) < 120
+    if rtc_before is not None:
+        assert abs(rtc_time(g) - time.time()) < 120
 
 
 def test_exec_output_and_exit_code(g):

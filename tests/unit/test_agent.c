@@ -503,6 +503,8 @@ test_quiesce_thaw (void **state)
   unsigned frozen = 99, thawed = 99;
   int64_t freed, step = 0;
   uint64_t want;
+  Chvm__Agent__ThawRequest tq = CHVM__AGENT__THAW_REQUEST__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT, *r = NULL;
 
   (void) state;
   assert_int_equal (agent_quiesce (a, 5000, true, true, &frozen, &freed, T_MS, &e), 0);
@@ -511,6 +513,14 @@ test_quiesce_thaw (void **state)
   assert_int_equal (agent_thaw (a, want, &thawed, &step, T_MS, &e), 0);
   assert_int_equal (thawed, 0);
   assert_true (step > 3599LL * 1000000000LL && step < 3601LL * 1000000000LL);
+  /* --test-mode sets neither clock: the reply says the RTC was not set. */
+  tq.host_time_ns = want;
+  f.body_case = CHVM__AGENT__FRAME__BODY_THAW;
+  f.thaw = &tq;
+  assert_int_equal (agent_call (a, &f, CHVM__AGENT__FRAME__BODY_THAW_REPLY, T_MS, &r, &e), 0);
+  assert_false (r->thaw_reply->rtc_set);
+  assert_true (r->thaw_reply->clock_step_ns > 3599LL * 1000000000LL);
+  chvm__agent__frame__free_unpacked (r, NULL);
   /* Absurd times are refused. */
   assert_true (agent_thaw (a, 1, &thawed, &step, T_MS, &e) < 0);
   assert_non_null (strstr (e->msg, "BAD_REQUEST"));
