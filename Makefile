@@ -192,12 +192,15 @@ FUZZ_fuzz_oci_index_LIBS := $(UNIT_test_image_LIBS)
 # The initramfs: chvm-init as /init, the agent (when guest-agent/ has a
 # main.c), the kernel modules of initrd-skel/modules.list with their
 # dependencies.  Reproducible: sorted entries, owner 0, fixed mtime.
+# KERNEL_DIR: the kernel whose modules go in (its `version` file and
+# `modules/` tree); empty for a kernel with the drivers built in.
 INITRD := $(B)/initrd.cpio.gz
 INITRD_AGENT := $(if $(wildcard guest-agent/main.c),$(B)/bin/chvm-agent)
+KERNEL_DIR ?= $(B)/kernel
 initrd: $(INITRD)
-$(INITRD): $(B)/bin/chvm-init $(INITRD_AGENT) guest-init/mkinitrd.py $(shell find initrd-skel -type f) $(B)/kernel/version
+$(INITRD): $(B)/bin/chvm-init $(INITRD_AGENT) guest-init/mkinitrd.py $(shell find initrd-skel -type f) $(if $(KERNEL_DIR),$(KERNEL_DIR)/version)
 	python3 guest-init/mkinitrd.py --skel initrd-skel --init $(B)/bin/chvm-init \
-	  --agent $(B)/bin/chvm-agent --kernel $(B)/kernel -o $@
+	  --agent $(B)/bin/chvm-agent $(if $(KERNEL_DIR),--kernel $(KERNEL_DIR)) -o $@
 
 UNIT_test_config_SRC := guest-init/config.c common/err.c common/num.c
 UNIT_test_config_CFLAGS := -Iguest-init

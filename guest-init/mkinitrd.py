@@ -146,8 +146,9 @@ def main():
     ap.add_argument("--skel", required=True)
     ap.add_argument("--init", required=True, help="the /init program")
     ap.add_argument("--agent")
-    ap.add_argument("--kernel", required=True,
-                    help="dir with version and modules/")
+    ap.add_argument("--kernel",
+                    help="dir with version and modules/ (the lib/modules/<version> "
+                         "tree); omit it for a kernel with its drivers built in")
     ap.add_argument("--extra", action="append", default=[],
                     help="SRC:DEST extra file (benchmarks)")
     ap.add_argument("-o", "--output", required=True)
@@ -187,15 +188,16 @@ def main():
         src, dest = spec.split(":", 1)
         cpio.add_file(dest, read_program(src), os.stat(src).st_mode & 0o755)
 
-    with open(os.path.join(a.kernel, "version")) as f:
-        version = f.read().strip()
-    moddir = os.path.join(a.kernel, "modules")
     load = []
-    for rel in module_order(moddir, wanted):
-        dest = "lib/modules/%s/%s" % (version, rel.rsplit(".ko", 1)[0] + ".ko")
-        cpio.add_file(dest, read_module(os.path.join(moddir, rel)))
-        load.append("/" + dest)
-    cpio.add_file("lib/modules/chvm.load", ("\n".join(load) + "\n").encode())
+    if a.kernel:
+        with open(os.path.join(a.kernel, "version")) as f:
+            version = f.read().strip()
+        moddir = os.path.join(a.kernel, "modules")
+        for rel in module_order(moddir, wanted):
+            dest = "lib/modules/%s/%s" % (version, rel.rsplit(".ko", 1)[0] + ".ko")
+            cpio.add_file(dest, read_module(os.path.join(moddir, rel)))
+            load.append("/" + dest)
+        cpio.add_file("lib/modules/chvm.load", ("\n".join(load) + "\n").encode())
 
     raw = cpio.bytes()
     buf = io.BytesIO()

@@ -400,3 +400,20 @@ def test_initrd_reproducible_and_complete(tmp_path):
         assert names.index(dep) < names.index(mod), names
     assert "overlay" in names
     assert all(p.lstrip("/") in entries for p in load)
+
+
+def test_initrd_for_a_kernel_with_builtin_drivers(tmp_path):
+    """make initrd KERNEL_DIR= (README: another guest kernel): no modules and
+    no load list, which init takes as "everything is built in"."""
+    init = os.path.join(vm.BUILD, "bin", "chvm-init")
+    if not os.path.exists(init):
+        pytest.skip("missing: build/bin/chvm-init")
+    out = tmp_path / "initrd.cpio.gz"
+    p = subprocess.run([sys.executable, os.path.join(vm.ROOT, "guest-init", "mkinitrd.py"),
+                        "--skel", os.path.join(vm.ROOT, "initrd-skel"), "--init", init,
+                        "-o", str(out)], check=True, capture_output=True, text=True)
+    assert "0 modules" in p.stdout
+    names = subprocess.run(["cpio", "-it"], input=gzip.decompress(out.read_bytes()),
+                           capture_output=True, check=True).stdout.decode().split()
+    assert "init" in names and "dev/console" in names
+    assert not [n for n in names if n.endswith(".ko") or n == "lib/modules/chvm.load"]
