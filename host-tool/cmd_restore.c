@@ -38,25 +38,30 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
   double t = proc_now_ms ();
   unsigned thawed = 0;
   int64_t step_ns = 0;
+  sigset_t old_mask;
 
   snprintf (snap, sizeof snap, "%s/snapshot", c->dir);
   if (st != VM_STATUS_STANDBY || stat (snap, &sb) < 0 || !S_ISDIR (sb.st_mode))
     return err_make (err, 0, "VM '%s' is %s: nothing to restore (no complete snapshot)",
                      c->rec.name, vm_status_name (st));
+  /* A ^C or SIGTERM waits until the record names the new VMM: dying
+     before would leave it running unseen by stop and rm. */
+  vmctl_hold_signals (&old_mask);
   if (c->rec.tap[0])
     {
       if (net_ensure_tap (NULL, c->rec.tap, err) < 0)
-        return -1;
+        goto fail;
       vmctl_phase (ph, n, "tap", &t);
     }
   vmrec_spec (&c->rec, c->dir, pub, &spec);
   if (c->be->restore (&spec, snap, &c->rec.rt, ph, n, err) < 0
       || (c->rec.tap[0] && net_tap_clear_addresses (c->rec.tap, err) < 0))
-    return -1;
+    goto fail;
   t = proc_now_ms ();
   c->rec.state = VM_STATUS_RUNNING;
   if (vmctl_write_pid (c->dir, c->rec.rt.vmm_pid, err) < 0 || vmctl_save (c, err) < 0)
-    return -1;
+    goto fail;
+  sigprocmask (SIG_SETMASK, &old_mask, NULL);
   if (!agent)
     goto done;
   if (vmctl_agent (c, AGENT_MS, &a, err) < 0
@@ -81,6 +86,9 @@ done:
   if (vmctl_rmtree (snap, &e2) < 0)
     err_release (&e2);
   return 0;
+fail:
+  sigprocmask (SIG_SETMASK, &old_mask, NULL);
+  return -1;
 }
 
 int

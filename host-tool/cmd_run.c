@@ -354,6 +354,8 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   bool tap = strcmp (o->net, "tap") == 0;
   const char *const dns_user[] = { "10.0.2.3" };
   char addr[20], gw[20];
+  sigset_t old_mask;
+  int rc = -1;
 
   if (kernel == NULL || initrd == NULL)
     return err_make (err, ENOMEM, "run");
@@ -485,11 +487,16 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
     snprintf (gw, sizeof gw, "10.0.2.2");
 
   /* ---- from here on, failures undo what was made ---- */
+  /* A ^C or SIGTERM waits until the record names the VMM, then undoes
+     everything before it takes effect. */
+  vmctl_hold_signals (&old_mask);
   if (mkdir (c->dir, 0700) < 0)
     {
       if (errno == EEXIST)
-        return err_make (err, 0, "a VM named '%s' already exists", o->name);
-      return err_make (err, errno, "mkdir %s", c->dir);
+        err_make (err, 0, "a VM named '%s' already exists", o->name);
+      else
+        err_make (err, errno, "mkdir %s", c->dir);
+      goto fail;
     }
   cr.dir = true;
   {
@@ -539,12 +546,16 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   if (tap && net_tap_clear_addresses (r->tap, err) < 0)
     goto fail;
   r->state = VM_STATUS_RUNNING;
-  if (vmctl_write_pid (c->dir, r->rt.vmm_pid, err) < 0 || vmctl_save (c, err) < 0)
+  if (vmctl_write_pid (c->dir, r->rt.vmm_pid, err) < 0 || vmctl_save (c, err) < 0
+      || vmctl_check_signals (err) < 0)
     goto fail;
-  return 0;
+  rc = 0;
+  goto out;
 fail:
   undo (&cr);
-  return -1;
+out:
+  sigprocmask (SIG_SETMASK, &old_mask, NULL);
+  return rc;
 }
 
 int

@@ -35,6 +35,8 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
   unsigned frozen = 0;
   int64_t freed_kb = 0;
   bool paused = false;
+  sigset_t old_mask;
+  int r;
 
   if (st != VM_STATUS_RUNNING && st != VM_STATUS_PAUSED)
     return err_make (err, 0, "VM '%s' is %s, not running", c->rec.name, vm_status_name (st));
@@ -54,6 +56,12 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
         }
       if (quiesce)
         vmctl_phase (ph, n, "quiesce", &t);
+    }
+  /* Once paused, a ^C or SIGTERM waits: before the snapshot is complete
+     the VM is resumed and thawed first, after it the standby finishes. */
+  vmctl_hold_signals (&old_mask);
+  if (st == VM_STATUS_RUNNING)
+    {
       if (c->be->pause (&c->rec.rt, err) < 0)
         goto undo;
       paused = true;
@@ -70,7 +78,7 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
       vmctl_rmtree (tmp, &e2);
       goto undo;
     }
-  if (vmctl_rmtree (snap, err) < 0 || rename (tmp, snap) < 0)
+  if (vmctl_check_signals (err) < 0 || vmctl_rmtree (snap, err) < 0 || rename (tmp, snap) < 0)
     {
       if (*err == NULL)
         err_make (err, errno, "rename %s to %s", tmp, snap);
@@ -86,13 +94,16 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
     {
       if (a != NULL)
         agent_close (a);
+      sigprocmask (SIG_SETMASK, &old_mask, NULL);
       return err_wrap (err, "snapshot complete, but the VMM did not stop");
     }
   if (a != NULL)
     agent_close (a);
   vmctl_phase (ph, n, "shutdown", &t);
   c->rec.rt.vmm_pid = 0;
-  return vmctl_save (c, err);
+  r = vmctl_save (c, err);
+  sigprocmask (SIG_SETMASK, &old_mask, NULL);
+  return r;
 
 undo:
   if (paused)
@@ -103,6 +114,7 @@ undo:
       agent_thaw (a, 0, NULL, NULL, AGENT_MS, &e2);
       agent_close (a);
     }
+  sigprocmask (SIG_SETMASK, &old_mask, NULL);
   return -1;
 }
 

@@ -314,6 +314,38 @@ vmctl_write_pid (const char *dir, pid_t pid, struct err **err)
   return write_file_atomic (path, s, (size_t) n, 0644, err);
 }
 
+static void
+stop_signals (sigset_t *set)
+{
+  sigemptyset (set);
+  sigaddset (set, SIGINT);
+  sigaddset (set, SIGTERM);
+  sigaddset (set, SIGHUP);
+}
+
+void
+vmctl_hold_signals (sigset_t *old)
+{
+  sigset_t set;
+
+  stop_signals (&set);
+  sigprocmask (SIG_BLOCK, &set, old);
+}
+
+int
+vmctl_check_signals (struct err **err)
+{
+  sigset_t pending, set;
+
+  stop_signals (&set);
+  if (sigpending (&pending) < 0)
+    return err_make (err, errno, "sigpending");
+  for (int s = 1; s < NSIG; s++)
+    if (sigismember (&set, s) && sigismember (&pending, s))
+      return err_make (err, EINTR, "interrupted by %s", strsignal (s));
+  return 0;
+}
+
 static int
 rm_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {

@@ -8,6 +8,7 @@
 #ifndef CHVM_VMCTL_H
 #define CHVM_VMCTL_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -66,6 +67,15 @@ int vmctl_data_path (const char *rel, char *out, size_t len, struct err **err);
 
 /* Writes <dir>/vmm.pid. */
 int vmctl_write_pid (const char *dir, pid_t pid, struct err **err);
+
+/* Holds SIGINT, SIGTERM and SIGHUP (old mask into *old) while a command
+   makes a VMM or tap that its record does not name yet: chvm dying there
+   would orphan them.  Restore *old with sigprocmask; a held signal then
+   takes effect. */
+void vmctl_hold_signals (sigset_t *old);
+
+/* -1 with an error when one of those signals came while held. */
+int vmctl_check_signals (struct err **err);
 
 /* Removes a directory tree (snapshot, VM dir). */
 int vmctl_rmtree (const char *path, struct err **err);

@@ -182,3 +182,126 @@ def test_ch_vmm_killed_is_reported_dead(ch):
     p = chvm(env, "standby", "--no-quiesce", "chtest", timeout=60)
     assert p.returncode != 0 and p.stderr.strip(), "standby of a dead VM must fail with a message"
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+
+DOUBLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "doubles",
+                      "ch_api_double.py")
+
+
+@pytest.fixture
+def slow_double(tmp_path):
+    """(env, ns, record file) for chvm with the CH API double as its
+    cloud-hypervisor, answering each call after 1 s (so a signal lands while
+    chvm waits on it), in a network namespace of the test's own."""
+    if MISSING:
+        pytest.skip("chvm with cloud-hypervisor: missing " + MISSING)
+    fake = tmp_path / "cloud-hypervisor"
+    record = tmp_path / "requests.jsonl"
+    fake.write_text(
+        "#!%s\nimport os, sys\n"
+        "if '--version' in sys.argv:\n    print('cloud-hypervisor v53.0')\n    sys.exit(0)\n"
+        "sock = sys.argv[sys.argv.index('--api-socket') + 1].split('=', 1)[1]\n"
+        "os.execv(sys.executable, [sys.executable, %r, '--socket', sock, '--mode', 'slow',"
+        " '--delay', '1', '--record', %r])\n" % (sys.executable, DOUBLE, str(record)))
+    fake.chmod(0o755)
+    ns = "chvmt-" + uuid.uuid4().hex[:8]
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    state = tmp_path / "state"
+    state.mkdir()
+    if os.path.isdir(base.IMAGE_CACHE):
+        os.symlink(base.IMAGE_CACHE, state / "images")
+    env = dict(os.environ, CLOUD_HYPERVISOR=str(fake), CHVM_STATE_DIR=str(state))
+    env.pop("CHVM_DATA_DIR", None)
+    pids = []
+    try:
+        yield env, ns, record, pids
+    finally:
+        for pid in pids:
+            if ch_micro.alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        subprocess.run([base.CHVM, "rm", "-f", "chint"], env=env, capture_output=True, timeout=60)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def interrupt_when(argv, env, pred):
+    """Runs chvm argv, sends it SIGINT once pred() holds, returns its stderr
+    after checking that the signal ended it."""
+    p = subprocess.Popen([base.CHVM, *argv], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        ch_micro.wait_for(lambda: pred() or p.poll() is not None, 120, "chvm to get there")
+        assert p.poll() is None, p.communicate()[1]
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == -signal.SIGINT, err
+    return err
+
+
+def test_ch_run_interrupted_leaves_no_vmm(slow_double):
+    """A ^C while `chvm run` talks to the VMM it just started must leave no
+    VMM, VM directory or tap: the VMM runs in its own session, so chvm dying
+    there would orphan it with no record naming it."""
+    env, ns, _, pids = slow_double
+    vmdir = os.path.join(env["CHVM_STATE_DIR"], "vms", "chint")
+    pidfile = os.path.join(vmdir, "vmm.pid")  # written once the VMM answered a first call
+    interrupt_when(["run", "--backend", "ch", "--netns", ns, "--no-wait", "--name", "chint"], env,
+                   lambda: os.path.exists(pidfile) and pids.append(int(open(pidfile).read())) is None)
+    ch_micro.wait_for(lambda: not ch_micro.alive(pids[0]), 10, "VMM %d to be gone" % pids[0])
+    assert not os.path.exists(vmdir)
+    assert not [link for link in ns_links(ns) if link.startswith("chvm-t")]
+
+
+def test_ch_standby_interrupted_resumes_the_vm(slow_double):
+    """A ^C while `chvm standby` has the VM paused must not leave it paused:
+    the snapshot (which the double refuses) is seen through and the VM
+    resumed before chvm ends."""
+    env, ns, record, pids = slow_double
+    p = chvm(env, "run", "--backend", "ch", "--netns", ns, "--no-wait", "--name", "chint")
+    assert p.returncode == 0, p.stderr
+    pids.append(ps(env)["chint"]["pid"])
+    record.write_text("")
+
+    def paths():
+        return [json.loads(line)["path"].rsplit("/", 1)[1]
+                for line in record.read_text().splitlines()]
+
+    interrupt_when(["standby", "--no-quiesce", "chint"], env, lambda: "vm.pause" in paths())
+    assert paths()[-1] == "vm.resume", paths()
+
+
+def test_ch_restore_interrupted_records_the_new_vmm(slow_double):
+    """A ^C while `chvm restore` waits on the VMM it started must not leave
+    that VMM unrecorded (then neither stop nor rm would end it): the record
+    names it before chvm ends.  The standby state is written by hand, as the
+    double refuses snapshots."""
+    env, ns, record, pids = slow_double
+    p = chvm(env, "run", "--backend", "ch", "--netns", ns, "--no-wait", "--name", "chint")
+    assert p.returncode == 0, p.stderr
+    pids.append(ps(env)["chint"]["pid"])
+    os.kill(pids[0], signal.SIGKILL)
+    ch_micro.wait_for(lambda: not ch_micro.alive(pids[0]), 10, "VMM %d to die" % pids[0])
+    vmdir = os.path.join(env["CHVM_STATE_DIR"], "vms", "chint")
+    with open(os.path.join(vmdir, "vm.json")) as f:
+        rec = json.load(f)
+    rec["state"] = "standby"
+    with open(os.path.join(vmdir, "vm.json"), "w") as f:
+        json.dump(rec, f)
+    os.mkdir(os.path.join(vmdir, "snapshot"))
+    for name in ("config.json", "state.json"):  # what chvm checks before a restore
+        with open(os.path.join(vmdir, "snapshot", name), "w") as f:
+            f.write("{}")
+    record.write_text("")
+
+    def restoring():
+        return any(json.loads(line)["path"].endswith("/vm.restore")
+                   for line in record.read_text().splitlines())
+
+    interrupt_when(["restore", "--no-agent", "chint"], env, restoring)
+    vm = ps(env)["chint"]
+    pids.append(vm["pid"])
+    assert vm["status"] == "running", vm
