@@ -309,6 +309,13 @@ conn_read_cb (struct bufferevent *bev, void *arg)
 
       if (evbuffer_peek (in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
         break;
+      /* A peer that sends requests but never reads the replies would make
+         the output grow without bound: stop reading until it drains. */
+      if (conn_out_full_p (c))
+        {
+          bufferevent_disable (bev, EV_READ);
+          break;
+        }
       n = frame_decoder_feed (&c->dec, v.iov_base, v.iov_len, &frame, &flen, &e);
       if (n < 0)
         {
@@ -343,6 +350,13 @@ conn_write_cb (struct bufferevent *bev, void *arg)
     }
   if (!conn_out_full_p (c))
     {
+      if (c->mode == CONN_FRAMES && !c->closing && !(bufferevent_get_enabled (bev) & EV_READ))
+        {
+          /* Resume what conn_read_cb paused, starting with the frames
+             already buffered. */
+          bufferevent_enable (bev, EV_READ);
+          bufferevent_trigger (bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+        }
       exec_conn_drained (c);
       forward_conn_drained (c);
     }

@@ -33,6 +33,10 @@ struct probe
   uint16_t port;
   bool http, retry;
   struct timespec deadline;
+  /* The end of the current attempt: libevent's read timeout restarts with
+     every byte, so a server that trickles its answer would otherwise keep
+     one attempt (and the request) going past its deadline. */
+  struct timespec attempt_end;
   unsigned backoff_ms;
   struct bufferevent *bev;
   struct event *timer;
@@ -202,6 +206,20 @@ probe_read_cb (struct bufferevent *bev, void *arg)
                 "127.0.0.1:%u: /json/version: no 200 answer with \"Browser\"", p->port);
       probe_failed (p);
     }
+  else
+    {
+      long left = ms_until (&p->attempt_end);
+      struct timeval tv;
+
+      if (left <= 0)
+        {
+          snprintf (p->why, sizeof p->why, "127.0.0.1:%u: no complete answer in time", p->port);
+          probe_failed (p);
+          return;
+        }
+      tv = tv_ms (left);
+      bufferevent_set_timeouts (bev, &tv, &tv);
+    }
 }
 
 static void
@@ -251,6 +269,14 @@ probe_attempt (struct probe *p)
       return;
     }
   tv = tv_ms (left < (long) PROBE_ATTEMPT_MAX_MS ? left : (long) PROBE_ATTEMPT_MAX_MS);
+  clock_gettime (CLOCK_MONOTONIC, &p->attempt_end);
+  p->attempt_end.tv_sec += tv.tv_sec;
+  p->attempt_end.tv_nsec += (long) tv.tv_usec * 1000;
+  if (p->attempt_end.tv_nsec >= 1000000000)
+    {
+      p->attempt_end.tv_sec++;
+      p->attempt_end.tv_nsec -= 1000000000;
+    }
   sin.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
   p->bev = bufferevent_socket_new (agent.base, -1, BEV_OPT_CLOSE_ON_FREE);
   if (p->bev == NULL)

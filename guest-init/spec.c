@@ -126,9 +126,15 @@ struct group_query
 static int
 is_member (const struct fields *fl, const char *name)
 {
-  const char *p = fl->f[3];
-  size_t len = fl->len[3], start = 0, nlen = strlen (name);
+  const char *p;
+  size_t len, start = 0, nlen = strlen (name);
 
+  /* "name:x:gid" has no members field; f[3] is then unset (or left over
+     from the previous line). */
+  if (fl->n < 4)
+    return 0;
+  p = fl->f[3];
+  len = fl->len[3];
   for (size_t i = 0; i <= len; i++)
     if (i == len || p[i] == ',')
       {

@@ -495,6 +495,108 @@ test_wait_ready_deadline (void **state)
   agent_close (a);
 }
 
+/* A DevTools port that accepts and then trickles its answer, one byte per
+   100 ms, never finishing its headers. */
+static void *
+drip_cdp_thread (void *arg)
+{
+  struct fake_cdp *fc = arg;
+  int c = accept (fc->lfd, NULL, NULL);
+  struct timespec gap = { 0, 100 * 1000000L };
+
+  if (c < 0)
+    return NULL;
+  for (int i = 0; i < 200; i++)
+    {
+      if (send (c, "X", 1, MSG_NOSIGNAL) != 1)
+        break;
+      nanosleep (&gap, NULL);
+    }
+  close (c);
+  return NULL;
+}
+
+static void
+test_wait_ready_trickle (void **state)
+{
+  Chvm__Agent__WaitReadyRequest w = CHVM__AGENT__WAIT_READY_REQUEST__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT, *r;
+  /* Static: on failure the thread outlives this frame. */
+  static struct fake_cdp fc;
+  unsigned port = free_port ();
+  int64_t t0 = now_ms ();
+  pthread_t th;
+  int fd = raw_connect ();
+  bool eof;
+
+  (void) state;
+  fc.lfd = listen_on (port);
+  pthread_create (&th, NULL, drip_cdp_thread, &fc);
+  raw_hello (fd);
+  w.deadline_ms = 800;
+  w.cdp_port = port;
+  f.id = 43;
+  f.body_case = CHVM__AGENT__FRAME__BODY_WAIT_READY;
+  f.wait_ready = &w;
+  raw_send (fd, &f);
+  /* The byte every 100 ms restarts libevent's read timeout; the request
+     must still end at its deadline. */
+  r = raw_recv (fd, 5000, &eof);
+  assert_non_null (r);
+  assert_int_equal (r->id, 43);
+  assert_int_equal (r->body_case, CHVM__AGENT__FRAME__BODY_ERROR);
+  assert_int_equal (r->error->code, CHVM__AGENT__ERROR_CODE__ERROR_TIMEOUT);
+  assert_true (now_ms () - t0 < 3000);
+  chvm__agent__frame__free_unpacked (r, NULL);
+  close (fd);
+  shutdown (fc.lfd, SHUT_RDWR);
+  close (fc.lfd);
+  pthread_join (th, NULL);
+}
+
+/* A peer that sends requests and never reads the replies: each bad frame
+   (5 bytes) costs an error reply ten times its size, so the agent must stop
+   reading once its output is full rather than buffer without bound. */
+static void
+test_unread_replies (void **state)
+{
+  static uint8_t junk[5 * 13000];
+  size_t sent = 0, off = 0, cap = 12u << 20;
+  int fd = raw_connect (), sndbuf = 64 << 10;
+
+  (void) state;
+  for (size_t i = 0; i < sizeof junk; i += 5)
+    {
+      frame_put_header (junk + i, 1);
+      junk[i + 4] = 0xff; /* field 31, wire type 7: not protobuf */
+    }
+  /* What the kernel holds (at most tcp_rmem's 6 MiB on the agent's side
+     plus this) stays well under cap. */
+  setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+  fcntl (fd, F_SETFL, O_NONBLOCK);
+  while (sent < cap)
+    {
+      /* From where the last partial send stopped, to keep the frames whole. */
+      ssize_t n = send (fd, junk + off, sizeof junk - off, MSG_NOSIGNAL);
+      if (n > 0)
+        {
+          sent += (size_t) n;
+          off = (off + (size_t) n) % sizeof junk;
+          continue;
+        }
+      assert_true (n < 0 && errno == EAGAIN);
+      {
+        struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+        if (poll (&pfd, 1, 2000) == 0)
+          break; /* the agent stopped reading */
+      }
+    }
+  assert_true (sent < cap);
+  close (fd);
+  /* The agent is still there and serves others. */
+  assert_true (agent_alive ());
+}
+
 static void
 test_quiesce_thaw (void **state)
 {
@@ -993,6 +1095,8 @@ main (void)
     cmocka_unit_test (test_ping_health),
     cmocka_unit_test (test_wait_ready),
     cmocka_unit_test (test_wait_ready_deadline),
+    cmocka_unit_test (test_wait_ready_trickle),
+    cmocka_unit_test (test_unread_replies),
     cmocka_unit_test (test_quiesce_thaw),
     cmocka_unit_test (test_exec),
     cmocka_unit_test (test_in_flight),

@@ -75,6 +75,21 @@ test_name (void **state)
   expect_groups (&u, 3, (gid_t[]){ 100, 29, 44 });
 }
 
+/* A group line with no members field ("name:x:gid", which getent would
+   also accept) must not borrow the members of the line before it. */
+static void
+test_group_without_members (void **state)
+{
+  static const char short_group[] = "wheel:x:10:alice\n"
+                                    "nomembers:x:60\n";
+  struct err *err = NULL;
+  struct spec_user u;
+
+  (void) state;
+  assert_int_equal (spec_resolve_user ("alice", passwd, short_group, &u, &err), 0);
+  expect_groups (&u, 1, (gid_t[]){ 10 });
+}
+
 static void
 test_numeric_uid (void **state)
 {
@@ -183,9 +198,13 @@ int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_root_default), cmocka_unit_test (test_name),
-    cmocka_unit_test (test_numeric_uid),  cmocka_unit_test (test_explicit_group),
-    cmocka_unit_test (test_errors),       cmocka_unit_test (test_env_merge),
+    cmocka_unit_test (test_root_default),
+    cmocka_unit_test (test_name),
+    cmocka_unit_test (test_group_without_members),
+    cmocka_unit_test (test_numeric_uid),
+    cmocka_unit_test (test_explicit_group),
+    cmocka_unit_test (test_errors),
+    cmocka_unit_test (test_env_merge),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
