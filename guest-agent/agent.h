@@ -24,6 +24,9 @@
 #define AGENT_VERSION "0.1.0"
 #define AGENT_PROTOCOL_VERSION 1u
 #define AGENT_MAX_CONNS 64
+/* A connection must say Hello within this time (--hello-timeout), so idle
+   or half-open peers cannot hold all AGENT_MAX_CONNS slots. */
+#define AGENT_HELLO_TIMEOUT_MS 10000
 /* Above this much queued output, producers (exec pipes, forwarded peer)
    stop reading until the connection drains below half of it. */
 #define AGENT_OUT_HIGH (4u << 20)
@@ -64,6 +67,7 @@ struct conn
   struct bufferevent *peer;  /* forwarded guest connection */
   bool splice_wait;          /* forwarding: flushing the bufferevents before splicing */
   struct fwd_splice *splice; /* forwarding with splice(2) (forward.c) */
+  struct event *hello_timer; /* closes the connection if no Hello came in time */
   char name[64];
 };
 
@@ -73,7 +77,8 @@ struct agent
   char token[160];
   size_t token_len;
   uint16_t cdp_port;
-  bool test_mode; /* never freeze, set the clock, drop caches or power off */
+  unsigned hello_timeout_ms; /* 0: connections may wait for ever before Hello */
+  bool test_mode;            /* never freeze, set the clock, drop caches or power off */
   const char *mountinfo;
   const char *frozen_marker;
   struct conn *conns;

@@ -22,7 +22,7 @@
 #include "cleanup.h"
 #include "log.h"
 
-struct agent agent = { .cdp_port = 9222 };
+struct agent agent = { .cdp_port = 9222, .hello_timeout_ms = AGENT_HELLO_TIMEOUT_MS };
 
 static void conn_free (struct conn *c);
 
@@ -212,6 +212,11 @@ hello_handle (struct conn *c, uint64_t id, const Chvm__Agent__Hello *h)
       return;
     }
   c->authed = true;
+  if (c->hello_timer != NULL)
+    {
+      event_free (c->hello_timer);
+      c->hello_timer = NULL;
+    }
   log_info ("%s: hello from '%.64s'", c->name, h->client);
   hr.protocol_version = AGENT_PROTOCOL_VERSION;
   hr.agent_version = (char *) AGENT_VERSION;
@@ -401,10 +406,23 @@ conn_free (struct conn *c)
   if (c->next)
     c->next->prev = c->prev;
   agent.n_conns--;
+  if (c->hello_timer != NULL)
+    event_free (c->hello_timer);
   bufferevent_free (c->bev);
   frame_decoder_free (&c->dec);
   log_debug ("%s: closed", c->name);
   free (c);
+}
+
+static void
+hello_timeout_cb (evutil_socket_t fd, short what, void *arg)
+{
+  struct conn *c = arg;
+
+  (void) fd;
+  (void) what;
+  log_warn ("%s: no Hello within %u ms, closing", c->name, agent.hello_timeout_ms);
+  conn_free (c);
 }
 
 void
@@ -443,6 +461,21 @@ conn_accept (evutil_socket_t fd, bool tcp, const char *name)
      resumes paused producers; it also runs at 0 for closing connections. */
   bufferevent_setwatermark (c->bev, EV_WRITE, AGENT_OUT_HIGH / 2, 0);
   bufferevent_enable (c->bev, EV_READ | EV_WRITE);
+  if (agent.hello_timeout_ms > 0)
+    {
+      struct timeval tv = { .tv_sec = agent.hello_timeout_ms / 1000,
+                            .tv_usec = (agent.hello_timeout_ms % 1000) * 1000 };
+      c->hello_timer = evtimer_new (agent.base, hello_timeout_cb, c);
+      if (c->hello_timer == NULL || evtimer_add (c->hello_timer, &tv) < 0)
+        {
+          if (c->hello_timer != NULL)
+            event_free (c->hello_timer);
+          bufferevent_free (c->bev);
+          frame_decoder_free (&c->dec);
+          free (c);
+          return;
+        }
+    }
   c->next = agent.conns;
   if (agent.conns)
     agent.conns->prev = c;

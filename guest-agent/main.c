@@ -33,22 +33,27 @@
 static void
 usage (FILE *out)
 {
-  fprintf (out, "Usage: chvm-agent [--vsock-port N] [--tcp-port N --token-file FILE]\n"
-                "                  [--tcp-bind ADDR] [--cdp-port N] [--ready-fd N] [--test-mode]\n"
-                "                  [--debug]\n\n"
-                "The chvm guest agent (protocol: proto/agent.proto).\n\n"
-                "  --vsock-port N     listen on AF_VSOCK port N (0: off)\n"
-                "  --tcp-port N       listen on TCP port N (0: off); needs --token-file\n"
-                "  --tcp-bind ADDR    IPv4 address for TCP (default 0.0.0.0)\n"
-                "  --token-file FILE  hex token (32-128 chars) TCP clients must send in Hello\n"
-                "  --cdp-port N       DevTools port probed by WaitReady/Health (default 9222)\n"
-                "  --ready-fd N       once every transport listens (or failed with a warning),\n"
-                "                     write one byte to fd N and close it\n"
-                "  --test-mode        for running on a development host: never freeze\n"
-                "                     filesystems, set the clock, drop caches, send ARP or\n"
-                "                     power off (Shutdown only ends the agent)\n"
-                "  --debug            log debug lines\n"
-                "  --help             this text\n");
+  fprintf (
+      out,
+      "Usage: chvm-agent [--vsock-port N] [--tcp-port N --token-file FILE]\n"
+      "                  [--tcp-bind ADDR] [--cdp-port N] [--ready-fd N] [--hello-timeout MS]\n"
+      "                  [--test-mode]\n"
+      "                  [--debug]\n\n"
+      "The chvm guest agent (protocol: proto/agent.proto).\n\n"
+      "  --vsock-port N     listen on AF_VSOCK port N (0: off)\n"
+      "  --tcp-port N       listen on TCP port N (0: off); needs --token-file\n"
+      "  --tcp-bind ADDR    IPv4 address for TCP (default 0.0.0.0)\n"
+      "  --token-file FILE  hex token (32-128 chars) TCP clients must send in Hello\n"
+      "  --cdp-port N       DevTools port probed by WaitReady/Health (default 9222)\n"
+      "  --ready-fd N       once every transport listens (or failed with a warning),\n"
+      "                     write one byte to fd N and close it\n"
+      "  --hello-timeout MS close a connection that sends no Hello within MS\n"
+      "                     (default 10000; 0: never)\n"
+      "  --test-mode        for running on a development host: never freeze\n"
+      "                     filesystems, set the clock, drop caches, send ARP or\n"
+      "                     power off (Shutdown only ends the agent)\n"
+      "  --debug            log debug lines\n"
+      "  --help             this text\n");
 }
 
 static int
@@ -204,6 +209,7 @@ main (int argc, char **argv)
     { "token-file", required_argument, NULL, 'k' },
     { "cdp-port", required_argument, NULL, 'c' },
     { "ready-fd", required_argument, NULL, 'r' },
+    { "hello-timeout", required_argument, NULL, 'H' },
     { "test-mode", no_argument, NULL, 'T' },
     { "debug", no_argument, NULL, 'd' },
     { "help", no_argument, NULL, 'h' },
@@ -244,6 +250,17 @@ main (int argc, char **argv)
               return 2;
             }
           ready_fd = (int) v;
+        }
+        break;
+      case 'H':
+        {
+          uint64_t v;
+          if (num_parse_u64_str (optarg, 3600000, &v) < 0)
+            {
+              fprintf (stderr, "chvm-agent: bad --hello-timeout '%s' (0..3600000 ms)\n", optarg);
+              return 2;
+            }
+          agent.hello_timeout_ms = (unsigned) v;
         }
         break;
       case 'b':

@@ -221,7 +221,8 @@ start_agent (void **state)
       prctl (PR_SET_PDEATHSIG, SIGTERM);
       dup2 (pipefd[1], 2);
       execl (bin, "chvm-agent", "--tcp-port", portstr, "--tcp-bind", "127.0.0.1", "--token-file",
-             token_path, "--cdp-port", "1", "--test-mode", (char *) NULL);
+             token_path, "--cdp-port", "1", "--hello-timeout", "2000", "--test-mode",
+             (char *) NULL);
       _exit (127);
     }
   close (pipefd[1]);
@@ -475,6 +476,23 @@ test_wait_ready (void **state)
   close (fd);
 }
 
+/* A peer that never says Hello loses its connection slot after
+   --hello-timeout (2000 ms here), not before and not never. */
+static void
+test_hello_deadline (void **state)
+{
+  int fd = raw_connect ();
+  int64_t t0 = now_ms ();
+  bool eof = false;
+
+  (void) state;
+  assert_null (raw_recv (fd, 10000, &eof));
+  assert_true (eof);
+  assert_true (now_ms () - t0 >= 1500);
+  assert_true (now_ms () - t0 < 9000);
+  close (fd);
+}
+
 static void
 test_wait_ready_deadline (void **state)
 {
@@ -565,6 +583,8 @@ test_unread_replies (void **state)
   int fd = raw_connect (), sndbuf = 64 << 10;
 
   (void) state;
+  /* Past Hello, so that the Hello deadline does not end the connection. */
+  raw_hello (fd);
   for (size_t i = 0; i < sizeof junk; i += 5)
     {
       frame_put_header (junk + i, 1);
@@ -1095,6 +1115,7 @@ main (void)
     cmocka_unit_test (test_ping_health),
     cmocka_unit_test (test_wait_ready),
     cmocka_unit_test (test_wait_ready_deadline),
+    cmocka_unit_test (test_hello_deadline),
     cmocka_unit_test (test_wait_ready_trickle),
     cmocka_unit_test (test_unread_replies),
     cmocka_unit_test (test_quiesce_thaw),
