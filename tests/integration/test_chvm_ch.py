@@ -18,7 +18,6 @@ never half-written."""
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,21 +27,16 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ch_micro  # noqa: E402
-import test_chvm_qemu as base  # noqa: E402  (paths and skip reasons)
+import test_chvm_qemu as base  # noqa: E402  (paths)
+import test_chvm_qemu_tap as tap  # noqa: E402  (skip reasons)
 
 MEMORY = "512M"
 
 
 def _missing():
-    if base.MISSING:
-        return base.MISSING
-    if os.geteuid() != 0:
-        return "root (ip netns, taps, nft)"
-    for tool in ("ip", "nft"):
-        if shutil.which(tool) is None:
-            return tool
-    if not os.path.exists("/dev/net/tun"):
-        return "/dev/net/tun"
+    # What the tap test needs (root, ip, nft, tun, the images), and KVM.
+    if tap.MISSING:
+        return tap.MISSING
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return "/dev/kvm"
     return None
