@@ -94,6 +94,13 @@ images: $(B)/bin/chvm
 	scripts/build-standin.sh $(B)/images/standin
 	scripts/import-standin.sh $(B)/bin/chvm $(B)/state $(B)/images/standin
 
+# The README's two commands on a fresh Debian 12 root (mmdebstrap, chroot):
+# make setup, then make test SUITES="build static unit fuzz" (REF, SUITES,
+# FUZZ_SECONDS as scripts/check-fresh.sh says).  Needs root.
+.PHONY: check-fresh
+check-fresh:
+	scripts/check-fresh.sh
+
 # In order (deps installs what kernel and images use), whatever -j says.
 setup:
 	$(MAKE) deps

@@ -7,6 +7,10 @@
 # Each library is skipped when its archive is already installed; PREFIX/.done
 # marks the whole set complete (the Makefile's guest targets depend on it).
 set -euo pipefail
+. "$(dirname "$0")/lib/need.sh"
+need apt-get apt musl-gcc musl-tools autoreconf autoconf automake automake libtoolize libtool \
+  make make flex flex bison bison dpkg-source dpkg-dev file file
+need_done
 
 prefix=${1:-build/musl}
 mkdir -p "$prefix"

@@ -6,6 +6,9 @@
 # Cached by a hash of the recipe (this script, the entry point, the package
 # list): an unchanged recipe is not rebuilt.
 set -euo pipefail
+. "$(dirname "$0")/lib/need.sh"
+need mmdebstrap mmdebstrap umoci umoci skopeo skopeo sha256sum coreutils
+need_done
 
 out=${1:-build/images/standin}
 here=$(cd "$(dirname "$0")" && pwd)

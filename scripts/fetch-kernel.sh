@@ -6,6 +6,10 @@
 # Hypervisor), modules -> the lib/modules/<ver> tree, version.
 # Cached: does nothing when OUT/version names the package apt would pick.
 set -euo pipefail
+. "$(dirname "$0")/lib/need.sh"
+need apt-cache apt apt-get apt dpkg-deb dpkg python3 python3 readelf binutils depmod kmod \
+  lz4 lz4 xz xz-utils zstd zstd
+need_done
 
 out=${1:-build/kernel}
 mkdir -p "$out"

@@ -5,6 +5,9 @@
 #   OUT/rootfs.ext4, OUT/image.json -> STATE/images/<id>/...
 # Usage: import-standin.sh CHVM STATE OUT   (OUT holds the OCI layout oci/)
 set -euo pipefail
+. "$(dirname "$0")/lib/need.sh"
+need mkfs.ext4 e2fsprogs mkfs.erofs erofs-utils umoci umoci skopeo skopeo
+need_done
 
 chvm=$1 state=$2 out=$3
 mkdir -p "$state"

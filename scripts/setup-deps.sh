@@ -11,7 +11,7 @@ cd "$root"
 
 PACKAGES=(
   # toolchains: host (glibc), guest (static musl), fuzzing (clang + libFuzzer)
-  build-essential musl-tools clang lld pkg-config autoconf automake libtool flex bison dpkg-dev file
+  build-essential musl-tools clang libclang-rt-14-dev lld pkg-config autoconf automake libtool flex bison dpkg-dev file
   # host-tool libraries, protocol compiler, unit tests
   libcmocka-dev libcurl4-openssl-dev libjson-c-dev protobuf-c-compiler libprotobuf-c-dev libevent-dev
   # lint

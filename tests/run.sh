@@ -17,12 +17,28 @@ UNIT_TIMEOUT=${UNIT_TIMEOUT:-120}
 res=build/test-results
 mkdir -p "$res"
 
+# What the chosen suites call, each named with its Debian package.
+. scripts/lib/need.sh
+need make make cc gcc timeout coreutils
+want() { [[ " $SUITES " == *" $1 "* ]]; }
+want unit && need_file /usr/include/cmocka.h libcmocka-dev
+if want fuzz; then
+  need clang clang
+  # clang links libFuzzer from its resource dir; Debian ships it apart from clang.
+  command -v clang >/dev/null &&
+    need_file "$(clang -print-resource-dir)/lib/linux/libclang_rt.fuzzer-x86_64.a" libclang-rt-14-dev
+fi
+if want integration; then
+  need python3 python3
+  command -v python3 >/dev/null && need_py pytest python3-pytest
+fi
+need_done
+
 passed=0 failed=0 skipped=0
 failures=()
 
 ok() { passed=$((passed + 1)); echo "PASS $1"; }
 ko() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL $1${2:+: $2}"; }
-want() { [[ " $SUITES " == *" $1 "* ]]; }
 banner() { echo; echo "==== $1 ($(date -u +%H:%M:%S))"; }
 
 if want build; then

@@ -1,0 +1,76 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# Proves the README's two commands on a fresh Debian 12 root: a minimal
+# bookworm (mmdebstrap minbase plus what a machine of the project's kind
+# brings before anyone installs anything: gcc/make, git, python3), a clean
+# `git archive` of REF (default HEAD) in /src, then `make setup` and
+# `make test SUITES="$SUITES"` inside it, in a private mount and PID
+# namespace (chroot, with /dev, /proc, /sys bound).  Any package that
+# `make setup` forgets makes a step fail; the tools' own checks name it.
+#   scripts/check-fresh.sh            (make check-fresh)
+#   REF=branch SUITES="unit fuzz" FUZZ_SECONDS=5 scripts/check-fresh.sh
+# The base root is cached as build/fresh/base-<hash>.tar (hash of this
+# script); each run unpacks it afresh and removes it at the end.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+. scripts/lib/need.sh
+need mmdebstrap mmdebstrap unshare util-linux chroot coreutils git git tar tar
+need_done
+if [ "$(id -u)" != 0 ]; then
+  echo "check-fresh: must run as root (it makes a root filesystem and chroots into it)" >&2
+  exit 1
+fi
+
+ref=${REF:-HEAD}
+suites=${SUITES:-build static unit fuzz}
+fuzz_seconds=${FUZZ_SECONDS:-5}
+SUITE=bookworm
+MIRRORS=(
+  "deb http://deb.debian.org/debian $SUITE main"
+  "deb http://deb.debian.org/debian $SUITE-updates main"
+  "deb http://deb.debian.org/debian-security $SUITE-security main"
+)
+# The project kind's toolchains (gcc, g++, make, git, python3); no Node:
+# make setup then takes Debian's nodejs and npm, the stricter path.
+BASE=build-essential,git,python3,ca-certificates
+
+log() { echo "check-fresh: $*" >&2; }
+
+commit=$(git rev-parse --verify "$ref^{commit}") ||
+  { log "no such commit: $ref"; exit 1; }
+mkdir -p build/fresh
+cache=build/fresh/base-$(sha256sum "$0" | cut -c1-12).tar
+if [ ! -s "$cache" ]; then
+  log "making the base root ($SUITE minbase + $BASE) into $cache"
+  t0=$SECONDS
+  nice mmdebstrap --variant=minbase --mode=root --format=tar --include="$BASE" \
+    "$SUITE" "$cache.tmp" "${MIRRORS[@]}" >&2
+  mv "$cache.tmp" "$cache"
+  log "base root: $((SECONDS - t0)) s, $(du -m "$cache" | cut -f1) MiB"
+fi
+
+root=$(mktemp -d "$PWD/build/fresh/root.XXXXXX")
+cleanup() { rm -rf --one-file-system "$root"; }
+trap cleanup EXIT
+tar -xf "$cache" -C "$root"
+git archive --format=tar --prefix=src/ "$commit" | tar -xf - -C "$root"
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+log "$(git log -1 --format='%h %s' "$commit") in $root/src"
+
+# The inner shell runs as the CI does: as root, CI=true, a clean environment.
+inner="cd /src && make setup && make test SUITES='$suites' FUZZ_SECONDS=$fuzz_seconds"
+t0=$SECONDS
+rc=0
+unshare --mount --pid --fork --propagation private -- /bin/bash -euc '
+  r=$1
+  mount --rbind /dev "$r/dev"
+  mount -t proc proc "$r/proc"
+  mount --rbind /sys "$r/sys"
+  mount -t tmpfs tmpfs "$r/tmp"
+  mount -t tmpfs tmpfs "$r/run"
+  exec chroot "$r" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/root LANG=C.UTF-8 CI=true /bin/bash -c "$2"
+' check-fresh "$root" "$inner" || rc=$?
+log "make setup && make test SUITES=\"$suites\": exit $rc after $((SECONDS - t0)) s"
+exit "$rc"
