@@ -56,6 +56,19 @@ trap cleanup EXIT
 tar -xf "$cache" -C "$root"
 git archive --format=tar --prefix=src/ "$commit" | tar -xf - -C "$root"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# A new machine here has the workplace's network trust: the local CA
+# certificates (registries are reached through a TLS proxy) and the
+# environment that points tools at the bundle.  Carry exactly that over.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  chroot "$root" update-ca-certificates >/dev/null
+fi
+trust_env=()
+for v in NODE_EXTRA_CA_CERTS SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE REQUESTS_CA_BUNDLE PIP_CERT \
+         GIT_SSL_CAINFO http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
+  [ -n "${!v:-}" ] && trust_env+=("$v=${!v}")
+done
 log "$(git log -1 --format='%h %s' "$commit") in $root/src"
 
 # The inner shell runs as the CI does: as root, CI=true, a clean environment.
@@ -69,8 +82,10 @@ unshare --mount --pid --fork --propagation private -- /bin/bash -euc '
   mount --rbind /sys "$r/sys"
   mount -t tmpfs tmpfs "$r/tmp"
   mount -t tmpfs tmpfs "$r/run"
+  inner=$2
+  shift 2
   exec chroot "$r" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    HOME=/root LANG=C.UTF-8 CI=true /bin/bash -c "$2"
-' check-fresh "$root" "$inner" || rc=$?
+    HOME=/root LANG=C.UTF-8 CI=true "$@" /bin/bash -c "$inner"
+' check-fresh "$root" "$inner" "${trust_env[@]}" || rc=$?
 log "make setup && make test SUITES=\"$suites\": exit $rc after $((SECONDS - t0)) s"
 exit "$rc"
