@@ -3,7 +3,7 @@
  * The Cloud Hypervisor backend: one `cloud-hypervisor` process per VM,
  * driven through its REST API (ch_api.c).  Files in the VM directory:
  * api.sock, vsock.sock, vmm.log (the VMM's stdout+stderr), events.json
- * (--event-monitor), console.log, serial.log, vmm.pid.
+ * (--event-monitor), console.log (the serial port; virtio-console is off), vmm.pid.
  *
  * Restore mode: $CHVM_CH_RESTORE_MODE = "copy" or "ondemand" (v52+,
  * userfaultfd); default copy.

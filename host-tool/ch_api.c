@@ -136,7 +136,7 @@ struct json_object *
 ch_vm_config (const struct vm_spec *spec, struct err **err)
 {
   cleanup_json struct json_object *cfg = json_object_new_object ();
-  struct json_object *cpus, *mem, *payload, *disks, *rng;
+  struct json_object *cpus, *mem, *payload, *disks, *rng, *console;
 
   if (spec->dir == NULL || spec->dir[0] != '/')
     return err_make (err, EINVAL, "VM directory must be an absolute path"), NULL;
@@ -202,8 +202,12 @@ ch_vm_config (const struct vm_spec *spec, struct err **err)
         goto oom;
     }
 
-  if (add_obj (cfg, "console", file_output (spec->dir, "console.log")) < 0
-      || add_obj (cfg, "serial", file_output (spec->dir, "serial.log")) < 0)
+  /* One console, the serial port, into console.log: init opens /dev/console
+     before the modules phase, when virtio_console (hvc0) does not exist yet,
+     so its phase lines can only go to ttyS0 (the kernel's cmdline says so). */
+  console = json_object_new_object ();
+  if (add_obj (cfg, "console", console) < 0 || add_str (console, "mode", "Off") < 0
+      || add_obj (cfg, "serial", file_output (spec->dir, "console.log")) < 0)
     goto oom;
 
   rng = json_object_new_object ();

@@ -74,7 +74,7 @@ const char *ch_binary (void);
 /* --- pure JSON builders and parsers ------------------------------------ */
 
 /* VmConfig for vm.create from spec; sockets and logs go into spec->dir
-   (console.log, serial.log, vsock.sock).  Returns a new object or NULL. */
+   (console.log: the serial port; vsock.sock).  Returns a new object or NULL. */
 struct json_object *ch_vm_config (const struct vm_spec *spec, struct err **err);
 
 /* RestoreConfig for vm.restore of dir; v52+ fields only when

@@ -37,8 +37,8 @@
 #define AGENT_TCP_PORT 1025
 #define DEFAULT_CDP_PORT 9222
 #define DEFAULT_READY_S 300 /* Chromium under TCG on 2 loaded cores */
-#define CMDLINE_CH "console=ttyS0 console=hvc0 quiet panic=-1 rdinit=/init"
-#define CMDLINE_QEMU "console=ttyS0 quiet panic=-1 rdinit=/init"
+/* Both backends: the serial port is the console (console.log). */
+#define CMDLINE "console=ttyS0 quiet panic=-1 rdinit=/init"
 
 static void
 usage (FILE *out)
@@ -453,8 +453,7 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   r->memory_mib = o->memory_mib;
   snprintf (r->kernel, sizeof r->kernel, "%s", kernel);
   snprintf (r->initrd, sizeof r->initrd, "%s", initrd);
-  snprintf (r->cmdline, sizeof r->cmdline, "%s",
-            c->be == &backend_qemu ? CMDLINE_QEMU : CMDLINE_CH);
+  snprintf (r->cmdline, sizeof r->cmdline, "%s", CMDLINE);
   snprintf (r->overlay, sizeof r->overlay, "%s", o->overlay);
   snprintf (r->netns, sizeof r->netns, "%s", o->netns ? o->netns : "");
   r->cdp_port = (uint16_t) o->cdp_port;

@@ -2,13 +2,16 @@
 // A real CDP session through a given DevTools endpoint (e.g. the local
 // listener of `chvm agent forward`): connect with playwright-core, open a
 // page on a data: URL, read its title.  Prints one JSON line; exit 1 on error.
-// Usage: node cdp_client.js http://127.0.0.1:PORT [timeout_ms]
+// With SCREENSHOT (a .png path) it also saves a screenshot of the page and
+// leaves the page open, printing its target id and URL for later checks.
+// Usage: node cdp_client.js http://127.0.0.1:PORT [timeout_ms [SCREENSHOT]]
 'use strict';
 const { chromium } = require('playwright-core');
 
 async function main() {
   const endpoint = process.argv[2];
   const timeout = Number(process.argv[3] || 60000);
+  const screenshot = process.argv[4];
   if (!endpoint) throw new Error('usage: cdp_client.js http://127.0.0.1:PORT [timeout_ms]');
   const t0 = Date.now();
   const browser = await chromium.connectOverCDP(endpoint, { timeout });
@@ -19,9 +22,17 @@ async function main() {
   await page.goto('data:text/html,<title>' + expected + '</title><p>forwarded</p>', { timeout });
   const title = await page.title();
   const text = await page.textContent('p');
-  await page.close();
+  const out = { expected, title, text, version: browser.version(), connect_ms: connectMs };
+  if (screenshot) {
+    await page.screenshot({ path: screenshot, timeout });
+    const cdp = await context.newCDPSession(page);
+    const { targetInfo } = await cdp.send('Target.getTargetInfo');
+    Object.assign(out, { screenshot, target_id: targetInfo.targetId, url: targetInfo.url });
+  } else {
+    await page.close();
+  }
   // No browser.close(): over CDP that could end the guest's browser.
-  console.log(JSON.stringify({ expected, title, text, version: browser.version(), connect_ms: connectMs }));
+  console.log(JSON.stringify(out));
 }
 
 main().then(() => process.exit(0), (e) => {

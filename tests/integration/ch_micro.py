@@ -3,7 +3,7 @@
 through build/tests/ch-driver, which links the real backend_ch.c.  Shared
 by tests/integration/test_ch.py and tests/bench/bench_ch.py.
 
-The guest prints "count N" lines on its serial port (DIR/serial.log) with
+The guest prints "count N" lines on its serial port (DIR/console.log) with
 the counter kept in guest RAM; "touched N MiB" once it wrote N MiB."""
 
 import os
@@ -128,7 +128,7 @@ class Driver:
 
     def serial(self):
         try:
-            with open(os.path.join(self.dir, "serial.log"), errors="replace") as f:
+            with open(os.path.join(self.dir, "console.log"), errors="replace") as f:
                 return f.read()
         except FileNotFoundError:
             return ""

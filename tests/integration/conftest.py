@@ -84,3 +84,12 @@ def guest(tmp_path_factory):
         yield Guest(machine, token, key)
     finally:
         machine.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the item (item.rep_setup, rep_call,
+    rep_teardown), so that fixtures can tell whether their test failed."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)

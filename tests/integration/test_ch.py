@@ -110,7 +110,7 @@ def test_counter_carries_on_after_restore(ch_ready, driver, mode):
     assert "restore-" + mode in r and "vmm-start" in r and "resume" in r
     assert d.ok("info")["state"] == "Running"
 
-    # CH reopens serial.log for the restored VM; its first complete count
+    # CH reopens console.log (the serial port) for the restored VM; its first complete count
     # line must follow the last one before the pause (a partly printed line
     # may sit in between), not start again from 1.
     def new_counts():

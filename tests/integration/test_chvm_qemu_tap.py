@@ -21,13 +21,15 @@ import test_chvm_qemu as base  # noqa: E402  (paths, skip reasons, helpers)
 
 # A minimal CDP WebSocket client: one connection for its whole life.  It
 # prints Browser.getVersion, waits for a line on stdin, then sends
-# Target.getTargets on the same connection and prints the count.
+# Target.getTargets on the same connection and prints the count.  argv:
+# the DevTools HTTP endpoint, and the socket timeout in seconds (default 120).
 WS_CLIENT = r'''
 import base64, json, os, socket, struct, sys, urllib.request
+timeout = float(sys.argv[2]) if len(sys.argv) > 2 else 120
 v = json.loads(urllib.request.urlopen(sys.argv[1] + "/json/version", timeout=10).read())
 hostport, path = v["webSocketDebuggerUrl"][5:].split("/", 1)
 h, p = hostport.rsplit(":", 1)
-s = socket.create_connection((h, int(p)), timeout=120)
+s = socket.create_connection((h, int(p)), timeout=timeout)
 key = base64.b64encode(os.urandom(16)).decode()
 s.sendall(("GET /%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
            "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, hostport, key)).encode())
