@@ -77,6 +77,9 @@ t0=$SECONDS
 rc=0
 unshare --mount --pid --fork --propagation private -- /bin/bash -euc '
   r=$1
+  # The new root must be a mount point: `ip netns exec` remounts "/" as a
+  # slave, which fails on a plain directory.
+  mount --bind "$r" "$r"
   mount --rbind /dev "$r/dev"
   mount -t proc proc "$r/proc"
   mount --rbind /sys "$r/sys"
