@@ -66,6 +66,23 @@ version_of (struct check *c, size_t *n, const char *name, const char *bin, const
     snprintf (k->detail, sizeof k->detail, "%s not found or not runnable (%s)", bin, why_no);
 }
 
+/* Whether this host is itself a VM: the CPUID hypervisor bit, which the
+   kernel shows as the "hypervisor" flag.  KVM there is nested: kvm_amd or
+   kvm_intel on the virtualization extensions the outer hypervisor
+   emulates or passes through (a KVM host under QEMU -cpu max, a cloud VM
+   with nested virtualization); it runs Linux guests as hardware KVM does. */
+static bool
+host_is_vm (void)
+{
+  cleanup_file FILE *f = fopen ("/proc/cpuinfo", "re");
+  char line[4096];
+
+  while (f != NULL && fgets (line, sizeof line, f) != NULL)
+    if (strncmp (line, "flags", 5) == 0)
+      return strstr (line, " hypervisor") != NULL;
+  return false;
+}
+
 static void
 guest_file (struct check *c, size_t *n, const char *name, const char *rel)
 {
@@ -115,6 +132,7 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
   const char *qemu_bin = getenv ("CHVM_QEMU");
   struct stat st;
   struct check *k;
+  bool nested = host_is_vm ();
 
   if (argc > 1)
     {
@@ -130,10 +148,10 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
     snprintf (k->detail, sizeof k->detail,
               "kvm_pvm: a software KVM (shadow paging); stock Linux guests stop with "
               "emulation failures under it");
-  else if (stat ("/sys/module/kvm_intel", &st) == 0)
-    snprintf (k->detail, sizeof k->detail, "kvm_intel");
-  else if (stat ("/sys/module/kvm_amd", &st) == 0)
-    snprintf (k->detail, sizeof k->detail, "kvm_amd");
+  else if (stat ("/sys/module/kvm_intel", &st) == 0 || stat ("/sys/module/kvm_amd", &st) == 0)
+    snprintf (k->detail, sizeof k->detail, "%s%s",
+              stat ("/sys/module/kvm_intel", &st) == 0 ? "kvm_intel" : "kvm_amd",
+              nested ? " (nested: this host is a VM with virtualization extensions)" : "");
   else
     {
       k->ok = false;
@@ -142,7 +160,8 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
   kvm = vmctl_kvm_usable (why_kvm, sizeof why_kvm);
   k = add (c, &n, "kvm usable");
   k->ok = kvm;
-  snprintf (k->detail, sizeof k->detail, "%s", kvm ? "hardware KVM" : why_kvm);
+  snprintf (k->detail, sizeof k->detail, "%s",
+            !kvm ? why_kvm : nested ? "nested KVM (runs Linux guests)" : "hardware KVM");
   device (c, &n, "/dev/net/tun", "taps for cloud-hypervisor");
   device (c, &n, "/dev/userfaultfd", "on-demand restore, CH v52+");
   device (c, &n, "/dev/vhost-vsock", "vsock for QEMU guests; without it QEMU uses TCP");

@@ -133,6 +133,14 @@ def g(guest, request):
         guest.failed = request.node.name
 
 
+def test_doctor_sees_nested_kvm(host):
+    """chvm doctor in the KVM host: its kvm_amd is nested KVM that runs guests."""
+    out = host.run(["chvm", "doctor"], check=False)["out"]
+    print("\n" + out)
+    assert "nested KVM (runs Linux guests)" in out, out
+    assert "KVM guests: yes" in out, out
+
+
 def test_run_boots_chromium(g):
     """chvm run in the KVM host; a kernel death there (the 6.12 code-patching
     oops seen at vCPU start) reboots the KVM host and retries once."""
