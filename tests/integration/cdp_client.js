@@ -17,7 +17,9 @@ async function main() {
   const browser = await chromium.connectOverCDP(endpoint, { timeout });
   const connectMs = Date.now() - t0;
   const context = browser.contexts()[0] || (await browser.newContext());
-  const page = await context.newPage();
+  // With SCREENSHOT, the browser's open tab when there is one: a new tab
+  // is a new renderer process, minutes under nested emulation.
+  const page = (screenshot && context.pages()[0]) || (await context.newPage());
   const expected = 'chvm-forward-' + process.pid;
   await page.goto('data:text/html,<title>' + expected + '</title><p>forwarded</p>', { timeout });
   const title = await page.title();
