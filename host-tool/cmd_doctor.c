@@ -161,7 +161,9 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
   k = add (c, &n, "kvm usable");
   k->ok = kvm;
   snprintf (k->detail, sizeof k->detail, "%s",
-            !kvm ? why_kvm : nested ? "nested KVM (runs Linux guests)" : "hardware KVM");
+            !kvm     ? why_kvm
+            : nested ? "nested KVM (runs Linux guests)"
+                     : "hardware KVM");
   device (c, &n, "/dev/net/tun", "taps for cloud-hypervisor");
   device (c, &n, "/dev/userfaultfd", "on-demand restore, CH v52+");
   device (c, &n, "/dev/vhost-vsock", "vsock for QEMU guests; without it QEMU uses TCP");
