@@ -336,6 +336,11 @@ ch-fuzz: $(B)/tests/fuzz/fuzz_ch_response
 	$< -max_total_time=$${FUZZ_SECONDS:-20} -max_len=65536 tests/fuzz/corpus-run/ch_response tests/fuzz/corpus/ch_response
 ch-integration: $(B)/tests/ch-driver $(MICRO_ELF)
 	python3 -m pytest -rs -v tests/integration/test_ch.py
+# chvm with each CH build of ../shared/tools inside a KVM host under QEMU
+# (tests/integration/test_kvmhost.py); slow: nested software emulation.
+.PHONY: test-kvmhost
+test-kvmhost: $(B)/bin/chvm initrd $(MICRO_ELF)
+	CHVM_TEST_KVMHOST=1 python3 -m pytest -rs -v -s tests/integration/test_kvmhost.py
 ch-bench: $(B)/tests/ch-driver $(MICRO_ELF)
 	nice python3 tests/bench/bench_ch.py
 # -- end sub-block: cloud-hypervisor backend --

@@ -33,7 +33,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kvmhost  # noqa: E402
 from test_chvm_qemu_tap import WS_CLIENT  # noqa: E402
 
-MISSING = kvmhost.missing_prerequisites()
+# Opt-in for now: on these 2-core machines one guest's run, playwright,
+# standby and two restores under nested emulation take well over the 15
+# minutes CI can give this suite (docs/FINDINGS.md has the figures).
+MISSING = ("off: set CHVM_TEST_KVMHOST=1 (make test-kvmhost) to run it, 20-40 min"
+           if os.environ.get("CHVM_TEST_KVMHOST") != "1" else kvmhost.missing_prerequisites())
 pytestmark = pytest.mark.skipif(MISSING is not None, reason="KVM host suite: %s" % MISSING)
 
 VERSIONS = kvmhost.ch_versions()
