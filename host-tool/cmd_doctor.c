@@ -133,6 +133,7 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
   struct stat st;
   struct check *k;
   bool nested = host_is_vm ();
+  const char *kvm_mod;
 
   if (argc > 1)
     {
@@ -143,14 +144,16 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
     }
   device (c, &n, "/dev/kvm", "KVM, for cloud-hypervisor");
   k = add (c, &n, "kvm module");
+  kvm_mod = stat ("/sys/module/kvm_intel", &st) == 0 ? "kvm_intel"
+            : stat ("/sys/module/kvm_amd", &st) == 0 ? "kvm_amd"
+                                                     : NULL;
   k->ok = stat ("/sys/module/kvm_pvm", &st) < 0;
   if (!k->ok)
     snprintf (k->detail, sizeof k->detail,
               "kvm_pvm: a software KVM (shadow paging); stock Linux guests stop with "
               "emulation failures under it");
-  else if (stat ("/sys/module/kvm_intel", &st) == 0 || stat ("/sys/module/kvm_amd", &st) == 0)
-    snprintf (k->detail, sizeof k->detail, "%s%s",
-              stat ("/sys/module/kvm_intel", &st) == 0 ? "kvm_intel" : "kvm_amd",
+  else if (kvm_mod != NULL)
+    snprintf (k->detail, sizeof k->detail, "%s%s", kvm_mod,
               nested ? " (nested: this host is a VM with virtualization extensions)" : "");
   else
     {

@@ -8,26 +8,21 @@
 #   need_done                              exits 1 when anything was missing
 # The caller's name prefixes each line: "build-standin: mmdebstrap not found: ...".
 _need_missing=0
+_need_miss() { # WHAT PACKAGE
+  echo "${0##*/}: $1 not found: install the Debian package $2 (make setup does)" >&2
+  _need_missing=1
+}
 need() {
   while [ $# -ge 2 ]; do
-    if ! command -v "$1" >/dev/null 2>&1; then
-      echo "${0##*/}: $1 not found: install the Debian package $2 (make setup does)" >&2
-      _need_missing=1
-    fi
+    command -v "$1" >/dev/null 2>&1 || _need_miss "$1" "$2"
     shift 2
   done
 }
 need_file() {
-  if [ ! -e "$1" ]; then
-    echo "${0##*/}: $1 not found: install the Debian package $2 (make setup does)" >&2
-    _need_missing=1
-  fi
+  [ -e "$1" ] || _need_miss "$1" "$2"
 }
 need_py() {
-  if ! python3 -c "import $1" 2>/dev/null; then
-    echo "${0##*/}: python3 module $1 not found: install the Debian package $2 (make setup does)" >&2
-    _need_missing=1
-  fi
+  python3 -c "import $1" 2>/dev/null || _need_miss "python3 module $1" "$2"
 }
 need_done() {
   [ "$_need_missing" = 0 ] || exit 1
