@@ -40,7 +40,9 @@ MISSING = ("off: set CHVM_TEST_KVMHOST=1 (make test-kvmhost) to run it, 20-40 mi
            if os.environ.get("CHVM_TEST_KVMHOST") != "1" else kvmhost.missing_prerequisites())
 pytestmark = pytest.mark.skipif(MISSING is not None, reason="KVM host suite: %s" % MISSING)
 
-VERSIONS = kvmhost.ch_versions()
+# CHVM_KVMHOST_VERSIONS="v53.0 v48.0" picks builds; default: all of them.
+VERSIONS = [v for v in kvmhost.ch_versions()
+            if v in os.environ.get("CHVM_KVMHOST_VERSIONS", v).split()]
 GUEST_MEMORY = os.environ.get("CHVM_KVMHOST_GUEST_MEMORY", "1G")
 # One vCPU: with two, the nested guest triple-faulted during Chromium's
 # start (QEMU's emulated SVM under multi-threaded TCG).  --no-zygote: the
