@@ -340,7 +340,7 @@ ch-integration: $(B)/tests/ch-driver $(MICRO_ELF)
 # (tests/integration/test_kvmhost.py); slow: nested software emulation.
 .PHONY: test-kvmhost
 test-kvmhost: $(B)/bin/chvm initrd $(MICRO_ELF)
-	CHVM_TEST_KVMHOST=1 python3 -m pytest -rs -v -s tests/integration/test_kvmhost.py
+	python3 -m pytest -rs -v -s --durations=0 tests/integration/test_kvmhost.py
 ch-bench: $(B)/tests/ch-driver $(MICRO_ELF)
 	nice python3 tests/bench/bench_ch.py
 # -- end sub-block: cloud-hypervisor backend --

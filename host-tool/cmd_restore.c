@@ -21,8 +21,21 @@
 #include "proc.h"
 #include "vmctl.h"
 
-#define AGENT_MS 30000
-#define READY_MS 60000
+#define DEFAULT_AGENT_S 120
+
+/* Set from --timeout: how long the resumed guest has to answer the agent,
+   thaw and have the browser ready, all three together. */
+static unsigned agent_timeout_s = DEFAULT_AGENT_S;
+
+/* What is left of the deadline, at least 1 ms (a step that starts late
+   still gets one try). */
+static int
+left_ms (double deadline)
+{
+  double left = deadline - proc_now_ms ();
+
+  return left < 1 ? 1 : (int) left;
+}
 
 static int
 restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **err)
@@ -35,7 +48,7 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
   cleanup_err struct err *e2 = NULL;
   enum vm_status st = vmctl_status (c);
   struct stat sb;
-  double t = proc_now_ms ();
+  double t = proc_now_ms (), deadline;
   unsigned thawed = 0;
   int64_t step_ns = 0;
   sigset_t old_mask;
@@ -64,15 +77,16 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
   sigprocmask (SIG_SETMASK, &old_mask, NULL);
   if (!agent)
     goto done;
-  if (vmctl_agent (c, AGENT_MS, &a, err) < 0
-      || agent_thaw (a, agent_now_ns (), &thawed, &step_ns, AGENT_MS, err) < 0)
+  deadline = t + agent_timeout_s * 1000.0;
+  if (vmctl_agent (c, left_ms (deadline), &a, err) < 0
+      || agent_thaw (a, agent_now_ns (), &thawed, &step_ns, left_ms (deadline), err) < 0)
     {
       if (a != NULL)
         agent_close (a);
       return err_wrap (err, "thaw");
     }
   vmctl_phase (ph, n, "thaw", &t);
-  if (agent_wait_ready (a, READY_MS, c->rec.cdp_port, &reply, err) < 0)
+  if (agent_wait_ready (a, left_ms (deadline), c->rec.cdp_port, &reply, err) < 0)
     {
       agent_close (a);
       return err_wrap (err, "browser not ready after restore");
@@ -100,12 +114,14 @@ cmd_restore (const struct global_opts *g, int argc, char **argv)
   int status;
   const char *name = vmctl_phased_args (
       argc, argv, "--no-agent",
-      "Usage: chvm restore [--no-agent] NAME [--json]\n\n"
+      "Usage: chvm restore [--no-agent] [--timeout SECONDS] NAME [--json]\n\n"
       "Bring a VM in standby back from its snapshot, thaw it with the host's time\n"
       "and wait for the browser; prints each phase's time.  --no-agent: only\n"
-      "restore and resume (guests without the agent).\n"
+      "restore and resume (guests without the agent).  --timeout: how long the\n"
+      "resumed guest has to answer the agent, thaw and have the browser ready\n"
+      "(default 120).\n"
       "With the QEMU backend CDP clients must reconnect (same browser, same targets).\n",
-      &agent, &status);
+      &agent, &agent_timeout_s, &status);
 
   if (name == NULL)
     return status;

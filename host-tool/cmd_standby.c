@@ -130,7 +130,7 @@ cmd_standby (const struct global_opts *g, int argc, char **argv)
       "Quiesce (agent: freeze filesystems, drop caches), pause and snapshot the VM\n"
       "to disk, then stop its VMM; `chvm restore NAME` brings it back.  Prints each\n"
       "phase's time.  --no-quiesce: for guests without the agent.\n",
-      &quiesce, &status);
+      &quiesce, NULL, &status);
 
   if (name == NULL)
     return status;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "num.h"
 #include "net.h"
 #include "proc.h"
 #include "qmp.h"
@@ -399,20 +400,35 @@ vmctl_print_phases (const struct global_opts *g, const char *cmd, const char *na
 
 const char *
 vmctl_phased_args (int argc, char **argv, const char *no_opt, const char *usage, bool *opt,
-                   int *status)
+                   unsigned *timeout_s, int *status)
 {
-  bool help;
+  const char *name = NULL;
+  uint64_t v;
+  bool help = false, bad = false;
+  int i;
 
   *opt = true;
-  if (argc == 3 && strcmp (argv[1], no_opt) == 0)
+  for (i = 1; i < argc && !help && !bad; i++)
     {
-      *opt = false;
-      argv++;
-      argc--;
+      if (strcmp (argv[i], no_opt) == 0)
+        *opt = false;
+      else if (timeout_s != NULL && strcmp (argv[i], "--timeout") == 0 && i + 1 < argc)
+        {
+          bad = num_parse_u64_str (argv[++i], 86400, &v) < 0 || v == 0;
+          if (bad)
+            fprintf (stderr, "chvm: bad --timeout '%s' (seconds, 1-86400)\n", argv[i]);
+          else
+            *timeout_s = (unsigned) v;
+        }
+      else if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
+        help = true;
+      else if (argv[i][0] != '-' && name == NULL)
+        name = argv[i];
+      else
+        bad = true;
     }
-  if (argc == 2 && argv[1][0] != '-')
-    return argv[1];
-  help = argc == 2 && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0);
+  if (name != NULL && !help && !bad)
+    return name;
   fputs (usage, help ? stdout : stderr);
   *status = help ? 0 : 2;
   return NULL;

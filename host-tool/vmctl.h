@@ -96,11 +96,13 @@ void vmctl_print_phases (const struct global_opts *g, const char *cmd, const cha
 typedef int (*vmctl_phased_fn) (struct vmctl *c, bool opt, struct phase *ph, size_t *n,
                                 struct err **err);
 
-/* Arguments of such a command: `[NO_OPT] NAME`.  Returns NAME and sets
- *opt (false when no_opt was given); or NULL after printing usage, with
- *status 0 for --help/-h (usage on stdout) and 2 otherwise. */
+/* Arguments of such a command: `[NO_OPT] [--timeout SECONDS] NAME`, the
+   latter only where timeout_s is not NULL.  Returns NAME and sets *opt
+   (false when no_opt was given) and *timeout_s when given; or NULL after
+   printing usage, with *status 0 for --help/-h (usage on stdout) and 2
+   otherwise. */
 const char *vmctl_phased_args (int argc, char **argv, const char *no_opt, const char *usage,
-                               bool *opt, int *status);
+                               bool *opt, unsigned *timeout_s, int *status);
 
 /* Opens VM name under the state lock, runs op, unlocks, and prints the
    phase table of command cmd.  Returns 0, or 1 after printing the error.

@@ -6,12 +6,14 @@
 #   unit         builds and runs each tests/unit/test_*.c (cmocka, TAP), one count per case
 #   fuzz         builds and runs each tests/fuzz/fuzz_*.c for FUZZ_SECONDS (default 20) on its
 #                corpus (one count each)
-#   integration  python3 -m pytest tests/integration -rs (junit XML counts)
+#   integration  python3 -m pytest tests/integration -rs (junit XML counts), but for:
+#   kvmhost      tests/integration/test_kvmhost.py on its own: chvm with each CH build of
+#                ../shared/tools inside a KVM host under QEMU (skips with one line without them)
 # SUITES picks some ("unit fuzz"); exit status 1 when anything failed.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
-SUITES=${SUITES:-build static unit fuzz integration}
+SUITES=${SUITES:-build static unit fuzz integration kvmhost}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 UNIT_TIMEOUT=${UNIT_TIMEOUT:-120}
 res=build/test-results
@@ -28,7 +30,7 @@ if want fuzz; then
   command -v clang >/dev/null &&
     need_file "$(clang -print-resource-dir)/lib/linux/libclang_rt.fuzzer-x86_64.a" libclang-rt-14-dev
 fi
-if want integration; then
+if want integration || want kvmhost; then
   need python3 python3
   command -v python3 >/dev/null && need_py pytest python3-pytest
 fi
@@ -122,11 +124,13 @@ if want fuzz; then
   done
 fi
 
-if want integration; then
-  banner integration
-  xml=$res/pytest.xml
+# One pytest process per suite; its junit XML gives the counts.
+pytest_suite() {
+  local name=$1 xml=$res/pytest-$1.xml rc t f e s
+  shift
+  banner "$name"
   rm -f "$xml"
-  python3 -m pytest tests/integration -rs -v --junitxml="$xml" -p no:cacheprovider
+  python3 -m pytest "$@" -rs -v --junitxml="$xml" -p no:cacheprovider
   rc=$?
   if [ -f "$xml" ]; then
     read -r t f e s < <(python3 - "$xml" <<'PY'
@@ -138,11 +142,16 @@ print(*tot)
 PY
     )
     passed=$((passed + t - f - e - s)) failed=$((failed + f + e)) skipped=$((skipped + s))
-    [ $((f + e)) -gt 0 ] && failures+=("integration ($((f + e)))")
+    [ $((f + e)) -gt 0 ] && failures+=("$name ($((f + e)))")
   elif [ "$rc" -ne 5 ]; then # 5: no tests collected
-    ko "pytest" "exit $rc, no report"
+    ko "$name" "pytest exit $rc, no report"
   fi
-fi
+}
+
+want integration && pytest_suite integration tests/integration --ignore=tests/integration/test_kvmhost.py
+# Alone, with nothing else running: nested emulation is slow and its
+# guests' timing suffers from any other load.
+want kvmhost && pytest_suite kvmhost --durations=0 tests/integration/test_kvmhost.py
 
 echo
 [ ${#failures[@]} -gt 0 ] && echo "failed: ${failures[*]}"

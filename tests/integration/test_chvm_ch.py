@@ -18,6 +18,7 @@ never half-written."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -151,6 +152,17 @@ def test_ch_runs_the_real_vm_config_standby_restore_rm(ch):
     assert info["state"] == "Running"
     assert info["config"]["net"][0]["tap"] == tap
     assert tap_ipv4(ns, tap) == []
+
+    # With the agent (which the micro guest lacks), restore's --timeout
+    # bounds the whole wait for it: the error says how long it waited.
+    p = chvm(env, "standby", "--no-quiesce", "chtest")
+    assert p.returncode == 0, p.stderr
+    p = chvm(env, "restore", "--timeout", "2", "chtest", timeout=60)
+    assert p.returncode == 1 and "thaw" in p.stderr, p.stderr
+    waited = [int(w) for w in re.findall(r"did not answer in (\d+) ms", p.stderr)]
+    assert waited and max(waited) <= 2000, p.stderr
+    vm = ps(env)["chtest"]
+    assert vm["status"] == "running", vm
 
     new_pid = vm["pid"]
     p = chvm(env, "rm", "-f", "chtest")
