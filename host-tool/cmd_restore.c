@@ -62,7 +62,7 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
   vmctl_hold_signals (&old_mask);
   if (c->rec.tap[0])
     {
-      if (net_ensure_tap (NULL, c->rec.tap, err) < 0)
+      if (net_ensure_tap (NULL, &c->rec, err) < 0)
         goto fail;
       vmctl_phase (ph, n, "tap", &t);
     }

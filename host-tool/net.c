@@ -358,26 +358,89 @@ write_sysctl (const char *path, const char *v, struct err **err)
   return 0;
 }
 
+/* The first byte of a sysctl ('0', '1', ...). */
+static int
+read_sysctl (const char *path, char *v, struct err **err)
+{
+  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || TEMP_FAILURE_RETRY (read (fd, v, 1)) != 1)
+    return err_make (err, errno ? errno : EIO, "read %s", path);
+  return 0;
+}
+
+#define IP_FORWARD "/proc/sys/net/ipv4/ip_forward"
+
+/* A publish is one element of pub_PROTO (host port -> guest address . port,
+   so a host port belongs to one VM whatever the address) plus one of
+   pub_PROTO_any (host port: any local address, for 0.0.0.0) or pub_PROTO_bind
+   (host address . port: only that address).  `guard` drops what arrives from
+   outside with a loopback address (route_localnet is on for chvm0 only, for
+   the DNAT of 127.0.0.1, and must not let a guest or neighbour reach the
+   host's 127.0.0.1 services: CVE-2020-8558), `forward` keeps guests from
+   reaching each other through the host, and the set ip_forward_was_0,
+   present when chvm turned ip_forward on, says to turn it off again with
+   the table.  The bridge table admits from a tap only frames with that VM's
+   MAC and (ARP or IPv4) address. */
+#define NFT_PUB(P)                                                                                 \
+  "  map pub_" P " { type inet_service : ipv4_addr . inet_service; }\n"                            \
+  "  set pub_" P "_any { type inet_service; }\n"                                                   \
+  "  set pub_" P "_bind { type ipv4_addr . inet_service; }\n"
+#define NFT_DNAT(P)                                                                                \
+  "    fib daddr type local ip daddr . " P " dport @pub_" P "_bind"                                \
+  " dnat ip addr . port to " P " dport map @pub_" P "\n"                                           \
+  "    fib daddr type local " P " dport @pub_" P "_any"                                            \
+  " dnat ip addr . port to " P " dport map @pub_" P "\n"
+
 static const char nft_table[]
-    = "table ip chvm {\n"
-      "  map pub_tcp { type inet_service : ipv4_addr . inet_service; }\n"
-      "  map pub_udp { type inet_service : ipv4_addr . inet_service; }\n"
-      "  chain prerouting {\n"
-      "    type nat hook prerouting priority dstnat; policy accept;\n"
-      "    fib daddr type local dnat ip addr . port to tcp dport map @pub_tcp\n"
-      "    fib daddr type local dnat ip addr . port to udp dport map @pub_udp\n"
-      "  }\n"
-      "  chain output {\n"
-      "    type nat hook output priority -100; policy accept;\n"
-      "    fib daddr type local dnat ip addr . port to tcp dport map @pub_tcp\n"
-      "    fib daddr type local dnat ip addr . port to udp dport map @pub_udp\n"
-      "  }\n"
-      "  chain postrouting {\n"
-      "    type nat hook postrouting priority srcnat; policy accept;\n"
-      "    ip saddr 10.213.0.0/24 oifname != \"" NET_BRIDGE "\" masquerade\n"
-      "    ip daddr 10.213.0.0/24 oifname \"" NET_BRIDGE "\" ip saddr 127.0.0.0/8 masquerade\n"
-      "  }\n"
-      "}\n";
+    = "add table ip chvm\n"
+      "delete table ip chvm\n"
+      "add table bridge chvm\n"
+      "delete table bridge chvm\n"
+      "table ip chvm {\n" NFT_PUB ("tcp") NFT_PUB (
+          "udp") "  chain guard {\n"
+                 "    type filter hook prerouting priority raw; policy accept;\n"
+                 "    iifname != \"lo\" ip daddr 127.0.0.0/8 drop\n"
+                 "    iifname != \"lo\" ip saddr 127.0.0.0/8 drop\n"
+                 "  }\n"
+                 "  chain prerouting {\n"
+                 "    type nat hook prerouting priority dstnat; policy accept;\n" NFT_DNAT ("tcp")
+                     NFT_DNAT (
+                         "udp") "  }\n"
+                                "  chain output {\n"
+                                "    type nat hook output priority -100; policy "
+                                "accept;\n" NFT_DNAT ("tcp") NFT_DNAT (
+                                    "udp") "  }\n"
+                                           "  chain forward {\n"
+                                           "    type filter hook forward priority filter; policy "
+                                           "accept;\n"
+                                           "    iifname \"" NET_BRIDGE "\" oifname \"" NET_BRIDGE
+                                           "\" drop\n"
+                                           "  }\n"
+                                           "  chain postrouting {\n"
+                                           "    type nat hook postrouting priority srcnat; policy "
+                                           "accept;\n"
+                                           "    ip saddr 10.213.0.0/24 oifname != \"" NET_BRIDGE
+                                           "\" masquerade\n"
+                                           "    ip daddr 10.213.0.0/24 oifname \"" NET_BRIDGE
+                                           "\" ip saddr 127.0.0.0/8 masquerade\n"
+                                           "  }\n"
+                                           "}\n"
+                                           "table bridge chvm {\n"
+                                           "  set port_ip { type ifname . ipv4_addr; }\n"
+                                           "  set port_mac { type ifname . ether_addr; }\n"
+                                           "  chain prerouting {\n"
+                                           "    type filter hook prerouting priority filter; "
+                                           "policy accept;\n"
+                                           "    iifname != \"chvm-t*\" accept\n"
+                                           "    iifname . ether saddr != @port_mac drop\n"
+                                           "    ether type != { ip, arp } drop\n"
+                                           "    ether type arp iifname . arp saddr ether != "
+                                           "@port_mac drop\n"
+                                           "    ether type arp iifname . arp saddr ip != @port_ip "
+                                           "drop\n"
+                                           "    ether type ip iifname . ip saddr != @port_ip drop\n"
+                                           "  }\n"
+                                           "}\n";
 
 static int
 ensure_bridge_and_nat (struct err **err)
@@ -397,19 +460,75 @@ ensure_bridge_and_nat (struct err **err)
     return -1;
   if (net_run (addr_br, NULL, false, err) < 0 || net_run (up_br, NULL, false, err) < 0)
     return -1;
-  /* Forwarding for the guests, and DNAT of 127.0.0.1 to them. */
-  if (write_sysctl ("/proc/sys/net/ipv4/ip_forward", "1", err) < 0
-      || write_sysctl ("/proc/sys/net/ipv4/conf/all/route_localnet", "1", err) < 0)
+  /* 127.0.0.1 DNATed to a guest leaves through the bridge with source
+     127.0.0.1 (masqueraded after routing), and the reply comes back to
+     127.0.0.1: both need route_localnet, on this interface only. */
+  if (write_sysctl ("/proc/sys/net/ipv4/conf/" NET_BRIDGE "/route_localnet", "1", err) < 0)
     return -1;
   r = net_run (probe_nft, NULL, true, err);
-  if (r < 0 || (r == 1 && net_run (add_nft, nft_table, false, err) < 0))
+  if (r < 0)
     return -1;
+  if (r == 1)
+    {
+      char was = '1';
+      cleanup_free char *table = NULL;
+
+      if (read_sysctl (IP_FORWARD, &was, err) < 0)
+        return -1;
+      if (asprintf (&table, "%s%s", nft_table,
+                    was == '0' ? "add set ip chvm ip_forward_was_0 { type inet_service; }\n" : "")
+          < 0)
+        return err_make (err, ENOMEM, "nft table");
+      if (net_run (add_nft, table, false, err) < 0)
+        return -1;
+    }
+  /* Forwarding for the guests; turned off again with the table if it was. */
+  return write_sysctl (IP_FORWARD, "1", err);
+}
+
+/* The address of a record without its prefix. */
+static int
+vm_addr (const struct vm_record *r, char *out, size_t len, struct err **err)
+{
+  size_t n = strcspn (r->address, "/");
+
+  if (n >= len)
+    return err_make (err, 0, "bad address %s", r->address);
+  memcpy (out, r->address, n);
+  out[n] = '\0';
   return 0;
 }
 
-int
-net_ensure_tap (const char *netns, const char *tap, struct err **err)
+/* The tap's bridge port: isolated from the other ports (no guest to guest
+   frames), and its frames admitted only with the VM's MAC and address. */
+static int
+tap_filter (const struct vm_record *r, bool add_p, struct err **err)
 {
+  static const char *const nft[] = { "nft", "-f", "-", NULL };
+  const char *const isolate[]
+      = { "ip", "link", "set", "dev", r->tap, "type", "bridge_slave", "isolated", "on", NULL };
+  char addr[20], cmd[256];
+  const char *op = add_p ? "add" : "delete";
+
+  if (vm_addr (r, addr, sizeof addr, err) < 0)
+    return -1;
+  if (add_p && r->mac[0] == '\0')
+    return err_make (err, 0, "VM '%s' has a tap but no MAC address", r->name);
+  if ((size_t) snprintf (cmd, sizeof cmd,
+                         "%s element bridge chvm port_ip { \"%s\" . %s }\n"
+                         "%s element bridge chvm port_mac { \"%s\" . %s }\n",
+                         op, r->tap, addr, op, r->tap, r->mac[0] ? r->mac : "00:00:00:00:00:00")
+      >= sizeof cmd)
+    return err_make (err, 0, "tap name '%s' too long", r->tap);
+  if (add_p && net_run (isolate, NULL, false, err) < 0)
+    return -1;
+  return net_run (nft, cmd, !add_p, err) < 0 ? -1 : 0;
+}
+
+int
+net_ensure_tap (const char *netns, const struct vm_record *vm, struct err **err)
+{
+  const char *tap = vm->tap;
   const char *const probe[] = { "ip", "link", "show", "dev", tap, NULL };
   const char *const add_tap[] = { "ip", "tuntap", "add", "dev", tap, "mode", "tap", NULL };
   const char *const master[]
@@ -421,7 +540,9 @@ net_ensure_tap (const char *netns, const char *tap, struct err **err)
   r = net_run (probe, NULL, true, err);
   if (r < 0 || (r == 1 && net_run (add_tap, NULL, false, err) < 0))
     return -1;
-  return net_run (master, NULL, false, err);
+  if (net_run (master, NULL, false, err) < 0)
+    return -1;
+  return tap_filter (vm, true, err);
 }
 
 int
@@ -432,42 +553,83 @@ net_tap_clear_addresses (const char *tap, struct err **err)
   return net_run (flush, NULL, false, err);
 }
 
-/* One nft command per publish: a range becomes one element per port in the
-   same map, added or deleted together (the map's rules stay as they are;
-   nft's dnat has no "shift the port by an offset" form).  The command goes
-   through stdin: 65535 elements would not fit one argument. */
+/* Writes one nft command on the elements of publish p, one per port of a
+   range: "HOST : GUEST . PORT" in the map pub_PROTO (map; the data only for
+   an add), else the keys of pub_PROTO_any ("HOST") or pub_PROTO_bind
+   ("ADDR . HOST"). */
+static void
+put_elements (FILE *f, const char *op, const struct vm_publish *p, const char *guest, bool any,
+              bool map)
+{
+  const char *proto = p->udp ? "udp" : "tcp";
+
+  fprintf (f, "%s element ip chvm pub_%s%s { ", op, proto, map ? "" : any ? "_any" : "_bind");
+  for (unsigned k = 0; k < vm_publish_ports (p); k++)
+    {
+      fputs (k ? ", " : "", f);
+      if (!map && !any)
+        fprintf (f, "%s . ", p->host_addr);
+      fprintf (f, "%u", p->host_port + k);
+      if (map && op[0] == 'a')
+        fprintf (f, " : %s . %u", guest, p->guest_port + k);
+    }
+  fputs (" }\n", f);
+}
+
+/* One nft transaction per publish: a range becomes one element per port,
+   added or deleted together (the rules stay as they are; nft's dnat has no
+   "shift the port by an offset" form).  The command goes through stdin:
+   65535 elements would not fit one argument.  Adding fails as a whole when
+   another VM has one of the host ports.  Deleting first adds the very
+   elements again, which nft refuses when a port maps to another VM's
+   address, so the transaction deletes only what maps to this VM. */
 static int
 publish_elements (const struct vm_record *r, bool add_p, struct err **err)
 {
   static const char *const argv[] = { "nft", "-f", "-", NULL };
   char addr[20];
-  size_t n;
 
-  n = strcspn (r->address, "/");
-  if (n >= sizeof addr)
-    return err_make (err, 0, "bad address %s", r->address);
-  memcpy (addr, r->address, n);
-  addr[n] = '\0';
+  if (vm_addr (r, addr, sizeof addr, err) < 0)
+    return -1;
   for (size_t i = 0; i < r->n_publish; i++)
     {
       const struct vm_publish *p = &r->publish[i];
+      const char *proto = p->udp ? "udp" : "tcp";
+      bool any = strcmp (p->host_addr, "0.0.0.0") == 0;
+      struct in_addr in;
       cleanup_free char *cmd = NULL;
       size_t len = 0;
-      FILE *f = open_memstream (&cmd, &len);
-      int bad;
+      FILE *f;
+      int bad, rc;
 
+      if (inet_pton (AF_INET, p->host_addr, &in) != 1 && !add_p)
+        continue; /* never added */
+      if (inet_pton (AF_INET, p->host_addr, &in) != 1)
+        return err_make (err, 0, "publish %s:%u/%s: a tap publishes IPv4 addresses only",
+                         p->host_addr, p->host_port, proto);
+      f = open_memstream (&cmd, &len);
       if (f == NULL)
         return err_make (err, errno, "nft command");
-      fprintf (f, "%s element ip chvm %s { ", add_p ? "add" : "delete",
-               p->udp ? "pub_udp" : "pub_tcp");
-      for (unsigned k = 0; k < vm_publish_ports (p); k++)
-        fprintf (f, "%s%u : %s . %u", k ? ", " : "", p->host_port + k, addr, p->guest_port + k);
-      fputs (" }\n", f);
+      put_elements (f, "add", p, addr, any, true);
+      put_elements (f, "add", p, addr, any, false);
+      if (!add_p)
+        {
+          put_elements (f, "delete", p, addr, any, true);
+          put_elements (f, "delete", p, addr, any, false);
+        }
       bad = ferror (f);
       if (fclose (f) != 0 || bad)
         return err_make (err, ENOMEM, "nft command");
-      if (net_run (argv, cmd, !add_p, err) < 0)
-        return -1;
+      rc = net_run (argv, cmd, !add_p, err);
+      if (rc < 0 && strstr ((*err)->msg, "File exists") != NULL)
+        {
+          err_release (err);
+          return err_make (err, EADDRINUSE,
+                           "publish %s:%u/%s: host port already published by another VM",
+                           p->host_addr, p->host_port, proto);
+        }
+      if (rc < 0)
+        return err_wrap (err, "publish %s:%u/%s", p->host_addr, p->host_port, proto);
     }
   return 0;
 }
@@ -475,10 +637,12 @@ publish_elements (const struct vm_record *r, bool add_p, struct err **err)
 int
 net_setup_vm (const char *netns, const struct vm_record *r, struct err **err)
 {
-  if (net_ensure_tap (netns, r->tap, err) < 0)
+  if (net_ensure_tap (netns, r, err) < 0)
     return -1;
   if (publish_elements (r, true, err) < 0)
     {
+      /* Removes only what maps to this VM: never another VM's clashing
+         element. */
       cleanup_err struct err *e2 = NULL;
       net_teardown_vm (NULL, r, &e2);
       return -1;
@@ -495,6 +659,8 @@ net_teardown_vm (const char *netns, const struct vm_record *r, struct err **err)
     return -1;
   if (r->address[0] && publish_elements (r, false, err) < 0)
     return -1;
+  if (r->tap[0] && r->address[0] && tap_filter (r, false, err) < 0)
+    return -1;
   if (r->tap[0] && net_run (del, NULL, true, err) < 0)
     return -1;
   return 0;
@@ -503,12 +669,20 @@ net_teardown_vm (const char *netns, const struct vm_record *r, struct err **err)
 int
 net_teardown_all (const char *netns, struct err **err)
 {
+  static const char *const probe_fwd[]
+      = { "nft", "list", "set", "ip", "chvm", "ip_forward_was_0", NULL };
   static const char *const del_nft[] = { "nft", "delete", "table", "ip", "chvm", NULL };
+  static const char *const del_bnft[] = { "nft", "delete", "table", "bridge", "chvm", NULL };
   static const char *const del_br[] = { "ip", "link", "del", "dev", NET_BRIDGE, NULL };
+  int was_0;
 
   if (netns != NULL && net_enter_netns (netns, err) < 0)
     return -1;
-  if (net_run (del_nft, NULL, true, err) < 0 || net_run (del_br, NULL, true, err) < 0)
+  if ((was_0 = net_run (probe_fwd, NULL, true, err)) < 0 || net_run (del_nft, NULL, true, err) < 0
+      || net_run (del_bnft, NULL, true, err) < 0 || net_run (del_br, NULL, true, err) < 0)
+    return -1;
+  /* Off again if chvm turned it on. */
+  if (was_0 == 0 && write_sysctl (IP_FORWARD, "0", err) < 0)
     return -1;
   return 0;
 }

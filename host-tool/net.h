@@ -8,7 +8,9 @@
  * The tap mode (CH, or QEMU with --net tap) gives each VM a persistent tap
  * on the bridge chvm0 (10.213.0.1/24), a guest address from that subnet that
  * no other VM's vm.json holds, NAT out through the nft table `ip chvm`, and
- * --publish as DNAT map elements of that table.  Everything can be done
+ * --publish as DNAT map elements of that table (on the publish's address
+ * only, unless it is 0.0.0.0).  Taps are isolated bridge ports, and the
+ * table `bridge chvm` admits from each only its VM's MAC and address.  Everything can be done
  * inside a named network namespace (--netns), which is how it is tested.
  * Commands (ip, nft) run through posix_spawn with an argv, never a shell.
  * The tap outlives the VMM on purpose: standby keeps it so that TCP
@@ -71,15 +73,18 @@ int net_enter_netns (const char *netns, struct err **err);
    netns NULL: the current namespace; "" the one chvm started in; else
    /run/netns/NAME. */
 int net_setup_vm (const char *netns, const struct vm_record *r, struct err **err);
-/* Recreates the tap only (restore). */
-int net_ensure_tap (const char *netns, const char *tap, struct err **err);
-/* Removes the VM's tap and DNAT elements; missing ones are not an error. */
+/* Recreates the tap only (restore), isolated on the bridge and admitting
+   only the record's MAC and address. */
+int net_ensure_tap (const char *netns, const struct vm_record *r, struct err **err);
 /* Cloud Hypervisor v48 gives a tap it opens an IPv4 address of its own
    (NetConfig.ip defaults to 192.168.249.1) in the namespace of the VMM; a
    bridge port must have none, so chvm removes it after start and restore. */
 int net_tap_clear_addresses (const char *tap, struct err **err);
+/* Removes the VM's tap, its filter and the DNAT elements that map to its
+   address (never another VM's); missing ones are not an error. */
 int net_teardown_vm (const char *netns, const struct vm_record *r, struct err **err);
-/* Removes the bridge and the nft table (when no VM uses them any more). */
+/* Removes the bridge and the nft tables (when no VM uses them any more), and
+   turns ip_forward off again if chvm turned it on. */
 int net_teardown_all (const char *netns, struct err **err);
 
 #endif

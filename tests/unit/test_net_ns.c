@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,23 +21,99 @@
 
 static char ns[32];
 
-/* Runs a shell command line inside the test namespace and returns its
+/* Runs a shell command line inside namespace `where` and returns its
    output (first 8 KiB). */
 static char *
-in_ns (const char *cmd)
+in_netns (const char *where, const char *cmd)
 {
   static char out[8192];
-  char line[512];
+  char line[1024];
   FILE *p;
   size_t n;
 
-  snprintf (line, sizeof line, "ip netns exec %s sh -c '%s' 2>&1", ns, cmd);
+  assert_true ((size_t) snprintf (line, sizeof line, "ip netns exec %s sh -c '%s' 2>&1", where, cmd)
+               < sizeof line);
   p = popen (line, "r");
   assert_non_null (p);
   n = fread (out, 1, sizeof out - 1, p);
   out[n] = '\0';
   pclose (p);
   return out;
+}
+
+/* The same in the test namespace (the host's side). */
+static char *
+in_ns (const char *cmd)
+{
+  return in_netns (ns, cmd);
+}
+
+static void sh (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+
+/* Runs a shell command line that must succeed. */
+static void
+sh (const char *fmt, ...)
+{
+  char line[1024];
+  va_list ap;
+  int n;
+
+  va_start (ap, fmt);
+  n = vsnprintf (line, sizeof line, fmt, ap);
+  va_end (ap);
+  assert_true (n >= 0 && (size_t) n < sizeof line);
+  if (system (line) != 0)
+    fail_msg ("failed: %s", line);
+}
+
+/* The namespace of the guest with address .OCTET. */
+static const char *
+guest_ns (unsigned octet)
+{
+  static char name[2][48];
+  char *n = name[octet & 1];
+
+  snprintf (n, sizeof name[0], "%s-g%u", ns, octet);
+  return n;
+}
+
+/* A stand-in guest: a namespace whose eth0 (with the MAC and address chvm
+   assigns) is the peer of a veth named like the VM's tap in the test
+   namespace, so that net_setup_vm finds the "tap" and bridges it the way
+   it does a real one. */
+static void
+make_guest (const struct vm_record *r, unsigned octet)
+{
+  const char *g = guest_ns (octet);
+
+  sh ("ip netns add %s", g);
+  sh ("ip -n %s link add %s type veth peer name eth0 netns %s", ns, r->tap, g);
+  sh ("ip -n %s link set eth0 address %s up && ip -n %s link set lo up", g, r->mac, g);
+  sh ("ip -n %s addr add %s dev eth0 && ip -n %s route add default via 10.213.0.1", g, r->address,
+      g);
+}
+
+/* A TCP server in namespace `where` that says "hi" to every client, ready
+   when this returns; it ends with the namespace's processes (teardown). */
+static void
+listen_hi (const char *where, const char *addr, unsigned port)
+{
+  sh ("ip netns exec %s timeout 60 socat TCP-LISTEN:%u,bind=%s,fork,reuseaddr "
+      "SYSTEM:\"echo hi\" </dev/null >/dev/null 2>&1 &",
+      where, port, addr);
+  sh ("ip netns exec %s sh -c 'for i in $(seq 100); do "
+      "ss -Hltn \"sport = :%u\" | grep -q . && exit 0; sleep 0.1; done; exit 1'",
+      where, port);
+}
+
+/* Whether a TCP client in `where` gets "hi" from ADDR:PORT (3 s at most). */
+static bool
+says_hi (const char *where, const char *addr, unsigned port)
+{
+  char cmd[256];
+
+  snprintf (cmd, sizeof cmd, "timeout 3 socat -u TCP:%s:%u,connect-timeout=2 STDOUT", addr, port);
+  return strstr (in_netns (where, cmd), "hi") != NULL;
 }
 
 static void
@@ -77,7 +154,7 @@ test_setup_teardown (void **state)
   if (net_setup_vm (ns, &a, &err) < 0)
     fail_msg ("setup a: %s", err->msg);
   /* Twice: idempotent (bridge, table and tap exist already). */
-  assert_int_equal (net_ensure_tap (ns, a.tap, &err), 0);
+  assert_int_equal (net_ensure_tap (ns, &a, &err), 0);
   assert_int_equal (net_setup_vm (ns, &b, &err), 0);
 
   out = in_ns ("ip -br addr show dev chvm0");
@@ -132,31 +209,264 @@ test_bad_netns (void **state)
   err_release (&err);
 }
 
+/* A record with one TCP publish ADDR:HOST -> 9222. */
+static void
+record1 (struct vm_record *r, uint32_t addr, const char *host_addr, uint16_t host_port)
+{
+  record (r, addr);
+  r->n_publish = 1;
+  snprintf (r->publish[0].host_addr, sizeof r->publish[0].host_addr, "%s", host_addr);
+  r->publish[0].host_port = host_port;
+}
+
+/* Issue 9: chvm changes no host-wide sysctl for good: route_localnet stays
+   as it was on "all" (on for the bridge only), and ip_forward goes back to
+   what it was when the last VM's networking goes. */
+static void
+test_sysctls (void **state)
+{
+  struct vm_record a;
+  struct err *err = NULL;
+  char *out;
+
+  (void) state;
+  record (&a, NET_SUBNET | 2);
+  sh ("ip netns exec %s sh -c 'echo 0 >/proc/sys/net/ipv4/ip_forward; "
+      "echo 0 >/proc/sys/net/ipv4/conf/all/route_localnet'",
+      ns);
+  if (net_setup_vm (ns, &a, &err) < 0)
+    fail_msg ("setup: %s", err->msg);
+  out = in_ns ("cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/route_localnet "
+               "/proc/sys/net/ipv4/conf/chvm0/route_localnet | tr -d \"\\n\"");
+  assert_string_equal (out, "101");
+  assert_int_equal (net_teardown_vm (ns, &a, &err), 0);
+  assert_int_equal (net_teardown_all (ns, &err), 0);
+  out = in_ns ("cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/conf/all/route_localnet "
+               "| tr -d \"\\n\"");
+  assert_string_equal (out, "00");
+
+  /* On before: left on. */
+  sh ("ip netns exec %s sh -c 'echo 1 >/proc/sys/net/ipv4/ip_forward'", ns);
+  assert_int_equal (net_setup_vm (ns, &a, &err), 0);
+  assert_int_equal (net_teardown_vm (ns, &a, &err), 0);
+  assert_int_equal (net_teardown_all (ns, &err), 0);
+  out = in_ns ("cat /proc/sys/net/ipv4/ip_forward");
+  assert_int_equal (out[0], '1');
+  assert_int_equal (net_enter_netns (NULL, &err), 0);
+}
+
+/* Issue 9 (CVE-2020-8558): route_localnet on the bridge must not let a guest
+   reach the host's 127.0.0.1-only services, while a publish on 127.0.0.1
+   still reaches the guest. */
+static void
+test_localnet_guard (void **state)
+{
+  struct vm_record a;
+  struct err *err = NULL;
+  const char *g = guest_ns (2);
+  char cmd[512];
+
+  (void) state;
+  record1 (&a, NET_SUBNET | 2, "127.0.0.1", 19002);
+  make_guest (&a, 2);
+  if (net_setup_vm (ns, &a, &err) < 0)
+    fail_msg ("setup: %s", err->msg);
+  listen_hi (g, "0.0.0.0", 9222);
+  assert_true (says_hi (ns, "127.0.0.1", 19002));
+  /* The guest routes 127.0.0.0/8 to the host, as a hostile one would. */
+  sh ("ip -n %s route del local 127.0.0.0/8 dev lo table local", g);
+  sh ("ip -n %s route del local 127.0.0.1 dev lo table local", g);
+  sh ("ip -n %s route add 127.0.0.0/8 via 10.213.0.1 dev eth0", g);
+  sh ("ip netns exec %s sh -c 'echo 1 >/proc/sys/net/ipv4/conf/all/route_localnet'", g);
+  /* A datagram to a 127.0.0.1-only service of the host (the reply of a TCP
+     one would come from 127.0.0.1, which the guest's stack drops). */
+  snprintf (
+      cmd, sizeof cmd,
+      "timeout 3 socat -u UDP-RECVFROM:7001,bind=127.0.0.1 STDOUT & "
+      "for i in $(seq 100); do ss -Hlun \"sport = :7001\" | grep -q . && break; sleep 0.1; "
+      "done; ip netns exec %s sh -c \"echo pwned | socat -u STDIN UDP-SENDTO:127.0.0.1:7001\"; "
+      "wait",
+      g);
+  assert_null (strstr (in_ns (cmd), "pwned"));
+  assert_int_equal (net_enter_netns (NULL, &err), 0);
+}
+
+/* Issue 9: a publish on ADDR is DNATed for ADDR only; one on 0.0.0.0 for
+   every local address. */
+static void
+test_publish_address (void **state)
+{
+  struct vm_record a;
+  struct err *err = NULL;
+  char *out;
+
+  (void) state;
+  record1 (&a, NET_SUBNET | 2, "127.0.0.1", 19002);
+  a.n_publish = 2;
+  a.publish[1] = a.publish[0];
+  snprintf (a.publish[1].host_addr, sizeof a.publish[1].host_addr, "0.0.0.0");
+  a.publish[1].host_port = 19102;
+  make_guest (&a, 2);
+  /* A second host address, on an interface of its own. */
+  sh ("ip -n %s link add h0 type veth peer name h1 && ip -n %s addr add 192.0.2.1/24 dev h0", ns,
+      ns);
+  sh ("ip -n %s link set h0 up && ip -n %s link set h1 up", ns, ns);
+  if (net_setup_vm (ns, &a, &err) < 0)
+    fail_msg ("setup: %s", err->msg);
+  listen_hi (guest_ns (2), "0.0.0.0", 9222);
+  assert_true (says_hi (ns, "127.0.0.1", 19002));
+  assert_false (says_hi (ns, "192.0.2.1", 19002));
+  assert_true (says_hi (ns, "127.0.0.1", 19102));
+  assert_true (says_hi (ns, "192.0.2.1", 19102));
+  out = in_ns ("nft list table ip chvm");
+  assert_non_null (strstr (out, "127.0.0.1 . 19002"));
+
+  /* An IPv6 address cannot be published through the ip table. */
+  snprintf (a.publish[1].host_addr, sizeof a.publish[1].host_addr, "::1");
+  assert_true (net_setup_vm (ns, &a, &err) < 0);
+  assert_non_null (strstr (err->msg, "IPv4 addresses only"));
+  err_release (&err);
+  assert_int_equal (net_enter_netns (NULL, &err), 0);
+}
+
+/* Issue 9: guests reach neither each other (at L2 or routed through the
+   host) nor the host with another guest's address. */
+static void
+test_guest_isolation (void **state)
+{
+  struct vm_record a, b;
+  struct err *err = NULL;
+  const char *ga = guest_ns (2), *gb = guest_ns (3);
+  char *out;
+
+  (void) state;
+  record1 (&a, NET_SUBNET | 2, "127.0.0.1", 19002);
+  record1 (&b, NET_SUBNET | 3, "127.0.0.1", 19003);
+  make_guest (&a, 2);
+  make_guest (&b, 3);
+  if (net_setup_vm (ns, &a, &err) < 0 || net_setup_vm (ns, &b, &err) < 0)
+    fail_msg ("setup: %s", err->msg);
+  listen_hi (gb, "0.0.0.0", 9222);
+  listen_hi (ns, "10.213.0.1", 7000);
+  /* The host reaches both (and learns b's MAC). */
+  assert_true (says_hi (ns, "10.213.0.3", 9222));
+  assert_true (says_hi (ga, "10.213.0.1", 7000));
+  assert_false (says_hi (ga, "10.213.0.3", 9222));
+  /* Both route each other through the host, as hostile guests would. */
+  sh ("ip -n %s route add 10.213.0.3/32 via 10.213.0.1 dev eth0", ga);
+  sh ("ip -n %s route add 10.213.0.2/32 via 10.213.0.1 dev eth0", gb);
+  assert_false (says_hi (ga, "10.213.0.3", 9222));
+
+  /* a takes b's address: the host must neither believe its ARP nor take
+     its packets. */
+  sh ("ip -n %s addr flush dev eth0 && ip -n %s addr add 10.213.0.3/24 dev eth0", ga, ga);
+  sh ("ip -n %s route replace default via 10.213.0.1 dev eth0", ga);
+  sh ("ip -n %s neigh flush dev eth0", ga);
+  assert_false (says_hi (ga, "10.213.0.1", 7000));
+  out = in_ns ("ip neigh show 10.213.0.3 dev chvm0");
+  assert_null (strstr (out, a.mac));
+  assert_true (says_hi (ns, "10.213.0.3", 9222));
+  out = in_ns ("bridge -d link show dev chvm-t2");
+  assert_non_null (strstr (out, "isolated on"));
+  assert_int_equal (net_enter_netns (NULL, &err), 0);
+}
+
+/* Issue 9: a host port another VM publishes already is refused with a clear
+   error, and neither the failed setup nor tearing the loser down removes
+   the winner's element. */
+static void
+test_publish_clash (void **state)
+{
+  struct vm_record a, b;
+  struct err *err = NULL;
+  char *out;
+
+  (void) state;
+  record1 (&a, NET_SUBNET | 2, "127.0.0.1", 19002);
+  record1 (&b, NET_SUBNET | 3, "127.0.0.1", 19002);
+  make_guest (&a, 2);
+  if (net_setup_vm (ns, &a, &err) < 0)
+    fail_msg ("setup a: %s", err->msg);
+  assert_true (net_setup_vm (ns, &b, &err) < 0);
+  assert_non_null (
+      strstr (err->msg, "127.0.0.1:19002/tcp: host port already published by another VM"));
+  err_release (&err);
+  out = in_ns ("nft list table ip chvm");
+  assert_non_null (strstr (out, "19002 : 10.213.0.2 . 9222"));
+  assert_non_null (strstr (out, "127.0.0.1 . 19002"));
+  /* rm of the VM that failed to start */
+  assert_int_equal (net_teardown_vm (ns, &b, &err), 0);
+  out = in_ns ("nft list table ip chvm");
+  assert_non_null (strstr (out, "19002 : 10.213.0.2 . 9222"));
+  assert_non_null (strstr (out, "127.0.0.1 . 19002"));
+  listen_hi (guest_ns (2), "0.0.0.0", 9222);
+  assert_true (says_hi (ns, "127.0.0.1", 19002));
+  /* a itself still goes. */
+  assert_int_equal (net_teardown_vm (ns, &a, &err), 0);
+  out = in_ns ("nft list table ip chvm");
+  assert_null (strstr (out, "19002"));
+  assert_int_equal (net_enter_netns (NULL, &err), 0);
+}
+
+/* Each test gets a fresh namespace (and its guests' ones, deleted with
+   the processes left in them). */
+static int
+ns_up (void **state)
+{
+  char cmd[160];
+
+  (void) state;
+  snprintf (cmd, sizeof cmd, "ip netns add %s && ip -n %s link set lo up", ns, ns);
+  return system (cmd) == 0 ? 0 : -1;
+}
+
+static int
+ns_down (void **state)
+{
+  char cmd[512];
+  int rc;
+
+  struct err *err = NULL;
+
+  (void) state;
+  if (net_enter_netns (NULL, &err) < 0)
+    err_release (&err);
+  snprintf (cmd, sizeof cmd,
+            "for n in %s %s %s; do [ -e /run/netns/$n ] || continue; "
+            "ip netns pids $n | xargs -r kill 2>/dev/null; ip netns del $n; done",
+            guest_ns (2), guest_ns (3), ns);
+  rc = system (cmd);
+  return rc == 0 ? 0 : -1;
+}
+
 int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_setup_teardown),
-    cmocka_unit_test (test_bad_netns),
+    cmocka_unit_test_setup_teardown (test_setup_teardown, ns_up, ns_down),
+    cmocka_unit_test_setup_teardown (test_bad_netns, ns_up, ns_down),
+    cmocka_unit_test_setup_teardown (test_sysctls, ns_up, ns_down),
+    cmocka_unit_test_setup_teardown (test_localnet_guard, ns_up, ns_down),
+    cmocka_unit_test_setup_teardown (test_publish_address, ns_up, ns_down),
+    cmocka_unit_test_setup_teardown (test_guest_isolation, ns_up, ns_down),
+    cmocka_unit_test_setup_teardown (test_publish_clash, ns_up, ns_down),
   };
   char cmd[96];
-  int rc;
 
-  if (geteuid () != 0 || system ("command -v ip >/dev/null && command -v nft >/dev/null") != 0)
+  if (geteuid () != 0
+      || system ("command -v ip >/dev/null && command -v nft >/dev/null "
+                 "&& command -v socat >/dev/null && command -v ss >/dev/null")
+             != 0)
     {
-      printf ("SKIP test_net_ns: needs root, ip and nft\n");
+      printf ("SKIP test_net_ns: needs root, ip, nft, socat and ss\n");
       return 0;
     }
   snprintf (ns, sizeof ns, "chvm-test-%d", (int) getpid ());
-  snprintf (cmd, sizeof cmd, "ip netns add %s", ns);
+  snprintf (cmd, sizeof cmd, "ip netns add %s && ip netns del %s", ns, ns);
   if (system (cmd) != 0)
     {
       printf ("SKIP test_net_ns: cannot create a network namespace\n");
       return 0;
     }
-  rc = cmocka_run_group_tests (tests, NULL, NULL);
-  snprintf (cmd, sizeof cmd, "ip netns del %s", ns);
-  if (system (cmd) != 0)
-    rc = 1;
-  return rc;
+  return cmocka_run_group_tests (tests, NULL, NULL);
 }
