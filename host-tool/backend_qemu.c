@@ -33,11 +33,13 @@
 #include "net.h"
 #include "proc.h"
 #include "qmp.h"
+#include "vmstate.h"
 
 #define QMP_START_MS 30000
 #define QMP_CMD_MS 10000
 #define MIGRATE_MS 300000
 #define QUIT_MS 10000
+#define WRITER_MS 60000 /* migration "completed" to the writer's rename */
 #define MAX_ARGS 96
 /* ",hostfwd=udp:" + a 63-byte address + ":65535-:65535", rounded up. */
 #define HOSTFWD_MAX 96
@@ -398,17 +400,23 @@ migrate (struct qmp *q, const char *cmd, const char *uri, struct err **err)
 static int
 qemu_snapshot (struct vm_runtime *rt, const char *dir, struct err **err)
 {
-  char uri[VM_PATH_MAX + 32];
+  char cmd[3 * VM_PATH_MAX + 128], uri[sizeof cmd + 8];
   struct qmp *q;
   int r;
 
-  if (migration_uri ("exec:cat > '%s/memory'", dir, uri, sizeof uri, err) < 0)
+  /* "completed" comes when QEMU has handed the stream to the writer, not
+     when the writer has it in the file: the writer renames memory.part to
+     memory once cat has written it all, and that is waited for. */
+  if (vm_snapshot_writer_cmd (dir, "memory", cmd, sizeof cmd, err) < 0)
     return -1;
+  snprintf (uri, sizeof uri, "exec:%s", cmd);
   q = connect_qmp (rt, QMP_CMD_MS, err);
   if (q == NULL)
     return -1;
   r = migrate (q, "migrate", uri, err);
   qmp_close (q);
+  if (r == 0)
+    r = vm_snapshot_writer_wait (dir, "memory", WRITER_MS, err);
   if (r < 0)
     return err_wrap (err, "snapshot to %s", dir);
   return 0;

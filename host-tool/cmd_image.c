@@ -7,8 +7,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "cleanup.h"
 #include "commands.h"
 #include "image.h"
+#include "vmctl.h"
 #include "vmstate.h"
 
 static void
@@ -153,14 +155,36 @@ static int
 do_rm (const char *root, int argc, char **argv)
 {
   cleanup_err struct err *e = NULL;
-  char id[IMAGE_ID_LEN + 1];
+  cleanup_close int lock = -1;
+  char id[IMAGE_ID_LEN + 1], full[IMAGE_ID_LEN + 1], users[512], dir[VM_PATH_MAX + 80];
+  size_t n = 0;
 
   if (argc != 2)
     {
       usage (stderr);
       return 2;
     }
-  if (image_remove (root, argv[1], id, &e) < 0)
+  /* Under the state lock: no run can create a VM on the image meanwhile
+     (run checks its root disk again under the lock). */
+  lock = vmstate_lock (root, VMCTL_LOCK_MS, &e);
+  if (lock < 0)
+    return fail ("rm", e);
+  if (image_find_id (root, argv[1], full, &e) < 0)
+    return fail ("rm", e);
+  if ((size_t) snprintf (dir, sizeof dir, "%s/images/%s", root, full) >= sizeof dir)
+    {
+      err_make (&e, ENAMETOOLONG, "image path");
+      return fail ("rm", e);
+    }
+  if (vmstate_image_users (root, dir, users, sizeof users, &n, &e) < 0)
+    return fail ("rm", e);
+  if (n > 0)
+    {
+      err_make (&e, 0, "image %.12s is the root disk of VM%s %s: remove %s first (chvm rm)", full,
+                n == 1 ? "" : "s", users, n == 1 ? "it" : "them");
+      return fail ("rm", e);
+    }
+  if (image_remove (root, full, id, &e) < 0)
     return fail ("rm", e);
   printf ("%s\n", id);
   return 0;

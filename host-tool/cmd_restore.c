@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "commands.h"
@@ -37,12 +38,22 @@ left_ms (double deadline)
   return left < 1 ? 1 : (int) left;
 }
 
+static void
+unlink_pid (const char *dir)
+{
+  char path[VM_PATH_MAX + 16];
+
+  snprintf (path, sizeof path, "%s/vmm.pid", dir);
+  unlink (path);
+}
+
 static int
 restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **err)
 {
   char snap[VM_PATH_MAX + 16];
   struct publish pub[VM_MAX_PUBLISH];
   struct vm_spec spec;
+  struct vm_runtime saved_rt;
   struct agent_client *a = NULL;
   Chvm__Agent__Frame *reply = NULL;
   cleanup_err struct err *e2 = NULL;
@@ -52,11 +63,23 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
   unsigned thawed = 0;
   int64_t step_ns = 0;
   sigset_t old_mask;
+  pid_t other;
 
   snprintf (snap, sizeof snap, "%s/snapshot", c->dir);
   if (st != VM_STATUS_STANDBY || stat (snap, &sb) < 0 || !S_ISDIR (sb.st_mode))
     return err_make (err, 0, "VM '%s' is %s: nothing to restore (no complete snapshot)",
                      c->rec.name, vm_status_name (st));
+  if (vm_snapshot_check (snap, c->rec.backend, err) < 0)
+    return err_wrap (err, "VM '%s' cannot be restored", c->rec.name);
+  /* A VMM that vmm.pid names but vm.json does not: a restore killed before
+     it could record it.  A second one on the same snapshot and disks would
+     corrupt them. */
+  if ((other = vmctl_read_pid (c->dir)) > 0 && other != c->rec.rt.vmm_pid
+      && vm_pid_is_ours (other, c->dir))
+    return err_make (err, 0,
+                     "VM '%s': a VMM (pid %d) that vm.json does not record runs on its snapshot "
+                     "(an interrupted restore?); kill it before restoring",
+                     c->rec.name, (int) other);
   /* A ^C or SIGTERM waits until the record names the new VMM: dying
      before would leave it running unseen by stop and rm. */
   vmctl_hold_signals (&old_mask);
@@ -67,13 +90,44 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
       vmctl_phase (ph, n, "tap", &t);
     }
   vmrec_spec (&c->rec, c->dir, pub, &spec);
-  if (c->be->restore (&spec, snap, &c->rec.rt, ph, n, err) < 0
-      || (c->rec.tap[0] && net_tap_clear_addresses (c->rec.tap, err) < 0))
-    goto fail;
+  saved_rt = c->rec.rt;
+  if (c->be->restore (&spec, snap, &c->rec.rt, ph, n, err) < 0)
+    {
+      c->rec.rt = saved_rt;
+      goto fail;
+    }
   t = proc_now_ms ();
   c->rec.state = VM_STATUS_RUNNING;
-  if (vmctl_write_pid (c->dir, c->rec.rt.vmm_pid, err) < 0 || vmctl_save (c, err) < 0)
-    goto fail;
+  if ((c->rec.tap[0] && net_tap_clear_addresses (c->rec.tap, err) < 0)
+      || vmctl_write_pid (c->dir, c->rec.rt.vmm_pid, err) < 0 || vmctl_save (c, err) < 0)
+    {
+      /* The new VMM runs but nothing records it (ENOSPC right after a large
+         snapshot is likely): stop it, so that no second restore starts
+         another on the same snapshot and disks.  vm.json still says
+         standby. */
+      pid_t pid = c->rec.rt.vmm_pid;
+      if (c->be->shutdown (&c->rec.rt, &e2) < 0)
+        {
+          err_wrap (err,
+                    "restored VM could not be recorded, and stopping its VMM (pid %d) "
+                    "failed too (%s): kill it before anything else",
+                    (int) pid, e2 && e2->msg ? e2->msg : "");
+          goto fail;
+        }
+      c->rec.state = VM_STATUS_STANDBY;
+      c->rec.rt = saved_rt;
+      unlink_pid (c->dir);
+      /* vm.json may have been renamed into place with its directory's fsync
+         failing: say standby again.  If this fails too, the old standby
+         record is what is on disk. */
+      if (vmctl_save (c, &e2) < 0)
+        err_release (&e2);
+      err_wrap (err,
+                "restored VM could not be recorded; stopped its VMM (pid %d), VM '%s' "
+                "stays in standby",
+                (int) pid, c->rec.name);
+      goto fail;
+    }
   sigprocmask (SIG_SETMASK, &old_mask, NULL);
   if (!agent)
     goto done;

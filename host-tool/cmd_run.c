@@ -432,6 +432,9 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
     return err_wrap (err, "image '%s'", image_ref);
   if ((c->lock_fd = vmstate_lock (c->root, VMCTL_LOCK_MS, err)) < 0)
     return -1;
+  /* `image rm` (under the lock) may have removed it since. */
+  if (access (img->rootfs, R_OK) < 0)
+    return err_make (err, errno, "image '%s': %s is gone (image rm?)", image_ref, img->rootfs);
 
   /* ---- the record ---- */
   memset (r, 0, sizeof *r);

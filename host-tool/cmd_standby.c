@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * chvm standby NAME: agent Quiesce -> pause -> snapshot into
- * <dir>/snapshot.tmp-XXXXXX -> rename to <dir>/snapshot once complete ->
- * VMM shutdown.  The tap stays, so that a restore finds it.  Each phase is
+ * <dir>/snapshot.tmp-PID-XXXXXX -> fsync of each file and the dir -> rename
+ * to <dir>/snapshot once complete, fsync of <dir> -> vm.json "standby"
+ * (durable) -> VMM shutdown.  The tap stays, so that a restore finds it.  Each phase is
  * timed.
  *
  * The agent connection stays open until the VMM is gone: the agent thaws
@@ -40,6 +41,9 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
 
   if (st != VM_STATUS_RUNNING && st != VM_STATUS_PAUSED)
     return err_make (err, 0, "VM '%s' is %s, not running", c->rec.name, vm_status_name (st));
+  /* What interrupted standbys left (we hold the state lock). */
+  if (vm_sweep_snapshot_tmp (c->dir, NULL, err) < 0)
+    return -1;
   snprintf (snap, sizeof snap, "%s/snapshot", c->dir);
   /* A leftover complete snapshot belongs to an older standby: the new one
      replaces it only when complete (rename below). */
@@ -67,26 +71,25 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
       paused = true;
       vmctl_phase (ph, n, "pause", &t);
     }
-  snprintf (tmp, sizeof tmp, "%s/snapshot.tmp-XXXXXX", c->dir);
-  if (mkdtemp (tmp) == NULL)
-    {
-      err_make (err, errno, "mkdtemp %s", tmp);
-      goto undo;
-    }
+  if (vm_snapshot_tmp (c->dir, tmp, sizeof tmp, err) < 0)
+    goto undo;
   if (c->be->snapshot (&c->rec.rt, tmp, err) < 0)
     {
       vmctl_rmtree (tmp, &e2);
       goto undo;
     }
-  if (vmctl_check_signals (err) < 0 || vmctl_rmtree (snap, err) < 0 || rename (tmp, snap) < 0)
+  /* Every file and directory of the snapshot is on disk before it is
+     named snapshot, and the rename is before vm.json says standby. */
+  if (vmctl_check_signals (err) < 0 || vmctl_rmtree (snap, err) < 0
+      || vm_snapshot_commit (tmp, snap, err) < 0)
     {
-      if (*err == NULL)
-        err_make (err, errno, "rename %s to %s", tmp, snap);
       vmctl_rmtree (tmp, &e2);
       goto undo;
     }
   vmctl_phase (ph, n, "snapshot", &t);
-  /* From here the snapshot is the VM: record it before stopping the VMM. */
+  /* From here the snapshot is the VM: record it before stopping the VMM
+     (a chvm killed in between leaves a paused VMM that status shows as
+     standby and the next locked command stops: vmctl_stop_leftover). */
   c->rec.state = VM_STATUS_STANDBY;
   if (vmctl_save (c, err) < 0)
     goto undo;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -25,6 +26,7 @@ struct stopped
   const char *was; /* the status found: running, paused, standby, ... */
   bool graceful;   /* the guest powered off by itself before the deadline */
   double ms;       /* from the power button to the VMM's exit */
+  bool discarded;  /* a standby VM's complete snapshot was removed */
 };
 
 /* Presses the power button and waits up to timeout_ms for the VMM to exit;
@@ -54,6 +56,7 @@ stop_one (const struct global_opts *g, const char *name, int timeout_ms, struct 
   cleanup_free struct vmctl *c = calloc (1, sizeof *c);
   char snap[VM_PATH_MAX + 16];
   enum vm_status st;
+  struct stat sb;
   int r = -1;
 
   if (c == NULL)
@@ -78,6 +81,9 @@ stop_one (const struct global_opts *g, const char *name, int timeout_ms, struct 
       out->ms = proc_now_ms () - t0;
     }
   snprintf (snap, sizeof snap, "%s/snapshot", c->dir);
+  /* A standby VM's snapshot is the VM: stopping it throws the snapshot
+     away, and the report says so (snapshot_discarded). */
+  out->discarded = st == VM_STATUS_STANDBY && stat (snap, &sb) == 0;
   if (vmctl_rmtree (snap, err) < 0)
     goto out;
   c->rec.state = VM_STATUS_STOPPED;
@@ -91,7 +97,9 @@ out:
 static void
 print_text (const char *name, const struct stopped *s, int timeout_ms)
 {
-  if (strcmp (s->was, "running") != 0 && strcmp (s->was, "paused") != 0)
+  if (s->discarded)
+    printf ("%s: was in standby; its snapshot is discarded\n", name);
+  else if (strcmp (s->was, "running") != 0 && strcmp (s->was, "paused") != 0)
     printf ("%s: was not running (%s)\n", name, s->was);
   else if (s->graceful)
     printf ("%s: stopped gracefully in %.1f s\n", name, s->ms / 1000);
@@ -110,6 +118,7 @@ to_json (const char *name, const struct stopped *s)
   json_object_object_add (o, "was", json_object_new_string (s->was));
   json_object_object_add (o, "graceful", json_object_new_boolean (s->graceful));
   json_object_object_add (o, "ms", json_object_new_double (s->ms));
+  json_object_object_add (o, "snapshot_discarded", json_object_new_boolean (s->discarded));
   return o;
 }
 

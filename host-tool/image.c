@@ -1308,6 +1308,20 @@ image_list_free (struct image **imgs, size_t n)
 }
 
 int
+image_find_id (const char *root, const char *id, char out[IMAGE_ID_LEN + 1], struct err **err)
+{
+  cleanup_free char *images = NULL;
+  int r;
+
+  if (path_join (&images, root, "images", err) < 0)
+    return -1;
+  r = find_id (images, id, out, err);
+  if (r == 0)
+    return err_make (err, ENOENT, "no image '%s'", id);
+  return r < 0 ? r : 0;
+}
+
+int
 image_remove (const char *root, const char *id, char removed[IMAGE_ID_LEN + 1], struct err **err)
 {
   cleanup_free char *images = NULL, *dir = NULL, *doomed = NULL;

@@ -124,6 +124,10 @@ int image_resolve (const char *root, const char *ref, image_progress_fn progress
 int image_list (const char *root, struct image ***out, size_t *n, struct err **err);
 void image_list_free (struct image **imgs, size_t n);
 
+/* The full id of a cached image (full id, or unique prefix of >= 4 hex
+   digits), whether or not its files are intact. */
+int image_find_id (const char *root, const char *id, char out[IMAGE_ID_LEN + 1], struct err **err);
+
 /* Removes a cached image (full id or unique prefix); *removed gets the id. */
 int image_remove (const char *root, const char *id, char removed[IMAGE_ID_LEN + 1],
                   struct err **err);

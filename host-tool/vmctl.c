@@ -16,8 +16,9 @@
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "num.h"
+#include "log.h"
 #include "net.h"
+#include "num.h"
 #include "proc.h"
 #include "qmp.h"
 
@@ -75,7 +76,33 @@ vmctl_open (const struct global_opts *g, const char *name, bool lock, struct vmc
   c->be = vmctl_backend (c->rec.backend);
   if (c->be == NULL)
     return err_make (err, 0, "VM '%s': unknown backend '%s'", name, c->rec.backend);
-  return net_enter_netns (c->rec.netns, err);
+  if (net_enter_netns (c->rec.netns, err) < 0)
+    return -1;
+  return lock ? vmctl_stop_leftover (c, err) : 0;
+}
+
+int
+vmctl_stop_leftover (struct vmctl *c, struct err **err)
+{
+  char snap[VM_PATH_MAX + 16];
+  struct stat st;
+  pid_t pid = c->rec.rt.vmm_pid;
+
+  /* standby is recorded once the snapshot is complete and before the VMM
+     stops; a chvm killed in between left that VMM paused.  The snapshot is
+     the VM, the VMM must go before anything uses the snapshot or disks. */
+  snprintf (snap, sizeof snap, "%s/snapshot", c->dir);
+  if (c->rec.state != VM_STATUS_STANDBY || !vm_pid_is_ours (pid, c->dir) || stat (snap, &st) < 0
+      || !S_ISDIR (st.st_mode))
+    return 0;
+  log_warn ("VM '%s': stopping the VMM (pid %d) an interrupted standby left; the VM stays in "
+            "standby",
+            c->rec.name, (int) pid);
+  if (c->be->shutdown (&c->rec.rt, err) < 0)
+    return err_wrap (err, "VM '%s': stop the VMM (pid %d) an interrupted standby left", c->rec.name,
+                     (int) pid);
+  c->rec.rt.vmm_pid = 0;
+  return vmctl_save (c, err);
 }
 
 void
@@ -315,6 +342,30 @@ vmctl_write_pid (const char *dir, pid_t pid, struct err **err)
   return write_file_atomic (path, s, (size_t) n, 0644, err);
 }
 
+pid_t
+vmctl_read_pid (const char *dir)
+{
+  char path[VM_PATH_MAX + 16], s[24];
+  cleanup_close int fd = -1;
+  ssize_t n;
+  long v;
+  char *end = NULL;
+
+  snprintf (path, sizeof path, "%s/vmm.pid", dir);
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  n = TEMP_FAILURE_RETRY (read (fd, s, sizeof s - 1));
+  if (n <= 0)
+    return 0;
+  s[n] = '\0';
+  errno = 0;
+  v = strtol (s, &end, 10);
+  if (errno != 0 || end == s || (*end != '\n' && *end != '\0') || v <= 0 || v > INT32_MAX)
+    return 0;
+  return (pid_t) v;
+}
+
 static void
 stop_signals (sigset_t *set)
 {
@@ -347,22 +398,10 @@ vmctl_check_signals (struct err **err)
   return 0;
 }
 
-static int
-rm_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-  (void) st;
-  (void) ftw;
-  if (flag == FTW_DP)
-    return rmdir (path) < 0 && errno != ENOENT ? -1 : 0;
-  return unlink (path) < 0 && errno != ENOENT ? -1 : 0;
-}
-
 int
 vmctl_rmtree (const char *path, struct err **err)
 {
-  if (nftw (path, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
-    return err_make (err, errno, "remove %s", path);
-  return 0;
+  return vm_rmtree (path, err);
 }
 
 int

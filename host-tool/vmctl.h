@@ -37,10 +37,16 @@ const struct backend_ops *vmctl_backend (const char *name);
 bool vmctl_kvm_usable (char *why, size_t why_len);
 
 /* Resolves the state root, takes the lock when lock is true, loads the VM
-   and enters its network namespace. */
+   and enters its network namespace; with the lock, also stops a VMM an
+   interrupted standby left (vmctl_stop_leftover). */
 int vmctl_open (const struct global_opts *g, const char *name, bool lock, struct vmctl *c,
                 struct err **err);
 void vmctl_close (struct vmctl *c);
+
+/* A VM recorded in standby whose VMM is still alive (chvm was killed
+   between recording standby and stopping it): stops that VMM and records
+   vmm_pid 0.  vmctl_open does it when it takes the lock. */
+int vmctl_stop_leftover (struct vmctl *c, struct err **err);
 int vmctl_save (struct vmctl *c, struct err **err);
 
 /* Status from reality: VMM pid alive and ours, its API, the snapshot. */
@@ -67,6 +73,9 @@ int vmctl_data_path (const char *rel, char *out, size_t len, struct err **err);
 
 /* Writes <dir>/vmm.pid. */
 int vmctl_write_pid (const char *dir, pid_t pid, struct err **err);
+
+/* The pid in <dir>/vmm.pid, 0 when there is none or it is not a pid. */
+pid_t vmctl_read_pid (const char *dir);
 
 /* Holds SIGINT, SIGTERM and SIGHUP (old mask into *old) while a command
    makes a VMM or tap that its record does not name yet: chvm dying there

@@ -4,15 +4,19 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <json-c/json.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -48,6 +52,12 @@ vm_status_parse (const char *s, enum vm_status *out)
 enum vm_status
 vm_status_derive (const struct vm_facts *f)
 {
+  /* standby is recorded once the snapshot is complete, before the VMM is
+     stopped: a chvm killed in between leaves that VMM paused.  The snapshot
+     is the VM; the next locked command stops the leftover VMM
+     (vmctl_open). */
+  if (f->vmm_alive && f->recorded == VM_STATUS_STANDBY && f->snapshot)
+    return VM_STATUS_STANDBY;
   if (f->vmm_alive)
     {
       /* The API is the truth when it answers; a VMM still starting or busy
@@ -500,29 +510,20 @@ out:
   return ret;
 }
 
-int
-vmrec_load (const char *root, const char *name, struct vm_record *r, struct err **err)
+static int
+read_small (const char *path, size_t max, char **out, size_t *len, struct err **err)
 {
-  char dir[VM_PATH_MAX], path[VM_PATH_MAX + 16];
+  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
   cleanup_free char *buf = NULL;
-  cleanup_close int fd = -1;
   struct stat st;
   size_t got = 0;
 
-  if (vmstate_dir (root, name, dir, sizeof dir, err) < 0)
-    return -1;
-  snprintf (path, sizeof path, "%s/vm.json", dir);
-  fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    {
-      if (errno == ENOENT)
-        return err_make (err, ENOENT, "no such VM '%s'", name);
-      return err_make (err, errno, "open %s", path);
-    }
+    return err_make (err, errno, "open %s", path);
   if (fstat (fd, &st) < 0)
     return err_make (err, errno, "stat %s", path);
-  if (st.st_size > VM_JSON_MAX)
-    return err_make (err, 0, "%s: larger than %d bytes", path, VM_JSON_MAX);
+  if ((size_t) st.st_size > max)
+    return err_make (err, 0, "%s: larger than %zu bytes", path, max);
   buf = malloc ((size_t) st.st_size + 1);
   if (buf == NULL)
     return err_make (err, ENOMEM, "read %s", path);
@@ -536,12 +537,38 @@ vmrec_load (const char *root, const char *name, struct vm_record *r, struct err 
       got += (size_t) n;
     }
   buf[got] = '\0';
+  *out = steal_ptr (&buf);
+  *len = got;
+  return 0;
+}
+
+int
+vmrec_load (const char *root, const char *name, struct vm_record *r, struct err **err)
+{
+  char dir[VM_PATH_MAX], path[VM_PATH_MAX + 16];
+  cleanup_free char *buf = NULL;
+  size_t got = 0;
+
+  if (vmstate_dir (root, name, dir, sizeof dir, err) < 0)
+    return -1;
+  snprintf (path, sizeof path, "%s/vm.json", dir);
+  if (read_small (path, VM_JSON_MAX, &buf, &got, err) < 0)
+    {
+      if (err != NULL && *err != NULL && (*err)->status == ENOENT)
+        {
+          err_release (err);
+          return err_make (err, ENOENT, "no such VM '%s'", name);
+        }
+      return -1;
+    }
   if (vmrec_from_json (buf, got, r, err) < 0)
     return err_wrap (err, "%s", path);
   if (strcmp (r->name, name) != 0)
     return err_make (err, 0, "%s: names VM '%s'", path, r->name);
   return 0;
 }
+
+static int fsync_fd (int fd, const char *path, struct err **err);
 
 int
 write_file_atomic (const char *path, const void *data, size_t len, mode_t mode, struct err **err)
@@ -567,11 +594,21 @@ write_file_atomic (const char *path, const void *data, size_t len, mode_t mode, 
         }
       off += (size_t) n;
     }
-  if (fchmod (fd, mode) < 0 || fsync (fd) < 0 || rename (tmp, path) < 0)
+  if (fchmod (fd, mode) < 0)
     {
       int saved = errno;
       unlink (tmp);
       return err_make (err, saved, "write %s", path);
+    }
+  if (fsync_fd (fd, tmp, err) < 0)
+    {
+      unlink (tmp);
+      return err_wrap (err, "write %s", path);
+    }
+  if (vm_rename_durable (tmp, path, err) < 0)
+    {
+      unlink (tmp);
+      return err_wrap (err, "write %s", path);
     }
   return 0;
 }
@@ -649,6 +686,41 @@ vmstate_list (const char *root, char ***names, size_t *n, struct err **err)
 }
 
 bool
+vm_cmdline_names_dir (const char *buf, size_t len, const char *dir)
+{
+  size_t dl = strlen (dir);
+
+  while (dl > 1 && dir[dl - 1] == '/')
+    dl--;
+  if (dl == 0)
+    return false;
+  /* Every occurrence of dir in each NUL-separated argument counts only at
+     path component boundaries: the argument or a "path=", "unix:" or ","
+     value starts there, and the path ends there or goes on below dir.  So
+     VM "a"'s dir never matches ".../vms/ab/api.sock". */
+  for (size_t i = 0; i < len;)
+    {
+      const char *arg = buf + i;
+      size_t al = strnlen (arg, len - i);
+
+      for (size_t off = 0; off + dl <= al; off++)
+        {
+          char before = off ? arg[off - 1] : '\0';
+          char after = off + dl < al ? arg[off + dl] : '\0';
+
+          if (memcmp (arg + off, dir, dl) != 0)
+            continue;
+          if (off != 0 && before != '=' && before != ':' && before != ',')
+            continue;
+          if (after == '\0' || after == '/' || after == ',')
+            return true;
+        }
+      i += al + 1;
+    }
+  return false;
+}
+
+bool
 vm_pid_is_ours (pid_t pid, const char *needle)
 {
   char path[64], buf[8192];
@@ -669,10 +741,7 @@ vm_pid_is_ours (pid_t pid, const char *needle)
   if (got == 0)
     return false;
   buf[got] = '\0';
-  for (size_t i = 0; i < got; i += strlen (buf + i) + 1)
-    if (strstr (buf + i, needle) != NULL)
-      return true;
-  return false;
+  return vm_cmdline_names_dir (buf, got, needle);
 }
 
 enum vm_status
@@ -747,5 +816,365 @@ vm_parse_memory (const char *s, uint64_t *mib, struct err **err)
   if (v == 0 || v * mul > (UINT64_C (1) << 20))
     return err_make (err, 0, "bad memory size '%s': must be 1M..1T", s);
   *mib = v * mul;
+  return 0;
+}
+
+/* ---- durability ---------------------------------------------------------- */
+
+void (*vm_fsync_hook) (const char *path);
+
+static int
+fsync_fd (int fd, const char *path, struct err **err)
+{
+  if (fsync (fd) < 0)
+    return err_make (err, errno, "fsync %s", path);
+  if (vm_fsync_hook != NULL)
+    vm_fsync_hook (path);
+  return 0;
+}
+
+int
+vm_fsync_path (const char *path, struct err **err)
+{
+  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+  if (fd < 0)
+    return err_make (err, errno, "open %s to fsync it", path);
+  return fsync_fd (fd, path, err);
+}
+
+static int
+parent_of (const char *path, char *out, size_t len, struct err **err)
+{
+  const char *slash = strrchr (path, '/');
+
+  if (slash == NULL)
+    return snprintf (out, len, ".") < 0 ? -1 : 0;
+  if ((size_t) (slash - path) + 1 >= len)
+    return err_make (err, ENAMETOOLONG, "%s", path);
+  if (slash == path)
+    slash++; /* the root */
+  memcpy (out, path, (size_t) (slash - path));
+  out[slash - path] = '\0';
+  return 0;
+}
+
+int
+vm_rename_durable (const char *from, const char *to, struct err **err)
+{
+  char pf[VM_PATH_MAX], pt[VM_PATH_MAX];
+
+  if (parent_of (from, pf, sizeof pf, err) < 0 || parent_of (to, pt, sizeof pt, err) < 0)
+    return -1;
+  if (rename (from, to) < 0)
+    return err_make (err, errno, "rename %s to %s", from, to);
+  /* The rename is only on disk once the directory holding the new name is. */
+  if (vm_fsync_path (pt, err) < 0)
+    return err_wrap (err, "renamed %s to %s", from, to);
+  if (strcmp (pf, pt) != 0 && vm_fsync_path (pf, err) < 0)
+    return err_wrap (err, "renamed %s to %s", from, to);
+  return 0;
+}
+
+/* nftw passes no context; these commands are single-threaded. */
+static struct err **tree_err;
+
+static int
+fsync_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  (void) st;
+  (void) ftw;
+  if (flag != FTW_F && flag != FTW_DP)
+    return 0; /* symlinks and the like hold no data of ours */
+  return vm_fsync_path (path, tree_err) < 0 ? -1 : 0;
+}
+
+int
+vm_fsync_tree (const char *dir, struct err **err)
+{
+  int r;
+
+  /* FTW_DEPTH: files before the directory naming them. */
+  tree_err = err;
+  r = nftw (dir, fsync_one, 16, FTW_DEPTH | FTW_PHYS);
+  tree_err = NULL;
+  if (r < 0)
+    return err_make (err, errno, "fsync %s", dir);
+  if (r > 0)
+    return err_wrap (err, "fsync %s", dir);
+  return 0;
+}
+
+static int
+rm_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  (void) st;
+  (void) ftw;
+  if (flag == FTW_DP)
+    return rmdir (path) < 0 && errno != ENOENT ? -1 : 0;
+  return unlink (path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int
+vm_rmtree (const char *path, struct err **err)
+{
+  if (nftw (path, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+    return err_make (err, errno, "remove %s", path);
+  return 0;
+}
+
+int
+vm_snapshot_commit (const char *tmp, const char *snap, struct err **err)
+{
+  if (vm_fsync_tree (tmp, err) < 0)
+    return err_wrap (err, "snapshot %s", tmp);
+  return vm_rename_durable (tmp, snap, err);
+}
+
+int
+vm_snapshot_tmp (const char *dir, char *out, size_t len, struct err **err)
+{
+  if ((size_t) snprintf (out, len, "%s/snapshot.tmp-%d-XXXXXX", dir, (int) getpid ()) >= len)
+    return err_make (err, ENAMETOOLONG, "%s/snapshot.tmp-*", dir);
+  if (mkdtemp (out) == NULL)
+    return err_make (err, errno, "mkdtemp %s", out);
+  return 0;
+}
+
+int
+vm_sweep_snapshot_tmp (const char *dir, unsigned *removed, struct err **err)
+{
+  cleanup_dir DIR *d = opendir (dir);
+  struct dirent *de;
+  unsigned n = 0;
+
+  if (removed != NULL)
+    *removed = 0;
+  if (d == NULL)
+    return errno == ENOENT ? 0 : err_make (err, errno, "open %s", dir);
+  // cppcheck-suppress readdirCalled
+  while ((de = readdir (d)) != NULL)
+    {
+      const char *p = de->d_name + strlen ("snapshot.tmp-");
+      char path[VM_PATH_MAX + 64], *end = NULL;
+      long pid;
+
+      if (strncmp (de->d_name, "snapshot.tmp-", strlen ("snapshot.tmp-")) != 0)
+        continue;
+      /* snapshot.tmp-PID-XXXXXX: the standby of a live chvm is still
+         writing it.  Older names carry no pid; the caller holds the state
+         lock, so no standby of this chvm version runs. */
+      errno = 0;
+      pid = strtol (p, &end, 10);
+      if (errno == 0 && end != p && *end == '-' && pid > 0 && pid <= INT32_MAX
+          && (kill ((pid_t) pid, 0) == 0 || errno == EPERM))
+        continue;
+      if ((size_t) snprintf (path, sizeof path, "%s/%s", dir, de->d_name) >= sizeof path)
+        continue;
+      if (vm_rmtree (path, err) < 0)
+        return err_wrap (err, "sweep an interrupted standby's snapshot");
+      n++;
+    }
+  if (removed != NULL)
+    *removed = n;
+  return 0;
+}
+
+/* The guest RAM a CH config.json says is all in memory-ranges: memory.size
+   when nothing else holds RAM (hotplug, zones, a shared backing file CH does
+   not copy).  0: unknown, only non-empty is checked. */
+static int64_t
+ch_dense_memory (const char *text, size_t len)
+{
+  struct json_tokener *tok = json_tokener_new ();
+  struct json_object *root, *mem, *v;
+  int64_t size = 0;
+
+  if (tok == NULL)
+    return 0;
+  root = json_tokener_parse_ex (tok, text, (int) len);
+  json_tokener_free (tok);
+  if (root == NULL || !json_object_object_get_ex (root, "memory", &mem)
+      || !json_object_is_type (mem, json_type_object))
+    goto out;
+  if ((json_object_object_get_ex (mem, "shared", &v) && json_object_get_boolean (v))
+      || (json_object_object_get_ex (mem, "hotplug_size", &v) && json_object_get_int64 (v) != 0)
+      || (json_object_object_get_ex (mem, "zones", &v) && json_object_is_type (v, json_type_array)
+          && json_object_array_length (v) > 0))
+    goto out;
+  if (json_object_object_get_ex (mem, "size", &v) && json_object_is_type (v, json_type_int))
+    size = json_object_get_int64 (v);
+out:
+  json_object_put (root);
+  return size > 0 ? size : 0;
+}
+
+static int
+snap_file (const char *dir, const char *name, struct stat *st, struct err **err)
+{
+  char path[VM_PATH_MAX + 32];
+
+  if ((size_t) snprintf (path, sizeof path, "%s/%s", dir, name) >= sizeof path)
+    return err_make (err, ENAMETOOLONG, "%s/%s", dir, name);
+  if (stat (path, st) < 0)
+    return err_make (err, errno, "snapshot %s is incomplete: no %s", dir, name);
+  if (!S_ISREG (st->st_mode) || st->st_size == 0)
+    return err_make (err, 0, "snapshot %s is incomplete: %s is empty", dir, name);
+  return 0;
+}
+
+int
+vm_snapshot_check (const char *dir, const char *backend, struct err **err)
+{
+  char path[VM_PATH_MAX + 32], magic[4];
+  cleanup_free char *config = NULL;
+  struct stat st;
+  size_t len = 0;
+  int64_t want;
+
+  if (strcmp (backend, "qemu") == 0)
+    {
+      cleanup_close int fd = -1;
+
+      /* The migration stream: written as memory.part and renamed once the
+         writer has it all; it starts with QEMU_VM_FILE_MAGIC. */
+      if (snap_file (dir, "memory", &st, err) < 0)
+        return -1;
+      snprintf (path, sizeof path, "%s/memory", dir);
+      fd = open (path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0)
+        return err_make (err, errno, "open %s", path);
+      if (TEMP_FAILURE_RETRY (read (fd, magic, sizeof magic)) != (ssize_t) sizeof magic
+          || memcmp (magic, "QEVM", 4) != 0)
+        return err_make (err, 0, "snapshot %s is damaged: memory is no QEMU migration stream", dir);
+      return 0;
+    }
+  if (snap_file (dir, "config.json", &st, err) < 0 || snap_file (dir, "state.json", &st, err) < 0
+      || snap_file (dir, "memory-ranges", &st, err) < 0)
+    return -1;
+  snprintf (path, sizeof path, "%s/config.json", dir);
+  if (read_small (path, VM_JSON_MAX, &config, &len, err) < 0)
+    return err_wrap (err, "snapshot %s", dir);
+  want = ch_dense_memory (config, len);
+  if (want > 0 && st.st_size < want)
+    return err_make (err, 0,
+                     "snapshot %s is incomplete: memory-ranges has %lld bytes, less than "
+                     "config.json's memory size %lld",
+                     dir, (long long) st.st_size, (long long) want);
+  return 0;
+}
+
+int
+vm_snapshot_writer_cmd (const char *dir, const char *file, char *out, size_t len, struct err **err)
+{
+  if (strchr (dir, '\'') != NULL || strchr (file, '\'') != NULL)
+    return err_make (err, 0, "snapshot path '%s' contains a quote", dir);
+  if ((size_t) snprintf (out, len,
+                         "cat > '%1$s/%2$s.part' && mv -f '%1$s/%2$s.part' '%1$s/%2$s' "
+                         "|| : > '%1$s/%2$s.failed'",
+                         dir, file)
+      >= len)
+    return err_make (err, ENAMETOOLONG, "snapshot path %s", dir);
+  return 0;
+}
+
+static int
+snap_state (const char *dir, const char *file)
+{
+  char path[VM_PATH_MAX + 64];
+  struct stat st;
+
+  snprintf (path, sizeof path, "%s/%s", dir, file);
+  if (stat (path, &st) == 0)
+    return 1;
+  snprintf (path, sizeof path, "%s/%s.failed", dir, file);
+  return stat (path, &st) == 0 ? -1 : 0;
+}
+
+int
+vm_snapshot_writer_wait (const char *dir, const char *file, int timeout_ms, struct err **err)
+{
+  cleanup_close int ino = inotify_init1 (IN_CLOEXEC | IN_NONBLOCK);
+  struct timespec now;
+  int64_t deadline;
+
+  if (ino < 0 || inotify_add_watch (ino, dir, IN_MOVED_TO | IN_CREATE) < 0)
+    return err_make (err, errno, "watch %s", dir);
+  clock_gettime (CLOCK_MONOTONIC, &now);
+  deadline = (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000 + timeout_ms;
+  for (;;)
+    {
+      struct pollfd p = { .fd = ino, .events = POLLIN };
+      char evbuf[4096];
+      int64_t left;
+      int s = snap_state (dir, file);
+
+      if (s > 0)
+        return 0;
+      if (s < 0)
+        return err_make (err, EIO, "the writer of %s/%s failed (see vmm.log)", dir, file);
+      clock_gettime (CLOCK_MONOTONIC, &now);
+      left = deadline - ((int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000);
+      if (left <= 0)
+        return err_make (err, ETIMEDOUT, "the writer of %s/%s did not finish in %d ms", dir, file,
+                         timeout_ms);
+      if (TEMP_FAILURE_RETRY (poll (&p, 1, (int) left)) < 0)
+        return err_make (err, errno, "watch %s", dir);
+      while (read (ino, evbuf, sizeof evbuf) > 0)
+        ;
+    }
+}
+
+static bool
+path_below (const char *path, const char *dir, size_t dl)
+{
+  return strncmp (path, dir, dl) == 0 && path[dl] == '/';
+}
+
+int
+vmstate_image_users (const char *root, const char *image_dir, char *out, size_t len, size_t *n,
+                     struct err **err)
+{
+  size_t dl = strlen (image_dir), used = 0;
+  char real[PATH_MAX], rootfs[PATH_MAX];
+  char **names;
+  size_t cnt;
+
+  *n = 0;
+  if (len > 0)
+    out[0] = '\0';
+  while (dl > 1 && image_dir[dl - 1] == '/')
+    dl--;
+  /* The same entry by another path (a symlinked state dir) counts too. */
+  if (realpath (image_dir, real) == NULL)
+    real[0] = '\0';
+  if (vmstate_list (root, &names, &cnt, err) < 0)
+    return -1;
+  for (size_t i = 0; i < cnt; i++)
+    {
+      cleanup_free struct vm_record *r = malloc (sizeof *r);
+      cleanup_err struct err *e = NULL;
+      bool uses;
+      int w;
+
+      if (r == NULL)
+        {
+          vmstate_list_free (names, cnt);
+          return err_make (err, ENOMEM, "list VMs");
+        }
+      /* A vm.json that cannot be read may name the image: count it. */
+      uses = vmrec_load (root, names[i], r, &e) < 0 || path_below (r->rootfs, image_dir, dl)
+             || (real[0] && realpath (r->rootfs, rootfs) != NULL
+                 && path_below (rootfs, real, strlen (real)));
+      if (!uses)
+        continue;
+      w = snprintf (out + used, len > used ? len - used : 0, "%s%s", *n ? ", " : "", names[i]);
+      if (w > 0)
+        used += (size_t) w;
+      if (used >= len && len > 4)
+        memcpy (out + len - 4, "...", 4); /* truncated list */
+      (*n)++;
+    }
+  vmstate_list_free (names, cnt);
   return 0;
 }

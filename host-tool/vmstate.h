@@ -133,10 +133,21 @@ int vmrec_save (const char *root, const struct vm_record *r, struct err **err);
 int vmstate_list (const char *root, char ***names, size_t *n, struct err **err);
 void vmstate_list_free (char **names, size_t n);
 
-/* Whether pid is alive and /proc/pid/cmdline has an argument containing
-   needle (the VM's dir: QMP/API sockets live there).  Guards against a
-   recycled pid being taken for our VMM. */
+/* The VMs whose vm.json uses a file under image_dir (an image cache entry)
+   as root disk, or cannot be read: *n of them, their names joined by ", "
+   into out (truncated with "..." when out is too small). */
+int vmstate_image_users (const char *root, const char *image_dir, char *out, size_t len, size_t *n,
+                         struct err **err);
+
+/* Whether pid is alive and /proc/pid/cmdline names the VM dir needle (QMP/API
+   sockets live there) as a whole path: an argument that is dir or a path
+   below it, or has one after "=", ":" or ",".  Guards against a recycled
+   pid being taken for our VMM, and VM "a" taking VM "ab"'s VMM for its own. */
 bool vm_pid_is_ours (pid_t pid, const char *needle);
+
+/* The matching rule of vm_pid_is_ours on a cmdline buffer of len bytes
+   (NUL-separated arguments). */
+bool vm_cmdline_names_dir (const char *buf, size_t len, const char *dir);
 
 /* Queries the VMM's API for paused/running; returns -1 when it does not
    answer.  Injected so derivation is testable without a VMM. */
@@ -152,8 +163,59 @@ void vmrec_spec (const struct vm_record *r, const char *dir, struct publish *pub
    a MiB, and more than 1 TiB. */
 int vm_parse_memory (const char *s, uint64_t *mib, struct err **err);
 
-/* Writes len bytes to path atomically (tmp + fsync + rename). */
+/* Writes len bytes to path atomically and durably: tmp + fsync + rename +
+   fsync of the directory. */
 int write_file_atomic (const char *path, const void *data, size_t len, mode_t mode,
                        struct err **err);
+
+/* ---- durability: what standby writes must be on disk before vm.json says
+   "standby" and the VMM that could write it again is gone. */
+
+/* Test seam: when set, called with each path right after its fsync(2)
+   succeeded (files, directories), in order. */
+extern void (*vm_fsync_hook) (const char *path);
+
+/* fsync(2) of a file or directory by path. */
+int vm_fsync_path (const char *path, struct err **err);
+
+/* rename(2), then fsync of the directory of to (and of from's when it
+   differs), so that the new name survives a crash. */
+int vm_rename_durable (const char *from, const char *to, struct err **err);
+
+/* fsync of every regular file under dir, then of each directory after its
+   contents, dir last. */
+int vm_fsync_tree (const char *dir, struct err **err);
+
+/* Removes a tree (ENOENT is success). */
+int vm_rmtree (const char *path, struct err **err);
+
+/* Makes <dir>/snapshot.tmp-<our pid>-XXXXXX; out gets its path. */
+int vm_snapshot_tmp (const char *dir, char *out, size_t len, struct err **err);
+
+/* A complete snapshot in tmp becomes snap (which must not exist): every
+   file and tmp fsynced, renamed, the parent fsynced. */
+int vm_snapshot_commit (const char *tmp, const char *snap, struct err **err);
+
+/* Removes <dir>/snapshot.tmp-* left by interrupted standbys: those whose
+   pid is not alive, and those without a pid (older chvm).  The caller holds
+   the state lock.  *removed (may be NULL) gets how many. */
+int vm_sweep_snapshot_tmp (const char *dir, unsigned *removed, struct err **err);
+
+/* Whether snapshot dir holds all a restore needs (backend "qemu" or
+   "cloud-hypervisor"): QEMU: memory, a non-empty migration stream with its
+   magic; CH: config.json, state.json and memory-ranges non-empty, and
+   memory-ranges at least as large as config.json's memory size when all RAM is in
+   it (no hotplug, zones or shared backing). */
+int vm_snapshot_check (const char *dir, const char *backend, struct err **err);
+
+/* The shell command QEMU's exec: migration runs to write <dir>/<file>:
+   the stream goes to <file>.part, renamed to <file> once the writer has it
+   all, or <file>.failed appears. */
+int vm_snapshot_writer_cmd (const char *dir, const char *file, char *out, size_t len,
+                            struct err **err);
+
+/* Waits until that writer finished: 0 once <dir>/<file> exists, an error
+   when <file>.failed does or after timeout_ms. */
+int vm_snapshot_writer_wait (const char *dir, const char *file, int timeout_ms, struct err **err);
 
 #endif

@@ -298,7 +298,7 @@ def test_ch_restore_interrupted_records_the_new_vmm(slow_double):
     with open(os.path.join(vmdir, "vm.json"), "w") as f:
         json.dump(rec, f)
     os.mkdir(os.path.join(vmdir, "snapshot"))
-    for name in ("config.json", "state.json"):  # what chvm checks before a restore
+    for name in ("config.json", "state.json", "memory-ranges"):  # what chvm checks before a restore
         with open(os.path.join(vmdir, "snapshot", name), "w") as f:
             f.write("{}")
     record.write_text("")

@@ -234,17 +234,15 @@ fake_api (const struct vm_record *r)
 
 /* A real process whose cmdline names the VM dir stands in for the VMM; a
    process that does not name it (a recycled pid) must not count. */
-static void
-test_probe_fake_pid (void **state)
+/* A process standing in for a VMM: sh with arg in its argv, waiting on
+   its stdin (*stdin_fd; closing it ends sh). */
+static pid_t
+spawn_with_arg (const char *arg, int *stdin_fd)
 {
-  char dir[] = "/tmp/chvm-test-XXXXXX";
-  struct vm_record r;
   int pfd[2], rfd[2];
-  pid_t pid, other;
-  char ready[8];
+  char ready[4];
+  pid_t pid;
 
-  (void) state;
-  assert_non_null (mkdtemp (dir));
   assert_int_equal (pipe (pfd), 0);
   assert_int_equal (pipe (rfd), 0);
   pid = fork ();
@@ -255,15 +253,30 @@ test_probe_fake_pid (void **state)
       dup2 (rfd[1], 1);
       close (pfd[1]);
       close (rfd[0]);
-      /* `read` is a builtin, so sh itself stays, with dir in its argv; its
+      /* `read` is a builtin, so sh itself stays, with arg in its argv; its
          "up" tells the parent that the exec is done. */
-      execl ("/bin/sh", "sh", "-c", "echo up; read x", dir, (char *) NULL);
+      execl ("/bin/sh", "sh", "-c", "echo up; read x", arg, (char *) NULL);
       _exit (127);
     }
   close (pfd[0]);
   close (rfd[1]);
   assert_int_equal (read (rfd[0], ready, 3), 3);
   close (rfd[0]);
+  *stdin_fd = pfd[1];
+  return pid;
+}
+
+static void
+test_probe_fake_pid (void **state)
+{
+  char dir[] = "/tmp/chvm-test-XXXXXX";
+  struct vm_record r;
+  int stdin_fd;
+  pid_t pid, other;
+
+  (void) state;
+  assert_non_null (mkdtemp (dir));
+  pid = spawn_with_arg (dir, &stdin_fd);
   other = getppid ();
   fill (&r);
   r.rt.vmm_pid = pid;
@@ -275,7 +288,7 @@ test_probe_fake_pid (void **state)
   r.rt.vmm_pid = other;
   assert_int_equal (vm_probe (dir, &r, fake_api), VM_STATUS_DEAD);
   r.rt.vmm_pid = pid;
-  close (pfd[1]); /* sh reads EOF and exits */
+  close (stdin_fd); /* sh reads EOF and exits */
   assert_int_equal (waitpid (pid, NULL, 0), pid);
   assert_int_equal (vm_probe (dir, &r, fake_api), VM_STATUS_DEAD);
   r.state = VM_STATUS_STANDBY;
@@ -391,6 +404,355 @@ test_save_load_list_lock (void **state)
   assert_int_equal (system (path), 0);
 }
 
+/* ---- issue 9 findings ------------------------------------------------------ */
+
+static void
+write_str (const char *path, const char *text)
+{
+  FILE *f = fopen (path, "w");
+  assert_non_null (f);
+  assert_true (fputs (text, f) >= 0);
+  assert_int_equal (fclose (f), 0);
+}
+
+static void
+write_size (const char *path, off_t size)
+{
+  int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  assert_true (fd >= 0);
+  assert_int_equal (ftruncate (fd, size), 0);
+  close (fd);
+}
+
+static void
+expect_err (int r, struct err **err, const char *why)
+{
+  assert_true (r < 0);
+  assert_non_null (*err);
+  if (strstr ((*err)->msg, why) == NULL)
+    fail_msg ("error '%s' lacks '%s'", (*err)->msg, why);
+  err_release (err);
+}
+
+static void
+rm_rf (const char *path)
+{
+  char cmd[512];
+  snprintf (cmd, sizeof cmd, "rm -rf '%s'", path);
+  assert_int_equal (system (cmd), 0);
+}
+
+/* Finding 11: VM "a"'s dir is a prefix of VM "ab"'s. */
+static void
+test_pid_exact_dir (void **state)
+{
+  static const char ab[] = "cloud-hypervisor\0--api-socket\0path=/s/vms/ab/api.sock\0"
+                           "--event-monitor\0path=/s/vms/ab/events.json";
+  static const char q[] = "qemu\0-chardev\0socket,id=m,path=/s/vms/a,server=on\0"
+                          "-qmp\0unix:/s/vms/a/api.sock,server=on,wait=off";
+  static const char other[] = "x\0/t/s/vms/a/api.sock\0/s/vms/a.old/x\0/s/vms/a-b";
+  char dir[] = "/tmp/chvm-pid-XXXXXX";
+  char dir_a[96], dir_ab[96], arg[128];
+  int stdin_fd;
+  pid_t pid;
+
+  (void) state;
+  assert_false (vm_cmdline_names_dir (ab, sizeof ab, "/s/vms/a"));
+  assert_true (vm_cmdline_names_dir (ab, sizeof ab, "/s/vms/ab"));
+  assert_true (vm_cmdline_names_dir (ab, sizeof ab, "/s/vms/ab/"));
+  assert_true (vm_cmdline_names_dir (q, sizeof q, "/s/vms/a"));
+  assert_false (vm_cmdline_names_dir (q, sizeof q, "/s/vms/ab"));
+  assert_false (vm_cmdline_names_dir (other, sizeof other, "/s/vms/a"));
+  assert_true (vm_cmdline_names_dir ("/s/vms/a", 9, "/s/vms/a"));
+
+  /* The same with a real process, as rm -f a would check it. */
+  assert_non_null (mkdtemp (dir));
+  snprintf (dir_a, sizeof dir_a, "%s/vms/a", dir);
+  snprintf (dir_ab, sizeof dir_ab, "%s/vms/ab", dir);
+  snprintf (arg, sizeof arg, "path=%s/api.sock", dir_ab);
+  pid = spawn_with_arg (arg, &stdin_fd);
+  assert_true (vm_pid_is_ours (pid, dir_ab));
+  assert_false (vm_pid_is_ours (pid, dir_a));
+  close (stdin_fd);
+  assert_int_equal (waitpid (pid, NULL, 0), pid);
+  rmdir (dir);
+}
+
+/* Finding 9: killed between recording standby and stopping the VMM. */
+static void
+test_derive_leftover_standby (void **state)
+{
+  struct vm_facts f
+      = { .recorded = VM_STATUS_STANDBY, .vmm_alive = true, .api_paused = -1, .snapshot = true };
+
+  (void) state;
+  assert_int_equal (vm_status_derive (&f), VM_STATUS_STANDBY);
+  f.api_paused = 1;
+  assert_int_equal (vm_status_derive (&f), VM_STATUS_STANDBY);
+  f.vmm_alive = false;
+  assert_int_equal (vm_status_derive (&f), VM_STATUS_STANDBY);
+  /* A running VM with a stale snapshot stays running. */
+  f.vmm_alive = true;
+  f.recorded = VM_STATUS_RUNNING;
+  f.api_paused = 0;
+  assert_int_equal (vm_status_derive (&f), VM_STATUS_RUNNING);
+}
+
+/* Finding 9: snapshot.tmp-* of interrupted standbys are swept, those of a
+   live chvm and complete snapshots are not. */
+static void
+test_sweep_snapshot_tmp (void **state)
+{
+  char dir[] = "/tmp/chvm-sweep-XXXXXX";
+  char path[160], mine[160];
+  struct err *err = NULL;
+  struct stat st;
+  unsigned removed = 9;
+  pid_t dead;
+
+  (void) state;
+  assert_non_null (mkdtemp (dir));
+  dead = fork ();
+  assert_true (dead >= 0);
+  if (dead == 0)
+    _exit (0);
+  assert_int_equal (waitpid (dead, NULL, 0), dead);
+  snprintf (path, sizeof path, "%s/snapshot.tmp-%d-abcdef", dir, (int) dead);
+  assert_int_equal (mkdir (path, 0700), 0);
+  snprintf (path, sizeof path, "%s/snapshot.tmp-%d-abcdef/memory-ranges", dir, (int) dead);
+  write_str (path, "x");
+  snprintf (path, sizeof path, "%s/snapshot.tmp-Xy12ab", dir); /* no pid: older chvm */
+  assert_int_equal (mkdir (path, 0700), 0);
+  assert_int_equal (vm_snapshot_tmp (dir, mine, sizeof mine, &err), 0);
+  snprintf (path, sizeof path, "%s/snapshot", dir);
+  assert_int_equal (mkdir (path, 0700), 0);
+
+  assert_int_equal (vm_sweep_snapshot_tmp (dir, &removed, &err), 0);
+  assert_int_equal (removed, 2);
+  snprintf (path, sizeof path, "%s/snapshot.tmp-%d-abcdef", dir, (int) dead);
+  assert_true (stat (path, &st) < 0);
+  snprintf (path, sizeof path, "%s/snapshot.tmp-Xy12ab", dir);
+  assert_true (stat (path, &st) < 0);
+  assert_int_equal (stat (mine, &st), 0); /* ours: we are alive */
+  snprintf (path, sizeof path, "%s/snapshot", dir);
+  assert_int_equal (stat (path, &st), 0);
+  rm_rf (dir);
+}
+
+/* Finding 7: a restore refuses a snapshot without its memory. */
+static void
+test_snapshot_check (void **state)
+{
+  char dir[] = "/tmp/chvm-snap-XXXXXX";
+  char path[160];
+  struct err *err = NULL;
+
+  (void) state;
+  assert_non_null (mkdtemp (dir));
+  snprintf (path, sizeof path, "%s/config.json", dir);
+  write_str (path, "{\"cpus\":{\"boot_vcpus\":1},\"memory\":{\"size\":1048576,"
+                   "\"hotplug_size\":null,\"shared\":false,\"zones\":null}}");
+  snprintf (path, sizeof path, "%s/state.json", dir);
+  write_str (path, "{}");
+  expect_err (vm_snapshot_check (dir, "cloud-hypervisor", &err), &err,
+              "is incomplete: no memory-ranges");
+  snprintf (path, sizeof path, "%s/memory-ranges", dir);
+  write_size (path, 0);
+  expect_err (vm_snapshot_check (dir, "cloud-hypervisor", &err), &err, "memory-ranges is empty");
+  write_size (path, 4096);
+  expect_err (vm_snapshot_check (dir, "cloud-hypervisor", &err), &err,
+              "memory-ranges has 4096 bytes, less than config.json's memory size 1048576");
+  write_size (path, 1048576);
+  assert_int_equal (vm_snapshot_check (dir, "cloud-hypervisor", &err), 0);
+  /* Not all RAM in memory-ranges (a shared backing file): only non-empty. */
+  snprintf (path, sizeof path, "%s/config.json", dir);
+  write_str (path, "{\"memory\":{\"size\":1073741824,\"shared\":true}}");
+  assert_int_equal (vm_snapshot_check (dir, "cloud-hypervisor", &err), 0);
+  snprintf (path, sizeof path, "%s/state.json", dir);
+  unlink (path);
+  expect_err (vm_snapshot_check (dir, "cloud-hypervisor", &err), &err, "no state.json");
+
+  expect_err (vm_snapshot_check (dir, "qemu", &err), &err, "is incomplete: no memory");
+  snprintf (path, sizeof path, "%s/memory", dir);
+  write_size (path, 0);
+  expect_err (vm_snapshot_check (dir, "qemu", &err), &err, "memory is empty");
+  write_str (path, "QE");
+  expect_err (vm_snapshot_check (dir, "qemu", &err), &err, "no QEMU migration stream");
+  write_str (path, "QEVM\0\0\0\3");
+  assert_int_equal (vm_snapshot_check (dir, "qemu", &err), 0);
+  rm_rf (dir);
+}
+
+static char fsynced[16][160];
+static size_t n_fsynced;
+
+static void
+record_fsync (const char *path)
+{
+  if (n_fsynced < 16)
+    snprintf (fsynced[n_fsynced++], sizeof fsynced[0], "%s", path);
+}
+
+static size_t
+fsync_index (const char *path)
+{
+  for (size_t i = 0; i < n_fsynced; i++)
+    if (strcmp (fsynced[i], path) == 0)
+      return i;
+  fail_msg ("%s was not fsynced", path);
+  return 0;
+}
+
+/* Finding 7: each snapshot file, the snapshot dir and, after the rename,
+   the VM dir are fsynced, in that order; vm.json's dir after its rename. */
+static void
+test_fsync_snapshot_and_vmjson (void **state)
+{
+  char root[] = "/tmp/chvm-fsync-XXXXXX";
+  char dir[96], tmp[160], snap[128], path[192], vmjson[128];
+  struct vm_record r;
+  struct err *err = NULL;
+  struct stat st;
+  size_t i_mem, i_cfg, i_tmp, i_dir;
+
+  (void) state;
+  assert_non_null (mkdtemp (root));
+  fill (&r);
+  snprintf (dir, sizeof dir, "%s/vms/%s", root, r.name);
+  snprintf (path, sizeof path, "%s/vms", root);
+  assert_int_equal (mkdir (path, 0700), 0);
+  assert_int_equal (mkdir (dir, 0700), 0);
+  assert_int_equal (vm_snapshot_tmp (dir, tmp, sizeof tmp, &err), 0);
+  snprintf (path, sizeof path, "%s/memory-ranges", tmp);
+  write_size (path, 8192);
+  snprintf (path, sizeof path, "%s/config.json", tmp);
+  write_str (path, "{}");
+  snprintf (snap, sizeof snap, "%s/snapshot", dir);
+
+  vm_fsync_hook = record_fsync;
+  n_fsynced = 0;
+  assert_int_equal (vm_snapshot_commit (tmp, snap, &err), 0);
+  vm_fsync_hook = NULL;
+  assert_int_equal (n_fsynced, 4);
+  snprintf (path, sizeof path, "%s/memory-ranges", tmp);
+  i_mem = fsync_index (path);
+  snprintf (path, sizeof path, "%s/config.json", tmp);
+  i_cfg = fsync_index (path);
+  i_tmp = fsync_index (tmp);
+  i_dir = fsync_index (dir);
+  assert_true (i_mem < i_tmp && i_cfg < i_tmp && i_tmp < i_dir);
+  assert_int_equal (stat (snap, &st), 0);
+  assert_true (stat (tmp, &st) < 0);
+
+  vm_fsync_hook = record_fsync;
+  n_fsynced = 0;
+  assert_int_equal (vmrec_save (root, &r, &err), 0);
+  vm_fsync_hook = NULL;
+  assert_int_equal (n_fsynced, 2);
+  snprintf (vmjson, sizeof vmjson, "%s/vm.json.tmp-", dir);
+  assert_int_equal (strncmp (fsynced[0], vmjson, strlen (vmjson)), 0);
+  assert_string_equal (fsynced[1], dir);
+  rm_rf (root);
+}
+
+/* Finding 7: QEMU's exec: writer is waited for: memory appears only once
+   the writer has written and closed it all. */
+static void
+test_snapshot_writer (void **state)
+{
+  char dir[] = "/tmp/chvm-writer-XXXXXX";
+  char cmd[512], slow[600], path[128], buf[4096];
+  struct err *err = NULL;
+  struct stat st;
+  int pfd[2];
+  pid_t pid;
+
+  (void) state;
+  assert_non_null (mkdtemp (dir));
+  assert_int_equal (vm_snapshot_writer_cmd (dir, "memory", cmd, sizeof cmd, &err), 0);
+  /* The writer lags behind the end of the stream, as cat may behind
+     QEMU's "completed". */
+  snprintf (slow, sizeof slow, "sleep 0.3; %s", cmd);
+  assert_int_equal (pipe (pfd), 0);
+  pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      dup2 (pfd[0], 0);
+      close (pfd[1]);
+      execl ("/bin/sh", "sh", "-c", slow, (char *) NULL);
+      _exit (127);
+    }
+  close (pfd[0]);
+  memset (buf, 'm', sizeof buf);
+  memcpy (buf, "QEVM", 4);
+  for (int i = 0; i < 16; i++)
+    assert_int_equal (write (pfd[1], buf, sizeof buf), (ssize_t) sizeof buf);
+  close (pfd[1]);
+  snprintf (path, sizeof path, "%s/memory", dir);
+  assert_true (stat (path, &st) < 0); /* not yet */
+  assert_int_equal (vm_snapshot_writer_wait (dir, "memory", 10000, &err), 0);
+  assert_int_equal (stat (path, &st), 0);
+  assert_int_equal (st.st_size, 16 * 4096);
+  assert_int_equal (waitpid (pid, NULL, 0), pid);
+  assert_int_equal (vm_snapshot_check (dir, "qemu", &err), 0);
+
+  /* A writer that fails says so at once. */
+  snprintf (path, sizeof path, "%s/sub", dir);
+  assert_int_equal (mkdir (path, 0700), 0);
+  assert_int_equal (vm_snapshot_writer_cmd (path, "memory", cmd, sizeof cmd, &err), 0);
+  rmdir (path);
+  assert_int_equal (mkdir (path, 0500), 0);
+  snprintf (slow, sizeof slow, "%s/memory.part", path);
+  assert_int_equal (mkdir (slow, 0700), 0); /* cat cannot open a directory */
+  snprintf (slow, sizeof slow, "exec 2>/dev/null; %s", cmd);
+  assert_int_equal (system (slow) != -1, 1);
+  expect_err (vm_snapshot_writer_wait (path, "memory", 10000, &err), &err, "the writer of");
+  expect_err (vm_snapshot_writer_wait (dir, "nothing", 50, &err), &err, "did not finish in 50 ms");
+  assert_int_equal (vm_snapshot_writer_cmd ("/a'b", "memory", cmd, sizeof cmd, &err) < 0, 1);
+  err_release (&err);
+  rm_rf (dir);
+}
+
+/* Finding 10: image rm names the VMs using an image. */
+static void
+test_image_users (void **state)
+{
+  char root[] = "/tmp/chvm-imgusers-XXXXXX";
+  char path[192], img[160], names[64];
+  struct vm_record r;
+  struct err *err = NULL;
+  size_t n = 9;
+
+  (void) state;
+  assert_non_null (mkdtemp (root));
+  snprintf (path, sizeof path, "%s/vms", root);
+  assert_int_equal (mkdir (path, 0700), 0);
+  snprintf (img, sizeof img, "%s/images/abcd", root);
+  const char *vms[] = { "web-1", "web-2", "other" };
+  for (size_t i = 0; i < 3; i++)
+    {
+      fill (&r);
+      snprintf (r.name, sizeof r.name, "%s", vms[i]);
+      snprintf (r.rootfs, sizeof r.rootfs, "%s%s/rootfs.ext4", img, i == 2 ? "ef" : "");
+      snprintf (path, sizeof path, "%s/vms/%s", root, vms[i]);
+      assert_int_equal (mkdir (path, 0700), 0);
+      assert_int_equal (vmrec_save (root, &r, &err), 0);
+    }
+  assert_int_equal (vmstate_image_users (root, img, names, sizeof names, &n, &err), 0);
+  assert_int_equal (n, 2);
+  assert_string_equal (names, "web-1, web-2");
+  snprintf (path, sizeof path, "%s/images/abcdef", root);
+  assert_int_equal (vmstate_image_users (root, path, names, sizeof names, &n, &err), 0);
+  assert_int_equal (n, 1);
+  assert_string_equal (names, "other");
+  snprintf (path, sizeof path, "%s/images/0000", root);
+  assert_int_equal (vmstate_image_users (root, path, names, sizeof names, &n, &err), 0);
+  assert_int_equal (n, 0);
+  assert_string_equal (names, "");
+  rm_rf (root);
+}
+
 int
 main (void)
 {
@@ -403,6 +765,13 @@ main (void)
     cmocka_unit_test (test_names),
     cmocka_unit_test (test_memory),
     cmocka_unit_test (test_save_load_list_lock),
+    cmocka_unit_test (test_pid_exact_dir),
+    cmocka_unit_test (test_derive_leftover_standby),
+    cmocka_unit_test (test_sweep_snapshot_tmp),
+    cmocka_unit_test (test_snapshot_check),
+    cmocka_unit_test (test_fsync_snapshot_and_vmjson),
+    cmocka_unit_test (test_snapshot_writer),
+    cmocka_unit_test (test_image_users),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
