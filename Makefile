@@ -337,10 +337,11 @@ ch-fuzz: $(B)/tests/fuzz/fuzz_ch_response
 ch-integration: $(B)/tests/ch-driver $(MICRO_ELF)
 	python3 -m pytest -rs -v tests/integration/test_ch.py
 # chvm with each CH build of ../shared/tools inside a KVM host under QEMU
-# (tests/integration/test_kvmhost.py); slow: nested software emulation.
+# (tests/integration/test_kvmhost.py), every step for every build (make test
+# runs the shorter default plan); slow: nested software emulation.
 .PHONY: test-kvmhost
 test-kvmhost: $(B)/bin/chvm initrd $(MICRO_ELF)
-	python3 -m pytest -rs -v -s --durations=0 tests/integration/test_kvmhost.py
+	CHVM_KVMHOST_FULL=1 python3 -m pytest -rs -v -s --durations=0 tests/integration/test_kvmhost.py
 ch-bench: $(B)/tests/ch-driver $(MICRO_ELF)
 	nice python3 tests/bench/bench_ch.py
 # -- end sub-block: cloud-hypervisor backend --
