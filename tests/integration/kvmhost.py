@@ -203,8 +203,9 @@ class KvmHost:
         self.sock.connect(self.cmd_path)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
-        m = self.wait_console(r"kvmhost: ready .*", deadline - time.monotonic())
-        line = m.group(0)
+        # The whole line: the console file may end in the middle of it.
+        m = self.wait_console(r"kvmhost: ready [^\r\n]*[\r\n]", deadline - time.monotonic())
+        line = m.group(0).strip()
         log("boot %d: %s after %.1f s" % (self.boots, line, time.monotonic() - t0))
         if "kvm=yes" not in line:
             raise AssertionError("the KVM host has no /dev/kvm: " + line)
