@@ -77,6 +77,20 @@ parse_port (const char *s, const char *what, unsigned *out)
 }
 
 static int
+parse_ms (const char *s, const char *what, unsigned max, unsigned *out)
+{
+  uint64_t v;
+
+  if (num_parse_u64_str (s, max, &v) < 0)
+    {
+      fprintf (stderr, "chvm-agent: bad %s '%s' (0..%u ms)\n", what, s, max);
+      return -1;
+    }
+  *out = (unsigned) v;
+  return 0;
+}
+
+static int
 read_token (const char *path, struct err **err)
 {
   cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
@@ -260,26 +274,12 @@ main (int argc, char **argv)
         }
         break;
       case 'H':
-        {
-          uint64_t v;
-          if (num_parse_u64_str (optarg, 3600000, &v) < 0)
-            {
-              fprintf (stderr, "chvm-agent: bad --hello-timeout '%s' (0..3600000 ms)\n", optarg);
-              return 2;
-            }
-          agent.hello_timeout_ms = (unsigned) v;
-        }
+        if (parse_ms (optarg, "--hello-timeout", 3600000, &agent.hello_timeout_ms) < 0)
+          return 2;
         break;
       case 'I':
-        {
-          uint64_t v;
-          if (num_parse_u64_str (optarg, 86400000, &v) < 0)
-            {
-              fprintf (stderr, "chvm-agent: bad --idle-timeout '%s' (0..86400000 ms)\n", optarg);
-              return 2;
-            }
-          agent.idle_timeout_ms = (unsigned) v;
-        }
+        if (parse_ms (optarg, "--idle-timeout", 86400000, &agent.idle_timeout_ms) < 0)
+          return 2;
         break;
       case 'b':
         tcp_bind = optarg;
