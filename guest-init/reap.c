@@ -123,16 +123,16 @@ real_log_left (void)
   while (dir != NULL && (de = readdir (dir)) != NULL)
     {
       char path[64];
-      cleanup_free char *stat = NULL;
+      cleanup_free char *text = NULL;
       char *open_p, *close_p, state;
       int ppid;
 
       if (!isdigit ((unsigned char) de->d_name[0]) || strcmp (de->d_name, "1") == 0)
         continue;
       snprintf (path, sizeof path, "/proc/%.16s/stat", de->d_name);
-      stat = read_file (path, 4096, NULL, NULL);
-      if (stat == NULL || (open_p = strchr (stat, '(')) == NULL
-          || (close_p = strrchr (stat, ')')) == NULL || close_p < open_p
+      text = read_file (path, 4096, NULL, NULL);
+      if (text == NULL || (open_p = strchr (text, '(')) == NULL
+          || (close_p = strrchr (text, ')')) == NULL || close_p < open_p
           || sscanf (close_p + 1, " %c %d", &state, &ppid) != 2)
         continue;
       /* Kernel threads are children of kthreadd (2) or of nobody. */
