@@ -23,10 +23,24 @@
 
 #define AGENT_VERSION "0.1.0"
 #define AGENT_PROTOCOL_VERSION 1u
+/* Connection slots.  Authenticated connections (Hello done) and those still
+   waiting for Hello have separate budgets, so that peers that never say
+   Hello cannot keep the host out.  When the pre-Hello slots are full the
+   oldest of them is dropped for the newcomer; when the authenticated ones
+   are full, the longest idle one with nothing outstanding is. */
 #define AGENT_MAX_CONNS 64
-/* A connection must say Hello within this time (--hello-timeout), so idle
-   or half-open peers cannot hold all AGENT_MAX_CONNS slots. */
+#define AGENT_MAX_PENDING 16
+/* A connection must say Hello within this time (--hello-timeout). */
 #define AGENT_HELLO_TIMEOUT_MS 10000
+/* An authenticated connection with nothing outstanding (no request, exec,
+   forward or freeze of its own) is closed after this long without a frame
+   (--idle-timeout): after a restore from a snapshot, the host side of every
+   connection from before it is gone, and nothing else tells the guest. */
+#define AGENT_IDLE_TIMEOUT_MS 300000
+/* TCP keepalive: a dead peer is found after IDLE + INTVL * CNT seconds. */
+#define AGENT_KEEPIDLE_S 60
+#define AGENT_KEEPINTVL_S 10
+#define AGENT_KEEPCNT 6
 /* Above this much queued output, producers (exec pipes, forwarded peer)
    stop reading until the connection drains below half of it. */
 #define AGENT_OUT_HIGH (4u << 20)
@@ -67,7 +81,8 @@ struct conn
   struct bufferevent *peer;  /* forwarded guest connection */
   bool splice_wait;          /* forwarding: flushing the bufferevents before splicing */
   struct fwd_splice *splice; /* forwarding with splice(2) (forward.c) */
-  struct event *hello_timer; /* closes the connection if no Hello came in time */
+  struct event *timer;       /* before Hello: the Hello deadline; after: the idle timeout */
+  int64_t last_rx_ms;        /* CLOCK_MONOTONIC of the last frame received (or accept) */
   char name[64];
 };
 
@@ -78,11 +93,13 @@ struct agent
   size_t token_len;
   uint16_t cdp_port;
   unsigned hello_timeout_ms; /* 0: connections may wait for ever before Hello */
+  unsigned idle_timeout_ms;  /* 0: idle authenticated connections stay open */
   bool test_mode;            /* never freeze, set the clock, drop caches or power off */
   const char *mountinfo;
   const char *frozen_marker;
   struct conn *conns;
-  unsigned n_conns;
+  unsigned n_conns;  /* all of them */
+  unsigned n_authed; /* those past Hello */
   bool frozen;
   struct event *sigterm_ev;
 };
@@ -103,6 +120,9 @@ void conn_close_all (void);
 /* Pure checks, kept free of I/O so they can be unit-tested and fuzzed. */
 Chvm__Agent__ErrorCode dispatch_admit (const Frame *f, bool authed, bool frozen, const char **why);
 bool token_equal_p (const char *a, size_t alen, const char *b, size_t blen);
+/* Whether c waits for nothing: no request, exec, forward or freeze of its
+   own, so that closing it loses nothing (idle timeout, slot reuse). */
+bool conn_idle_p (const struct conn *c);
 
 /* sysinfo.c */
 struct sysinfo_snap
@@ -139,6 +159,8 @@ void freeze_free_mounts (struct mount_ent *m, size_t n);
 void freeze_handle (struct conn *c, uint64_t id, const Chvm__Agent__QuiesceRequest *rq);
 void thaw_handle (struct conn *c, uint64_t id, const Chvm__Agent__ThawRequest *rq);
 void freeze_conn_gone (struct conn *c);
+/* Whether c holds the current freeze (its loss thaws). */
+bool freeze_owner_p (const struct conn *c);
 void freeze_startup (void);
 /* announce.c */
 int announce_eth0 (struct err **err);

@@ -2,6 +2,8 @@
 /*
  * Connections: decode frames, check them (Hello first, token on TCP, only
  * Ping/Health/Thaw while frozen) and route each request to its handler.
+ * Each connection has one timer: the Hello deadline, then the idle timeout.
+ * Slots: AGENT_MAX_PENDING before Hello, AGENT_MAX_CONNS after (agent.h).
  * A connection is freed only from libevent callbacks (EOF, error, drained
  * output after a fatal reply), never from inside a handler, so handlers can
  * reply and return without checking whether their connection still exists.
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -22,7 +25,9 @@
 #include "cleanup.h"
 #include "log.h"
 
-struct agent agent = { .cdp_port = 9222, .hello_timeout_ms = AGENT_HELLO_TIMEOUT_MS };
+struct agent agent = { .cdp_port = 9222,
+                       .hello_timeout_ms = AGENT_HELLO_TIMEOUT_MS,
+                       .idle_timeout_ms = AGENT_IDLE_TIMEOUT_MS };
 
 static void conn_free (struct conn *c);
 
@@ -182,6 +187,46 @@ conn_close (struct conn *c)
     bufferevent_trigger (c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
+bool
+conn_idle_p (const struct conn *c)
+{
+  return c->reqs == NULL && c->mode == CONN_FRAMES && !freeze_owner_p (c);
+}
+
+static int64_t
+mono_ms (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* (Re)starts c's timer for ms; 0 stops it. */
+static int
+conn_timer_set (struct conn *c, unsigned ms)
+{
+  struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+  if (ms == 0)
+    return evtimer_del (c->timer);
+  return evtimer_add (c->timer, &tv);
+}
+
+/* The authenticated connection with nothing outstanding that has been
+   silent longest (on a tie the oldest: agent.conns is newest first), or
+   NULL. */
+static struct conn *
+longest_idle (void)
+{
+  struct conn *best = NULL;
+
+  for (struct conn *c = agent.conns; c != NULL; c = c->next)
+    if (c->authed && conn_idle_p (c) && (best == NULL || c->last_rx_ms <= best->last_rx_ms))
+      best = c;
+  return best;
+}
+
 void
 conn_close_all (void)
 {
@@ -211,12 +256,24 @@ hello_handle (struct conn *c, uint64_t id, const Chvm__Agent__Hello *h)
       conn_close (c);
       return;
     }
-  c->authed = true;
-  if (c->hello_timer != NULL)
+  if (agent.n_authed >= AGENT_MAX_CONNS)
     {
-      event_free (c->hello_timer);
-      c->hello_timer = NULL;
+      struct conn *old = longest_idle ();
+      if (old == NULL)
+        {
+          conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_BUSY,
+                           "all %u connection slots are busy", AGENT_MAX_CONNS);
+          conn_close (c);
+          return;
+        }
+      log_warn ("%s: all %u connection slots taken: closing %s, idle for %lld ms", c->name,
+                AGENT_MAX_CONNS, old->name, (long long) (mono_ms () - old->last_rx_ms));
+      conn_free (old);
     }
+  c->authed = true;
+  agent.n_authed++;
+  c->last_rx_ms = mono_ms ();
+  conn_timer_set (c, agent.idle_timeout_ms);
   log_info ("%s: hello from '%.64s'", c->name, h->client);
   hr.protocol_version = AGENT_PROTOCOL_VERSION;
   hr.agent_version = (char *) AGENT_VERSION;
@@ -331,7 +388,12 @@ conn_read_cb (struct bufferevent *bev, void *arg)
         }
       evbuffer_drain (in, (size_t) n);
       if (frame != NULL)
-        frame_handle (c, frame, flen);
+        {
+          c->last_rx_ms = mono_ms ();
+          if (c->authed)
+            conn_timer_set (c, agent.idle_timeout_ms);
+          frame_handle (c, frame, flen);
+        }
     }
   if (c->mode == CONN_FORWARDING)
     forward_conn_readable (c);
@@ -406,8 +468,10 @@ conn_free (struct conn *c)
   if (c->next)
     c->next->prev = c->prev;
   agent.n_conns--;
-  if (c->hello_timer != NULL)
-    event_free (c->hello_timer);
+  if (c->authed)
+    agent.n_authed--;
+  if (c->timer != NULL)
+    event_free (c->timer);
   bufferevent_free (c->bev);
   frame_decoder_free (&c->dec);
   log_debug ("%s: closed", c->name);
@@ -415,14 +479,60 @@ conn_free (struct conn *c)
 }
 
 static void
-hello_timeout_cb (evutil_socket_t fd, short what, void *arg)
+conn_timer_cb (evutil_socket_t fd, short what, void *arg)
 {
   struct conn *c = arg;
 
   (void) fd;
   (void) what;
-  log_warn ("%s: no Hello within %u ms, closing", c->name, agent.hello_timeout_ms);
+  if (!c->authed)
+    log_warn ("%s: no Hello within %u ms, closing", c->name, agent.hello_timeout_ms);
+  else if (!conn_idle_p (c))
+    {
+      /* Something is outstanding: look again after another period. */
+      conn_timer_set (c, agent.idle_timeout_ms);
+      return;
+    }
+  else
+    log_info ("%s: no frame for %u ms and nothing outstanding, closing", c->name,
+              agent.idle_timeout_ms);
   conn_free (c);
+}
+
+/* A peer that vanished (a host restored from a snapshot, a crashed one)
+   never sends a FIN: keepalive probes find it within minutes.  vsock has no
+   keepalive; the idle timeout covers it. */
+static void
+tcp_keepalive (evutil_socket_t fd, const char *name)
+{
+  int one = 1, idle = AGENT_KEEPIDLE_S, intvl = AGENT_KEEPINTVL_S, cnt = AGENT_KEEPCNT;
+
+  if (setsockopt (fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) < 0
+      || setsockopt (fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) < 0
+      || setsockopt (fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl) < 0
+      || setsockopt (fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt) < 0)
+    log_warn ("%s: TCP keepalive: %m", name);
+}
+
+/* Makes room for one more connection waiting for Hello: when the
+   AGENT_MAX_PENDING slots are full, the one waiting longest goes, so that
+   silent peers can delay the host's Hello but never lock it out. */
+static void
+pending_make_room (const char *name)
+{
+  struct conn *oldest = NULL;
+
+  if (agent.n_conns - agent.n_authed < AGENT_MAX_PENDING)
+    return;
+  /* agent.conns is newest first. */
+  for (struct conn *c = agent.conns; c != NULL; c = c->next)
+    if (!c->authed)
+      oldest = c;
+  if (oldest == NULL)
+    return;
+  log_warn ("%s: %u connections wait for Hello: closing the oldest, %s", name, AGENT_MAX_PENDING,
+            oldest->name);
+  conn_free (oldest);
 }
 
 void
@@ -431,12 +541,7 @@ conn_accept (evutil_socket_t fd, bool tcp, const char *name)
   struct conn *c;
   int one = 1;
 
-  if (agent.n_conns >= AGENT_MAX_CONNS)
-    {
-      log_warn ("%s: refused, already %u connections", name, agent.n_conns);
-      close (fd);
-      return;
-    }
+  pending_make_room (name);
   c = calloc (1, sizeof *c);
   if (c == NULL)
     {
@@ -444,7 +549,10 @@ conn_accept (evutil_socket_t fd, bool tcp, const char *name)
       return;
     }
   if (tcp)
-    setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    {
+      setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      tcp_keepalive (fd, name);
+    }
   evutil_make_socket_nonblocking (fd);
   c->bev = bufferevent_socket_new (agent.base, fd, BEV_OPT_CLOSE_ON_FREE);
   if (c->bev == NULL)
@@ -461,20 +569,16 @@ conn_accept (evutil_socket_t fd, bool tcp, const char *name)
      resumes paused producers; it also runs at 0 for closing connections. */
   bufferevent_setwatermark (c->bev, EV_WRITE, AGENT_OUT_HIGH / 2, 0);
   bufferevent_enable (c->bev, EV_READ | EV_WRITE);
-  if (agent.hello_timeout_ms > 0)
+  c->last_rx_ms = mono_ms ();
+  c->timer = evtimer_new (agent.base, conn_timer_cb, c);
+  if (c->timer == NULL || conn_timer_set (c, agent.hello_timeout_ms) < 0)
     {
-      struct timeval tv = { .tv_sec = agent.hello_timeout_ms / 1000,
-                            .tv_usec = (agent.hello_timeout_ms % 1000) * 1000 };
-      c->hello_timer = evtimer_new (agent.base, hello_timeout_cb, c);
-      if (c->hello_timer == NULL || evtimer_add (c->hello_timer, &tv) < 0)
-        {
-          if (c->hello_timer != NULL)
-            event_free (c->hello_timer);
-          bufferevent_free (c->bev);
-          frame_decoder_free (&c->dec);
-          free (c);
-          return;
-        }
+      if (c->timer != NULL)
+        event_free (c->timer);
+      bufferevent_free (c->bev);
+      frame_decoder_free (&c->dec);
+      free (c);
+      return;
     }
   c->next = agent.conns;
   if (agent.conns)

@@ -245,6 +245,12 @@ freeze_timer_cb (evutil_socket_t fd, short what, void *arg)
   thaw_now ("deadline passed");
 }
 
+bool
+freeze_owner_p (const struct conn *c)
+{
+  return agent.frozen && fz.owner == c;
+}
+
 void
 freeze_conn_gone (struct conn *c)
 {

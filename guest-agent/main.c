@@ -37,7 +37,7 @@ usage (FILE *out)
       out,
       "Usage: chvm-agent [--vsock-port N] [--tcp-port N --token-file FILE]\n"
       "                  [--tcp-bind ADDR] [--cdp-port N] [--ready-fd N] [--hello-timeout MS]\n"
-      "                  [--test-mode]\n"
+      "                  [--idle-timeout MS] [--test-mode]\n"
       "                  [--debug]\n\n"
       "The chvm guest agent (protocol: proto/agent.proto).\n\n"
       "  --vsock-port N     listen on AF_VSOCK port N (0: off)\n"
@@ -48,7 +48,13 @@ usage (FILE *out)
       "  --ready-fd N       once every transport listens (or failed with a warning),\n"
       "                     write one byte to fd N and close it\n"
       "  --hello-timeout MS close a connection that sends no Hello within MS\n"
-      "                     (default 10000; 0: never)\n"
+      "                     (default 10000; 0: never); at most 16 connections\n"
+      "                     wait for Hello, a newer one pushes the oldest out\n"
+      "  --idle-timeout MS  close an authenticated connection after MS without a\n"
+      "                     frame from the host while it has nothing outstanding\n"
+      "                     (no request, exec, forward or freeze of its own)\n"
+      "                     (default 300000; 0: never); of 64 authenticated\n"
+      "                     connections, a new one replaces the longest idle\n"
       "  --test-mode        for running on a development host: never freeze\n"
       "                     filesystems, set the clock, drop caches, send ARP or\n"
       "                     power off (Shutdown only ends the agent)\n"
@@ -64,6 +70,20 @@ parse_port (const char *s, const char *what, unsigned *out)
   if (num_parse_u64_str (s, 65535, &v) < 0)
     {
       fprintf (stderr, "chvm-agent: bad %s '%s'\n", what, s);
+      return -1;
+    }
+  *out = (unsigned) v;
+  return 0;
+}
+
+static int
+parse_ms (const char *s, const char *what, unsigned max, unsigned *out)
+{
+  uint64_t v;
+
+  if (num_parse_u64_str (s, max, &v) < 0)
+    {
+      fprintf (stderr, "chvm-agent: bad %s '%s' (0..%u ms)\n", what, s, max);
       return -1;
     }
   *out = (unsigned) v;
@@ -210,6 +230,7 @@ main (int argc, char **argv)
     { "cdp-port", required_argument, NULL, 'c' },
     { "ready-fd", required_argument, NULL, 'r' },
     { "hello-timeout", required_argument, NULL, 'H' },
+    { "idle-timeout", required_argument, NULL, 'I' },
     { "test-mode", no_argument, NULL, 'T' },
     { "debug", no_argument, NULL, 'd' },
     { "help", no_argument, NULL, 'h' },
@@ -253,15 +274,12 @@ main (int argc, char **argv)
         }
         break;
       case 'H':
-        {
-          uint64_t v;
-          if (num_parse_u64_str (optarg, 3600000, &v) < 0)
-            {
-              fprintf (stderr, "chvm-agent: bad --hello-timeout '%s' (0..3600000 ms)\n", optarg);
-              return 2;
-            }
-          agent.hello_timeout_ms = (unsigned) v;
-        }
+        if (parse_ms (optarg, "--hello-timeout", 3600000, &agent.hello_timeout_ms) < 0)
+          return 2;
+        break;
+      case 'I':
+        if (parse_ms (optarg, "--idle-timeout", 86400000, &agent.idle_timeout_ms) < 0)
+          return 2;
         break;
       case 'b':
         tcp_bind = optarg;

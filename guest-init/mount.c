@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +14,14 @@
 #include "cleanup.h"
 #include "io.h"
 #include "log.h"
+
+/* From linux/fs.h, which clashes with musl's limits.h (NGROUPS_MAX). */
+#ifndef FITHAW
+#define FITHAW _IOWR ('X', 120, int)
+#endif
+/* Where the upper layer is after the switch (mnt_overlay_root mounts it
+   under the initramfs /run, which moves to the new root). */
+#define UPPER_FS RUN_CHVM "/upper-fs"
 
 struct mnt_entry
 {
@@ -80,7 +89,7 @@ int
 mnt_overlay_root (const char *root_dev, const char *upper_dev, uint64_t tmpfs_size,
                   struct err **err)
 {
-  const char *lower = RUN_CHVM "/lower", *upper_fs = RUN_CHVM "/upper-fs";
+  const char *lower = RUN_CHVM "/lower", *upper_fs = UPPER_FS;
   char data[256];
   int r, n;
 
@@ -106,8 +115,8 @@ mnt_overlay_root (const char *root_dev, const char *upper_dev, uint64_t tmpfs_si
       if (mount ("tmpfs", upper_fs, "tmpfs", MS_NODEV, data) < 0)
         return err_make (err, errno, "mount tmpfs upper (%s)", data);
     }
-  if ((r = mkdir_p (RUN_CHVM "/upper-fs/upper", 0755, err)) < 0
-      || (r = mkdir_p (RUN_CHVM "/upper-fs/work", 0755, err)) < 0)
+  if ((r = mkdir_p (UPPER_FS "/upper", 0755, err)) < 0
+      || (r = mkdir_p (UPPER_FS "/work", 0755, err)) < 0)
     return r;
 
   n = snprintf (data, sizeof data, "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, upper_fs,
@@ -187,6 +196,25 @@ mnt_switch_root (struct err **err)
   if (chdir ("/") < 0)
     return err_make (err, errno, "chdir /");
   return 0;
+}
+
+void
+mnt_thaw (void)
+{
+  static const char *const paths[] = { UPPER_FS, "/" };
+  unsigned count = 0;
+
+  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+    {
+      /* Opening a directory does not write, so it works while frozen. */
+      cleanup_close int fd = open (paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0)
+        continue;
+      for (int k = 0; k < 64 && ioctl (fd, FITHAW, 0) == 0; k++)
+        count++;
+    }
+  if (count > 0)
+    log_warn ("thawed %u frozen filesystems before stopping", count);
 }
 
 void

@@ -25,6 +25,12 @@ int mnt_overlay_root (const char *root_dev, const char *upper_dev, uint64_t tmpf
    its files, and makes NEWROOT the root (MS_MOVE + chroot). */
 int mnt_switch_root (struct err **err);
 
+/* Thaws the writable filesystems init mounted (the upper layer, and the
+   root), repeating FITHAW until it fails since freezes nest, so that a
+   freeze the agent holds (Quiesce) cannot outlive it or block the
+   shutdown.  Logs how many thaws worked, if any. */
+void mnt_thaw (void);
+
 /* Best-effort teardown before poweroff: unmounts what it can, deepest
    first, and remounts / read-only. */
 void mnt_teardown (void);

@@ -1,14 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "reap.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "button.h"
+#include "cleanup.h"
 #include "io.h"
 #include "log.h"
 #include "mount.h"
@@ -19,8 +25,6 @@
    `chvm stop`'s default 10 s, so that the guest still unmounts cleanly
    before the host gives up and kills the VMM. */
 #define STOP_GRACE_MS 8000
-/* next_event: a power button press (signals are > 0, a timeout 0). */
-#define EVENT_BUTTON (-1)
 
 int
 reap_setup (sigset_t *old, struct err **err)
@@ -54,7 +58,7 @@ reap_children (pid_t main_pid, pid_t agent_pid, int *main_status)
   for (;;)
     {
       int status;
-      pid_t pid = waitpid (-1, &status, WNOHANG);
+      pid_t pid = reap_sys->waitpid (-1, &status, WNOHANG);
 
       if (pid < 0)
         return errno == ECHILD;
@@ -69,12 +73,21 @@ reap_children (pid_t main_pid, pid_t agent_pid, int *main_status)
     }
 }
 
-/* Waits up to timeout_ms (-1 = forever) for a signal or, when btn is not
-   NULL, a power button press; returns the signal number, EVENT_BUTTON, or 0
-   on timeout or a wakeup that needs nothing (a key release, a uevent), after
-   which the caller looks at its deadline again. */
+/* Milliseconds left until the CLOCK_MONOTONIC deadline (0 once passed). */
 static int
-next_event (int sfd, struct button *btn, int timeout_ms)
+left_ms (int64_t deadline)
+{
+  int64_t left = deadline - reap_sys->now_ms ();
+
+  return left <= 0 ? 0 : left > 0x7fffffff ? 0x7fffffff : (int) left;
+}
+
+/* Waits up to timeout_ms (-1 = forever) for a signal or, when btn is not
+   NULL, a power button press; returns the signal number, REAP_EVENT_BUTTON,
+   or 0 on timeout or a wakeup that needs nothing (a key release, a uevent),
+   after which the caller looks at its deadline again. */
+static int
+real_next_event (int sfd, struct button *btn, int timeout_ms)
 {
   struct pollfd pfd[BUTTON_MAX + 2] = { { .fd = sfd, .events = POLLIN } };
   struct signalfd_siginfo si;
@@ -84,18 +97,68 @@ next_event (int sfd, struct button *btn, int timeout_ms)
   if (poll (pfd, n, timeout_ms) <= 0)
     return 0;
   if (btn != NULL && button_pressed (btn, pfd + 1, n - 1))
-    return EVENT_BUTTON;
+    return REAP_EVENT_BUTTON;
   if (pfd[0].revents && read (sfd, &si, sizeof si) == (ssize_t) sizeof si)
     return (int) si.ssi_signo;
   return 0;
 }
+
+static int64_t
+real_now_ms (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "PID (COMM) S PPID ..." of /proc/PID/stat; COMM may hold spaces and
+   parentheses, so it ends at the last ')'. */
+static void
+real_log_left (void)
+{
+  cleanup_dir DIR *dir = opendir ("/proc");
+  struct dirent *de;
+
+  while (dir != NULL && (de = readdir (dir)) != NULL)
+    {
+      char path[64];
+      cleanup_free char *text = NULL;
+      char *open_p, *close_p, state;
+      int ppid;
+
+      if (!isdigit ((unsigned char) de->d_name[0]) || strcmp (de->d_name, "1") == 0)
+        continue;
+      snprintf (path, sizeof path, "/proc/%.16s/stat", de->d_name);
+      text = read_file (path, 4096, NULL, NULL);
+      if (text == NULL || (open_p = strchr (text, '(')) == NULL
+          || (close_p = strrchr (text, ')')) == NULL || close_p < open_p
+          || sscanf (close_p + 1, " %c %d", &state, &ppid) != 2)
+        continue;
+      /* Kernel threads are children of kthreadd (2) or of nobody. */
+      if (ppid == 2 || ppid == 0)
+        continue;
+      log_warn ("still running: pid %s (%.*s), state %c", de->d_name, (int) (close_p - open_p - 1),
+                open_p + 1, state);
+    }
+}
+
+static const struct reap_sys real_sys = {
+  .waitpid = waitpid,
+  .kill = kill,
+  .next_event = real_next_event,
+  .now_ms = real_now_ms,
+  .thaw = mnt_thaw,
+  .log_left = real_log_left,
+};
+const struct reap_sys *reap_sys = &real_sys;
 
 /* A graceful stop request: SIGTERM to the entrypoint, and a deadline after
    which everything is killed. */
 struct stop
 {
   const char *why; /* NULL while none was requested */
-  struct timespec deadline;
+  int64_t deadline;
 };
 
 static void
@@ -104,17 +167,36 @@ stop_request (struct stop *st, const char *why, pid_t main_pid)
   if (st->why != NULL)
     return; /* already under way: a second press changes nothing */
   st->why = why;
-  st->deadline = deadline_in (STOP_GRACE_MS);
+  st->deadline = reap_sys->now_ms () + STOP_GRACE_MS;
   log_info ("%s: stopping the entrypoint", why);
-  kill (main_pid, SIGTERM);
-  kill (main_pid, SIGCONT);
+  /* An entrypoint writing to a frozen filesystem could not stop. */
+  reap_sys->thaw ();
+  reap_sys->kill (main_pid, SIGTERM);
+  reap_sys->kill (main_pid, SIGCONT);
+}
+
+/* Reaps until main_pid exits (or, for main_pid 0, no child is left) or the
+   deadline passes; returns 1 when done. */
+static int
+reap_wait (int sfd, pid_t main_pid, pid_t agent_pid, int *main_status, int ms)
+{
+  int64_t deadline = reap_sys->now_ms () + ms;
+
+  for (;;)
+    {
+      int none_left = reap_children (main_pid, agent_pid, main_status);
+      if (main_pid > 0 ? *main_status >= 0 : none_left)
+        return 1;
+      if (left_ms (deadline) == 0)
+        return 0;
+      reap_sys->next_event (sfd, NULL, left_ms (deadline));
+    }
 }
 
 int
 reap_until (int sfd, struct button *btn, pid_t main_pid, pid_t agent_pid, bool *restart)
 {
   struct stop st = { 0 };
-  bool killed = false;
   int main_status = -1;
 
   *restart = false;
@@ -125,15 +207,10 @@ reap_until (int sfd, struct button *btn, pid_t main_pid, pid_t agent_pid, bool *
       reap_children (main_pid, agent_pid, &main_status);
       if (main_status >= 0)
         return main_status;
-      sig = next_event (sfd, btn, st.why && !killed ? deadline_left_ms (&st.deadline) : -1);
-      if (sig == 0 && st.why && !killed && deadline_left_ms (&st.deadline) == 0)
-        {
-          log_warn ("%s: entrypoint still running after %d s, killing every process", st.why,
-                    STOP_GRACE_MS / 1000);
-          kill (-1, SIGKILL);
-          killed = true;
-        }
-      else if (sig == EVENT_BUTTON)
+      sig = reap_sys->next_event (sfd, btn, st.why ? left_ms (st.deadline) : -1);
+      if (sig == 0 && st.why && left_ms (st.deadline) == 0)
+        break;
+      else if (sig == REAP_EVENT_BUTTON)
         stop_request (&st, "power button", main_pid);
       else if (sig == SIGPWR)
         stop_request (&st, "SIGPWR", main_pid);
@@ -145,39 +222,52 @@ reap_until (int sfd, struct button *btn, pid_t main_pid, pid_t agent_pid, bool *
           stop_request (&st, "reboot request", main_pid);
         }
       else if (sig == SIGTERM || sig == SIGINT)
-        kill (main_pid, sig);
+        reap_sys->kill (main_pid, sig);
     }
+  log_warn ("%s: entrypoint still running after %d s, killing every process", st.why,
+            STOP_GRACE_MS / 1000);
+  /* Thawed first: the agent, killed too, could no longer thaw, and a
+     process blocked on a frozen filesystem does not die of SIGKILL. */
+  reap_sys->thaw ();
+  reap_sys->kill (-1, SIGKILL);
+  /* Bounded: a process in D state never dies, and the guest must still
+     power off. */
+  if (!reap_wait (sfd, main_pid, agent_pid, &main_status, KILL_GRACE_MS))
+    {
+      log_warn ("%s: entrypoint %d still there %d ms after SIGKILL; stopping anyway", st.why,
+                (int) main_pid, KILL_GRACE_MS);
+      reap_sys->log_left ();
+      return 128 + SIGKILL;
+    }
+  return main_status;
 }
 
-/* Reaps until no child is left or the deadline passes; returns 1 when none
-   is left. */
-static int
-reap_all (int sfd, int ms)
+int
+reap_stop_all (int sfd)
 {
-  struct timespec deadline = deadline_in (ms);
   int ignored = -1;
 
-  while (!reap_children (0, 0, &ignored))
-    {
-      int left = deadline_left_ms (&deadline);
-      if (left == 0)
-        return 0;
-      next_event (sfd, NULL, left);
-    }
-  return 1;
+  /* The agent ignores SIGTERM while it holds a freeze (docs/style.md), and
+     SIGKILL would leave the filesystems frozen: thaw before either. */
+  reap_sys->thaw ();
+  reap_sys->kill (-1, SIGTERM);
+  reap_sys->kill (-1, SIGCONT);
+  if (reap_wait (sfd, 0, 0, &ignored, TERM_GRACE_MS))
+    return 1;
+  log_warn ("processes left after %d ms, sending SIGKILL", TERM_GRACE_MS);
+  reap_sys->thaw ();
+  reap_sys->kill (-1, SIGKILL);
+  if (reap_wait (sfd, 0, 0, &ignored, KILL_GRACE_MS))
+    return 1;
+  log_warn ("processes left %d ms after SIGKILL; powering off anyway", KILL_GRACE_MS);
+  reap_sys->log_left ();
+  return 0;
 }
 
 void
 reap_poweroff (int sfd, bool restart)
 {
-  kill (-1, SIGTERM);
-  kill (-1, SIGCONT);
-  if (!reap_all (sfd, TERM_GRACE_MS))
-    {
-      log_warn ("processes left after %d ms, sending SIGKILL", TERM_GRACE_MS);
-      kill (-1, SIGKILL);
-      reap_all (sfd, KILL_GRACE_MS);
-    }
+  reap_stop_all (sfd);
   mnt_teardown ();
   log_info ("%s", restart ? "reboot" : "poweroff");
   reboot (restart ? RB_AUTOBOOT : RB_POWER_OFF);

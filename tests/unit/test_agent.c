@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "agent_client.h"
+#include "cleanup.h"
 #include "frame.h"
 
 #ifndef AGENT_HOST_BIN
@@ -193,26 +194,24 @@ agent_alive (void)
 
 /* ---- fixtures ---- */
 
-static int
-start_agent (void **state)
+/* Starts an agent on a free port (*port) with --hello-timeout hello_ms and,
+   when idle_ms is not NULL, --idle-timeout idle_ms; returns its pid once it
+   logs that it listens, or -1. */
+static pid_t
+spawn_agent (unsigned *port, const char *hello_ms, const char *idle_ms)
 {
-  int pipefd[2], fd;
+  int pipefd[2];
   char portstr[16], line[512];
   size_t n = 0;
   int64_t deadline = now_ms () + 15000;
+  pid_t pid;
 
-  (void) state;
-  snprintf (token_path, sizeof token_path, "/tmp/chvm-agent-test-token.%d", (int) getpid ());
-  fd = open (token_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  if (fd < 0 || write (fd, TOKEN "\n", sizeof TOKEN) != (ssize_t) sizeof TOKEN)
-    return -1;
-  close (fd);
-  agent_port = free_port ();
-  snprintf (portstr, sizeof portstr, "%u", agent_port);
+  *port = free_port ();
+  snprintf (portstr, sizeof portstr, "%u", *port);
   if (pipe2 (pipefd, O_CLOEXEC) < 0)
     return -1;
-  agent_pid = fork ();
-  if (agent_pid == 0)
+  pid = fork ();
+  if (pid == 0)
     {
       /* AGENT_BIN runs the same tests against another build, e.g. the
          static musl build/bin/chvm-agent. */
@@ -221,8 +220,8 @@ start_agent (void **state)
       prctl (PR_SET_PDEATHSIG, SIGTERM);
       dup2 (pipefd[1], 2);
       execl (bin, "chvm-agent", "--tcp-port", portstr, "--tcp-bind", "127.0.0.1", "--token-file",
-             token_path, "--cdp-port", "1", "--hello-timeout", "2000", "--test-mode",
-             (char *) NULL);
+             token_path, "--cdp-port", "1", "--hello-timeout", hello_ms, "--test-mode",
+             idle_ms ? "--idle-timeout" : (char *) NULL, idle_ms, (char *) NULL);
       _exit (127);
     }
   close (pipefd[1]);
@@ -259,7 +258,22 @@ start_agent (void **state)
       _exit (0);
     }
   close (pipefd[0]);
-  return 0;
+  return pid;
+}
+
+static int
+start_agent (void **state)
+{
+  int fd;
+
+  (void) state;
+  snprintf (token_path, sizeof token_path, "/tmp/chvm-agent-test-token.%d", (int) getpid ());
+  fd = open (token_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0 || write (fd, TOKEN "\n", sizeof TOKEN) != (ssize_t) sizeof TOKEN)
+    return -1;
+  close (fd);
+  agent_pid = spawn_agent (&agent_port, "2000", NULL);
+  return agent_pid > 0 ? 0 : -1;
 }
 
 static int
@@ -987,6 +1001,250 @@ test_hostile (void **state)
   assert_true (agent_alive ());
 }
 
+/* ---- connection slots, idle timeout, keepalive ---- */
+
+/* The agent's budgets (guest-agent/agent.h). */
+#define MAX_CONNS 64
+#define MAX_PENDING 16
+
+/* The tests below run their own agent, started with the options in the
+   prestate ({hello_ms, idle_ms}); raw_connect and open_agent reach it
+   through agent_port while they run. */
+struct own_agent
+{
+  const char *hello_ms, *idle_ms;
+  pid_t pid;
+  unsigned saved_port;
+};
+
+static int
+own_agent_start (void **state)
+{
+  struct own_agent *o = *state;
+
+  o->saved_port = agent_port;
+  o->pid = spawn_agent (&agent_port, o->hello_ms, o->idle_ms);
+  if (o->pid > 0)
+    return 0;
+  agent_port = o->saved_port; /* cmocka skips the teardown */
+  return -1;
+}
+
+static int
+own_agent_stop (void **state)
+{
+  struct own_agent *o = *state;
+
+  if (o->pid > 0)
+    {
+      kill (o->pid, SIGTERM);
+      waitpid (o->pid, NULL, 0);
+    }
+  agent_port = o->saved_port;
+  return 0;
+}
+
+static void
+raw_ping (int fd, uint64_t id)
+{
+  Chvm__Agent__PingRequest p = CHVM__AGENT__PING_REQUEST__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT, *r;
+  bool eof;
+
+  f.id = id;
+  f.body_case = CHVM__AGENT__FRAME__BODY_PING;
+  f.ping = &p;
+  raw_send (fd, &f);
+  r = raw_recv (fd, T_MS, &eof);
+  assert_non_null (r);
+  assert_int_equal (r->id, id);
+  assert_int_equal (r->body_case, CHVM__AGENT__FRAME__BODY_PING_REPLY);
+  chvm__agent__frame__free_unpacked (r, NULL);
+}
+
+/* A WaitReady on a port nothing listens on: outstanding for deadline_ms. */
+static void
+raw_wait_ready (int fd, uint64_t id, unsigned deadline_ms)
+{
+  Chvm__Agent__WaitReadyRequest w = CHVM__AGENT__WAIT_READY_REQUEST__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT;
+
+  w.deadline_ms = deadline_ms;
+  w.cdp_port = free_port ();
+  f.id = id;
+  f.body_case = CHVM__AGENT__FRAME__BODY_WAIT_READY;
+  f.wait_ready = &w;
+  raw_send (fd, &f);
+}
+
+/* Whether the agent closed fd within timeout_ms (any data read is
+   discarded). */
+static bool
+closed_within (int fd, int timeout_ms)
+{
+  int64_t deadline = now_ms () + timeout_ms;
+
+  for (;;)
+    {
+      struct pollfd p = { .fd = fd, .events = POLLIN };
+      char buf[512];
+      int64_t left = deadline - now_ms ();
+      if (left < 0)
+        left = 0;
+      if (poll (&p, 1, (int) left) <= 0)
+        return false;
+      if (recv (fd, buf, sizeof buf, MSG_DONTWAIT) <= 0)
+        return true;
+    }
+}
+
+/* Whether fd is still open now, leaving any data unread. */
+static bool
+open_now (int fd)
+{
+  struct pollfd p = { .fd = fd, .events = POLLIN };
+  char b;
+
+  if (poll (&p, 1, 0) <= 0)
+    return true;
+  return recv (fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/* --idle-timeout 700: an authenticated connection that sends nothing and
+   waits for nothing is closed after about that long; one that keeps sending
+   frames, or has a request outstanding, is not, until it goes quiet. */
+static void
+test_idle_timeout (void **state)
+{
+  int idle = raw_connect (), busy = raw_connect (), chatty = raw_connect ();
+  int64_t t0;
+  uint64_t id = 10;
+  Chvm__Agent__Frame *r;
+  bool eof;
+
+  (void) state;
+  raw_hello (idle);
+  raw_hello (busy);
+  raw_hello (chatty);
+  t0 = now_ms ();
+  raw_wait_ready (busy, 2, 2500);
+  while (!closed_within (idle, 150))
+    {
+      if (now_ms () - t0 > 6000)
+        fail_msg ("an idle connection was still open after 6 s (--idle-timeout 700)");
+      raw_ping (chatty, id++);
+    }
+  assert_true (now_ms () - t0 >= 500);
+  /* Neither the one with a WaitReady outstanding nor the chatty one. */
+  assert_true (open_now (busy));
+  raw_ping (chatty, id++);
+  /* The WaitReady ends (TIMEOUT); then busy has nothing left and goes. */
+  r = raw_recv (busy, T_MS, &eof);
+  assert_non_null (r);
+  assert_int_equal (r->body_case, CHVM__AGENT__FRAME__BODY_ERROR);
+  assert_int_equal (r->error->code, CHVM__AGENT__ERROR_CODE__ERROR_TIMEOUT);
+  chvm__agent__frame__free_unpacked (r, NULL);
+  assert_true (closed_within (busy, 3000));
+  assert_true (closed_within (chatty, 3000));
+  close (idle);
+  close (busy);
+  close (chatty);
+}
+
+/* Silent peers (no Hello, and --hello-timeout 0 here so they would stay for
+   ever) beyond every slot the agent has: a host connecting after them still
+   says Hello and pings; the oldest silent ones were closed for it. */
+static void
+test_pending_slots (void **state)
+{
+  enum
+  {
+    N = MAX_CONNS + 8
+  };
+  int fds[N];
+  struct agent_client *a;
+  struct err *e = NULL;
+
+  (void) state;
+  for (int i = 0; i < N; i++)
+    fds[i] = raw_connect ();
+  a = open_agent ();
+  assert_int_equal (agent_ping (a, T_MS, &e), 0);
+  agent_close (a);
+  assert_true (closed_within (fds[0], T_MS));
+  /* The newest silent ones keep their slots. */
+  assert_false (closed_within (fds[N - 1], 200));
+  for (int i = 0; i < N; i++)
+    close (fds[i]);
+}
+
+/* --idle-timeout 0: with every authenticated slot taken, a new host
+   connection replaces the longest idle one that has nothing outstanding. */
+static void
+test_authed_slots (void **state)
+{
+  int fds[MAX_CONNS];
+  struct agent_client *a;
+  struct err *e = NULL;
+
+  (void) state;
+  for (int i = 0; i < MAX_CONNS; i++)
+    {
+      fds[i] = raw_connect ();
+      raw_hello (fds[i]);
+      if (i == 0)
+        raw_wait_ready (fds[0], 2, 20000); /* the oldest, but busy */
+    }
+  a = open_agent ();
+  assert_int_equal (agent_ping (a, T_MS, &e), 0);
+  agent_close (a);
+  assert_true (closed_within (fds[1], T_MS));
+  assert_true (open_now (fds[0]));
+  assert_true (open_now (fds[2]));
+  assert_true (open_now (fds[MAX_CONNS - 1]));
+  raw_ping (fds[MAX_CONNS - 1], 3);
+  for (int i = 0; i < MAX_CONNS; i++)
+    close (fds[i]);
+}
+
+/* The agent's side of a TCP connection runs a keepalive timer (timer kind 2
+   in /proc/net/tcp) due within its TCP_KEEPIDLE of 60 s, so a vanished host
+   is found in minutes.  (libevent's listener already turns SO_KEEPALIVE on,
+   but with the system's default of 2 hours before the first probe.) */
+static void
+test_tcp_keepalive (void **state)
+{
+  struct sockaddr_in me;
+  socklen_t sl = sizeof me;
+  int fd = raw_connect ();
+  cleanup_file FILE *f = fopen ("/proc/net/tcp", "r");
+  char line[512];
+  bool found = false;
+
+  (void) state;
+  raw_hello (fd);
+  assert_int_equal (getsockname (fd, (struct sockaddr *) &me, &sl), 0);
+  assert_non_null (f);
+  while (fgets (line, sizeof line, f) != NULL)
+    {
+      unsigned lport, rport, tr, st;
+      unsigned long when;
+      if (sscanf (line, " %*u: %*x:%x %*x:%x %x %*x:%*x %x:%lx", &lport, &rport, &st, &tr, &when)
+          != 5)
+        continue;
+      if (lport != agent_port || rport != ntohs (me.sin_port))
+        continue;
+      found = true;
+      if (tr != 2)
+        fail_msg ("agent socket timer kind %u, not 2 (keepalive): %s", tr, line);
+      /* USER_HZ (100) ticks: due within the agent's 60 s TCP_KEEPIDLE. */
+      if (when > 60 * 100)
+        fail_msg ("agent socket keepalive due in %lu ticks, not within 60 s: %s", when, line);
+    }
+  assert_true (found);
+  close (fd);
+}
+
 /* ---- CH hybrid vsock handshake ---- */
 
 struct fake_hybrid
@@ -1107,6 +1365,9 @@ test_shutdown (void **state)
 int
 main (void)
 {
+  static struct own_agent idle_agent = { .hello_ms = "2000", .idle_ms = "700" };
+  static struct own_agent no_hello_deadline_agent = { .hello_ms = "0" };
+  static struct own_agent no_idle_agent = { .hello_ms = "2000", .idle_ms = "0" };
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_hello_ok),
     cmocka_unit_test (test_hello_bad_token),
@@ -1125,6 +1386,13 @@ main (void)
     cmocka_unit_test (test_hostile),
     cmocka_unit_test (test_vsock_handshake),
     cmocka_unit_test (test_forward_backpressure),
+    cmocka_unit_test (test_tcp_keepalive),
+    cmocka_unit_test_prestate_setup_teardown (test_idle_timeout, own_agent_start, own_agent_stop,
+                                              &idle_agent),
+    cmocka_unit_test_prestate_setup_teardown (test_pending_slots, own_agent_start, own_agent_stop,
+                                              &no_hello_deadline_agent),
+    cmocka_unit_test_prestate_setup_teardown (test_authed_slots, own_agent_start, own_agent_stop,
+                                              &no_idle_agent),
     cmocka_unit_test (test_shutdown),
   };
   signal (SIGPIPE, SIG_IGN);
