@@ -69,6 +69,8 @@ install: $(B)/bin/chvm initrd
 	rm -rf $(DATADIR)/images/standin/oci
 	mkdir -p $(DATADIR)/images/standin
 	cp -a $(B)/images/standin/oci $(DATADIR)/images/standin/oci
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then scripts/vmm-user.sh; \
+	else echo "install: run scripts/vmm-user.sh as root on the target (the VMM user chvm-vmm)"; fi
 
 # ==== sections owned by one part each; edit only your own ====================
 # ---- section: setup + images + CI (infra) ----
