@@ -190,10 +190,9 @@ start_vmm (const struct vm_spec *spec, struct vm_runtime *rt, struct ch_client *
     const char *seccomp = getenv ("CHVM_CH_SECCOMP");
     const char *argv[10] = { ch_binary (), "--api-socket", api_arg, "--event-monitor", ev_arg };
     size_t n = 5;
-    /* --landlock confines CH's main, event-monitor and signal threads (to
-       no path at all); the VM's threads get landlock_enable in vm.create. */
-    if (spec->landlock)
-      argv[n++] = "--landlock";
+    /* No --landlock here: CH requires --kernel with it.  Landlock comes
+       with the VmConfig (landlock_enable in vm.create; restore takes it
+       from the snapshot's config.json). */
     if (seccomp)
       {
         argv[n++] = "--seccomp";

@@ -225,6 +225,15 @@ ch_vm_config (const struct vm_spec *spec, struct err **err)
           || add_str (rule, "path", spec->dir) < 0 || add_str (rule, "access", "rw") < 0
           || json_object_array_add (rules, rule) < 0)
         goto oom;
+      /* Opening a tap, CH reads /sys/class/net/TAP/tun_flags (a link into
+         /sys/devices/virtual/net). */
+      if (spec->tap)
+        {
+          rule = json_object_new_object ();
+          if (rule == NULL || add_str (rule, "path", "/sys/devices/virtual/net") < 0
+              || add_str (rule, "access", "r") < 0 || json_object_array_add (rules, rule) < 0)
+            goto oom;
+        }
     }
   return steal_ptr (&cfg);
 

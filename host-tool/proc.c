@@ -5,10 +5,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/mount.h>
 #include <grp.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
@@ -130,6 +132,11 @@ jail_exec (const char *const argv[], int log_fd, int err_fd, const struct proc_j
   err_fd = 3;
   syscall (SYS_close_range, 4U, ~0U, 0U);
 
+  if (j->own_sysfs
+      && (unshare (CLONE_NEWNS) < 0 || mount (NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0
+          || umount2 ("/sys", MNT_DETACH) < 0
+          || mount ("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0))
+    jail_fail (err_fd, errno, "mount /sys of the network namespace", NULL);
   /* The bounding set while we still hold CAP_SETPCAP; the kernel may know
      more capabilities than our headers (EINVAL ends the list). */
   for (int cap = 0; cap < 64; cap++)

@@ -39,6 +39,10 @@ struct proc_jail
   const char *const *need;
   /* The whole environment it gets (NULL-terminated, may be NULL: none). */
   const char *const *env;
+  /* A mount namespace of its own with /sys mounted afresh, as `ip netns
+     exec` does, so /sys/class/net shows the network namespace it runs in
+     (CH looks its tap up there). */
+  bool own_sysfs;
 };
 
 /* proc_spawn, but as j->uid/gid with only j->groups, every capability

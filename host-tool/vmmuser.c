@@ -198,6 +198,14 @@ vmmuser_prepare (const char *root, const char *dir, const struct vm_record *r,
     }
   if (r->upper_disk[0] && give (r->upper_disk, uid, uid, true, err) < 0)
     return -1;
+  /* The config disk holds the agent token: readable by this VMM only. */
+  if (r->config_disk[0])
+    {
+      if (give (r->config_disk, 0, uid, true, err) < 0)
+        return -1;
+      if (chmod (r->config_disk, 0640) < 0)
+        return err_make (err, errno, "chmod %s", r->config_disk);
+    }
   return 0;
 }
 
@@ -246,6 +254,9 @@ vmmuser_jail (const struct vm_record *r, const char *dir, struct vmm_jail_storag
   s->jail.gid = r->vmm_uid;
   s->jail.env = env;
   s->jail.need = s->need;
+  /* CH v48 gives a tap it does not see in /sys/class/net an address,
+     which needs CAP_NET_ADMIN: in a netns it must see that netns's /sys. */
+  s->jail.own_sysfs = r->netns[0] != '\0';
   device_group (&s->jail, "/dev/kvm");
   need (s, &n, 'w', "/dev/kvm");
   need (s, &n, 'd', dir);
