@@ -322,7 +322,10 @@ def slow_double(tmp_path):
     state.mkdir()
     if os.path.isdir(base.IMAGE_CACHE):
         os.symlink(base.IMAGE_CACHE, state / "images")
-    env = dict(os.environ, CLOUD_HYPERVISOR=str(fake), CHVM_STATE_DIR=str(state))
+    # The double runs as root (CHVM_VMM_USER=root): the python it runs
+    # may live where the VMM user cannot reach (pyenv under /root).
+    env = dict(os.environ, CLOUD_HYPERVISOR=str(fake), CHVM_STATE_DIR=str(state),
+               CHVM_VMM_USER="root")
     env.pop("CHVM_DATA_DIR", None)
     pids = []
     try:
