@@ -5,6 +5,9 @@
  * api.sock, vsock.sock, vmm.log (the VMM's stdout+stderr), events.json
  * (--event-monitor), console.log (the serial port; virtio-console is off), vmm.pid.
  *
+ * The VMM runs as spec->jail says (its own uid, no capabilities; vmmuser.c)
+ * and with spec->landlock its VmConfig turns CH's Landlock on.
+ *
  * Restore mode: $CHVM_CH_RESTORE_MODE = "copy" or "ondemand" (v52+,
  * userfaultfd); default copy.
  *
@@ -167,8 +170,7 @@ write_pid (const char *dir, pid_t pid, struct err **err)
 /* Starts a bare VMM (no VM yet) for dir and fills rt.  On failure nothing
    is left running. */
 static int
-start_vmm (const struct vm_spec *spec, struct vm_runtime *rt, struct ch_client *c,
-           struct err **err)
+start_vmm (const struct vm_spec *spec, struct vm_runtime *rt, struct ch_client *c, struct err **err)
 {
   const char *dir = spec->dir;
   char api_arg[PATH_MAX + 8], ev_arg[PATH_MAX + 8], log_path[PATH_MAX], ev_path[PATH_MAX];

@@ -20,8 +20,8 @@
 #include "cleanup.h"
 #include "commands.h"
 #include "proc.h"
-#include "vmmuser.h"
 #include "vmctl.h"
+#include "vmmuser.h"
 
 #define QUIESCE_MS 300000 /* agent auto-thaw bound: covers pause + snapshot */
 #define AGENT_MS 15000

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
@@ -11,12 +12,11 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/mount.h>
-#include <grp.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -164,7 +164,10 @@ jail_exec (const char *const argv[], int log_fd, int err_fd, const struct proc_j
       int mode = n[0] == 'r' ? R_OK : n[0] == 'w' ? R_OK | W_OK : R_OK | W_OK | X_OK;
 
       if (access (path, mode) < 0)
-        jail_fail (err_fd, errno, n[0] == 'r' ? "read" : n[0] == 'w' ? "open for writing" : "write in",
+        jail_fail (err_fd, errno,
+                   n[0] == 'r'   ? "read"
+                   : n[0] == 'w' ? "open for writing"
+                                 : "write in",
                    path);
     }
   /* PATH is searched with chvm's environment (this copy of it), not j->env. */

@@ -92,8 +92,10 @@ vmmuser_resolve (struct vmm_user *u, struct err **err)
   n = fd < 0 ? -1 : read (fd, text, SUBUID_MAX);
   text[n > 0 ? n : 0] = '\0';
   if (vmmuser_parse_subuid (text, name, pw->pw_uid, &u->first, &u->count) != 1)
-    return err_make (err, 0, "the VMM user '%s' has no uid range in %s (each VM's VMM gets a uid of "
-                     "its own from it): %s", name, SUBUID_FILE, HOW_TO);
+    return err_make (err, 0,
+                     "the VMM user '%s' has no uid range in %s (each VM's VMM gets a uid of "
+                     "its own from it): %s",
+                     name, SUBUID_FILE, HOW_TO);
   return 0;
 }
 
@@ -174,8 +176,7 @@ give (const char *path, uid_t uid, gid_t gid, bool must, struct err **err)
 }
 
 int
-vmmuser_prepare (const char *root, const char *dir, const struct vm_record *r,
-                 struct err **err)
+vmmuser_prepare (const char *root, const char *dir, const struct vm_record *r, struct err **err)
 {
   static const char *const vmm_files[] = { "console.log", "events.json" };
   uid_t uid = r->vmm_uid;
@@ -233,7 +234,8 @@ device_group (struct proc_jail *j, const char *dev)
 {
   struct stat st;
 
-  if (stat (dev, &st) < 0 || st.st_gid == 0 || j->n_groups >= sizeof j->groups / sizeof j->groups[0])
+  if (stat (dev, &st) < 0 || st.st_gid == 0
+      || j->n_groups >= sizeof j->groups / sizeof j->groups[0])
     return;
   for (size_t i = 0; i < j->n_groups; i++)
     if (j->groups[i] == st.st_gid)

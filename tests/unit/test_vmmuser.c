@@ -38,9 +38,8 @@ test_subuid_refuses (void **state)
   assert_int_equal (vmmuser_parse_subuid ("chvm-vmmx:1:2\n", "chvm-vmm", 999, &first, &count), 0);
   assert_int_equal (vmmuser_parse_subuid ("chvm-vmm:0:2\n", "chvm-vmm", 999, &first, &count), 0);
   assert_int_equal (vmmuser_parse_subuid ("chvm-vmm:10:\n", "chvm-vmm", 999, &first, &count), 0);
-  assert_int_equal (vmmuser_parse_subuid ("chvm-vmm:4294967295:2\n", "chvm-vmm", 999, &first,
-                                          &count),
-                    0);
+  assert_int_equal (
+      vmmuser_parse_subuid ("chvm-vmm:4294967295:2\n", "chvm-vmm", 999, &first, &count), 0);
   assert_int_equal (vmmuser_parse_subuid ("chvm-vmm:10:2x\n", "chvm-vmm", 999, &first, &count), 0);
 }
 
