@@ -69,6 +69,8 @@ install: $(B)/bin/chvm initrd
 	rm -rf $(DATADIR)/images/standin/oci
 	mkdir -p $(DATADIR)/images/standin
 	cp -a $(B)/images/standin/oci $(DATADIR)/images/standin/oci
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then scripts/vmm-user.sh; \
+	else echo "install: run scripts/vmm-user.sh as root on the target (the VMM user chvm-vmm)"; fi
 
 # ==== sections owned by one part each; edit only your own ====================
 # ---- section: setup + images + CI (infra) ----
@@ -362,6 +364,9 @@ UNIT_test_net_SRC := host-tool/net.c host-tool/proc.c common/err.c common/num.c
 UNIT_test_net_CFLAGS := -Ihost-tool
 UNIT_test_net_ns_SRC := $(UNIT_test_net_SRC)
 UNIT_test_net_ns_CFLAGS := -Ihost-tool
+UNIT_test_vmmuser_SRC := host-tool/vmmuser.c host-tool/vmstate.c common/err.c common/log.c common/num.c
+UNIT_test_vmmuser_CFLAGS := -Ihost-tool
+UNIT_test_vmmuser_LIBS := $(shell pkg-config --libs json-c)
 UNIT_test_qmp_SRC := host-tool/qmp.c host-tool/proc.c common/err.c
 UNIT_test_qmp_CFLAGS := -Ihost-tool
 UNIT_test_qmp_LIBS := $(LIFECYCLE_JSON_LIBS)

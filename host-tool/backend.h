@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "err.h"
+#include "proc.h"
 
 /* QEMU user-net forwards each published port with its own hostfwd, all in
    one -netdev argument (Linux caps one argument at 128 KiB): neko's 101 UDP
@@ -48,6 +49,11 @@ struct vm_spec
   uint16_t agent_tcp_port;       /* QEMU: guest TCP port of the agent (0: none) */
   const struct publish *publish; /* QEMU user-net: host->guest forwards */
   size_t n_publish;
+  /* Who the VMM runs as (vmmuser.c); NULL: as chvm itself (root). */
+  const struct proc_jail *jail;
+  /* CH: Landlock (VmConfig landlock_enable), the VM dir its one writable
+     place besides the devices and disks CH adds itself. */
+  bool landlock;
 };
 
 /* What a running VM looks like from the host; persisted in vm.json by the

@@ -5,6 +5,9 @@
  * api.sock, vsock.sock, vmm.log (the VMM's stdout+stderr), events.json
  * (--event-monitor), console.log (the serial port; virtio-console is off), vmm.pid.
  *
+ * The VMM runs as spec->jail says (its own uid, no capabilities; vmmuser.c)
+ * and with spec->landlock its VmConfig turns CH's Landlock on.
+ *
  * Restore mode: $CHVM_CH_RESTORE_MODE = "copy" or "ondemand" (v52+,
  * userfaultfd); default copy.
  *
@@ -167,8 +170,9 @@ write_pid (const char *dir, pid_t pid, struct err **err)
 /* Starts a bare VMM (no VM yet) for dir and fills rt.  On failure nothing
    is left running. */
 static int
-start_vmm (const char *dir, struct vm_runtime *rt, struct ch_client *c, struct err **err)
+start_vmm (const struct vm_spec *spec, struct vm_runtime *rt, struct ch_client *c, struct err **err)
 {
+  const char *dir = spec->dir;
   char api_arg[PATH_MAX + 8], ev_arg[PATH_MAX + 8], log_path[PATH_MAX], ev_path[PATH_MAX];
   char ping_version[64], last[256];
   pid_t pid;
@@ -186,11 +190,20 @@ start_vmm (const char *dir, struct vm_runtime *rt, struct ch_client *c, struct e
   snprintf (ev_arg, sizeof ev_arg, "path=%s", ev_path);
   {
     const char *seccomp = getenv ("CHVM_CH_SECCOMP");
-    const char *argv[] = { ch_binary (), "--api-socket",
-                           api_arg,      "--event-monitor",
-                           ev_arg,       seccomp ? "--seccomp" : NULL,
-                           seccomp,      NULL };
-    if (proc_spawn (argv, log_path, &pid, err) < 0)
+    const char *argv[10] = { ch_binary (), "--api-socket", api_arg, "--event-monitor", ev_arg };
+    size_t n = 5;
+    /* No --landlock here: CH requires --kernel with it.  Landlock comes
+       with the VmConfig (landlock_enable in vm.create; restore takes it
+       from the snapshot's config.json). */
+    if (seccomp)
+      {
+        argv[n++] = "--seccomp";
+        argv[n++] = seccomp;
+      }
+    argv[n] = NULL;
+    if ((spec->jail ? proc_spawn_jailed (argv, log_path, spec->jail, &pid, err)
+                    : proc_spawn (argv, log_path, &pid, err))
+        < 0)
       return -1;
   }
   rt->vmm_pid = pid;
@@ -236,7 +249,7 @@ ch_start (const struct vm_spec *spec, struct vm_runtime *rt, struct err **err)
       if (dir_path (vs, sizeof vs, spec->dir, "vsock.sock", err) < 0 || remove_stale (vs, err) < 0)
         return -1;
     }
-  if (start_vmm (spec->dir, rt, &c, err) < 0)
+  if (start_vmm (spec, rt, &c, err) < 0)
     return err_wrap (err, "start VM %s", spec->name ? spec->name : "");
   if (ch_create (&c, spec, err) < 0 || ch_boot (&c, err) < 0)
     return abandon (spec->dir, rt, "start VM", err);
@@ -341,7 +354,7 @@ ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_runtime *r
   if (dir_path (vs, sizeof vs, spec->dir, "vsock.sock", err) < 0 || remove_stale (vs, err) < 0)
     return -1;
   t0 = proc_now_ms ();
-  if (start_vmm (spec->dir, rt, &c, err) < 0)
+  if (start_vmm (spec, rt, &c, err) < 0)
     return err_wrap (err, "restore VM %s", spec->name ? spec->name : "");
   t1 = proc_now_ms ();
   add_phase (phases, n_phases, "vmm-start", t1 - t0);

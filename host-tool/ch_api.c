@@ -213,6 +213,28 @@ ch_vm_config (const struct vm_spec *spec, struct err **err)
   rng = json_object_new_object ();
   if (add_obj (cfg, "rng", rng) < 0 || add_str (rng, "src", "/dev/urandom") < 0)
     goto oom;
+
+  /* Landlock from vm.create on: CH allows its payload, disks, serial file,
+     vsock socket, rng and /dev/net/tun itself; the VM dir is for snapshots
+     (standby writes snapshot.tmp-* there) and CH's own files. */
+  if (spec->landlock)
+    {
+      struct json_object *rules = json_object_new_array (), *rule = json_object_new_object ();
+      if (add_obj (cfg, "landlock_enable", json_object_new_boolean (true)) < 0
+          || add_obj (cfg, "landlock_rules", rules) < 0 || rule == NULL
+          || add_str (rule, "path", spec->dir) < 0 || add_str (rule, "access", "rw") < 0
+          || json_object_array_add (rules, rule) < 0)
+        goto oom;
+      /* Opening a tap, CH reads /sys/class/net/TAP/tun_flags (a link into
+         /sys/devices/virtual/net). */
+      if (spec->tap)
+        {
+          rule = json_object_new_object ();
+          if (rule == NULL || add_str (rule, "path", "/sys/devices/virtual/net") < 0
+              || add_str (rule, "access", "r") < 0 || json_object_array_add (rules, rule) < 0)
+            goto oom;
+        }
+    }
   return steal_ptr (&cfg);
 
 oom:

@@ -21,6 +21,7 @@
 #include "net.h"
 #include "proc.h"
 #include "vmctl.h"
+#include "vmmuser.h"
 
 #define DEFAULT_AGENT_S 120
 
@@ -53,6 +54,7 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
   char snap[VM_PATH_MAX + 16];
   struct publish pub[VM_MAX_PUBLISH];
   struct vm_spec spec;
+  struct vmm_jail_storage jail;
   struct vm_runtime saved_rt;
   struct agent_client *a = NULL;
   Chvm__Agent__Frame *reply = NULL;
@@ -89,7 +91,12 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
         goto fail;
       vmctl_phase (ph, n, "tap", &t);
     }
+  if (vmmuser_prepare (c->root, c->dir, &c->rec, err) < 0)
+    goto fail;
   vmrec_spec (&c->rec, c->dir, pub, &spec);
+  /* As recorded at run: a VM made as root (or before VMM users) stays so. */
+  spec.jail = vmmuser_jail (&c->rec, c->dir, &jail);
+  spec.landlock = spec.jail != NULL && vmmuser_landlock_p ();
   saved_rt = c->rec.rt;
   if (c->be->restore (&spec, snap, &c->rec.rt, ph, n, err) < 0)
     {

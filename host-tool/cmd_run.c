@@ -31,6 +31,7 @@
 #include "num.h"
 #include "proc.h"
 #include "vmctl.h"
+#include "vmmuser.h"
 
 #define MAX_ENV 256
 #define AGENT_VSOCK_PORT 1024
@@ -351,6 +352,7 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   char default_image[PATH_MAX + 8];
   struct publish pub[VM_MAX_PUBLISH];
   struct vm_spec spec;
+  struct vmm_jail_storage jail;
   bool tap = strcmp (o->net, "tap") == 0;
   const char *const dns_user[] = { "10.0.2.3" };
   char addr[20], gw[20];
@@ -484,6 +486,9 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
       net_mac (a, r->mac, sizeof r->mac);
       snprintf (gw, sizeof gw, "10.213.0.1");
     }
+  /* CH runs as a uid of its own (QEMU still runs as chvm does). */
+  if (c->be == &backend_ch && vmmuser_assign (c->root, r, err) < 0)
+    return -1;
   snprintf (addr, sizeof addr, "%s", tap ? r->address : "10.0.2.15/24");
   if (!tap)
     snprintf (gw, sizeof gw, "10.0.2.2");
@@ -533,6 +538,8 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
       if (make_upper_disk (r->upper_disk, o->disk_mib, err) < 0)
         goto fail;
     }
+  if (vmmuser_prepare (c->root, c->dir, r, err) < 0)
+    goto fail;
   if (tap)
     {
       cr.net = true;
@@ -542,6 +549,8 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   if (vmctl_save (c, err) < 0)
     goto fail;
   vmrec_spec (r, c->dir, pub, &spec);
+  spec.jail = vmmuser_jail (r, c->dir, &jail);
+  spec.landlock = spec.jail != NULL && vmmuser_landlock_p ();
   if (c->be->start (&spec, &r->rt, err) < 0)
     goto fail;
   cr.vmm = true;

@@ -21,6 +21,7 @@
 #include "commands.h"
 #include "proc.h"
 #include "vmctl.h"
+#include "vmmuser.h"
 
 #define QUIESCE_MS 300000 /* agent auto-thaw bound: covers pause + snapshot */
 #define AGENT_MS 15000
@@ -73,6 +74,12 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
     }
   if (vm_snapshot_tmp (c->dir, tmp, sizeof tmp, err) < 0)
     goto undo;
+  /* The VMM (its own uid) writes the snapshot. */
+  if (vmmuser_give_dir (tmp, &c->rec, err) < 0)
+    {
+      vmctl_rmtree (tmp, &e2);
+      goto undo;
+    }
   if (c->be->snapshot (&c->rec.rt, tmp, err) < 0)
     {
       vmctl_rmtree (tmp, &e2);

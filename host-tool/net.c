@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -525,6 +528,29 @@ tap_filter (const struct vm_record *r, bool add_p, struct err **err)
   return net_run (nft, cmd, !add_p, err) < 0 ? -1 : 0;
 }
 
+/* Gives the persistent tap to uid (TUNSETOWNER), so that a VMM running as
+   uid can attach to it without CAP_NET_ADMIN.  Attaching here (as root)
+   also works for a tap made before, e.g. one standby kept; the single-queue
+   flags are what `ip tuntap add` made it with, and CH sets NO_PI and the
+   vnet header again when it attaches. */
+static int
+tap_set_owner (const char *tap, uint32_t uid, struct err **err)
+{
+  struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+  cleanup_close int fd = open ("/dev/net/tun", O_RDWR | O_CLOEXEC);
+
+  if (fd < 0)
+    return err_make (err, errno, "open /dev/net/tun");
+  if (strlen (tap) >= sizeof ifr.ifr_name)
+    return err_make (err, ENAMETOOLONG, "tap name '%s'", tap);
+  memcpy (ifr.ifr_name, tap, strlen (tap) + 1);
+  if (ioctl (fd, TUNSETIFF, &ifr) < 0)
+    return err_make (err, errno, "attach to tap %s", tap);
+  if (ioctl (fd, TUNSETOWNER, (unsigned long) uid) < 0)
+    return err_make (err, errno, "give tap %s to uid %u", tap, uid);
+  return 0;
+}
+
 int
 net_ensure_tap (const char *netns, const struct vm_record *vm, struct err **err)
 {
@@ -539,6 +565,8 @@ net_ensure_tap (const char *netns, const struct vm_record *vm, struct err **err)
     return -1;
   r = net_run (probe, NULL, true, err);
   if (r < 0 || (r == 1 && net_run (add_tap, NULL, false, err) < 0))
+    return -1;
+  if (vm->vmm_uid != 0 && tap_set_owner (tap, vm->vmm_uid, err) < 0)
     return -1;
   if (net_run (master, NULL, false, err) < 0)
     return -1;

@@ -74,7 +74,8 @@ int net_enter_netns (const char *netns, struct err **err);
    /run/netns/NAME. */
 int net_setup_vm (const char *netns, const struct vm_record *r, struct err **err);
 /* Recreates the tap only (restore), isolated on the bridge and admitting
-   only the record's MAC and address. */
+   only the record's MAC and address.  With a vmm_uid the tap is that uid's
+   (TUNSETOWNER), so its VMM can open it unprivileged. */
 int net_ensure_tap (const char *netns, const struct vm_record *r, struct err **err);
 /* Cloud Hypervisor v48 gives a tap it opens an IPv4 address of its own
    (NetConfig.ip defaults to 192.168.249.1) in the namespace of the VMM; a

@@ -3,14 +3,19 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/mount.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -78,6 +83,136 @@ proc_spawn (const char *const argv[], const char *log_path, pid_t *pid, struct e
   if (r != 0)
     return err_make (err, r, "start %s", argv[0]);
   return 0;
+}
+
+/* What the jailed child sends back when it cannot exec: the step, the
+   path (if any) and the errno. */
+struct jail_failure
+{
+  int errnum;
+  char step[32];
+  char path[256];
+};
+
+static void __attribute__ ((noreturn))
+jail_fail (int fd, int errnum, const char *step, const char *path)
+{
+  struct jail_failure f = { .errnum = errnum };
+
+  /* Async-signal-safe copies only: we are a child of fork(). */
+  for (size_t i = 0; step[i] && i < sizeof f.step - 1; i++)
+    f.step[i] = step[i];
+  for (size_t i = 0; path && path[i] && i < sizeof f.path - 1; i++)
+    f.path[i] = path[i];
+  (void) !write (fd, &f, sizeof f);
+  _exit (127);
+}
+
+/* In the child: drop to j's identity, check j->need, exec.  Never returns. */
+static void __attribute__ ((noreturn))
+jail_exec (const char *const argv[], int log_fd, int err_fd, const struct proc_jail *j)
+{
+  static const char *const no_env[] = { NULL };
+  sigset_t none;
+  int null_fd;
+
+  if (setsid () < 0)
+    jail_fail (err_fd, errno, "setsid", NULL);
+  for (int sig = 1; sig < NSIG; sig++)
+    signal (sig, SIG_DFL);
+  sigemptyset (&none);
+  sigprocmask (SIG_SETMASK, &none, NULL);
+  null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null_fd < 0 || dup2 (null_fd, 0) < 0 || dup2 (log_fd, 1) < 0 || dup2 (log_fd, 2) < 0)
+    jail_fail (err_fd, errno, "redirect stdio", NULL);
+  /* The error pipe becomes fd 3 (close-on-exec); nothing else of ours
+     reaches the VMM. */
+  if (dup3 (err_fd, 3, O_CLOEXEC) < 0)
+    jail_fail (err_fd, errno, "dup3", NULL);
+  err_fd = 3;
+  syscall (SYS_close_range, 4U, ~0U, 0U);
+
+  if (j->own_sysfs
+      && (unshare (CLONE_NEWNS) < 0 || mount (NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0
+          || umount2 ("/sys", MNT_DETACH) < 0
+          || mount ("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0))
+    jail_fail (err_fd, errno, "mount /sys of the network namespace", NULL);
+  /* The bounding set while we still hold CAP_SETPCAP; the kernel may know
+     more capabilities than our headers (EINVAL ends the list). */
+  for (int cap = 0; cap < 64; cap++)
+    if (prctl (PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+      {
+        if (errno == EINVAL)
+          break;
+        jail_fail (err_fd, errno, "drop capabilities", NULL);
+      }
+  if (setgroups (j->n_groups, j->groups) < 0)
+    jail_fail (err_fd, errno, "setgroups", NULL);
+  if (setresgid (j->gid, j->gid, j->gid) < 0)
+    jail_fail (err_fd, errno, "setresgid", NULL);
+  /* All uids non-zero and no SECBIT_KEEP_CAPS: the kernel clears the
+     permitted, effective and ambient sets here. */
+  if (setresuid (j->uid, j->uid, j->uid) < 0)
+    jail_fail (err_fd, errno, "setresuid", NULL);
+  if (prctl (PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+    jail_fail (err_fd, errno, "clear ambient capabilities", NULL);
+  if (prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    jail_fail (err_fd, errno, "PR_SET_NO_NEW_PRIVS", NULL);
+  for (size_t i = 0; j->need != NULL && j->need[i] != NULL; i++)
+    {
+      const char *n = j->need[i], *path = n + 2;
+      int mode = n[0] == 'r' ? R_OK : n[0] == 'w' ? R_OK | W_OK : R_OK | W_OK | X_OK;
+
+      if (access (path, mode) < 0)
+        jail_fail (err_fd, errno,
+                   n[0] == 'r'   ? "read"
+                   : n[0] == 'w' ? "open for writing"
+                                 : "write in",
+                   path);
+    }
+  /* PATH is searched with chvm's environment (this copy of it), not j->env. */
+  execvpe (argv[0], (char *const *) argv, (char *const *) (j->env ? j->env : no_env));
+  jail_fail (err_fd, errno, "exec", argv[0]);
+}
+
+int
+proc_spawn_jailed (const char *const argv[], const char *log_path, const struct proc_jail *j,
+                   pid_t *pid, struct err **err)
+{
+  cleanup_close int log_fd = -1, rd = -1, wr = -1;
+  struct jail_failure f;
+  int pipefd[2];
+  ssize_t n;
+  pid_t child;
+
+  log_fd = open (log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0)
+    return err_make (err, errno, "open %s", log_path);
+  if (pipe2 (pipefd, O_CLOEXEC) < 0)
+    return err_make (err, errno, "pipe2");
+  rd = pipefd[0];
+  wr = pipefd[1];
+  child = fork ();
+  if (child < 0)
+    return err_make (err, errno, "fork");
+  if (child == 0)
+    jail_exec (argv, log_fd, wr, j);
+  close (steal_fd (&wr));
+  /* EOF: the exec happened (the pipe was close-on-exec). */
+  n = TEMP_FAILURE_RETRY (read (rd, &f, sizeof f));
+  if (n == 0)
+    {
+      *pid = child;
+      return 0;
+    }
+  TEMP_FAILURE_RETRY (waitpid (child, NULL, 0));
+  if (n != (ssize_t) sizeof f)
+    return err_make (err, n < 0 ? errno : EIO, "start %s as uid %u", argv[0], (unsigned) j->uid);
+  f.step[sizeof f.step - 1] = f.path[sizeof f.path - 1] = '\0';
+  if (f.path[0])
+    return err_make (err, f.errnum, "the VMM user (uid %u, gid %u) cannot %s %s", (unsigned) j->uid,
+                     (unsigned) j->gid, f.step, f.path);
+  return err_make (err, f.errnum, "start %s as uid %u: %s", argv[0], (unsigned) j->uid, f.step);
 }
 
 static void

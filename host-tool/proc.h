@@ -25,6 +25,32 @@
    but 0-2.  On success stores the pid. */
 int proc_spawn (const char *const argv[], const char *log_path, pid_t *pid, struct err **err);
 
+/* An unprivileged identity for a process chvm (root) starts: a VMM. */
+struct proc_jail
+{
+  uid_t uid;
+  gid_t gid;
+  gid_t groups[4]; /* supplementary groups (kvm, for /dev/kvm) */
+  size_t n_groups;
+  /* Paths the process must reach, checked as uid/gid before exec so that
+     a missing permission is one clear error rather than a VMM that dies
+     later: "r:PATH" read, "w:PATH" read+write, "d:PATH" a directory it
+     writes into; NULL-terminated, may be NULL. */
+  const char *const *need;
+  /* The whole environment it gets (NULL-terminated, may be NULL: none). */
+  const char *const *env;
+  /* A mount namespace of its own with /sys mounted afresh, as `ip netns
+     exec` does, so /sys/class/net shows the network namespace it runs in
+     (CH looks its tap up there). */
+  bool own_sysfs;
+};
+
+/* proc_spawn, but as j->uid/gid with only j->groups, every capability
+   dropped (bounding and ambient sets too), PR_SET_NO_NEW_PRIVS, and j->env
+   as its environment.  Fails, naming the path, when j->need is not met. */
+int proc_spawn_jailed (const char *const argv[], const char *log_path, const struct proc_jail *j,
+                       pid_t *pid, struct err **err);
+
 /* Waits until the unix socket at path accepts a connection.  Fails at once,
    naming the exit status, when pid exits first, and fails with ETIMEDOUT
    after timeout_ms.  path should not exist yet (the caller removes a stale

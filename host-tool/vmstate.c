@@ -268,6 +268,8 @@ vmrec_to_json (const struct vm_record *r, char **out, struct err **err)
   add_int (spec, "agent_tcp_port", r->agent_tcp_port);
   add_int (spec, "cdp_port", r->cdp_port);
   add_str (spec, "agent_token", r->agent_token);
+  if (r->vmm_uid != 0)
+    add_int (spec, "vmm_uid", r->vmm_uid);
   for (size_t i = 0; i < r->n_publish; i++)
     {
       struct json_object *p = json_object_new_object ();
@@ -394,6 +396,9 @@ parse_spec (struct json_object *spec, struct vm_record *r, struct err **err)
   if (get_int (spec, "cdp_port", 0, 65535, &x, err) < 0)
     return -1;
   r->cdp_port = (uint16_t) x;
+  if (get_int (spec, "vmm_uid", 0, UINT32_MAX - 1, &x, err) < 0)
+    return -1;
+  r->vmm_uid = (uint32_t) x;
 
   r->n_publish = 0;
   if (!json_object_object_get_ex (spec, "publish", &pub) || pub == NULL)

@@ -86,6 +86,10 @@ struct vm_record
   uint16_t agent_tcp_port;
   uint16_t cdp_port; /* guest port of the DevTools forwarder */
   char agent_token[VM_TOKEN_MAX + 1];
+  /* The VMM's own uid (and gid, the same number), from chvm-vmm's range in
+     /etc/subuid; 0: it runs as root (CHVM_VMM_USER=root, or a VM made
+     before chvm had VMM users). */
+  uint32_t vmm_uid;
 
   struct vm_publish publish[VM_MAX_PUBLISH];
   size_t n_publish;

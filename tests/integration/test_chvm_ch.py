@@ -56,17 +56,36 @@ def ch(request, tmp_path):
         pytest.skip("cloud-hypervisor not on PATH (or $CLOUD_HYPERVISOR)")
     ns = "chvmt-" + uuid.uuid4().hex[:8]
     subprocess.run(["ip", "netns", "add", ns], check=True)
-    state = tmp_path / "state"
+    state = vmm_reachable(tmp_path) / "state"
     state.mkdir()
     if os.path.isdir(base.IMAGE_CACHE):  # the stand-in image, imported once by make setup
         os.symlink(base.IMAGE_CACHE, state / "images")
-    env = dict(os.environ, CLOUD_HYPERVISOR=request.param, CHVM_STATE_DIR=str(state))
+    env = dict(os.environ, CLOUD_HYPERVISOR=request.param, CHVM_STATE_DIR=str(state),
+               CHVM_TEST_MARKER="leaks-into-the-vmm")
     env.pop("CHVM_DATA_DIR", None)
     try:
         yield env, ns, int(ch_micro.version_id(request.param).lstrip("v").split(".")[0])
     finally:
         subprocess.run([base.CHVM, "rm", "-f", "chtest"], env=env, capture_output=True, timeout=60)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+VMM_USER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                               "scripts", "vmm-user.sh")
+
+
+def vmm_reachable(path):
+    """The VMM user (chvm-vmm, made here by scripts/vmm-user.sh as `make
+    install` would) must reach the state dir: pytest's own tmp dirs are
+    root-only, so each directory above path gets o+x (search, not list)."""
+    subprocess.run([VMM_USER_SCRIPT], check=True, capture_output=True)
+    p = os.path.abspath(str(path))
+    while p != "/":
+        mode = os.stat(p).st_mode
+        if not mode & 0o001:
+            os.chmod(p, (mode & 0o7777) | 0o001)
+        p = os.path.dirname(p)
+    return path
 
 
 def chvm(env, *args, timeout=300):
@@ -191,6 +210,92 @@ def test_ch_vmm_killed_is_reported_dead(ch):
 
 
 
+def proc_status(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def subuid_range(user="chvm-vmm"):
+    with open("/etc/subuid") as f:
+        for line in f:
+            name, first, count = line.strip().split(":")
+            if name == user:
+                return range(int(first), int(first) + int(count))
+    raise AssertionError("no /etc/subuid range for " + user)
+
+
+def test_ch_vmm_runs_unprivileged_in_its_own_dir(ch):
+    """Each VMM runs as a uid of its own from chvm-vmm's range (not root),
+    with no capabilities, NoNewPrivs, none of chvm's environment, Landlock
+    on, and a VM dir that no other VMM's uid can open."""
+    env, ns, _ = ch
+    names = ("chtest", "chtest2")
+    try:
+        for name in names:
+            p = chvm(env, "run", "--backend", "ch", "--netns", ns, "--memory", "256M",
+                     "--no-wait", "--name", name)
+            assert p.returncode == 0, p.stderr
+        vms = ps(env)
+        uids = []
+        for name in names:
+            pid = vms[name]["pid"]
+            st = proc_status(pid)
+            uid = int(st["Uid"].split()[0])
+            assert uid != 0, "VMM %s runs as root" % name
+            assert uid in subuid_range(), (uid, "not from chvm-vmm's /etc/subuid range")
+            assert set(st["Uid"].split()) == {str(uid)} and set(st["Gid"].split()) == {str(uid)}
+            assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0
+            assert int(st["CapBnd"], 16) == 0 and int(st["CapAmb"], 16) == 0
+            assert st["NoNewPrivs"].strip() == "1"
+            kvm_gid = os.stat("/dev/kvm").st_gid
+            assert set(st["Groups"].split()) <= {str(kvm_gid)}, st["Groups"]
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                environ = f.read().split(b"\0")
+            assert not [e for e in environ if e.startswith(b"CHVM_TEST_MARKER=")]
+            assert not [e for e in environ if e.startswith(b"CHVM_STATE_DIR=")]
+            vmdir = os.path.join(env["CHVM_STATE_DIR"], "vms", name)
+            d = os.stat(vmdir)
+            assert (d.st_uid, d.st_gid, d.st_mode & 0o7777) == (0, uid, 0o1770), oct(d.st_mode)
+            assert os.stat(os.path.join(vmdir, "api.sock")).st_uid == uid
+            assert api_of(env, name, "vm.info")["config"].get("landlock_enable") is True
+            uids.append(uid)
+        assert uids[0] != uids[1], "two VMs share a VMM uid"
+        # As VM 1's VMM uid, VM 2's directory cannot be opened, its own can.
+        for me, other in ((0, 1), (1, 0)):
+            probe = "import os,sys; os.listdir(sys.argv[1])"
+            own = os.path.join(env["CHVM_STATE_DIR"], "vms", names[me])
+            theirs = os.path.join(env["CHVM_STATE_DIR"], "vms", names[other])
+            asuid = ["setpriv", "--reuid", str(uids[me]), "--regid", str(uids[me]),
+                     "--clear-groups", "--", sys.executable, "-c", probe]
+            assert subprocess.run(asuid + [own], capture_output=True).returncode == 0
+            p = subprocess.run(asuid + [theirs], capture_output=True, text=True)
+            assert p.returncode != 0 and "Permission denied" in p.stderr, p.stderr
+    finally:
+        chvm(env, "rm", "-f", "chtest2", timeout=60)
+
+
+def api_of(env, name, path):
+    sock = os.path.join(env["CHVM_STATE_DIR"], "vms", name, "api.sock")
+    p = subprocess.run(["curl", "-sS", "--max-time", "10", "--unix-socket", sock,
+                        "http://localhost/api/v1/" + path],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def test_ch_missing_vmm_user_is_refused(ch):
+    """Without its VMM user chvm refuses to start a VMM, saying how to make
+    it; CHVM_VMM_USER=root is the one way to run it as root."""
+    env, ns, _ = ch
+    env = dict(env, CHVM_VMM_USER="chvm-no-such-user")
+    p = chvm(env, "run", "--backend", "ch", "--netns", ns, "--memory", "256M", "--no-wait",
+             "--name", "chtest")
+    assert p.returncode != 0
+    assert "VMM user 'chvm-no-such-user' does not exist" in p.stderr, p.stderr
+    assert "vmm-user.sh" in p.stderr and "CHVM_VMM_USER=root" in p.stderr, p.stderr
+    assert "chtest" not in ps(env)
+
+
 DOUBLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "doubles",
                       "ch_api_double.py")
 
@@ -213,11 +318,14 @@ def slow_double(tmp_path):
     fake.chmod(0o755)
     ns = "chvmt-" + uuid.uuid4().hex[:8]
     subprocess.run(["ip", "netns", "add", ns], check=True)
-    state = tmp_path / "state"
+    state = vmm_reachable(tmp_path) / "state"
     state.mkdir()
     if os.path.isdir(base.IMAGE_CACHE):
         os.symlink(base.IMAGE_CACHE, state / "images")
-    env = dict(os.environ, CLOUD_HYPERVISOR=str(fake), CHVM_STATE_DIR=str(state))
+    # The double runs as root (CHVM_VMM_USER=root): the python it runs
+    # may live where the VMM user cannot reach (pyenv under /root).
+    env = dict(os.environ, CLOUD_HYPERVISOR=str(fake), CHVM_STATE_DIR=str(state),
+               CHVM_VMM_USER="root")
     env.pop("CHVM_DATA_DIR", None)
     pids = []
     try:

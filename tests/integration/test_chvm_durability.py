@@ -41,7 +41,10 @@ def env(tmp_path):
     fake.chmod(0o755)
     state = tmp_path / "state"
     (state / "vms" / NAME).mkdir(parents=True)
-    e = dict(os.environ, CLOUD_HYPERVISOR=str(fake), CHVM_STATE_DIR=str(state))
+    # The double runs as root: the python it runs may be where the VMM
+    # user cannot reach (test_chvm_ch.py tests the VMM user itself).
+    e = dict(os.environ, CLOUD_HYPERVISOR=str(fake), CHVM_STATE_DIR=str(state),
+             CHVM_VMM_USER="root")
     e.pop("CHVM_DATA_DIR", None)
     yield e
     for pid in vmm_pids(e):
