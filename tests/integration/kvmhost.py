@@ -112,6 +112,8 @@ def make_disk(run_dir):
     os.makedirs(os.path.join(tree, "usr/local/lib/kvmhost"), exist_ok=True)
     shutil.copy(os.path.join(here, "cmdserver.py"), os.path.join(tree, "usr/local/lib/kvmhost"))
     shutil.copy(MICRO_ELF, os.path.join(tree, "usr/local/lib/kvmhost/micro.elf"))
+    # kvmhost-init runs it at boot: the VMM user, and /dev/kvm for its group.
+    shutil.copy(os.path.join(ROOT, "scripts", "vmm-user.sh"), os.path.join(tree, "usr/local/lib/kvmhost"))
     with open(os.path.join(BUILD, "images", "standin", "id")) as f:
         image_id = f.read().strip()
     images = os.path.join(tree, "var/lib/chvm/images")

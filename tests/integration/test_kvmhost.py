@@ -98,10 +98,7 @@ class Guest:
         self.h = h
         self.version = version
         self.name = "b" + version.replace(".", "-")
-        # The KVM host's root has no chvm-vmm user (scripts/vmm-user.sh is not
-        # run there yet): its VMMs run as root, as before.
-        self.env = {"CLOUD_HYPERVISOR": "%s/%s/cloud-hypervisor" % (CH_DIR, version),
-                    "CHVM_VMM_USER": "root"}
+        self.env = {"CLOUD_HYPERVISOR": "%s/%s/cloud-hypervisor" % (CH_DIR, version)}
         if major(version) < 49:
             # Built from source with today's toolchain (see the tools' README).
             self.env["CHVM_CH_SECCOMP"] = "log"
@@ -187,6 +184,12 @@ def test_run_boots_chromium(g):
     ps = json.loads(g.chvm("ps", "--json")["out"])
     mine = [v for v in ps if v.get("name") == g.name]
     assert mine and mine[0].get("status") == "running", ps
+    # The VMM runs unprivileged (a uid of chvm-vmm's range, no capabilities).
+    st = g.h.sh("grep -E '^(Uid|CapEff|NoNewPrivs):' /proc/%d/status" % mine[0]["pid"])["out"]
+    print(st)
+    fields = dict(line.split(":", 1) for line in st.strip().splitlines())
+    assert fields["Uid"].split()[0] != "0" and int(fields["CapEff"], 16) == 0, st
+    g.figures["vmm_uid"] = int(fields["Uid"].split()[0])
 
 
 def test_agent_wait_ready_over_vsock(g):
