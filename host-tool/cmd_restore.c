@@ -18,6 +18,7 @@
 
 #include "cleanup.h"
 #include "commands.h"
+#include "console.h"
 #include "net.h"
 #include "proc.h"
 #include "vmctl.h"
@@ -90,10 +91,12 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
       vmctl_phase (ph, n, "tap", &t);
     }
   vmrec_spec (&c->rec, c->dir, pub, &spec);
+  spec.serial_attach = console_logger_start;
   saved_rt = c->rec.rt;
   if (c->be->restore (&spec, snap, &c->rec.rt, ph, n, err) < 0)
     {
       c->rec.rt = saved_rt;
+      console_logger_stop (c->dir, 2000);
       goto fail;
     }
   t = proc_now_ms ();
@@ -114,6 +117,7 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
                     (int) pid, e2 && e2->msg ? e2->msg : "");
           goto fail;
         }
+      console_logger_stop (c->dir, 2000);
       c->rec.state = VM_STATUS_STANDBY;
       c->rec.rt = saved_rt;
       unlink_pid (c->dir);
