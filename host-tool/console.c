@@ -83,8 +83,8 @@ out_open (struct logger *l, bool truncate)
 
   if (l->fd >= 0)
     close (l->fd);
-  l->fd = open (l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0),
-                0644);
+  l->fd
+      = open (l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0644);
   l->size = l->fd >= 0 && fstat (l->fd, &st) == 0 ? (size_t) st.st_size : 0;
 }
 
@@ -192,8 +192,8 @@ writer_thread (void *arg)
 int
 console_logger_main (int argc, char **argv)
 {
-  static struct logger l = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER,
-                             .fd = -1 };
+  static struct logger l
+      = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .fd = -1 };
   static char buf[CHUNK];
   cleanup_err struct err *err = NULL;
   char sock[PATH_MAX];

@@ -63,8 +63,7 @@ int console_follow_open (struct console_follow *f, const char *dir, bool old, co
 
 /* Passes everything new to sink, following a rotation to the new
    console.log; drains the inotify fd first. */
-int console_follow_read (struct console_follow *f, console_sink sink, void *ctx,
-                         struct err **err);
+int console_follow_read (struct console_follow *f, console_sink sink, void *ctx, struct err **err);
 
 void console_follow_close (struct console_follow *f);
 

@@ -167,7 +167,8 @@ guest_main (const struct hvm_start_info *si)
     {
       puts_serial ("flood ");
       put_u64 (i, 10);
-      puts_serial (" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n");
+      puts_serial (" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                   "xxxxxxxxx\n");
     }
   if (flood)
     {
