@@ -327,7 +327,15 @@ $(MICRO_ELF): tests/micro-guest/entry.S tests/micro-guest/main.c tests/micro-gue
 	$(CC) -c tests/micro-guest/entry.S -o $(MICRO_DIR)/entry.o
 	ld -nostdlib -static -no-pie -z noexecstack -T tests/micro-guest/micro.ld \
 	  -o $@ $(MICRO_DIR)/entry.o $(MICRO_DIR)/main.o
-micro-guest: $(MICRO_ELF)
+# The same guest flooding its serial port first (flood=6000 by default),
+# for chvm run, whose kernel command line is chvm's own.
+$(MICRO_DIR)/micro-flood.elf: $(MICRO_ELF)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -ffreestanding -fno-pic -fno-pie \
+	  -fno-stack-protector -fcf-protection=none -mno-red-zone -mgeneral-regs-only -DMICRO_FLOOD=6000 \
+	  -c tests/micro-guest/main.c -o $(MICRO_DIR)/main-flood.o
+	ld -nostdlib -static -no-pie -z noexecstack -T tests/micro-guest/micro.ld \
+	  -o $@ $(MICRO_DIR)/entry.o $(MICRO_DIR)/main-flood.o
+micro-guest: $(MICRO_ELF) $(MICRO_DIR)/micro-flood.elf
 
 $(B)/tests/ch-driver: tests/integration/ch_driver.c $(CH_SRC) host-tool/ch_api.h host-tool/proc.h host-tool/backend.h
 	@mkdir -p $(@D)

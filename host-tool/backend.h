@@ -54,6 +54,13 @@ struct vm_spec
   /* CH: Landlock (VmConfig landlock_enable), the VM dir its one writable
      place besides the devices and disks CH adds itself. */
   bool landlock;
+  /* NULL: the VMM appends the serial port to dir/console.log itself, without
+     bound (ch-driver, tests).  Else the VMM listens for one client on the
+     unix socket dir/console.sock and the backend calls this once the VMM
+     runs and before the guest does (before vm.boot / vm.restore / cont):
+     chvm starts its console logger there (console.c), which writes
+     console.log with a size cap.  A failure fails the start. */
+  int (*serial_attach) (const char *dir, pid_t vmm_pid, struct err **err);
 };
 
 /* What a running VM looks like from the host; persisted in vm.json by the

@@ -4,6 +4,8 @@
  * driven through its REST API (ch_api.c).  Files in the VM directory:
  * api.sock, vsock.sock, vmm.log (the VMM's stdout+stderr), events.json
  * (--event-monitor), console.log (the serial port; virtio-console is off), vmm.pid.
+ * With spec->serial_attach the serial port is console.sock instead (CH's
+ * Socket mode) and chvm's console logger writes console.log from it.
  *
  * The VMM runs as spec->jail says (its own uid, no capabilities; vmmuser.c)
  * and with spec->landlock its VmConfig turns CH's Landlock on.
@@ -238,10 +240,38 @@ abandon (const char *dir, struct vm_runtime *rt, const char *what, struct err **
   return err_wrap (err, "%s", what);
 }
 
+/* CH binds console.sock when it creates the devices (vm.boot, vm.restore):
+   a stale one from an earlier VMM makes that fail. */
+static int
+remove_stale_console (const struct vm_spec *spec, struct err **err)
+{
+  char path[PATH_MAX];
+
+  if (spec->serial_attach == NULL)
+    return 0;
+  if (dir_path (path, sizeof path, spec->dir, "console.sock", err) < 0)
+    return -1;
+  return remove_stale (path, err);
+}
+
+/* The console logger connects as soon as CH binds console.sock (v48 drops
+   the serial output while nobody is connected; v53 keeps the last 1 MiB),
+   so it starts before the guest runs. */
+static int
+attach_serial (const struct vm_spec *spec, const struct vm_runtime *rt, struct err **err)
+{
+  if (spec->serial_attach == NULL)
+    return 0;
+  return spec->serial_attach (spec->dir, rt->vmm_pid, err);
+}
+
 static int
 ch_start (const struct vm_spec *spec, struct vm_runtime *rt, struct err **err)
 {
   struct ch_client c;
+
+  if (remove_stale_console (spec, err) < 0)
+    return -1;
 
   if (spec->agent_vsock_port != 0)
     {
@@ -251,7 +281,7 @@ ch_start (const struct vm_spec *spec, struct vm_runtime *rt, struct err **err)
     }
   if (start_vmm (spec, rt, &c, err) < 0)
     return err_wrap (err, "start VM %s", spec->name ? spec->name : "");
-  if (ch_create (&c, spec, err) < 0 || ch_boot (&c, err) < 0)
+  if (ch_create (&c, spec, err) < 0 || attach_serial (spec, rt, err) < 0 || ch_boot (&c, err) < 0)
     return abandon (spec->dir, rt, "start VM", err);
   if (spec->agent_vsock_port != 0)
     dir_path (rt->vsock_socket, sizeof rt->vsock_socket, spec->dir, "vsock.sock", NULL);
@@ -351,7 +381,8 @@ ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_runtime *r
   if (check_snapshot_dir (dir, err) < 0)
     return err_wrap (err, "restore VM %s", spec->name ? spec->name : "");
   /* CH binds the vsock socket named in the snapshot's config again. */
-  if (dir_path (vs, sizeof vs, spec->dir, "vsock.sock", err) < 0 || remove_stale (vs, err) < 0)
+  if (dir_path (vs, sizeof vs, spec->dir, "vsock.sock", err) < 0 || remove_stale (vs, err) < 0
+      || remove_stale_console (spec, err) < 0)
     return -1;
   t0 = proc_now_ms ();
   if (start_vmm (spec, rt, &c, err) < 0)
@@ -359,6 +390,8 @@ ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_runtime *r
   t1 = proc_now_ms ();
   add_phase (phases, n_phases, "vmm-start", t1 - t0);
   o.mode = restore_mode (c.version_major);
+  if (attach_serial (spec, rt, err) < 0)
+    return abandon (spec->dir, rt, "restore VM", err);
   /* Resume as its own call (not restore's v52 "resume") so its time is a
      phase of its own. */
   if (ch_restore (&c, dir, &o, NULL, err) < 0)

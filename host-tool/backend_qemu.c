@@ -238,9 +238,19 @@ build_argv (const struct vm_spec *spec, const struct vm_runtime *rt, bool incomi
     add (a, "virtio-net-pci,netdev=n0");
   add (a, "-device");
   add (a, "virtio-rng-pci");
-  /* Appending keeps the boot's console lines across a restore. */
+  /* With serial_attach, a listening socket for chvm's console logger (QEMU
+     drops the output while nobody is connected, and gives up on a byte a
+     slow client does not take after a few retries, so the guest never
+     waits on the host's disk); the guest is started (-S, then cont) only
+     once the logger is attached.  Else appending keeps the boot's console
+     lines across a restore. */
   add (a, "-chardev");
-  add (a, "file,id=con0,path=%s/console.log,append=on", spec->dir);
+  if (spec->serial_attach != NULL)
+    add (a, "socket,id=con0,path=%s/console.sock,server=on,wait=off", spec->dir);
+  else
+    add (a, "file,id=con0,path=%s/console.log,append=on", spec->dir);
+  if (spec->serial_attach != NULL && !incoming)
+    add (a, "-S");
   add (a, "-serial");
   add (a, "chardev:con0");
   add (a, "-qmp");
@@ -279,6 +289,13 @@ spawn (const struct vm_spec *spec, struct vm_runtime *rt, bool incoming, struct 
     return err_make (err, ENAMETOOLONG, "QMP socket path in %s", spec->dir);
   if (unlink (rt->api_socket) < 0 && errno != ENOENT)
     return err_make (err, errno, "remove stale %s", rt->api_socket);
+  if (spec->serial_attach != NULL)
+    {
+      char con[VM_PATH_MAX + 16];
+      snprintf (con, sizeof con, "%s/console.sock", spec->dir);
+      if (unlink (con) < 0 && errno != ENOENT)
+        return err_make (err, errno, "remove stale %s", con);
+    }
   /* Keep the agent's host port across a restore; pick one on first start.
      With a tap the agent is reached at the guest's own address. */
   if (spec->agent_tcp_port != 0 && spec->tap == NULL && rt->agent_host_port == 0
@@ -303,13 +320,28 @@ spawn (const struct vm_spec *spec, struct vm_runtime *rt, bool incoming, struct 
       return err_wrap (err, "QEMU monitor");
     }
   qmp_close (q);
+  if (spec->serial_attach != NULL && spec->serial_attach (spec->dir, rt->vmm_pid, err) < 0)
+    {
+      proc_terminate (rt->vmm_pid, 2000, NULL);
+      return err_wrap (err, "QEMU console");
+    }
   return 0;
 }
+
+static int simple (struct vm_runtime *rt, const char *cmd, struct err **err);
 
 static int
 qemu_start (const struct vm_spec *spec, struct vm_runtime *rt, struct err **err)
 {
-  return spawn (spec, rt, false, err);
+  if (spawn (spec, rt, false, err) < 0)
+    return -1;
+  /* Started with -S for the console logger to attach first. */
+  if (spec->serial_attach != NULL && simple (rt, "cont", err) < 0)
+    {
+      proc_terminate (rt->vmm_pid, 2000, NULL);
+      return err_wrap (err, "start QEMU's guest");
+    }
+  return 0;
 }
 
 static int

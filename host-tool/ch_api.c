@@ -116,15 +116,17 @@ add_disk (struct json_object *disks, const char *path, bool readonly, const char
 }
 
 /* {"mode":"File","file":"<dir>/<name>"} */
+/* mode "File" (key "file") or "Socket" (key "socket"): DIR/name. */
 static struct json_object *
-file_output (const char *dir, const char *name)
+path_output (const char *dir, const char *name, bool socket)
 {
   struct json_object *o = json_object_new_object ();
   char path[4096];
   int n = snprintf (path, sizeof path, "%s/%s", dir, name);
 
-  if (o == NULL || n < 0 || (size_t) n >= sizeof path || add_str (o, "mode", "File") < 0
-      || add_str (o, "file", path) < 0)
+  if (o == NULL || n < 0 || (size_t) n >= sizeof path
+      || add_str (o, "mode", socket ? "Socket" : "File") < 0
+      || add_str (o, socket ? "socket" : "file", path) < 0)
     {
       json_object_put (o);
       return NULL;
@@ -204,10 +206,15 @@ ch_vm_config (const struct vm_spec *spec, struct err **err)
 
   /* One console, the serial port, into console.log: init opens /dev/console
      before the modules phase, when virtio_console (hvc0) does not exist yet,
-     so its phase lines can only go to ttyS0 (the kernel's cmdline says so). */
+     so its phase lines can only go to ttyS0 (the kernel's cmdline says so).
+     With serial_attach, CH listens on console.sock and chvm's console
+     logger writes console.log with a size cap; else CH appends to it. */
   console = json_object_new_object ();
   if (add_obj (cfg, "console", console) < 0 || add_str (console, "mode", "Off") < 0
-      || add_obj (cfg, "serial", file_output (spec->dir, "console.log")) < 0)
+      || add_obj (cfg, "serial",
+                  spec->serial_attach ? path_output (spec->dir, "console.sock", true)
+                                      : path_output (spec->dir, "console.log", false))
+             < 0)
     goto oom;
 
   rng = json_object_new_object ();

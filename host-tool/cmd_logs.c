@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* chvm logs [-f] [--source console|vmm] NAME: the guest console (default)
-   or the VMM's own output; -f follows until the VMM exits. */
+/* chvm logs [-f] [--source console|vmm] NAME: the guest console (default;
+   console.log.1 then console.log, see console.h) or the VMM's own output;
+   -f follows until the VMM (and the console logger) exit. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -14,6 +15,7 @@
 
 #include "cleanup.h"
 #include "commands.h"
+#include "console.h"
 #include "vmctl.h"
 
 static int
@@ -32,11 +34,82 @@ copy_new (int fd, struct err **err)
 }
 
 static int
+to_stdout (void *ctx, const char *buf, size_t n, struct err **err)
+{
+  (void) ctx;
+  if (fwrite (buf, 1, n, stdout) != n || fflush (stdout) != 0)
+    return err_make (err, errno, "write");
+  return 0;
+}
+
+/* What -f waits for: the console logger's exit (it writes the console's
+   last bytes after the VMM is gone), else the VMM's. */
+static int
+end_pidfd (const struct vmctl *c, bool console)
+{
+  char path[VM_PATH_MAX + 32], s[24];
+  pid_t pid = 0;
+
+  if (console)
+    {
+      cleanup_close int fd = -1;
+      ssize_t n;
+      snprintf (path, sizeof path, "%s/console-log.pid", c->dir);
+      fd = open (path, O_RDONLY | O_CLOEXEC);
+      if (fd >= 0 && (n = read (fd, s, sizeof s - 1)) > 0)
+        {
+          s[n] = '\0';
+          pid = (pid_t) strtol (s, NULL, 10);
+          if (pid <= 0 || !vm_pid_is_ours (pid, c->dir))
+            pid = 0;
+        }
+    }
+  if (pid == 0 && c->rec.rt.vmm_pid > 0 && vm_pid_is_ours (c->rec.rt.vmm_pid, c->dir))
+    pid = c->rec.rt.vmm_pid;
+  return pid > 0 ? pidfd_open (pid, 0) : -1;
+}
+
+/* The console: console.log.1 (the older part a rotation kept), then
+   console.log, following rotations with -f. */
+static int
+logs_console (struct vmctl *c, bool follow, struct err **err)
+{
+  struct console_follow f = { .fd = -1, .ino = -1 };
+  cleanup_close int pidfd = -1;
+  int r;
+
+  if (follow)
+    pidfd = end_pidfd (c, true);
+  r = console_follow_open (&f, c->dir, true, to_stdout, NULL, err);
+  while (r == 0)
+    {
+      struct pollfd p[2] = { { .fd = f.ino, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
+
+      if ((r = console_follow_read (&f, to_stdout, NULL, err)) != 0 || !follow)
+        break;
+      if (TEMP_FAILURE_RETRY (poll (p, pidfd >= 0 ? 2 : 1, -1)) < 0)
+        {
+          r = err_make (err, errno, "poll");
+          break;
+        }
+      if (pidfd >= 0 && (p[1].revents & POLLIN))
+        {
+          r = console_follow_read (&f, to_stdout, NULL, err);
+          break;
+        }
+    }
+  console_follow_close (&f);
+  return r < 0 ? -1 : 0;
+}
+
+static int
 logs (struct vmctl *c, const char *source, bool follow, struct err **err)
 {
   char path[VM_PATH_MAX + 32];
   cleanup_close int fd = -1, ino = -1, pidfd = -1;
 
+  if (strcmp (source, "console") == 0)
+    return logs_console (c, follow, err);
   snprintf (path, sizeof path, "%s/%s.log", c->dir, source);
   fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
@@ -46,8 +119,7 @@ logs (struct vmctl *c, const char *source, bool follow, struct err **err)
       ino = inotify_init1 (IN_CLOEXEC | IN_NONBLOCK);
       if (ino < 0 || inotify_add_watch (ino, path, IN_MODIFY) < 0)
         return err_make (err, errno, "watch %s", path);
-      if (c->rec.rt.vmm_pid > 0 && vm_pid_is_ours (c->rec.rt.vmm_pid, c->dir))
-        pidfd = pidfd_open (c->rec.rt.vmm_pid, 0);
+      pidfd = end_pidfd (c, false);
     }
   if (copy_new (fd, err) < 0)
     return -1;

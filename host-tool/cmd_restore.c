@@ -18,6 +18,7 @@
 
 #include "cleanup.h"
 #include "commands.h"
+#include "console.h"
 #include "net.h"
 #include "proc.h"
 #include "vmctl.h"
@@ -97,10 +98,12 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
   /* As recorded at run: a VM made as root (or before VMM users) stays so. */
   spec.jail = vmmuser_jail (&c->rec, c->dir, &jail);
   spec.landlock = spec.jail != NULL && vmmuser_landlock_p ();
+  spec.serial_attach = console_logger_start;
   saved_rt = c->rec.rt;
   if (c->be->restore (&spec, snap, &c->rec.rt, ph, n, err) < 0)
     {
       c->rec.rt = saved_rt;
+      console_logger_stop (c->dir, 2000);
       goto fail;
     }
   t = proc_now_ms ();
@@ -121,6 +124,7 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
                     (int) pid, e2 && e2->msg ? e2->msg : "");
           goto fail;
         }
+      console_logger_stop (c->dir, 2000);
       c->rec.state = VM_STATUS_STANDBY;
       c->rec.rt = saved_rt;
       unlink_pid (c->dir);

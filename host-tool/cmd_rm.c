@@ -8,6 +8,7 @@
 
 #include "cleanup.h"
 #include "commands.h"
+#include "console.h"
 #include "net.h"
 #include "vmctl.h"
 
@@ -68,6 +69,8 @@ rm_one (const struct global_opts *g, const char *name, bool force, struct err **
       if (!bridge_in_use (c->root, name, c->rec.netns) && net_teardown_all (NULL, err) < 0)
         goto out;
     }
+  /* Whatever the status: a logger must not outlive its VM dir. */
+  console_logger_stop (c->dir, 2000);
   r = vmctl_rmtree (c->dir, err);
 out:
   vmctl_close (c);

@@ -25,6 +25,7 @@
 
 #include "cleanup.h"
 #include "commands.h"
+#include "console.h"
 #include "configdisk.h"
 #include "image.h"
 #include "net.h"
@@ -332,6 +333,7 @@ undo (struct created *cr)
   if (cr->vmm)
     cr->c->be->shutdown (&cr->c->rec.rt, &e);
   err_release (&e);
+  console_logger_stop (cr->c->dir, 2000);
   if (cr->net)
     net_teardown_vm (NULL, &cr->c->rec, &e);
   err_release (&e);
@@ -551,6 +553,7 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   vmrec_spec (r, c->dir, pub, &spec);
   spec.jail = vmmuser_jail (r, c->dir, &jail);
   spec.landlock = spec.jail != NULL && vmmuser_landlock_p ();
+  spec.serial_attach = console_logger_start;
   if (c->be->start (&spec, &r->rt, err) < 0)
     goto fail;
   cr.vmm = true;

@@ -19,6 +19,7 @@
 
 #include "cleanup.h"
 #include "commands.h"
+#include "console.h"
 #include "proc.h"
 #include "vmctl.h"
 #include "vmmuser.h"
@@ -109,6 +110,7 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
     }
   if (a != NULL)
     agent_close (a);
+  console_logger_stop (c->dir, 2000);
   vmctl_phase (ph, n, "shutdown", &t);
   c->rec.rt.vmm_pid = 0;
   r = vmctl_save (c, err);

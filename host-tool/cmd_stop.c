@@ -14,6 +14,7 @@
 
 #include "cleanup.h"
 #include "commands.h"
+#include "console.h"
 #include "log.h"
 #include "proc.h"
 #include "vmctl.h"
@@ -80,6 +81,7 @@ stop_one (const struct global_opts *g, const char *name, int timeout_ms, struct 
         goto out;
       out->ms = proc_now_ms () - t0;
     }
+  console_logger_stop (c->dir, 2000);
   snprintf (snap, sizeof snap, "%s/snapshot", c->dir);
   /* A standby VM's snapshot is the VM: stopping it throws the snapshot
      away, and the report says so (snapshot_discarded). */

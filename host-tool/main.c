@@ -2,6 +2,7 @@
 /* chvm: Chromium in Cloud Hypervisor microVMs.  main() parses the global
    options and dispatches to one file per subcommand. */
 #include "commands.h"
+#include "console.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +95,9 @@ main (int argc, char **argv)
         argc--;
         k--;
       }
+  /* Not a user command: the console logger chvm starts for each VMM. */
+  if (strcmp (argv[a], CONSOLE_LOGGER_CMD) == 0)
+    return console_logger_main (argc - a, argv + a);
   for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (strcmp (commands[i].name, argv[a]) == 0)
       return commands[i].fn (&g, argc - a, argv + a);

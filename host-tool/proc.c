@@ -252,6 +252,17 @@ open_pidfd (pid_t pid, struct err **err)
 int
 proc_wait_socket (pid_t pid, const char *path, int timeout_ms, struct err **err)
 {
+  int fd = proc_connect_socket (pid, path, timeout_ms, err);
+
+  if (fd < 0)
+    return fd;
+  close (fd);
+  return 0;
+}
+
+int
+proc_connect_socket (pid_t pid, const char *path, int timeout_ms, struct err **err)
+{
   double deadline = proc_now_ms () + timeout_ms;
   struct sockaddr_un sa = { .sun_family = AF_UNIX };
   cleanup_close int pidfd = -1, ino = -1;
@@ -288,7 +299,7 @@ proc_wait_socket (pid_t pid, const char *path, int timeout_ms, struct err **err)
       if (s < 0)
         return err_make (err, errno, "socket");
       if (connect (s, (struct sockaddr *) &sa, sizeof sa) == 0)
-        return 0;
+        return steal_fd (&s);
       if (errno != ENOENT && errno != ECONNREFUSED && errno != EINTR)
         return err_make (err, errno, "connect %s", path);
       wait_ms = ms_left (deadline);

@@ -58,6 +58,11 @@ int proc_spawn_jailed (const char *const argv[], const char *log_path, const str
    the new one. */
 int proc_wait_socket (pid_t pid, const char *path, int timeout_ms, struct err **err);
 
+/* The same wait, keeping the first connection that succeeds: returns its
+   fd (for a server that takes one client, where a probe connection would
+   count as one). */
+int proc_connect_socket (pid_t pid, const char *path, int timeout_ms, struct err **err);
+
 /* Waits up to timeout_ms for pid to exit (reaping it if it is our child).
    Returns 1 when it exited (and *status, if not NULL, holds its wait
    status, or -1 when it was not our child), 0 on timeout, <0 on error. */

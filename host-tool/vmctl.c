@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "console.h"
 #include "log.h"
 #include "net.h"
 #include "num.h"
@@ -101,6 +102,7 @@ vmctl_stop_leftover (struct vmctl *c, struct err **err)
   if (c->be->shutdown (&c->rec.rt, err) < 0)
     return err_wrap (err, "VM '%s': stop the VMM (pid %d) an interrupted standby left", c->rec.name,
                      (int) pid);
+  console_logger_stop (c->dir, 2000);
   c->rec.rt.vmm_pid = 0;
   return vmctl_save (c, err);
 }
@@ -205,80 +207,80 @@ vmctl_agent (const struct vmctl *c, int timeout_ms, struct agent_client **out, s
     }
 }
 
-/* Scans the console log from *off for guest-init's phase lines.  Returns 1
-   once "phase agent" (or later) was seen, -1 on an init error line. */
-static int
-scan_console (int fd, off_t *off, char *carry, size_t *carry_len, size_t carry_cap,
-              struct err **err)
+struct scan
 {
-  char buf[8192];
-  ssize_t n;
+  char carry[1024];
+  size_t len;
+};
 
-  while ((n = pread (fd, buf, sizeof buf, *off)) > 0)
+/* Scans console bytes for guest-init's phase lines.  Returns 1 once the
+   agent phase (or exec) is seen, 0 to go on, <0 for an ERROR line. */
+static int
+scan_console (void *ctx, const char *buf, size_t n, struct err **err)
+{
+  struct scan *sc = ctx;
+  char *carry = sc->carry;
+
+  for (size_t i = 0; i < n; i++)
     {
-      *off += n;
-      for (ssize_t i = 0; i < n; i++)
+      if (buf[i] != '\n')
         {
-          if (buf[i] != '\n')
-            {
-              if (*carry_len < carry_cap - 1)
-                carry[(*carry_len)++] = buf[i];
-              continue;
-            }
-          carry[*carry_len] = '\0';
-          *carry_len = 0;
-          if (strstr (carry, "ERROR init[1]:") != NULL)
-            return err_make (err, 0, "guest: %s", strstr (carry, "ERROR init[1]:"));
-          /* guest-init goes on without an agent; nothing would answer. */
-          if (strstr (carry, "WARN init[1]:") != NULL && strstr (carry, "without agent") != NULL)
-            return err_make (err, 0, "guest: %s", strstr (carry, "WARN init[1]:"));
-          if (strstr (carry, "init[1]:") != NULL
-              && (strstr (carry, "phase agent") != NULL || strstr (carry, "phase exec") != NULL))
-            return 1;
+          if (sc->len < sizeof sc->carry - 1)
+            carry[sc->len++] = buf[i];
+          continue;
         }
+      carry[sc->len] = '\0';
+      sc->len = 0;
+      if (strstr (carry, "ERROR init[1]:") != NULL)
+        return err_make (err, 0, "guest: %s", strstr (carry, "ERROR init[1]:"));
+      /* guest-init goes on without an agent; nothing would answer. */
+      if (strstr (carry, "WARN init[1]:") != NULL && strstr (carry, "without agent") != NULL)
+        return err_make (err, 0, "guest: %s", strstr (carry, "WARN init[1]:"));
+      if (strstr (carry, "init[1]:") != NULL
+          && (strstr (carry, "phase agent") != NULL || strstr (carry, "phase exec") != NULL))
+        return 1;
     }
   return 0;
 }
 
+/* Follows the console (console.log.1, console.log and its rotations). */
 static int
 wait_console_agent (const struct vmctl *c, double deadline, struct err **err)
 {
-  char path[VM_PATH_MAX + 16], carry[1024];
-  cleanup_close int ino = inotify_init1 (IN_CLOEXEC | IN_NONBLOCK);
+  struct console_follow f = { .fd = -1, .ino = -1 };
   cleanup_close int pidfd = pidfd_open (c->rec.rt.vmm_pid, 0);
-  cleanup_close int fd = -1;
-  size_t carry_len = 0;
-  off_t off = 0;
+  struct scan sc = { .len = 0 };
+  int r;
 
-  snprintf (path, sizeof path, "%s/console.log", c->dir);
-  if (ino < 0 || pidfd < 0)
-    return err_make (err, errno, "watch %s", path);
-  if (inotify_add_watch (ino, path, IN_MODIFY) < 0)
-    return err_make (err, errno, "watch %s", path);
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return err_make (err, errno, "open %s", path);
-  for (;;)
+  if (pidfd < 0)
+    return err_make (err, errno, "watch VMM %d", (int) c->rec.rt.vmm_pid);
+  r = console_follow_open (&f, c->dir, true, scan_console, &sc, err);
+  while (r == 0)
     {
-      struct pollfd p[2] = { { .fd = ino, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
-      char evbuf[4096];
-      int r = scan_console (fd, &off, carry, &carry_len, sizeof carry, err);
-      if (r != 0)
-        return r < 0 ? r : 0;
+      struct pollfd p[2] = { { .fd = f.ino, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
+
+      if ((r = console_follow_read (&f, scan_console, &sc, err)) != 0)
+        break;
       r = TEMP_FAILURE_RETRY (poll (p, 2, ms_left (deadline)));
       if (r == 0)
-        return err_make (err, ETIMEDOUT, "guest-init did not start the agent (see %s)", path);
+        {
+          r = err_make (err, ETIMEDOUT, "guest-init did not start the agent (see %s)", f.path);
+          break;
+        }
+      r = 0;
       if (p[1].revents & POLLIN)
         {
-          scan_console (fd, &off, carry, &carry_len, sizeof carry, err);
-          if (*err != NULL)
-            return -1;
-          return err_make (err, 0, "VMM exited during boot (see %s and chvm logs --source vmm)",
-                           path);
+          /* The logger writes the last lines after the VMM is gone. */
+          console_logger_stop (c->dir, 2000);
+          r = console_follow_read (&f, scan_console, &sc, err);
+          if (r == 0 || r == 1)
+            r = err_make (err, 0, "VMM exited during boot (see %s and chvm logs --source vmm)",
+                          f.path);
+          break;
         }
-      while (read (ino, evbuf, sizeof evbuf) > 0)
-        ;
     }
+  console_follow_close (&f);
+  return r < 0 ? r : 0;
 }
 
 int

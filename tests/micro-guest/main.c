@@ -6,8 +6,14 @@
  *   touch_mib=N  write one word into each 4 KiB page of N MiB of RAM first,
  *                so snapshots carry N MiB of guest memory
  *   spin=N       pause-loop iterations between two serial lines (pacing)
+ *   flood=N      first print N "flood" lines of ~100 bytes as fast as the
+ *                serial port takes them, then an "ERROR init[1]:" line (what
+ *                chvm run stops at); default MICRO_FLOOD (0; micro-flood.elf
+ *                is built with 6000, as chvm cannot change the command line)
  * Serial (COM1) output, one line each:
  *   "touched N MiB"           after the touch pass
+ *   "flood N xxx...x"         N = 1 .. flood, then
+ *   "ERROR init[1]: micro flood done lines=N"
  *   "count N"                 forever, N = 1, 2, ...; the counter lives in
  *                             guest RAM, so after a restore it carries on
  *   "memcheck bad 0xADDR"     a touched page lost its content (checked one
@@ -19,6 +25,9 @@
 #define TOUCH_FLOOR (4ULL << 20) /* above our image and page tables */
 #define PAGE 4096ULL
 #define MAX_REGIONS 8
+#ifndef MICRO_FLOOD
+#define MICRO_FLOOD 0
+#endif
 
 struct hvm_start_info
 {
@@ -148,11 +157,25 @@ guest_main (const struct hvm_start_info *si)
   const char *cmdline = si->cmdline_paddr ? (const char *) (uintptr_t) si->cmdline_paddr : 0;
   uint64_t touch_mib = cmdline_u64 (cmdline, "touch_mib", 0);
   uint64_t spin = cmdline_u64 (cmdline, "spin", 20000);
+  uint64_t flood = cmdline_u64 (cmdline, "flood", MICRO_FLOOD);
 
   touch (si, touch_mib * (1 << 20) / PAGE);
   puts_serial ("touched ");
   put_u64 (touched_pages * PAGE >> 20, 10);
   puts_serial (" MiB\n");
+  for (uint64_t i = 1; i <= flood; i++)
+    {
+      puts_serial ("flood ");
+      put_u64 (i, 10);
+      puts_serial (" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                   "xxxxxxxxx\n");
+    }
+  if (flood)
+    {
+      puts_serial ("ERROR init[1]: micro flood done lines=");
+      put_u64 (flood, 10);
+      puts_serial ("\n");
+    }
   for (;;)
     {
       counter++;

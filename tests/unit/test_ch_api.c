@@ -113,6 +113,32 @@ test_vm_config_minimal (void **state)
   json_object_put (c);
 }
 
+static int
+attach_stub (const char *dir, pid_t vmm_pid, struct err **err)
+{
+  (void) dir;
+  (void) vmm_pid;
+  (void) err;
+  return 0;
+}
+
+/* With a console logger to attach, the serial port is a socket. */
+static void
+test_vm_config_serial_socket (void **state)
+{
+  (void) state;
+  struct vm_spec spec
+      = { .dir = "/d", .cpus = 1, .memory_mib = 64, .kernel = "/k", .serial_attach = attach_stub };
+  struct err *e = NULL;
+  struct json_object *c = ch_vm_config (&spec, &e);
+
+  assert_non_null (c);
+  assert_string_equal (get_str (c, "serial.mode"), "Socket");
+  assert_string_equal (get_str (c, "serial.socket"), "/d/console.sock");
+  assert_null (get (c, "serial.file"));
+  json_object_put (c);
+}
+
 static void
 test_vm_config_invalid (void **state)
 {
@@ -293,10 +319,15 @@ int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_vm_config_full),    cmocka_unit_test (test_vm_config_minimal),
-    cmocka_unit_test (test_vm_config_invalid), cmocka_unit_test (test_restore_config_versions),
-    cmocka_unit_test (test_parse_info),        cmocka_unit_test (test_parse_ping),
-    cmocka_unit_test (test_error_text),        cmocka_unit_test (test_parse_version),
+    cmocka_unit_test (test_vm_config_full),
+    cmocka_unit_test (test_vm_config_minimal),
+    cmocka_unit_test (test_vm_config_serial_socket),
+    cmocka_unit_test (test_vm_config_invalid),
+    cmocka_unit_test (test_restore_config_versions),
+    cmocka_unit_test (test_parse_info),
+    cmocka_unit_test (test_parse_ping),
+    cmocka_unit_test (test_error_text),
+    cmocka_unit_test (test_parse_version),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
