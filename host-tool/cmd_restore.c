@@ -92,6 +92,7 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
         goto fail;
       vmctl_phase (ph, n, "tap", &t);
     }
+  vmctl_fault ("restore", "tap", 0);
   if (vmmuser_prepare (c->root, c->dir, &c->rec, err) < 0)
     goto fail;
   vmrec_spec (&c->rec, c->dir, pub, &spec);
@@ -106,6 +107,7 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
       console_logger_stop (c->dir, 2000);
       goto fail;
     }
+  vmctl_fault ("restore", "restored", c->rec.rt.vmm_pid);
   t = proc_now_ms ();
   c->rec.state = VM_STATUS_RUNNING;
   if ((c->rec.tap[0] && net_tap_clear_addresses (c->rec.tap, err) < 0)
@@ -140,6 +142,7 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
       goto fail;
     }
   sigprocmask (SIG_SETMASK, &old_mask, NULL);
+  vmctl_fault ("restore", "recorded", c->rec.rt.vmm_pid);
   if (!agent)
     goto done;
   deadline = t + agent_timeout_s * 1000.0;

@@ -25,8 +25,8 @@
 
 #include "cleanup.h"
 #include "commands.h"
-#include "console.h"
 #include "configdisk.h"
+#include "console.h"
 #include "image.h"
 #include "net.h"
 #include "num.h"
@@ -550,6 +550,7 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
     }
   if (vmctl_save (c, err) < 0)
     goto fail;
+  vmctl_fault ("run", "recorded", 0);
   vmrec_spec (r, c->dir, pub, &spec);
   spec.jail = vmmuser_jail (r, c->dir, &jail);
   spec.landlock = spec.jail != NULL && vmmuser_landlock_p ();
@@ -557,6 +558,7 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   if (c->be->start (&spec, &r->rt, err) < 0)
     goto fail;
   cr.vmm = true;
+  vmctl_fault ("run", "started", r->rt.vmm_pid);
   if (tap && net_tap_clear_addresses (r->tap, err) < 0)
     goto fail;
   r->state = VM_STATUS_RUNNING;

@@ -72,6 +72,7 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
         goto undo;
       paused = true;
       vmctl_phase (ph, n, "pause", &t);
+      vmctl_fault ("standby", "paused", c->rec.rt.vmm_pid);
     }
   if (vm_snapshot_tmp (c->dir, tmp, sizeof tmp, err) < 0)
     goto undo;
@@ -95,12 +96,14 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
       goto undo;
     }
   vmctl_phase (ph, n, "snapshot", &t);
+  vmctl_fault ("standby", "snapshotted", c->rec.rt.vmm_pid);
   /* From here the snapshot is the VM: record it before stopping the VMM
      (a chvm killed in between leaves a paused VMM that status shows as
      standby and the next locked command stops: vmctl_stop_leftover). */
   c->rec.state = VM_STATUS_STANDBY;
   if (vmctl_save (c, err) < 0)
     goto undo;
+  vmctl_fault ("standby", "recorded", c->rec.rt.vmm_pid);
   if (c->be->shutdown (&c->rec.rt, err) < 0)
     {
       if (a != NULL)
@@ -112,6 +115,7 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
     agent_close (a);
   console_logger_stop (c->dir, 2000);
   vmctl_phase (ph, n, "shutdown", &t);
+  vmctl_fault ("standby", "stopped", 0);
   c->rec.rt.vmm_pid = 0;
   r = vmctl_save (c, err);
   sigprocmask (SIG_SETMASK, &old_mask, NULL);

@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 #include <libgen.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ch_api.h"
 #include "cleanup.h"
 #include "console.h"
 #include "log.h"
@@ -61,6 +63,22 @@ vmctl_kvm_usable (char *why, size_t why_len)
   return true;
 }
 
+/* A run or restore killed after its VMM started and before vm.json named
+   it leaves a VMM that only vmm.pid (which the backend writes at start)
+   knows.  It is this VM's all the same: every command sees it, ps shows it
+   and the next locked command stops it (vmctl_stop_leftover). */
+static void
+vmctl_unrecorded_vmm (struct vmctl *c)
+{
+  pid_t pid;
+
+  if (vm_pid_is_ours (c->rec.rt.vmm_pid, c->dir))
+    return;
+  pid = vmctl_read_pid (c->dir);
+  if (pid > 0 && vm_pid_is_ours (pid, c->dir))
+    c->rec.rt.vmm_pid = pid;
+}
+
 int
 vmctl_open (const struct global_opts *g, const char *name, bool lock, struct vmctl *c,
             struct err **err)
@@ -79,6 +97,7 @@ vmctl_open (const struct global_opts *g, const char *name, bool lock, struct vmc
     return err_make (err, 0, "VM '%s': unknown backend '%s'", name, c->rec.backend);
   if (net_enter_netns (c->rec.netns, err) < 0)
     return -1;
+  vmctl_unrecorded_vmm (c);
   return lock ? vmctl_stop_leftover (c, err) : 0;
 }
 
@@ -93,18 +112,56 @@ vmctl_stop_leftover (struct vmctl *c, struct err **err)
      stops; a chvm killed in between left that VMM paused.  The snapshot is
      the VM, the VMM must go before anything uses the snapshot or disks. */
   snprintf (snap, sizeof snap, "%s/snapshot", c->dir);
-  if (c->rec.state != VM_STATUS_STANDBY || !vm_pid_is_ours (pid, c->dir) || stat (snap, &st) < 0
-      || !S_ISDIR (st.st_mode))
+  if (!vm_pid_is_ours (pid, c->dir))
     return 0;
-  log_warn ("VM '%s': stopping the VMM (pid %d) an interrupted standby left; the VM stays in "
-            "standby",
+  if (c->rec.state == VM_STATUS_CREATED)
+    {
+      /* A run killed between starting the VMM and recording it. */
+      log_warn ("VM '%s': stopping the VMM (pid %d) an interrupted run left", c->rec.name,
+                (int) pid);
+      if (proc_terminate (pid, 2000, err) < 0)
+        return err_wrap (err, "VM '%s': stop the VMM (pid %d) an interrupted run left", c->rec.name,
+                         (int) pid);
+      console_logger_stop (c->dir, 2000);
+      c->rec.rt.vmm_pid = 0;
+      return 0;
+    }
+  if (c->rec.state != VM_STATUS_STANDBY || stat (snap, &st) < 0 || !S_ISDIR (st.st_mode))
+    return 0;
+  /* An interrupted standby left it paused, or an interrupted restore left
+     one that vm.json does not name (vmctl_unrecorded_vmm). */
+  log_warn ("VM '%s': stopping the VMM (pid %d) an interrupted standby or restore left; the VM "
+            "stays in standby",
             c->rec.name, (int) pid);
   if (c->be->shutdown (&c->rec.rt, err) < 0)
-    return err_wrap (err, "VM '%s': stop the VMM (pid %d) an interrupted standby left", c->rec.name,
-                     (int) pid);
+    return err_wrap (err, "VM '%s': stop the VMM (pid %d) an interrupted standby or restore left",
+                     c->rec.name, (int) pid);
   console_logger_stop (c->dir, 2000);
   c->rec.rt.vmm_pid = 0;
   return vmctl_save (c, err);
+}
+
+void
+vmctl_fault (const char *cmd, const char *step, pid_t vmm_pid)
+{
+  const char *f = getenv ("CHVM_FAULT");
+  size_t lc = strlen (cmd), ls = strlen (step);
+  cleanup_err struct err *e = NULL;
+
+  if (f == NULL || strncmp (f, cmd, lc) != 0 || f[lc] != ':' || strncmp (f + lc + 1, step, ls) != 0)
+    return;
+  f += lc + 1 + ls;
+  if (*f == '\0')
+    {
+      log_warn ("CHVM_FAULT: chvm %s killed at %s", cmd, step);
+      kill (getpid (), SIGKILL);
+    }
+  if (strcmp (f, ":vmm") != 0 || vmm_pid <= 0)
+    return;
+  log_warn ("CHVM_FAULT: chvm %s kills the VMM (pid %d) at %s", cmd, (int) vmm_pid, step);
+  kill (vmm_pid, SIGKILL);
+  if (proc_wait_exit (vmm_pid, 10000, NULL, &e) <= 0)
+    log_warn ("CHVM_FAULT: the VMM (pid %d) is still there", (int) vmm_pid);
 }
 
 void
@@ -129,9 +186,23 @@ api_probe (const struct vm_record *r)
   struct qmp *q;
   int paused = -1;
 
-  /* Only QEMU is asked: its monitor tells "paused" from "running" cheaply.
-     For cloud-hypervisor the recorded state stands. */
-  if (strcmp (r->backend, backend_qemu.name) != 0 || r->rt.api_socket[0] == '\0')
+  if (r->rt.api_socket[0] == '\0')
+    return -1;
+  /* cloud-hypervisor: vm.info's state (a chvm killed during standby leaves
+     the VM paused while vm.json still says running). */
+  if (strcmp (r->backend, backend_ch.name) == 0)
+    {
+      struct ch_client c;
+      struct ch_vm_info info;
+
+      if (ch_client_init (&c, r->rt.api_socket, &err) < 0)
+        return -1;
+      c.timeout_ms = 1000;
+      if (ch_info (&c, &info, &err) < 0)
+        return -1;
+      return strcmp (info.state, "Paused") == 0 ? 1 : strcmp (info.state, "Running") == 0 ? 0 : -1;
+    }
+  if (strcmp (r->backend, backend_qemu.name) != 0)
     return -1;
   q = qmp_open (r->rt.api_socket, 1000, NULL, 0, &err);
   if (q == NULL)

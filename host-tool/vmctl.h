@@ -47,6 +47,13 @@ void vmctl_close (struct vmctl *c);
    between recording standby and stopping it): stops that VMM and records
    vmm_pid 0.  vmctl_open does it when it takes the lock. */
 int vmctl_stop_leftover (struct vmctl *c, struct err **err);
+
+/* Fault points for tests (docs/DESIGN.md "Fault points"): with
+   CHVM_FAULT=CMD:STEP chvm kills itself with SIGKILL when command CMD
+   reaches STEP; with CHVM_FAULT=CMD:STEP:vmm it kills the VMM (vmm_pid)
+   there, waits until it is gone, and goes on.  Without CHVM_FAULT,
+   nothing. */
+void vmctl_fault (const char *cmd, const char *step, pid_t vmm_pid);
 int vmctl_save (struct vmctl *c, struct err **err);
 
 /* Status from reality: VMM pid alive and ours, its API, the snapshot. */

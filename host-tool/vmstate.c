@@ -58,6 +58,10 @@ vm_status_derive (const struct vm_facts *f)
      (vmctl_open). */
   if (f->vmm_alive && f->recorded == VM_STATUS_STANDBY && f->snapshot)
     return VM_STATUS_STANDBY;
+  /* A run that has not recorded its VMM yet (or was killed before it
+     could; vmctl_stop_leftover). */
+  if (f->vmm_alive && f->recorded == VM_STATUS_CREATED)
+    return VM_STATUS_CREATED;
   if (f->vmm_alive)
     {
       /* The API is the truth when it answers; a VMM still starting or busy

@@ -496,6 +496,10 @@ test_derive_leftover_standby (void **state)
   f.recorded = VM_STATUS_RUNNING;
   f.api_paused = 0;
   assert_int_equal (vm_status_derive (&f), VM_STATUS_RUNNING);
+  /* A run killed before it recorded its VMM: created, whatever the API
+     says (the next locked command stops that VMM). */
+  f.recorded = VM_STATUS_CREATED;
+  assert_int_equal (vm_status_derive (&f), VM_STATUS_CREATED);
 }
 
 /* Finding 9: snapshot.tmp-* of interrupted standbys are swept, those of a
