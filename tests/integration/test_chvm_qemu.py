@@ -400,7 +400,7 @@ def test_stop_powers_off_gracefully(env, vm):
     # Nothing left to stop: reported, not an error.
     again = json.loads(chvm(env, "stop", vm["name"], "--json").stdout)
     assert again == [{"name": vm["name"], "was": "stopped", "graceful": False,
-                      "ms": 0}], again
+                      "ms": 0, "snapshot_discarded": False}], again
 
 
 def test_rm_leaves_nothing(env, vm):
