@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -15,6 +16,7 @@
 #define CH_DEFAULT_TIMEOUT_MS 5000L
 #define CH_SLOW_TIMEOUT_MS (10 * 60 * 1000L)
 #define CH_VERSION_TIMEOUT_MS 5000
+#define UFFD_DEV "/dev/userfaultfd"
 
 static inline void
 cleanup_json_fn (struct json_object **o)
@@ -239,6 +241,16 @@ ch_vm_config (const struct vm_spec *spec, struct err **err)
           rule = json_object_new_object ();
           if (rule == NULL || add_str (rule, "path", "/sys/devices/virtual/net") < 0
               || add_str (rule, "access", "r") < 0 || json_object_array_add (rules, rule) < 0)
+            goto oom;
+        }
+      /* An ondemand restore (v52+) opens /dev/userfaultfd to serve the
+         guest's faults; a rule for a path that is not there would fail
+         vm.create. */
+      if (access (UFFD_DEV, F_OK) == 0)
+        {
+          rule = json_object_new_object ();
+          if (rule == NULL || add_str (rule, "path", UFFD_DEV) < 0
+              || add_str (rule, "access", "rw") < 0 || json_object_array_add (rules, rule) < 0)
             goto oom;
         }
     }

@@ -261,6 +261,8 @@ vmmuser_jail (const struct vm_record *r, const char *dir, struct vmm_jail_storag
   s->jail.own_sysfs = r->netns[0] != '\0';
   device_group (&s->jail, "/dev/kvm");
   need (s, &n, 'w', "/dev/kvm");
+  /* CH's ondemand restore; scripts/vmm-user.sh gives it the kvm group. */
+  device_group (&s->jail, "/dev/userfaultfd");
   need (s, &n, 'd', dir);
   need (s, &n, 'r', r->kernel);
   need (s, &n, 'r', r->initrd);
