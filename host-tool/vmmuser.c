@@ -66,7 +66,8 @@ vmmuser_resolve (struct vmm_user *u, struct err **err)
   const char *name = getenv ("CHVM_VMM_USER");
   cleanup_close int fd = -1;
   cleanup_free char *text = NULL;
-  struct passwd *pw;
+  struct passwd pwd, *pw = NULL;
+  char pwbuf[1024];
   ssize_t n;
 
   memset (u, 0, sizeof *u);
@@ -81,8 +82,7 @@ vmmuser_resolve (struct vmm_user *u, struct err **err)
     }
   if (snprintf (u->name, sizeof u->name, "%s", name) >= (int) sizeof u->name)
     return err_make (err, ENAMETOOLONG, "CHVM_VMM_USER");
-  errno = 0;
-  pw = getpwnam (name);
+  errno = getpwnam_r (name, &pwd, pwbuf, sizeof pwbuf, &pw);
   if (pw == NULL)
     return err_make (err, errno, "the VMM user '%s' does not exist: %s", name, HOW_TO);
   text = malloc (SUBUID_MAX + 1);
