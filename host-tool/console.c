@@ -288,7 +288,6 @@ console_logger_start (const char *dir, pid_t vmm_pid, struct err **err)
   const char *argv[] = { "chvm", CONSOLE_LOGGER_CMD, dir, vmm, NULL };
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
-  sigset_t none, all;
   cleanup_close int fd = -1;
   pid_t pid;
   int r, n;
@@ -308,12 +307,7 @@ console_logger_start (const char *dir, pid_t vmm_pid, struct err **err)
   posix_spawn_file_actions_addclosefrom_np (&fa, 3);
   /* Its own session, default signals: it outlives this chvm (no
      PR_SET_PDEATHSIG) and ends at the VMM's EOF, or when stop/rm kill it. */
-  sigemptyset (&none);
-  sigfillset (&all);
-  posix_spawnattr_setsigmask (&attr, &none);
-  posix_spawnattr_setsigdefault (&attr, &all);
-  posix_spawnattr_setflags (&attr,
-                            POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  proc_spawnattr_session (&attr);
   r = posix_spawn (&pid, "/proc/self/exe", &fa, &attr, (char *const *) argv, environ);
   posix_spawn_file_actions_destroy (&fa);
   posix_spawnattr_destroy (&attr);

@@ -49,6 +49,19 @@ ms_left (double deadline)
   return left > INT_MAX ? INT_MAX : (int) left + 1;
 }
 
+void
+proc_spawnattr_session (posix_spawnattr_t *attr)
+{
+  sigset_t none, all;
+
+  sigemptyset (&none);
+  sigfillset (&all);
+  posix_spawnattr_setsigmask (attr, &none);
+  posix_spawnattr_setsigdefault (attr, &all);
+  posix_spawnattr_setflags (attr,
+                            POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+}
+
 int
 proc_spawn (const char *const argv[], const char *log_path, pid_t *pid, struct err **err)
 {
@@ -66,17 +79,8 @@ proc_spawn (const char *const argv[], const char *log_path, pid_t *pid, struct e
   posix_spawn_file_actions_adddup2 (&fa, log_fd, 1);
   posix_spawn_file_actions_adddup2 (&fa, log_fd, 2);
   posix_spawn_file_actions_addclosefrom_np (&fa, 3);
-  /* Own session: a ^C in the terminal that ran chvm must not stop the VM;
-     default signal mask and dispositions, whatever the caller set. */
-  {
-    sigset_t none, all;
-    sigemptyset (&none);
-    sigfillset (&all);
-    posix_spawnattr_setsigmask (&attr, &none);
-    posix_spawnattr_setsigdefault (&attr, &all);
-  }
-  posix_spawnattr_setflags (&attr,
-                            POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  /* Own session: a ^C in the terminal that ran chvm must not stop the VM. */
+  proc_spawnattr_session (&attr);
   r = posix_spawnp (pid, argv[0], &fa, &attr, (char *const *) argv, environ);
   posix_spawn_file_actions_destroy (&fa);
   posix_spawnattr_destroy (&attr);

@@ -13,12 +13,17 @@
 #ifndef CHVM_PROC_H
 #define CHVM_PROC_H
 
+#include <spawn.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "err.h"
+
+/* posix_spawn attributes for a process in a session of its own, with the
+   default signal mask and dispositions whatever the caller set. */
+void proc_spawnattr_session (posix_spawnattr_t *attr);
 
 /* Starts argv[0] (searched in PATH) with stdin from /dev/null and
    stdout+stderr appended to log_path, in a new session, with no fds of ours
