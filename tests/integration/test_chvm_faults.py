@@ -75,20 +75,21 @@ def one_line_error(p, case):
     assert "chvm" in msg.splitlines()[-1], (case, msg)
 
 
+def with_fault(env, fault):
+    return dict(env, CHVM_FAULT=fault) if fault else env
+
+
 def run_vm(env, ns, fault=None):
-    e = dict(env, CHVM_FAULT=fault) if fault else env
-    return chtest.chvm(e, "run", "--backend", "ch", "--netns", ns, "--memory", "256M",
+    return chtest.chvm(with_fault(env, fault), "run", "--backend", "ch", "--netns", ns, "--memory", "256M",
                        "--no-wait", "--name", NAME)
 
 
 def standby(env, fault=None):
-    e = dict(env, CHVM_FAULT=fault) if fault else env
-    return chtest.chvm(e, "standby", "--no-quiesce", NAME)
+    return chtest.chvm(with_fault(env, fault), "standby", "--no-quiesce", NAME)
 
 
 def restore(env, fault=None):
-    e = dict(env, CHVM_FAULT=fault) if fault else env
-    return chtest.chvm(e, "restore", "--no-agent", NAME)
+    return chtest.chvm(with_fault(env, fault), "restore", "--no-agent", NAME)
 
 
 def comes_back(env, case):
@@ -117,6 +118,17 @@ def rm_leaves_nothing(env, case):
     assert p.returncode == 0, (case, p.stderr)
     assert vmms(env) == [], case
     assert not os.path.exists(os.path.join(env["CHVM_STATE_DIR"], "vms", NAME)), case
+
+
+def recovers(env, fault, p):
+    """After a standby or restore fault: chvm either finished (0), was
+    killed (-9) or said why in one line; then the VM comes back and rm
+    cleans up."""
+    print("%s: exit %d %s" % (fault, p.returncode, p.stderr.strip()[-200:]))
+    if p.returncode not in (0, -9):
+        one_line_error(p, fault)
+    comes_back(env, fault)
+    rm_leaves_nothing(env, fault)
 
 
 RUN_FAULTS = ["run:recorded", "run:started", "run:started:vmm"]
@@ -149,11 +161,7 @@ def test_standby_fault(ch, fault):  # noqa: F811
     can_snapshot(major)
     assert run_vm(env, ns).returncode == 0
     p = standby(env, fault)
-    print("%s: exit %d %s" % (fault, p.returncode, p.stderr.strip()[-200:]))
-    if p.returncode not in (0, -9):
-        one_line_error(p, fault)
-    comes_back(env, fault)
-    rm_leaves_nothing(env, fault)
+    recovers(env, fault, p)
 
 
 @pytest.mark.parametrize("fault", RESTORE_FAULTS)
@@ -163,11 +171,7 @@ def test_restore_fault(ch, fault):  # noqa: F811
     assert run_vm(env, ns).returncode == 0
     assert standby(env).returncode == 0
     p = restore(env, fault)
-    print("%s: exit %d %s" % (fault, p.returncode, p.stderr.strip()[-200:]))
-    if p.returncode not in (0, -9):
-        one_line_error(p, fault)
-    comes_back(env, fault)
-    rm_leaves_nothing(env, fault)
+    recovers(env, fault, p)
 
 
 def test_standby_disk_full(ch, tmp_path):  # noqa: F811
