@@ -304,7 +304,9 @@ spawn (const struct vm_spec *spec, struct vm_runtime *rt, bool incoming, struct 
   snprintf (log, sizeof log, "%s/vmm.log", spec->dir);
   r = build_argv (spec, rt, incoming, &a, err);
   if (r == 0)
-    r = proc_spawn ((const char *const *) a.v, log, &rt->vmm_pid, err);
+    r = spec->jail
+            ? proc_spawn_jailed ((const char *const *) a.v, log, spec->jail, &rt->vmm_pid, err)
+            : proc_spawn ((const char *const *) a.v, log, &rt->vmm_pid, err);
   argv_free (&a);
   if (r < 0)
     return r;

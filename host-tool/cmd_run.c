@@ -488,8 +488,8 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
       net_mac (a, r->mac, sizeof r->mac);
       snprintf (gw, sizeof gw, "10.213.0.1");
     }
-  /* CH runs as a uid of its own (QEMU still runs as chvm does). */
-  if (c->be == &backend_ch && vmmuser_assign (c->root, r, err) < 0)
+  /* The VMM (CH or QEMU) runs as a uid of its own. */
+  if (vmmuser_assign (c->root, r, err) < 0)
     return -1;
   snprintf (addr, sizeof addr, "%s", tap ? r->address : "10.0.2.15/24");
   if (!tap)

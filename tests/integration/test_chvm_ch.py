@@ -56,7 +56,7 @@ def ch(request, tmp_path):
         pytest.skip("cloud-hypervisor not on PATH (or $CLOUD_HYPERVISOR)")
     ns = "chvmt-" + uuid.uuid4().hex[:8]
     subprocess.run(["ip", "netns", "add", ns], check=True)
-    state = vmm_reachable(tmp_path) / "state"
+    state = base.vmm_reachable(tmp_path) / "state"
     state.mkdir()
     if os.path.isdir(base.IMAGE_CACHE):  # the stand-in image, imported once by make setup
         os.symlink(base.IMAGE_CACHE, state / "images")
@@ -68,24 +68,6 @@ def ch(request, tmp_path):
     finally:
         subprocess.run([base.CHVM, "rm", "-f", "chtest"], env=env, capture_output=True, timeout=60)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-
-
-VMM_USER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                               "scripts", "vmm-user.sh")
-
-
-def vmm_reachable(path):
-    """The VMM user (chvm-vmm, made here by scripts/vmm-user.sh as `make
-    install` would) must reach the state dir: pytest's own tmp dirs are
-    root-only, so each directory above path gets o+x (search, not list)."""
-    subprocess.run([VMM_USER_SCRIPT], check=True, capture_output=True)
-    p = os.path.abspath(str(path))
-    while p != "/":
-        mode = os.stat(p).st_mode
-        if not mode & 0o001:
-            os.chmod(p, (mode & 0o7777) | 0o001)
-        p = os.path.dirname(p)
-    return path
 
 
 def chvm(env, *args, timeout=300):
@@ -318,7 +300,7 @@ def slow_double(tmp_path):
     fake.chmod(0o755)
     ns = "chvmt-" + uuid.uuid4().hex[:8]
     subprocess.run(["ip", "netns", "add", ns], check=True)
-    state = vmm_reachable(tmp_path) / "state"
+    state = base.vmm_reachable(tmp_path) / "state"
     state.mkdir()
     if os.path.isdir(base.IMAGE_CACHE):
         os.symlink(base.IMAGE_CACHE, state / "images")

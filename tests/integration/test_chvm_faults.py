@@ -180,7 +180,7 @@ def test_standby_disk_full(ch, tmp_path):  # noqa: F811
     written is left."""
     env, ns, major = ch
     can_snapshot(major)
-    small = chtest.vmm_reachable(tmp_path) / "small"
+    small = chtest.base.vmm_reachable(tmp_path) / "small"
     small.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160m,mode=0755", "tmpfs", str(small)],
                    check=True)

@@ -39,6 +39,23 @@ UDP_ECHO = UDP_GUEST + UDP_COUNT - 1  # the range's last port
 TCP_GUEST = 8080
 
 
+VMM_USER_SCRIPT = os.path.join(ROOT, "scripts", "vmm-user.sh")
+
+
+def vmm_reachable(path):
+    """The VMM user (chvm-vmm, made here by scripts/vmm-user.sh as `make
+    install` would) must reach the state dir: pytest's own tmp dirs are
+    root-only, so each directory above path gets o+x (search, not list)."""
+    subprocess.run([VMM_USER_SCRIPT], check=True, capture_output=True)
+    p = os.path.abspath(str(path))
+    while p != "/":
+        mode = os.stat(p).st_mode
+        if not mode & 0o001:
+            os.chmod(p, (mode & 0o7777) | 0o001)
+        p = os.path.dirname(p)
+    return path
+
+
 def _missing():
     if not os.access(CHVM, os.X_OK):
         return "build/bin/chvm (make host)"
@@ -77,7 +94,7 @@ def _initrd_has_agent():
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    state = tmp_path_factory.mktemp("state")
+    state = vmm_reachable(tmp_path_factory.mktemp("state"))
     # Reuse the imported stand-in image (make images) instead of unpacking
     # 900 MB again; VM state stays private to this test.
     if os.path.isdir(IMAGE_CACHE):
@@ -230,8 +247,25 @@ def test_run_ps_inspect(env, vm):
     # The QEMU process is ours and named after the VM dir.
     with open("/proc/%d/cmdline" % vm["pid"], "rb") as f:
         assert os.path.join(vm["state"], "vms", vm["name"]).encode() in f.read()
+    uid = assert_vmm_unprivileged(vm["pid"], os.path.join(vm["state"], "vms", vm["name"]))
+    assert insp["spec"]["vmm_uid"] == uid, insp["spec"]
     logs = chvm(env, "logs", vm["name"]).stdout
     assert "phase exec" in logs
+
+
+def assert_vmm_unprivileged(pid, vmdir):
+    """QEMU runs as the VM's own uid from chvm-vmm's range (vmmuser.c), as
+    CH does: no capabilities, NoNewPrivs, and a VM dir root:<uid> 01770."""
+    with open("/proc/%d/status" % pid) as f:
+        st = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+    uid = int(st["Uid"].split()[0])
+    assert uid != 0, "QEMU runs as root"
+    assert set(st["Uid"].split()) == {str(uid)} and set(st["Gid"].split()) == {str(uid)}, st
+    assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0, st
+    assert st["NoNewPrivs"].strip() == "1", st
+    d = os.stat(vmdir)
+    assert (d.st_uid, d.st_gid, d.st_mode & 0o7777) == (0, uid, 0o1770), oct(d.st_mode)
+    return uid
 
 
 def test_bad_inputs(env, vm):
@@ -363,8 +397,12 @@ def test_standby_restore_same_browser(env, vm):
         udp_echo(("127.0.0.1", vm["udp_host"] + UDP_ECHO - UDP_GUEST), b"after restore",
                  time.monotonic() + 60)
     ps = json.loads(chvm(env, "ps", "--json").stdout)
-    assert [v["status"] for v in ps if v["name"] == vm["name"]] == ["running"]
+    mine = [v for v in ps if v["name"] == vm["name"]]
+    assert [v["status"] for v in mine] == ["running"]
     assert not os.path.exists(os.path.join(d, "snapshot"))
+    # The new QEMU read the snapshot its predecessor wrote, as the same uid.
+    insp = json.loads(chvm(env, "inspect", vm["name"]).stdout)[0]
+    assert assert_vmm_unprivileged(mine[0]["pid"], d) == insp["spec"]["vmm_uid"]
 
 
 def test_stop_powers_off_gracefully(env, vm):

@@ -117,7 +117,7 @@ def ns():
 
 
 def test_tap_standby_restore_keeps_connection(tmp_path, ns):
-    state = tmp_path / "state"
+    state = base.vmm_reachable(tmp_path) / "state"
     state.mkdir()
     if os.path.isdir(base.IMAGE_CACHE):
         os.symlink(base.IMAGE_CACHE, state / "images")

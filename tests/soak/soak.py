@@ -60,7 +60,7 @@ class QemuTarget:
 
     def __init__(self):
         self.ns = "chvm-soak-%d" % os.getpid()
-        self.state = tempfile.mkdtemp(prefix="chvm-soak-")
+        self.state = str(qemu.vmm_reachable(tempfile.mkdtemp(prefix="chvm-soak-")))
         if os.path.isdir(qemu.IMAGE_CACHE):
             os.symlink(qemu.IMAGE_CACHE, os.path.join(self.state, "images"))
         self.env = dict(os.environ, CHVM_STATE_DIR=self.state)
