@@ -67,35 +67,15 @@ remove_stale (const char *path, struct err **err)
   return 0;
 }
 
-/* The last non-empty line of the VMM log, for error messages: CH says
-   there why it failed to start or restore. */
+/* The last non-empty line of dir's vmm.log (proc_log_last_line). */
 static void
 log_last_line (const char *dir, char *out, size_t len)
 {
-  char path[PATH_MAX], buf[1024];
-  cleanup_close int fd = -1;
-  struct stat st;
-  ssize_t n;
-  char *end, *start;
+  char path[PATH_MAX];
 
   out[0] = '\0';
-  if (dir_path (path, sizeof path, dir, "vmm.log", NULL) < 0)
-    return;
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || fstat (fd, &st) < 0)
-    return;
-  n = pread (fd, buf, sizeof buf - 1,
-             st.st_size > (off_t) sizeof buf - 1 ? st.st_size - (off_t) (sizeof buf - 1) : 0);
-  if (n <= 0)
-    return;
-  buf[n] = '\0';
-  end = buf + n;
-  while (end > buf && (end[-1] == '\n' || end[-1] == ' '))
-    *--end = '\0';
-  start = strrchr (buf, '\n');
-  /* Truncating a long log line is fine. */
-  if (snprintf (out, len, "%s", start ? start + 1 : buf) < 0)
-    out[0] = '\0';
+  if (dir_path (path, sizeof path, dir, "vmm.log", NULL) == 0)
+    proc_log_last_line (path, out, len);
 }
 
 static int

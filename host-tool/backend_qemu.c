@@ -275,6 +275,20 @@ connect_qmp (const struct vm_runtime *rt, int timeout_ms, struct err **err)
 }
 
 /* Spawns QEMU and waits for QMP; fills rt. */
+/* QEMU exited or never answered: stop it and say what its log says (a
+   hostfwd it could not bind, a disk it could not open). */
+static int
+start_failed (struct vm_runtime *rt, const char *log, const char *what, struct err **err)
+{
+  char last[256];
+
+  proc_terminate (rt->vmm_pid, 2000, NULL);
+  proc_log_last_line (log, last, sizeof last);
+  if (last[0])
+    return err_wrap (err, "%s (vmm.log: %s)", what, last);
+  return err_wrap (err, "%s (see %s)", what, log);
+}
+
 static int
 spawn (const struct vm_spec *spec, struct vm_runtime *rt, bool incoming, struct err **err)
 {
@@ -311,16 +325,10 @@ spawn (const struct vm_spec *spec, struct vm_runtime *rt, bool incoming, struct 
   if (r < 0)
     return r;
   if (proc_wait_socket (rt->vmm_pid, rt->api_socket, QMP_START_MS, err) < 0)
-    {
-      proc_terminate (rt->vmm_pid, 2000, NULL);
-      return err_wrap (err, "QEMU did not start (see %s)", log);
-    }
+    return start_failed (rt, log, "QEMU did not start", err);
   q = qmp_open (rt->api_socket, QMP_START_MS, rt->version, sizeof rt->version, err);
   if (q == NULL)
-    {
-      proc_terminate (rt->vmm_pid, 2000, NULL);
-      return err_wrap (err, "QEMU monitor");
-    }
+    return start_failed (rt, log, "QEMU monitor", err);
   qmp_close (q);
   if (spec->serial_attach != NULL && spec->serial_attach (spec->dir, rt->vmm_pid, err) < 0)
     {

@@ -15,6 +15,7 @@
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -451,4 +452,31 @@ proc_capture_line (const char *const argv[], char *out, size_t len, int timeout_
     return r;
   snprintf (out, len, "%s", buf);
   return 0;
+}
+
+void
+proc_log_last_line (const char *log_path, char *out, size_t len)
+{
+  char buf[1024];
+  cleanup_close int fd = -1;
+  struct stat st;
+  ssize_t n;
+  char *end, *start;
+
+  out[0] = '\0';
+  fd = open (log_path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || fstat (fd, &st) < 0)
+    return;
+  n = pread (fd, buf, sizeof buf - 1,
+             st.st_size > (off_t) sizeof buf - 1 ? st.st_size - (off_t) (sizeof buf - 1) : 0);
+  if (n <= 0)
+    return;
+  buf[n] = '\0';
+  end = buf + n;
+  while (end > buf && (end[-1] == '\n' || end[-1] == ' '))
+    *--end = '\0';
+  start = strrchr (buf, '\n');
+  /* Truncating a long log line is fine. */
+  if (snprintf (out, len, "%s", start ? start + 1 : buf) < 0)
+    out[0] = '\0';
 }

@@ -30,6 +30,11 @@ void proc_spawnattr_session (posix_spawnattr_t *attr);
    but 0-2.  On success stores the pid. */
 int proc_spawn (const char *const argv[], const char *log_path, pid_t *pid, struct err **err);
 
+/* The last non-empty line of a VMM's log (at most its last KiB), for
+   error messages: the VMM says there why it failed to start or restore.
+   Empty when there is none. */
+void proc_log_last_line (const char *log_path, char *out, size_t len);
+
 /* An unprivileged identity for a process chvm (root) starts: a VMM. */
 struct proc_jail
 {

@@ -268,6 +268,15 @@ def assert_vmm_unprivileged(pid, vmdir):
     return uid
 
 
+def _free_tcp(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 def test_bad_inputs(env, vm):
     vms = os.path.join(env["CHVM_STATE_DIR"], "vms")
     busy = socket.socket()
@@ -308,6 +317,19 @@ def test_bad_inputs(env, vm):
     finally:
         busy.close()
         ubusy.close()
+    # The VMM's uid cannot bind a privileged host port (chvm, root, could):
+    # the error carries QEMU's own reason from vmm.log, and nothing is left.
+    with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+        unprivileged = int(f.read())
+    low = next((q for q in range(unprivileged - 1, 0, -1) if _free_tcp(q)), None)
+    if low is not None:
+        before = set(os.listdir(vms))
+        p = chvm(env, "run", "--name", "bad15", "--no-wait", "-p", "127.0.0.1:%d:9222" % low,
+                 check=False)
+        assert p.returncode == 1, p.stderr
+        last = p.stderr.strip().splitlines()[-1]
+        assert "vmm.log: " in last and "Could not set up host forwarding rule" in last, p.stderr
+        assert set(os.listdir(vms)) == before
     # Only the one VM's QEMU runs.
     assert subprocess.run(["pgrep", "-f", os.path.join(vms, "bad")]).returncode == 1
     p = chvm(env, "restore", vm["name"], check=False)
