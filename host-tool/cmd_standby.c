@@ -25,7 +25,11 @@
 #include "vmmuser.h"
 
 #define QUIESCE_MS 300000 /* agent auto-thaw bound: covers pause + snapshot */
-#define AGENT_MS 15000
+#define DEFAULT_AGENT_S 60
+
+/* Set from --timeout: how long the running guest's agent has to answer
+   (connect and Hello; a guest under heavy load can take seconds). */
+static unsigned agent_timeout_s = DEFAULT_AGENT_S;
 
 static int
 standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err **err)
@@ -52,7 +56,7 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
   if (st == VM_STATUS_RUNNING)
     {
       if (quiesce
-          && (vmctl_agent (c, AGENT_MS, &a, err) < 0
+          && (vmctl_agent (c, (int) agent_timeout_s * 1000, &a, err) < 0
               || agent_quiesce (a, QUIESCE_MS, true, false, &frozen, &freed_kb, QUIESCE_MS, err)
                      < 0))
         {
@@ -127,7 +131,7 @@ undo:
   err_release (&e2);
   if (a != NULL)
     {
-      agent_thaw (a, 0, NULL, NULL, AGENT_MS, &e2);
+      agent_thaw (a, 0, NULL, NULL, (int) agent_timeout_s * 1000, &e2);
       agent_close (a);
     }
   sigprocmask (SIG_SETMASK, &old_mask, NULL);
@@ -142,11 +146,13 @@ cmd_standby (const struct global_opts *g, int argc, char **argv)
   int status;
   const char *name = vmctl_phased_args (
       argc, argv, "--no-quiesce",
-      "Usage: chvm standby [--no-quiesce] NAME [--json]\n\n"
+      "Usage: chvm standby [--no-quiesce] [--timeout SECONDS] NAME [--json]\n\n"
       "Quiesce (agent: freeze filesystems, drop caches), pause and snapshot the VM\n"
       "to disk, then stop its VMM; `chvm restore NAME` brings it back.  Prints each\n"
-      "phase's time.  --no-quiesce: for guests without the agent.\n",
-      &quiesce, NULL, &status);
+      "phase's time.  --no-quiesce: for guests without the agent.  --timeout: how\n"
+      "long the guest's agent has to answer before the quiesce (default 60); the VM\n"
+      "is left running when it does not.\n",
+      &quiesce, &agent_timeout_s, &status);
 
   if (name == NULL)
     return status;

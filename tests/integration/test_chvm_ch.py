@@ -154,8 +154,14 @@ def test_ch_runs_the_real_vm_config_standby_restore_rm(ch):
     assert info["config"]["net"][0]["tap"] == tap
     assert tap_ipv4(ns, tap) == []
 
-    # With the agent (which the micro guest lacks), restore's --timeout
-    # bounds the whole wait for it: the error says how long it waited.
+    # With the agent (which the micro guest lacks), standby's and restore's
+    # --timeout bound the wait for it: the error says how long it waited,
+    # and a standby that cannot quiesce leaves the VM running.
+    p = chvm(env, "standby", "--timeout", "2", "chtest", timeout=60)
+    assert p.returncode == 1 and "quiesce" in p.stderr, p.stderr
+    waited = [int(w) for w in re.findall(r"did not answer in (\d+) ms", p.stderr)]
+    assert waited and max(waited) <= 2000, p.stderr
+    assert ps(env)["chtest"]["status"] == "running"
     p = chvm(env, "standby", "--no-quiesce", "chtest")
     assert p.returncode == 0, p.stderr
     p = chvm(env, "restore", "--timeout", "2", "chtest", timeout=60)

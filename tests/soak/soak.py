@@ -21,7 +21,8 @@ error, 2 when a prerequisite is missing.
   soak.py qemu [CYCLES]     QEMU backend on this host, tap in a network
                             namespace the soak makes (make soak)
   soak.py kvmhost [CYCLES]  CH inside the KVM host (tests/integration/
-                            kvmhost.py), CHVM_SOAK_CH=v48.0 by default
+                            kvmhost.py), CHVM_SOAK_CH=v48.0 and
+                            CHVM_SOAK_MEMORY=1G by default
                             (make soak-kvmhost)
 
 CYCLES defaults to 100 (CHVM_SOAK_CYCLES).
@@ -117,6 +118,7 @@ class KvmhostTarget:
         self.env = {"CLOUD_HYPERVISOR": "/opt/cloud-hypervisor/%s/cloud-hypervisor" % self.version}
         if int(self.version.lstrip("v").split(".")[0]) < 49:
             self.env["CHVM_CH_SECCOMP"] = "log"  # see the tools' README
+        self.memory = os.environ.get("CHVM_SOAK_MEMORY", "1G")
         self.h = None
         self.run_dir = tempfile.mkdtemp(prefix="chvm-soak-kvmhost-")
 
@@ -133,7 +135,7 @@ class KvmhostTarget:
         disk, _ = kvmhost.make_disk(self.run_dir)
         self.h = kvmhost.KvmHost(self.run_dir, forwards=[CDP])
         self.h.boot(disk)
-        self.chvm("run", "--backend", "ch", "--name", self.name, "--memory", "1G", "--cpus", "1",
+        self.chvm("run", "--backend", "ch", "--name", self.name, "--memory", self.memory, "--cpus", "1",
                   "--overlay", "disk", "-e", "CHROMIUM_FLAGS=--no-zygote",
                   "-p", "10.0.2.15:%d:%d" % (CDP, CDP), "--timeout", "840", timeout=900)
 
@@ -166,6 +168,7 @@ class Ticker:
         self.ok = 0
         self.errors = []
         self.last_ok = 0.0
+        self.stopping = False
         self.cv = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -185,7 +188,8 @@ class Ticker:
                     log("CDP error: %s" % ev)
                 self.cv.notify_all()
         with self.cv:
-            if self.proc.poll() is None or self.proc.wait() != 0:
+            # Its end is an error unless stop() asked for it.
+            if (self.proc.poll() is None or self.proc.wait() != 0) and not self.stopping:
                 self.errors.append({"i": -1, "ok": False, "error": "client exited: %s"
                                     % self.proc.stderr.read()[-2000:]})
             self.cv.notify_all()
@@ -204,6 +208,8 @@ class Ticker:
             return self.last_ok - t
 
     def stop(self):
+        with self.cv:
+            self.stopping = True
         self.proc.terminate()
         try:
             self.proc.wait(30)
@@ -259,7 +265,7 @@ def soak(t, cycles, where):
             ticker.wait_ok_after(time.monotonic() - 0.5, 300)
             before = last_counter(t)
             s0 = time.monotonic()
-            sb = json.loads(t.chvm("standby", t.name, "--json"))
+            sb = json.loads(t.chvm("standby", "--timeout", "300", t.name, "--json"))
             s1 = time.monotonic()
             assert ps_status(t) == ["standby"], ps_status(t)
             rs = json.loads(t.chvm("restore", t.name, "--timeout", "840", "--json"))
