@@ -325,6 +325,15 @@ def main():
         sys.exit(2)
     try:
         f = soak(t, cycles, where)
+    except BaseException:
+        # The guest's console (init, agent) says what it saw; the VM goes
+        # with the teardown.
+        try:
+            log("the VM's console, last lines:\n" + "\n".join(
+                t.chvm("logs", t.name, timeout=120).splitlines()[-80:]))
+        except Exception as e:  # noqa: BLE001  (a dead host has no logs)
+            log("no console: %s" % e)
+        raise
     finally:
         t.teardown()
     ok = (f["cycles"] == cycles and f["lines_lost"] == 0 and f["bad_sequence"] == 0
