@@ -274,7 +274,6 @@ connect_qmp (const struct vm_runtime *rt, int timeout_ms, struct err **err)
   return q;
 }
 
-/* Spawns QEMU and waits for QMP; fills rt. */
 /* QEMU exited or never answered: stop it and say what its log says (a
    hostfwd it could not bind, a disk it could not open). */
 static int
@@ -289,6 +288,7 @@ start_failed (struct vm_runtime *rt, const char *log, const char *what, struct e
   return err_wrap (err, "%s (see %s)", what, log);
 }
 
+/* Spawns QEMU and waits for QMP; fills rt. */
 static int
 spawn (const struct vm_spec *spec, struct vm_runtime *rt, bool incoming, struct err **err)
 {

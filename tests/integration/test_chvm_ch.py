@@ -227,23 +227,18 @@ def test_ch_vmm_runs_unprivileged_in_its_own_dir(ch):
         uids = []
         for name in names:
             pid = vms[name]["pid"]
+            vmdir = os.path.join(env["CHVM_STATE_DIR"], "vms", name)
+            # uid, gid, CapEff, CapPrm, NoNewPrivs, the VM dir's owner and mode.
+            uid = base.assert_vmm_unprivileged(pid, vmdir)
             st = proc_status(pid)
-            uid = int(st["Uid"].split()[0])
-            assert uid != 0, "VMM %s runs as root" % name
             assert uid in subuid_range(), (uid, "not from chvm-vmm's /etc/subuid range")
-            assert set(st["Uid"].split()) == {str(uid)} and set(st["Gid"].split()) == {str(uid)}
-            assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0
             assert int(st["CapBnd"], 16) == 0 and int(st["CapAmb"], 16) == 0
-            assert st["NoNewPrivs"].strip() == "1"
             kvm_gid = os.stat("/dev/kvm").st_gid
             assert set(st["Groups"].split()) <= {str(kvm_gid)}, st["Groups"]
             with open("/proc/%d/environ" % pid, "rb") as f:
                 environ = f.read().split(b"\0")
             assert not [e for e in environ if e.startswith(b"CHVM_TEST_MARKER=")]
             assert not [e for e in environ if e.startswith(b"CHVM_STATE_DIR=")]
-            vmdir = os.path.join(env["CHVM_STATE_DIR"], "vms", name)
-            d = os.stat(vmdir)
-            assert (d.st_uid, d.st_gid, d.st_mode & 0o7777) == (0, uid, 0o1770), oct(d.st_mode)
             assert os.stat(os.path.join(vmdir, "api.sock")).st_uid == uid
             assert api_of(env, name, "vm.info")["config"].get("landlock_enable") is True
             uids.append(uid)

@@ -254,12 +254,13 @@ def test_run_ps_inspect(env, vm):
 
 
 def assert_vmm_unprivileged(pid, vmdir):
-    """QEMU runs as the VM's own uid from chvm-vmm's range (vmmuser.c), as
-    CH does: no capabilities, NoNewPrivs, and a VM dir root:<uid> 01770."""
+    """The VMM (QEMU or CH) runs as the VM's own uid (vmmuser.c): uid and
+    gid that number, no capabilities, NoNewPrivs, and a VM dir
+    root:<uid> 01770.  Returns the uid."""
     with open("/proc/%d/status" % pid) as f:
         st = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
     uid = int(st["Uid"].split()[0])
-    assert uid != 0, "QEMU runs as root"
+    assert uid != 0, "the VMM (pid %d) runs as root" % pid
     assert set(st["Uid"].split()) == {str(uid)} and set(st["Gid"].split()) == {str(uid)}, st
     assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0, st
     assert st["NoNewPrivs"].strip() == "1", st

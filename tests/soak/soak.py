@@ -29,7 +29,6 @@ CYCLES defaults to 100 (CHVM_SOAK_CYCLES).
 """
 import json
 import os
-import queue
 import statistics
 import subprocess
 import sys
@@ -85,12 +84,7 @@ class QemuTarget:
         self.agent_cmd = ["ip", "netns", "exec", self.ns] + qemu.agent_argv(self.env, self.name)
 
     def chvm(self, *args, timeout=600):
-        p = subprocess.run([qemu.CHVM, *args], env=self.env, capture_output=True, text=True,
-                           timeout=timeout)
-        if p.returncode != 0:
-            raise AssertionError("chvm %s: rc=%d\n%s%s" % (" ".join(args), p.returncode, p.stdout,
-                                                           p.stderr))
-        return p.stdout
+        return qemu.chvm(self.env, *args, timeout=timeout).stdout
 
     def agent_sh(self, script):
         p = subprocess.run(self.agent_cmd + ["exec", "--", "sh", "-c", script], capture_output=True,
@@ -164,7 +158,6 @@ class Ticker:
     def __init__(self, argv):
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
-        self.lines = queue.Queue()
         self.ok = 0
         self.errors = []
         self.last_ok = 0.0
@@ -267,10 +260,12 @@ def soak(t, cycles, where):
             s0 = time.monotonic()
             sb = json.loads(t.chvm("standby", "--timeout", "300", t.name, "--json"))
             s1 = time.monotonic()
-            assert ps_status(t) == ["standby"], ps_status(t)
+            status = ps_status(t)
+            assert status == ["standby"], status
             rs = json.loads(t.chvm("restore", t.name, "--timeout", "840", "--json"))
             s2 = time.monotonic()
-            assert ps_status(t) == ["running"], ps_status(t)
+            status = ps_status(t)
+            assert status == ["running"], status
             lines = counter_lines(t)
             seen = set(lines)
             lost = [k for k in range(1, before + 1) if k not in seen]
