@@ -83,6 +83,7 @@ struct conn
   struct fwd_splice *splice; /* forwarding with splice(2) (forward.c) */
   struct event *timer;       /* before Hello: the Hello deadline; after: the idle timeout */
   int64_t last_rx_ms;        /* CLOCK_MONOTONIC of the last frame received (or accept) */
+  uint64_t seq;              /* accept order (agent.accepted when accepted) */
   char name[64];
 };
 
@@ -100,6 +101,7 @@ struct agent
   struct conn *conns;
   unsigned n_conns;  /* all of them */
   unsigned n_authed; /* those past Hello */
+  uint64_t accepted; /* connections accepted so far */
   bool frozen;
   struct event *sigterm_ev;
 };
@@ -117,6 +119,9 @@ void conn_req_done (struct req *r);
 bool conn_out_full_p (const struct conn *c);
 void conn_close (struct conn *c);
 void conn_close_all (void);
+/* After a restore: frees every connection accepted before keep; returns
+   how many. */
+unsigned conn_close_older (const struct conn *keep);
 /* Pure checks, kept free of I/O so they can be unit-tested and fuzzed. */
 Chvm__Agent__ErrorCode dispatch_admit (const Frame *f, bool authed, bool frozen, const char **why);
 bool token_equal_p (const char *a, size_t alen, const char *b, size_t blen);

@@ -234,6 +234,26 @@ conn_close_all (void)
     conn_free (agent.conns);
 }
 
+unsigned
+conn_close_older (const struct conn *keep)
+{
+  unsigned n = 0;
+  struct conn *c;
+
+  /* From the head after each free: freeing one may touch its neighbours. */
+  for (c = agent.conns; c != NULL;)
+    if (c->seq < keep->seq)
+      {
+        log_info ("%s: closed: accepted before the restore", c->name);
+        conn_free (c);
+        n++;
+        c = agent.conns;
+      }
+    else
+      c = c->next;
+  return n;
+}
+
 static void
 hello_handle (struct conn *c, uint64_t id, const Chvm__Agent__Hello *h)
 {
@@ -563,6 +583,7 @@ conn_accept (evutil_socket_t fd, bool tcp, const char *name)
     }
   frame_decoder_init (&c->dec);
   c->tcp = tcp;
+  c->seq = ++agent.accepted;
   snprintf (c->name, sizeof c->name, "%s", name);
   bufferevent_setcb (c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
   /* The write callback runs when output falls to half the high mark, which

@@ -425,6 +425,11 @@ thaw_handle (struct conn *c, uint64_t id, const Chvm__Agent__ThawRequest *rq)
       return;
     }
   tr.thawed_count = thaw_now (NULL);
+  if (rq->restored)
+    {
+      tr.closed_count = conn_close_older (c);
+      log_info ("restored: closed %u connections from before the restore", tr.closed_count);
+    }
   if (rq->host_time_ns != 0)
     {
       struct timespec now, want = { (time_t) (rq->host_time_ns / 1000000000ULL),

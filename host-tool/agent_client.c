@@ -292,19 +292,22 @@ agent_quiesce (struct agent_client *a, unsigned freeze_timeout_ms, bool drop_cac
 }
 
 int
-agent_thaw (struct agent_client *a, uint64_t host_time_ns, unsigned *thawed, int64_t *clock_step_ns,
-            int timeout_ms, struct err **err)
+agent_thaw (struct agent_client *a, uint64_t host_time_ns, bool restored, unsigned *thawed,
+            unsigned *closed, int64_t *clock_step_ns, int timeout_ms, struct err **err)
 {
   Chvm__Agent__ThawRequest t = CHVM__AGENT__THAW_REQUEST__INIT;
   Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT, *rep = NULL;
 
   t.host_time_ns = host_time_ns;
+  t.restored = restored;
   f.body_case = CHVM__AGENT__FRAME__BODY_THAW;
   f.thaw = &t;
   if (agent_call (a, &f, CHVM__AGENT__FRAME__BODY_THAW_REPLY, timeout_ms, &rep, err) < 0)
     return -1;
   if (thawed)
     *thawed = rep->thaw_reply->thawed_count;
+  if (closed)
+    *closed = rep->thaw_reply->closed_count;
   if (clock_step_ns)
     *clock_step_ns = rep->thaw_reply->clock_step_ns;
   chvm__agent__frame__free_unpacked (rep, NULL);

@@ -9,7 +9,7 @@
  *   struct agent_client *a = agent_open (fd, NULL, 5000, &err); // owns fd
  *   agent_quiesce (a, 10000, true, true, &frozen, &freed_kb, 15000, &err);
  *   ... snapshot ...
- *   agent_thaw (a, agent_now_ns (), &thawed, &step_ns, 5000, &err);
+ *   agent_thaw (a, agent_now_ns (), false, &thawed, NULL, &step_ns, 5000, &err);
  *   agent_close (a);
  *
  * Errors: < 0 with *err set; an ErrorReply from the agent becomes an error
@@ -50,9 +50,11 @@ int agent_wait_ready (struct agent_client *a, unsigned deadline_ms, unsigned cdp
 int agent_quiesce (struct agent_client *a, unsigned freeze_timeout_ms, bool drop_caches,
                    bool compact, unsigned *frozen, int64_t *freed_kb, int timeout_ms,
                    struct err **err);
-/* host_time_ns 0 leaves the guest clock alone. */
-int agent_thaw (struct agent_client *a, uint64_t host_time_ns, unsigned *thawed,
-                int64_t *clock_step_ns, int timeout_ms, struct err **err);
+/* host_time_ns 0 leaves the guest clock alone.  restored: the VM was just
+   restored from a snapshot and a is its first connection; the agent closes
+   every connection accepted before it (*closed: how many). */
+int agent_thaw (struct agent_client *a, uint64_t host_time_ns, bool restored, unsigned *thawed,
+                unsigned *closed, int64_t *clock_step_ns, int timeout_ms, struct err **err);
 int agent_shutdown (struct agent_client *a, bool poweroff, int timeout_ms, struct err **err);
 
 /* Runs argv in the guest.  on_output gets each chunk (stream 1 stdout, 2

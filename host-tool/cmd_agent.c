@@ -54,8 +54,10 @@ agent_usage (FILE *out)
            "  quiesce [--timeout MS] [--drop-caches] [--compact] [--hold [--time T]]\n"
            "                             freeze filesystems until this command exits\n"
            "                             (--hold: until stdin EOF, then thaw) or MS pass\n"
-           "  thaw [--time now|+S|-S|@S] thaw; set the guest clock (host now, now +/- S\n"
-           "                             seconds, or Unix time S)\n"
+           "  thaw [--time now|+S|-S|@S] [--restored]\n"
+           "                             thaw; set the guest clock (host now, now +/- S\n"
+           "                             seconds, or Unix time S); --restored: the VM was\n"
+           "                             just restored, close its connections from before\n"
            "  exec [--env N=V]... [--stdin] [--timeout MS] -- CMD [ARG]...\n"
            "                             run CMD; exits with its status\n"
            "  forward GUESTPORT --listen ADDR:PORT\n"
@@ -136,18 +138,25 @@ do_health (const struct global_opts *g, struct agent_client *a, const struct tar
 }
 
 static const struct option sub_opts[] = {
-  { "timeout", required_argument, NULL, 'T' }, { "cdp-port", required_argument, NULL, 'c' },
-  { "drop-caches", no_argument, NULL, 'D' },   { "compact", no_argument, NULL, 'C' },
-  { "time", required_argument, NULL, 't' },    { "env", required_argument, NULL, 'e' },
-  { "stdin", no_argument, NULL, 'i' },         { "listen", required_argument, NULL, 'l' },
-  { "reboot", no_argument, NULL, 'r' },        { "help", no_argument, NULL, 'h' },
-  { "hold", no_argument, NULL, 'H' },          { NULL, 0, NULL, 0 },
+  { "timeout", required_argument, NULL, 'T' },
+  { "cdp-port", required_argument, NULL, 'c' },
+  { "drop-caches", no_argument, NULL, 'D' },
+  { "compact", no_argument, NULL, 'C' },
+  { "time", required_argument, NULL, 't' },
+  { "env", required_argument, NULL, 'e' },
+  { "stdin", no_argument, NULL, 'i' },
+  { "listen", required_argument, NULL, 'l' },
+  { "reboot", no_argument, NULL, 'r' },
+  { "help", no_argument, NULL, 'h' },
+  { "hold", no_argument, NULL, 'H' },
+  { "restored", no_argument, NULL, 'R' },
+  { NULL, 0, NULL, 0 },
 };
 
 struct sub_args
 {
   uint64_t timeout_ms, cdp_port;
-  bool drop_caches, compact, has_input, reboot, has_time, hold;
+  bool drop_caches, compact, has_input, reboot, has_time, hold, restored;
   uint64_t time_ns;
   char **env;
   size_t n_env;
@@ -230,6 +239,9 @@ parse_sub (int argc, char **argv, bool stop_at_operand, struct sub_args *s)
         break;
       case 'H':
         s->hold = true;
+        break;
+      case 'R':
+        s->restored = true;
         break;
       default:
         return -1;
@@ -524,19 +536,25 @@ do_thaw (const struct global_opts *g, struct agent_client *a, int timeout_ms,
   const Chvm__Agent__ThawReply *r;
 
   tr.host_time_ns = s->has_time ? s->time_ns : 0;
+  tr.restored = s->restored;
   f.body_case = CHVM__AGENT__FRAME__BODY_THAW;
   f.thaw = &tr;
   if (agent_call (a, &f, CHVM__AGENT__FRAME__BODY_THAW_REPLY, timeout_ms, &rep, &e) < 0)
     return fail (e, "thaw");
   r = rep->thaw_reply;
   if (g->json)
-    printf ("{\"thawed_count\":%u,\"clock_step_ns\":%lld,\"announced\":%s,\"rtc_set\":%s}\n",
+    printf ("{\"thawed_count\":%u,\"clock_step_ns\":%lld,\"announced\":%s,\"rtc_set\":%s,"
+            "\"closed_count\":%u}\n",
             r->thawed_count, (long long) r->clock_step_ns, r->announced ? "true" : "false",
-            r->rtc_set ? "true" : "false");
+            r->rtc_set ? "true" : "false", r->closed_count);
   else
-    printf ("thawed %u filesystems, clock stepped %+.3f s%s%s\n", r->thawed_count,
+    printf ("thawed %u filesystems, clock stepped %+.3f s%s%s", r->thawed_count,
             (double) r->clock_step_ns / 1e9, r->rtc_set ? ", RTC set" : "",
             r->announced ? ", gratuitous ARP sent" : "");
+  if (!g->json && s->restored)
+    printf (", closed %u older connections", r->closed_count);
+  if (!g->json)
+    putchar ('\n');
   chvm__agent__frame__free_unpacked (rep, NULL);
   return 0;
 }

@@ -147,7 +147,8 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
     goto done;
   deadline = t + agent_timeout_s * 1000.0;
   if (vmctl_agent (c, left_ms (deadline), &a, err) < 0
-      || agent_thaw (a, agent_now_ns (), &thawed, &step_ns, left_ms (deadline), err) < 0)
+      || agent_thaw (a, agent_now_ns (), true, &thawed, NULL, &step_ns, left_ms (deadline), err)
+             < 0)
     {
       if (a != NULL)
         agent_close (a);

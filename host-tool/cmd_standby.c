@@ -131,7 +131,7 @@ undo:
   err_release (&e2);
   if (a != NULL)
     {
-      agent_thaw (a, 0, NULL, NULL, (int) agent_timeout_s * 1000, &e2);
+      agent_thaw (a, 0, false, NULL, NULL, NULL, (int) agent_timeout_s * 1000, &e2);
       agent_close (a);
     }
   sigprocmask (SIG_SETMASK, &old_mask, NULL);

@@ -220,6 +220,46 @@ def test_playwright_page_and_screenshot(g, tmp_path):
     g.figures["playwright_connect_ms"] = out["connect_ms"]
 
 
+# Raw hybrid-vsock CONNECTs to the agent's port (argv: socket, the host
+# port to reach, the most to try): prints the host port of each "OK <port>"
+# answer, or "no answer" and exits 1 when CH never answers one.  CH's muxer
+# hands out host ports in sequence from 2^30 in each VMM's life.
+VSOCK_PROBE = r"""
+import socket, sys
+path, until, most = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+port = 0
+for _ in range(most):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(path)
+    s.sendall(b"CONNECT 1024\n")
+    line = b""
+    try:
+        while not line.endswith(b"\n"):
+            b = s.recv(1)
+            if not b:
+                break
+            line += b
+    except socket.timeout:
+        print("no answer after port %d" % port)
+        sys.exit(1)
+    s.close()
+    port = int(line.split()[1])
+    print(port)
+    if port >= until:
+        break
+"""
+
+
+def vsock_probe(g, until, most):
+    """The host ports CH gave to raw CONNECTs up to port UNTIL (or MOST)."""
+    r = g.h.run(["python3", "-c", VSOCK_PROBE, "%s/vms/%s/vsock.sock" % (STATE, g.name), until,
+                 most], timeout=most * 25 + 60, check=False)
+    assert r["rc"] == 0, "a vsock CONNECT to the agent got no answer: %s %s" % (r["out"][-300:],
+                                                                                 r["err"][-300:])
+    return [int(x) for x in r["out"].split()]
+
+
 def standby_restore(g, mode):
     """standby, then restore in MODE, with a CDP WebSocket open across both."""
     ws = subprocess.Popen([sys.executable, "-c", WS_CLIENT, g.endpoint, str(BOOT_S)],
@@ -227,6 +267,9 @@ def standby_restore(g, mode):
                           text=True)
     try:
         assert "Chrome" in ws.stdout.readline()
+        # The next host port; the standby's quiesce connection takes the one
+        # after it, and stays open in the snapshot.
+        last = vsock_probe(g, 0, 1)[-1]
         sb = g.chvm_json("standby", g.name)
         snap = "%s/vms/%s/snapshot" % (STATE, g.name)
         du = g.h.sh("du -sb --apparent-size %s | cut -f1; du -sB1 %s | cut -f1" % (snap, snap))
@@ -257,6 +300,14 @@ def standby_restore(g, mode):
     assert g.targets().get(target) == url, g.targets()
     # The agent's host side reconnects after CH reset vsock.
     assert g.agent("ping")["rc"] == 0
+    # The new VMM's muxer counts host ports from 2^30 again: every port up
+    # to past the quiesce connection's answers, because the restore's Thaw
+    # closed the guest's connections from before (a stale guest socket of a
+    # reused port swallows the CONNECT: the soak's agent calls hung so).
+    ports = vsock_probe(g, last + 3, last - (1 << 30) + 8)
+    print("%s vsock: ports up to %d answered after the restore (the quiesce had %d)"
+          % (g.version, ports[-1], last + 1))
+    assert ports[-1] >= last + 3, ports
 
 
 def test_standby_restore_copy(g):

@@ -646,7 +646,7 @@ test_quiesce_thaw (void **state)
   assert_int_equal (agent_quiesce (a, 5000, true, true, &frozen, &freed, T_MS, &e), 0);
   assert_int_equal (frozen, 0); /* --test-mode never freezes */
   want = agent_now_ns () + 3600ULL * 1000000000ULL;
-  assert_int_equal (agent_thaw (a, want, &thawed, &step, T_MS, &e), 0);
+  assert_int_equal (agent_thaw (a, want, false, &thawed, NULL, &step, T_MS, &e), 0);
   assert_int_equal (thawed, 0);
   assert_true (step > 3599LL * 1000000000LL && step < 3601LL * 1000000000LL);
   /* --test-mode sets neither clock: the reply says the RTC was not set. */
@@ -658,10 +658,10 @@ test_quiesce_thaw (void **state)
   assert_true (r->thaw_reply->clock_step_ns > 3599LL * 1000000000LL);
   chvm__agent__frame__free_unpacked (r, NULL);
   /* Absurd times are refused. */
-  assert_true (agent_thaw (a, 1, &thawed, &step, T_MS, &e) < 0);
+  assert_true (agent_thaw (a, 1, false, &thawed, NULL, &step, T_MS, &e) < 0);
   assert_non_null (strstr (e->msg, "BAD_REQUEST"));
   err_release (&e);
-  assert_true (agent_thaw (a, UINT64_MAX, &thawed, &step, T_MS, &e) < 0);
+  assert_true (agent_thaw (a, UINT64_MAX, false, &thawed, NULL, &step, T_MS, &e) < 0);
   err_release (&e);
   assert_true (agent_quiesce (a, 999999999, false, false, &frozen, &freed, T_MS, &e) < 0);
   err_release (&e);
@@ -1207,6 +1207,44 @@ test_authed_slots (void **state)
     close (fds[i]);
 }
 
+/* Thaw{restored}: after a restore from a snapshot every connection from
+   before it is dead on the host side, and CH's new vsock muxer reuses their
+   host ports (a stale guest socket of that port swallows the new CONNECT).
+   The agent closes every connection accepted before the thawing one, idle,
+   busy or still before Hello, and keeps the newer ones. */
+static void
+test_thaw_restored (void **state)
+{
+  int idle = raw_connect (), busy = raw_connect (), silent = raw_connect (), newer;
+  struct agent_client *a;
+  struct err *e = NULL;
+  unsigned thawed = 1, closed = 0;
+
+  (void) state;
+  raw_hello (idle);
+  raw_hello (busy);
+  raw_wait_ready (busy, 2, 20000);
+  a = open_agent ();
+  newer = raw_connect ();
+  raw_hello (newer);
+  assert_int_equal (agent_thaw (a, 0, false, &thawed, &closed, NULL, T_MS, &e), 0);
+  assert_int_equal (closed, 0);
+  assert_true (open_now (idle));
+  assert_int_equal (agent_thaw (a, 0, true, &thawed, &closed, NULL, T_MS, &e), 0);
+  assert_int_equal (closed, 3);
+  assert_true (closed_within (idle, T_MS));
+  assert_true (closed_within (busy, T_MS));
+  assert_true (closed_within (silent, T_MS));
+  assert_true (open_now (newer));
+  raw_ping (newer, 7);
+  assert_int_equal (agent_ping (a, T_MS, &e), 0);
+  agent_close (a);
+  close (idle);
+  close (busy);
+  close (silent);
+  close (newer);
+}
+
 /* The agent's side of a TCP connection runs a keepalive timer (timer kind 2
    in /proc/net/tcp) due within its TCP_KEEPIDLE of 60 s, so a vanished host
    is found in minutes.  (libevent's listener already turns SO_KEEPALIVE on,
@@ -1368,6 +1406,7 @@ main (void)
   static struct own_agent idle_agent = { .hello_ms = "2000", .idle_ms = "700" };
   static struct own_agent no_hello_deadline_agent = { .hello_ms = "0" };
   static struct own_agent no_idle_agent = { .hello_ms = "2000", .idle_ms = "0" };
+  static struct own_agent no_deadline_agent = { .hello_ms = "0", .idle_ms = "0" };
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_hello_ok),
     cmocka_unit_test (test_hello_bad_token),
@@ -1393,6 +1432,8 @@ main (void)
                                               &no_hello_deadline_agent),
     cmocka_unit_test_prestate_setup_teardown (test_authed_slots, own_agent_start, own_agent_stop,
                                               &no_idle_agent),
+    cmocka_unit_test_prestate_setup_teardown (test_thaw_restored, own_agent_start, own_agent_stop,
+                                              &no_deadline_agent),
     cmocka_unit_test (test_shutdown),
   };
   signal (SIGPIPE, SIG_IGN);
