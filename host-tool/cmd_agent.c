@@ -57,7 +57,7 @@ agent_usage (FILE *out)
            "  thaw [--time now|+S|-S|@S] [--restored]\n"
            "                             thaw; set the guest clock (host now, now +/- S\n"
            "                             seconds, or Unix time S); --restored: the VM was\n"
-           "                             just restored, close its connections from before\n"
+           "                             just restored: close the agent's older connections\n"
            "  exec [--env N=V]... [--stdin] [--timeout MS] -- CMD [ARG]...\n"
            "                             run CMD; exits with its status\n"
            "  forward GUESTPORT --listen ADDR:PORT\n"
