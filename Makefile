@@ -368,6 +368,13 @@ soak-kvmhost: $(B)/bin/chvm initrd $(MICRO_ELF)
 	python3 tests/soak/soak.py kvmhost $(CYCLES)
 ch-bench: $(B)/tests/ch-driver $(MICRO_ELF)
 	nice python3 tests/bench/bench_ch.py
+# What a snapshot holds per guest RAM setting (private, shared, free page
+# reporting, quiesce; copy and ondemand restore): CH v53.0 inside the KVM
+# host, the micro guest and the Chromium stand-in at 2 GiB, one run, the
+# table of docs/FINDINGS.md.  About 40 minutes; not in make test.
+.PHONY: bench-snapshot
+bench-snapshot: $(B)/bin/chvm initrd $(B)/tests/ch-driver $(MICRO_ELF)
+	python3 tests/bench/bench_snapshot.py
 # -- end sub-block: cloud-hypervisor backend --
 
 # Unit tests and the vm.json fuzz target of the lifecycle part (vmstate,

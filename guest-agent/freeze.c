@@ -285,12 +285,16 @@ write_proc (const char *path, const char *val, struct err **err)
 }
 
 static int64_t
-mem_available_kb (void)
+mem_available_kb (uint64_t *total_kb)
 {
   struct sysinfo_snap s;
   cleanup_err struct err *e = NULL;
 
-  return sysinfo_read (&s, &e) < 0 ? 0 : (int64_t) s.mem_available_kb;
+  if (sysinfo_read (&s, &e) < 0)
+    return 0;
+  if (total_kb != NULL)
+    *total_kb = s.mem_total_kb;
+  return (int64_t) s.mem_available_kb;
 }
 
 void
@@ -315,7 +319,7 @@ freeze_handle (struct conn *c, uint64_t id, const Chvm__Agent__QuiesceRequest *r
       conn_send_err (c, id, CHVM__AGENT__ERROR_CODE__ERROR_INTERNAL, e);
       return;
     }
-  before = mem_available_kb ();
+  before = mem_available_kb (NULL);
   sync ();
   if (!agent.test_mode)
     {
@@ -329,7 +333,8 @@ freeze_handle (struct conn *c, uint64_t id, const Chvm__Agent__QuiesceRequest *r
           err_release (&e);
         }
     }
-  qr.freed_kb = mem_available_kb () - before;
+  qr.mem_available_kb = (uint64_t) mem_available_kb (&qr.mem_total_kb);
+  qr.freed_kb = (int64_t) qr.mem_available_kb - before;
 
   set_frozen (true);
   for (size_t i = n; i-- > 0 && !agent.test_mode;)

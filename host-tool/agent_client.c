@@ -271,7 +271,7 @@ agent_wait_ready (struct agent_client *a, unsigned deadline_ms, unsigned cdp_por
 
 int
 agent_quiesce (struct agent_client *a, unsigned freeze_timeout_ms, bool drop_caches, bool compact,
-               unsigned *frozen, int64_t *freed_kb, int timeout_ms, struct err **err)
+               struct agent_quiesced *out, int timeout_ms, struct err **err)
 {
   Chvm__Agent__QuiesceRequest q = CHVM__AGENT__QUIESCE_REQUEST__INIT;
   Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT, *rep = NULL;
@@ -283,10 +283,10 @@ agent_quiesce (struct agent_client *a, unsigned freeze_timeout_ms, bool drop_cac
   f.quiesce = &q;
   if (agent_call (a, &f, CHVM__AGENT__FRAME__BODY_QUIESCE_REPLY, timeout_ms, &rep, err) < 0)
     return -1;
-  if (frozen)
-    *frozen = rep->quiesce_reply->frozen_count;
-  if (freed_kb)
-    *freed_kb = rep->quiesce_reply->freed_kb;
+  if (out != NULL)
+    *out = (struct agent_quiesced){ rep->quiesce_reply->frozen_count, rep->quiesce_reply->freed_kb,
+                                    rep->quiesce_reply->mem_total_kb,
+                                    rep->quiesce_reply->mem_available_kb };
   chvm__agent__frame__free_unpacked (rep, NULL);
   return 0;
 }

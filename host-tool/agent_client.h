@@ -7,7 +7,7 @@
  *
  *   int fd = dial_vsock (rt->vsock_socket, 1024, 5000, &err);   // dial.h
  *   struct agent_client *a = agent_open (fd, NULL, 5000, &err); // owns fd
- *   agent_quiesce (a, 10000, true, true, &frozen, &freed_kb, 15000, &err);
+ *   agent_quiesce (a, 10000, true, true, &quiesced, 15000, &err);
  *   ... snapshot ...
  *   agent_thaw (a, agent_now_ns (), false, &thawed, NULL, &step_ns, 5000, &err);
  *   agent_close (a);
@@ -47,9 +47,14 @@ int agent_health (struct agent_client *a, int timeout_ms, Chvm__Agent__Frame **r
                   struct err **err);
 int agent_wait_ready (struct agent_client *a, unsigned deadline_ms, unsigned cdp_port,
                       Chvm__Agent__Frame **reply, struct err **err);
+struct agent_quiesced
+{
+  unsigned frozen;                         /* filesystems frozen */
+  int64_t freed_kb;                        /* MemAvailable after minus before */
+  uint64_t mem_total_kb, mem_available_kb; /* after (0: an older agent) */
+};
 int agent_quiesce (struct agent_client *a, unsigned freeze_timeout_ms, bool drop_caches,
-                   bool compact, unsigned *frozen, int64_t *freed_kb, int timeout_ms,
-                   struct err **err);
+                   bool compact, struct agent_quiesced *out, int timeout_ms, struct err **err);
 /* host_time_ns 0 leaves the guest clock alone.  restored: the VM was just
    restored from a snapshot and a is its first connection; the agent closes
    every connection accepted before it (*closed: how many). */

@@ -30,6 +30,20 @@ struct publish
   const char *host_addr;
 };
 
+enum vm_toggle
+{
+  VM_AUTO = 0,
+  VM_OFF,
+  VM_ON,
+};
+
+enum vm_restore_mode
+{
+  VM_RESTORE_AUTO = 0, /* ondemand where the VMM version and host allow it, else copy */
+  VM_RESTORE_COPY,     /* read all of the snapshot's memory before the guest runs */
+  VM_RESTORE_ONDEMAND, /* serve pages on fault (CH v52+, userfaultfd) */
+};
+
 /* Everything needed to (re)create a VM.  Paths are absolute. */
 struct vm_spec
 {
@@ -61,6 +75,23 @@ struct vm_spec
      chvm starts its console logger there (console.c), which writes
      console.log with a size cap.  A failure fails the start. */
   int (*serial_attach) (const char *dir, pid_t vmm_pid, struct err **err);
+  /* CH guest RAM (chvm run --shared-memory, --free-page-reporting):
+     VM_AUTO lets the backend choose by its version (vm_runtime says what it
+     chose).  Shared (memfd) memory is what CH v52+ snapshots sparsely;
+     free page reporting (virtio-balloon) punches the pages the guest frees
+     out of it. */
+  enum vm_toggle shared_memory;
+  enum vm_toggle free_page_reporting;
+};
+
+/* How a restore brings guest memory back (chvm restore --memory-restore,
+   --prefault); the backend fills mode and reason with what it did. */
+struct vm_restore_opts
+{
+  enum vm_restore_mode want;
+  bool prefault;
+  enum vm_restore_mode mode; /* out: VM_RESTORE_COPY or VM_RESTORE_ONDEMAND */
+  char reason[256];          /* out: why that mode */
 };
 
 /* What a running VM looks like from the host; persisted in vm.json by the
@@ -72,6 +103,8 @@ struct vm_runtime
   char vsock_socket[256];   /* CH hybrid vsock unix socket ("" if none) */
   uint16_t agent_host_port; /* QEMU: 127.0.0.1 port forwarded to the agent (0 if none) */
   char version[64];         /* hypervisor version string, e.g. "cloud-hypervisor v53.0" */
+  bool shared_memory;       /* CH: guest RAM is a memfd (MAP_SHARED) */
+  bool free_page_reporting; /* CH: a virtio-balloon reports the guest's free pages */
 };
 
 /* Timing of one phase, for standby/restore reports. */
@@ -96,8 +129,9 @@ struct backend_ops
   int (*snapshot) (struct vm_runtime *rt, const char *dir, struct err **err);
   /* Start a new VMM and restore from dir; the VM is left running (resumed).
      Phases (vmm start, restore, resume) are appended to phases/n_phases. */
-  int (*restore) (const struct vm_spec *spec, const char *dir, struct vm_runtime *rt,
-                  struct phase *phases, size_t *n_phases, struct err **err);
+  int (*restore) (const struct vm_spec *spec, const char *dir, struct vm_restore_opts *ro,
+                  struct vm_runtime *rt, struct phase *phases, size_t *n_phases,
+                  struct err **err);
   /* Ask the VMM to stop the VM and exit; then reap it.  Kills it if it does
      not exit before the deadline. */
   int (*shutdown) (struct vm_runtime *rt, struct err **err);
@@ -105,6 +139,10 @@ struct backend_ops
      honour (chvm-init stops the entrypoint and powers off, and the VMM then
      exits by itself) or ignore.  The caller waits for the exit. */
   int (*powerdown) (struct vm_runtime *rt, struct err **err);
+  /* Bytes of guest RAM the host holds for the VM's shared memory (the
+     memfds' allocated blocks), for watching free page reporting hand
+     memory back; NULL where the backend has none. */
+  int (*ram_allocated) (const struct vm_runtime *rt, uint64_t *bytes, struct err **err);
   /* Open a stream to the guest agent (vsock CONNECT or TCP); returns an fd. */
   int (*agent_connect) (const struct vm_runtime *rt, unsigned port, int timeout_ms,
                         struct err **err);

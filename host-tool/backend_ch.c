@@ -10,8 +10,13 @@
  * The VMM runs as spec->jail says (its own uid, no capabilities; vmmuser.c)
  * and with spec->landlock its VmConfig turns CH's Landlock on.
  *
- * Restore mode: $CHVM_CH_RESTORE_MODE = "copy" or "ondemand" (v52+,
- * userfaultfd); default copy.
+ * Guest RAM: by default (VM_AUTO) shared (a memfd) with a free page
+ * reporting balloon on v52+, where CH snapshots a memfd sparsely, so a
+ * snapshot holds only what the guest uses; private anonymous memory and no
+ * balloon below (v48 writes all of it either way).
+ *
+ * Restore mode (vm_restore_opts): by default ondemand (userfaultfd) on v52+
+ * when the VMM can open a userfaultfd, else copy; the reason is reported.
  *
  * $CHVM_CH_SECCOMP, when set, is passed as `--seccomp VALUE` (true, false or
  * log).  Upstream's release binaries need nothing; a CH built from source with
@@ -19,6 +24,7 @@
  * 1.95 calls sendto(2) in its HTTP thread) is killed by its own filter unless
  * this is `log`.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -245,9 +251,17 @@ attach_serial (const struct vm_spec *spec, const struct vm_runtime *rt, struct e
   return spec->serial_attach (spec->dir, rt->vmm_pid, err);
 }
 
+/* VM_AUTO: on where CH snapshots shared memory sparsely (v52+). */
+static bool
+toggle_on (enum vm_toggle t, int version_major)
+{
+  return t == VM_AUTO ? version_major >= CH_VERSION_SPARSE_SNAPSHOT : t == VM_ON;
+}
+
 static int
 ch_start (const struct vm_spec *spec, struct vm_runtime *rt, struct err **err)
 {
+  struct vm_spec s = *spec;
   struct ch_client c;
 
   if (remove_stale_console (spec, err) < 0)
@@ -261,7 +275,11 @@ ch_start (const struct vm_spec *spec, struct vm_runtime *rt, struct err **err)
     }
   if (start_vmm (spec, rt, &c, err) < 0)
     return err_wrap (err, "start VM %s", spec->name ? spec->name : "");
-  if (ch_create (&c, spec, err) < 0 || attach_serial (spec, rt, err) < 0 || ch_boot (&c, err) < 0)
+  rt->shared_memory = toggle_on (spec->shared_memory, c.version_major);
+  rt->free_page_reporting = toggle_on (spec->free_page_reporting, c.version_major);
+  s.shared_memory = rt->shared_memory ? VM_ON : VM_OFF;
+  s.free_page_reporting = rt->free_page_reporting ? VM_ON : VM_OFF;
+  if (ch_create (&c, &s, err) < 0 || attach_serial (spec, rt, err) < 0 || ch_boot (&c, err) < 0)
     return abandon (spec->dir, rt, "start VM", err);
   if (spec->agent_vsock_port != 0)
     dir_path (rt->vsock_socket, sizeof rt->vsock_socket, spec->dir, "vsock.sock", NULL);
@@ -332,14 +350,67 @@ check_snapshot_dir (const char *dir, struct err **err)
   return 0;
 }
 
-static enum ch_restore_mode
-restore_mode (int version_major)
+/* Whether a VMM running as jail (NULL: as root) can have a userfaultfd:
+   CH opens /dev/userfaultfd first, then tries userfaultfd(2), which an
+   unprivileged process gets only with vm.unprivileged_userfaultfd=1. */
+static bool
+uffd_usable (const struct proc_jail *jail, char *why, size_t len)
 {
-  const char *m = getenv ("CHVM_CH_RESTORE_MODE");
+  struct stat st;
+  char sysctl[8] = "";
+  cleanup_close int fd = -1;
+  bool group = false;
 
-  if (m != NULL && strcmp (m, "ondemand") == 0 && version_major >= CH_VERSION_RESTORE_MODES)
-    return CH_RESTORE_ONDEMAND;
-  return CH_RESTORE_COPY;
+  if (jail == NULL)
+    return snprintf (why, len, "the VMM runs as root"), true;
+  if (stat ("/dev/userfaultfd", &st) == 0)
+    {
+      group = st.st_gid == jail->gid;
+      for (size_t i = 0; i < jail->n_groups; i++)
+        group = group || st.st_gid == jail->groups[i];
+      if ((st.st_uid == jail->uid && (st.st_mode & 0600) == 0600)
+          || (group && (st.st_mode & 0060) == 0060) || (st.st_mode & 0006) == 0006)
+        return snprintf (why, len, "its uid %u can open /dev/userfaultfd", (unsigned) jail->uid),
+               true;
+    }
+  fd = open ("/proc/sys/vm/unprivileged_userfaultfd", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0 && read (fd, sysctl, sizeof sysctl - 1) > 0 && sysctl[0] == '1')
+    return snprintf (why, len, "vm.unprivileged_userfaultfd=1"), true;
+  snprintf (why, len,
+            "uid %u cannot open /dev/userfaultfd (scripts/vmm-user.sh gives it to the kvm group) "
+            "and vm.unprivileged_userfaultfd is 0",
+            (unsigned) jail->uid);
+  return false;
+}
+
+/* Resolves ro->want into ro->mode and ro->reason. */
+static int
+restore_mode (int version_major, const struct vm_spec *spec, struct vm_restore_opts *ro,
+              struct err **err)
+{
+  char why[sizeof ro->reason - 32];
+  bool uffd = uffd_usable (spec->jail, why, sizeof why);
+
+  ro->mode = VM_RESTORE_COPY;
+  if (ro->want == VM_RESTORE_COPY)
+    return snprintf (ro->reason, sizeof ro->reason, "asked for"), 0;
+  if (version_major < CH_VERSION_RESTORE_MODES)
+    snprintf (ro->reason, sizeof ro->reason, "cloud-hypervisor v%d has no ondemand restore (v%d+)",
+              version_major, CH_VERSION_RESTORE_MODES);
+  else if (ro->prefault)
+    snprintf (ro->reason, sizeof ro->reason, "prefault reads all memory before the guest runs");
+  else if (!uffd)
+    snprintf (ro->reason, sizeof ro->reason, "no userfaultfd: %s", why);
+  else
+    {
+      ro->mode = VM_RESTORE_ONDEMAND;
+      snprintf (ro->reason, sizeof ro->reason, "%s: %s",
+                ro->want == VM_RESTORE_ONDEMAND ? "asked for" : "cloud-hypervisor v52+", why);
+      return 0;
+    }
+  if (ro->want == VM_RESTORE_ONDEMAND)
+    return err_make (err, ENOTSUP, "ondemand memory restore: %s", ro->reason);
+  return 0;
 }
 
 static void
@@ -350,10 +421,10 @@ add_phase (struct phase *phases, size_t *n, const char *name, double ms)
 }
 
 static int
-ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_runtime *rt,
-               struct phase *phases, size_t *n_phases, struct err **err)
+ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_restore_opts *ro,
+               struct vm_runtime *rt, struct phase *phases, size_t *n_phases, struct err **err)
 {
-  struct ch_restore_opts o = { .prefault = false, .resume = false };
+  struct ch_restore_opts o = { .prefault = ro->prefault, .resume = false };
   char vs[sizeof rt->vsock_socket];
   struct ch_client c;
   double t0, t1;
@@ -369,7 +440,9 @@ ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_runtime *r
     return err_wrap (err, "restore VM %s", spec->name ? spec->name : "");
   t1 = proc_now_ms ();
   add_phase (phases, n_phases, "vmm-start", t1 - t0);
-  o.mode = restore_mode (c.version_major);
+  if (restore_mode (c.version_major, spec, ro, err) < 0)
+    return abandon (spec->dir, rt, "restore VM", err);
+  o.mode = ro->mode == VM_RESTORE_ONDEMAND ? CH_RESTORE_ONDEMAND : CH_RESTORE_COPY;
   if (attach_serial (spec, rt, err) < 0)
     return abandon (spec->dir, rt, "restore VM", err);
   /* Resume as its own call (not restore's v52 "resume") so its time is a
@@ -384,6 +457,44 @@ ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_runtime *r
   add_phase (phases, n_phases, "resume", proc_now_ms () - t0);
   if (spec->agent_vsock_port != 0)
     snprintf (rt->vsock_socket, sizeof rt->vsock_socket, "%s", vs);
+  return 0;
+}
+
+/* CH names its guest RAM memfds "ch_ram" (memory_manager.rs). */
+#define RAM_MEMFD "/memfd:ch_ram"
+
+static int
+ch_ram_allocated (const struct vm_runtime *rt, uint64_t *bytes, struct err **err)
+{
+  char fds[64], link[PATH_MAX + 64], target[PATH_MAX];
+  cleanup_dir DIR *d = NULL;
+  struct dirent *de;
+  bool found = false;
+
+  *bytes = 0;
+  snprintf (fds, sizeof fds, "/proc/%d/fd", (int) rt->vmm_pid);
+  d = opendir (fds);
+  if (d == NULL)
+    return err_make (err, errno, "open %s", fds);
+  // cppcheck-suppress readdirCalled
+  while ((de = readdir (d)) != NULL)
+    {
+      struct stat st;
+      ssize_t n;
+
+      snprintf (link, sizeof link, "%s/%s", fds, de->d_name);
+      n = readlink (link, target, sizeof target - 1);
+      if (n <= 0)
+        continue;
+      target[n] = '\0';
+      if (strncmp (target, RAM_MEMFD, strlen (RAM_MEMFD)) != 0 || stat (link, &st) < 0)
+        continue;
+      *bytes += (uint64_t) st.st_blocks * 512;
+      found = true;
+    }
+  if (!found)
+    return err_make (err, ENOENT, "cloud-hypervisor (pid %d) has no guest RAM memfd",
+                     (int) rt->vmm_pid);
   return 0;
 }
 
@@ -458,5 +569,6 @@ const struct backend_ops backend_ch = {
   .restore = ch_restore_vm,
   .shutdown = ch_shutdown_vm,
   .powerdown = ch_powerdown_vm,
+  .ram_allocated = ch_ram_allocated,
   .agent_connect = ch_agent_connect,
 };

@@ -465,14 +465,21 @@ qemu_snapshot (struct vm_runtime *rt, const char *dir, struct err **err)
 }
 
 static int
-qemu_restore (const struct vm_spec *spec, const char *dir, struct vm_runtime *rt,
-              struct phase *phases, size_t *n_phases, struct err **err)
+qemu_restore (const struct vm_spec *spec, const char *dir, struct vm_restore_opts *ro,
+              struct vm_runtime *rt, struct phase *phases, size_t *n_phases, struct err **err)
 {
   char uri[VM_PATH_MAX + 32], mem[VM_PATH_MAX + 16];
   double t0 = proc_now_ms (), t1, t2;
   struct qmp *q;
   struct stat st;
   int r;
+
+  /* An incoming migration reads the whole stream before `cont`. */
+  if (ro->want == VM_RESTORE_ONDEMAND || ro->prefault)
+    return err_make (err, ENOTSUP, "qemu: %s is a cloud-hypervisor restore option",
+                     ro->prefault ? "--prefault" : "--memory-restore ondemand");
+  ro->mode = VM_RESTORE_COPY;
+  snprintf (ro->reason, sizeof ro->reason, "qemu restores from a migration stream");
 
   snprintf (mem, sizeof mem, "%s/memory", dir);
   if (stat (mem, &st) < 0)

@@ -157,13 +157,27 @@ ch_vm_config (const struct vm_spec *spec, struct err **err)
       || add_obj (cpus, "max_vcpus", json_object_new_int ((int) spec->cpus)) < 0)
     goto oom;
 
-  /* Private anonymous memory (shared=off): a snapshot then holds only what
-     the guest touched, and nothing else maps the RAM. */
+  /* Private anonymous memory (shared=off) unless the spec says shared: CH
+     v52+ writes a memfd's holes as holes (SEEK_DATA), private memory
+     densely.  Nothing else maps the memfd. */
   mem = json_object_new_object ();
   if (add_obj (cfg, "memory", mem) < 0
       || add_obj (mem, "size", json_object_new_int64 ((int64_t) (spec->memory_mib << 20))) < 0
-      || add_obj (mem, "shared", json_object_new_boolean (false)) < 0)
+      || add_obj (mem, "shared", json_object_new_boolean (spec->shared_memory == VM_ON)) < 0)
     goto oom;
+
+  /* A balloon of size 0 only for free page reporting: the guest's
+     virtio_balloon reports freed 2 MiB blocks (page_reporting) and CH
+     punches them out of guest RAM (MADV_DONTNEED, and PUNCH_HOLE on a
+     memfd).  deflate_on_oom is moot at size 0. */
+  if (spec->free_page_reporting == VM_ON)
+    {
+      struct json_object *balloon = json_object_new_object ();
+      if (add_obj (cfg, "balloon", balloon) < 0
+          || add_obj (balloon, "size", json_object_new_int64 (0)) < 0
+          || add_obj (balloon, "free_page_reporting", json_object_new_boolean (true)) < 0)
+        goto oom;
+    }
 
   payload = json_object_new_object ();
   if (add_obj (cfg, "payload", payload) < 0 || add_str (payload, "kernel", spec->kernel) < 0

@@ -26,6 +26,9 @@
 
 /* First version that knows vm.restore's memory_restore_mode and resume. */
 #define CH_VERSION_RESTORE_MODES 52
+/* First version that writes a shared (memfd) guest RAM's holes as holes
+   in memory-ranges (SEEK_DATA/SEEK_HOLE), and reads only its data back. */
+#define CH_VERSION_SPARSE_SNAPSHOT 52
 
 struct ch_client
 {

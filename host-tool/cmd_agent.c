@@ -567,18 +567,22 @@ do_quiesce (const struct global_opts *g, struct agent_client *a, const struct ta
             const struct sub_args *s)
 {
   cleanup_err struct err *e = NULL;
-  unsigned frozen = 0;
-  int64_t freed = 0;
+  struct agent_quiesced q = { 0 };
   char buf[256];
 
-  if (agent_quiesce (a, (unsigned) s->timeout_ms, s->drop_caches, s->compact, &frozen, &freed,
+  if (agent_quiesce (a, (unsigned) s->timeout_ms, s->drop_caches, s->compact, &q,
                      t->timeout_ms + 60000, &e)
       < 0)
     return fail (e, "quiesce");
   if (g->json)
-    printf ("{\"frozen_count\":%u,\"freed_kb\":%lld}\n", frozen, (long long) freed);
+    printf ("{\"frozen_count\":%u,\"freed_kb\":%lld,\"mem_total_kb\":%llu,"
+            "\"mem_available_kb\":%llu}\n",
+            q.frozen, (long long) q.freed_kb, (unsigned long long) q.mem_total_kb,
+            (unsigned long long) q.mem_available_kb);
   else
-    printf ("froze %u filesystems, MemAvailable %+lld kB\n", frozen, (long long) freed);
+    printf ("froze %u filesystems, MemAvailable %+lld kB (%llu of %llu kB)\n", q.frozen,
+            (long long) q.freed_kb, (unsigned long long) q.mem_available_kb,
+            (unsigned long long) q.mem_total_kb);
   fflush (stdout);
   if (!s->hold)
     return 0;

@@ -29,6 +29,9 @@
 /* Set from --timeout: how long the resumed guest has to answer the agent,
    thaw and have the browser ready, all three together. */
 static unsigned agent_timeout_s = DEFAULT_AGENT_S;
+/* --memory-restore, --prefault; the backend says what it did (the report
+   reads it after restore() returns). */
+static struct vm_restore_opts restore_opts;
 
 /* What is left of the deadline, at least 1 ms (a step that starts late
    still gets one try). */
@@ -62,7 +65,7 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
   cleanup_err struct err *e2 = NULL;
   enum vm_status st = vmctl_status (c);
   struct stat sb;
-  double t = proc_now_ms (), deadline;
+  double t = proc_now_ms (), start = t, deadline;
   unsigned thawed = 0;
   int64_t step_ns = 0;
   sigset_t old_mask;
@@ -101,12 +104,19 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
   spec.landlock = spec.jail != NULL && vmmuser_landlock_p ();
   spec.serial_attach = console_logger_start;
   saved_rt = c->rec.rt;
-  if (c->be->restore (&spec, snap, &c->rec.rt, ph, n, err) < 0)
+  if (c->be->restore (&spec, snap, &restore_opts, &c->rec.rt, ph, n, err) < 0)
     {
       c->rec.rt = saved_rt;
       console_logger_stop (c->dir, 2000);
       goto fail;
     }
+  /* The snapshot's config keeps the guest RAM as it was. */
+  c->rec.rt.shared_memory = saved_rt.shared_memory;
+  c->rec.rt.free_page_reporting = saved_rt.free_page_reporting;
+  vmctl_fact (c, "memory_restore", VMCTL_FACT_STR, 0,
+              restore_opts.mode == VM_RESTORE_ONDEMAND ? "ondemand" : "copy");
+  vmctl_fact (c, "memory_restore_reason", VMCTL_FACT_STR, 0, restore_opts.reason);
+  vmctl_fact (c, "prefault", VMCTL_FACT_BOOL, restore_opts.prefault, NULL);
   vmctl_fault ("restore", "restored", c->rec.rt.vmm_pid);
   t = proc_now_ms ();
   c->rec.state = VM_STATUS_RUNNING;
@@ -163,6 +173,8 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
   chvm__agent__frame__free_unpacked (reply, NULL);
   agent_close (a);
   vmctl_phase (ph, n, "ready", &t);
+  /* The agent's WaitReady answers once the browser's DevTools does. */
+  vmctl_fact (c, "cdp_ready_ms", VMCTL_FACT_INT, (int64_t) (t - start), NULL);
 done:
   /* The snapshot is stale now that the VM runs on; a next standby makes a
      new one. */
@@ -179,24 +191,46 @@ cmd_restore (const struct global_opts *g, int argc, char **argv)
 {
   cleanup_free struct vmctl *c = calloc (1, sizeof *c);
   char cdp[128];
-  bool agent;
+  bool no_agent = false;
+  const char *mode = "auto";
   int status;
+  const struct vmctl_arg args[] = { { "--no-agent", &no_agent, NULL },
+                                    { "--prefault", &restore_opts.prefault, NULL },
+                                    { "--memory-restore", NULL, &mode } };
   const char *name = vmctl_phased_args (
-      argc, argv, "--no-agent",
-      "Usage: chvm restore [--no-agent] [--timeout SECONDS] NAME [--json]\n\n"
+      argc, argv, args, sizeof args / sizeof args[0],
+      "Usage: chvm restore [--no-agent] [--memory-restore auto|copy|ondemand] [--prefault]\n"
+      "                    [--timeout SECONDS] NAME [--json]\n\n"
       "Bring a VM in standby back from its snapshot, thaw it with the host's time\n"
-      "and wait for the browser; prints each phase's time.  --no-agent: only\n"
-      "restore and resume (guests without the agent).  --timeout: how long the\n"
-      "resumed guest has to answer the agent, thaw and have the browser ready\n"
-      "(default 120).\n"
+      "and wait for the browser; prints each phase's time, the memory restore mode\n"
+      "and why, and (--json: cdp_ready_ms) how long until CDP answered.\n"
+      "  --no-agent        only restore and resume (guests without the agent)\n"
+      "  --memory-restore  copy: read all of the snapshot's memory before the guest\n"
+      "                    runs; ondemand: serve its pages as the guest touches them\n"
+      "                    (cloud-hypervisor v52+, userfaultfd); auto (default):\n"
+      "                    ondemand where the VMM can have it, else copy\n"
+      "  --prefault        cloud-hypervisor: populate all guest memory at restore\n"
+      "                    (implies copy)\n"
+      "  --timeout S       how long the resumed guest has to answer the agent, thaw\n"
+      "                    and have the browser ready (default 120)\n"
       "With the QEMU backend CDP clients must reconnect (same browser, same targets).\n",
-      &agent, &agent_timeout_s, &status);
+      &agent_timeout_s, &status);
 
+  if (name != NULL && strcmp (mode, "auto") != 0 && strcmp (mode, "copy") != 0
+      && strcmp (mode, "ondemand") != 0)
+    {
+      fprintf (stderr, "chvm: bad --memory-restore '%s' (auto, copy or ondemand)\n", mode);
+      return 2;
+    }
+  if (name != NULL)
+    restore_opts.want = strcmp (mode, "copy") == 0       ? VM_RESTORE_COPY
+                        : strcmp (mode, "ondemand") == 0 ? VM_RESTORE_ONDEMAND
+                                                         : VM_RESTORE_AUTO;
   if (name == NULL)
     return status;
   if (c == NULL)
     return 1;
-  if (vmctl_run_phased (g, "restore", name, agent, restore, c) != 0)
+  if (vmctl_run_phased (g, "restore", name, !no_agent, restore, c) != 0)
     return 1;
   if (!g->json)
     {

@@ -65,6 +65,12 @@ usage (FILE *out)
            "  --net user|tap         QEMU: user-net (default) or a tap on bridge chvm0\n"
            "  --netns NAME           do all networking inside network namespace NAME\n"
            "  --cdp-port PORT        guest DevTools port (default 9222)\n"
+           "  --shared-memory auto|on|off\n"
+           "                         ch: guest RAM as a memfd, which CH v52+ snapshots\n"
+           "                         sparsely (auto: on for v52+)\n"
+           "  --free-page-reporting auto|on|off\n"
+           "                         ch: a virtio-balloon through which the guest hands back\n"
+           "                         the memory it frees (auto: on for v52+)\n"
            "  --kernel PATH, --initrd PATH\n"
            "  --timeout SECONDS      wait for the browser at most this long (default %d)\n"
            "  --no-wait              return once the VMM runs\n"
@@ -117,7 +123,22 @@ struct run_opts
   struct vm_publish publish[VM_MAX_PUBLISH];
   size_t n_publish;
   bool no_wait;
+  enum vm_toggle shared_memory, free_page_reporting;
 };
+
+static int
+parse_toggle (const char *opt, const char *s, enum vm_toggle *out, struct err **err)
+{
+  if (strcmp (s, "auto") == 0)
+    *out = VM_AUTO;
+  else if (strcmp (s, "on") == 0)
+    *out = VM_ON;
+  else if (strcmp (s, "off") == 0)
+    *out = VM_OFF;
+  else
+    return err_make (err, 0, "bad --%s '%s' (auto, on or off)", opt, s);
+  return 0;
+}
 
 static int
 parse_uint (const char *s, unsigned min, unsigned max, unsigned *out)
@@ -149,6 +170,8 @@ parse_args (int argc, char **argv, struct run_opts *o, struct err **err)
     { "timeout", required_argument, NULL, 't' },
     { "disk-size", required_argument, NULL, 'D' },
     { "no-wait", no_argument, NULL, 'W' },
+    { "shared-memory", required_argument, NULL, 'M' },
+    { "free-page-reporting", required_argument, NULL, 'F' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -239,6 +262,14 @@ parse_args (int argc, char **argv, struct run_opts *o, struct err **err)
         break;
       case 'W':
         o->no_wait = true;
+        break;
+      case 'M':
+        if (parse_toggle ("shared-memory", optarg, &o->shared_memory, err) < 0)
+          return -1;
+        break;
+      case 'F':
+        if (parse_toggle ("free-page-reporting", optarg, &o->free_page_reporting, err) < 0)
+          return -1;
         break;
       default:
         return err_make (err, 0, "unknown option '%s' (see chvm run --help)", argv[optind - 1]);
@@ -373,6 +404,9 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
     tap = true; /* CH has no user-mode network */
   if (o->netns != NULL && !tap)
     return err_make (err, 0, "--netns needs --net tap (or the ch backend)");
+  if (c->be != &backend_ch && (o->shared_memory == VM_ON || o->free_page_reporting == VM_ON))
+    return err_make (err, 0, "--%s on: only the ch backend has it",
+                     o->shared_memory == VM_ON ? "shared-memory" : "free-page-reporting");
   if (resolve_file (o->kernel, "kernel/vmlinuz", "kernel", kernel, VM_PATH_MAX, err) < 0
       || resolve_file (o->initrd, "initrd.cpio.gz", "initrd", initrd, VM_PATH_MAX, err) < 0)
     return -1;
@@ -555,6 +589,8 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   spec.jail = vmmuser_jail (r, c->dir, &jail);
   spec.landlock = spec.jail != NULL && vmmuser_landlock_p ();
   spec.serial_attach = console_logger_start;
+  spec.shared_memory = o->shared_memory;
+  spec.free_page_reporting = o->free_page_reporting;
   if (c->be->start (&spec, &r->rt, err) < 0)
     goto fail;
   cr.vmm = true;

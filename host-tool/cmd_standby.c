@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * chvm standby NAME: agent Quiesce -> pause -> snapshot into
+ * chvm standby NAME: agent Quiesce (drop caches, compact, freeze) -> with
+ * free page reporting, wait until the guest has handed its free memory
+ * back (the memfd stops shrinking) -> pause -> snapshot into
  * <dir>/snapshot.tmp-PID-XXXXXX -> fsync of each file and the dir -> rename
  * to <dir>/snapshot once complete, fsync of <dir> -> vm.json "standby"
  * (durable) -> VMM shutdown.  The tap stays, so that a restore finds it.  Each phase is
@@ -12,6 +14,7 @@
  * and thaws it, so it is left as it was.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,16 +23,90 @@
 #include "cleanup.h"
 #include "commands.h"
 #include "console.h"
+#include "log.h"
 #include "proc.h"
 #include "vmctl.h"
 #include "vmmuser.h"
 
 #define QUIESCE_MS 300000 /* agent auto-thaw bound: covers pause + snapshot */
 #define DEFAULT_AGENT_S 60
+/* The guest kernel reports free 2 MiB blocks 2 s after the frees that make
+   enough of them (mm/page_reporting.c, PAGE_REPORTING_DELAY), then in
+   batches: settled once guest RAM has not shrunk for QUIET_MS, at most
+   SETTLE_MAX_MS. */
+#define SETTLE_POLL_MS 100
+#define SETTLE_QUIET_MS 2500
+#define SETTLE_MAX_MS 15000
 
 /* Set from --timeout: how long the running guest's agent has to answer
    (connect and Hello; a guest under heavy load can take seconds). */
 static unsigned agent_timeout_s = DEFAULT_AGENT_S;
+/* --no-reclaim: quiesce without dropping caches, compacting or waiting for
+   free page reporting. */
+static bool no_reclaim;
+
+/* What the report (--json) says; it outlives standby(). */
+static struct agent_quiesced quiesced;
+static uint64_t ram_before, ram_after;
+
+/* Waits until free page reporting has handed back what the reclaim freed:
+   polls the VMM's guest RAM allocation (an observable, not a fixed sleep)
+   until it has not shrunk for SETTLE_QUIET_MS.  Not being able to watch
+   only costs snapshot size: a warning. */
+static void
+settle (struct vmctl *c)
+{
+  double start = proc_now_ms (), changed = start, now = start;
+  cleanup_err struct err *e = NULL;
+  uint64_t cur;
+
+  if (c->be->ram_allocated (&c->rec.rt, &ram_before, &e) < 0)
+    {
+      log_warn ("not waiting for free page reporting: %s", e->msg ? e->msg : "");
+      return;
+    }
+  ram_after = ram_before;
+  while (now - start < SETTLE_MAX_MS && now - changed < SETTLE_QUIET_MS)
+    {
+      poll (NULL, 0, SETTLE_POLL_MS);
+      if (c->be->ram_allocated (&c->rec.rt, &cur, &e) < 0)
+        {
+          log_warn ("stopped waiting for free page reporting: %s", e->msg ? e->msg : "");
+          return;
+        }
+      now = proc_now_ms ();
+      if (cur < ram_after)
+        {
+          ram_after = cur;
+          changed = now;
+        }
+    }
+}
+
+/* The report beside the phases: guest RAM, what the guest used at the
+   quiesce, the snapshot's bytes. */
+static int
+report (struct vmctl *c, const char *snap, struct err **err)
+{
+  uint64_t logical, allocated;
+
+  if (vm_snapshot_size (snap, &logical, &allocated, err) < 0)
+    return -1;
+  vmctl_fact (c, "guest_ram", VMCTL_FACT_INT, (int64_t) (c->rec.memory_mib << 20), NULL);
+  if (quiesced.mem_total_kb > 0)
+    vmctl_fact (c, "guest_used", VMCTL_FACT_INT,
+                (int64_t) ((quiesced.mem_total_kb - quiesced.mem_available_kb) << 10), NULL);
+  vmctl_fact (c, "snapshot_bytes", VMCTL_FACT_INT, (int64_t) logical, NULL);
+  vmctl_fact (c, "snapshot_allocated", VMCTL_FACT_INT, (int64_t) allocated, NULL);
+  vmctl_fact (c, "shared_memory", VMCTL_FACT_BOOL, c->rec.rt.shared_memory, NULL);
+  vmctl_fact (c, "free_page_reporting", VMCTL_FACT_BOOL, c->rec.rt.free_page_reporting, NULL);
+  if (ram_before > 0)
+    {
+      vmctl_fact (c, "ram_before_settle", VMCTL_FACT_INT, (int64_t) ram_before, NULL);
+      vmctl_fact (c, "ram_after_settle", VMCTL_FACT_INT, (int64_t) ram_after, NULL);
+    }
+  return 0;
+}
 
 static int
 standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err **err)
@@ -39,9 +116,7 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
   cleanup_err struct err *e2 = NULL;
   enum vm_status st = vmctl_status (c);
   double t = proc_now_ms ();
-  unsigned frozen = 0;
-  int64_t freed_kb = 0;
-  bool paused = false;
+  bool paused = false, reclaim = quiesce && !no_reclaim;
   sigset_t old_mask;
   int r;
 
@@ -57,8 +132,7 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
     {
       if (quiesce
           && (vmctl_agent (c, (int) agent_timeout_s * 1000, &a, err) < 0
-              || agent_quiesce (a, QUIESCE_MS, true, false, &frozen, &freed_kb, QUIESCE_MS, err)
-                     < 0))
+              || agent_quiesce (a, QUIESCE_MS, reclaim, reclaim, &quiesced, QUIESCE_MS, err) < 0))
         {
           if (a != NULL)
             agent_close (a);
@@ -66,6 +140,12 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
         }
       if (quiesce)
         vmctl_phase (ph, n, "quiesce", &t);
+      if (reclaim && c->rec.rt.free_page_reporting && c->rec.rt.shared_memory
+          && c->be->ram_allocated != NULL)
+        {
+          settle (c);
+          vmctl_phase (ph, n, "settle", &t);
+        }
     }
   /* Once paused, a ^C or SIGTERM waits: before the snapshot is complete
      the VM is resumed and thawed first, after it the standby finishes. */
@@ -123,18 +203,18 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
   c->rec.rt.vmm_pid = 0;
   r = vmctl_save (c, err);
   sigprocmask (SIG_SETMASK, &old_mask, NULL);
-  return r;
+  return r < 0 ? r : report (c, snap, err);
 
 undo:
   if (paused)
     c->be->resume (&c->rec.rt, &e2);
   err_release (&e2);
+  sigprocmask (SIG_SETMASK, &old_mask, NULL);
   if (a != NULL)
     {
       agent_thaw (a, 0, false, NULL, NULL, NULL, (int) agent_timeout_s * 1000, &e2);
       agent_close (a);
     }
-  sigprocmask (SIG_SETMASK, &old_mask, NULL);
   return -1;
 }
 
@@ -142,21 +222,29 @@ int
 cmd_standby (const struct global_opts *g, int argc, char **argv)
 {
   cleanup_free struct vmctl *c = calloc (1, sizeof *c);
-  bool quiesce;
+  bool no_quiesce = false;
   int status;
+  const struct vmctl_arg args[] = { { "--no-quiesce", &no_quiesce, NULL },
+                                    { "--no-reclaim", &no_reclaim, NULL } };
   const char *name = vmctl_phased_args (
-      argc, argv, "--no-quiesce",
-      "Usage: chvm standby [--no-quiesce] [--timeout SECONDS] NAME [--json]\n\n"
-      "Quiesce (agent: freeze filesystems, drop caches), pause and snapshot the VM\n"
-      "to disk, then stop its VMM; `chvm restore NAME` brings it back.  Prints each\n"
-      "phase's time.  --no-quiesce: for guests without the agent.  --timeout: how\n"
-      "long the guest's agent has to answer before the quiesce (default 60); the VM\n"
-      "is left running when it does not.\n",
-      &quiesce, &agent_timeout_s, &status);
+      argc, argv, args, sizeof args / sizeof args[0],
+      "Usage: chvm standby [--no-quiesce] [--no-reclaim] [--timeout SECONDS] NAME [--json]\n\n"
+      "Quiesce (agent: drop caches, compact memory, freeze filesystems), pause and\n"
+      "snapshot the VM to disk, then stop its VMM; `chvm restore NAME` brings it\n"
+      "back.  With free page reporting (chvm run --free-page-reporting) it first\n"
+      "waits (at most 15 s) until the guest has handed its freed memory back, so\n"
+      "the snapshot holds only what the guest uses.  Prints each phase's time and\n"
+      "the snapshot's size (--json: guest_ram, guest_used, snapshot_bytes,\n"
+      "snapshot_allocated).\n"
+      "  --no-quiesce  for guests without the agent\n"
+      "  --no-reclaim  freeze only: no cache drop, compaction or wait\n"
+      "  --timeout S   how long the guest's agent has to answer before the quiesce\n"
+      "                (default 60); the VM is left running when it does not\n",
+      &agent_timeout_s, &status);
 
   if (name == NULL)
     return status;
   if (c == NULL)
     return 1;
-  return vmctl_run_phased (g, "standby", name, quiesce, standby, c);
+  return vmctl_run_phased (g, "standby", name, !no_quiesce, standby, c);
 }

@@ -488,18 +488,33 @@ vmctl_fail (const char *cmd, struct err **err)
 }
 
 void
-vmctl_print_phases (const struct global_opts *g, const char *cmd, const char *name,
-                    const struct phase *p, size_t n, double total_ms)
+vmctl_fact (struct vmctl *c, const char *key, int type, int64_t num, const char *str)
+{
+  if (c->n_facts < sizeof c->facts / sizeof c->facts[0])
+    c->facts[c->n_facts++] = (struct vmctl_fact){ key, type, num, str };
+}
+
+static void
+print_phases (const struct global_opts *g, const char *cmd, const struct vmctl *c,
+              const struct phase *p, size_t n, double total_ms)
 {
   if (g->json)
     {
       struct json_object *o = json_object_new_object (), *ph = json_object_new_object ();
-      json_object_object_add (o, "name", json_object_new_string (name));
+      json_object_object_add (o, "name", json_object_new_string (c->rec.name));
       json_object_object_add (o, "command", json_object_new_string (cmd));
       for (size_t i = 0; i < n; i++)
         json_object_object_add (ph, p[i].name, json_object_new_double (p[i].ms));
       json_object_object_add (o, "phases", ph);
       json_object_object_add (o, "total_ms", json_object_new_double (total_ms));
+      for (size_t i = 0; i < c->n_facts; i++)
+        {
+          const struct vmctl_fact *f = &c->facts[i];
+          json_object_object_add (o, f->key,
+                                  f->type == VMCTL_FACT_STR    ? json_object_new_string (f->str)
+                                  : f->type == VMCTL_FACT_BOOL ? json_object_new_boolean (f->num)
+                                                               : json_object_new_int64 (f->num));
+        }
       puts (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN
                                                    | JSON_C_TO_STRING_NOSLASHESCAPE));
       json_object_put (o);
@@ -507,24 +522,45 @@ vmctl_print_phases (const struct global_opts *g, const char *cmd, const char *na
     }
   for (size_t i = 0; i < n; i++)
     printf ("  %-12s %9.1f ms\n", p[i].name, p[i].ms);
-  printf ("%s %s: %.1f ms\n", cmd, name, total_ms);
+  for (size_t i = 0; i < c->n_facts; i++)
+    {
+      const struct vmctl_fact *f = &c->facts[i];
+      if (f->type == VMCTL_FACT_STR)
+        printf ("  %s: %s\n", f->key, f->str);
+      else if (f->type == VMCTL_FACT_BOOL)
+        printf ("  %s: %s\n", f->key, f->num ? "yes" : "no");
+      else
+        printf ("  %s: %lld\n", f->key, (long long) f->num);
+    }
+  printf ("%s %s: %.1f ms\n", cmd, c->rec.name, total_ms);
 }
 
 const char *
-vmctl_phased_args (int argc, char **argv, const char *no_opt, const char *usage, bool *opt,
-                   unsigned *timeout_s, int *status)
+vmctl_phased_args (int argc, char **argv, const struct vmctl_arg *args, size_t n_args,
+                   const char *usage, unsigned *timeout_s, int *status)
 {
   const char *name = NULL;
   uint64_t v;
-  bool help = false, bad = false;
+  bool help = false, bad = false, known;
   int i;
 
-  *opt = true;
   for (i = 1; i < argc && !help && !bad; i++)
     {
-      if (strcmp (argv[i], no_opt) == 0)
-        *opt = false;
-      else if (timeout_s != NULL && strcmp (argv[i], "--timeout") == 0 && i + 1 < argc)
+      known = false;
+      for (size_t k = 0; k < n_args && !known && !bad; k++)
+        if (strcmp (argv[i], args[k].flag) == 0)
+          {
+            known = true;
+            if (args[k].value == NULL)
+              *args[k].set = true;
+            else if (i + 1 < argc)
+              *args[k].value = argv[++i];
+            else
+              bad = true;
+          }
+      if (known || bad)
+        continue;
+      if (timeout_s != NULL && strcmp (argv[i], "--timeout") == 0 && i + 1 < argc)
         {
           bad = num_parse_u64_str (argv[++i], 86400, &v) < 0 || v == 0;
           if (bad)
@@ -565,7 +601,7 @@ vmctl_run_phased (const struct global_opts *g, const char *cmd, const char *name
   vmctl_close (c);
   if (r < 0)
     return vmctl_fail (cmd, &err);
-  vmctl_print_phases (g, cmd, c->rec.name, ph, n, proc_now_ms () - t0);
+  print_phases (g, cmd, c, ph, n, proc_now_ms () - t0);
   return 0;
 }
 

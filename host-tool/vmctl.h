@@ -27,6 +27,20 @@ struct vmctl
   int lock_fd; /* -1 when not locked */
   struct vm_record rec;
   const struct backend_ops *be;
+  /* What a phased command reports beside its phases (vmctl_fact). */
+  struct vmctl_fact
+  {
+    const char *key;
+    enum
+    {
+      VMCTL_FACT_INT,
+      VMCTL_FACT_BOOL,
+      VMCTL_FACT_STR,
+    } type;
+    int64_t num;
+    const char *str; /* must outlive the report */
+  } facts[12];
+  size_t n_facts;
 };
 
 /* Backend by its name (backend_ops.name, or "ch"). */
@@ -103,25 +117,35 @@ int vmctl_fail (const char *cmd, struct err **err);
    and sets *t to now. */
 void vmctl_phase (struct phase *p, size_t *n, const char *name, double *t);
 
-/* Phase table (text) or {"phases":{name:ms},"total_ms":..} (--json). */
-void vmctl_print_phases (const struct global_opts *g, const char *cmd, const char *name,
-                         const struct phase *p, size_t n, double total_ms);
+/* Adds a fact to the report of the phased command c runs: a key of its
+   own in --json, a "key: value" line after the phase table (at most
+   sizeof c->facts; later ones are dropped). */
+void vmctl_fact (struct vmctl *c, const char *key, int type, int64_t num, const char *str);
 
 /* An operation timed phase by phase (standby, restore); opt is its one
    option (quiesce, agent). */
 typedef int (*vmctl_phased_fn) (struct vmctl *c, bool opt, struct phase *ph, size_t *n,
                                 struct err **err);
 
-/* Arguments of such a command: `[NO_OPT] [--timeout SECONDS] NAME`, the
-   latter only where timeout_s is not NULL.  Returns NAME and sets *opt
-   (false when no_opt was given) and *timeout_s when given; or NULL after
-   printing usage, with *status 0 for --help/-h (usage on stdout) and 2
-   otherwise. */
-const char *vmctl_phased_args (int argc, char **argv, const char *no_opt, const char *usage,
-                               bool *opt, unsigned *timeout_s, int *status);
+/* One option of such a command: a switch (value NULL; *set becomes true)
+   or, with value, an option taking an argument (*value). */
+struct vmctl_arg
+{
+  const char *flag;
+  bool *set;
+  const char **value;
+};
+
+/* Arguments of such a command: `[ARGS...] [--timeout SECONDS] NAME`, the
+   latter only where timeout_s is not NULL.  Returns NAME and sets what
+   args name and *timeout_s when given; or NULL after printing usage, with
+   *status 0 for --help/-h (usage on stdout) and 2 otherwise. */
+const char *vmctl_phased_args (int argc, char **argv, const struct vmctl_arg *args, size_t n_args,
+                               const char *usage, unsigned *timeout_s, int *status);
 
 /* Opens VM name under the state lock, runs op, unlocks, and prints the
-   phase table of command cmd.  Returns 0, or 1 after printing the error.
+   phase table of command cmd with c's facts (--json: {"phases":{name:ms},
+   "total_ms":..,facts}).  Returns 0, or 1 after printing the error.
    c->rec stays readable afterwards for the caller's own output. */
 int vmctl_run_phased (const struct global_opts *g, const char *cmd, const char *name, bool opt,
                       vmctl_phased_fn op, struct vmctl *c);

@@ -231,6 +231,12 @@ add_int (struct json_object *o, const char *k, int64_t v)
   json_object_object_add (o, k, json_object_new_int64 (v));
 }
 
+static void
+add_bool (struct json_object *o, const char *k, bool v)
+{
+  json_object_object_add (o, k, json_object_new_boolean (v));
+}
+
 int
 vmrec_to_json (const struct vm_record *r, char **out, struct err **err)
 {
@@ -294,6 +300,8 @@ vmrec_to_json (const struct vm_record *r, char **out, struct err **err)
   add_str (rt, "vsock_socket", r->rt.vsock_socket);
   add_int (rt, "agent_host_port", r->rt.agent_host_port);
   add_str (rt, "version", r->rt.version);
+  add_bool (rt, "shared_memory", r->rt.shared_memory);
+  add_bool (rt, "free_page_reporting", r->rt.free_page_reporting);
   json_object_object_add (root, "runtime", rt);
 
   s = json_object_to_json_string_ext (root,
@@ -351,6 +359,21 @@ get_int (struct json_object *o, const char *k, int64_t min, int64_t max, int64_t
   if (errno != 0 || x < min || x > max)
     return err_make (err, 0, "vm.json: \"%s\" out of range", k);
   *dst = x;
+  return 0;
+}
+
+/* Optional: a missing key is false (vm.json from before it). */
+static int
+get_bool (struct json_object *o, const char *k, bool *dst, struct err **err)
+{
+  struct json_object *v;
+
+  *dst = false;
+  if (!json_object_object_get_ex (o, k, &v) || v == NULL)
+    return 0;
+  if (!json_object_is_type (v, json_type_boolean))
+    return err_make (err, 0, "vm.json: \"%s\" is not a boolean", k);
+  *dst = json_object_get_boolean (v);
   return 0;
 }
 
@@ -511,7 +534,9 @@ vmrec_from_json (const char *text, size_t len, struct vm_record *r, struct err *
   r->rt.agent_host_port = (uint16_t) x;
   if (get_str (rt, "api_socket", r->rt.api_socket, sizeof r->rt.api_socket, false, err) < 0
       || get_str (rt, "vsock_socket", r->rt.vsock_socket, sizeof r->rt.vsock_socket, false, err) < 0
-      || get_str (rt, "version", r->rt.version, sizeof r->rt.version, false, err) < 0)
+      || get_str (rt, "version", r->rt.version, sizeof r->rt.version, false, err) < 0
+      || get_bool (rt, "shared_memory", &r->rt.shared_memory, err) < 0
+      || get_bool (rt, "free_page_reporting", &r->rt.free_page_reporting, err) < 0)
     goto out;
   ret = 0;
 out:
@@ -986,6 +1011,30 @@ vm_sweep_snapshot_tmp (const char *dir, unsigned *removed, struct err **err)
     }
   if (removed != NULL)
     *removed = n;
+  return 0;
+}
+
+int
+vm_snapshot_size (const char *dir, uint64_t *logical, uint64_t *allocated, struct err **err)
+{
+  cleanup_dir DIR *d = opendir (dir);
+  struct dirent *de;
+
+  *logical = *allocated = 0;
+  if (d == NULL)
+    return err_make (err, errno, "open %s", dir);
+  // cppcheck-suppress readdirCalled
+  while ((de = readdir (d)) != NULL)
+    {
+      struct stat st;
+
+      if (fstatat (dirfd (d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return err_make (err, errno, "stat %s/%s", dir, de->d_name);
+      if (!S_ISREG (st.st_mode))
+        continue;
+      *logical += (uint64_t) st.st_size;
+      *allocated += (uint64_t) st.st_blocks * 512;
+    }
   return 0;
 }
 

@@ -5,7 +5,9 @@ the micro guest (tests/micro-guest), next to this host's own disk and memory
 bandwidth measured in the same run.
 
 For each size the guest first writes one word into every 4 KiB page of that
-much RAM (its memory is the size + 32 MiB), then:
+much RAM (its memory is the size + 32 MiB, or --guest-mib), then, for each
+--shared-memory setting (off: private anonymous memory, which CH snapshots
+densely; on: a memfd, which v52+ snapshots sparsely):
   standby   = vm.pause + vm.snapshot into snapshot.tmp-X, renamed to snapshot
   restore   = new VMM + vm.restore + vm.resume, copy mode and (v52+) ondemand,
               with the snapshot in the page cache ("warm") and, for copy, also
@@ -15,7 +17,8 @@ Host figures: sequential write (1 MiB blocks, fsync at the end), sequential
 read with the file dropped from the page cache, and memcpy, each on
 HOST_MIB MiB.
 
-  bench_ch.py [--sizes 512,2048,4096] [--dir DIR] [--json FILE]
+  bench_ch.py [--sizes 512,2048,4096] [--guest-mib N] [--shared-memory off,on]
+              [--dir DIR] [--json FILE]
 Needs cloud-hypervisor (PATH or $CLOUD_HYPERVISOR), /dev/kvm, and
 build/tests/ch-driver + build/tests/micro-guest/micro.elf (make ch-bench)."""
 
@@ -89,17 +92,20 @@ def first_count_after(d, before, t0, timeout):
     return (time.monotonic() - t0) * 1000
 
 
-def run_size(workdir, mib, version_major, timeout):
+def run_size(workdir, mib, guest_mib, shared, restores, version_major, timeout):
     vmdir = os.path.join(workdir, "vm-%d" % mib)
     shutil.rmtree(vmdir, ignore_errors=True)
-    res = {"touched_MiB": mib, "guest_MiB": mib + MARGIN_MIB}
-    d = Driver(vmdir, memory_mib=mib + MARGIN_MIB, cmdline="touch_mib=%d" % mib)
+    guest_mib = guest_mib or mib + MARGIN_MIB
+    res = {"touched_MiB": mib, "guest_MiB": guest_mib, "shared_memory": shared}
+    d = Driver(vmdir, memory_mib=guest_mib, cmdline="touch_mib=%d" % mib, shared_memory=shared)
     try:
         t0 = time.monotonic()
         d.ok("start")
         ch_micro.wait_for(lambda: "touched" in d.serial(), timeout, "the guest to touch %d MiB" % mib)
         res["guest_touch_s"] = time.monotonic() - t0
         d.wait_count(1, timeout)
+        if shared == "on":
+            res["ram_allocated_bytes"] = int(d.ok("ram")["bytes"])
         t0 = time.monotonic()
         d.ok("pause")
         out = d.cmd("standby", timeout=timeout)
@@ -114,9 +120,8 @@ def run_size(workdir, mib, version_major, timeout):
         d.ok("shutdown")
         before = d.serial()
         snap = kv["path"]
-        modes = [("copy", "warm"), ("copy", "cold")]
-        if version_major >= 52:
-            modes += [("ondemand", "warm"), ("ondemand", "cold")]
+        modes = [tuple(r.split("-")) for r in restores
+                 if version_major >= 52 or not r.startswith("ondemand")]
         for mode, cache in modes:
             if cache == "cold":
                 drop_cache(snap)
@@ -126,7 +131,7 @@ def run_size(workdir, mib, version_major, timeout):
             total = (time.monotonic() - t0) * 1000
             key = "restore_%s_%s" % (mode, cache)
             res[key + "_ms"] = total
-            res[key + "_phases"] = {k: float(v) for k, v in r.items() if k != "pid"}
+            res[key + "_phases"] = {k: float(v) for k, v in r.items() if k not in ("pid", "mode")}
             if mode == "copy":
                 res[key + "_MBps"] = res["snapshot_bytes"] / 1e3 / float(r["restore-" + mode])
             res[key + "_first_count_ms"] = first_count_after(d, before, t0, timeout)
@@ -145,6 +150,10 @@ def main():
     ap.add_argument("--sizes", default="512,2048,4096")
     ap.add_argument("--dir", default=os.path.join(ch_micro.ROOT, "build", "bench-ch"))
     ap.add_argument("--json", default=None)
+    ap.add_argument("--guest-mib", type=int, default=0, help="guest RAM (default: size + 32)")
+    ap.add_argument("--shared-memory", default="off", help="off, on or off,on")
+    ap.add_argument("--restores", default="copy-warm,copy-cold,ondemand-warm,ondemand-cold",
+                    help="which restores to time (ondemand ones on v52+ only)")
     ap.add_argument("--timeout", type=float, default=180)
     a = ap.parse_args()
     why = ch_micro.missing_prerequisites(ch_micro.ch_binary())
@@ -166,9 +175,9 @@ def main():
     print("host, %d MiB: sequential write+fsync %.0f MB/s, sequential read (cold) %.0f MB/s, memcpy %.0f MB/s"
           % (HOST_MIB, host["seq_write_MBps"], host["seq_read_cold_MBps"], host["memcpy_MBps"]))
     results = {"ch_version": version, "host": host, "sizes": []}
-    for mib in [int(x) for x in a.sizes.split(",")]:
+    for mib, shared in [(int(x), s) for x in a.sizes.split(",") for s in a.shared_memory.split(",")]:
         try:
-            r = run_size(a.dir, mib, major, a.timeout)
+            r = run_size(a.dir, mib, a.guest_mib, shared, a.restores.split(","), major, a.timeout)
         except (RuntimeError, TimeoutError, AssertionError) as e:
             msg = str(e)
             if "GetNestedState" in msg:
@@ -179,9 +188,10 @@ def main():
             results["sizes"].append({"touched_MiB": mib, "error": msg})
             continue
         results["sizes"].append(r)
-        print("%5d MiB touched (guest %d MiB, touch pass %.1f s): standby %.0f ms (snapshot %.0f ms, "
-              "%.0f MB, %.0f MB/s)" % (mib, r["guest_MiB"], r["guest_touch_s"], r["standby_ms"],
-                                       r["snapshot_ms"], r["snapshot_bytes"] / 1e6, r["snapshot_MBps"]))
+        print("%5d MiB touched (guest %d MiB, shared memory %s, touch pass %.1f s): standby %.0f ms "
+              "(snapshot %.0f ms, %.0f MB, %.0f MB allocated, %.0f MB/s)"
+              % (mib, r["guest_MiB"], shared, r["guest_touch_s"], r["standby_ms"], r["snapshot_ms"],
+                 r["snapshot_bytes"] / 1e6, r["snapshot_alloc_bytes"] / 1e6, r["snapshot_MBps"]))
         for k in sorted(k[:-3] for k in r if k.startswith("restore_") and k.endswith("_ms")
                         and not k.endswith("first_count_ms")):
             ph = r[k + "_phases"]

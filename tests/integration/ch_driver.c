@@ -5,6 +5,7 @@
  * sources and talks to the real cloud-hypervisor; it is not a double.
  *
  *   ch-driver --dir DIR --kernel ELF --memory-mib N [--cpus N] [--cmdline S]
+ *             [--shared-memory auto|on|off]
  *
  * Reads one command per line on stdin and answers one line on stdout,
  * "ok [key=value...]" or "error <message>":
@@ -14,8 +15,9 @@
  *                  prints "progress tmp=PATH" first), then rename it to
  *                  DIR/snapshot, as chvm's standby does
  *   restore PATH   start a new VMM and restore from PATH
- *   mode M         restore mode of later restores: copy or ondemand
- *                  (sets $CHVM_CH_RESTORE_MODE, which backend_ch reads)
+ *   mode M         restore mode of later restores: auto, copy or ondemand
+ *                  (the restore's answer says which it used: mode=)
+ *   ram            the guest RAM the host holds (shared memory: bytes=)
  * At end of input a VMM still running is shut down.
  */
 #include <dirent.h>
@@ -94,8 +96,10 @@ main (int argc, char **argv)
   static const struct option opts[] = {
     { "dir", required_argument, NULL, 'd' },        { "kernel", required_argument, NULL, 'k' },
     { "memory-mib", required_argument, NULL, 'm' }, { "cpus", required_argument, NULL, 'c' },
-    { "cmdline", required_argument, NULL, 'l' },    { NULL, 0, NULL, 0 },
+    { "cmdline", required_argument, NULL, 'l' },    { "shared-memory", required_argument, NULL, 's' },
+    { NULL, 0, NULL, 0 },
   };
+  struct vm_restore_opts ro = { .want = VM_RESTORE_AUTO };
   struct vm_spec spec = { .name = "ch-driver", .cpus = 1, .memory_mib = 64, .cmdline = "" };
   struct vm_runtime rt = { 0 };
   struct err *e = NULL;
@@ -120,6 +124,11 @@ main (int argc, char **argv)
         break;
       case 'c':
         spec.cpus = (unsigned) strtoul (optarg, NULL, 10);
+        break;
+      case 's':
+        spec.shared_memory = strcmp (optarg, "on") == 0    ? VM_ON
+                             : strcmp (optarg, "off") == 0 ? VM_OFF
+                                                           : VM_AUTO;
         break;
       default:
         return 2;
@@ -188,23 +197,33 @@ main (int argc, char **argv)
         {
           struct phase ph[BACKEND_MAX_PHASES];
           size_t n = 0;
-          if (backend_ch.restore (&spec, arg, &rt, ph, &n, &e) < 0)
+          if (backend_ch.restore (&spec, arg, &ro, &rt, ph, &n, &e) < 0)
             reply_err (&e);
           else
             {
-              printf ("ok pid=%d", (int) rt.vmm_pid);
+              printf ("ok pid=%d mode=%s", (int) rt.vmm_pid,
+                      ro.mode == VM_RESTORE_ONDEMAND ? "ondemand" : "copy");
               for (size_t i = 0; i < n; i++)
                 printf (" %s=%.1f", ph[i].name, ph[i].ms);
               printf ("\n");
             }
         }
       else if (strcmp (line, "mode") == 0 && arg != NULL
-               && (strcmp (arg, "copy") == 0 || strcmp (arg, "ondemand") == 0))
+               && (strcmp (arg, "auto") == 0 || strcmp (arg, "copy") == 0
+                   || strcmp (arg, "ondemand") == 0))
         {
-          if (setenv ("CHVM_CH_RESTORE_MODE", arg, 1) < 0)
-            printf ("error setenv: %s\n", strerror (errno));
+          ro.want = arg[0] == 'a'   ? VM_RESTORE_AUTO
+                    : arg[0] == 'c' ? VM_RESTORE_COPY
+                                    : VM_RESTORE_ONDEMAND;
+          printf ("ok mode=%s\n", arg);
+        }
+      else if (strcmp (line, "ram") == 0)
+        {
+          uint64_t bytes;
+          if (backend_ch.ram_allocated (&rt, &bytes, &e) < 0)
+            reply_err (&e);
           else
-            printf ("ok mode=%s\n", arg);
+            printf ("ok bytes=%llu\n", (unsigned long long) bytes);
         }
       else if (strcmp (line, "powerdown") == 0)
         {

@@ -79,14 +79,14 @@ def parse_kv(line):
 class Driver:
     """One ch-driver process: a VM directory, a spec, line commands."""
 
-    def __init__(self, vmdir, memory_mib=64, cmdline="", env=None):
+    def __init__(self, vmdir, memory_mib=64, cmdline="", env=None, shared_memory="auto"):
         self.dir = vmdir
         os.makedirs(vmdir, exist_ok=True)
         e = dict(os.environ)
         e.update(env or {})
         self.proc = subprocess.Popen(
             [DRIVER, "--dir", vmdir, "--kernel", MICRO_ELF, "--memory-mib", str(memory_mib),
-             "--cmdline", cmdline],
+             "--cmdline", cmdline, "--shared-memory", shared_memory],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, env=e)
         self.buf = b""

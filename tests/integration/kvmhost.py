@@ -96,7 +96,7 @@ def build_base():
     log("base root ready in %.1f s" % (time.monotonic() - t0))
 
 
-def make_disk(run_dir):
+def make_disk(run_dir, extra=()):
     """The run's root disk: the base root, PID 1 and the command server,
     chvm installed as `make install`
     lays it out (kernel, initramfs, stand-in OCI layout), the stand-in
@@ -126,6 +126,11 @@ def make_disk(run_dir):
         for b in ("cloud-hypervisor", "ch-remote"):
             if os.path.exists(os.path.join(CH_TOOLS, v, b)):
                 shutil.copy(os.path.join(CH_TOOLS, v, b), dst)
+    # extra: (path in this tree, path in the KVM host's root), e.g. the
+    # micro guest's benchmark.
+    for src, dst in extra:
+        os.makedirs(os.path.dirname(os.path.join(tree, dst)), exist_ok=True)
+        shutil.copy(os.path.join(ROOT, src), os.path.join(tree, dst))
     disk = os.path.join(run_dir, "root.ext4")
     subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "kvmhost", "-E", "root_owner=0:0",
                     "-d", tree, disk, DISK_SIZE], check=True)

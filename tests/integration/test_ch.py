@@ -82,8 +82,8 @@ def last_complete_count(text):
 def test_counter_carries_on_after_restore(ch_ready, driver, mode):
     if mode == "ondemand" and ch_ready < 52:
         pytest.skip("on-demand restore needs cloud-hypervisor v52+ (this is v%d)" % ch_ready)
-    d = driver(memory_mib=96, cmdline="touch_mib=32",
-               env={"CHVM_CH_RESTORE_MODE": mode})
+    d = driver(memory_mib=96, cmdline="touch_mib=32")
+    assert d.ok("mode " + mode)["mode"] == mode
     first_pid = int(d.ok("start")["pid"])
     d.wait_count(5, BOOT_TIMEOUT)
     assert "touched 32 MiB" in d.serial()

@@ -110,6 +110,38 @@ test_vm_config_minimal (void **state)
   assert_null (get (c, "payload.initramfs"));
   assert_null (get (c, "payload.cmdline"));
   assert_int_equal (json_object_get_int64 (get (c, "memory.size")), 64LL << 20);
+  /* VM_AUTO reaches ch_vm_config only resolved; unresolved it is off. */
+  assert_false (json_object_get_boolean (get (c, "memory.shared")));
+  assert_null (get (c, "balloon"));
+  json_object_put (c);
+}
+
+/* Shared memory (what v52+ snapshots sparsely) and a size-0 balloon that
+   only carries free page reporting, each on its own. */
+static void
+test_vm_config_memory (void **state)
+{
+  (void) state;
+  struct vm_spec spec = { .dir = "/d", .cpus = 1, .memory_mib = 2048, .kernel = "/k",
+                          .shared_memory = VM_ON, .free_page_reporting = VM_ON };
+  struct err *e = NULL;
+  struct json_object *c = ch_vm_config (&spec, &e);
+
+  assert_non_null (c);
+  assert_true (json_object_get_boolean (get (c, "memory.shared")));
+  assert_int_equal (json_object_get_int64 (get (c, "balloon.size")), 0);
+  assert_true (json_object_get_boolean (get (c, "balloon.free_page_reporting")));
+  json_object_put (c);
+  spec.free_page_reporting = VM_OFF;
+  c = ch_vm_config (&spec, &e);
+  assert_true (json_object_get_boolean (get (c, "memory.shared")));
+  assert_null (get (c, "balloon"));
+  json_object_put (c);
+  spec.shared_memory = VM_OFF;
+  spec.free_page_reporting = VM_ON;
+  c = ch_vm_config (&spec, &e);
+  assert_false (json_object_get_boolean (get (c, "memory.shared")));
+  assert_true (json_object_get_boolean (get (c, "balloon.free_page_reporting")));
   json_object_put (c);
 }
 
@@ -321,6 +353,7 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_vm_config_full),
     cmocka_unit_test (test_vm_config_minimal),
+    cmocka_unit_test (test_vm_config_memory),
     cmocka_unit_test (test_vm_config_serial_socket),
     cmocka_unit_test (test_vm_config_invalid),
     cmocka_unit_test (test_restore_config_versions),

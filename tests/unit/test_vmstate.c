@@ -64,6 +64,8 @@ fill (struct vm_record *r)
   snprintf (r->rt.api_socket, sizeof r->rt.api_socket, "/s/vms/web-1/api.sock");
   r->rt.agent_host_port = 40000;
   snprintf (r->rt.version, sizeof r->rt.version, "qemu 7.2.22");
+  r->rt.shared_memory = true;
+  r->rt.free_page_reporting = true;
 }
 
 static void
@@ -112,6 +114,9 @@ test_json_publish_ranges (void **state)
   assert_int_equal (r.publish[0].guest_port, 80);
   assert_int_equal (r.publish[0].count, 1);
   assert_false (r.publish[0].udp);
+  /* Nor guest RAM settings: a VM of private memory, no balloon. */
+  assert_false (r.rt.shared_memory);
+  assert_false (r.rt.free_page_reporting);
   assert_int_equal (vmrec_from_json (range, strlen (range), &r, &err), 0);
   assert_int_equal (r.publish[0].count, 101);
   assert_true (r.publish[0].udp);
@@ -180,6 +185,9 @@ test_json_refusals (void **state)
   expect_refused ("{\"version\":1,\"name\":\"a\",\"backend\":\"q\",\"state\":\"running\"," SPEC
                   ",\"runtime\":{\"vmm_pid\":-5}}",
                   "vmm_pid");
+  expect_refused ("{\"version\":1,\"name\":\"a\",\"backend\":\"q\",\"state\":\"running\"," SPEC
+                  ",\"runtime\":{\"vmm_pid\":0,\"shared_memory\":1}}",
+                  "\"shared_memory\" is not a boolean");
   {
     /* A string longer than its field is refused, not truncated. */
     char big[2048 + 200];
