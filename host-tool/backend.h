@@ -130,8 +130,7 @@ struct backend_ops
   /* Start a new VMM and restore from dir; the VM is left running (resumed).
      Phases (vmm start, restore, resume) are appended to phases/n_phases. */
   int (*restore) (const struct vm_spec *spec, const char *dir, struct vm_restore_opts *ro,
-                  struct vm_runtime *rt, struct phase *phases, size_t *n_phases,
-                  struct err **err);
+                  struct vm_runtime *rt, struct phase *phases, size_t *n_phases, struct err **err);
   /* Ask the VMM to stop the VM and exit; then reap it.  Kills it if it does
      not exit before the deadline. */
   int (*shutdown) (struct vm_runtime *rt, struct err **err);

@@ -224,8 +224,8 @@ cmd_standby (const struct global_opts *g, int argc, char **argv)
   cleanup_free struct vmctl *c = calloc (1, sizeof *c);
   bool no_quiesce = false;
   int status;
-  const struct vmctl_arg args[] = { { "--no-quiesce", &no_quiesce, NULL },
-                                    { "--no-reclaim", &no_reclaim, NULL } };
+  const struct vmctl_arg args[]
+      = { { "--no-quiesce", &no_quiesce, NULL }, { "--no-reclaim", &no_reclaim, NULL } };
   const char *name = vmctl_phased_args (
       argc, argv, args, sizeof args / sizeof args[0],
       "Usage: chvm standby [--no-quiesce] [--no-reclaim] [--timeout SECONDS] NAME [--json]\n\n"

@@ -94,9 +94,12 @@ int
 main (int argc, char **argv)
 {
   static const struct option opts[] = {
-    { "dir", required_argument, NULL, 'd' },        { "kernel", required_argument, NULL, 'k' },
-    { "memory-mib", required_argument, NULL, 'm' }, { "cpus", required_argument, NULL, 'c' },
-    { "cmdline", required_argument, NULL, 'l' },    { "shared-memory", required_argument, NULL, 's' },
+    { "dir", required_argument, NULL, 'd' },
+    { "kernel", required_argument, NULL, 'k' },
+    { "memory-mib", required_argument, NULL, 'm' },
+    { "cpus", required_argument, NULL, 'c' },
+    { "cmdline", required_argument, NULL, 'l' },
+    { "shared-memory", required_argument, NULL, 's' },
     { NULL, 0, NULL, 0 },
   };
   struct vm_restore_opts ro = { .want = VM_RESTORE_AUTO };

@@ -122,8 +122,12 @@ static void
 test_vm_config_memory (void **state)
 {
   (void) state;
-  struct vm_spec spec = { .dir = "/d", .cpus = 1, .memory_mib = 2048, .kernel = "/k",
-                          .shared_memory = VM_ON, .free_page_reporting = VM_ON };
+  struct vm_spec spec = { .dir = "/d",
+                          .cpus = 1,
+                          .memory_mib = 2048,
+                          .kernel = "/k",
+                          .shared_memory = VM_ON,
+                          .free_page_reporting = VM_ON };
   struct err *e = NULL;
   struct json_object *c = ch_vm_config (&spec, &e);
 
@@ -351,16 +355,11 @@ int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_vm_config_full),
-    cmocka_unit_test (test_vm_config_minimal),
-    cmocka_unit_test (test_vm_config_memory),
-    cmocka_unit_test (test_vm_config_serial_socket),
-    cmocka_unit_test (test_vm_config_invalid),
-    cmocka_unit_test (test_restore_config_versions),
-    cmocka_unit_test (test_parse_info),
-    cmocka_unit_test (test_parse_ping),
-    cmocka_unit_test (test_error_text),
-    cmocka_unit_test (test_parse_version),
+    cmocka_unit_test (test_vm_config_full),    cmocka_unit_test (test_vm_config_minimal),
+    cmocka_unit_test (test_vm_config_memory),  cmocka_unit_test (test_vm_config_serial_socket),
+    cmocka_unit_test (test_vm_config_invalid), cmocka_unit_test (test_restore_config_versions),
+    cmocka_unit_test (test_parse_info),        cmocka_unit_test (test_parse_ping),
+    cmocka_unit_test (test_error_text),        cmocka_unit_test (test_parse_version),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
