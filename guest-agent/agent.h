@@ -132,13 +132,14 @@ bool conn_idle_p (const struct conn *c);
 /* sysinfo.c */
 struct sysinfo_snap
 {
-  uint64_t mem_total_kb, mem_available_kb;
+  uint64_t mem_total_kb, mem_available_kb, mem_free_kb;
   double uptime_s, load[3];
   int chrome_pid;
   char chrome_state[16];
 };
 int sysinfo_read (struct sysinfo_snap *s, struct err **err);
-int sysinfo_parse_meminfo (const char *text, uint64_t *total_kb, uint64_t *avail_kb);
+int sysinfo_parse_meminfo (const char *text, uint64_t *total_kb, uint64_t *avail_kb,
+                           uint64_t *free_kb);
 int sysinfo_parse_loadavg (const char *text, double load[3]);
 const char *sysinfo_state_name (char state);
 void health_start (struct conn *c, uint64_t id, const Chvm__Agent__HealthRequest *rq);

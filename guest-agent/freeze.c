@@ -285,15 +285,19 @@ write_proc (const char *path, const char *val, struct err **err)
 }
 
 static int64_t
-mem_available_kb (uint64_t *total_kb)
+mem_available_kb (Chvm__Agent__QuiesceReply *qr)
 {
   struct sysinfo_snap s;
   cleanup_err struct err *e = NULL;
 
   if (sysinfo_read (&s, &e) < 0)
     return 0;
-  if (total_kb != NULL)
-    *total_kb = s.mem_total_kb;
+  if (qr != NULL)
+    {
+      qr->mem_total_kb = s.mem_total_kb;
+      qr->mem_available_kb = s.mem_available_kb;
+      qr->mem_free_kb = s.mem_free_kb;
+    }
   return (int64_t) s.mem_available_kb;
 }
 
@@ -333,8 +337,7 @@ freeze_handle (struct conn *c, uint64_t id, const Chvm__Agent__QuiesceRequest *r
           err_release (&e);
         }
     }
-  qr.mem_available_kb = (uint64_t) mem_available_kb (&qr.mem_total_kb);
-  qr.freed_kb = (int64_t) qr.mem_available_kb - before;
+  qr.freed_kb = mem_available_kb (&qr) - before;
 
   set_frozen (true);
   for (size_t i = n; i-- > 0 && !agent.test_mode;)

@@ -58,9 +58,10 @@ meminfo_field (const char *text, const char *name, uint64_t *out)
 }
 
 int
-sysinfo_parse_meminfo (const char *text, uint64_t *total_kb, uint64_t *avail_kb)
+sysinfo_parse_meminfo (const char *text, uint64_t *total_kb, uint64_t *avail_kb, uint64_t *free_kb)
 {
-  if (meminfo_field (text, "MemTotal", total_kb) < 0)
+  if (meminfo_field (text, "MemTotal", total_kb) < 0
+      || meminfo_field (text, "MemFree", free_kb) < 0)
     return -1;
   return meminfo_field (text, "MemAvailable", avail_kb);
 }
@@ -172,8 +173,8 @@ sysinfo_read (struct sysinfo_snap *s, struct err **err)
   memset (s, 0, sizeof *s);
   if (read_small ("/proc/meminfo", buf, sizeof buf) < 0)
     return err_make (err, errno, "read /proc/meminfo");
-  if (sysinfo_parse_meminfo (buf, &s->mem_total_kb, &s->mem_available_kb) < 0)
-    return err_make (err, 0, "/proc/meminfo has no MemTotal/MemAvailable");
+  if (sysinfo_parse_meminfo (buf, &s->mem_total_kb, &s->mem_available_kb, &s->mem_free_kb) < 0)
+    return err_make (err, 0, "/proc/meminfo has no MemTotal/MemFree/MemAvailable");
   if (read_small ("/proc/loadavg", buf, sizeof buf) < 0)
     return err_make (err, errno, "read /proc/loadavg");
   if (sysinfo_parse_loadavg (buf, s->load) < 0)

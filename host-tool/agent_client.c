@@ -286,7 +286,8 @@ agent_quiesce (struct agent_client *a, unsigned freeze_timeout_ms, bool drop_cac
   if (out != NULL)
     *out = (struct agent_quiesced){ rep->quiesce_reply->frozen_count, rep->quiesce_reply->freed_kb,
                                     rep->quiesce_reply->mem_total_kb,
-                                    rep->quiesce_reply->mem_available_kb };
+                                    rep->quiesce_reply->mem_available_kb,
+                                    rep->quiesce_reply->mem_free_kb };
   chvm__agent__frame__free_unpacked (rep, NULL);
   return 0;
 }

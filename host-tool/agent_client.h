@@ -49,9 +49,9 @@ int agent_wait_ready (struct agent_client *a, unsigned deadline_ms, unsigned cdp
                       Chvm__Agent__Frame **reply, struct err **err);
 struct agent_quiesced
 {
-  unsigned frozen;                         /* filesystems frozen */
-  int64_t freed_kb;                        /* MemAvailable after minus before */
-  uint64_t mem_total_kb, mem_available_kb; /* after (0: an older agent) */
+  unsigned frozen;                                      /* filesystems frozen */
+  int64_t freed_kb;                                     /* MemAvailable after minus before */
+  uint64_t mem_total_kb, mem_available_kb, mem_free_kb; /* after (0: an older agent) */
 };
 int agent_quiesce (struct agent_client *a, unsigned freeze_timeout_ms, bool drop_caches,
                    bool compact, struct agent_quiesced *out, int timeout_ms, struct err **err);

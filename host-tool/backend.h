@@ -90,6 +90,7 @@ struct vm_restore_opts
 {
   enum vm_restore_mode want;
   bool prefault;
+  bool shared_memory;        /* the snapshot's guest RAM was shared: sparse on CH v52+ */
   enum vm_restore_mode mode; /* out: VM_RESTORE_COPY or VM_RESTORE_ONDEMAND */
   char reason[256];          /* out: why that mode */
 };

@@ -383,34 +383,15 @@ uffd_usable (const struct proc_jail *jail, char *why, size_t len)
   return false;
 }
 
-/* Resolves ro->want into ro->mode and ro->reason. */
+/* Resolves ro->want for this VMM (ch_restore_pick). */
 static int
 restore_mode (int version_major, const struct vm_spec *spec, struct vm_restore_opts *ro,
               struct err **err)
 {
-  char why[sizeof ro->reason - 32];
+  char why[200];
   bool uffd = uffd_usable (spec->jail, why, sizeof why);
 
-  ro->mode = VM_RESTORE_COPY;
-  if (ro->want == VM_RESTORE_COPY)
-    return snprintf (ro->reason, sizeof ro->reason, "asked for"), 0;
-  if (version_major < CH_VERSION_RESTORE_MODES)
-    snprintf (ro->reason, sizeof ro->reason, "cloud-hypervisor v%d has no ondemand restore (v%d+)",
-              version_major, CH_VERSION_RESTORE_MODES);
-  else if (ro->prefault)
-    snprintf (ro->reason, sizeof ro->reason, "prefault reads all memory before the guest runs");
-  else if (!uffd)
-    snprintf (ro->reason, sizeof ro->reason, "no userfaultfd: %s", why);
-  else
-    {
-      ro->mode = VM_RESTORE_ONDEMAND;
-      snprintf (ro->reason, sizeof ro->reason, "%s: %s",
-                ro->want == VM_RESTORE_ONDEMAND ? "asked for" : "cloud-hypervisor v52+", why);
-      return 0;
-    }
-  if (ro->want == VM_RESTORE_ONDEMAND)
-    return err_make (err, ENOTSUP, "ondemand memory restore: %s", ro->reason);
-  return 0;
+  return ch_restore_pick (version_major, uffd, why, ro, err);
 }
 
 static void

@@ -310,6 +310,41 @@ oom:
   return err_make (err, ENOMEM, "building the restore config"), NULL;
 }
 
+int
+ch_restore_pick (int version_major, bool uffd, const char *uffd_why, struct vm_restore_opts *ro,
+                 struct err **err)
+{
+  ro->mode = VM_RESTORE_COPY;
+  if (ro->want == VM_RESTORE_COPY)
+    return snprintf (ro->reason, sizeof ro->reason, "asked for"), 0;
+  if (version_major < CH_VERSION_RESTORE_MODES)
+    snprintf (ro->reason, sizeof ro->reason, "cloud-hypervisor v%d has no ondemand restore (v%d+)",
+              version_major, CH_VERSION_RESTORE_MODES);
+  else if (ro->prefault)
+    snprintf (ro->reason, sizeof ro->reason, "prefault reads all memory before the guest runs");
+  else if (ro->shared_memory && ro->want == VM_RESTORE_AUTO
+           && version_major >= CH_VERSION_UFFD_FILL)
+    /* Measured (docs/FINDINGS.md): 30 s after an ondemand restore of a
+       700 MiB snapshot of 2 GiB the VMM held all 2 GiB (the background fill
+       writes the holes too), against 700 MiB after a copy restore; and the
+       guest does not report pages it already reported once. */
+    snprintf (ro->reason, sizeof ro->reason,
+              "a sparse snapshot: copy reads only its data, an ondemand restore fills all of "
+              "guest RAM behind");
+  else if (!uffd)
+    snprintf (ro->reason, sizeof ro->reason, "no userfaultfd: %s", uffd_why);
+  else
+    {
+      ro->mode = VM_RESTORE_ONDEMAND;
+      snprintf (ro->reason, sizeof ro->reason, "%s: %s",
+                ro->want == VM_RESTORE_ONDEMAND ? "asked for" : "cloud-hypervisor v52+", uffd_why);
+      return 0;
+    }
+  if (ro->want == VM_RESTORE_ONDEMAND)
+    return err_make (err, ENOTSUP, "ondemand memory restore: %s", ro->reason);
+  return 0;
+}
+
 /* Parses body as one JSON object; NULL with an error otherwise. */
 static struct json_object *
 parse_object (const char *body, size_t len, const char *what, struct err **err)

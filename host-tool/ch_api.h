@@ -29,6 +29,9 @@
 /* First version that writes a shared (memfd) guest RAM's holes as holes
    in memory-ranges (SEEK_DATA/SEEK_HOLE), and reads only its data back. */
 #define CH_VERSION_SPARSE_SNAPSHOT 52
+/* First version whose ondemand restore also fills every page of guest RAM
+   from a background thread (holes too). */
+#define CH_VERSION_UFFD_FILL 53
 
 struct ch_client
 {
@@ -84,6 +87,15 @@ struct json_object *ch_vm_config (const struct vm_spec *spec, struct err **err);
    version_major >= 52. */
 struct json_object *ch_restore_config (const char *dir, const struct ch_restore_opts *o,
                                        int version_major, struct err **err);
+
+/* Resolves ro->want into ro->mode and ro->reason for a VMM of version_major
+   that can (uffd) or cannot have a userfaultfd (uffd_why says why).
+   Auto: ondemand on v52+ with a userfaultfd, but copy with prefault, and
+   copy for a shared-memory snapshot on v53+ (sparse: copy reads only its
+   data, where an ondemand restore fills all of guest RAM behind).  An
+   explicit ondemand that cannot be had is an error naming why. */
+int ch_restore_pick (int version_major, bool uffd, const char *uffd_why, struct vm_restore_opts *ro,
+                     struct err **err);
 
 int ch_parse_info (const char *body, size_t len, struct ch_vm_info *info, struct err **err);
 int ch_parse_ping (const char *body, size_t len, char *version, size_t vlen, struct err **err);

@@ -576,9 +576,9 @@ do_quiesce (const struct global_opts *g, struct agent_client *a, const struct ta
     return fail (e, "quiesce");
   if (g->json)
     printf ("{\"frozen_count\":%u,\"freed_kb\":%lld,\"mem_total_kb\":%llu,"
-            "\"mem_available_kb\":%llu}\n",
+            "\"mem_available_kb\":%llu,\"mem_free_kb\":%llu}\n",
             q.frozen, (long long) q.freed_kb, (unsigned long long) q.mem_total_kb,
-            (unsigned long long) q.mem_available_kb);
+            (unsigned long long) q.mem_available_kb, (unsigned long long) q.mem_free_kb);
   else
     printf ("froze %u filesystems, MemAvailable %+lld kB (%llu of %llu kB)\n", q.frozen,
             (long long) q.freed_kb, (unsigned long long) q.mem_available_kb,

@@ -104,6 +104,7 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
   spec.landlock = spec.jail != NULL && vmmuser_landlock_p ();
   spec.serial_attach = console_logger_start;
   saved_rt = c->rec.rt;
+  restore_opts.shared_memory = saved_rt.shared_memory;
   if (c->be->restore (&spec, snap, &restore_opts, &c->rec.rt, ph, n, err) < 0)
     {
       c->rec.rt = saved_rt;

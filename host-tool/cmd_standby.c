@@ -93,9 +93,16 @@ report (struct vmctl *c, const char *snap, struct err **err)
   if (vm_snapshot_size (snap, &logical, &allocated, err) < 0)
     return -1;
   vmctl_fact (c, "guest_ram", VMCTL_FACT_INT, (int64_t) (c->rec.memory_mib << 20), NULL);
+  /* In use at the quiesce, counted from guest RAM (the kernel's own
+     memory is outside MemTotal): guest_used by MemAvailable, guest_nonfree
+     by MemFree (what a snapshot of it holds at least). */
   if (quiesced.mem_total_kb > 0)
-    vmctl_fact (c, "guest_used", VMCTL_FACT_INT,
-                (int64_t) ((quiesced.mem_total_kb - quiesced.mem_available_kb) << 10), NULL);
+    {
+      vmctl_fact (c, "guest_used", VMCTL_FACT_INT,
+                  (int64_t) ((c->rec.memory_mib << 20) - (quiesced.mem_available_kb << 10)), NULL);
+      vmctl_fact (c, "guest_nonfree", VMCTL_FACT_INT,
+                  (int64_t) ((c->rec.memory_mib << 20) - (quiesced.mem_free_kb << 10)), NULL);
+    }
   vmctl_fact (c, "snapshot_bytes", VMCTL_FACT_INT, (int64_t) logical, NULL);
   vmctl_fact (c, "snapshot_allocated", VMCTL_FACT_INT, (int64_t) allocated, NULL);
   vmctl_fact (c, "shared_memory", VMCTL_FACT_BOOL, c->rec.rt.shared_memory, NULL);

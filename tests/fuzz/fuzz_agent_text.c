@@ -52,8 +52,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       }
     case 2:
       {
-        uint64_t t, a;
-        sysinfo_parse_meminfo (text, &t, &a);
+        uint64_t t, a, f;
+        sysinfo_parse_meminfo (text, &t, &a, &f);
         break;
       }
     default:

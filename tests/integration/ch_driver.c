@@ -157,7 +157,10 @@ main (int argc, char **argv)
           if (backend_ch.start (&spec, &rt, &e) < 0)
             reply_err (&e);
           else
-            printf ("ok pid=%d version=%s\n", (int) rt.vmm_pid, rt.version);
+            printf ("ok pid=%d shared_memory=%d version=%s\n", (int) rt.vmm_pid,
+                    (int) rt.shared_memory, rt.version);
+          /* What later restores need to know of the snapshot's RAM. */
+          ro.shared_memory = rt.shared_memory;
         }
       else if (strcmp (line, "pause") == 0 || strcmp (line, "resume") == 0)
         {

@@ -649,6 +649,7 @@ test_quiesce_thaw (void **state)
   /* This machine's /proc/meminfo, as a snapshot's size check reads it. */
   assert_true (q.mem_total_kb > 0 && q.mem_available_kb > 0);
   assert_true (q.mem_available_kb <= q.mem_total_kb);
+  assert_true (q.mem_free_kb > 0 && q.mem_free_kb <= q.mem_available_kb);
   want = agent_now_ns () + 3600ULL * 1000000000ULL;
   assert_int_equal (agent_thaw (a, want, false, &thawed, NULL, &step, T_MS, &e), 0);
   assert_int_equal (thawed, 0);

@@ -15,21 +15,26 @@
 static void
 test_meminfo (void **state)
 {
-  uint64_t total = 0, avail = 0;
+  uint64_t total = 0, avail = 0, free_kb = 0;
 
   (void) state;
   assert_int_equal (sysinfo_parse_meminfo ("MemTotal:        2014532 kB\n"
                                            "MemFree:          100000 kB\n"
                                            "MemAvailable:    1500123 kB\n",
-                                           &total, &avail),
+                                           &total, &avail, &free_kb),
                     0);
   assert_int_equal (total, 2014532);
   assert_int_equal (avail, 1500123);
+  assert_int_equal (free_kb, 100000);
   /* "MemAvailableX" is not "MemAvailable". */
-  assert_int_equal (sysinfo_parse_meminfo ("MemTotal: 1 kB\nMemAvailableX: 5 kB\n", &total, &avail),
+  assert_int_equal (sysinfo_parse_meminfo ("MemTotal: 1 kB\nMemFree: 1 kB\nMemAvailableX: 5 kB\n",
+                                           &total, &avail, &free_kb),
                     -1);
-  assert_int_equal (sysinfo_parse_meminfo ("", &total, &avail), -1);
-  assert_int_equal (sysinfo_parse_meminfo ("MemTotal: kB\nMemAvailable: 1 kB\n", &total, &avail),
+  assert_int_equal (
+      sysinfo_parse_meminfo ("MemTotal: 1 kB\nMemAvailable: 1 kB\n", &total, &avail, &free_kb), -1);
+  assert_int_equal (sysinfo_parse_meminfo ("", &total, &avail, &free_kb), -1);
+  assert_int_equal (sysinfo_parse_meminfo ("MemTotal: kB\nMemFree: 1 kB\nMemAvailable: 1 kB\n",
+                                           &total, &avail, &free_kb),
                     -1);
 }
 

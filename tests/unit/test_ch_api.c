@@ -149,6 +149,49 @@ test_vm_config_memory (void **state)
   json_object_put (c);
 }
 
+/* Restore mode by version, userfaultfd, prefault and the snapshot's RAM. */
+static void
+test_restore_pick (void **state)
+{
+  struct vm_restore_opts o = { .want = VM_RESTORE_AUTO };
+  struct err *e = NULL;
+
+  (void) state;
+  assert_int_equal (ch_restore_pick (48, true, "root", &o, &e), 0);
+  assert_int_equal (o.mode, VM_RESTORE_COPY);
+  assert_non_null (strstr (o.reason, "v48 has no ondemand"));
+  assert_int_equal (ch_restore_pick (53, true, "the VMM runs as root", &o, &e), 0);
+  assert_int_equal (o.mode, VM_RESTORE_ONDEMAND);
+  assert_string_equal (o.reason, "cloud-hypervisor v52+: the VMM runs as root");
+  assert_int_equal (ch_restore_pick (53, false, "uid 5 cannot", &o, &e), 0);
+  assert_int_equal (o.mode, VM_RESTORE_COPY);
+  assert_string_equal (o.reason, "no userfaultfd: uid 5 cannot");
+  /* A sparse snapshot on v53: copy, unless ondemand is asked for. */
+  o.shared_memory = true;
+  assert_int_equal (ch_restore_pick (53, true, "root", &o, &e), 0);
+  assert_int_equal (o.mode, VM_RESTORE_COPY);
+  assert_non_null (strstr (o.reason, "sparse snapshot"));
+  assert_int_equal (ch_restore_pick (52, true, "root", &o, &e), 0);
+  assert_int_equal (o.mode, VM_RESTORE_ONDEMAND); /* v52 fills nothing behind */
+  o.want = VM_RESTORE_ONDEMAND;
+  assert_int_equal (ch_restore_pick (53, true, "root", &o, &e), 0);
+  assert_int_equal (o.mode, VM_RESTORE_ONDEMAND);
+  /* Asked for but impossible: an error saying why, before any restore. */
+  assert_true (ch_restore_pick (53, false, "uid 5 cannot", &o, &e) < 0);
+  assert_non_null (strstr (e->msg, "no userfaultfd: uid 5 cannot"));
+  err_release (&e);
+  assert_true (ch_restore_pick (48, true, "root", &o, &e) < 0);
+  err_release (&e);
+  o.prefault = true;
+  assert_true (ch_restore_pick (53, true, "root", &o, &e) < 0);
+  assert_non_null (strstr (e->msg, "prefault"));
+  err_release (&e);
+  o.want = VM_RESTORE_COPY;
+  assert_int_equal (ch_restore_pick (53, true, "root", &o, &e), 0);
+  assert_int_equal (o.mode, VM_RESTORE_COPY);
+  assert_string_equal (o.reason, "asked for");
+}
+
 static int
 attach_stub (const char *dir, pid_t vmm_pid, struct err **err)
 {
@@ -355,11 +398,17 @@ int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_vm_config_full),    cmocka_unit_test (test_vm_config_minimal),
-    cmocka_unit_test (test_vm_config_memory),  cmocka_unit_test (test_vm_config_serial_socket),
-    cmocka_unit_test (test_vm_config_invalid), cmocka_unit_test (test_restore_config_versions),
-    cmocka_unit_test (test_parse_info),        cmocka_unit_test (test_parse_ping),
-    cmocka_unit_test (test_error_text),        cmocka_unit_test (test_parse_version),
+    cmocka_unit_test (test_vm_config_full),
+    cmocka_unit_test (test_vm_config_minimal),
+    cmocka_unit_test (test_vm_config_memory),
+    cmocka_unit_test (test_restore_pick),
+    cmocka_unit_test (test_vm_config_serial_socket),
+    cmocka_unit_test (test_vm_config_invalid),
+    cmocka_unit_test (test_restore_config_versions),
+    cmocka_unit_test (test_parse_info),
+    cmocka_unit_test (test_parse_ping),
+    cmocka_unit_test (test_error_text),
+    cmocka_unit_test (test_parse_version),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
