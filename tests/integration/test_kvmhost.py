@@ -272,9 +272,10 @@ def standby_restore(g, mode):
         last = vsock_probe(g, 0, 1)[-1]
         sb = g.chvm_json("standby", g.name)
         snap = "%s/vms/%s/snapshot" % (STATE, g.name)
-        du = g.h.sh("du -sb --apparent-size %s | cut -f1; du -sB1 %s | cut -f1" % (snap, snap))
-        logical, allocated = (int(x) for x in du["out"].split())
-        # What standby reports is what is on the disk.
+        du = g.h.sh("stat -c '%%s %%b' %s/*" % snap)
+        sizes = [[int(x) for x in line.split()] for line in du["out"].split("\n") if line.strip()]
+        logical, allocated = sum(s for s, _ in sizes), sum(b * 512 for _, b in sizes)
+        # What standby reports is what is on the disk (its files).
         assert (sb["snapshot_bytes"], sb["snapshot_allocated"]) == (logical, allocated), (sb, du)
         ps = json.loads(g.chvm("ps", "-a", "--json")["out"])
         assert [v.get("status") for v in ps if v.get("name") == g.name] == ["standby"], ps
