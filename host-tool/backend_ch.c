@@ -15,8 +15,10 @@
  * snapshot holds only what the guest uses; private anonymous memory and no
  * balloon below (v48 writes all of it either way).
  *
- * Restore mode (vm_restore_opts): by default ondemand (userfaultfd) on v52+
- * when the VMM can open a userfaultfd, else copy; the reason is reported.
+ * Restore mode (vm_restore_opts, ch_restore_pick): by default ondemand
+ * (userfaultfd) on v52+ when the VMM can open a userfaultfd, except for a
+ * shared-memory snapshot on v53+ (copy reads only its data); else copy.
+ * The reason is reported.
  *
  * $CHVM_CH_SECCOMP, when set, is passed as `--seccomp VALUE` (true, false or
  * log).  Upstream's release binaries need nothing; a CH built from source with
@@ -357,8 +359,7 @@ static bool
 uffd_usable (const struct proc_jail *jail, char *why, size_t len)
 {
   struct stat st;
-  char sysctl[8] = "";
-  cleanup_close int fd = -1;
+  char sysctl = '0';
   bool group = false;
 
   if (jail == NULL)
@@ -373,8 +374,8 @@ uffd_usable (const struct proc_jail *jail, char *why, size_t len)
         return snprintf (why, len, "its uid %u can open /dev/userfaultfd", (unsigned) jail->uid),
                true;
     }
-  fd = open ("/proc/sys/vm/unprivileged_userfaultfd", O_RDONLY | O_CLOEXEC);
-  if (fd >= 0 && read (fd, sysctl, sizeof sysctl - 1) > 0 && sysctl[0] == '1')
+  if (proc_read_sysctl ("/proc/sys/vm/unprivileged_userfaultfd", &sysctl, NULL) == 0
+      && sysctl == '1')
     return snprintf (why, len, "vm.unprivileged_userfaultfd=1"), true;
   snprintf (why, len,
             "uid %u cannot open /dev/userfaultfd (scripts/vmm-user.sh gives it to the kvm group) "

@@ -32,6 +32,11 @@ static unsigned agent_timeout_s = DEFAULT_AGENT_S;
 /* --memory-restore, --prefault; the backend says what it did (the report
    reads it after restore() returns). */
 static struct vm_restore_opts restore_opts;
+static const char *const restore_mode_names[] = {
+  [VM_RESTORE_AUTO] = "auto",
+  [VM_RESTORE_COPY] = "copy",
+  [VM_RESTORE_ONDEMAND] = "ondemand",
+};
 
 /* What is left of the deadline, at least 1 ms (a step that starts late
    still gets one try). */
@@ -114,8 +119,7 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
   /* The snapshot's config keeps the guest RAM as it was. */
   c->rec.rt.shared_memory = saved_rt.shared_memory;
   c->rec.rt.free_page_reporting = saved_rt.free_page_reporting;
-  vmctl_fact (c, "memory_restore", VMCTL_FACT_STR, 0,
-              restore_opts.mode == VM_RESTORE_ONDEMAND ? "ondemand" : "copy");
+  vmctl_fact (c, "memory_restore", VMCTL_FACT_STR, 0, restore_mode_names[restore_opts.mode]);
   vmctl_fact (c, "memory_restore_reason", VMCTL_FACT_STR, 0, restore_opts.reason);
   vmctl_fact (c, "prefault", VMCTL_FACT_BOOL, restore_opts.prefault, NULL);
   vmctl_fault ("restore", "restored", c->rec.rt.vmm_pid);
@@ -217,18 +221,17 @@ cmd_restore (const struct global_opts *g, int argc, char **argv)
       "With the QEMU backend CDP clients must reconnect (same browser, same targets).\n",
       &agent_timeout_s, &status);
 
-  if (name != NULL && strcmp (mode, "auto") != 0 && strcmp (mode, "copy") != 0
-      && strcmp (mode, "ondemand") != 0)
+  if (name == NULL)
+    return status;
+  for (restore_opts.want = VM_RESTORE_AUTO; restore_opts.want <= VM_RESTORE_ONDEMAND;
+       restore_opts.want++)
+    if (strcmp (mode, restore_mode_names[restore_opts.want]) == 0)
+      break;
+  if (restore_opts.want > VM_RESTORE_ONDEMAND)
     {
       fprintf (stderr, "chvm: bad --memory-restore '%s' (auto, copy or ondemand)\n", mode);
       return 2;
     }
-  if (name != NULL)
-    restore_opts.want = strcmp (mode, "copy") == 0       ? VM_RESTORE_COPY
-                        : strcmp (mode, "ondemand") == 0 ? VM_RESTORE_ONDEMAND
-                                                         : VM_RESTORE_AUTO;
-  if (name == NULL)
-    return status;
   if (c == NULL)
     return 1;
   if (vmctl_run_phased (g, "restore", name, !no_agent, restore, c) != 0)

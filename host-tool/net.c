@@ -361,16 +361,6 @@ write_sysctl (const char *path, const char *v, struct err **err)
   return 0;
 }
 
-/* The first byte of a sysctl ('0', '1', ...). */
-static int
-read_sysctl (const char *path, char *v, struct err **err)
-{
-  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || TEMP_FAILURE_RETRY (read (fd, v, 1)) != 1)
-    return err_make (err, errno ? errno : EIO, "read %s", path);
-  return 0;
-}
-
 #define IP_FORWARD "/proc/sys/net/ipv4/ip_forward"
 
 /* A publish is one element of pub_PROTO (host port -> guest address . port,
@@ -476,7 +466,7 @@ ensure_bridge_and_nat (struct err **err)
       char was = '1';
       cleanup_free char *table = NULL;
 
-      if (read_sysctl (IP_FORWARD, &was, err) < 0)
+      if (proc_read_sysctl (IP_FORWARD, &was, err) < 0)
         return -1;
       if (asprintf (&table, "%s%s", nft_table,
                     was == '0' ? "add set ip chvm ip_forward_was_0 { type inet_service; }\n" : "")

@@ -454,6 +454,15 @@ proc_capture_line (const char *const argv[], char *out, size_t len, int timeout_
   return 0;
 }
 
+int
+proc_read_sysctl (const char *path, char *v, struct err **err)
+{
+  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || TEMP_FAILURE_RETRY (read (fd, v, 1)) != 1)
+    return err_make (err, errno ? errno : EIO, "read %s", path);
+  return 0;
+}
+
 void
 proc_log_last_line (const char *log_path, char *out, size_t len)
 {

@@ -35,6 +35,9 @@ int proc_spawn (const char *const argv[], const char *log_path, pid_t *pid, stru
    Empty when there is none. */
 void proc_log_last_line (const char *log_path, char *out, size_t len);
 
+/* The first byte of a sysctl file ('0', '1', ...) into *v. */
+int proc_read_sysctl (const char *path, char *v, struct err **err);
+
 /* An unprivileged identity for a process chvm (root) starts: a VMM. */
 struct proc_jail
 {
