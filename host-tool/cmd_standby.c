@@ -85,13 +85,19 @@ settle (struct vmctl *c)
 
 /* The report beside the phases: guest RAM, what the guest used at the
    quiesce, the snapshot's bytes. */
-static int
-report (struct vmctl *c, const char *snap, struct err **err)
+static void
+report (struct vmctl *c, const char *snap)
 {
+  cleanup_err struct err *e = NULL;
   uint64_t logical, allocated;
 
-  if (vm_snapshot_size (snap, &logical, &allocated, err) < 0)
-    return -1;
+  /* The standby is complete and recorded: a size it cannot read is a
+     warning, not a failed standby. */
+  if (vm_snapshot_size (snap, &logical, &allocated, &e) < 0)
+    {
+      log_warn ("snapshot size: %s", e->msg ? e->msg : "");
+      return;
+    }
   vmctl_fact (c, "guest_ram", VMCTL_FACT_INT, (int64_t) (c->rec.memory_mib << 20), NULL);
   /* In use at the quiesce, counted from guest RAM (the kernel's own
      memory is outside MemTotal): guest_used by MemAvailable, guest_nonfree
@@ -112,7 +118,6 @@ report (struct vmctl *c, const char *snap, struct err **err)
       vmctl_fact (c, "ram_before_settle", VMCTL_FACT_INT, (int64_t) ram_before, NULL);
       vmctl_fact (c, "ram_after_settle", VMCTL_FACT_INT, (int64_t) ram_after, NULL);
     }
-  return 0;
 }
 
 static int
@@ -210,7 +215,9 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
   c->rec.rt.vmm_pid = 0;
   r = vmctl_save (c, err);
   sigprocmask (SIG_SETMASK, &old_mask, NULL);
-  return r < 0 ? r : report (c, snap, err);
+  if (r == 0)
+    report (c, snap);
+  return r;
 
 undo:
   if (paused)
