@@ -3,8 +3,8 @@
 # Builds the stand-in Chromium image (docs: chromium-images.md "Stand-in
 # image") from Debian packages: mmdebstrap -> one rootfs tar -> an OCI image
 # layout OUT/oci tagged `latest` (umoci), plus OUT/docker-archive.tar (skopeo).
-# Cached by a hash of the recipe (this script, the entry point, the package
-# list): an unchanged recipe is not rebuilt.
+# Cached by a hash of the recipe (this script, the entry point and the live
+# view in standin/, the package list): an unchanged recipe is not rebuilt.
 set -euo pipefail
 . "$(dirname "$0")/lib/need.sh"
 need mmdebstrap mmdebstrap umoci umoci skopeo skopeo sha256sum coreutils
@@ -21,8 +21,10 @@ MIRRORS=(
   "deb http://deb.debian.org/debian $SUITE-updates main"
   "deb http://deb.debian.org/debian-security $SUITE-security main"
 )
-PACKAGES=chromium,xvfb,openssh-server,iproute2,socat,fonts-liberation,ca-certificates,dbus-x11,procps
+# python3: the live view's signalling server (standin/live), in neko's place.
+PACKAGES=chromium,xvfb,openssh-server,iproute2,socat,fonts-liberation,ca-certificates,dbus-x11,procps,python3
 ENTRYPOINT=$here/standin/standin-entrypoint
+LIVE=$here/standin/live
 ENV=(
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
   DISPLAY_NUM=1 WIDTH=1280 HEIGHT=800 CHROMIUM_FLAGS=
@@ -30,7 +32,7 @@ ENV=(
 
 log() { echo "build-standin: $*" >&2; }
 
-recipe=$( { cat "$0" "$ENTRYPOINT"; } | sha256sum | cut -d' ' -f1)
+recipe=$( { cat "$0" "$ENTRYPOINT" "$LIVE"/*; } | sha256sum | cut -d' ' -f1)
 if [ -f "$out/recipe.sha256" ] && [ "$(cat "$out/recipe.sha256")" = "$recipe" ] &&
    [ -f "$out/oci/index.json" ] && [ -f "$out/docker-archive.tar" ]; then
   log "up to date ($out, recipe ${recipe:0:12})"
@@ -56,9 +58,11 @@ nice mmdebstrap --variant=minbase --mode=root --format=tar \
   --dpkgopt='path-include=/usr/share/locale/locale.alias' \
   --dpkgopt='path-exclude=/usr/share/info/*' \
   --customize-hook="install -m 0755 '$ENTRYPOINT' \"\$1/usr/local/bin/standin-entrypoint\"" \
+  --customize-hook="install -m 0755 '$LIVE/standin-live' \"\$1/usr/local/bin/standin-live\"" \
+  --customize-hook="install -D -m 0644 -t \"\$1/usr/local/share/standin-live\" '$LIVE/viewer.html' '$LIVE/sender.html'" \
   --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/var/cache/debconf/*-old "$1"/var/log/*.log "$1"/var/log/apt/*' \
-  --customize-hook='test -x "$1"/usr/bin/chromium && test -x "$1"/usr/bin/Xvfb && test -x "$1"/usr/bin/socat' \
+  --customize-hook='test -x "$1"/usr/bin/chromium && test -x "$1"/usr/bin/Xvfb && test -x "$1"/usr/bin/socat && test -x "$1"/usr/bin/python3' \
   "$SUITE" "$work/rootfs.tar" "${MIRRORS[@]}" >&2
 log "mmdebstrap: $((SECONDS - t0)) s, tar $(du -m "$work/rootfs.tar" | cut -f1) MiB"
 

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+// A real WebRTC receiver for chvm's live view: Debian's chromium, driven by
+// playwright-core, opens the viewer page the guest serves (the URL `chvm run
+// --live-view` prints) and keeps it open for its whole life, so the same
+// page can be watched again after a standby and restore.
+// Commands, one per line on stdin; each answers one JSON line on stdout:
+//   watch PNG [SECONDS]  wait for video, then sample getStats for SECONDS
+//                        (default 5) once a second; save the video to PNG
+//   quit
+// Usage: node live_view_client.js VIEWER_URL [timeout_ms]
+'use strict';
+const { chromium } = require('playwright-core');
+const readline = require('readline');
+
+const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+
+async function watch(page, png, seconds, timeout) {
+  const t0 = Date.now();
+  let s = await page.evaluate(() => window.stats());
+  while (!(s.videoWidth > 0 && s.framesDecoded > 0)) {
+    if (Date.now() - t0 > timeout)
+      throw new Error('no video after ' + timeout + ' ms: ' + JSON.stringify(s));
+    await sleep(100);
+    s = await page.evaluate(() => window.stats());
+  }
+  const firstFrameMs = Date.now() - t0;
+  const samples = [s];
+  for (let i = 0; i < seconds; i++) {
+    await sleep(1000);
+    samples.push(await page.evaluate(() => window.stats()));
+  }
+  const a = samples[0], b = samples[samples.length - 1];
+  const dt = (b.now - a.now) / 1000;
+  await page.locator('video').screenshot({ path: png, timeout });
+  return {
+    first_frame_ms: firstFrameMs,
+    video_width: b.videoWidth, video_height: b.videoHeight,
+    frames: samples.map((x) => x.framesDecoded),
+    rising: samples.every((x, i) => i === 0 || x.framesDecoded > samples[i - 1].framesDecoded),
+    fps: (b.framesDecoded - a.framesDecoded) / dt,
+    kbps: (8 * (b.bytesReceived - a.bytesReceived)) / dt / 1000,
+    connects: b.connects, connected_at: b.connectedAt, state: b.state, screenshot: png,
+  };
+}
+
+async function main() {
+  const url = process.argv[2];
+  const timeout = Number(process.argv[3] || 120000);
+  if (!url) throw new Error('usage: live_view_client.js VIEWER_URL [timeout_ms]');
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required',
+           '--disable-features=WebRtcHideLocalIpsWithMdns'],
+  });
+  const page = await browser.newPage({ viewport: { width: 1300, height: 900 } });
+  const t0 = Date.now();
+  await page.goto(url, { timeout });
+  console.log(JSON.stringify({ opened_ms: Date.now() - t0 }));
+  for await (const line of readline.createInterface({ input: process.stdin })) {
+    const [cmd, png, seconds] = line.trim().split(/\s+/);
+    if (cmd === 'quit') break;
+    if (cmd !== 'watch' || !png) {
+      console.log(JSON.stringify({ error: 'bad command: ' + line }));
+      continue;
+    }
+    try {
+      console.log(JSON.stringify(await watch(page, png, Number(seconds || 5), timeout)));
+    } catch (e) {
+      console.log(JSON.stringify({ error: String(e) }));
+    }
+  }
+  await browser.close();
+}
+
+main().then(() => process.exit(0), (e) => {
+  console.error(String(e && e.stack || e));
+  process.exit(1);
+});
