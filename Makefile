@@ -388,6 +388,8 @@ UNIT_test_configdisk_CFLAGS := -Ihost-tool
 UNIT_test_configdisk_LIBS := $(LIFECYCLE_JSON_LIBS)
 UNIT_test_net_SRC := host-tool/net.c host-tool/proc.c common/err.c common/num.c
 UNIT_test_net_CFLAGS := -Ihost-tool
+UNIT_test_liveview_SRC := host-tool/liveview.c $(UNIT_test_net_SRC)
+UNIT_test_liveview_CFLAGS := -Ihost-tool
 UNIT_test_net_ns_SRC := $(UNIT_test_net_SRC)
 UNIT_test_net_ns_CFLAGS := -Ihost-tool
 UNIT_test_vmmuser_SRC := host-tool/vmmuser.c host-tool/vmstate.c common/err.c common/log.c common/num.c
@@ -400,7 +402,7 @@ FUZZ_fuzz_vmstate_SRC := host-tool/vmstate.c common/err.c common/num.c
 FUZZ_fuzz_vmstate_CFLAGS := -Ihost-tool
 FUZZ_fuzz_vmstate_LIBS := $(LIFECYCLE_JSON_LIBS)
 
-LIFECYCLE_UNIT := $(addprefix $(B)/tests/unit/,test_vmstate test_configdisk test_net test_net_ns test_qmp)
+LIFECYCLE_UNIT := $(addprefix $(B)/tests/unit/,test_vmstate test_configdisk test_net test_liveview test_net_ns test_qmp)
 .PHONY: lifecycle-unit lifecycle-fuzz lifecycle-integration
 # Build and run this part's unit tests.
 lifecycle-unit: $(LIFECYCLE_UNIT)

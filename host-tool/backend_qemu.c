@@ -313,7 +313,7 @@ spawn (const struct vm_spec *spec, struct vm_runtime *rt, bool incoming, struct 
   /* Keep the agent's host port across a restore; pick one on first start.
      With a tap the agent is reached at the guest's own address. */
   if (spec->agent_tcp_port != 0 && spec->tap == NULL && rt->agent_host_port == 0
-      && net_pick_port (&rt->agent_host_port, err) < 0)
+      && net_pick_port ("127.0.0.1", &rt->agent_host_port, err) < 0)
     return -1;
   snprintf (log, sizeof log, "%s/vmm.log", spec->dir);
   r = build_argv (spec, rt, incoming, &a, err);

@@ -28,6 +28,7 @@
 #include "configdisk.h"
 #include "console.h"
 #include "image.h"
+#include "liveview.h"
 #include "net.h"
 #include "num.h"
 #include "proc.h"
@@ -61,6 +62,10 @@ usage (FILE *out)
            "                         is that range on both sides; the CDP\n"
            "                         port is published on a free loopback port by default\n"
            "  --env, -e NAME=VALUE   extra environment (repeatable)\n"
+           "  --live-view[=ADDR]     publish the image's WebRTC live view (neko: TCP 8080 and\n"
+           "                         a UDP range) on ADDR (default 127.0.0.1), tell it to\n"
+           "                         advertise ADDR (ENABLE_WEBRTC, NEKO_WEBRTC_NAT1TO1,\n"
+           "                         NEKO_WEBRTC_EPR), and print the URL to open\n"
            "  --backend ch|qemu|auto hypervisor (auto: ch when KVM can run guests, else qemu)\n"
            "  --net user|tap         QEMU: user-net (default) or a tap on bridge chvm0\n"
            "  --netns NAME           do all networking inside network namespace NAME\n"
@@ -122,7 +127,9 @@ struct run_opts
   size_t n_env;
   struct vm_publish publish[VM_MAX_PUBLISH];
   size_t n_publish;
-  bool no_wait;
+  bool no_wait, live_view;
+  const char *live_view_addr;
+  struct liveview live;
   enum vm_toggle shared_memory, free_page_reporting;
 };
 
@@ -172,6 +179,7 @@ parse_args (int argc, char **argv, struct run_opts *o, struct err **err)
     { "no-wait", no_argument, NULL, 'W' },
     { "shared-memory", required_argument, NULL, 'M' },
     { "free-page-reporting", required_argument, NULL, 'F' },
+    { "live-view", optional_argument, NULL, 'L' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -262,6 +270,10 @@ parse_args (int argc, char **argv, struct run_opts *o, struct err **err)
         break;
       case 'W':
         o->no_wait = true;
+        break;
+      case 'L':
+        o->live_view = true;
+        o->live_view_addr = optarg;
         break;
       case 'M':
         if (parse_toggle ("shared-memory", optarg, &o->shared_memory, err) < 0)
@@ -388,6 +400,8 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   struct vmm_jail_storage jail;
   bool tap = strcmp (o->net, "tap") == 0;
   const char *const dns_user[] = { "10.0.2.3" };
+  const char *env[MAX_ENV + LIVEVIEW_N_ENV];
+  size_t n_env = 0;
   char addr[20], gw[20];
   sigset_t old_mask;
   int rc = -1;
@@ -434,6 +448,16 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
     return err_make (err, 0, "a VM named '%s' already exists", o->name);
   if (net_enter_netns (o->netns, err) < 0)
     return -1;
+  /* In the namespace: that is where its ports are published. */
+  if (o->live_view)
+    {
+      if (o->n_publish + 2 > VM_MAX_PUBLISH)
+        return err_make (err, 0, "--live-view: at most %d --publish with it", VM_MAX_PUBLISH - 2);
+      if (liveview_plan (o->live_view_addr, &o->live, err) < 0)
+        return -1;
+      o->publish[o->n_publish++] = o->live.signalling;
+      o->publish[o->n_publish++] = o->live.media;
+    }
   /* The CDP port is published by default (user-net only: a tap VM is
      reachable at its own address). */
   if (!tap)
@@ -454,7 +478,7 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
           struct vm_publish *p = &o->publish[o->n_publish++];
           *p = (struct vm_publish){ .guest_port = (uint16_t) o->cdp_port, .count = 1 };
           snprintf (p->host_addr, sizeof p->host_addr, "127.0.0.1");
-          if (net_pick_port (&p->host_port, err) < 0)
+          if (net_pick_port ("127.0.0.1", &p->host_port, err) < 0)
             return -1;
         }
     }
@@ -542,14 +566,20 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
       goto fail;
     }
   cr.dir = true;
+  /* The user's --env comes last: it wins over the live view's. */
+  if (o->live_view)
+    for (size_t i = 0; i < LIVEVIEW_N_ENV; i++)
+      env[n_env++] = o->live.env[i];
+  for (size_t i = 0; i < o->n_env; i++)
+    env[n_env++] = o->env[i];
   {
     struct oci_config *oc = img->config;
     struct config_input in = {
       .hostname = r->name,
       .image_env = (const char *const *) oc->env,
       .n_image_env = oc->n_env,
-      .extra_env = o->env,
-      .n_extra_env = o->n_env,
+      .extra_env = env,
+      .n_extra_env = n_env,
       .entrypoint = (const char *const *) oc->entrypoint,
       .n_entrypoint = oc->n_entrypoint,
       .cmd = (const char *const *) oc->cmd,
@@ -663,6 +693,16 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
       json_object_object_add (j, "start_ms", json_object_new_double (t_started - t0));
       if (!o.no_wait)
         json_object_object_add (j, "ready_ms", json_object_new_double (t_ready - t0));
+      if (o.live_view)
+        {
+          char udp[16];
+          struct json_object *lv = json_object_new_object ();
+          snprintf (udp, sizeof udp, "%u-%u", o.live.media.host_port,
+                    o.live.media.host_port + LIVEVIEW_UDP_COUNT - 1);
+          json_object_object_add (lv, "url", json_object_new_string (o.live.url));
+          json_object_object_add (lv, "udp", json_object_new_string (udp));
+          json_object_object_add (j, "live_view", lv);
+        }
       puts (json_object_to_json_string_ext (j, JSON_C_TO_STRING_PLAIN
                                                    | JSON_C_TO_STRING_NOSLASHESCAPE));
       json_object_put (j);
@@ -672,6 +712,10 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
       if (!o.no_wait)
         fprintf (stderr, "chvm: %s ready after %.1f s%s%s\n", c->rec.name, (t_ready - t0) / 1000,
                  browser[0] ? ": " : "", browser);
+      if (o.live_view)
+        fprintf (stderr, "chvm: live view: %s (UDP %u-%u on %s)\n", o.live.url,
+                 o.live.media.host_port, o.live.media.host_port + LIVEVIEW_UDP_COUNT - 1,
+                 o.live.media.host_addr);
       printf ("%s %s\n", c->rec.name, cdp);
     }
   return 0;

@@ -27,17 +27,20 @@
 extern char **environ;
 
 int
-net_pick_port (uint16_t *port, struct err **err)
+net_pick_port (const char *addr, uint16_t *port, struct err **err)
 {
-  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  struct sockaddr_in sa = { .sin_family = AF_INET };
   socklen_t sl = sizeof sa;
-  cleanup_close int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  cleanup_close int fd = -1;
 
+  if (inet_pton (AF_INET, addr, &sa.sin_addr) != 1)
+    return err_make (err, 0, "pick a port on '%s': not an IPv4 address", addr);
+  fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   /* The port is free again once closed; QEMU binds it right after, and a
      loser of that race fails to start with a clear hostfwd error. */
   if (fd < 0 || bind (fd, (struct sockaddr *) &sa, sizeof sa) < 0
       || getsockname (fd, (struct sockaddr *) &sa, &sl) < 0)
-    return err_make (err, errno, "pick a free port on 127.0.0.1");
+    return err_make (err, errno, "pick a free port on %s", addr);
   *port = ntohs (sa.sin_port);
   return 0;
 }

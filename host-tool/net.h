@@ -31,8 +31,8 @@
 #define NET_SUBNET 0x0ad50000u  /* 10.213.0.0 */
 #define NET_GATEWAY 0x0ad50001u /* 10.213.0.1, the bridge */
 
-/* A free TCP port on 127.0.0.1, chosen by the kernel. */
-int net_pick_port (uint16_t *port, struct err **err);
+/* A free TCP port on IPv4 address addr, chosen by the kernel. */
+int net_pick_port (const char *addr, uint16_t *port, struct err **err);
 
 /* Fails with "ADDR:PORT/PROTO is already in use" when it cannot be bound. */
 int net_check_port (const char *addr, uint16_t port, bool udp, struct err **err);

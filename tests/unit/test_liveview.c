@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* --live-view's plan: the ports it publishes (a free TCP port for 8080, a
+   free UDP range with the same ports on both sides, past one in use), the
+   environment it gives the guest, the URL, and the addresses it refuses.
+   Loopback only. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "liveview.h"
+
+static int
+bind_udp (uint16_t port)
+{
+  struct sockaddr_in sa = { .sin_family = AF_INET,
+                            .sin_port = htons (port),
+                            .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  int fd = socket (AF_INET, SOCK_DGRAM, 0);
+
+  assert_true (fd >= 0);
+  if (bind (fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+    {
+      close (fd);
+      return -1;
+    }
+  return fd;
+}
+
+static void
+test_plan (void **state)
+{
+  struct liveview lv;
+  struct err *err = NULL;
+  char want[96];
+
+  (void) state;
+  assert_int_equal (liveview_plan (NULL, &lv, &err), 0);
+  assert_string_equal (lv.signalling.host_addr, "127.0.0.1");
+  assert_int_equal (lv.signalling.guest_port, LIVEVIEW_GUEST_PORT);
+  assert_true (lv.signalling.host_port > 0);
+  assert_false (lv.signalling.udp);
+  assert_true (lv.media.udp);
+  assert_int_equal (lv.media.count, LIVEVIEW_UDP_COUNT);
+  assert_int_equal (lv.media.host_port, lv.media.guest_port);
+  assert_true (lv.media.host_port >= LIVEVIEW_UDP_FIRST);
+  assert_int_equal ((lv.media.host_port - LIVEVIEW_UDP_FIRST) % LIVEVIEW_UDP_COUNT, 0);
+  assert_string_equal (lv.env[0], "ENABLE_WEBRTC=true");
+  assert_string_equal (lv.env[1], "NEKO_WEBRTC_NAT1TO1=127.0.0.1");
+  snprintf (want, sizeof want, "NEKO_WEBRTC_EPR=%u-%u", lv.media.host_port,
+            lv.media.host_port + LIVEVIEW_UDP_COUNT - 1);
+  assert_string_equal (lv.env[2], want);
+  snprintf (want, sizeof want, "http://127.0.0.1:%u/", lv.signalling.host_port);
+  assert_string_equal (lv.url, want);
+}
+
+/* A port in use in the middle of the range it would take moves it to the
+   next whole range. */
+static void
+test_range_in_use (void **state)
+{
+  struct liveview lv, lv2;
+  struct err *err = NULL;
+  int fd;
+
+  (void) state;
+  assert_int_equal (liveview_plan ("127.0.0.1", &lv, &err), 0);
+  fd = bind_udp ((uint16_t) (lv.media.host_port + 50));
+  assert_true (fd >= 0);
+  assert_int_equal (liveview_plan ("127.0.0.1", &lv2, &err), 0);
+  assert_true (lv2.media.host_port >= lv.media.host_port + LIVEVIEW_UDP_COUNT);
+  close (fd);
+}
+
+static void
+test_bad_addresses (void **state)
+{
+  static const struct
+  {
+    const char *addr, *msg;
+  } bad[] = {
+    { "0.0.0.0", "not an address a viewer can reach" },
+    { "nonsense", "not an IPv4 address" },
+    { "::1", "not an IPv4 address" },
+    { "192.0.2.1", "192.0.2.1" }, /* not this host's: nothing binds there */
+  };
+  struct liveview lv;
+
+  (void) state;
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    {
+      struct err *err = NULL;
+      assert_true (liveview_plan (bad[i].addr, &lv, &err) < 0);
+      assert_non_null (err);
+      if (strstr (err->msg, bad[i].msg) == NULL)
+        fail_msg ("%s: '%s' lacks '%s'", bad[i].addr, err->msg, bad[i].msg);
+      err_release (&err);
+    }
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_plan),
+    cmocka_unit_test (test_range_in_use),
+    cmocka_unit_test (test_bad_addresses),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
