@@ -5,7 +5,8 @@
 // page can be watched again after a standby and restore.
 // Commands, one per line on stdin; each answers one JSON line on stdout:
 //   watch PNG [SECONDS]  wait for video, then sample getStats for SECONDS
-//                        (default 5) once a second; save the video to PNG
+//                        (default 5) once a second; save the video to PNG and
+//                        give the mean colour of the middle of the frame
 //   quit
 // Usage: node live_view_client.js VIEWER_URL [timeout_ms]
 'use strict';
@@ -32,6 +33,19 @@ async function watch(page, png, seconds, timeout) {
   const a = samples[0], b = samples[samples.length - 1];
   const dt = (b.now - a.now) / 1000;
   await page.locator('video').screenshot({ path: png, timeout });
+  // The mean colour of a 40x40 square in the middle of the received frame.
+  const centerRgb = await page.evaluate(() => {
+    const v = document.querySelector('video');
+    const c = document.createElement('canvas');
+    c.width = v.videoWidth;
+    c.height = v.videoHeight;
+    const g = c.getContext('2d');
+    g.drawImage(v, 0, 0);
+    const d = g.getImageData(c.width / 2 - 20, c.height / 2 - 20, 40, 40).data;
+    const sum = [0, 0, 0];
+    for (let i = 0; i < d.length; i += 4) for (let k = 0; k < 3; k++) sum[k] += d[i + k];
+    return sum.map((x) => Math.round(x / (d.length / 4)));
+  });
   return {
     first_frame_ms: firstFrameMs,
     video_width: b.videoWidth, video_height: b.videoHeight,
@@ -40,6 +54,7 @@ async function watch(page, png, seconds, timeout) {
     fps: (b.framesDecoded - a.framesDecoded) / dt,
     kbps: (8 * (b.bytesReceived - a.bytesReceived)) / dt / 1000,
     connects: b.connects, connected_at: b.connectedAt, state: b.state, screenshot: png,
+    center_rgb: centerRgb,
   };
 }
 

@@ -1,12 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
 """chvm end to end with the QEMU backend (TCG): one boot for the whole file.
 
-run boots the stand-in image; ps shows it; CDP answers through the printed
-address; --publish of a UDP port range and a TCP port carries a UDP echo and
-a TCP echo served in the guest (started through the agent), as neko's live
-view needs (8080/tcp, 56000-56100/udp); a page opened before standby is there after restore with the same
-target id and URL (same browser); rm leaves no process or file behind.  Bad
-inputs fail with one line and leave nothing behind.
+run boots the stand-in image with --live-view; ps shows it; CDP answers
+through the printed address; --publish of a UDP port range and a TCP port
+carries a UDP echo and a TCP echo served in the guest (started through the
+agent); the live view (the stand-in's WebRTC sender streaming the guest's
+display, neko's ports 8080/tcp and a 101-port UDP range) reaches a real
+receiver on the host (playwright-core + Debian's chromium) through QEMU's
+user network, shows the page CDP opened, and again after standby/restore; a
+page opened before standby is there after restore with the same target id
+and URL (same browser); rm leaves no process or file behind.  Bad inputs
+fail with one line and leave nothing behind.
 
 When the initramfs has no agent (/sbin/chvm-agent), the same boot is driven
 without it: run --no-wait, standby --no-quiesce, restore --no-agent, and the
@@ -24,6 +28,8 @@ import urllib.request
 
 import pytest
 
+import liveview
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 B = os.path.join(ROOT, "build")
 CHVM = os.path.join(B, "bin", "chvm")
@@ -32,11 +38,19 @@ INITRD = os.path.join(B, "initrd.cpio.gz")
 IMAGE = os.path.join(B, "images", "standin", "oci")
 IMAGE_CACHE = os.path.join(B, "state", "images")
 BOOT_TIMEOUT = 600  # TCG on two shared cores
-# The live view's ports: neko's whole UDP media range and its HTTP port.
-UDP_GUEST = 56000
+# Published ports of the live view's shape (a 101-port UDP range and a TCP
+# port) beside the live view itself, which has neko's 8080 and 56000-56100.
+UDP_GUEST = 57000
 UDP_COUNT = 101
 UDP_ECHO = UDP_GUEST + UDP_COUNT - 1  # the range's last port
-TCP_GUEST = 8080
+TCP_GUEST = 8081
+# The guest page the live view must show: a colour no browser chrome has,
+# and a clock, so the screen changes every frame.
+LIVE_RGB = (224, 33, 138)
+LIVE_PAGE = ("data:text/html,<body style='margin:0;background:rgb(%d,%d,%d)'>"
+             "<h1 style='color:white;font:64px sans-serif'>chvm live view</h1><p id=c "
+             "style='color:white;font:48px monospace'></p><script>setInterval(()=>"
+             "c.textContent=Date.now(),40)</script>" % LIVE_RGB)
 
 
 VMM_USER_SCRIPT = os.path.join(ROOT, "scripts", "vmm-user.sh")
@@ -213,7 +227,7 @@ def vm(env):
     args = ["run", "--name", name, "--memory", "2G", "--cpus", "2", "--json",
             "-p", "%d-%d:%d-%d/udp" % (udp_host, udp_host + UDP_COUNT - 1,
                                        UDP_GUEST, UDP_GUEST + UDP_COUNT - 1),
-            "-p", "%d:%d" % (tcp_host, TCP_GUEST)]
+            "-p", "%d:%d" % (tcp_host, TCP_GUEST), "--live-view"]
     if not agent:
         args.append("--no-wait")
     try:
@@ -228,7 +242,7 @@ def vm(env):
     print("\nboot to CDP: %.1f s (agent: %s)" % (boot_s, agent))
     info = {"name": name, "cdp": base, "pid": out["pid"], "agent": agent, "version": version,
             "boot_s": boot_s, "state": env["CHVM_STATE_DIR"], "udp_host": udp_host,
-            "tcp_host": tcp_host}
+            "tcp_host": tcp_host, "live_view": out.get("live_view")}
     yield info
     chvm(env, "rm", "-f", name, check=False)
 
@@ -368,6 +382,54 @@ def test_publish_udp_range_and_tcp(env, vm):
     print("TCP echo 127.0.0.1:%d -> guest :%d" % (vm["tcp_host"], TCP_GUEST))
 
 
+@pytest.fixture(scope="module")
+def receiver(vm):
+    """The host's viewer of the live view, open across standby/restore."""
+    why = liveview.missing()
+    if why:
+        pytest.skip("missing %s for the live view's receiver" % why)
+    r = liveview.Receiver(vm["live_view"]["url"])
+    yield r
+    r.close()
+
+
+def show_live_page(vm):
+    """Brings the guest's page of LIVE_RGB to the front (opened once, by CDP)."""
+    if "live_target" not in vm:
+        vm["live_target"] = http(vm["cdp"] + "/json/new?" + LIVE_PAGE, method="PUT")["id"]
+    req = urllib.request.Request(vm["cdp"] + "/json/activate/" + vm["live_target"])
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 200
+
+
+def assert_shows_live_page(r):
+    assert all(abs(a - b) <= 24 for a, b in zip(r["center_rgb"], LIVE_RGB)), \
+        "the received frame's middle is %s, the guest's page is %s" % (r["center_rgb"], LIVE_RGB)
+
+
+def test_live_view(env, vm, receiver, tmp_path):
+    """The live view through QEMU's user network: --live-view published
+    8080 and a UDP range with the same ports on both sides, told the guest
+    NEKO_WEBRTC_NAT1TO1=127.0.0.1; a receiver on the host decodes the
+    guest's display, with the page CDP brought to the front on it."""
+    lv = vm["live_view"]
+    assert lv["url"].startswith("http://127.0.0.1:"), lv
+    lo, hi = (int(x) for x in lv["udp"].split("-"))
+    assert hi - lo == 100 and lo >= 56000, lv
+    insp = json.loads(chvm(env, "inspect", vm["name"]).stdout)[0]
+    pub = insp["spec"]["publish"]
+    assert {"host_addr": "127.0.0.1", "host_port": lo, "guest_port": lo, "proto": "udp",
+            "count": 101} in pub, pub
+    assert {"host_addr": "127.0.0.1", "host_port": int(lv["url"].rsplit(":", 1)[1].rstrip("/")),
+            "guest_port": 8080, "proto": "tcp"} in pub, pub
+    show_live_page(vm)
+    r = receiver.watch(liveview.shot_path(tmp_path, "live-view-user-net.png"))
+    liveview.report("\nlive view (user-net)", r)
+    print("viewer page opened in %.2f s" % (receiver.opened["opened_ms"] / 1000))
+    assert_shows_live_page(r)
+    vm["live_connects"] = r["connects"]
+
+
 def test_standby_restore_same_browser(env, vm):
     base = vm["cdp"]
     marker = "data:text/html,chvm-standby-%d" % os.getpid()
@@ -404,6 +466,7 @@ def test_standby_restore_same_browser(env, vm):
         args.insert(1, "--no-agent")
     t0 = time.monotonic()
     rs = json.loads(chvm(env, *args, timeout=300).stdout)
+    vm["restored_at"] = time.time()
     # user-net connections died with the old QEMU: reconnect.
     version = wait_cdp(base, time.monotonic() + 120)
     print("restore phases (ms): %s total %.0f; CDP after %.1f s"
@@ -426,6 +489,23 @@ def test_standby_restore_same_browser(env, vm):
     # The new QEMU read the snapshot its predecessor wrote, as the same uid.
     insp = json.loads(chvm(env, "inspect", vm["name"]).stdout)[0]
     assert assert_vmm_unprivileged(mine[0]["pid"], d) == insp["spec"]["vmm_uid"]
+
+
+def test_live_view_after_restore(vm, receiver, tmp_path):
+    """The same viewer page gets the guest's display again after standby
+    and restore: says whether its WebRTC session came back or it made a new
+    offer, and how long after the restore it was connected."""
+    if "restored_at" not in vm or "live_connects" not in vm:
+        pytest.skip("needs test_live_view and test_standby_restore_same_browser")
+    show_live_page(vm)
+    r = receiver.watch(liveview.shot_path(tmp_path, "live-view-user-net-restored.png"))
+    liveview.report("live view after restore (user-net)", r)
+    again = [t for t in r["connected_at"] if t / 1000 >= vm["restored_at"]]
+    how = ("reconnected: new offer (%d offers in all)" % r["connects"]
+           if r["connects"] > vm["live_connects"] else "the same WebRTC session resumed")
+    print("live view after restore: %s; connected %s after restore"
+          % (how, "%.2f s" % (again[0] / 1000 - vm["restored_at"]) if again else "throughout"))
+    assert_shows_live_page(r)
 
 
 def test_stop_powers_off_gracefully(env, vm):

@@ -5,7 +5,10 @@ bridge chvm0, NAT table `ip chvm`), --publish as DNAT (a TCP port, and a
 UDP range carrying an echo from the guest), and the key property
 of a tap: a CDP WebSocket opened before `chvm standby` carries on after
 `chvm restore` without reconnecting (with user-net it would have died with
-the old QEMU).  `chvm rm` removes tap, elements, table and bridge.
+the old QEMU).  The live view (--live-view) through the tap and its NAT: a
+receiver in the namespace (playwright-core + Debian's chromium) decodes the
+guest's display, before the standby and after the restore.  `chvm rm`
+removes tap, elements, table and bridge.
 """
 import json
 import os
@@ -17,6 +20,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import liveview  # noqa: E402
 import test_chvm_qemu as base  # noqa: E402  (paths, skip reasons, helpers)
 
 # A minimal CDP WebSocket client: one connection for its whole life.  It
@@ -102,6 +106,17 @@ while time.monotonic() < deadline:
 '''
 
 
+# Opens a page on the guest's browser through its DevTools (argv: the HTTP
+# endpoint, the URL) and brings it to the front.
+SHOW_PAGE = r'''
+import json, sys, urllib.parse, urllib.request
+base, url = sys.argv[1], sys.argv[2]
+req = urllib.request.Request(base + "/json/new?" + url, method="PUT")
+t = json.loads(urllib.request.urlopen(req, timeout=120).read())
+urllib.request.urlopen(base + "/json/activate/" + t["id"], timeout=30).read()
+'''
+
+
 def in_ns(ns, *cmd, **kw):
     return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True,
                           timeout=60, **kw)
@@ -112,6 +127,14 @@ def ns():
     name = "chvm-itest-%d" % os.getpid()
     subprocess.run(["ip", "netns", "add", name], check=True)
     in_ns(name, "ip", "link", "set", "lo", "up")
+    # A default route, as any host has: Chromium's WebRTC gathers no
+    # candidate without one.  It leads nowhere (a dummy link).
+    for cmd in (["ip", "link", "add", "dummy0", "type", "dummy"],
+                ["ip", "addr", "add", "192.0.2.1/24", "dev", "dummy0"],
+                ["ip", "link", "set", "dummy0", "up"],
+                ["ip", "route", "add", "default", "dev", "dummy0"]):
+        r = in_ns(name, *cmd)
+        assert r.returncode == 0, (cmd, r.stderr)
     yield name
     subprocess.run(["ip", "netns", "del", name])
 
@@ -130,7 +153,7 @@ def test_tap_standby_restore_keeps_connection(tmp_path, ns):
                                    "-p", "15600-%d:%d-%d/udp" % (
                                        15600 + base.UDP_COUNT - 1, base.UDP_GUEST,
                                        base.UDP_GUEST + base.UDP_COUNT - 1),
-                                   "--json",
+                                   "--live-view", "--json",
                                    timeout=base.BOOT_TIMEOUT).stdout)
         print("\ntap boot to ready: %.1f s" % (time.monotonic() - t0))
         assert out["cdp"] == "http://10.213.0.2:9222", out
@@ -159,6 +182,20 @@ def test_tap_standby_restore_keeps_connection(tmp_path, ns):
         print("UDP echo through nft DNAT 127.0.0.1:%d -> 10.213.0.2:%d after %.2f s"
               % (echo_host, base.UDP_ECHO, time.monotonic() - t1))
 
+        # The live view's range: DNAT to the same ports.
+        lv = out["live_view"]
+        lo = int(lv["udp"].split("-")[0])
+        for k in range(101):
+            assert "%d : 10.213.0.2 . %d" % (lo + k, lo + k) in table, table
+        receiver = None
+        if liveview.missing() is None:
+            r = in_ns(ns, sys.executable, "-c", SHOW_PAGE, out["cdp"], base.LIVE_PAGE)
+            assert r.returncode == 0, r.stderr
+            receiver = liveview.Receiver(lv["url"], prefix=("ip", "netns", "exec", ns))
+            w = receiver.watch(liveview.shot_path(tmp_path, "live-view-tap.png"))
+            liveview.report("live view (tap, NAT in a namespace)", w)
+            base.assert_shows_live_page(w)
+            connects = w["connects"]
         client = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", WS_CLIENT,
                                    out["cdp"]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
@@ -174,9 +211,18 @@ def test_tap_standby_restore_keeps_connection(tmp_path, ns):
             n = client.stdout.readline().strip()
             print("same WebSocket answered %.2f s after restore" % (time.monotonic() - t1))
             assert n.isdigit() and int(n) >= 1, (n, client.stderr.read())
+            if receiver is not None:
+                w = receiver.watch(liveview.shot_path(tmp_path, "live-view-tap-restored.png"))
+                liveview.report("live view after restore (tap)", w)
+                print("live view after restore (tap): %s" % (
+                    "reconnected: new offer" if w["connects"] > connects
+                    else "the same WebRTC session resumed"))
+                base.assert_shows_live_page(w)
         finally:
             client.kill()
             client.wait()
+            if receiver is not None:
+                receiver.close()
     finally:
         base.chvm(env, "rm", "-f", name, check=False)
     assert not (state / "vms" / name).exists()

@@ -1,0 +1,79 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The live view's receiver for the integration tests: live_view_client.js
+(playwright-core driving Debian's chromium) holding one viewer page open
+for the whole VM's life, so the same page is watched before a standby and
+after the restore.  Used by the user-net (test_chvm_qemu.py) and the tap
+(test_chvm_qemu_tap.py) tests; the figures go to stdout (pytest -s) and the
+screenshots to LIVE_VIEW_SHOTS (default: pytest's tmp dir)."""
+import json
+import os
+import shutil
+import subprocess
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CLIENT = os.path.join(HERE, "live_view_client.js")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+WATCH_S = 5
+
+
+def missing():
+    """What the receiver needs from the host, or None."""
+    if shutil.which("node") is None:
+        return "node (apt-get install nodejs)"
+    if not os.path.isdir(os.path.join(ROOT, "node_modules", "playwright-core")):
+        return "node_modules/playwright-core (npm ci)"
+    if not os.access(CHROMIUM, os.X_OK):
+        return "%s (apt-get install chromium)" % CHROMIUM
+    return None
+
+
+class Receiver:
+    """One viewer page; prefix runs it elsewhere (e.g. ip netns exec NS)."""
+
+    def __init__(self, url, prefix=(), timeout_ms=240000):
+        self.url = url
+        self.proc = subprocess.Popen(
+            [*prefix, "node", CLIENT, url, str(timeout_ms)], cwd=ROOT, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.opened = self._line()
+
+    def _line(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise AssertionError("live_view_client.js ended: %s" % self.proc.stderr.read())
+        return json.loads(line)
+
+    def watch(self, png):
+        """Waits for video, samples getStats for WATCH_S seconds, saves the
+        video frame to png; asserts what the issue asks for."""
+        self.proc.stdin.write("watch %s %d\n" % (png, WATCH_S))
+        self.proc.stdin.flush()
+        r = self._line()
+        assert "error" not in r, r
+        assert r["video_width"] > 0 and r["video_height"] > 0, r
+        assert r["rising"], "framesDecoded did not rise every second: %s" % r["frames"]
+        assert os.path.getsize(png) > 0
+        return r
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+
+
+def shot_path(tmp_dir, name):
+    d = os.environ.get("LIVE_VIEW_SHOTS") or str(tmp_dir)
+    os.makedirs(d, exist_ok=True)
+    return os.path.join(d, name)
+
+
+def report(what, r):
+    print("%s: first frame %.2f s, %dx%d, %.1f fps, %.0f kbit/s, viewer connects %d, frames %s"
+          % (what, r["first_frame_ms"] / 1000, r["video_width"], r["video_height"], r["fps"],
+             r["kbps"], r["connects"], r["frames"]))
