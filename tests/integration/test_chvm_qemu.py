@@ -24,6 +24,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -47,10 +48,10 @@ TCP_GUEST = 8081
 # The guest page the live view must show: a colour no browser chrome has,
 # and a clock, so the screen changes every frame.
 LIVE_RGB = (224, 33, 138)
-LIVE_PAGE = ("data:text/html,<body style='margin:0;background:rgb(%d,%d,%d)'>"
-             "<h1 style='color:white;font:64px sans-serif'>chvm live view</h1><p id=c "
-             "style='color:white;font:48px monospace'></p><script>setInterval(()=>"
-             "c.textContent=Date.now(),40)</script>" % LIVE_RGB)
+LIVE_PAGE = "data:text/html," + urllib.parse.quote(
+    "<body style='margin:0;background:rgb(%d,%d,%d)'><h1 style='color:white;font:64px "
+    "sans-serif'>chvm live view</h1><p id=c style='color:white;font:48px monospace'></p>"
+    "<script>setInterval(()=>c.textContent=Date.now(),40)</script>" % LIVE_RGB)
 
 
 VMM_USER_SCRIPT = os.path.join(ROOT, "scripts", "vmm-user.sh")
