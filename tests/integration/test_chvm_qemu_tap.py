@@ -128,11 +128,13 @@ def ns():
     subprocess.run(["ip", "netns", "add", name], check=True)
     in_ns(name, "ip", "link", "set", "lo", "up")
     # A default route, as any host has: Chromium's WebRTC gathers no
-    # candidate without one.  It leads nowhere (a dummy link).
-    for cmd in (["ip", "link", "add", "dummy0", "type", "dummy"],
-                ["ip", "addr", "add", "192.0.2.1/24", "dev", "dummy0"],
-                ["ip", "link", "set", "dummy0", "up"],
-                ["ip", "route", "add", "default", "dev", "dummy0"]):
+    # candidate without one.  It leads nowhere (a veth pair whose other end
+    # has no address; no dummy link: not every kernel has the module).
+    for cmd in (["ip", "link", "add", "lv0", "type", "veth", "peer", "name", "lv1"],
+                ["ip", "addr", "add", "192.0.2.1/24", "dev", "lv0"],
+                ["ip", "link", "set", "lv1", "up"],
+                ["ip", "link", "set", "lv0", "up"],
+                ["ip", "route", "add", "default", "dev", "lv0"]):
         r = in_ns(name, *cmd)
         assert r.returncode == 0, (cmd, r.stderr)
     yield name
