@@ -697,8 +697,8 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
         {
           char udp[16];
           struct json_object *lv = json_object_new_object ();
-          snprintf (udp, sizeof udp, "%u-%u", o.live.media.host_port,
-                    o.live.media.host_port + LIVEVIEW_UDP_COUNT - 1);
+          snprintf (udp, sizeof udp, "%u-%u", (unsigned) o.live.media.host_port,
+                    (unsigned) (o.live.media.host_port + LIVEVIEW_UDP_COUNT - 1));
           json_object_object_add (lv, "url", json_object_new_string (o.live.url));
           json_object_object_add (lv, "udp", json_object_new_string (udp));
           json_object_object_add (j, "live_view", lv);
@@ -714,7 +714,8 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
                  browser[0] ? ": " : "", browser);
       if (o.live_view)
         fprintf (stderr, "chvm: live view: %s (UDP %u-%u on %s)\n", o.live.url,
-                 o.live.media.host_port, o.live.media.host_port + LIVEVIEW_UDP_COUNT - 1,
+                 (unsigned) o.live.media.host_port,
+                 (unsigned) (o.live.media.host_port + LIVEVIEW_UDP_COUNT - 1),
                  o.live.media.host_addr);
       printf ("%s %s\n", c->rec.name, cdp);
     }

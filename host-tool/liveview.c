@@ -60,8 +60,8 @@ liveview_plan (const char *addr, struct liveview *lv, struct err **err)
   snprintf (lv->media.host_addr, sizeof lv->media.host_addr, "%s", addr);
   snprintf (lv->env[0], sizeof lv->env[0], "ENABLE_WEBRTC=true");
   snprintf (lv->env[1], sizeof lv->env[1], "NEKO_WEBRTC_NAT1TO1=%s", addr);
-  snprintf (lv->env[2], sizeof lv->env[2], "NEKO_WEBRTC_EPR=%u-%u", lo,
-            lo + LIVEVIEW_UDP_COUNT - 1);
+  snprintf (lv->env[2], sizeof lv->env[2], "NEKO_WEBRTC_EPR=%u-%u", (unsigned) lo,
+            (unsigned) (lo + LIVEVIEW_UDP_COUNT - 1));
   snprintf (lv->url, sizeof lv->url, "http://%s:%u/", addr, lv->signalling.host_port);
   return 0;
 }
