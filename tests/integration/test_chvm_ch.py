@@ -324,8 +324,11 @@ def slow_double(tmp_path):
 def interrupt_when(argv, env, pred):
     """Runs chvm argv, sends it SIGINT once pred() holds, returns its stderr
     after checking that the signal ended it."""
+    # SIGINT as a terminal gives it: a test run in the background of a
+    # shell without job control inherits it ignored, and so would chvm.
     p = subprocess.Popen([base.CHVM, *argv], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         ch_micro.wait_for(lambda: pred() or p.poll() is not None, 120, "chvm to get there")
         assert p.poll() is None, p.communicate()[1]
