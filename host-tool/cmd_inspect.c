@@ -8,7 +8,38 @@
 
 #include "cleanup.h"
 #include "commands.h"
+#include "supervisor.h"
 #include "vmctl.h"
+
+/* "endpoint" (http://ADDR:PORT) and "supervisor": its health, pid and,
+   when it answers, its own status (state, clients, wakes...). */
+static void
+add_supervisor (struct json_object *o, const struct vmctl *c)
+{
+  cleanup_err struct err *err = NULL;
+  enum vm_status st = vmctl_status (c);
+  struct json_object *sup = NULL;
+  char line[SUPCTL_LINE_MAX], ep[96];
+  pid_t pid;
+  const char *health = supervisor_health (
+      c->dir, c->rec.cdp_endpoint,
+      st == VM_STATUS_RUNNING || st == VM_STATUS_PAUSED || st == VM_STATUS_STANDBY, &pid);
+
+  if (c->rec.cdp_endpoint[0] == '\0')
+    return;
+  snprintf (ep, sizeof ep, "http://%s", c->rec.cdp_endpoint);
+  json_object_object_add (o, "endpoint", json_object_new_string (ep));
+  if (pid > 0 && supervisor_query (c->dir, "status", line, sizeof line, 2000, &err) == 0)
+    sup = json_tokener_parse (line);
+  if (sup == NULL || !json_object_is_type (sup, json_type_object))
+    {
+      json_object_put (sup);
+      sup = json_object_new_object ();
+    }
+  json_object_object_add (sup, "health", json_object_new_string (health));
+  json_object_object_add (sup, "pid", json_object_new_int (pid));
+  json_object_object_add (o, "supervisor", sup);
+}
 
 int
 cmd_inspect (const struct global_opts *g, int argc, char **argv)
@@ -44,6 +75,7 @@ cmd_inspect (const struct global_opts *g, int argc, char **argv)
                               json_object_new_string (vm_status_name (vmctl_status (c))));
       json_object_object_add (o, "dir", json_object_new_string (c->dir));
       json_object_object_add (o, "cdp", json_object_new_string (cdp));
+      add_supervisor (o, c);
       json_object_array_add (arr, o);
     }
   puts (json_object_to_json_string_ext (

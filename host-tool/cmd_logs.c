@@ -163,16 +163,18 @@ cmd_logs (const struct global_opts *g, int argc, char **argv)
         follow = true;
         break;
       case 's':
-        if (strcmp (optarg, "console") != 0 && strcmp (optarg, "vmm") != 0)
+        if (strcmp (optarg, "console") != 0 && strcmp (optarg, "vmm") != 0
+            && strcmp (optarg, "supervisor") != 0)
           {
-            fprintf (stderr, "chvm logs: --source must be console or vmm\n");
+            fprintf (stderr, "chvm logs: --source must be console, vmm or supervisor\n");
             return 2;
           }
         source = optarg;
         break;
       case 'h':
-        printf ("Usage: chvm logs [-f|--follow] [--source console|vmm] NAME\n\n"
-                "Print the guest console (default) or the VMM's output.\n");
+        printf ("Usage: chvm logs [-f|--follow] [--source console|vmm|supervisor] NAME\n\n"
+                "Print the guest console (default), the VMM's output, or the supervisor's\n"
+                "log (its CDP endpoint, each wake and idle standby with its times).\n");
         return 0;
       default:
         fprintf (stderr, "chvm logs: unknown option '%s'\n", argv[optind - 1]);
@@ -180,7 +182,7 @@ cmd_logs (const struct global_opts *g, int argc, char **argv)
       }
   if (optind + 1 != argc)
     {
-      fprintf (stderr, "Usage: chvm logs [-f] [--source console|vmm] NAME\n");
+      fprintf (stderr, "Usage: chvm logs [-f] [--source console|vmm|supervisor] NAME\n");
       return 2;
     }
   if (c == NULL)

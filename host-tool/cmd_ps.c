@@ -10,6 +10,7 @@
 
 #include "cleanup.h"
 #include "commands.h"
+#include "supervisor.h"
 #include "vmctl.h"
 
 static void
@@ -56,13 +57,15 @@ cmd_ps (const struct global_opts *g, int argc, char **argv)
   if (g->json)
     arr = json_object_new_array ();
   else
-    printf ("%-20s %-8s %-17s %4s %7s %-24s %s\n", "NAME", "STATUS", "BACKEND", "CPUS", "MEMORY",
-            "CDP", "IMAGE");
+    printf ("%-20s %-8s %-17s %4s %7s %-24s %-21s %-10s %s\n", "NAME", "STATUS", "BACKEND", "CPUS",
+            "MEMORY", "CDP", "ENDPOINT", "SUPERVISOR", "IMAGE");
   for (size_t i = 0; i < n; i++)
     {
       cleanup_free struct vmctl *v = calloc (1, sizeof *v);
       enum vm_status st;
-      char cdp[128];
+      char cdp[128], sup[32];
+      const char *health;
+      pid_t sup_pid;
 
       if (v == NULL)
         break;
@@ -76,6 +79,13 @@ cmd_ps (const struct global_opts *g, int argc, char **argv)
       if (!all && st != VM_STATUS_RUNNING && st != VM_STATUS_PAUSED)
         continue;
       vmctl_cdp_address (&v->rec, cdp, sizeof cdp);
+      health = supervisor_health (
+          v->dir, v->rec.cdp_endpoint,
+          st == VM_STATUS_RUNNING || st == VM_STATUS_PAUSED || st == VM_STATUS_STANDBY, &sup_pid);
+      if (sup_pid > 0)
+        snprintf (sup, sizeof sup, "pid %d", (int) sup_pid);
+      else
+        snprintf (sup, sizeof sup, "%s", strcmp (health, "gone") == 0 ? "gone" : "-");
       if (g->json)
         {
           struct json_object *o = json_object_new_object ();
@@ -87,14 +97,18 @@ cmd_ps (const struct global_opts *g, int argc, char **argv)
           json_object_object_add (o, "memory_mib",
                                   json_object_new_int64 ((int64_t) v->rec.memory_mib));
           json_object_object_add (o, "cdp", json_object_new_string (cdp));
+          json_object_object_add (o, "endpoint", json_object_new_string (v->rec.cdp_endpoint));
+          json_object_object_add (o, "supervisor", json_object_new_string (health));
+          json_object_object_add (o, "supervisor_pid", json_object_new_int (sup_pid));
           json_object_object_add (o, "image", json_object_new_string (v->rec.image));
           json_object_object_add (o, "created", json_object_new_int64 (v->rec.created));
           json_object_array_add (arr, o);
         }
       else
-        printf ("%-20s %-8s %-17s %4u %6lluM %-24s %s\n", v->rec.name, vm_status_name (st),
-                v->rec.backend, v->rec.cpus, (unsigned long long) v->rec.memory_mib, cdp,
-                v->rec.image);
+        printf ("%-20s %-8s %-17s %4u %6lluM %-24s %-21s %-10s %s\n", v->rec.name,
+                vm_status_name (st), v->rec.backend, v->rec.cpus,
+                (unsigned long long) v->rec.memory_mib, cdp,
+                v->rec.cdp_endpoint[0] ? v->rec.cdp_endpoint : "-", sup, v->rec.image);
     }
   vmstate_list_free (names, n);
   if (g->json)

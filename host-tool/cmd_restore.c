@@ -21,6 +21,7 @@
 #include "console.h"
 #include "net.h"
 #include "proc.h"
+#include "supervisor.h"
 #include "vmctl.h"
 #include "vmmuser.h"
 
@@ -236,6 +237,15 @@ cmd_restore (const struct global_opts *g, int argc, char **argv)
     return 1;
   if (vmctl_run_phased (g, "restore", name, !no_agent, restore, c) != 0)
     return 1;
+  /* The VM's supervisor lives across standby; one that died meanwhile is
+     replaced (a no-op when it is the one running this restore). */
+  if (c->rec.cdp_endpoint[0])
+    {
+      cleanup_err struct err *err = NULL;
+      char buf[512];
+      if (supervisor_start (c->dir, c->rec.netns, false, &err) < 0)
+        fprintf (stderr, "chvm: warning: VM %s: %s\n", c->rec.name, err_str (err, buf, sizeof buf));
+    }
   if (!g->json)
     {
       vmctl_cdp_address (&c->rec, cdp, sizeof cdp);

@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "console.h"
 #include "net.h"
+#include "supervisor.h"
 #include "vmctl.h"
 
 /* Whether another VM still uses the bridge in netns. */
@@ -51,6 +52,7 @@ rm_one (const struct global_opts *g, const char *name, bool force, struct err **
     return err_make (err, ENOMEM, "rm");
   if (vmctl_open (g, name, true, c, err) < 0)
     goto out;
+  supervisor_stop (c->dir, 2000);
   st = vmctl_status (c);
   if (st == VM_STATUS_RUNNING || st == VM_STATUS_PAUSED)
     {

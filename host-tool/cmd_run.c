@@ -11,6 +11,7 @@
  * Every check that can fail on bad input runs before anything is created;
  * after the VM directory exists, a failure removes what was made.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
@@ -32,6 +33,7 @@
 #include "net.h"
 #include "num.h"
 #include "proc.h"
+#include "supervisor.h"
 #include "vmctl.h"
 #include "vmmuser.h"
 
@@ -70,6 +72,14 @@ usage (FILE *out)
            "  --net user|tap         QEMU: user-net (default) or a tap on bridge chvm0\n"
            "  --netns NAME           do all networking inside network namespace NAME\n"
            "  --cdp-port PORT        guest DevTools port (default 9222)\n"
+           "  --cdp [ADDR:]PORT      the VM's CDP endpoint on the host, held by its supervisor\n"
+           "                         (default 127.0.0.1 and a free port): HTTP and WebSockets\n"
+           "                         to DevTools, waking the VM from standby on a new client\n"
+           "                         or byte\n"
+           "  --idle-standby SECONDS stand the VM by after this long without a CDP byte and\n"
+           "                         with no command outstanding (needs a tap: --net tap or\n"
+           "                         ch); clients stay connected (default 0: never)\n"
+           "  --cdp-max-clients N    at most N clients on the endpoint at once (default %d)\n"
            "  --shared-memory auto|on|off\n"
            "                         ch: guest RAM as a memfd, which CH v52+ snapshots\n"
            "                         sparsely (auto: on for v52+)\n"
@@ -80,7 +90,7 @@ usage (FILE *out)
            "  --timeout SECONDS      wait for the browser at most this long (default %d)\n"
            "  --no-wait              return once the VMM runs\n"
            "  --json                 print the result as JSON\n",
-           DEFAULT_READY_S);
+           SUPERVISOR_DEFAULT_MAX_CLIENTS, DEFAULT_READY_S);
 }
 
 static int
@@ -121,7 +131,8 @@ progress (void *ctx, const char *msg)
 struct run_opts
 {
   const char *image, *name, *overlay, *backend, *net, *netns, *kernel, *initrd;
-  unsigned cpus, cdp_port, timeout_s;
+  unsigned cpus, cdp_port, timeout_s, idle_standby_s, cdp_max_clients;
+  const char *cdp;
   uint64_t memory_mib, disk_mib;
   const char *env[MAX_ENV];
   size_t n_env;
@@ -158,6 +169,42 @@ parse_uint (const char *s, unsigned min, unsigned max, unsigned *out)
   return 0;
 }
 
+/* --cdp [ADDR:]PORT (IPv4; default 127.0.0.1 and a free port) into
+   "ADDR:PORT", the port checked free. */
+static int
+cdp_endpoint (const char *opt, char *out, size_t len, struct err **err)
+{
+  char addr[64] = "127.0.0.1";
+  const char *colon = opt ? strrchr (opt, ':') : NULL, *port_s = opt;
+  unsigned port = 0;
+  struct in_addr ia;
+
+  if (colon != NULL)
+    {
+      if ((size_t) (colon - opt) >= sizeof addr)
+        return err_make (err, 0, "bad --cdp '%s'", opt);
+      memcpy (addr, opt, (size_t) (colon - opt));
+      addr[colon - opt] = '\0';
+      port_s = colon + 1;
+    }
+  if (inet_pton (AF_INET, addr, &ia) != 1)
+    return err_make (err, 0, "bad --cdp address '%s' (IPv4)", addr);
+  if (port_s != NULL && parse_uint (port_s, 0, 65535, &port) < 0)
+    return err_make (err, 0, "bad --cdp '%s' ([ADDR:]PORT)", opt);
+  if (port == 0)
+    {
+      uint16_t p;
+      if (net_pick_port (addr, &p, err) < 0)
+        return -1;
+      port = p;
+    }
+  else if (net_check_port (addr, (uint16_t) port, false, err) < 0)
+    return err_wrap (err, "--cdp");
+  if ((size_t) snprintf (out, len, "%s:%u", addr, port) >= len)
+    return err_make (err, ENAMETOOLONG, "--cdp");
+  return 0;
+}
+
 static int
 parse_args (int argc, char **argv, struct run_opts *o, struct err **err)
 {
@@ -180,6 +227,9 @@ parse_args (int argc, char **argv, struct run_opts *o, struct err **err)
     { "shared-memory", required_argument, NULL, 'M' },
     { "free-page-reporting", required_argument, NULL, 'F' },
     { "live-view", optional_argument, NULL, 'L' },
+    { "cdp", required_argument, NULL, 'C' },
+    { "idle-standby", required_argument, NULL, 'I' },
+    { "cdp-max-clients", required_argument, NULL, 'X' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -192,7 +242,8 @@ parse_args (int argc, char **argv, struct run_opts *o, struct err **err)
                           .cdp_port = DEFAULT_CDP_PORT,
                           .timeout_s = DEFAULT_READY_S,
                           .memory_mib = 2048,
-                          .disk_mib = 4096 };
+                          .disk_mib = 4096,
+                          .cdp_max_clients = SUPERVISOR_DEFAULT_MAX_CLIENTS };
   optind = 1;
   opterr = 0;
   while ((c = getopt_long (argc, argv, "hp:e:", longopts, NULL)) != -1)
@@ -274,6 +325,17 @@ parse_args (int argc, char **argv, struct run_opts *o, struct err **err)
       case 'L':
         o->live_view = true;
         o->live_view_addr = optarg;
+        break;
+      case 'C':
+        o->cdp = optarg;
+        break;
+      case 'I':
+        if (parse_uint (optarg, 0, 86400, &o->idle_standby_s) < 0)
+          return err_make (err, 0, "bad --idle-standby '%s' (seconds, 0-86400)", optarg);
+        break;
+      case 'X':
+        if (parse_uint (optarg, 1, 4096, &o->cdp_max_clients) < 0)
+          return err_make (err, 0, "bad --cdp-max-clients '%s' (1-4096)", optarg);
         break;
       case 'M':
         if (parse_toggle ("shared-memory", optarg, &o->shared_memory, err) < 0)
@@ -446,6 +508,13 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   /* Checked again, atomically, by mkdir under the lock. */
   if (access (c->dir, F_OK) == 0)
     return err_make (err, 0, "a VM named '%s' already exists", o->name);
+  if (o->idle_standby_s > 0 && !tap)
+    return err_make (err, 0,
+                     "--idle-standby needs a tap (--net tap): a connection through QEMU's user "
+                     "network ends with the QEMU process at every standby");
+  /* The endpoint, on the clients' side (before entering --netns). */
+  if (cdp_endpoint (o->cdp, r->cdp_endpoint, sizeof r->cdp_endpoint, err) < 0)
+    return -1;
   if (net_enter_netns (o->netns, err) < 0)
     return -1;
   /* In the namespace: that is where its ports are published. */
@@ -499,7 +568,14 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
     return err_make (err, errno, "image '%s': %s is gone (image rm?)", image_ref, img->rootfs);
 
   /* ---- the record ---- */
-  memset (r, 0, sizeof *r);
+  {
+    char ep[sizeof r->cdp_endpoint];
+    memcpy (ep, r->cdp_endpoint, sizeof ep);
+    memset (r, 0, sizeof *r);
+    memcpy (r->cdp_endpoint, ep, sizeof ep);
+  }
+  r->idle_standby_s = o->idle_standby_s;
+  r->cdp_max_clients = o->cdp_max_clients;
   snprintf (r->name, sizeof r->name, "%s", o->name);
   snprintf (r->backend, sizeof r->backend, "%s", c->be->name);
   /* Checked early: a truncated path would point somewhere else. */
@@ -648,7 +724,7 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
   cleanup_free struct vmctl *c = calloc (1, sizeof *c);
   double t0 = proc_now_ms (), t_started, t_ready = 0;
   unsigned agent_ready_ms = 0;
-  char cdp[128], browser[256] = "";
+  char cdp[128], browser[256] = "", endpoint[96];
 
   if (c == NULL)
     return 1;
@@ -667,6 +743,7 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
   vmctl_close (c);
   t_started = proc_now_ms ();
   vmctl_cdp_address (&c->rec, cdp, sizeof cdp);
+  snprintf (endpoint, sizeof endpoint, "http://%s", c->rec.cdp_endpoint);
   if (!g->json)
     fprintf (stderr, "chvm: VM %s started (%s, pid %d)%s\n", c->rec.name, c->be->name,
              (int) c->rec.rt.vmm_pid, o.no_wait ? "" : ", waiting for the browser");
@@ -682,6 +759,14 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
         }
       t_ready = proc_now_ms ();
     }
+  /* Once the browser answers (its idle clock would stand a booting VM
+     by), or at once with --no-wait, when it waits for DevTools itself. */
+  if (supervisor_start (c->dir, c->rec.netns, o.no_wait, &err) < 0)
+    {
+      err_wrap (&err, "VM %s runs, but its CDP endpoint %s does not (chvm supervise %s)",
+                c->rec.name, c->rec.cdp_endpoint, c->rec.name);
+      return vmctl_fail ("run", &err);
+    }
   if (g->json)
     {
       struct json_object *j = json_object_new_object ();
@@ -689,6 +774,7 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
       json_object_object_add (j, "backend", json_object_new_string (c->be->name));
       json_object_object_add (j, "pid", json_object_new_int (c->rec.rt.vmm_pid));
       json_object_object_add (j, "cdp", json_object_new_string (cdp));
+      json_object_object_add (j, "endpoint", json_object_new_string (endpoint));
       json_object_object_add (j, "browser", json_object_new_string (browser));
       json_object_object_add (j, "start_ms", json_object_new_double (t_started - t0));
       if (!o.no_wait)
@@ -712,6 +798,7 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
       if (!o.no_wait)
         fprintf (stderr, "chvm: %s ready after %.1f s%s%s\n", c->rec.name, (t_ready - t0) / 1000,
                  browser[0] ? ": " : "", browser);
+      fprintf (stderr, "chvm: CDP endpoint %s (chvm cdp %s)\n", endpoint, c->rec.name);
       if (o.live_view)
         fprintf (stderr, "chvm: live view: %s (UDP %u-%u on %s)\n", o.live.url,
                  (unsigned) o.live.media.host_port,

@@ -17,6 +17,7 @@
 #include "console.h"
 #include "log.h"
 #include "proc.h"
+#include "supervisor.h"
 #include "vmctl.h"
 
 #define DEFAULT_STOP_S 10
@@ -64,6 +65,8 @@ stop_one (const struct global_opts *g, const char *name, int timeout_ms, struct 
     return err_make (err, ENOMEM, "stop");
   if (vmctl_open (g, name, true, c, err) < 0)
     goto out;
+  /* First, so that it neither wakes the VM nor sees it die. */
+  supervisor_stop (c->dir, 2000);
   st = vmctl_status (c);
   out->was = vm_status_name (st);
   if (st == VM_STATUS_RUNNING || st == VM_STATUS_PAUSED)

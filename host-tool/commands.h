@@ -35,5 +35,7 @@ int cmd_run (const struct global_opts *g, int argc, char **argv);
 int cmd_standby (const struct global_opts *g, int argc, char **argv);
 int cmd_stop (const struct global_opts *g, int argc, char **argv);
 int cmd_agent (const struct global_opts *g, int argc, char **argv);
+int cmd_cdp (const struct global_opts *g, int argc, char **argv);
+int cmd_supervise (const struct global_opts *g, int argc, char **argv);
 
 #endif

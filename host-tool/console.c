@@ -261,36 +261,14 @@ console_logger_main (int argc, char **argv)
 
 /* ---- starting and stopping it ---- */
 
-static pid_t
-read_pid_file (const char *path)
-{
-  char s[24];
-  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
-  ssize_t n;
-  uint64_t v;
-
-  if (fd < 0)
-    return 0;
-  n = TEMP_FAILURE_RETRY (read (fd, s, sizeof s - 1));
-  if (n <= 0)
-    return 0;
-  while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
-    n--;
-  if (num_parse_u64 (s, (size_t) n, INT32_MAX, &v) < 0 || v == 0)
-    return 0;
-  return (pid_t) v;
-}
-
 int
 console_logger_start (const char *dir, pid_t vmm_pid, struct err **err)
 {
   char log[PATH_MAX], pidfile[PATH_MAX], vmm[24], line[24];
   const char *argv[] = { "chvm", CONSOLE_LOGGER_CMD, dir, vmm, NULL };
-  posix_spawn_file_actions_t fa;
-  posix_spawnattr_t attr;
   cleanup_close int fd = -1;
   pid_t pid;
-  int r, n;
+  int n;
 
   if (path_in (log, sizeof log, dir, "console.log", err) < 0
       || path_in (pidfile, sizeof pidfile, dir, "console-log.pid", err) < 0)
@@ -300,19 +278,10 @@ console_logger_start (const char *dir, pid_t vmm_pid, struct err **err)
   if (fd < 0)
     return err_make (err, errno, "create %s", log);
   snprintf (vmm, sizeof vmm, "%d", (int) vmm_pid);
-  posix_spawn_file_actions_init (&fa);
-  posix_spawnattr_init (&attr);
-  for (int i = 0; i < 3; i++)
-    posix_spawn_file_actions_addopen (&fa, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
-  posix_spawn_file_actions_addclosefrom_np (&fa, 3);
   /* Its own session, default signals: it outlives this chvm (no
      PR_SET_PDEATHSIG) and ends at the VMM's EOF, or when stop/rm kill it. */
-  proc_spawnattr_session (&attr);
-  r = posix_spawn (&pid, "/proc/self/exe", &fa, &attr, (char *const *) argv, environ);
-  posix_spawn_file_actions_destroy (&fa);
-  posix_spawnattr_destroy (&attr);
-  if (r != 0)
-    return err_make (err, r, "start the console logger");
+  if (proc_spawn_self (argv, &pid, err) < 0)
+    return err_wrap (err, "start the console logger");
   n = snprintf (line, sizeof line, "%d\n", (int) pid);
   if (write_file_atomic (pidfile, line, (size_t) n, 0644, err) < 0)
     {
@@ -330,7 +299,7 @@ console_logger_stop (const char *dir, int grace_ms)
 
   if (path_in (pidfile, sizeof pidfile, dir, "console-log.pid", NULL) < 0)
     return;
-  pid = read_pid_file (pidfile);
+  pid = vm_read_pid_file (pidfile);
   /* Only our logger of this VM: its command line names the VM dir. */
   if (pid > 0 && vm_pid_is_ours (pid, dir) && proc_wait_exit (pid, grace_ms, NULL, NULL) == 0)
     proc_terminate (pid, 1000, NULL);

@@ -3,6 +3,7 @@
    options and dispatches to one file per subcommand. */
 #include "commands.h"
 #include "console.h"
+#include "supervisor.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 /* Keep sorted by name. */
 static const struct command commands[] = {
   { "agent", cmd_agent, "talk to a guest's agent (health, ready, quiesce, exec, forward...)" },
+  { "cdp", cmd_cdp, "print a VM's CDP endpoint (ws:// URL)" },
   { "doctor", cmd_doctor, "say what this host can run, and why not" },
   { "image", cmd_image, "import, list and remove images" },
   { "inspect", cmd_inspect, "print a VM's state as JSON" },
@@ -25,6 +27,7 @@ static const struct command commands[] = {
   { "run", cmd_run, "create and boot a VM from an image" },
   { "standby", cmd_standby, "snapshot a VM to disk and stop its VMM" },
   { "stop", cmd_stop, "stop VMs" },
+  { "supervise", cmd_supervise, "start a VM's supervisor (CDP endpoint) if none runs" },
   { "version", cmd_version, "print chvm's version" },
 };
 
@@ -98,6 +101,9 @@ main (int argc, char **argv)
   /* Not a user command: the console logger chvm starts for each VMM. */
   if (strcmp (argv[a], CONSOLE_LOGGER_CMD) == 0)
     return console_logger_main (argc - a, argv + a);
+  /* Nor is the per-VM supervisor that run and restore start. */
+  if (strcmp (argv[a], SUPERVISOR_CMD) == 0)
+    return supervisor_main (argc - a, argv + a);
   for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (strcmp (commands[i].name, argv[a]) == 0)
       return commands[i].fn (&g, argc - a, argv + a);

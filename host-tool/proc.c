@@ -64,6 +64,27 @@ proc_spawnattr_session (posix_spawnattr_t *attr)
 }
 
 int
+proc_spawn_self (const char *const argv[], pid_t *pid, struct err **err)
+{
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  int r;
+
+  posix_spawn_file_actions_init (&fa);
+  posix_spawnattr_init (&attr);
+  for (int i = 0; i < 3; i++)
+    posix_spawn_file_actions_addopen (&fa, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
+  posix_spawn_file_actions_addclosefrom_np (&fa, 3);
+  proc_spawnattr_session (&attr);
+  r = posix_spawn (pid, "/proc/self/exe", &fa, &attr, (char *const *) argv, environ);
+  posix_spawn_file_actions_destroy (&fa);
+  posix_spawnattr_destroy (&attr);
+  if (r != 0)
+    return err_make (err, r, "start %s %s", argv[0], argv[1]);
+  return 0;
+}
+
+int
 proc_spawn (const char *const argv[], const char *log_path, pid_t *pid, struct err **err)
 {
   posix_spawn_file_actions_t fa;

@@ -25,6 +25,11 @@
    default signal mask and dispositions whatever the caller set. */
 void proc_spawnattr_session (posix_spawnattr_t *attr);
 
+/* Re-executes chvm itself (/proc/self/exe) with argv, in a session of its
+   own, fds 0-2 on /dev/null and no other fd of ours: the helpers that
+   outlive the command starting them (console logger, supervisor). */
+int proc_spawn_self (const char *const argv[], pid_t *pid, struct err **err);
+
 /* Starts argv[0] (searched in PATH) with stdin from /dev/null and
    stdout+stderr appended to log_path, in a new session, with no fds of ours
    but 0-2.  On success stores the pid. */

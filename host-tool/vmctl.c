@@ -418,25 +418,10 @@ vmctl_write_pid (const char *dir, pid_t pid, struct err **err)
 pid_t
 vmctl_read_pid (const char *dir)
 {
-  char path[VM_PATH_MAX + 16], s[24];
-  cleanup_close int fd = -1;
-  ssize_t n;
-  long v;
-  char *end = NULL;
+  char path[VM_PATH_MAX + 16];
 
   snprintf (path, sizeof path, "%s/vmm.pid", dir);
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return 0;
-  n = TEMP_FAILURE_RETRY (read (fd, s, sizeof s - 1));
-  if (n <= 0)
-    return 0;
-  s[n] = '\0';
-  errno = 0;
-  v = strtol (s, &end, 10);
-  if (errno != 0 || end == s || (*end != '\n' && *end != '\0') || v <= 0 || v > INT32_MAX)
-    return 0;
-  return (pid_t) v;
+  return vm_read_pid_file (path);
 }
 
 static void

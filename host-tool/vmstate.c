@@ -280,6 +280,12 @@ vmrec_to_json (const struct vm_record *r, char **out, struct err **err)
   add_str (spec, "agent_token", r->agent_token);
   if (r->vmm_uid != 0)
     add_int (spec, "vmm_uid", r->vmm_uid);
+  if (r->cdp_endpoint[0])
+    {
+      add_str (spec, "cdp_endpoint", r->cdp_endpoint);
+      add_int (spec, "idle_standby", r->idle_standby_s);
+      add_int (spec, "cdp_max_clients", r->cdp_max_clients);
+    }
   for (size_t i = 0; i < r->n_publish; i++)
     {
       struct json_object *p = json_object_new_object ();
@@ -399,9 +405,10 @@ parse_spec (struct json_object *spec, struct vm_record *r, struct err **err)
     bool required;
   } strs[] = {
 #define F(k, req) { #k, r->k, sizeof r->k, req }
-    F (kernel, true),       F (initrd, false),     F (cmdline, false), F (rootfs, false),
-    F (config_disk, false), F (upper_disk, false), F (overlay, false), F (netns, false),
-    F (tap, false),         F (mac, false),        F (address, false), F (agent_token, false),
+    F (kernel, true),        F (initrd, false),     F (cmdline, false), F (rootfs, false),
+    F (config_disk, false),  F (upper_disk, false), F (overlay, false), F (netns, false),
+    F (tap, false),          F (mac, false),        F (address, false), F (agent_token, false),
+    F (cdp_endpoint, false),
 #undef F
   };
 
@@ -426,6 +433,12 @@ parse_spec (struct json_object *spec, struct vm_record *r, struct err **err)
   if (get_int (spec, "vmm_uid", 0, UINT32_MAX - 1, &x, err) < 0)
     return -1;
   r->vmm_uid = (uint32_t) x;
+  if (get_int (spec, "idle_standby", 0, 86400 * 365, &x, err) < 0)
+    return -1;
+  r->idle_standby_s = (unsigned) x;
+  if (get_int (spec, "cdp_max_clients", 0, 4096, &x, err) < 0)
+    return -1;
+  r->cdp_max_clients = (unsigned) x;
 
   r->n_publish = 0;
   if (!json_object_object_get_ex (spec, "publish", &pub) || pub == NULL)
@@ -752,6 +765,26 @@ vm_cmdline_names_dir (const char *buf, size_t len, const char *dir)
       i += al + 1;
     }
   return false;
+}
+
+pid_t
+vm_read_pid_file (const char *path)
+{
+  char s[24];
+  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
+  ssize_t n;
+  uint64_t v;
+
+  if (fd < 0)
+    return 0;
+  n = TEMP_FAILURE_RETRY (read (fd, s, sizeof s - 1));
+  if (n <= 0)
+    return 0;
+  while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+    n--;
+  if (num_parse_u64 (s, (size_t) n, INT32_MAX, &v) < 0 || v == 0)
+    return 0;
+  return (pid_t) v;
 }
 
 bool

@@ -90,6 +90,12 @@ struct vm_record
      /etc/subuid; 0: it runs as root (CHVM_VMM_USER=root, or a VM made
      before chvm had VMM users). */
   uint32_t vmm_uid;
+  /* The supervisor's CDP endpoint on the host ("ADDR:PORT", "" = none: a VM
+     made before supervisors), its --idle-standby seconds (0 = never) and
+     its most clients at once. */
+  char cdp_endpoint[64];
+  unsigned idle_standby_s;
+  unsigned cdp_max_clients;
 
   struct vm_publish publish[VM_MAX_PUBLISH];
   size_t n_publish;
@@ -148,6 +154,10 @@ int vmstate_image_users (const char *root, const char *image_dir, char *out, siz
    below it, or has one after "=", ":" or ",".  Guards against a recycled
    pid being taken for our VMM, and VM "a" taking VM "ab"'s VMM for its own. */
 bool vm_pid_is_ours (pid_t pid, const char *needle);
+
+/* The pid a pid file (vmm.pid, console-log.pid, supervisor.pid) holds:
+   decimal, an optional line end; 0 when missing or not a pid. */
+pid_t vm_read_pid_file (const char *path);
 
 /* The matching rule of vm_pid_is_ours on a cmdline buffer of len bytes
    (NUL-separated arguments). */

@@ -68,11 +68,11 @@ else
   log "Debian packages: all present"
 fi
 
-# CDP client for the integration tests; the browser it drives is Debian's
+# CDP clients for the integration tests (playwright-core, puppeteer-core); the browser they drive is Debian's
 # /usr/bin/chromium (playwright's own downloads are not reachable).
 # npm ci (exactly the lock file) starts by deleting node_modules, so only
 # CI and first installs use it; a developer's rerun updates in place.
-export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1
 if [ -f package-lock.json ] && { [ -n "${CI:-}" ] || [ ! -d node_modules ]; }; then
   npm ci --no-audit --no-fund --loglevel=error
 else

@@ -11,7 +11,10 @@ on a tap with the agent on vsock, for each CH build of
   restore (copy) -> the same target id and URL, the same WebSocket answers,
   the agent answers again over vsock -> (v52+) standby -> restore
   (ondemand, userfaultfd) -> the same checks -> stop (power button) -> rm
-  leaves no process, tap, nft table or file.
+  leaves no process, tap, nft table or file.  With the oldest build (every
+  build in the full plan) also the supervisor's CDP endpoint: a client on
+  it, a standby, a new connection that wakes the VM, the first client's
+  page answering on its same WebSocket.
 
 That is the full plan (CHVM_KVMHOST_FULL=1, make test-kvmhost).  The
 default plan (make test, CI) fits 15 minutes on two cores: playwright and
@@ -59,6 +62,11 @@ GUEST_MEMORY = os.environ.get("CHVM_KVMHOST_GUEST_MEMORY", "1G")
 # no tab gets a renderer.  Neither is needed on real hardware.
 GUEST_ARGS = ["--cpus", "1", "-e", "CHROMIUM_FLAGS=--no-zygote"]
 CDP = 9222
+# The VM's CDP endpoint (its supervisor's listener) on the KVM host's own
+# address, forwarded by QEMU like CDP.
+ENDPOINT = 9444
+# The endpoint step (wake on connect with CH): CHVM_KVMHOST_CDP=0 leaves it out.
+CDP_STEP = os.environ.get("CHVM_KVMHOST_CDP") != "0"
 # Nested emulation: Chromium's start took 56-94 s, an ondemand restore's
 # first CDP answer 157 s (shared/docs/build-hosts.md).
 BOOT_S = 900
@@ -78,7 +86,7 @@ def host(tmp_path_factory):
     kvmhost.build_base()
     run_dir = str(tmp_path_factory.mktemp("kvmhost"))
     disk, _ = kvmhost.make_disk(run_dir)
-    h = kvmhost.KvmHost(run_dir, forwards=[CDP])
+    h = kvmhost.KvmHost(run_dir, forwards=[CDP, ENDPOINT])
     h.disk = disk
     h.boot(disk)
     FIGURES["kvmhost"] = {"kernel": h.sh("uname -r").get("out").strip(), "memory": kvmhost.MEMORY,
@@ -165,7 +173,8 @@ def test_run_boots_chromium(g):
     """chvm run in the KVM host; a kernel death there (the 6.12 code-patching
     oops seen at vCPU start) reboots the KVM host and retries once."""
     args = ["run", "--backend", "ch", "--name", g.name, "--memory", GUEST_MEMORY,
-            "-p", "10.0.2.15:%d:%d" % (CDP, CDP), "--timeout", str(BOOT_S - 60), *GUEST_ARGS]
+            "-p", "10.0.2.15:%d:%d" % (CDP, CDP), "--cdp", "10.0.2.15:%d" % ENDPOINT,
+            "--timeout", str(BOOT_S - 60), *GUEST_ARGS]
     for attempt in (1, 2):
         t0 = time.monotonic()
         try:
@@ -352,6 +361,44 @@ def test_standby_restore_ondemand(g):
     if g.page is None:
         pytest.skip("no page from the playwright step")
     standby_restore(g, "ondemand")
+
+
+def test_cdp_endpoint_wakes_on_connect(g):
+    """The supervisor's endpoint with CH: a puppeteer-core client on it, a
+    standby, then a new connection wakes the VM (the supervisor runs the
+    restore) and the first client's page answers on its same WebSocket."""
+    if not CDP_STEP:
+        pytest.skip("CHVM_KVMHOST_CDP=0")
+    # The oldest build in the default plan: its copy restore takes about
+    # 30 s here, v53's ondemand one minutes (CHVM_KVMHOST_FULL=1: every build).
+    if not FULL and g.version != VERSIONS[-1]:
+        pytest.skip("the CDP endpoint with the oldest CH build only (CHVM_KVMHOST_FULL=1: every "
+                    "build)")
+    import test_cdp_endpoint as ep  # noqa: E402  (its client session)
+    endpoint = "http://127.0.0.1:%d" % g.h.port[ENDPOINT]
+    s = ep.Session("puppeteer", endpoint)
+    try:
+        s.cmd("open")
+        assert s.cmd("eval 6*7")["value"] == 42
+        g.chvm_json("standby", g.name)
+        ps = json.loads(g.chvm("ps", "-a", "--json")["out"])
+        assert [(v["status"], v["supervisor"]) for v in ps if v["name"] == g.name] == [
+            ("standby", "running")], ps
+        t0 = time.monotonic()
+        with urllib.request.urlopen(endpoint + "/json/version", timeout=BOOT_S) as r:
+            v = json.loads(r.read())
+        wake_s = time.monotonic() - t0
+        # The guest's URLs name the endpoint as the KVM host sees it.
+        assert v["webSocketDebuggerUrl"].startswith("ws://127.0.0.1:%d/" % g.h.port[ENDPOINT]), v
+        assert s.cmd("eval 1+2")["value"] == 3 and s.events == []
+        st = json.loads(g.chvm("inspect", "--json", g.name)["out"])[0]["supervisor"]
+        print("\n%s endpoint: a new connection woke the VM in %.1f s (supervisor: wake %s ms, "
+              "restore %s ms)" % (g.version, wake_s, st["wake_ms"], st["restore_ms"]))
+        g.figures["endpoint_wake"] = {"wake_s": round(wake_s, 1), "wake_ms": st["wake_ms"],
+                                      "restore_ms": st["restore_ms"]}
+        assert st["wakes"] >= 1 and st["wake_failures"] == 0, st
+    finally:
+        s.close()
 
 
 def test_stop_and_rm_leave_nothing(g):

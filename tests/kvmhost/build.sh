@@ -57,7 +57,7 @@ mods=$(ls -d "$work/k/usr/lib/modules/$kver" "$work/k/lib/modules/$kver" 2>/dev/
 # 2. The root: Debian 12 minbase and chvm's run-time needs.
 log "mmdebstrap bookworm root"
 nice mmdebstrap --variant=minbase --mode=root --format=directory \
-  --include=libcurl4,libjson-c5,libprotobuf-c1,iproute2,nftables,kmod,python3,procps,e2fsprogs,curl \
+  --include=libcurl4,libjson-c5,libprotobuf-c1,libevent-core-2.1-7,iproute2,nftables,kmod,python3,procps,e2fsprogs,curl \
   --aptopt='APT::Install-Recommends "false"' \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' \

@@ -1,0 +1,282 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The supervisor's own logic, fast and without a VM: its "VMM" is a host
+Chromium (/usr/bin/chromium, headless) and its standby/restore the stub
+tests/integration/supervisor_stub.py (SIGSTOP/SIGCONT, through the test
+seam CHVM_SUPERVISOR_EXEC).  The endpoint, the proxy and the clients
+(playwright-core and puppeteer-core from npm) are real: idle standby with
+an idle client, no standby while a command is outstanding, wake on a byte
+and on a new connection, 50 idle/wake cycles with no error, a failed
+restore as HTTP 503, max clients.  The real standby/restore under a real VM
+are test_cdp_endpoint.py's.
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_cdp_endpoint as ep  # noqa: E402
+import test_chvm_qemu as base  # noqa: E402
+
+STUB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "supervisor_stub.py")
+CHROMIUM = shutil.which("chromium")
+CYCLES = 50
+
+
+def _missing():
+    if not os.access(base.CHVM, os.X_OK):
+        return "build/bin/chvm"
+    if CHROMIUM is None:
+        return "chromium (apt-get install chromium)"
+    if shutil.which("node") is None:
+        return "node"
+    for mod in ("playwright-core", "puppeteer-core"):
+        if not os.path.isdir(os.path.join(base.ROOT, "node_modules", mod)):
+            return "node_modules/%s (npm ci)" % mod
+    return None
+
+
+MISSING = _missing()
+pytestmark = pytest.mark.skipif(MISSING is not None, reason="missing %s" % MISSING)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sup")
+    d = root / "vms" / "fake"
+    d.mkdir(parents=True)
+    dport, eport = free_port(), free_port()
+    chrome = subprocess.Popen([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu",
+                               "--remote-debugging-address=127.0.0.1",
+                               "--remote-debugging-port=%d" % dport,
+                               "--user-data-dir=%s" % (d / "profile"), "about:blank"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base.wait_cdp("http://127.0.0.1:%d" % dport, time.monotonic() + 60)
+    rec = {"version": 1, "name": "fake", "backend": "qemu", "image": "stub", "created": 1,
+           "state": "running",
+           "spec": {"cpus": 1, "memory_mib": 128, "kernel": "/none", "cdp_port": 9222,
+                    "cdp_endpoint": "127.0.0.1:%d" % eport, "idle_standby": 0,
+                    "cdp_max_clients": 3,
+                    "publish": [{"host_addr": "127.0.0.1", "host_port": dport,
+                                 "guest_port": 9222, "proto": "tcp"}]},
+           "runtime": {"vmm_pid": chrome.pid, "api_socket": "", "vsock_socket": "",
+                       "agent_host_port": 0, "version": ""}}
+    (d / "vm.json").write_text(json.dumps(rec))
+    env = dict(os.environ, CHVM_STATE_DIR=str(root), CHVM_SUPERVISOR_EXEC=STUB)
+    vm = {"name": "fake", "env": env, "dir": str(d), "endpoint": "http://127.0.0.1:%d" % eport,
+          "chrome": chrome}
+    base.chvm(env, "supervise", "fake")
+    try:
+        yield vm
+    finally:
+        pid = ep.ps(vm)["supervisor_pid"]
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+        chrome.send_signal(signal.SIGCONT)
+        chrome.kill()
+        chrome.wait()
+
+
+def set_idle(vm, s):
+    base.chvm(vm["env"], "supervise", "--idle-standby", str(s), vm["name"])
+
+
+def record_tap(vm):
+    """Edits the record as a tap VM would have it (idle standby needs one)."""
+    p = os.path.join(vm["dir"], "vm.json")
+    rec = json.load(open(p))
+    rec["spec"]["tap"] = "stub"
+    with open(p + ".tmp", "w") as f:
+        json.dump(rec, f)
+    os.rename(p + ".tmp", p)
+
+
+def test_idle_standby_waits_for_outstanding_command(fake):
+    # supervise refuses idle standby without a tap; the record is edited
+    # here as a tap VM would have it.
+    with pytest.raises(AssertionError, match="needs a tap"):
+        set_idle(fake, 1)
+    record_tap(fake)
+    set_idle(fake, 1)
+    s = ep.Session("puppeteer", fake["endpoint"])
+    try:
+        s.cmd("open")
+        # A 3 s command: no standby while it runs, whatever the idle clock
+        # (the connect itself may have woken it from one).
+        before = ep.sup_status(fake)["idle_standbys"]
+        r = s.cmd("eval new Promise(r => setTimeout(() => r(7), 3000))")
+        assert r["value"] == 7
+        st = ep.sup_status(fake)
+        assert st["idle_standbys"] == before and st["state"] == "running", st
+        ep.wait_status(fake, "standby", 30)
+        assert ep.sup_status(fake)["state"] == "standby"
+        assert s.cmd("eval 2+2")["value"] == 4
+        assert s.events == []
+    finally:
+        s.close()
+
+
+def test_burst_while_in_standby_keeps_order(fake):
+    """20 commands sent at once to a VM in standby: held, then all answered."""
+    s = ep.Session("playwright", fake["endpoint"])
+    try:
+        s.cmd("open")
+        ep.wait_status(fake, "standby", 30)
+        assert s.cmd("burst 20")["values"] == [i * i for i in range(20)]
+        assert s.events == []
+    finally:
+        s.close()
+
+
+def test_new_connection_wakes(fake):
+    ep.wait_status(fake, "standby", 30)
+    v = ep.get(fake["endpoint"] + "/json/version", 60)
+    assert v["webSocketDebuggerUrl"].startswith("ws://%s/" % fake["endpoint"][7:]), v
+
+
+def test_cycles_playwright_and_puppeteer(fake):
+    sessions = [ep.Session("playwright", fake["endpoint"]),
+                ep.Session("puppeteer", fake["endpoint"])]
+    errors, lat = 0, []
+    try:
+        for s in sessions:
+            s.cmd("open")
+        for i in range(CYCLES):
+            ep.wait_status(fake, "standby", 30)
+            s = sessions[i % 2]
+            t = time.monotonic()
+            r = s.cmd("eval %d+1" % i)
+            lat.append(time.monotonic() - t)
+            errors += r.get("value") != i + 1
+        errors += sum(len(s.events) for s in sessions)
+        st = ep.sup_status(fake)
+        lat.sort()
+        print("\n%d stub cycles: %d errors, client p50 %.0f ms p95 %.0f ms; supervisor p50 %d "
+              "ms p95 %d ms" % (CYCLES, errors, 1000 * lat[len(lat) // 2],
+                                1000 * lat[int(0.95 * (len(lat) - 1))], st["wake_p50_ms"],
+                                st["wake_p95_ms"]))
+        assert errors == 0
+        assert st["wake_failures"] == 0 and st["outstanding"] == 0, st
+    finally:
+        for s in sessions:
+            s.close()
+
+
+def restart_supervisor(vm, **env):
+    """A new supervisor for vm, its children given env too."""
+    os.kill(ep.ps(vm)["supervisor_pid"], signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while ep.ps(vm)["supervisor"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ep.ps(vm)["supervisor"] == "gone"
+    base.chvm(dict(vm["env"], **env), "supervise", vm["name"])
+
+
+def test_failed_restore_is_503(fake):
+    ep.wait_status(fake, "standby", 30)
+    restart_supervisor(fake, STUB_FAIL="restore")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        ep.get(fake["endpoint"] + "/json/version", 30)
+    assert e.value.code == 503 and "could not be restored" in e.value.read().decode()
+    os.kill(ep.ps(fake)["supervisor_pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while ep.ps(fake)["supervisor"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    base.chvm(fake["env"], "supervise", fake["name"])
+    assert ep.get(fake["endpoint"] + "/json/version", 30)["Browser"]
+
+
+def test_max_clients(fake):
+    set_idle(fake, 0)
+    host, port = fake["endpoint"][7:].rsplit(":", 1)
+    held = [socket.create_connection((host, int(port))) for _ in range(3)]
+    try:
+        with pytest.raises(urllib.error.HTTPError) as e:
+            ep.get(fake["endpoint"] + "/json/version", 10)
+        assert e.value.code == 503
+        assert "at most 3" in e.value.read().decode()
+    finally:
+        for h in held:
+            h.close()
+
+
+def test_run_refuses_bad_endpoint_options(tmp_path):
+    """Refused before anything is made: idle standby on QEMU's user network
+    (its connections end at every standby), bad --cdp values."""
+    env = dict(os.environ, CHVM_STATE_DIR=str(tmp_path / "state"))
+    for args, msg in ((["--backend", "qemu", "--idle-standby", "5"], "needs a tap"),
+                      (["--cdp", "localhost:1"], "bad --cdp address"),
+                      (["--cdp", "127.0.0.1:70000"], "bad --cdp"),
+                      (["--idle-standby", "x"], "bad --idle-standby"),
+                      (["--cdp-max-clients", "0"], "bad --cdp-max-clients")):
+        p = base.chvm(env, "run", "--name", "refused", *args, check=False)
+        assert p.returncode != 0 and msg in p.stderr, (args, p.stderr)
+    assert not (tmp_path / "state" / "vms" / "refused").exists()
+
+
+def test_rebound_host_is_refused(fake):
+    """A Host that is neither an IP literal nor localhost (a page whose DNS
+    name was rebound to the endpoint) gets what DevTools itself answers."""
+    host, port = fake["endpoint"][7:].rsplit(":", 1)
+    for h, want in (("evil.example:" + port, 403), ("localhost:" + port, 200)):
+        c = http.client.HTTPConnection(host, int(port), timeout=30)
+        c.request("GET", "/json/version", headers={"Host": h})
+        r = c.getresponse()
+        body = r.read().decode()
+        c.close()
+        assert r.status == want, (h, r.status, body)
+        if want == 403:
+            assert "not an IP address or localhost" in body, body
+
+
+def test_failed_idle_standby_serves_who_came(fake):
+    """A client that comes while an idle standby runs, which then fails,
+    is served once the VM runs on."""
+    restart_supervisor(fake, STUB_FAIL="standby", STUB_FAIL_AFTER_S="3")
+    record_tap(fake)
+    set_idle(fake, 1)
+    try:
+        deadline = time.monotonic() + 30
+        while ep.sup_status(fake)["state"] != "standing-by":
+            assert time.monotonic() < deadline, ep.sup_status(fake)
+            time.sleep(0.05)
+        assert ep.get(fake["endpoint"] + "/json/version", 20)["Browser"]
+        log = base.chvm(fake["env"], "logs", "--source", "supervisor", fake["name"]).stdout
+        assert "idle standby failed" in log, log
+    finally:
+        set_idle(fake, 0)
+    restart_supervisor(fake)
+
+
+def test_restore_that_cannot_start_is_503(fake):
+    """The restore cannot even be started (no such program): the waiting
+    request gets a 503, the supervisor lives on and serves once it can."""
+    # No locked chvm command while in standby: it would stop the double's
+    # "VMM" (a real one is gone by then), so idle standby stays on.
+    record_tap(fake)
+    set_idle(fake, 1)
+    ep.wait_status(fake, "standby", 30)
+    restart_supervisor(fake, CHVM_SUPERVISOR_EXEC="/nonexistent/chvm")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        ep.get(fake["endpoint"] + "/json/version", 30)
+    assert e.value.code == 503 and "could not be restored" in e.value.read().decode()
+    assert ep.ps(fake)["supervisor"] == "running"
+    restart_supervisor(fake)
+    assert ep.get(fake["endpoint"] + "/json/version", 30)["Browser"]
