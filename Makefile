@@ -419,7 +419,8 @@ lifecycle-integration: $(B)/bin/chvm
 # ---- section: supervisor + CDP endpoint (issue 11) ----
 # The per-VM supervisor (host-tool/supervisor.c, libevent) and the pure
 # parts of its CDP proxy: HTTP heads and /json rewriting (cdp_http.c), the
-# WebSocket scanner (wsscan.c), the control requests.  Unit tests and fuzz
+# WebSocket scanner (wsscan.c), the live-view packet watch (udpwatch.c),
+# the control requests.  Unit tests and fuzz
 # targets use the generic rules; the QEMU tap test is
 # tests/integration/test_cdp_endpoint.py, the 50-cycle wake benchmark
 # `make bench-cdp-wake` (tests/bench/bench_cdp_wake.py).
@@ -432,8 +433,12 @@ FUZZ_fuzz_cdp_http_SRC := host-tool/cdp_http.c common/num.c
 FUZZ_fuzz_cdp_http_CFLAGS := -Ihost-tool
 FUZZ_fuzz_wsscan_SRC := host-tool/wsscan.c
 FUZZ_fuzz_wsscan_CFLAGS := -Ihost-tool
-SUP_SRC := host-tool/supervisor.c host-tool/cdp_http.c host-tool/wsscan.c host-tool/net.c \
-  host-tool/proc.c host-tool/dial.c host-tool/vmstate.c common/err.c common/num.c
+UNIT_test_udpwatch_SRC := host-tool/udpwatch.c common/err.c
+UNIT_test_udpwatch_CFLAGS := -Ihost-tool
+FUZZ_fuzz_udpwatch_SRC := host-tool/udpwatch.c common/err.c
+FUZZ_fuzz_udpwatch_CFLAGS := -Ihost-tool
+SUP_SRC := host-tool/supervisor.c host-tool/cdp_http.c host-tool/wsscan.c host-tool/udpwatch.c \
+  host-tool/net.c host-tool/proc.c host-tool/dial.c host-tool/vmstate.c common/err.c common/num.c
 FUZZ_fuzz_supctl_SRC := $(SUP_SRC)
 FUZZ_fuzz_supctl_CFLAGS := -Ihost-tool
 FUZZ_fuzz_supctl_LIBS := $(SUP_LIBS)

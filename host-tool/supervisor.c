@@ -37,6 +37,7 @@
 #include "net.h"
 #include "num.h"
 #include "proc.h"
+#include "udpwatch.h"
 #include "vmstate.h"
 #include "wsscan.h"
 
@@ -105,6 +106,11 @@ struct sup
   int ino_fd;
   struct event *ino_ev, *vmm_ev, *idle_ev, *sig_ev[3];
   struct event *accept_ev; /* accepting again after it failed (EMFILE) */
+  /* The live view: UDP on a published UDP range of the tap counts as
+     activity (udpwatch.h). */
+  int live_fd;
+  struct event *live_ev;
+  double live_last;
   int vmm_fd;
   pid_t vmm_pid;
   pid_t child;
@@ -199,6 +205,7 @@ supctl_parse_request (const char *line, size_t len, char *cmd, size_t cap, struc
 static void sup_wake (struct sup *s, const char *why);
 static void conn_pump_c2s (struct conn *c);
 static void sup_arm_idle (struct sup *s);
+static void live_open (struct sup *s);
 static void json_done (struct conn *c);
 
 static void
@@ -881,6 +888,7 @@ sup_sync (struct sup *s)
       if (was == SUP_STANDBY || was == SUP_WAKING)
         s->ready = true;
       touch (s);
+      live_open (s);
       resume_conns (s);
       sup_arm_idle (s);
     }
@@ -1062,13 +1070,72 @@ on_signal (evutil_socket_t sig, short what, void *ctx)
       child_exited (s, status);
 }
 
+/* ---- the live view's packets ---- */
+
+static void
+live_close (struct sup *s)
+{
+  if (s->live_ev != NULL)
+    event_free (s->live_ev);
+  s->live_ev = NULL;
+  if (s->live_fd >= 0)
+    close (s->live_fd);
+  s->live_fd = -1;
+}
+
+static void
+on_live_packet (evutil_socket_t fd, short what, void *ctx)
+{
+  struct sup *s = ctx;
+  uint8_t pkt[UDPWATCH_SNAP];
+  ssize_t n;
+  int k;
+
+  (void) what;
+  /* A bounded batch: the rest waits for the next turn of the loop. */
+  for (k = 0; k < 64 && (n = recv (fd, pkt, sizeof pkt, MSG_TRUNC)) >= 0; k++)
+    if (s->state == SUP_RUNNING
+        && udpwatch_match (pkt, (size_t) n < sizeof pkt ? (size_t) n : sizeof pkt, s->rec.publish,
+                           s->rec.n_publish))
+      s->live_last = proc_now_ms ();
+  if (k < 64 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+    {
+      /* The tap went (an rm): opened again when the VM runs again. */
+      sup_log ("live-view watch on %s: %s; closed", s->rec.tap, strerror (errno));
+      live_close (s);
+    }
+}
+
+/* (Re)opens the watch on the tap, where the VM has one and a UDP publish. */
+static void
+live_open (struct sup *s)
+{
+  cleanup_err struct err *e = NULL;
+  char buf[256];
+
+  live_close (s);
+  if (s->rec.tap[0] == '\0' || !udpwatch_wanted (s->rec.publish, s->rec.n_publish))
+    return;
+  s->live_fd = udpwatch_open (s->rec.tap, &e);
+  if (s->live_fd < 0)
+    {
+      s->live_fd = -1;
+      sup_log ("live-view sessions do not count for idle standby: %s",
+               err_str (e, buf, sizeof buf));
+      return;
+    }
+  s->live_ev = event_new (s->base, s->live_fd, EV_READ | EV_PERSIST, on_live_packet, s);
+  if (s->live_ev == NULL || event_add (s->live_ev, NULL) < 0)
+    live_close (s);
+}
+
 /* ---- the idle clock ---- */
 
 static void
 on_idle (evutil_socket_t fd, short what, void *ctx)
 {
   struct sup *s = ctx;
-  double idle_ms = s->rec.idle_standby_s * 1000.0, quiet;
+  double idle_ms = s->rec.idle_standby_s * 1000.0, quiet, live_quiet;
   int64_t out;
 
   (void) fd;
@@ -1076,7 +1143,8 @@ on_idle (evutil_socket_t fd, short what, void *ctx)
   if (s->state != SUP_RUNNING || s->rec.idle_standby_s == 0 || s->child > 0 || !s->ready)
     return;
   quiet = proc_now_ms () - s->last_activity;
-  if (quiet < idle_ms)
+  live_quiet = proc_now_ms () - s->live_last;
+  if (quiet < idle_ms || live_quiet < idle_ms)
     {
       sup_arm_idle (s);
       return;
@@ -1089,8 +1157,13 @@ on_idle (evutil_socket_t fd, short what, void *ctx)
       sup_arm_idle (s);
       return;
     }
-  sup_log ("idle standby: no CDP byte for %.1f s, %u client(s) open, nothing outstanding",
-           quiet / 1000, s->n_conns);
+  if (s->live_fd >= 0)
+    sup_log ("idle standby: no CDP byte for %.1f s, %u client(s) open, nothing outstanding, no "
+             "live-view packet for %.1f s",
+             quiet / 1000, s->n_conns, live_quiet / 1000);
+  else
+    sup_log ("idle standby: no CDP byte for %.1f s, %u client(s) open, nothing outstanding",
+             quiet / 1000, s->n_conns);
   if (spawn_chvm (s, "standby") == 0)
     s->state = SUP_SLEEPING;
 }
@@ -1098,12 +1171,13 @@ on_idle (evutil_socket_t fd, short what, void *ctx)
 static void
 sup_arm_idle (struct sup *s)
 {
+  double last = s->last_activity > s->live_last ? s->last_activity : s->live_last;
   double left;
   struct timeval tv;
 
   if (s->rec.idle_standby_s == 0 || s->idle_ev == NULL || !s->ready)
     return;
-  left = s->rec.idle_standby_s * 1000.0 - (proc_now_ms () - s->last_activity);
+  left = s->rec.idle_standby_s * 1000.0 - (proc_now_ms () - last);
   if (left < 10)
     left = 10;
   tv.tv_sec = (time_t) (left / 1000);
@@ -1153,6 +1227,9 @@ status_json (struct sup *s)
   json_object_object_add (o, "idle_standby", json_object_new_int ((int) s->rec.idle_standby_s));
   json_object_object_add (o, "idle_ms",
                           json_object_new_int64 ((int64_t) (proc_now_ms () - s->last_activity)));
+  json_object_object_add (
+      o, "live_view_ms",
+      json_object_new_int64 (s->live_fd >= 0 ? (int64_t) (proc_now_ms () - s->live_last) : -1));
   json_object_object_add (o, "outstanding", json_object_new_int64 (outstanding (s)));
   json_object_object_add (o, "wakes", json_object_new_int ((int) s->wakes));
   json_object_object_add (o, "wake_failures", json_object_new_int ((int) s->wake_fails));
@@ -1429,6 +1506,7 @@ supervisor_main (int argc, char **argv)
   s->ready = argc == 2;
   s->vmm_fd = -1;
   s->ino_fd = -1;
+  s->live_fd = -1;
   if (realpath (argv[1], real) == NULL || strlen (real) >= sizeof s->dir)
     {
       fprintf (stderr, "chvm %s: %s: %s\n", SUPERVISOR_CMD, argv[1], strerror (errno));

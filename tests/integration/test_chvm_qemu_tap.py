@@ -7,7 +7,8 @@ of a tap: a CDP WebSocket opened before `chvm standby` carries on after
 `chvm restore` without reconnecting (with user-net it would have died with
 the old QEMU).  The live view (--live-view) through the tap and its NAT: a
 receiver in the namespace (playwright-core + Debian's chromium) decodes the
-guest's display, before the standby and after the restore.  `chvm rm`
+guest's display, before the standby and after the restore, and with
+`--idle-standby` on, the viewer's session keeps the VM up.  `chvm rm`
 removes tap, elements, table and bridge.
 """
 import json
@@ -141,6 +142,14 @@ def ns():
     subprocess.run(["ip", "netns", "del", name])
 
 
+IDLE_S = 5
+
+
+def vm_ps(env, name):
+    rows = json.loads(base.chvm(env, "ps", "-a", "--json").stdout)
+    return next(r for r in rows if r["name"] == name)
+
+
 def test_tap_standby_restore_keeps_connection(tmp_path, ns):
     state = base.vmm_reachable(tmp_path) / "state"
     state.mkdir()
@@ -220,6 +229,24 @@ def test_tap_standby_restore_keeps_connection(tmp_path, ns):
                     "reconnected: new offer" if w["connects"] > connects
                     else "the same WebRTC session resumed"))
                 base.assert_shows_live_page(w)
+                # A live-view session counts as activity: idle standby on, no
+                # CDP client on the endpoint, and the VM stays up while the
+                # viewer watches; once it has gone, the VM stands by.
+                base.chvm(env, "supervise", "--idle-standby", str(IDLE_S), name)
+                t1 = time.monotonic()
+                while time.monotonic() - t1 < 3 * IDLE_S:
+                    assert vm_ps(env, name)["status"] == "running"
+                    time.sleep(0.5)
+                st = json.loads(base.chvm(env, "inspect", "--json", name).stdout)[0]["supervisor"]
+                assert st["idle_standbys"] == 0 and 0 <= st["live_view_ms"] < 1000 * IDLE_S, st
+                receiver.close()
+                receiver = None
+                t1 = time.monotonic()
+                while vm_ps(env, name)["status"] != "standby":
+                    assert time.monotonic() - t1 < 120, "no idle standby after the viewer left"
+                    time.sleep(0.5)
+                print("live view: no idle standby (%d s) in %d s while a viewer watched; standby "
+                      "%.1f s after it left" % (IDLE_S, 3 * IDLE_S, time.monotonic() - t1))
         finally:
             client.kill()
             client.wait()

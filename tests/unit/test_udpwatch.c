@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The live-view watch (host-tool/udpwatch.c): which packets count, and the
+   kernel filter on a real interface (lo; needs CAP_NET_RAW, else that test
+   is skipped). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "udpwatch.h"
+
+static const struct vm_publish pub[] = {
+  { .host_addr = "127.0.0.1", .host_port = 19222, .guest_port = 9222, .count = 1 },
+  { .host_addr = "127.0.0.1", .host_port = 56000, .guest_port = 56000, .count = 101, .udp = true },
+  { .host_addr = "127.0.0.1", .host_port = 5353, .guest_port = 53, .udp = true }, /* count 0: 1 */
+};
+#define N_PUB (sizeof pub / sizeof pub[0])
+
+/* An IPv4 header of ihl words, protocol proto, then the two ports. */
+static size_t
+packet (uint8_t *p, unsigned ihl, uint8_t proto, uint16_t sport, uint16_t dport)
+{
+  memset (p, 0, 64);
+  p[0] = (uint8_t) (0x40 | ihl);
+  p[9] = proto;
+  p[ihl * 4] = (uint8_t) (sport >> 8);
+  p[ihl * 4 + 1] = (uint8_t) sport;
+  p[ihl * 4 + 2] = (uint8_t) (dport >> 8);
+  p[ihl * 4 + 3] = (uint8_t) dport;
+  return ihl * 4 + 8;
+}
+
+static void
+test_match (void **state)
+{
+  uint8_t p[64];
+  size_t n;
+
+  (void) state;
+  /* From the guest's media port, to it, with IP options. */
+  n = packet (p, 5, IPPROTO_UDP, 56000, 40000);
+  assert_true (udpwatch_match (p, n, pub, N_PUB));
+  n = packet (p, 5, IPPROTO_UDP, 40000, 56100);
+  assert_true (udpwatch_match (p, n, pub, N_PUB));
+  n = packet (p, 7, IPPROTO_UDP, 53, 40000);
+  assert_true (udpwatch_match (p, n, pub, N_PUB));
+  /* Just outside the range; TCP on a published TCP port; UDP to 9222. */
+  n = packet (p, 5, IPPROTO_UDP, 56101, 55999);
+  assert_false (udpwatch_match (p, n, pub, N_PUB));
+  n = packet (p, 5, IPPROTO_TCP, 56000, 9222);
+  assert_false (udpwatch_match (p, n, pub, N_PUB));
+  n = packet (p, 5, IPPROTO_UDP, 9222, 54);
+  assert_false (udpwatch_match (p, n, pub, N_PUB));
+  /* Malformed: not IPv4, ihl below 5, ports past the end. */
+  n = packet (p, 5, IPPROTO_UDP, 56000, 1);
+  p[0] = 0x65;
+  assert_false (udpwatch_match (p, n, pub, N_PUB));
+  n = packet (p, 5, IPPROTO_UDP, 56000, 1);
+  p[0] = 0x44;
+  assert_false (udpwatch_match (p, n, pub, N_PUB));
+  n = packet (p, 15, IPPROTO_UDP, 56000, 1);
+  assert_false (udpwatch_match (p, 60, pub, N_PUB));
+  assert_false (udpwatch_match (p, 19, pub, N_PUB));
+  assert_false (udpwatch_wanted (pub, 1));
+  assert_true (udpwatch_wanted (pub, N_PUB));
+}
+
+/* The kernel filter: on lo, a UDP datagram arrives (snapped), a TCP
+   connection's packets do not. */
+static void
+test_filter_on_lo (void **state)
+{
+  struct err *e = NULL;
+  struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+  socklen_t al = sizeof a;
+  uint8_t big[1000] = { 0 }, buf[2048];
+  int w, u, l, t;
+  struct pollfd pfd;
+  ssize_t n;
+  bool saw = false;
+
+  (void) state;
+  w = udpwatch_open ("lo", &e);
+  if (w < 0 && (e->status == EPERM || e->status == EACCES))
+    {
+      err_release (&e);
+      skip ();
+    }
+  assert_true (w >= 0);
+  /* TCP first: a connection on lo, nothing of it may arrive. */
+  l = socket (AF_INET, SOCK_STREAM, 0);
+  assert_int_equal (bind (l, (struct sockaddr *) &a, sizeof a), 0);
+  assert_int_equal (listen (l, 1), 0);
+  assert_int_equal (getsockname (l, (struct sockaddr *) &a, &al), 0);
+  t = socket (AF_INET, SOCK_STREAM, 0);
+  assert_int_equal (connect (t, (struct sockaddr *) &a, sizeof a), 0);
+  assert_int_equal (write (t, big, sizeof big), (ssize_t) sizeof big);
+  close (t);
+  close (l);
+  /* Then one UDP datagram to port 56050 (in the media range). */
+  u = socket (AF_INET, SOCK_DGRAM, 0);
+  a.sin_port = htons (56050);
+  assert_int_equal (sendto (u, big, sizeof big, 0, (struct sockaddr *) &a, sizeof a),
+                    (ssize_t) sizeof big);
+  close (u);
+  pfd = (struct pollfd){ .fd = w, .events = POLLIN };
+  while (poll (&pfd, 1, 2000) == 1 && (n = recv (w, buf, sizeof buf, 0)) > 0)
+    {
+      /* Anything that came is UDP, cut to the snap length. */
+      assert_true (n <= UDPWATCH_SNAP);
+      assert_int_equal (buf[9], IPPROTO_UDP);
+      if (udpwatch_match (buf, (size_t) n, pub, N_PUB))
+        {
+          saw = true;
+          break;
+        }
+    }
+  assert_true (saw);
+  close (w);
+}
+
+static void
+test_open_bad_interface (void **state)
+{
+  struct err *e = NULL;
+
+  (void) state;
+  assert_true (udpwatch_open ("chvm-nonesuch", &e) < 0);
+  assert_non_null (strstr (e->msg, "no interface chvm-nonesuch"));
+  err_release (&e);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_match),
+    cmocka_unit_test (test_filter_on_lo),
+    cmocka_unit_test (test_open_bad_interface),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
