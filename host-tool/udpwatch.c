@@ -15,18 +15,22 @@
 int
 udpwatch_open (const char *ifname, struct err **err)
 {
-  /* SOCK_DGRAM: the packet starts at its IPv4 header.  Accept UDP that is
-     not a fragment after the first (its ports are there), snapped. */
+  /* SOCK_DGRAM: the packet starts at its IPv4 header.  Accept IPv4 UDP
+     that is not a fragment after the first (its ports are there), snapped.
+     ETH_P_ALL, not ETH_P_IP: a protocol's handlers see neither what the
+     interface sends nor, on a bridge port (a tap), what it receives. */
   struct sock_filter code[] = {
+    BPF_STMT (BPF_LD | BPF_H | BPF_ABS, (__u32) (SKF_AD_OFF + SKF_AD_PROTOCOL)),
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 0, 5),
     BPF_STMT (BPF_LD | BPF_B | BPF_ABS, 9), /* protocol */
     BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, 3),
-    BPF_STMT (BPF_LD | BPF_H | BPF_ABS, 6), /* flags, offset */
+    BPF_STMT (BPF_LD | BPF_H | BPF_ABS, 6), /* flags, fragment offset */
     BPF_JUMP (BPF_JMP | BPF_JSET | BPF_K, 0x1fff, 1, 0),
     BPF_STMT (BPF_RET | BPF_K, UDPWATCH_SNAP),
     BPF_STMT (BPF_RET | BPF_K, 0),
   };
   struct sock_fprog prog = { .len = sizeof code / sizeof code[0], .filter = code };
-  struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons (ETH_P_IP) };
+  struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons (ETH_P_ALL) };
   int rcvbuf = 64 * 1024;
   cleanup_close int fd = -1;
 

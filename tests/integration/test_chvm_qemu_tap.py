@@ -235,7 +235,8 @@ def test_tap_standby_restore_keeps_connection(tmp_path, ns):
                 base.chvm(env, "supervise", "--idle-standby", str(IDLE_S), name)
                 t1 = time.monotonic()
                 while time.monotonic() - t1 < 3 * IDLE_S:
-                    assert vm_ps(env, name)["status"] == "running"
+                    assert vm_ps(env, name)["status"] == "running", base.chvm(
+                        env, "logs", "--source", "supervisor", name).stdout
                     time.sleep(0.5)
                 st = json.loads(base.chvm(env, "inspect", "--json", name).stdout)[0]["supervisor"]
                 assert st["idle_standbys"] == 0 and 0 <= st["live_view_ms"] < 1000 * IDLE_S, st

@@ -4,12 +4,16 @@
    is skipped). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -128,6 +132,92 @@ test_filter_on_lo (void **state)
   close (w);
 }
 
+/* Whether a datagram in the media range, sent on `from`, comes to watch. */
+static bool
+sees_media (int watch, int from, const struct sockaddr_in *to)
+{
+  uint8_t buf[256] = { 0 };
+  struct pollfd pfd = { .fd = watch, .events = POLLIN };
+  ssize_t n;
+
+  assert_int_equal (sendto (from, buf, 100, 0, (const struct sockaddr *) to, sizeof *to), 100);
+  while (poll (&pfd, 1, 2000) == 1 && (n = recv (watch, buf, sizeof buf, 0)) > 0)
+    if (udpwatch_match (buf, (size_t) n, pub, N_PUB))
+      return true;
+  return false;
+}
+
+/* A tap is a bridge port: what it receives goes to the bridge and what it
+   sends comes from it, which only an ETH_P_ALL socket sees.  Here a veth
+   end on a bridge stands for the tap, in a namespace of the test's (made
+   by br_up, removed by br_down whatever the test did). */
+static char ns[48];
+
+static int
+br_up (void **state)
+{
+  char cmd[1024];
+
+  (void) state;
+  ns[0] = '\0';
+  if (geteuid () != 0 || system ("command -v ip >/dev/null") != 0)
+    return 0;
+  snprintf (ns, sizeof ns, "chvm-uw-%d", (int) getpid ());
+  snprintf (cmd, sizeof cmd,
+            "ip netns add %1$s && ip -n %1$s link add va type veth peer name vb"
+            " && ip -n %1$s link add br0 type bridge && ip -n %1$s link set vb master br0"
+            " && ip -n %1$s addr add 10.9.0.1/24 dev va && ip -n %1$s link set va up"
+            " && ip -n %1$s link set vb up && ip -n %1$s link set br0 up"
+            " && ip -n %1$s neigh add 10.9.0.2 lladdr 02:00:00:00:00:02 dev va",
+            ns);
+  return system (cmd) == 0 ? 0 : -1;
+}
+
+static int
+br_down (void **state)
+{
+  char cmd[96];
+
+  (void) state;
+  if (ns[0] == '\0')
+    return 0;
+  snprintf (cmd, sizeof cmd, "ip netns del %s", ns);
+  return system (cmd) == 0 ? 0 : -1;
+}
+
+static void
+test_bridge_port (void **state)
+{
+  char path[96];
+  struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons (56007) };
+  struct err *e = NULL;
+  int self, other, port, peer, u;
+  bool in, out;
+
+  (void) state;
+  if (ns[0] == '\0')
+    skip ();
+  snprintf (path, sizeof path, "/var/run/netns/%s", ns);
+  self = open ("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  other = open (path, O_RDONLY | O_CLOEXEC);
+  assert_true (self >= 0 && other >= 0);
+  assert_int_equal (setns (other, CLONE_NEWNET), 0);
+  port = udpwatch_open ("vb", &e); /* the bridge port: receives */
+  peer = udpwatch_open ("va", &e); /* sends */
+  u = socket (AF_INET, SOCK_DGRAM, 0);
+  inet_pton (AF_INET, "10.9.0.2", &to.sin_addr);
+  in = port >= 0 && u >= 0 && sees_media (port, u, &to);
+  out = peer >= 0 && u >= 0 && sees_media (peer, u, &to);
+  close (u);
+  close (port);
+  close (peer);
+  assert_int_equal (setns (self, CLONE_NEWNET), 0);
+  close (self);
+  close (other);
+  assert_true (in);
+  assert_true (out);
+}
+
 static void
 test_open_bad_interface (void **state)
 {
@@ -145,6 +235,7 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_match),
     cmocka_unit_test (test_filter_on_lo),
+    cmocka_unit_test_setup_teardown (test_bridge_port, br_up, br_down),
     cmocka_unit_test (test_open_bad_interface),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
