@@ -109,8 +109,9 @@ struct sup
   /* The live view: UDP on a published UDP range of the tap counts as
      activity (udpwatch.h). */
   int live_fd;
-  struct event *live_ev;
-  double live_last;
+  struct event *live_ev, *live_pause;
+  double live_last; /* 0: none yet */
+  bool live_lost;   /* closed on an error: opened again while running */
   int vmm_fd;
   pid_t vmm_pid;
   pid_t child;
@@ -882,6 +883,8 @@ sup_sync (struct sup *s)
     event_del (s->idle_ev);
   else if (s->state == SUP_RUNNING)
     sup_arm_idle (s);
+  if (s->state == SUP_RUNNING && was == SUP_RUNNING && s->live_lost)
+    live_open (s);
   if (s->state == SUP_RUNNING && was != SUP_RUNNING)
     {
       /* Recorded running by a restore, which waits for the browser. */
@@ -1078,15 +1081,29 @@ live_close (struct sup *s)
   if (s->live_ev != NULL)
     event_free (s->live_ev);
   s->live_ev = NULL;
+  if (s->live_pause != NULL)
+    event_del (s->live_pause);
   if (s->live_fd >= 0)
     close (s->live_fd);
   s->live_fd = -1;
 }
 
 static void
+live_resume (evutil_socket_t fd, short what, void *ctx)
+{
+  struct sup *s = ctx;
+
+  (void) fd;
+  (void) what;
+  if (s->live_ev != NULL)
+    event_add (s->live_ev, NULL);
+}
+
+static void
 on_live_packet (evutil_socket_t fd, short what, void *ctx)
 {
   struct sup *s = ctx;
+  struct timeval pause = { .tv_sec = 1 };
   uint8_t pkt[UDPWATCH_SNAP];
   ssize_t n;
   int k;
@@ -1097,12 +1114,20 @@ on_live_packet (evutil_socket_t fd, short what, void *ctx)
     if (s->state == SUP_RUNNING
         && udpwatch_match (pkt, (size_t) n < sizeof pkt ? (size_t) n : sizeof pkt, s->rec.publish,
                            s->rec.n_publish))
-      s->live_last = proc_now_ms ();
+      {
+        /* Seen: a second's rest (the idle clock counts seconds), whatever
+           the packet rate. */
+        s->live_last = proc_now_ms ();
+        event_del (s->live_ev);
+        event_add (s->live_pause, &pause);
+        return;
+      }
   if (k < 64 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
     {
-      /* The tap went (an rm): opened again when the VM runs again. */
+      /* The tap went down or away: opened again once the VM runs (again). */
       sup_log ("live-view watch on %s: %s; closed", s->rec.tap, strerror (errno));
       live_close (s);
+      s->live_lost = true;
     }
 }
 
@@ -1114,7 +1139,10 @@ live_open (struct sup *s)
   char buf[256];
 
   live_close (s);
+  s->live_lost = false;
   if (s->rec.tap[0] == '\0' || !udpwatch_wanted (s->rec.publish, s->rec.n_publish))
+    return;
+  if (s->live_pause == NULL && (s->live_pause = evtimer_new (s->base, live_resume, s)) == NULL)
     return;
   s->live_fd = udpwatch_open (s->rec.tap, &e);
   if (s->live_fd < 0)
@@ -1157,10 +1185,14 @@ on_idle (evutil_socket_t fd, short what, void *ctx)
       sup_arm_idle (s);
       return;
     }
-  if (s->live_fd >= 0)
+  if (s->live_fd >= 0 && s->live_last > 0)
     sup_log ("idle standby: no CDP byte for %.1f s, %u client(s) open, nothing outstanding, no "
              "live-view packet for %.1f s",
              quiet / 1000, s->n_conns, live_quiet / 1000);
+  else if (s->live_fd >= 0)
+    sup_log ("idle standby: no CDP byte for %.1f s, %u client(s) open, nothing outstanding, no "
+             "live-view packet yet",
+             quiet / 1000, s->n_conns);
   else
     sup_log ("idle standby: no CDP byte for %.1f s, %u client(s) open, nothing outstanding",
              quiet / 1000, s->n_conns);
@@ -1227,9 +1259,10 @@ status_json (struct sup *s)
   json_object_object_add (o, "idle_standby", json_object_new_int ((int) s->rec.idle_standby_s));
   json_object_object_add (o, "idle_ms",
                           json_object_new_int64 ((int64_t) (proc_now_ms () - s->last_activity)));
-  json_object_object_add (
-      o, "live_view_ms",
-      json_object_new_int64 (s->live_fd >= 0 ? (int64_t) (proc_now_ms () - s->live_last) : -1));
+  json_object_object_add (o, "live_view_ms",
+                          json_object_new_int64 (s->live_fd >= 0 && s->live_last > 0
+                                                     ? (int64_t) (proc_now_ms () - s->live_last)
+                                                     : -1));
   json_object_object_add (o, "outstanding", json_object_new_int64 (outstanding (s)));
   json_object_object_add (o, "wakes", json_object_new_int ((int) s->wakes));
   json_object_object_add (o, "wake_failures", json_object_new_int ((int) s->wake_fails));

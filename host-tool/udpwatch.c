@@ -15,11 +15,14 @@
 int
 udpwatch_open (const char *ifname, struct err **err)
 {
-  /* SOCK_DGRAM: the packet starts at its IPv4 header.  Accept IPv4 UDP
-     that is not a fragment after the first (its ports are there), snapped.
-     ETH_P_ALL, not ETH_P_IP: a protocol's handlers see neither what the
-     interface sends nor, on a bridge port (a tap), what it receives. */
+  /* SOCK_DGRAM: the packet starts at its IPv4 header.  Accept what the
+     interface sends (toward the guest, on a tap: a viewer's packets; what
+     the guest itself sends never gets here, however much), IPv4 UDP and not
+     a fragment after the first (its ports are there), snapped.  ETH_P_ALL,
+     not ETH_P_IP: sent frames reach only ETH_P_ALL sockets. */
   struct sock_filter code[] = {
+    BPF_STMT (BPF_LD | BPF_B | BPF_ABS, (__u32) (SKF_AD_OFF + SKF_AD_PKTTYPE)),
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, PACKET_OUTGOING, 0, 7),
     BPF_STMT (BPF_LD | BPF_H | BPF_ABS, (__u32) (SKF_AD_OFF + SKF_AD_PROTOCOL)),
     BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 0, 5),
     BPF_STMT (BPF_LD | BPF_B | BPF_ABS, 9), /* protocol */
@@ -69,8 +72,7 @@ udpwatch_match (const uint8_t *pkt, size_t len, const struct vm_publish *pub, si
   ihl = (size_t) (pkt[0] & 0x0f) * 4;
   if (ihl < 20 || len < ihl + 4)
     return false;
-  return in_ranges ((unsigned) pkt[ihl] << 8 | pkt[ihl + 1], pub, n)
-         || in_ranges ((unsigned) pkt[ihl + 2] << 8 | pkt[ihl + 3], pub, n);
+  return in_ranges ((unsigned) pkt[ihl + 2] << 8 | pkt[ihl + 3], pub, n);
 }
 
 bool

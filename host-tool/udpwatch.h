@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Whether a live-view session is open, for the supervisor's idle clock: a
- * packet socket on the VM's tap that sees the IPv4 UDP packets (64 bytes of
- * each, the kernel's filter drops the rest) and tells those on a published
- * UDP range (the live view's media and its consent checks, which flow while
- * a viewer is connected) from the rest.  The packets come from the guest:
- * udpwatch_match reads them bounded and is fuzzed.
+ * packet socket on the VM's tap that sees the IPv4 UDP packets the tap
+ * sends toward the guest (64 bytes of each; the kernel's filter drops the
+ * rest, and all the guest sends) and tells those to a published UDP port
+ * (the live view's media range: a viewer's RTCP feedback and consent
+ * checks, which flow while it is connected) from the rest.  What reaches
+ * the tap is partly the guest's doing (answers to what it sent):
+ * udpwatch_match reads it bounded and is fuzzed.
  */
 #ifndef CHVM_UDPWATCH_H
 #define CHVM_UDPWATCH_H
@@ -19,13 +21,13 @@
 
 #define UDPWATCH_SNAP 64 /* bytes of a packet the socket is given */
 
-/* A packet socket on ifname (in the caller's namespace) receiving IPv4 UDP
-   packets both ways, nonblocking.  Returns the fd, or -1 with err. */
+/* A packet socket on ifname (in the caller's namespace) receiving the IPv4
+   UDP packets ifname sends, nonblocking.  Returns the fd, or -1 with err. */
 int udpwatch_open (const char *ifname, struct err **err);
 
 /* Whether pkt (an IPv4 packet as the socket gives it, len bytes) is UDP
-   with its source or destination port in the guest ports of one of the
-   UDP entries of pub. */
+   with its destination port in the guest ports of one of the UDP entries
+   of pub. */
 bool udpwatch_match (const uint8_t *pkt, size_t len, const struct vm_publish *pub, size_t n);
 
 /* Whether pub has a UDP entry (a watch is worth opening). */

@@ -50,28 +50,32 @@ test_match (void **state)
   size_t n;
 
   (void) state;
-  /* From the guest's media port, to it, with IP options. */
-  n = packet (p, 5, IPPROTO_UDP, 56000, 40000);
+  /* To the guest's media range (a viewer's), with IP options, to a
+     one-port range (count 0 means 1). */
+  n = packet (p, 5, IPPROTO_UDP, 40000, 56000);
   assert_true (udpwatch_match (p, n, pub, N_PUB));
   n = packet (p, 5, IPPROTO_UDP, 40000, 56100);
   assert_true (udpwatch_match (p, n, pub, N_PUB));
-  n = packet (p, 7, IPPROTO_UDP, 53, 40000);
+  n = packet (p, 7, IPPROTO_UDP, 40000, 53);
   assert_true (udpwatch_match (p, n, pub, N_PUB));
-  /* Just outside the range; TCP on a published TCP port; UDP to 9222. */
-  n = packet (p, 5, IPPROTO_UDP, 56101, 55999);
+  /* From a media port (an answer to the guest's own traffic), just outside
+     the range, TCP to a published TCP port, UDP to 9222. */
+  n = packet (p, 5, IPPROTO_UDP, 56000, 40000);
   assert_false (udpwatch_match (p, n, pub, N_PUB));
-  n = packet (p, 5, IPPROTO_TCP, 56000, 9222);
+  n = packet (p, 5, IPPROTO_UDP, 56050, 56101);
   assert_false (udpwatch_match (p, n, pub, N_PUB));
-  n = packet (p, 5, IPPROTO_UDP, 9222, 54);
+  n = packet (p, 5, IPPROTO_TCP, 40000, 56000);
+  assert_false (udpwatch_match (p, n, pub, N_PUB));
+  n = packet (p, 5, IPPROTO_UDP, 40000, 9222);
   assert_false (udpwatch_match (p, n, pub, N_PUB));
   /* Malformed: not IPv4, ihl below 5, ports past the end. */
-  n = packet (p, 5, IPPROTO_UDP, 56000, 1);
+  n = packet (p, 5, IPPROTO_UDP, 1, 56000);
   p[0] = 0x65;
   assert_false (udpwatch_match (p, n, pub, N_PUB));
-  n = packet (p, 5, IPPROTO_UDP, 56000, 1);
+  n = packet (p, 5, IPPROTO_UDP, 1, 56000);
   p[0] = 0x44;
   assert_false (udpwatch_match (p, n, pub, N_PUB));
-  n = packet (p, 15, IPPROTO_UDP, 56000, 1);
+  n = packet (p, 15, IPPROTO_UDP, 1, 56000);
   assert_false (udpwatch_match (p, 60, pub, N_PUB));
   assert_false (udpwatch_match (p, 19, pub, N_PUB));
   assert_false (udpwatch_wanted (pub, 1));
@@ -147,10 +151,11 @@ sees_media (int watch, int from, const struct sockaddr_in *to)
   return false;
 }
 
-/* A tap is a bridge port: what it receives goes to the bridge and what it
-   sends comes from it, which only an ETH_P_ALL socket sees.  Here a veth
-   end on a bridge stands for the tap, in a namespace of the test's (made
-   by br_up, removed by br_down whatever the test did). */
+/* A tap is a bridge port: what the bridge sends out through it (toward
+   the guest) reaches only an ETH_P_ALL socket, and what arrives on it (the
+   guest's) must not count.  Here a veth end vb on bridge br0 stands for the
+   tap, va for the guest, in a namespace of the test's (made by br_up,
+   removed by br_down whatever the test did). */
 static char ns[48];
 
 static int
@@ -166,9 +171,9 @@ br_up (void **state)
   snprintf (cmd, sizeof cmd,
             "ip netns add %1$s && ip -n %1$s link add va type veth peer name vb"
             " && ip -n %1$s link add br0 type bridge && ip -n %1$s link set vb master br0"
-            " && ip -n %1$s addr add 10.9.0.1/24 dev va && ip -n %1$s link set va up"
+            " && ip -n %1$s addr add 10.9.0.1/24 dev br0 && ip -n %1$s link set va up"
             " && ip -n %1$s link set vb up && ip -n %1$s link set br0 up"
-            " && ip -n %1$s neigh add 10.9.0.2 lladdr 02:00:00:00:00:02 dev va",
+            " && ip -n %1$s neigh add 10.9.0.2 lladdr 02:00:00:00:00:02 dev br0",
             ns);
   return system (cmd) == 0 ? 0 : -1;
 }
@@ -192,7 +197,7 @@ test_bridge_port (void **state)
   struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons (56007) };
   struct err *e = NULL;
   int self, other, port, peer, u;
-  bool in, out;
+  bool toward, from_guest;
 
   (void) state;
   if (ns[0] == '\0')
@@ -202,20 +207,20 @@ test_bridge_port (void **state)
   other = open (path, O_RDONLY | O_CLOEXEC);
   assert_true (self >= 0 && other >= 0);
   assert_int_equal (setns (other, CLONE_NEWNET), 0);
-  port = udpwatch_open ("vb", &e); /* the bridge port: receives */
-  peer = udpwatch_open ("va", &e); /* sends */
+  port = udpwatch_open ("vb", &e); /* the bridge port: sends toward va */
+  peer = udpwatch_open ("va", &e); /* receives: nothing of it counts */
   u = socket (AF_INET, SOCK_DGRAM, 0);
   inet_pton (AF_INET, "10.9.0.2", &to.sin_addr);
-  in = port >= 0 && u >= 0 && sees_media (port, u, &to);
-  out = peer >= 0 && u >= 0 && sees_media (peer, u, &to);
+  toward = port >= 0 && u >= 0 && sees_media (port, u, &to);
+  from_guest = peer >= 0 && u >= 0 && sees_media (peer, u, &to);
   close (u);
   close (port);
   close (peer);
   assert_int_equal (setns (self, CLONE_NEWNET), 0);
   close (self);
   close (other);
-  assert_true (in);
-  assert_true (out);
+  assert_true (toward);
+  assert_false (from_guest);
 }
 
 static void
