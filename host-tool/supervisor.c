@@ -1115,9 +1115,12 @@ on_live_packet (evutil_socket_t fd, short what, void *ctx)
         && udpwatch_match (pkt, (size_t) n < sizeof pkt ? (size_t) n : sizeof pkt, s->rec.publish,
                            s->rec.n_publish))
       {
-        /* Seen: a second's rest (the idle clock counts seconds), whatever
-           the packet rate. */
+        /* Seen: what is queued is no newer (dropped, else the queue
+           would count for seconds after the last), then a second's rest
+           (the idle clock counts seconds), whatever the packet rate. */
         s->live_last = proc_now_ms ();
+        for (k = 0; k < 4096 && recv (fd, pkt, sizeof pkt, MSG_TRUNC) >= 0; k++)
+          ;
         event_del (s->live_ev);
         event_add (s->live_pause, &pause);
         return;

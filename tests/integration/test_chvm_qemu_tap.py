@@ -244,7 +244,8 @@ def test_tap_standby_restore_keeps_connection(tmp_path, ns):
                 receiver = None
                 t1 = time.monotonic()
                 while vm_ps(env, name)["status"] != "standby":
-                    assert time.monotonic() - t1 < 120, "no idle standby after the viewer left"
+                    assert time.monotonic() - t1 < 120, "no idle standby after the viewer " \
+                        "left:\n" + base.chvm(env, "logs", "--source", "supervisor", name).stdout
                     time.sleep(0.5)
                 print("live view: no idle standby (%d s) in %d s while a viewer watched; standby "
                       "%.1f s after it left" % (IDLE_S, 3 * IDLE_S, time.monotonic() - t1))
