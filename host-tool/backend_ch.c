@@ -45,6 +45,7 @@
 #include "cleanup.h"
 #include "dial.h"
 #include "log.h"
+#include "path.h"
 #include "proc.h"
 
 #define SOCKET_WAIT_MS 10000 /* VMM start to API socket listening */
@@ -54,16 +55,6 @@
 /* The one name a completed snapshot directory has: standby writes into
    snapshot.tmp-XXXXXX and renames it only once CH has finished. */
 #define SNAPSHOT_DIR_NAME "snapshot"
-
-static int
-dir_path (char *out, size_t len, const char *dir, const char *name, struct err **err)
-{
-  int n = snprintf (out, len, "%s/%s", dir, name);
-
-  if (n < 0 || (size_t) n >= len)
-    return err_make (err, ENAMETOOLONG, "%s/%s", dir, name);
-  return 0;
-}
 
 /* Removes a file left by an earlier VMM (a stale socket makes CH fail with
    "address in use"). */
@@ -82,7 +73,7 @@ log_last_line (const char *dir, char *out, size_t len)
   char path[PATH_MAX];
 
   out[0] = '\0';
-  if (dir_path (path, sizeof path, dir, "vmm.log", NULL) == 0)
+  if (path_in (path, sizeof path, dir, "vmm.log", NULL) == 0)
     proc_log_last_line (path, out, len);
 }
 
@@ -143,7 +134,7 @@ write_pid (const char *dir, pid_t pid, struct err **err)
   cleanup_close int fd = -1;
   int n;
 
-  if (dir_path (path, sizeof path, dir, "vmm.pid", err) < 0)
+  if (path_in (path, sizeof path, dir, "vmm.pid", err) < 0)
     return -1;
   snprintf (tmp, sizeof tmp, "%s.tmp", path);
   fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -168,9 +159,9 @@ start_vmm (const struct vm_spec *spec, struct vm_runtime *rt, struct ch_client *
   pid_t pid;
 
   memset (rt, 0, sizeof *rt);
-  if (dir_path (rt->api_socket, sizeof rt->api_socket, dir, "api.sock", err) < 0
-      || dir_path (log_path, sizeof log_path, dir, "vmm.log", err) < 0
-      || dir_path (ev_path, sizeof ev_path, dir, "events.json", err) < 0)
+  if (path_in (rt->api_socket, sizeof rt->api_socket, dir, "api.sock", err) < 0
+      || path_in (log_path, sizeof log_path, dir, "vmm.log", err) < 0
+      || path_in (ev_path, sizeof ev_path, dir, "events.json", err) < 0)
     return -1;
   if (remove_stale (rt->api_socket, err) < 0)
     return -1;
@@ -237,7 +228,7 @@ remove_stale_console (const struct vm_spec *spec, struct err **err)
 
   if (spec->serial_attach == NULL)
     return 0;
-  if (dir_path (path, sizeof path, spec->dir, "console.sock", err) < 0)
+  if (path_in (path, sizeof path, spec->dir, "console.sock", err) < 0)
     return -1;
   return remove_stale (path, err);
 }
@@ -272,7 +263,7 @@ ch_start (const struct vm_spec *spec, struct vm_runtime *rt, struct err **err)
   if (spec->agent_vsock_port != 0)
     {
       char vs[sizeof rt->vsock_socket];
-      if (dir_path (vs, sizeof vs, spec->dir, "vsock.sock", err) < 0 || remove_stale (vs, err) < 0)
+      if (path_in (vs, sizeof vs, spec->dir, "vsock.sock", err) < 0 || remove_stale (vs, err) < 0)
         return -1;
     }
   if (start_vmm (spec, rt, &c, err) < 0)
@@ -284,7 +275,7 @@ ch_start (const struct vm_spec *spec, struct vm_runtime *rt, struct err **err)
   if (ch_create (&c, &s, err) < 0 || attach_serial (spec, rt, err) < 0 || ch_boot (&c, err) < 0)
     return abandon (spec->dir, rt, "start VM", err);
   if (spec->agent_vsock_port != 0)
-    dir_path (rt->vsock_socket, sizeof rt->vsock_socket, spec->dir, "vsock.sock", NULL);
+    path_in (rt->vsock_socket, sizeof rt->vsock_socket, spec->dir, "vsock.sock", NULL);
   return 0;
 }
 
@@ -342,7 +333,7 @@ check_snapshot_dir (const char *dir, struct err **err)
                      dir, SNAPSHOT_DIR_NAME, base);
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
     {
-      if (dir_path (path, sizeof path, dir, files[i], err) < 0)
+      if (path_in (path, sizeof path, dir, files[i], err) < 0)
         return -1;
       if (stat (path, &st) < 0)
         return err_make (err, errno, "snapshot %s is incomplete: %s", dir, files[i]);
@@ -414,7 +405,7 @@ ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_restore_op
   if (check_snapshot_dir (dir, err) < 0)
     return err_wrap (err, "restore VM %s", spec->name ? spec->name : "");
   /* CH binds the vsock socket named in the snapshot's config again. */
-  if (dir_path (vs, sizeof vs, spec->dir, "vsock.sock", err) < 0 || remove_stale (vs, err) < 0
+  if (path_in (vs, sizeof vs, spec->dir, "vsock.sock", err) < 0 || remove_stale (vs, err) < 0
       || remove_stale_console (spec, err) < 0)
     return -1;
   t0 = proc_now_ms ();

@@ -18,6 +18,7 @@
 
 #include "cleanup.h"
 #include "num.h"
+#include "path.h"
 #include "proc.h"
 #include "vmstate.h"
 
@@ -48,16 +49,6 @@ console_max (void)
     return CONSOLE_MAX_DEFAULT;
   v *= mul;
   return v < CONSOLE_MAX_MIN ? CONSOLE_MAX_MIN : (size_t) v;
-}
-
-static int
-path_in (char *out, size_t len, const char *dir, const char *name, struct err **err)
-{
-  int n = snprintf (out, len, "%s/%s", dir, name);
-
-  if (n < 0 || (size_t) n >= len)
-    return err_make (err, ENAMETOOLONG, "%s/%s", dir, name);
-  return 0;
 }
 
 /* ---- the logger process ---- */

@@ -36,6 +36,7 @@
 #include "dial.h"
 #include "net.h"
 #include "num.h"
+#include "path.h"
 #include "proc.h"
 #include "udpwatch.h"
 #include "vmstate.h"
@@ -153,14 +154,6 @@ sup_log (const char *fmt, ...)
   va_end (ap);
   dprintf (STDERR_FILENO, "%s.%03ldZ chvm-supervisor[%d]: %s\n", ts, t.tv_nsec / 1000000,
            (int) getpid (), msg);
-}
-
-static int
-path_in (char *out, size_t len, const char *dir, const char *file, struct err **err)
-{
-  if ((size_t) snprintf (out, len, "%s/%s", dir, file) >= len)
-    return err_make (err, ENAMETOOLONG, "%s/%s", dir, file);
-  return 0;
 }
 
 /* ---- the control protocol ---- */
