@@ -1387,31 +1387,9 @@ parse_endpoint (const char *s, struct sockaddr_in *sin, struct err **err)
 static int
 find_upstream (struct sup *s, struct err **err)
 {
-  if (s->rec.address[0])
-    {
-      const char *slash = strchr (s->rec.address, '/');
-      size_t n = slash ? (size_t) (slash - s->rec.address) : strlen (s->rec.address);
-      if (n >= sizeof s->up_host)
-        return err_make (err, 0, "bad guest address");
-      memcpy (s->up_host, s->rec.address, n);
-      s->up_host[n] = '\0';
-      s->up_port = s->rec.cdp_port;
-    }
-  else
-    {
-      size_t i;
-      for (i = 0; i < s->rec.n_publish; i++)
-        if (vm_publish_covers (&s->rec.publish[i], false, s->rec.cdp_port))
-          break;
-      if (i == s->rec.n_publish)
-        return err_make (err, 0, "VM %s: its DevTools port %u is not published", s->name,
-                         s->rec.cdp_port);
-      snprintf (s->up_host, sizeof s->up_host, "%s",
-                strcmp (s->rec.publish[i].host_addr, "0.0.0.0") == 0 ? "127.0.0.1"
-                                                                     : s->rec.publish[i].host_addr);
-      s->up_port = s->rec.publish[i].host_port
-                   + (unsigned) (s->rec.cdp_port - s->rec.publish[i].guest_port);
-    }
+  if (vm_cdp_upstream (&s->rec, s->up_host, sizeof s->up_host, &s->up_port) < 0)
+    return err_make (err, 0, "VM %s: its DevTools port %u is not published", s->name,
+                     s->rec.cdp_port);
   snprintf (s->up_hostport, sizeof s->up_hostport, "%s:%u", s->up_host, s->up_port);
   return 0;
 }

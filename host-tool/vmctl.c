@@ -385,24 +385,13 @@ vmctl_wait_ready (const struct vmctl *c, int timeout_ms, unsigned *ready_ms, cha
 void
 vmctl_cdp_address (const struct vm_record *r, char *out, size_t len)
 {
-  /* A tap VM is reachable at its own address (in its namespace). */
-  if (r->address[0])
-    {
-      snprintf (out, len, "http://%.*s:%u", (int) strcspn (r->address, "/"), r->address,
-                r->cdp_port);
-      return;
-    }
-  for (size_t i = 0; i < r->n_publish; i++)
-    if (vm_publish_covers (&r->publish[i], false, r->cdp_port))
-      {
-        const char *a = r->publish[i].host_addr;
-        if (strcmp (a, "0.0.0.0") == 0)
-          a = "127.0.0.1";
-        snprintf (out, len, strchr (a, ':') ? "http://[%s]:%u" : "http://%s:%u", a,
-                  (unsigned) (r->publish[i].host_port + r->cdp_port - r->publish[i].guest_port));
-        return;
-      }
-  snprintf (out, len, "-");
+  char host[64];
+  unsigned port;
+
+  if (vm_cdp_upstream (r, host, sizeof host, &port) < 0)
+    snprintf (out, len, "-");
+  else
+    snprintf (out, len, strchr (host, ':') ? "http://[%s]:%u" : "http://%s:%u", host, port);
 }
 
 int

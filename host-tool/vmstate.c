@@ -767,6 +767,34 @@ vm_cmdline_names_dir (const char *buf, size_t len, const char *dir)
   return false;
 }
 
+int
+vm_cdp_upstream (const struct vm_record *r, char *host, size_t len, unsigned *port)
+{
+  size_t n;
+
+  if (r->address[0])
+    {
+      n = strcspn (r->address, "/");
+      if (n >= len)
+        return -1;
+      memcpy (host, r->address, n);
+      host[n] = '\0';
+      *port = r->cdp_port;
+      return 0;
+    }
+  for (size_t i = 0; i < r->n_publish; i++)
+    if (vm_publish_covers (&r->publish[i], false, r->cdp_port))
+      {
+        const char *a = r->publish[i].host_addr;
+        if ((size_t) snprintf (host, len, "%s", strcmp (a, "0.0.0.0") == 0 ? "127.0.0.1" : a)
+            >= len)
+          return -1;
+        *port = (unsigned) (r->publish[i].host_port + r->cdp_port - r->publish[i].guest_port);
+        return 0;
+      }
+  return -1;
+}
+
 pid_t
 vm_read_pid_file (const char *path)
 {

@@ -155,6 +155,12 @@ int vmstate_image_users (const char *root, const char *image_dir, char *out, siz
    pid being taken for our VMM, and VM "a" taking VM "ab"'s VMM for its own. */
 bool vm_pid_is_ours (pid_t pid, const char *needle);
 
+/* Where the guest's DevTools answers from the host: a tap VM's own address
+   (in its namespace) and spec.cdp_port, else the host side of the publish
+   that covers cdp_port (0.0.0.0 as 127.0.0.1).  host is bare (an IPv6
+   address without brackets).  -1 when neither exists. */
+int vm_cdp_upstream (const struct vm_record *r, char *host, size_t len, unsigned *port);
+
 /* The pid a pid file (vmm.pid, console-log.pid, supervisor.pid) holds:
    decimal, an optional line end; 0 when missing or not a pid. */
 pid_t vm_read_pid_file (const char *path);

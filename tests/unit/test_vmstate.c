@@ -765,6 +765,36 @@ test_image_users (void **state)
   rm_rf (root);
 }
 
+/* Where the guest's DevTools answers: a tap VM's own address, else the
+   publish covering cdp_port (0.0.0.0 seen as 127.0.0.1), else none. */
+static void
+test_cdp_upstream (void **state)
+{
+  static struct vm_record r;
+  char host[64];
+  unsigned port = 0;
+
+  (void) state;
+  memset (&r, 0, sizeof r);
+  r.cdp_port = 9222;
+  assert_int_equal (vm_cdp_upstream (&r, host, sizeof host, &port), -1);
+  r.publish[0] = (struct vm_publish){
+    .host_addr = "0.0.0.0", .host_port = 19000, .guest_port = 9220, .count = 5
+  };
+  r.publish[1] = (struct vm_publish){
+    .host_addr = "10.0.0.1", .host_port = 9222, .guest_port = 9222, .udp = true
+  };
+  r.n_publish = 2;
+  assert_int_equal (vm_cdp_upstream (&r, host, sizeof host, &port), 0);
+  assert_string_equal (host, "127.0.0.1");
+  assert_int_equal (port, 19002);
+  snprintf (r.address, sizeof r.address, "10.213.0.2/24");
+  assert_int_equal (vm_cdp_upstream (&r, host, sizeof host, &port), 0);
+  assert_string_equal (host, "10.213.0.2");
+  assert_int_equal (port, 9222);
+  assert_int_equal (vm_cdp_upstream (&r, host, 8, &port), -1);
+}
+
 int
 main (void)
 {
@@ -784,6 +814,7 @@ main (void)
     cmocka_unit_test (test_fsync_snapshot_and_vmjson),
     cmocka_unit_test (test_snapshot_writer),
     cmocka_unit_test (test_image_users),
+    cmocka_unit_test (test_cdp_upstream),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
