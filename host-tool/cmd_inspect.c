@@ -21,9 +21,7 @@ add_supervisor (struct json_object *o, const struct vmctl *c)
   struct json_object *sup = NULL;
   char line[SUPCTL_LINE_MAX], ep[96];
   pid_t pid;
-  const char *health = supervisor_health (
-      c->dir, c->rec.cdp_endpoint,
-      st == VM_STATUS_RUNNING || st == VM_STATUS_PAUSED || st == VM_STATUS_STANDBY, &pid);
+  const char *health = supervisor_health (c->dir, c->rec.cdp_endpoint, st, &pid);
 
   if (c->rec.cdp_endpoint[0] == '\0')
     return;

@@ -79,9 +79,7 @@ cmd_ps (const struct global_opts *g, int argc, char **argv)
       if (!all && st != VM_STATUS_RUNNING && st != VM_STATUS_PAUSED)
         continue;
       vmctl_cdp_address (&v->rec, cdp, sizeof cdp);
-      health = supervisor_health (
-          v->dir, v->rec.cdp_endpoint,
-          st == VM_STATUS_RUNNING || st == VM_STATUS_PAUSED || st == VM_STATUS_STANDBY, &sup_pid);
+      health = supervisor_health (v->dir, v->rec.cdp_endpoint, st, &sup_pid);
       if (sup_pid > 0)
         snprintf (sup, sizeof sup, "pid %d", (int) sup_pid);
       else

@@ -133,6 +133,7 @@ struct run_opts
   const char *image, *name, *overlay, *backend, *net, *netns, *kernel, *initrd;
   unsigned cpus, cdp_port, timeout_s, idle_standby_s, cdp_max_clients;
   const char *cdp;
+  char endpoint[64]; /* --cdp resolved: ADDR:PORT */
   uint64_t memory_mib, disk_mib;
   const char *env[MAX_ENV];
   size_t n_env;
@@ -508,12 +509,10 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   /* Checked again, atomically, by mkdir under the lock. */
   if (access (c->dir, F_OK) == 0)
     return err_make (err, 0, "a VM named '%s' already exists", o->name);
-  if (o->idle_standby_s > 0 && !tap)
-    return err_make (err, 0,
-                     "--idle-standby needs a tap (--net tap): a connection through QEMU's user "
-                     "network ends with the QEMU process at every standby");
+  if (supervisor_check_idle (o->idle_standby_s, tap, err) < 0)
+    return -1;
   /* The endpoint, on the clients' side (before entering --netns). */
-  if (cdp_endpoint (o->cdp, r->cdp_endpoint, sizeof r->cdp_endpoint, err) < 0)
+  if (cdp_endpoint (o->cdp, o->endpoint, sizeof o->endpoint, err) < 0)
     return -1;
   if (net_enter_netns (o->netns, err) < 0)
     return -1;
@@ -568,12 +567,8 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
     return err_make (err, errno, "image '%s': %s is gone (image rm?)", image_ref, img->rootfs);
 
   /* ---- the record ---- */
-  {
-    char ep[sizeof r->cdp_endpoint];
-    memcpy (ep, r->cdp_endpoint, sizeof ep);
-    memset (r, 0, sizeof *r);
-    memcpy (r->cdp_endpoint, ep, sizeof ep);
-  }
+  memset (r, 0, sizeof *r);
+  snprintf (r->cdp_endpoint, sizeof r->cdp_endpoint, "%s", o->endpoint);
   r->idle_standby_s = o->idle_standby_s;
   r->cdp_max_clients = o->cdp_max_clients;
   snprintf (r->name, sizeof r->name, "%s", o->name);

@@ -39,13 +39,8 @@ update (const struct global_opts *g, const char *name, long idle, long max, stru
     return err_make (err, ENOMEM, "supervise");
   if (vmctl_open (g, name, true, c, err) < 0)
     goto out;
-  if (idle > 0 && c->rec.tap[0] == '\0')
-    {
-      err_make (err, 0,
-                "--idle-standby needs a tap: a connection through QEMU's user network ends "
-                "with the QEMU process at every standby");
-      goto out;
-    }
+  if (idle >= 0 && supervisor_check_idle ((unsigned) idle, c->rec.tap[0] != '\0', err) < 0)
+    goto out;
   if (idle >= 0)
     c->rec.idle_standby_s = (unsigned) idle;
   if (max >= 0)
@@ -111,7 +106,7 @@ cmd_supervise (const struct global_opts *g, int argc, char **argv)
   if (vmctl_open (g, argv[optind], false, c, &err) < 0)
     return vmctl_fail ("supervise", &err);
   st = vmctl_status (c);
-  if (st != VM_STATUS_RUNNING && st != VM_STATUS_PAUSED && st != VM_STATUS_STANDBY)
+  if (!supervisor_wanted (st))
     {
       err_make (&err, 0, "VM %s is %s: nothing to supervise", c->rec.name, vm_status_name (st));
       return vmctl_fail ("supervise", &err);

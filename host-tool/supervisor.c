@@ -300,22 +300,17 @@ conn_error (struct conn *c, int status, const char *reason, const char *text)
 static int
 scan_buffer (struct evbuffer *buf, struct ws_scan *sc)
 {
-  struct evbuffer_iovec v[16];
-  int n = evbuffer_peek (buf, -1, NULL, v, 16), done = 0;
+  struct evbuffer_iovec small[16], *v = small;
+  cleanup_free struct evbuffer_iovec *big = NULL;
+  int n = evbuffer_peek (buf, -1, NULL, small, 16), done = 0;
 
   if (n > 16)
     {
-      struct evbuffer_iovec *big = calloc ((size_t) n, sizeof *big);
+      big = calloc ((size_t) n, sizeof *big);
       if (big == NULL)
         return -1;
-      n = evbuffer_peek (buf, -1, NULL, big, n);
-      for (int i = 0; i < n && done >= 0; i++)
-        {
-          int k = ws_scan_feed (sc, big[i].iov_base, big[i].iov_len);
-          done = k < 0 ? -1 : done + k;
-        }
-      free (big);
-      return done;
+      v = big;
+      n = evbuffer_peek (buf, -1, NULL, v, n);
     }
   for (int i = 0; i < n && done >= 0; i++)
     {
@@ -1074,8 +1069,7 @@ live_close (struct sup *s)
   if (s->live_ev != NULL)
     event_free (s->live_ev);
   s->live_ev = NULL;
-  if (s->live_pause != NULL)
-    event_del (s->live_pause);
+  event_del (s->live_pause);
   if (s->live_fd >= 0)
     close (s->live_fd);
   s->live_fd = -1;
@@ -1138,8 +1132,6 @@ live_open (struct sup *s)
   s->live_lost = false;
   if (s->rec.tap[0] == '\0' || !udpwatch_wanted (s->rec.publish, s->rec.n_publish))
     return;
-  if (s->live_pause == NULL && (s->live_pause = evtimer_new (s->base, live_resume, s)) == NULL)
-    return;
   s->live_fd = udpwatch_open (s->rec.tap, &e);
   if (s->live_fd < 0)
     {
@@ -1160,6 +1152,7 @@ on_idle (evutil_socket_t fd, short what, void *ctx)
 {
   struct sup *s = ctx;
   double idle_ms = s->rec.idle_standby_s * 1000.0, quiet, live_quiet;
+  char live[64] = "";
   int64_t out;
 
   (void) fd;
@@ -1182,16 +1175,11 @@ on_idle (evutil_socket_t fd, short what, void *ctx)
       return;
     }
   if (s->live_fd >= 0 && s->live_last > 0)
-    sup_log ("idle standby: no CDP byte for %.1f s, %u client(s) open, nothing outstanding, no "
-             "live-view packet for %.1f s",
-             quiet / 1000, s->n_conns, live_quiet / 1000);
+    snprintf (live, sizeof live, ", no live-view packet for %.1f s", live_quiet / 1000);
   else if (s->live_fd >= 0)
-    sup_log ("idle standby: no CDP byte for %.1f s, %u client(s) open, nothing outstanding, no "
-             "live-view packet yet",
-             quiet / 1000, s->n_conns);
-  else
-    sup_log ("idle standby: no CDP byte for %.1f s, %u client(s) open, nothing outstanding",
-             quiet / 1000, s->n_conns);
+    snprintf (live, sizeof live, ", no live-view packet yet");
+  sup_log ("idle standby: no CDP byte for %.1f s, %u client(s) open, nothing outstanding%s",
+           quiet / 1000, s->n_conns, live);
   if (spawn_chvm (s, "standby") == 0)
     s->state = SUP_SLEEPING;
 }
@@ -1430,7 +1418,8 @@ sup_setup (struct sup *s, struct err **err)
   if (s->cdp == NULL)
     return err_make (err, errno, "listen on %s", s->listen);
   s->accept_ev = evtimer_new (s->base, accept_resume, s);
-  if (s->accept_ev == NULL)
+  s->live_pause = evtimer_new (s->base, live_resume, s);
+  if (s->accept_ev == NULL || s->live_pause == NULL)
     return err_make (err, ENOMEM, "events");
   evconnlistener_set_error_cb (s->cdp, cdp_accept_error);
   if (path_in (path, sizeof path, s->dir, "supervisor.pid", err) < 0)
@@ -1676,10 +1665,26 @@ supervisor_query (const char *dir, const char *cmd, char *out, size_t cap, int t
 }
 
 const char *
-supervisor_health (const char *dir, const char *endpoint, bool vm_active, pid_t *pid)
+supervisor_health (const char *dir, const char *endpoint, enum vm_status st, pid_t *pid)
 {
   *pid = supervisor_pid (dir);
   if (*pid > 0)
     return "running";
-  return endpoint[0] && vm_active ? "gone" : "none";
+  return endpoint[0] && supervisor_wanted (st) ? "gone" : "none";
+}
+
+int
+supervisor_check_idle (unsigned idle_s, bool tap, struct err **err)
+{
+  if (idle_s > 0 && !tap)
+    return err_make (err, 0,
+                     "--idle-standby needs a tap (--net tap): a connection through QEMU's user "
+                     "network ends with the QEMU process at every standby");
+  return 0;
+}
+
+bool
+supervisor_wanted (enum vm_status st)
+{
+  return st == VM_STATUS_RUNNING || st == VM_STATUS_PAUSED || st == VM_STATUS_STANDBY;
 }

@@ -26,6 +26,7 @@
 #include <sys/types.h>
 
 #include "err.h"
+#include "vmstate.h"
 
 #define SUPERVISOR_CMD "__supervise"
 #define SUPERVISOR_DEFAULT_MAX_CLIENTS 32
@@ -47,10 +48,19 @@ void supervisor_stop (const char *dir, int grace_ms);
 /* The live supervisor's pid (its cmdline names dir), else 0. */
 pid_t supervisor_pid (const char *dir);
 
+/* Idle standby (idle_s > 0) needs a tap: a client's connection through
+   QEMU's user network ends with the QEMU process at every standby. */
+int supervisor_check_idle (unsigned idle_s, bool tap, struct err **err);
+
+/* Whether a VM in state st has a supervisor: it exists (running, paused or
+   in standby). */
+bool supervisor_wanted (enum vm_status st);
+
 /* What ps says of a VM's supervisor: "running" (pid alive), "gone" (the
-   VM has an endpoint but no supervisor holds it) or "none" (a VM made
-   before supervisors, or one that is stopped). */
-const char *supervisor_health (const char *dir, const char *endpoint, bool vm_active, pid_t *pid);
+   VM has an endpoint and supervisor_wanted (st), but no supervisor holds
+   it) or "none" (a VM made before supervisors, or one that is stopped). */
+const char *supervisor_health (const char *dir, const char *endpoint, enum vm_status st,
+                               pid_t *pid);
 
 /* Sends one request line ({"cmd":"status"}) to the control socket and
    reads the one-line reply into out. */
