@@ -136,8 +136,7 @@ def vm(tmp_path_factory):
 
 
 def ps(vm):
-    rows = json.loads(base.chvm(vm["env"], "ps", "-a", "--json").stdout)
-    return next(r for r in rows if r["name"] == vm["name"])
+    return base.ps_row(vm["env"], vm["name"])
 
 
 def sup_status(vm):

@@ -126,6 +126,12 @@ def chvm(env, *args, timeout=120, check=True):
     return p
 
 
+def ps_row(env, name):
+    """VM name's row of `chvm ps -a --json`."""
+    rows = json.loads(chvm(env, "ps", "-a", "--json").stdout)
+    return next(r for r in rows if r["name"] == name)
+
+
 def http(url, method="GET", timeout=10):
     req = urllib.request.Request(url, method=method)
     with urllib.request.urlopen(req, timeout=timeout) as r:

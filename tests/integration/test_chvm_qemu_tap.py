@@ -145,11 +145,6 @@ def ns():
 IDLE_S = 5
 
 
-def vm_ps(env, name):
-    rows = json.loads(base.chvm(env, "ps", "-a", "--json").stdout)
-    return next(r for r in rows if r["name"] == name)
-
-
 def test_tap_standby_restore_keeps_connection(tmp_path, ns):
     state = base.vmm_reachable(tmp_path) / "state"
     state.mkdir()
@@ -235,7 +230,7 @@ def test_tap_standby_restore_keeps_connection(tmp_path, ns):
                 base.chvm(env, "supervise", "--idle-standby", str(IDLE_S), name)
                 t1 = time.monotonic()
                 while time.monotonic() - t1 < 3 * IDLE_S:
-                    assert vm_ps(env, name)["status"] == "running", base.chvm(
+                    assert base.ps_row(env, name)["status"] == "running", base.chvm(
                         env, "logs", "--source", "supervisor", name).stdout
                     time.sleep(0.5)
                 st = json.loads(base.chvm(env, "inspect", "--json", name).stdout)[0]["supervisor"]
@@ -243,7 +238,7 @@ def test_tap_standby_restore_keeps_connection(tmp_path, ns):
                 receiver.close()
                 receiver = None
                 t1 = time.monotonic()
-                while vm_ps(env, name)["status"] != "standby":
+                while base.ps_row(env, name)["status"] != "standby":
                     assert time.monotonic() - t1 < 120, "no idle standby after the viewer " \
                         "left:\n" + base.chvm(env, "logs", "--source", "supervisor", name).stdout
                     time.sleep(0.5)
