@@ -22,23 +22,32 @@ token_char (char c)
   return c > ' ' && c < 127 && strchr ("()<>@,;:\\\"/[]?={}", c) == NULL;
 }
 
+/* Narrows [*b, *e) to its text without the optional white space (spaces,
+   tabs) around it. */
+static void
+ows_trim (const char **b, const char **e)
+{
+  while (*b < *e && (**b == ' ' || **b == '\t'))
+    (*b)++;
+  while (*e > *b && ((*e)[-1] == ' ' || (*e)[-1] == '\t'))
+    (*e)--;
+}
+
 /* Case-insensitive search of a comma-separated header value for token. */
 static bool
 value_has_token (const char *v, size_t vlen, const char *token)
 {
-  size_t tl = strlen (token), i = 0;
+  const char *p = v, *end = v + vlen;
+  size_t tl = strlen (token);
 
-  while (i < vlen)
+  while (p < end)
     {
-      while (i < vlen && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-        i++;
-      size_t s = i;
-      while (i < vlen && v[i] != ',')
-        i++;
-      size_t e = i;
-      while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-        e--;
-      if (e - s == tl && strncasecmp (v + s, token, tl) == 0)
+      const char *b = p, *e = memchr (p, ',', (size_t) (end - p));
+      if (e == NULL)
+        e = end;
+      p = e + 1;
+      ows_trim (&b, &e);
+      if ((size_t) (e - b) == tl && strncasecmp (b, token, tl) == 0)
         return true;
     }
   return false;
@@ -91,11 +100,8 @@ cdp_parse_request (const char *head, size_t len, struct cdp_req *req, const char
         if ((unsigned char) *q < ' ' && *q != '\t')
           return -1;
       v = colon + 1;
-      while (v < eol && (*v == ' ' || *v == '\t'))
-        v++;
       ve = eol;
-      while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-        ve--;
+      ows_trim (&v, &ve);
       n = (size_t) (colon - p);
       if (n == 4 && strncasecmp (p, "Host", 4) == 0)
         {
@@ -243,10 +249,7 @@ cdp_response_complete (const char *buf, size_t len)
         {
           const char *v = p + 15, *e = eol;
           uint64_t cl;
-          while (v < e && (*v == ' ' || *v == '\t'))
-            v++;
-          while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
+          ows_trim (&v, &e);
           if (num_parse_u64 (v, (size_t) (e - v), CDP_BODY_MAX, &cl) < 0)
             return -1;
           return len - hend >= cl ? 1 : 0;

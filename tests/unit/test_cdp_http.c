@@ -43,6 +43,12 @@ test_parse_request (void **state)
   assert_true (r.upgrade);
   assert_false (r.rewrite);
   assert_string_equal (r.host, "a:1");
+  /* Upgrade is a comma-separated list, tokens case-insensitive, empty
+     ones and white space around them ignored; a token only as a whole. */
+  assert_int_equal (parse ("GET / HTTP/1.1\r\nUpgrade: h2c, ,\twebsocket\t,x\r\n\r\n", &r), 0);
+  assert_true (r.upgrade);
+  assert_int_equal (parse ("GET / HTTP/1.1\r\nUpgrade: websockets, web socket\r\n\r\n", &r), 0);
+  assert_false (r.upgrade);
   assert_int_equal (parse ("PUT /json/new?about:blank HTTP/1.1\r\n\r\n", &r), 0);
   assert_true (r.rewrite);
   assert_int_equal (parse ("GET /jsonx HTTP/1.1\r\n\r\n", &r), 0);
