@@ -40,11 +40,42 @@ $(B)/bin/chvm-agent: $(AGENT_SRC) $(wildcard guest-agent/*.h common/*.h) $(B)/ge
 	@mkdir -p $(@D)
 	$(MUSL_CC) $(MUSL_CFLAGS) -Iguest-agent -o $@ $(AGENT_SRC) $(MUSL_LDFLAGS) -levent_core -levent_extra -lprotobuf-c
 
-# ---- host-tool --------------------------------------------------------------------
-CHVM_SRC := $(wildcard host-tool/*.c) $(COMMON_SRC) $(B)/gen/agent.pb-c.c
-$(B)/bin/chvm: $(CHVM_SRC) $(wildcard host-tool/*.h common/*.h) $(B)/gen/agent.pb-c.h
+# ---- host-tool: libchvm.a and the chvm CLI ------------------------------------
+# Everything of host-tool/ but cli/ (and common/, and the protocol code) is
+# one static library, libchvm.a, that the CLI, the unit tests, the fuzz
+# targets and the test drivers link, as crun's CLI links libcrun; folders
+# are layered (docs/DESIGN.md, "The map"; scripts/check-layers.sh).  Three
+# builds of it: the installed one, one with ASan+UBSan for the unit tests,
+# one with libFuzzer's coverage for the fuzz targets.  Objects go to
+# $(B)/obj/<flavour>/<source path>.o with their header dependencies.
+HOST_SRC := $(shell find host-tool -name '*.c' | sort)
+CLI_SRC := $(filter host-tool/cli/%,$(HOST_SRC))
+LIBCHVM_SRC := $(filter-out $(CLI_SRC),$(HOST_SRC)) $(COMMON_SRC) $(B)/gen/agent.pb-c.c
+HOST_LIBS_ALL := $(shell pkg-config --libs libcurl json-c libprotobuf-c libevent_core 2>/dev/null)
+obj = $(patsubst %.c,$(B)/obj/$(1)/%.o,$(2))
+
+$(B)/obj/host/%.o: %.c | $(B)/gen/agent.pb-c.h
 	@mkdir -p $(@D)
-	$(CC) $(HOST_CFLAGS) -Ihost-tool -o $@ $(CHVM_SRC) $(HOST_LIBS)
+	$(CC) $(HOST_CFLAGS) -Ihost-tool -MMD -MP -c -o $@ $<
+$(B)/obj/test/%.o: %.c | $(B)/gen/agent.pb-c.h
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -MMD -MP -c -o $@ $<
+$(B)/obj/fuzz/%.o: %.c | $(B)/gen/agent.pb-c.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(TEST_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+
+$(B)/lib/libchvm.a: $(call obj,host,$(LIBCHVM_SRC))
+$(B)/lib/libchvm-test.a: $(call obj,test,$(LIBCHVM_SRC))
+$(B)/lib/libchvm-fuzz.a: $(call obj,fuzz,$(LIBCHVM_SRC))
+$(B)/lib/lib%.a:
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
+$(B)/bin/chvm: $(call obj,host,$(CLI_SRC)) $(B)/lib/libchvm.a
+	@mkdir -p $(@D)
+	$(CC) $(HOST_CFLAGS) -o $@ $(call obj,host,$(CLI_SRC)) $(B)/lib/libchvm.a $(HOST_LIBS)
 
 .PHONY: all setup test guest host initrd clean
 guest: $(B)/bin/chvm-init $(B)/bin/chvm-agent
@@ -52,7 +83,7 @@ host: $(B)/bin/chvm
 all: guest host
 
 clean:
-	rm -rf $(B)/bin $(B)/gen $(B)/obj $(B)/tests
+	rm -rf $(B)/bin $(B)/gen $(B)/obj $(B)/lib $(B)/tests
 
 # chvm and the data it boots when given no kernel, initrd or image (the
 # "embedded" default: Debian's cloud kernel, our initramfs, the stand-in
@@ -115,18 +146,20 @@ setup:
 # "Build conventions" (UNIT_test_X_SRC, FUZZ_fuzz_X_SRC, ...).
 .SECONDEXPANSION:
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-TEST_CFLAGS := $(CFLAGS_COMMON) -O1 $(SAN) $(shell pkg-config --cflags libcurl json-c libprotobuf-c 2>/dev/null)
+TEST_CFLAGS := $(CFLAGS_COMMON) -O1 $(SAN) -Ihost-tool $(shell pkg-config --cflags libcurl json-c libprotobuf-c libevent_core 2>/dev/null)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(B)/tests/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_CC := clang
 
-$(B)/tests/unit/test_%: tests/unit/test_%.c $$(UNIT_test_$$*_SRC) $$(UNIT_test_$$*_DEPS) $(wildcard common/*.h)
+# Each test links libchvm (its ASan+UBSan or libFuzzer build) after the
+# sources its variables name (the guest parts, which are not in the library).
+$(B)/tests/unit/test_%: tests/unit/test_%.c $$(UNIT_test_$$*_SRC) $$(UNIT_test_$$*_DEPS) $(wildcard common/*.h) $(B)/lib/libchvm-test.a
 	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) $(UNIT_test_$*_CFLAGS) -o $@ $< $(UNIT_test_$*_SRC) -lcmocka $(UNIT_test_$*_LIBS)
+	$(CC) $(TEST_CFLAGS) $(UNIT_test_$*_CFLAGS) -o $@ $< $(UNIT_test_$*_SRC) $(B)/lib/libchvm-test.a -lcmocka $(UNIT_test_$*_LIBS) $(HOST_LIBS_ALL)
 
-$(B)/tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_fuzz_$$*_SRC) $$(FUZZ_fuzz_$$*_DEPS) $(wildcard common/*.h)
+$(B)/tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_fuzz_$$*_SRC) $$(FUZZ_fuzz_$$*_DEPS) $(wildcard common/*.h) $(B)/lib/libchvm-fuzz.a
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(TEST_CFLAGS) -fsanitize=fuzzer $(FUZZ_fuzz_$*_CFLAGS) -o $@ $< $(FUZZ_fuzz_$*_SRC) $(FUZZ_fuzz_$*_LIBS)
+	$(FUZZ_CC) $(TEST_CFLAGS) -fsanitize=fuzzer $(FUZZ_fuzz_$*_CFLAGS) -o $@ $< $(FUZZ_fuzz_$*_SRC) $(B)/lib/libchvm-fuzz.a $(FUZZ_fuzz_$*_LIBS) $(HOST_LIBS_ALL)
 
 .PHONY: unit-tests fuzz-targets test-prereqs
 unit-tests: $(UNIT_TESTS)
@@ -148,7 +181,7 @@ fuzz:
 # which it suggests for readdir, is deprecated by glibc.
 LINT_C := $(shell git ls-files --cached --others --exclude-standard -- '*.c' '*.h' 2>/dev/null)
 CPPCHECK_FLAGS := --enable=warning,portability,performance --library=posix --std=c11 -q \
-	--error-exitcode=1 --inline-suppr -D_GNU_SOURCE -Icommon -I$(B)/gen \
+	--error-exitcode=1 --inline-suppr -D_GNU_SOURCE -Icommon -Ihost-tool -I$(B)/gen \
 	--suppress=preprocessorErrorDirective:$(B)/gen/agent.pb-c.h --suppress=resourceLeak --suppress=memleak \
 	--suppress=readdirCalled
 lint: $(B)/gen/agent.pb-c.h analyze
@@ -170,7 +203,7 @@ SCAN_MUSL_CFLAGS := $(MUSL_CFLAGS) -nostdinc -isystem /usr/include/x86_64-linux-
 analyze: $(B)/gen/agent.pb-c.h | $(MUSL)/.done
 	rm -rf $(B)/scan
 	$(SCAN_BUILD) $(SHELL) -ec 'each() { flags=$$1; shift; for f; do $$CC $$flags -c -o /dev/null $$f; done; }; \
-	  each "$(HOST_CFLAGS) -Ihost-tool" $(wildcard host-tool/*.c) $(COMMON_SRC); \
+	  each "$(HOST_CFLAGS) -Ihost-tool" $(HOST_SRC) $(COMMON_SRC); \
 	  each "$(SCAN_MUSL_CFLAGS) -Iguest-init" $(wildcard guest-init/*.c) $(COMMON_SRC); \
 	  each "$(SCAN_MUSL_CFLAGS) -Iguest-agent" $(wildcard guest-agent/*.c)'
 
@@ -185,15 +218,6 @@ check-static: $(B)/bin/chvm-init $(B)/bin/chvm-agent
 	    echo "$$f: static"; else echo "$$f: NOT static" >&2; exit 1; fi; \
 	done
 
-UNIT_test_image_SRC := host-tool/image.c host-tool/proc.c common/err.c common/num.c
-UNIT_test_image_CFLAGS := -Ihost-tool
-UNIT_test_image_LIBS := $(shell pkg-config --libs json-c 2>/dev/null)
-FUZZ_fuzz_oci_config_SRC := $(UNIT_test_image_SRC)
-FUZZ_fuzz_oci_config_CFLAGS := -Ihost-tool
-FUZZ_fuzz_oci_config_LIBS := $(UNIT_test_image_LIBS)
-FUZZ_fuzz_oci_index_SRC := $(FUZZ_fuzz_oci_config_SRC)
-FUZZ_fuzz_oci_index_CFLAGS := -Ihost-tool
-FUZZ_fuzz_oci_index_LIBS := $(UNIT_test_image_LIBS)
 
 # ---- end section: setup + images + CI ----
 
@@ -216,10 +240,8 @@ UNIT_test_config_CFLAGS := -Iguest-init
 UNIT_test_init_spec_SRC := guest-init/spec.c guest-init/config.c common/err.c common/num.c
 UNIT_test_init_spec_CFLAGS := -Iguest-init
 # The config disk contract: host-tool renders, guest-init parses.
-UNIT_test_init_config_contract_SRC := guest-init/config.c guest-init/spec.c \
-  host-tool/configdisk.c host-tool/vmstate.c common/err.c common/num.c
-UNIT_test_init_config_contract_CFLAGS := -Iguest-init -Ihost-tool
-UNIT_test_init_config_contract_LIBS := $(shell pkg-config --libs json-c 2>/dev/null)
+UNIT_test_init_config_contract_SRC := guest-init/config.c guest-init/spec.c
+UNIT_test_init_config_contract_CFLAGS := -Iguest-init
 UNIT_test_init_button_SRC := guest-init/button.c guest-init/io.c common/err.c common/log.c
 UNIT_test_init_button_CFLAGS := -Iguest-init
 UNIT_test_init_reap_SRC := guest-init/reap.c guest-init/button.c guest-init/io.c guest-init/mount.c \
@@ -252,7 +274,6 @@ AGENT_LIB_SRC := $(filter-out guest-agent/main.c,$(wildcard guest-agent/*.c))
 AGENT_HOST_LIBS := $(shell pkg-config --libs libevent_core libevent_extra libprotobuf-c 2>/dev/null)
 AGENT_GEN := $(B)/gen/agent.pb-c.c
 AGENT_TEST_SRC := $(AGENT_LIB_SRC) common/err.c common/frame.c common/log.c common/num.c $(AGENT_GEN)
-AGENT_CLIENT_SRC := host-tool/agent_client.c host-tool/dial.c common/err.c common/frame.c common/num.c $(AGENT_GEN)
 AGENT_HDRS := $(wildcard guest-agent/*.h common/*.h) $(B)/gen/agent.pb-c.h
 
 # ASan+UBSan agent for the unit tests; optimized one for the benchmark.
@@ -262,9 +283,9 @@ $(B)/tests/chvm-agent-host: $(AGENT_SRC) $(AGENT_HDRS)
 $(B)/tests/chvm-agent-bench: $(AGENT_SRC) $(AGENT_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_COMMON) -Iguest-agent -o $@ $(AGENT_SRC) $(AGENT_HOST_LIBS)
-$(B)/tests/bench/bench_agent: tests/bench/bench_agent.c $(AGENT_CLIENT_SRC) $(AGENT_HDRS) host-tool/agent_client.h
+$(B)/tests/bench/bench_agent: tests/bench/bench_agent.c $(AGENT_HDRS) $(B)/lib/libchvm.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_COMMON) -Ihost-tool -o $@ $< $(AGENT_CLIENT_SRC) -lprotobuf-c -lpthread
+	$(CC) $(HOST_CFLAGS) -Ihost-tool -o $@ $< $(B)/lib/libchvm.a $(HOST_LIBS) -lpthread
 
 UNIT_test_frame_SRC := common/frame.c common/err.c
 UNIT_test_num_SRC := common/num.c
@@ -272,13 +293,12 @@ UNIT_test_agent_parse_SRC := $(AGENT_TEST_SRC)
 UNIT_test_agent_parse_CFLAGS := -Iguest-agent
 UNIT_test_agent_parse_LIBS := $(AGENT_HOST_LIBS)
 UNIT_test_agent_parse_DEPS := $(AGENT_HDRS)
-UNIT_test_agent_SRC := $(AGENT_CLIENT_SRC)
 UNIT_test_agent_CFLAGS := -Ihost-tool -DAGENT_HOST_BIN='"$(CURDIR)/$(B)/tests/chvm-agent-host"'
 UNIT_test_agent_LIBS := -lprotobuf-c -lpthread
-UNIT_test_agent_DEPS := $(AGENT_HDRS) host-tool/agent_client.h $(B)/tests/chvm-agent-host
+UNIT_test_agent_DEPS := $(AGENT_HDRS) $(B)/tests/chvm-agent-host
 FUZZ_fuzz_frame_SRC := common/frame.c common/err.c
-FUZZ_fuzz_agent_frame_SRC := $(AGENT_TEST_SRC) host-tool/agent_client.c host-tool/dial.c
-FUZZ_fuzz_agent_frame_CFLAGS := -Iguest-agent -Ihost-tool
+FUZZ_fuzz_agent_frame_SRC := $(AGENT_TEST_SRC)
+FUZZ_fuzz_agent_frame_CFLAGS := -Iguest-agent
 FUZZ_fuzz_agent_frame_LIBS := $(AGENT_HOST_LIBS)
 FUZZ_fuzz_agent_frame_DEPS := $(AGENT_HDRS)
 FUZZ_fuzz_agent_text_SRC := $(AGENT_TEST_SRC)
@@ -299,20 +319,8 @@ bench-agent: $(B)/tests/chvm-agent-bench $(B)/tests/bench/bench_agent
 # Unit tests and fuzzing use the generic rules of the infra section.  The
 # integration test and the benchmark skip with one line when
 # cloud-hypervisor or a /dev/kvm that can run the micro guest is missing.
-CH_SRC := host-tool/ch_api.c host-tool/backend_ch.c host-tool/proc.c host-tool/dial.c common/err.c common/log.c common/num.c
-CH_LIBS := $(shell pkg-config --libs libcurl json-c 2>/dev/null)
 test-prereqs: ch-driver micro-guest
-UNIT_test_ch_api_SRC := $(CH_SRC)
-UNIT_test_ch_api_CFLAGS := -Ihost-tool
-UNIT_test_ch_api_LIBS := $(CH_LIBS)
-UNIT_test_ch_api_DEPS := host-tool/ch_api.h host-tool/proc.h
-UNIT_test_ch_double_SRC := $(CH_SRC)
-UNIT_test_ch_double_CFLAGS := -Ihost-tool
-UNIT_test_ch_double_LIBS := $(CH_LIBS)
-UNIT_test_ch_double_DEPS := host-tool/ch_api.h host-tool/proc.h tests/doubles/ch_api_double.py
-FUZZ_fuzz_ch_response_SRC := $(CH_SRC)
-FUZZ_fuzz_ch_response_CFLAGS := -Ihost-tool
-FUZZ_fuzz_ch_response_LIBS := $(CH_LIBS)
+UNIT_test_ch_double_DEPS := tests/doubles/ch_api_double.py
 MICRO_DIR := $(B)/tests/micro-guest
 MICRO_ELF := $(MICRO_DIR)/micro.elf
 CH_UNIT := $(B)/tests/unit/test_ch_api $(B)/tests/unit/test_ch_double
@@ -337,9 +345,9 @@ $(MICRO_DIR)/micro-flood.elf: $(MICRO_ELF)
 	  -o $@ $(MICRO_DIR)/entry.o $(MICRO_DIR)/main-flood.o
 micro-guest: $(MICRO_ELF) $(MICRO_DIR)/micro-flood.elf
 
-$(B)/tests/ch-driver: tests/integration/ch_driver.c $(CH_SRC) host-tool/ch_api.h host-tool/proc.h host-tool/backend.h
+$(B)/tests/ch-driver: tests/integration/ch_driver.c $(B)/lib/libchvm.a
 	@mkdir -p $(@D)
-	$(CC) $(HOST_CFLAGS) -Ihost-tool -o $@ tests/integration/ch_driver.c $(CH_SRC) $(CH_LIBS)
+	$(CC) $(HOST_CFLAGS) -Ihost-tool -o $@ tests/integration/ch_driver.c $(B)/lib/libchvm.a $(HOST_LIBS)
 ch-driver: $(B)/tests/ch-driver
 
 ch-unit: $(CH_UNIT)
@@ -379,28 +387,6 @@ bench-snapshot: $(B)/bin/chvm initrd $(B)/tests/ch-driver $(MICRO_ELF)
 
 # Unit tests and the vm.json fuzz target of the lifecycle part (vmstate,
 # configdisk, net); rules are the generic ones of the infra section.
-LIFECYCLE_JSON_LIBS := $(shell pkg-config --libs json-c 2>/dev/null)
-UNIT_test_vmstate_SRC := host-tool/vmstate.c common/err.c common/num.c
-UNIT_test_vmstate_CFLAGS := -Ihost-tool
-UNIT_test_vmstate_LIBS := $(LIFECYCLE_JSON_LIBS)
-UNIT_test_configdisk_SRC := host-tool/configdisk.c host-tool/vmstate.c common/err.c common/num.c
-UNIT_test_configdisk_CFLAGS := -Ihost-tool
-UNIT_test_configdisk_LIBS := $(LIFECYCLE_JSON_LIBS)
-UNIT_test_net_SRC := host-tool/net.c host-tool/proc.c common/err.c common/num.c
-UNIT_test_net_CFLAGS := -Ihost-tool
-UNIT_test_liveview_SRC := host-tool/liveview.c $(UNIT_test_net_SRC)
-UNIT_test_liveview_CFLAGS := -Ihost-tool
-UNIT_test_net_ns_SRC := $(UNIT_test_net_SRC)
-UNIT_test_net_ns_CFLAGS := -Ihost-tool
-UNIT_test_vmmuser_SRC := host-tool/vmmuser.c host-tool/vmstate.c common/err.c common/log.c common/num.c
-UNIT_test_vmmuser_CFLAGS := -Ihost-tool
-UNIT_test_vmmuser_LIBS := $(shell pkg-config --libs json-c)
-UNIT_test_qmp_SRC := host-tool/qmp.c host-tool/proc.c common/err.c
-UNIT_test_qmp_CFLAGS := -Ihost-tool
-UNIT_test_qmp_LIBS := $(LIFECYCLE_JSON_LIBS)
-FUZZ_fuzz_vmstate_SRC := host-tool/vmstate.c common/err.c common/num.c
-FUZZ_fuzz_vmstate_CFLAGS := -Ihost-tool
-FUZZ_fuzz_vmstate_LIBS := $(LIFECYCLE_JSON_LIBS)
 
 LIFECYCLE_UNIT := $(addprefix $(B)/tests/unit/,test_vmstate test_configdisk test_net test_liveview test_net_ns test_qmp)
 .PHONY: lifecycle-unit lifecycle-fuzz lifecycle-integration
@@ -424,27 +410,6 @@ lifecycle-integration: $(B)/bin/chvm
 # targets use the generic rules; the QEMU tap test is
 # tests/integration/test_cdp_endpoint.py, the 50-cycle wake benchmark
 # `make bench-cdp-wake` (tests/bench/bench_cdp_wake.py).
-SUP_LIBS := $(shell pkg-config --libs json-c libevent_core 2>/dev/null)
-UNIT_test_cdp_http_SRC := host-tool/cdp_http.c common/num.c
-UNIT_test_cdp_http_CFLAGS := -Ihost-tool
-UNIT_test_wsscan_SRC := host-tool/wsscan.c
-UNIT_test_wsscan_CFLAGS := -Ihost-tool
-FUZZ_fuzz_cdp_http_SRC := host-tool/cdp_http.c common/num.c
-FUZZ_fuzz_cdp_http_CFLAGS := -Ihost-tool
-FUZZ_fuzz_wsscan_SRC := host-tool/wsscan.c
-FUZZ_fuzz_wsscan_CFLAGS := -Ihost-tool
-UNIT_test_udpwatch_SRC := host-tool/udpwatch.c common/err.c
-UNIT_test_udpwatch_CFLAGS := -Ihost-tool
-FUZZ_fuzz_udpwatch_SRC := host-tool/udpwatch.c common/err.c
-FUZZ_fuzz_udpwatch_CFLAGS := -Ihost-tool
-SUP_SRC := host-tool/supervisor.c host-tool/cdp_http.c host-tool/wsscan.c host-tool/udpwatch.c \
-  host-tool/net.c host-tool/proc.c host-tool/dial.c host-tool/vmstate.c common/err.c common/num.c
-FUZZ_fuzz_supctl_SRC := $(SUP_SRC)
-FUZZ_fuzz_supctl_CFLAGS := -Ihost-tool
-FUZZ_fuzz_supctl_LIBS := $(SUP_LIBS)
-UNIT_test_supctl_SRC := $(SUP_SRC)
-UNIT_test_supctl_CFLAGS := -Ihost-tool
-UNIT_test_supctl_LIBS := $(SUP_LIBS)
 .PHONY: bench-cdp-wake
 bench-cdp-wake: $(B)/bin/chvm initrd
 	python3 tests/bench/bench_cdp_wake.py $(CYCLES)

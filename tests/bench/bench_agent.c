@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent_client.h"
+#include "agent/agent_client.h"
 
 static const char *target, *token;
 

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "agent_client.h"
+#include "agent/agent_client.h"
 
 static void
 agent_path (const uint8_t *data, size_t size)

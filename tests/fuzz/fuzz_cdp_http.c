@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cdp_http.h"
+#include "cdp/cdp_http.h"
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ch_api.h"
+#include "vmm/ch_api.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

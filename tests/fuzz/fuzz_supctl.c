@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "err.h"
-#include "supervisor.h"
+#include "supervisor/supervisor.h"
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "udpwatch.h"
+#include "net/udpwatch.h"
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmstate.h"
+#include "state/vmstate.h"
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)

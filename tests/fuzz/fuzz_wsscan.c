@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "wsscan.h"
+#include "cdp/wsscan.h"
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)

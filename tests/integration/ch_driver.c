@@ -31,11 +31,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backend.h"
-#include "ch_api.h"
 #include "cleanup.h"
 #include "log.h"
-#include "proc.h"
+#include "sys/proc.h"
+#include "vmm/backend.h"
+#include "vmm/ch_api.h"
 
 static void
 reply_err (struct err **e)

@@ -28,7 +28,7 @@
 
 #include <cmocka.h>
 
-#include "agent_client.h"
+#include "agent/agent_client.h"
 #include "cleanup.h"
 #include "frame.h"
 

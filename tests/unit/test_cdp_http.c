@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "cdp_http.h"
+#include "cdp/cdp_http.h"
 
 static int
 parse (const char *head, struct cdp_req *r)

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "ch_api.h"
+#include "vmm/ch_api.h"
 
 static struct json_object *
 get (struct json_object *o, const char *path)

@@ -22,9 +22,9 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "backend.h"
-#include "ch_api.h"
-#include "proc.h"
+#include "sys/proc.h"
+#include "vmm/backend.h"
+#include "vmm/ch_api.h"
 
 struct dbl
 {

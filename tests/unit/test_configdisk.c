@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "configdisk.h"
+#include "vm/configdisk.h"
 
 static const char *const img_env[] = { "PATH=/usr/bin:/bin", "DISPLAY_NUM=1" };
 static const char *const extra_env[] = { "WIDTH=1024", "PATH=/opt/bin", "EMPTY=" };

@@ -22,7 +22,7 @@ enum
 };
 #undef CONFIG_MAX_TEXT
 #undef CONFIG_MAX_LINE
-#include "configdisk.h"
+#include "vm/configdisk.h"
 
 static void
 test_limits_agree (void **state)

@@ -17,7 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "liveview.h"
+#include "net/liveview.h"
 
 static int
 bind_udp (uint16_t port)
@@ -56,8 +56,8 @@ test_plan (void **state)
   assert_int_equal ((lv.media.host_port - LIVEVIEW_UDP_FIRST) % LIVEVIEW_UDP_COUNT, 0);
   assert_string_equal (lv.env[0], "ENABLE_WEBRTC=true");
   assert_string_equal (lv.env[1], "NEKO_WEBRTC_NAT1TO1=127.0.0.1");
-  snprintf (want, sizeof want, "NEKO_WEBRTC_EPR=%u-%u", lv.media.host_port,
-            lv.media.host_port + LIVEVIEW_UDP_COUNT - 1);
+  snprintf (want, sizeof want, "NEKO_WEBRTC_EPR=%u-%u", (unsigned) lv.media.host_port,
+            (unsigned) lv.media.host_port + LIVEVIEW_UDP_COUNT - 1);
   assert_string_equal (lv.env[2], want);
   snprintf (want, sizeof want, "http://127.0.0.1:%u/", lv.signalling.host_port);
   assert_string_equal (lv.url, want);

@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "net.h"
+#include "net/net.h"
 
 static void
 test_publish_ok (void **state)

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "net.h"
+#include "net/net.h"
 
 static char ns[32];
 

@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "qmp.h"
+#include "vmm/qmp.h"
 
 static char sock_path[64];
 

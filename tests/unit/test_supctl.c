@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "supervisor.h"
+#include "supervisor/supervisor.h"
 
 static int
 parse (const char *s, char *cmd)

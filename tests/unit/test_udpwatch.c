@@ -20,7 +20,7 @@
 
 #include <cmocka.h>
 
-#include "udpwatch.h"
+#include "net/udpwatch.h"
 
 static const struct vm_publish pub[] = {
   { .host_addr = "127.0.0.1", .host_port = 19222, .guest_port = 9222, .count = 1 },

@@ -9,7 +9,7 @@
 
 #include <string.h>
 
-#include "vmmuser.h"
+#include "vm/vmmuser.h"
 
 static void
 test_subuid_by_name_and_uid (void **state)

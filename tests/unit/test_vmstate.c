@@ -18,7 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "vmstate.h"
+#include "state/vmstate.h"
 
 static void
 fill (struct vm_record *r)

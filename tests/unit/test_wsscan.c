@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "wsscan.h"
+#include "cdp/wsscan.h"
 
 /* One frame of payload p into out; returns its length. */
 static size_t

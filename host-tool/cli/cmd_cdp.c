@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* chvm cdp [--http] NAME: the VM's CDP endpoint as a client connects to it,
+   ws://ADDR:PORT/devtools/browser/<id> (what its /json/version names), or
+   with --http the endpoint's http://ADDR:PORT.  The browser's path comes
+   from the supervisor when it has seen one, else from a /json/version
+   through the endpoint itself, which, like any client, wakes a VM in
+   standby. */
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cdp/cdp_http.h"
+#include "cleanup.h"
+#include "cli/commands.h"
+#include "supervisor/supervisor.h"
+#include "vm/vmctl.h"
+
+#define CDP_FETCH_S 300 /* a wake under TCG takes a while */
+#define VERSION_MAX 65536
+
+struct body
+{
+  char buf[VERSION_MAX];
+  size_t len;
+};
+
+static size_t
+on_body (char *p, size_t size, size_t n, void *ctx)
+{
+  struct body *b = ctx;
+  size_t k = size * n;
+
+  if (k > sizeof b->buf - 1 - b->len)
+    return 0; /* too large: curl fails the transfer */
+  memcpy (b->buf + b->len, p, k);
+  b->len += k;
+  return k;
+}
+
+/* GET http://ENDPOINT/json/version; the browser's path into out. */
+static int
+fetch_browser_path (const char *endpoint, char *out, size_t cap, struct err **err)
+{
+  cleanup_free struct body *b = calloc (1, sizeof *b);
+  char url[128];
+  long code = 0;
+  CURLcode rc;
+  CURL *h;
+
+  if (b == NULL || (h = curl_easy_init ()) == NULL)
+    return err_make (err, ENOMEM, "curl");
+  snprintf (url, sizeof url, "http://%s/json/version", endpoint);
+  curl_easy_setopt (h, CURLOPT_URL, url);
+  curl_easy_setopt (h, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt (h, CURLOPT_WRITEDATA, b);
+  curl_easy_setopt (h, CURLOPT_TIMEOUT, (long) CDP_FETCH_S);
+  curl_easy_setopt (h, CURLOPT_NOPROXY, "*");
+  rc = curl_easy_perform (h);
+  curl_easy_getinfo (h, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_cleanup (h);
+  if (rc != CURLE_OK)
+    return err_make (err, 0, "%s: %s", url, curl_easy_strerror (rc));
+  if (code != 200)
+    return err_make (err, 0, "%s: HTTP %ld: %.*s", url, code, (int) (b->len > 200 ? 200 : b->len),
+                     b->buf);
+  if (cdp_browser_path (b->buf, b->len, out, cap) < 0)
+    return err_make (err, 0, "%s: no webSocketDebuggerUrl", url);
+  return 0;
+}
+
+int
+cmd_cdp (const struct global_opts *g, int argc, char **argv)
+{
+  cleanup_err struct err *err = NULL;
+  cleanup_free struct vmctl *c = calloc (1, sizeof *c);
+  char line[SUPCTL_LINE_MAX], path[256] = "", url[384] = "";
+  bool http = false;
+  int a = 1;
+
+  if (argc > 1 && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0))
+    {
+      printf ("Usage: chvm cdp [--http] NAME [--json]\n\n"
+              "Print the VM's CDP endpoint: ws://ADDR:PORT/devtools/browser/<id>, which\n"
+              "playwright-core's connectOverCDP and puppeteer-core's connect take, or with\n"
+              "--http its http://ADDR:PORT.  Without a browser id the supervisor has seen,\n"
+              "it asks /json/version through the endpoint, which wakes a VM in standby.\n");
+      return 0;
+    }
+  if (argc > 1 && strcmp (argv[1], "--http") == 0)
+    {
+      http = true;
+      a++;
+    }
+  if (a + 1 != argc)
+    {
+      fprintf (stderr, "Usage: chvm cdp [--http] NAME\n");
+      return 2;
+    }
+  if (c == NULL)
+    return 1;
+  if (vmctl_open (g, argv[a], false, c, &err) < 0)
+    return vmctl_fail ("cdp", &err);
+  if (c->rec.cdp_endpoint[0] == '\0')
+    {
+      err_make (&err, 0, "VM %s has no CDP endpoint (made before supervisors)", c->rec.name);
+      return vmctl_fail ("cdp", &err);
+    }
+  if (supervisor_pid (c->dir) == 0)
+    {
+      err_make (&err, 0, "VM %s: no supervisor holds its endpoint %s (chvm supervise %s)",
+                c->rec.name, c->rec.cdp_endpoint, c->rec.name);
+      return vmctl_fail ("cdp", &err);
+    }
+  if (http)
+    snprintf (url, sizeof url, "http://%s", c->rec.cdp_endpoint);
+  else
+    {
+      struct json_object *o = NULL, *ws;
+      if (supervisor_query (c->dir, "status", line, sizeof line, 2000, &err) == 0)
+        o = json_tokener_parse (line);
+      err_release (&err);
+      if (o != NULL && json_object_object_get_ex (o, "ws", &ws)
+          && json_object_is_type (ws, json_type_string) && json_object_get_string_len (ws) > 0)
+        snprintf (url, sizeof url, "%s", json_object_get_string (ws));
+      json_object_put (o);
+      if (url[0] == '\0')
+        {
+          if (fetch_browser_path (c->rec.cdp_endpoint, path, sizeof path, &err) < 0)
+            return vmctl_fail ("cdp", &err);
+          snprintf (url, sizeof url, "ws://%s%s", c->rec.cdp_endpoint, path);
+        }
+    }
+  if (g->json)
+    printf ("{\"name\":\"%s\",\"endpoint\":\"http://%s\",\"url\":\"%s\"}\n", c->rec.name,
+            c->rec.cdp_endpoint, url);
+  else
+    printf ("%s\n", url);
+  return 0;
+}

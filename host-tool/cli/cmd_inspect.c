@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* chvm inspect NAME...: vm.json plus what only reality knows (status, dir,
+   CDP address), as a JSON array. */
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "cli/commands.h"
+#include "supervisor/supervisor.h"
+#include "vm/vmctl.h"
+
+/* "endpoint" (http://ADDR:PORT) and "supervisor": its health, pid and,
+   when it answers, its own status (state, clients, wakes...). */
+static void
+add_supervisor (struct json_object *o, const struct vmctl *c)
+{
+  cleanup_err struct err *err = NULL;
+  enum vm_status st = vmctl_status (c);
+  struct json_object *sup = NULL;
+  char line[SUPCTL_LINE_MAX], ep[96];
+  pid_t pid;
+  const char *health = supervisor_health (c->dir, c->rec.cdp_endpoint, st, &pid);
+
+  if (c->rec.cdp_endpoint[0] == '\0')
+    return;
+  snprintf (ep, sizeof ep, "http://%s", c->rec.cdp_endpoint);
+  json_object_object_add (o, "endpoint", json_object_new_string (ep));
+  if (pid > 0 && supervisor_query (c->dir, "status", line, sizeof line, 2000, &err) == 0)
+    sup = json_tokener_parse (line);
+  if (sup == NULL || !json_object_is_type (sup, json_type_object))
+    {
+      json_object_put (sup);
+      sup = json_object_new_object ();
+    }
+  json_object_object_add (sup, "health", json_object_new_string (health));
+  json_object_object_add (sup, "pid", json_object_new_int (pid));
+  json_object_object_add (o, "supervisor", sup);
+}
+
+int
+cmd_inspect (const struct global_opts *g, int argc, char **argv)
+{
+  struct json_object *arr;
+  int rc = 0;
+
+  if (argc < 2 || strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0)
+    {
+      fprintf (argc < 2 ? stderr : stdout,
+               "Usage: chvm inspect NAME...\n\nPrint VMs' state as JSON.\n");
+      return argc < 2 ? 2 : 0;
+    }
+  arr = json_object_new_array ();
+  for (int i = 1; i < argc; i++)
+    {
+      cleanup_err struct err *err = NULL;
+      cleanup_free struct vmctl *c = calloc (1, sizeof *c);
+      cleanup_free char *text = NULL;
+      struct json_object *o;
+      char cdp[128];
+
+      if (c == NULL)
+        return 1;
+      if (vmctl_open (g, argv[i], false, c, &err) < 0 || vmrec_to_json (&c->rec, &text, &err) < 0)
+        {
+          rc = vmctl_fail ("inspect", &err);
+          continue;
+        }
+      o = json_tokener_parse (text);
+      vmctl_cdp_address (&c->rec, cdp, sizeof cdp);
+      json_object_object_add (o, "status",
+                              json_object_new_string (vm_status_name (vmctl_status (c))));
+      json_object_object_add (o, "dir", json_object_new_string (c->dir));
+      json_object_object_add (o, "cdp", json_object_new_string (cdp));
+      add_supervisor (o, c);
+      json_object_array_add (arr, o);
+    }
+  puts (json_object_to_json_string_ext (
+      arr, g->json ? JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE
+                   : JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+  json_object_put (arr);
+  return rc;
+}

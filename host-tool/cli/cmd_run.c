@@ -1,0 +1,805 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * chvm run [IMAGE] [options]: create a VM from an image and boot it.
+ *
+ * Kernel, initrd and the embedded default image are found in the data dir:
+ * --kernel/--initrd, else $CHVM_DATA_DIR, else the build tree the binary
+ * sits in (<bindir>/.. when it holds kernel/vmlinuz), else
+ * <bindir>/../share/chvm.  Inside it: kernel/vmlinuz, initrd.cpio.gz,
+ * images/standin/oci (the image used when IMAGE is omitted).
+ *
+ * Every check that can fail on bad input runs before anything is created;
+ * after the VM directory exists, a failure removes what was made.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "cli/commands.h"
+#include "image/image.h"
+#include "net/liveview.h"
+#include "net/net.h"
+#include "num.h"
+#include "supervisor/supervisor.h"
+#include "sys/proc.h"
+#include "vm/configdisk.h"
+#include "vm/vmctl.h"
+#include "vm/vmmuser.h"
+#include "vmm/console.h"
+
+#define MAX_ENV 256
+#define AGENT_VSOCK_PORT 1024
+#define AGENT_TCP_PORT 1025
+#define DEFAULT_CDP_PORT 9222
+#define DEFAULT_READY_S 300 /* Chromium under TCG on 2 loaded cores */
+/* Both backends: the serial port is the console (console.log). */
+#define CMDLINE "console=ttyS0 quiet panic=-1 rdinit=/init"
+
+static void
+usage (FILE *out)
+{
+  fprintf (out,
+           "Usage: chvm run [IMAGE] [OPTIONS]\n\n"
+           "Create a VM from IMAGE (an image id, oci:DIR[:TAG], docker-archive:FILE, or a\n"
+           "path; default: the embedded stand-in image) and boot it.  Prints the CDP\n"
+           "address once the browser answers.\n\n"
+           "  --name NAME            VM name (default vm-<random>)\n"
+           "  --cpus N               vCPUs (default 2)\n"
+           "  --memory SIZE          guest memory, e.g. 2G, 512M (default 2G)\n"
+           "  --overlay tmpfs|disk   writable layer in RAM or on a per-VM disk (default tmpfs)\n"
+           "  --disk-size SIZE       size of the overlay disk (default 4G)\n"
+           "  --publish, -p [ADDR:]HOST:GUEST[/udp]\n"
+           "                         forward a host port (ADDR default 127.0.0.1); HOST and\n"
+           "                         GUEST may be equal-length ranges LO-HI, and a lone LO-HI\n"
+           "                         is that range on both sides; the CDP\n"
+           "                         port is published on a free loopback port by default\n"
+           "  --env, -e NAME=VALUE   extra environment (repeatable)\n"
+           "  --live-view[=ADDR]     publish the image's WebRTC live view (neko: TCP 8080 and\n"
+           "                         a UDP range) on ADDR (default 127.0.0.1), tell it to\n"
+           "                         advertise ADDR (ENABLE_WEBRTC, NEKO_WEBRTC_NAT1TO1,\n"
+           "                         NEKO_WEBRTC_EPR), and print the URL to open\n"
+           "  --backend ch|qemu|auto hypervisor (auto: ch when KVM can run guests, else qemu)\n"
+           "  --net user|tap         QEMU: user-net (default) or a tap on bridge chvm0\n"
+           "  --netns NAME           do all networking inside network namespace NAME\n"
+           "  --cdp-port PORT        guest DevTools port (default 9222)\n"
+           "  --cdp [ADDR:]PORT      the VM's CDP endpoint on the host, held by its supervisor\n"
+           "                         (default 127.0.0.1 and a free port): HTTP and WebSockets\n"
+           "                         to DevTools, waking the VM from standby on a new client\n"
+           "                         or byte\n"
+           "  --idle-standby SECONDS stand the VM by after this long without a CDP byte and\n"
+           "                         with no command outstanding (needs a tap: --net tap or\n"
+           "                         ch); clients stay connected (default 0: never)\n"
+           "  --cdp-max-clients N    at most N clients on the endpoint at once (default %d)\n"
+           "  --shared-memory auto|on|off\n"
+           "                         ch: guest RAM as a memfd, which CH v52+ snapshots\n"
+           "                         sparsely (auto: on for v52+)\n"
+           "  --free-page-reporting auto|on|off\n"
+           "                         ch: a virtio-balloon through which the guest hands back\n"
+           "                         the memory it frees (auto: on for v52+)\n"
+           "  --kernel PATH, --initrd PATH\n"
+           "  --timeout SECONDS      wait for the browser at most this long (default %d)\n"
+           "  --no-wait              return once the VMM runs\n"
+           "  --json                 print the result as JSON\n",
+           SUPERVISOR_DEFAULT_MAX_CLIENTS, DEFAULT_READY_S);
+}
+
+static int
+resolve_file (const char *opt, const char *rel, const char *what, char *out, size_t len,
+              struct err **err)
+{
+  char tmp[VM_PATH_MAX];
+
+  if (opt != NULL)
+    snprintf (tmp, sizeof tmp, "%s", opt);
+  else if (vmctl_data_path (rel, tmp, sizeof tmp, err) < 0)
+    return -1;
+  if (realpath (tmp, out) == NULL || strlen (out) >= len)
+    return err_make (err, errno ? errno : ENAMETOOLONG,
+                     "%s not found at %s (run `make setup`, or pass --%s)", what, tmp, what);
+  return 0;
+}
+
+static int
+random_hex (char *out, size_t bytes)
+{
+  unsigned char b[64];
+
+  if (bytes > sizeof b || getrandom (b, bytes, 0) != (ssize_t) bytes)
+    return -1;
+  for (size_t i = 0; i < bytes; i++)
+    snprintf (out + 2 * i, 3, "%02x", b[i]);
+  return 0;
+}
+
+static void
+progress (void *ctx, const char *msg)
+{
+  (void) ctx;
+  fprintf (stderr, "chvm: %s\n", msg);
+}
+
+struct run_opts
+{
+  const char *image, *name, *overlay, *backend, *net, *netns, *kernel, *initrd;
+  unsigned cpus, cdp_port, timeout_s, idle_standby_s, cdp_max_clients;
+  const char *cdp;
+  char endpoint[64]; /* --cdp resolved: ADDR:PORT */
+  uint64_t memory_mib, disk_mib;
+  const char *env[MAX_ENV];
+  size_t n_env;
+  struct vm_publish publish[VM_MAX_PUBLISH];
+  size_t n_publish;
+  bool no_wait, live_view;
+  const char *live_view_addr;
+  struct liveview live;
+  enum vm_toggle shared_memory, free_page_reporting;
+};
+
+static int
+parse_toggle (const char *opt, const char *s, enum vm_toggle *out, struct err **err)
+{
+  if (strcmp (s, "auto") == 0)
+    *out = VM_AUTO;
+  else if (strcmp (s, "on") == 0)
+    *out = VM_ON;
+  else if (strcmp (s, "off") == 0)
+    *out = VM_OFF;
+  else
+    return err_make (err, 0, "bad --%s '%s' (auto, on or off)", opt, s);
+  return 0;
+}
+
+static int
+parse_uint (const char *s, unsigned min, unsigned max, unsigned *out)
+{
+  uint64_t v;
+
+  if (num_parse_u64_str (s, max, &v) < 0 || v < min)
+    return -1;
+  *out = (unsigned) v;
+  return 0;
+}
+
+/* --cdp [ADDR:]PORT (IPv4; default 127.0.0.1 and a free port) into
+   "ADDR:PORT", the port checked free. */
+static int
+cdp_endpoint (const char *opt, char *out, size_t len, struct err **err)
+{
+  char addr[64] = "127.0.0.1";
+  const char *colon = opt ? strrchr (opt, ':') : NULL, *port_s = opt;
+  unsigned port = 0;
+  struct in_addr ia;
+
+  if (colon != NULL)
+    {
+      if ((size_t) (colon - opt) >= sizeof addr)
+        return err_make (err, 0, "bad --cdp '%s'", opt);
+      memcpy (addr, opt, (size_t) (colon - opt));
+      addr[colon - opt] = '\0';
+      port_s = colon + 1;
+    }
+  if (inet_pton (AF_INET, addr, &ia) != 1)
+    return err_make (err, 0, "bad --cdp address '%s' (IPv4)", addr);
+  if (port_s != NULL && parse_uint (port_s, 0, 65535, &port) < 0)
+    return err_make (err, 0, "bad --cdp '%s' ([ADDR:]PORT)", opt);
+  if (port == 0)
+    {
+      uint16_t p;
+      if (net_pick_port (addr, &p, err) < 0)
+        return -1;
+      port = p;
+    }
+  else if (net_check_port (addr, (uint16_t) port, false, err) < 0)
+    return err_wrap (err, "--cdp");
+  if ((size_t) snprintf (out, len, "%s:%u", addr, port) >= len)
+    return err_make (err, ENAMETOOLONG, "--cdp");
+  return 0;
+}
+
+static int
+parse_args (int argc, char **argv, struct run_opts *o, struct err **err)
+{
+  static const struct option longopts[] = {
+    { "name", required_argument, NULL, 'n' },
+    { "cpus", required_argument, NULL, 'c' },
+    { "memory", required_argument, NULL, 'm' },
+    { "overlay", required_argument, NULL, 'o' },
+    { "publish", required_argument, NULL, 'p' },
+    { "env", required_argument, NULL, 'e' },
+    { "backend", required_argument, NULL, 'b' },
+    { "net", required_argument, NULL, 'N' },
+    { "netns", required_argument, NULL, 'S' },
+    { "kernel", required_argument, NULL, 'k' },
+    { "initrd", required_argument, NULL, 'i' },
+    { "cdp-port", required_argument, NULL, 'P' },
+    { "timeout", required_argument, NULL, 't' },
+    { "disk-size", required_argument, NULL, 'D' },
+    { "no-wait", no_argument, NULL, 'W' },
+    { "shared-memory", required_argument, NULL, 'M' },
+    { "free-page-reporting", required_argument, NULL, 'F' },
+    { "live-view", optional_argument, NULL, 'L' },
+    { "cdp", required_argument, NULL, 'C' },
+    { "idle-standby", required_argument, NULL, 'I' },
+    { "cdp-max-clients", required_argument, NULL, 'X' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  int c;
+
+  *o = (struct run_opts){ .overlay = "tmpfs",
+                          .backend = "auto",
+                          .net = "user",
+                          .cpus = 2,
+                          .cdp_port = DEFAULT_CDP_PORT,
+                          .timeout_s = DEFAULT_READY_S,
+                          .memory_mib = 2048,
+                          .disk_mib = 4096,
+                          .cdp_max_clients = SUPERVISOR_DEFAULT_MAX_CLIENTS };
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, "hp:e:", longopts, NULL)) != -1)
+    switch (c)
+      {
+      case 'h':
+        usage (stdout);
+        exit (0);
+      case 'n':
+        o->name = optarg;
+        break;
+      case 'c':
+        if (parse_uint (optarg, 1, 64, &o->cpus) < 0)
+          return err_make (err, 0, "bad --cpus '%s' (1-64)", optarg);
+        break;
+      case 'm':
+        if (vm_parse_memory (optarg, &o->memory_mib, err) < 0)
+          return -1;
+        if (o->memory_mib < 128)
+          return err_make (err, 0, "--memory %s: at least 128M", optarg);
+        break;
+      case 'D':
+        if (vm_parse_memory (optarg, &o->disk_mib, err) < 0)
+          return err_wrap (err, "--disk-size");
+        break;
+      case 'o':
+        if (strcmp (optarg, "tmpfs") != 0 && strcmp (optarg, "disk") != 0)
+          return err_make (err, 0, "bad --overlay '%s' (tmpfs or disk)", optarg);
+        o->overlay = optarg;
+        break;
+      case 'p':
+        if (o->n_publish == VM_MAX_PUBLISH)
+          return err_make (err, 0, "at most %d --publish", VM_MAX_PUBLISH);
+        if (net_parse_publish (optarg, &o->publish[o->n_publish], err) < 0)
+          return -1;
+        for (size_t i = 0; i < o->n_publish; i++)
+          if (net_publish_overlap (&o->publish[i], &o->publish[o->n_publish]))
+            return err_make (err, 0, "--publish %s: host port given twice", optarg);
+        o->n_publish++;
+        break;
+      case 'e':
+        if (o->n_env == MAX_ENV)
+          return err_make (err, 0, "at most %d --env", MAX_ENV);
+        if (strchr (optarg, '=') == NULL || optarg[0] == '=')
+          return err_make (err, 0, "bad --env '%s' (NAME=VALUE)", optarg);
+        o->env[o->n_env++] = optarg;
+        break;
+      case 'b':
+        if (strcmp (optarg, "ch") != 0 && strcmp (optarg, "qemu") != 0
+            && strcmp (optarg, "auto") != 0)
+          return err_make (err, 0, "bad --backend '%s' (ch, qemu or auto)", optarg);
+        o->backend = optarg;
+        break;
+      case 'N':
+        if (strcmp (optarg, "user") != 0 && strcmp (optarg, "tap") != 0)
+          return err_make (err, 0, "bad --net '%s' (user or tap)", optarg);
+        o->net = optarg;
+        break;
+      case 'S':
+        o->netns = optarg;
+        break;
+      case 'k':
+        o->kernel = optarg;
+        break;
+      case 'i':
+        o->initrd = optarg;
+        break;
+      case 'P':
+        if (parse_uint (optarg, 1, 65535, &o->cdp_port) < 0)
+          return err_make (err, 0, "bad --cdp-port '%s'", optarg);
+        break;
+      case 't':
+        if (parse_uint (optarg, 1, 86400, &o->timeout_s) < 0)
+          return err_make (err, 0, "bad --timeout '%s'", optarg);
+        break;
+      case 'W':
+        o->no_wait = true;
+        break;
+      case 'L':
+        o->live_view = true;
+        o->live_view_addr = optarg;
+        break;
+      case 'C':
+        o->cdp = optarg;
+        break;
+      case 'I':
+        if (parse_uint (optarg, 0, 86400, &o->idle_standby_s) < 0)
+          return err_make (err, 0, "bad --idle-standby '%s' (seconds, 0-86400)", optarg);
+        break;
+      case 'X':
+        if (parse_uint (optarg, 1, 4096, &o->cdp_max_clients) < 0)
+          return err_make (err, 0, "bad --cdp-max-clients '%s' (1-4096)", optarg);
+        break;
+      case 'M':
+        if (parse_toggle ("shared-memory", optarg, &o->shared_memory, err) < 0)
+          return -1;
+        break;
+      case 'F':
+        if (parse_toggle ("free-page-reporting", optarg, &o->free_page_reporting, err) < 0)
+          return -1;
+        break;
+      default:
+        return err_make (err, 0, "unknown option '%s' (see chvm run --help)", argv[optind - 1]);
+      }
+  if (optind < argc)
+    o->image = argv[optind++];
+  if (optind < argc)
+    return err_make (err, 0, "unexpected argument '%s'", argv[optind]);
+  return 0;
+}
+
+static const struct backend_ops *
+pick_backend (const char *want, char *why, size_t why_len, struct err **err)
+{
+  char kvm_why[256], ch_why[256];
+
+  if (strcmp (want, "qemu") == 0)
+    {
+      if (!backend_qemu.available (why, why_len))
+        {
+          err_make (err, 0, "QEMU backend unavailable: %s", why);
+          return NULL;
+        }
+      return &backend_qemu;
+    }
+  if (strcmp (want, "ch") == 0)
+    {
+      if (!backend_ch.available (why, why_len))
+        {
+          err_make (err, 0, "cloud-hypervisor backend unavailable: %s", why);
+          return NULL;
+        }
+      return &backend_ch;
+    }
+  if (backend_ch.available (ch_why, sizeof ch_why) && vmctl_kvm_usable (kvm_why, sizeof kvm_why))
+    return &backend_ch;
+  if (!backend_qemu.available (why, why_len))
+    {
+      err_make (err, 0, "no backend can run here: QEMU: %s", why);
+      return NULL;
+    }
+  return &backend_qemu;
+}
+
+/* Addresses of the tap-mode VMs in the same namespace, for allocation. */
+static int
+used_addresses (const char *root, const char *netns, uint32_t *used, size_t cap, size_t *n,
+                struct err **err)
+{
+  char **names;
+  size_t cnt;
+
+  *n = 0;
+  if (vmstate_list (root, &names, &cnt, err) < 0)
+    return -1;
+  for (size_t i = 0; i < cnt && *n < cap; i++)
+    {
+      cleanup_err struct err *e = NULL;
+      struct vm_record *r = malloc (sizeof *r);
+      uint32_t a;
+      if (r != NULL && vmrec_load (root, names[i], r, &e) == 0 && r->address[0]
+          && strcmp (r->netns, netns ? netns : "") == 0
+          && net_parse_ipv4 (r->address, &a, NULL) == 0)
+        used[(*n)++] = a;
+      free (r);
+    }
+  vmstate_list_free (names, cnt);
+  return 0;
+}
+
+static int
+make_upper_disk (const char *path, uint64_t mib, struct err **err)
+{
+  char size[32];
+  const char *const argv[] = { "mkfs.ext4", "-q", "-F", "-L", "chvm-upper", path, size, NULL };
+
+  snprintf (size, sizeof size, "%lluM", (unsigned long long) mib);
+  return net_run (argv, NULL, false, err);
+}
+
+struct created
+{
+  struct vmctl *c;
+  bool dir, net, vmm;
+};
+
+static void
+undo (struct created *cr)
+{
+  cleanup_err struct err *e = NULL;
+
+  if (cr->vmm)
+    cr->c->be->shutdown (&cr->c->rec.rt, &e);
+  err_release (&e);
+  console_logger_stop (cr->c->dir, 2000);
+  if (cr->net)
+    net_teardown_vm (NULL, &cr->c->rec, &e);
+  err_release (&e);
+  if (cr->dir)
+    vmctl_rmtree (cr->c->dir, &e);
+}
+
+static int
+create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl *c,
+                  struct err **err)
+{
+  struct vm_record *r = &c->rec;
+  cleanup_free char *kernel = malloc (VM_PATH_MAX), *initrd = malloc (VM_PATH_MAX);
+  struct created cr = { .c = c };
+  cleanup_image struct image *img = NULL;
+  char why[256];
+  const char *image_ref = o->image;
+  char default_image[PATH_MAX + 8];
+  struct publish pub[VM_MAX_PUBLISH];
+  struct vm_spec spec;
+  struct vmm_jail_storage jail;
+  bool tap = strcmp (o->net, "tap") == 0;
+  const char *const dns_user[] = { "10.0.2.3" };
+  const char *env[MAX_ENV + LIVEVIEW_N_ENV];
+  size_t n_env = 0;
+  char addr[20], gw[20];
+  sigset_t old_mask;
+  int rc = -1;
+
+  if (kernel == NULL || initrd == NULL)
+    return err_make (err, ENOMEM, "run");
+  /* ---- checks that create nothing ---- */
+  if (vmstate_root (g->state_dir, c->root, sizeof c->root, err) < 0)
+    return -1;
+  c->be = pick_backend (o->backend, why, sizeof why, err);
+  if (c->be == NULL)
+    return -1;
+  if (c->be == &backend_ch)
+    tap = true; /* CH has no user-mode network */
+  if (o->netns != NULL && !tap)
+    return err_make (err, 0, "--netns needs --net tap (or the ch backend)");
+  if (c->be != &backend_ch && (o->shared_memory == VM_ON || o->free_page_reporting == VM_ON))
+    return err_make (err, 0, "--%s on: only the ch backend has it",
+                     o->shared_memory == VM_ON ? "shared-memory" : "free-page-reporting");
+  if (resolve_file (o->kernel, "kernel/vmlinuz", "kernel", kernel, VM_PATH_MAX, err) < 0
+      || resolve_file (o->initrd, "initrd.cpio.gz", "initrd", initrd, VM_PATH_MAX, err) < 0)
+    return -1;
+  if (image_ref == NULL)
+    {
+      char oci[VM_PATH_MAX], real[PATH_MAX];
+      if (vmctl_data_path ("images/standin/oci", oci, sizeof oci, err) < 0)
+        return -1;
+      snprintf (default_image, sizeof default_image, "oci:%s",
+                realpath (oci, real) != NULL ? real : oci);
+      image_ref = default_image;
+    }
+  if (o->name == NULL)
+    {
+      static char gen[16];
+      memcpy (gen, "vm-", 3);
+      if (random_hex (gen + 3, 3) < 0)
+        return err_make (err, errno, "getrandom");
+      o->name = gen;
+    }
+  if (vmstate_dir (c->root, o->name, c->dir, sizeof c->dir, err) < 0)
+    return -1;
+  /* Checked again, atomically, by mkdir under the lock. */
+  if (access (c->dir, F_OK) == 0)
+    return err_make (err, 0, "a VM named '%s' already exists", o->name);
+  if (supervisor_check_idle (o->idle_standby_s, tap, err) < 0)
+    return -1;
+  /* The endpoint, on the clients' side (before entering --netns). */
+  if (cdp_endpoint (o->cdp, o->endpoint, sizeof o->endpoint, err) < 0)
+    return -1;
+  if (net_enter_netns (o->netns, err) < 0)
+    return -1;
+  /* In the namespace: that is where its ports are published. */
+  if (o->live_view)
+    {
+      if (o->n_publish + 2 > VM_MAX_PUBLISH)
+        return err_make (err, 0, "--live-view: at most %d --publish with it", VM_MAX_PUBLISH - 2);
+      if (liveview_plan (o->live_view_addr, &o->live, err) < 0)
+        return -1;
+      o->publish[o->n_publish++] = o->live.signalling;
+      o->publish[o->n_publish++] = o->live.media;
+    }
+  /* The CDP port is published by default (user-net only: a tap VM is
+     reachable at its own address). */
+  if (!tap)
+    {
+      bool has_cdp = false;
+      size_t ports = 0;
+      for (size_t i = 0; i < o->n_publish; i++)
+        {
+          has_cdp |= vm_publish_covers (&o->publish[i], false, o->cdp_port);
+          ports += vm_publish_ports (&o->publish[i]);
+        }
+      /* Refused here, before anything exists, rather than by QEMU's start. */
+      if (ports + !has_cdp > BACKEND_QEMU_MAX_FWD)
+        return err_make (err, 0, "--publish: %zu ports, QEMU user-net forwards at most %d",
+                         ports + !has_cdp, BACKEND_QEMU_MAX_FWD);
+      if (!has_cdp && o->n_publish < VM_MAX_PUBLISH)
+        {
+          struct vm_publish *p = &o->publish[o->n_publish++];
+          *p = (struct vm_publish){ .guest_port = (uint16_t) o->cdp_port, .count = 1 };
+          snprintf (p->host_addr, sizeof p->host_addr, "127.0.0.1");
+          if (net_pick_port ("127.0.0.1", &p->host_port, err) < 0)
+            return -1;
+        }
+    }
+  for (size_t i = 0; i < o->n_publish; i++)
+    for (unsigned k = 0; k < vm_publish_ports (&o->publish[i]); k++)
+      if (net_check_port (o->publish[i].host_addr, (uint16_t) (o->publish[i].host_port + k),
+                          o->publish[i].udp, err)
+          < 0)
+        return -1;
+  /* Before the lock: an import can take minutes and is safe on its own
+     (built aside, renamed into place). */
+  if (image_resolve (c->root, image_ref, progress, NULL, &img, err) < 0)
+    return err_wrap (err, "image '%s'", image_ref);
+  if ((c->lock_fd = vmstate_lock (c->root, VMCTL_LOCK_MS, err)) < 0)
+    return -1;
+  /* `image rm` (under the lock) may have removed it since. */
+  if (access (img->rootfs, R_OK) < 0)
+    return err_make (err, errno, "image '%s': %s is gone (image rm?)", image_ref, img->rootfs);
+
+  /* ---- the record ---- */
+  memset (r, 0, sizeof *r);
+  snprintf (r->cdp_endpoint, sizeof r->cdp_endpoint, "%s", o->endpoint);
+  r->idle_standby_s = o->idle_standby_s;
+  r->cdp_max_clients = o->cdp_max_clients;
+  snprintf (r->name, sizeof r->name, "%s", o->name);
+  snprintf (r->backend, sizeof r->backend, "%s", c->be->name);
+  /* Checked early: a truncated path would point somewhere else. */
+  if ((size_t) snprintf (r->image, sizeof r->image, "%s", image_ref) >= sizeof r->image
+      || (size_t) snprintf (r->config_disk, sizeof r->config_disk, "%s/config.img", c->dir)
+             >= sizeof r->config_disk
+      || (size_t) snprintf (r->upper_disk, sizeof r->upper_disk, "%s/upper.img", c->dir)
+             >= sizeof r->upper_disk
+      || (size_t) snprintf (r->rootfs, sizeof r->rootfs, "%s", img->rootfs) >= sizeof r->rootfs)
+    return err_make (err, ENAMETOOLONG, "image reference or state path too long");
+  if (strcmp (o->overlay, "disk") != 0)
+    r->upper_disk[0] = '\0';
+  r->created = (int64_t) time (NULL);
+  r->state = VM_STATUS_CREATED;
+  r->cpus = o->cpus;
+  r->memory_mib = o->memory_mib;
+  snprintf (r->kernel, sizeof r->kernel, "%s", kernel);
+  snprintf (r->initrd, sizeof r->initrd, "%s", initrd);
+  snprintf (r->cmdline, sizeof r->cmdline, "%s", CMDLINE);
+  snprintf (r->overlay, sizeof r->overlay, "%s", o->overlay);
+  snprintf (r->netns, sizeof r->netns, "%s", o->netns ? o->netns : "");
+  r->cdp_port = (uint16_t) o->cdp_port;
+  if (c->be == &backend_qemu)
+    {
+      /* No vsock for QEMU here: the agent listens on TCP behind a token. */
+      r->agent_tcp_port = AGENT_TCP_PORT;
+      if (random_hex (r->agent_token, 16) < 0)
+        return err_make (err, errno, "getrandom");
+    }
+  else
+    r->agent_vsock_port = AGENT_VSOCK_PORT;
+  memcpy (r->publish, o->publish, o->n_publish * sizeof o->publish[0]);
+  r->n_publish = o->n_publish;
+  if (tap)
+    {
+      uint32_t used[256], a;
+      size_t n;
+      if (used_addresses (c->root, o->netns, used, 256, &n, err) < 0
+          || net_alloc_address (used, n, &a, err) < 0)
+        return -1;
+      snprintf (r->address, sizeof r->address, "%u.%u.%u.%u/%d", a >> 24, (a >> 16) & 0xff,
+                (a >> 8) & 0xff, a & 0xff, NET_PREFIX);
+      net_tap_name (a, r->tap, sizeof r->tap);
+      net_mac (a, r->mac, sizeof r->mac);
+      snprintf (gw, sizeof gw, "10.213.0.1");
+    }
+  /* The VMM (CH or QEMU) runs as a uid of its own. */
+  if (vmmuser_assign (c->root, r, err) < 0)
+    return -1;
+  snprintf (addr, sizeof addr, "%s", tap ? r->address : "10.0.2.15/24");
+  if (!tap)
+    snprintf (gw, sizeof gw, "10.0.2.2");
+
+  /* ---- from here on, failures undo what was made ---- */
+  /* A ^C or SIGTERM waits until the record names the VMM, then undoes
+     everything before it takes effect. */
+  vmctl_hold_signals (&old_mask);
+  if (mkdir (c->dir, 0700) < 0)
+    {
+      if (errno == EEXIST)
+        err_make (err, 0, "a VM named '%s' already exists", o->name);
+      else
+        err_make (err, errno, "mkdir %s", c->dir);
+      goto fail;
+    }
+  cr.dir = true;
+  /* The user's --env comes last: it wins over the live view's. */
+  if (o->live_view)
+    for (size_t i = 0; i < LIVEVIEW_N_ENV; i++)
+      env[n_env++] = o->live.env[i];
+  for (size_t i = 0; i < o->n_env; i++)
+    env[n_env++] = o->env[i];
+  {
+    struct oci_config *oc = img->config;
+    struct config_input in = {
+      .hostname = r->name,
+      .image_env = (const char *const *) oc->env,
+      .n_image_env = oc->n_env,
+      .extra_env = env,
+      .n_extra_env = n_env,
+      .entrypoint = (const char *const *) oc->entrypoint,
+      .n_entrypoint = oc->n_entrypoint,
+      .cmd = (const char *const *) oc->cmd,
+      .n_cmd = oc->n_cmd,
+      .workdir = oc->workdir,
+      .user = oc->user,
+      .net_address = addr,
+      .net_gateway = gw,
+      .net_dns = tap ? NULL : dns_user,
+      .n_net_dns = tap ? 0 : 1,
+      .overlay = r->overlay,
+      .agent_vsock_port = (int) r->agent_vsock_port,
+      .agent_tcp_port = r->agent_tcp_port,
+      .agent_token = r->agent_token,
+      .agent_cdp_port = r->cdp_port,
+    };
+    if (configdisk_write (r->config_disk, &in, err) < 0)
+      goto fail;
+  }
+  if (strcmp (r->overlay, "disk") == 0)
+    {
+      if (make_upper_disk (r->upper_disk, o->disk_mib, err) < 0)
+        goto fail;
+    }
+  if (vmmuser_prepare (c->root, c->dir, r, err) < 0)
+    goto fail;
+  if (tap)
+    {
+      cr.net = true;
+      if (net_setup_vm (NULL, r, err) < 0)
+        goto fail;
+    }
+  if (vmctl_save (c, err) < 0)
+    goto fail;
+  vmctl_fault ("run", "recorded", 0);
+  vmrec_spec (r, c->dir, pub, &spec);
+  spec.jail = vmmuser_jail (r, c->dir, &jail);
+  spec.landlock = spec.jail != NULL && vmmuser_landlock_p ();
+  spec.serial_attach = console_logger_start;
+  spec.shared_memory = o->shared_memory;
+  spec.free_page_reporting = o->free_page_reporting;
+  if (c->be->start (&spec, &r->rt, err) < 0)
+    goto fail;
+  cr.vmm = true;
+  vmctl_fault ("run", "started", r->rt.vmm_pid);
+  if (tap && net_tap_clear_addresses (r->tap, err) < 0)
+    goto fail;
+  r->state = VM_STATUS_RUNNING;
+  if (vmctl_write_pid (c->dir, r->rt.vmm_pid, err) < 0 || vmctl_save (c, err) < 0
+      || vmctl_check_signals (err) < 0)
+    goto fail;
+  rc = 0;
+  goto out;
+fail:
+  undo (&cr);
+out:
+  sigprocmask (SIG_SETMASK, &old_mask, NULL);
+  return rc;
+}
+
+int
+cmd_run (const struct global_opts *g, int argc, char **argv)
+{
+  cleanup_err struct err *err = NULL;
+  struct run_opts o;
+  cleanup_free struct vmctl *c = calloc (1, sizeof *c);
+  double t0 = proc_now_ms (), t_started, t_ready = 0;
+  unsigned agent_ready_ms = 0;
+  char cdp[128], browser[256] = "", endpoint[96];
+
+  if (c == NULL)
+    return 1;
+  c->lock_fd = -1;
+  if (parse_args (argc, argv, &o, &err) < 0)
+    {
+      vmctl_fail ("run", &err);
+      return 2;
+    }
+  if (create_and_start (g, &o, c, &err) < 0)
+    {
+      vmctl_close (c);
+      return vmctl_fail ("run", &err);
+    }
+  /* Booting takes long under TCG; other commands need not wait for it. */
+  vmctl_close (c);
+  t_started = proc_now_ms ();
+  vmctl_cdp_address (&c->rec, cdp, sizeof cdp);
+  snprintf (endpoint, sizeof endpoint, "http://%s", c->rec.cdp_endpoint);
+  if (!g->json)
+    fprintf (stderr, "chvm: VM %s started (%s, pid %d)%s\n", c->rec.name, c->be->name,
+             (int) c->rec.rt.vmm_pid, o.no_wait ? "" : ", waiting for the browser");
+  if (!o.no_wait)
+    {
+      if (vmctl_wait_ready (c, (int) o.timeout_s * 1000, &agent_ready_ms, browser, sizeof browser,
+                            &err)
+          < 0)
+        {
+          err_wrap (&err, "VM %s is up but not ready (chvm logs %s; chvm rm -f %s)", c->rec.name,
+                    c->rec.name, c->rec.name);
+          return vmctl_fail ("run", &err);
+        }
+      t_ready = proc_now_ms ();
+    }
+  /* Once the browser answers (its idle clock would stand a booting VM
+     by), or at once with --no-wait, when it waits for DevTools itself. */
+  if (supervisor_start (c->dir, c->rec.netns, o.no_wait, &err) < 0)
+    {
+      err_wrap (&err, "VM %s runs, but its CDP endpoint %s does not (chvm supervise %s)",
+                c->rec.name, c->rec.cdp_endpoint, c->rec.name);
+      return vmctl_fail ("run", &err);
+    }
+  if (g->json)
+    {
+      struct json_object *j = json_object_new_object ();
+      json_object_object_add (j, "name", json_object_new_string (c->rec.name));
+      json_object_object_add (j, "backend", json_object_new_string (c->be->name));
+      json_object_object_add (j, "pid", json_object_new_int (c->rec.rt.vmm_pid));
+      json_object_object_add (j, "cdp", json_object_new_string (cdp));
+      json_object_object_add (j, "endpoint", json_object_new_string (endpoint));
+      json_object_object_add (j, "browser", json_object_new_string (browser));
+      json_object_object_add (j, "start_ms", json_object_new_double (t_started - t0));
+      if (!o.no_wait)
+        json_object_object_add (j, "ready_ms", json_object_new_double (t_ready - t0));
+      if (o.live_view)
+        {
+          char udp[16];
+          struct json_object *lv = json_object_new_object ();
+          snprintf (udp, sizeof udp, "%u-%u", (unsigned) o.live.media.host_port,
+                    (unsigned) (o.live.media.host_port + LIVEVIEW_UDP_COUNT - 1));
+          json_object_object_add (lv, "url", json_object_new_string (o.live.url));
+          json_object_object_add (lv, "udp", json_object_new_string (udp));
+          json_object_object_add (j, "live_view", lv);
+        }
+      puts (json_object_to_json_string_ext (j, JSON_C_TO_STRING_PLAIN
+                                                   | JSON_C_TO_STRING_NOSLASHESCAPE));
+      json_object_put (j);
+    }
+  else
+    {
+      if (!o.no_wait)
+        fprintf (stderr, "chvm: %s ready after %.1f s%s%s\n", c->rec.name, (t_ready - t0) / 1000,
+                 browser[0] ? ": " : "", browser);
+      fprintf (stderr, "chvm: CDP endpoint %s (chvm cdp %s)\n", endpoint, c->rec.name);
+      if (o.live_view)
+        fprintf (stderr, "chvm: live view: %s (UDP %u-%u on %s)\n", o.live.url,
+                 (unsigned) o.live.media.host_port,
+                 (unsigned) (o.live.media.host_port + LIVEVIEW_UDP_COUNT - 1),
+                 o.live.media.host_addr);
+      printf ("%s %s\n", c->rec.name, cdp);
+    }
+  return 0;
+}

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "net/liveview.h"
+
+#include <arpa/inet.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "net/net.h"
+
+/* The first LO >= LIVEVIEW_UDP_FIRST, in steps of a whole range, with all
+   of LO..LO+count-1 free for UDP on addr. */
+static int
+free_udp_range (const char *addr, unsigned count, uint16_t *lo, struct err **err)
+{
+  for (unsigned first = LIVEVIEW_UDP_FIRST; first + count - 1 <= 65535; first += count)
+    {
+      bool free_all = true;
+      for (unsigned k = 0; k < count && free_all; k++)
+        {
+          cleanup_err struct err *e = NULL;
+          free_all = net_check_port (addr, (uint16_t) (first + k), true, &e) == 0;
+        }
+      if (free_all)
+        {
+          *lo = (uint16_t) first;
+          return 0;
+        }
+    }
+  return err_make (err, 0, "--live-view: no %u free UDP ports in a row on %s from %u", count, addr,
+                   LIVEVIEW_UDP_FIRST);
+}
+
+int
+liveview_plan (const char *addr, struct liveview *lv, struct err **err)
+{
+  struct in_addr a;
+  uint16_t lo;
+
+  memset (lv, 0, sizeof *lv);
+  if (addr == NULL)
+    addr = "127.0.0.1";
+  if (inet_pton (AF_INET, addr, &a) != 1)
+    return err_make (err, 0, "--live-view '%s': not an IPv4 address", addr);
+  if (a.s_addr == htonl (INADDR_ANY))
+    return err_make (err, 0,
+                     "--live-view: 0.0.0.0 is not an address a viewer can reach; give "
+                     "the host's own address");
+  snprintf (lv->signalling.host_addr, sizeof lv->signalling.host_addr, "%s", addr);
+  lv->signalling.guest_port = LIVEVIEW_GUEST_PORT;
+  lv->signalling.count = 1;
+  if (net_pick_port (addr, &lv->signalling.host_port, err) < 0)
+    return err_wrap (err, "--live-view");
+  if (free_udp_range (addr, LIVEVIEW_UDP_COUNT, &lo, err) < 0)
+    return -1;
+  lv->media = (struct vm_publish){
+    .host_port = lo, .guest_port = lo, .count = LIVEVIEW_UDP_COUNT, .udp = true
+  };
+  snprintf (lv->media.host_addr, sizeof lv->media.host_addr, "%s", addr);
+  snprintf (lv->env[0], sizeof lv->env[0], "ENABLE_WEBRTC=true");
+  snprintf (lv->env[1], sizeof lv->env[1], "NEKO_WEBRTC_NAT1TO1=%s", addr);
+  snprintf (lv->env[2], sizeof lv->env[2], "NEKO_WEBRTC_EPR=%u-%u", (unsigned) lo,
+            (unsigned) (lo + LIVEVIEW_UDP_COUNT - 1));
+  snprintf (lv->url, sizeof lv->url, "http://%s:%u/", addr, lv->signalling.host_port);
+  return 0;
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "net/udpwatch.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+int
+udpwatch_open (const char *ifname, struct err **err)
+{
+  /* SOCK_DGRAM: the packet starts at its IPv4 header.  Accept what the
+     interface sends (toward the guest, on a tap: a viewer's packets; what
+     the guest itself sends never gets here, however much), IPv4 UDP and not
+     a fragment after the first (its ports are there), snapped.  ETH_P_ALL,
+     not ETH_P_IP: sent frames reach only ETH_P_ALL sockets. */
+  struct sock_filter code[] = {
+    BPF_STMT (BPF_LD | BPF_B | BPF_ABS, (__u32) (SKF_AD_OFF + SKF_AD_PKTTYPE)),
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, PACKET_OUTGOING, 0, 7),
+    BPF_STMT (BPF_LD | BPF_H | BPF_ABS, (__u32) (SKF_AD_OFF + SKF_AD_PROTOCOL)),
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 0, 5),
+    BPF_STMT (BPF_LD | BPF_B | BPF_ABS, 9), /* protocol */
+    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, 3),
+    BPF_STMT (BPF_LD | BPF_H | BPF_ABS, 6), /* flags, fragment offset */
+    BPF_JUMP (BPF_JMP | BPF_JSET | BPF_K, 0x1fff, 1, 0),
+    BPF_STMT (BPF_RET | BPF_K, UDPWATCH_SNAP),
+    BPF_STMT (BPF_RET | BPF_K, 0),
+  };
+  struct sock_fprog prog = { .len = sizeof code / sizeof code[0], .filter = code };
+  struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons (ETH_P_ALL) };
+  int rcvbuf = 64 * 1024;
+  cleanup_close int fd = -1;
+
+  sll.sll_ifindex = (int) if_nametoindex (ifname);
+  if (sll.sll_ifindex == 0)
+    return err_make (err, errno, "live-view watch: no interface %s", ifname);
+  /* Protocol 0: nothing arrives before the filter is on and the bind done. */
+  fd = socket (AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return err_make (err, errno, "live-view watch: packet socket");
+  if (setsockopt (fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0
+      || setsockopt (fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) < 0)
+    return err_make (err, errno, "live-view watch: socket options");
+  if (bind (fd, (struct sockaddr *) &sll, sizeof sll) < 0)
+    return err_make (err, errno, "live-view watch: bind to %s", ifname);
+  return steal_fd (&fd);
+}
+
+static bool
+in_ranges (unsigned port, const struct vm_publish *pub, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (pub[i].udp && port >= pub[i].guest_port
+        && port < (unsigned) pub[i].guest_port + vm_publish_ports (&pub[i]))
+      return true;
+  return false;
+}
+
+bool
+udpwatch_match (const uint8_t *pkt, size_t len, const struct vm_publish *pub, size_t n)
+{
+  size_t ihl;
+
+  if (len < 20 || (pkt[0] >> 4) != 4 || pkt[9] != IPPROTO_UDP)
+    return false;
+  ihl = (size_t) (pkt[0] & 0x0f) * 4;
+  if (ihl < 20 || len < ihl + 4)
+    return false;
+  return in_ranges ((unsigned) pkt[ihl + 2] << 8 | pkt[ihl + 3], pub, n);
+}
+
+bool
+udpwatch_wanted (const struct vm_publish *pub, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (pub[i].udp)
+      return true;
+  return false;
+}

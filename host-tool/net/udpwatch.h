@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Whether a live-view session is open, for the supervisor's idle clock: a
+ * packet socket on the VM's tap that sees the IPv4 UDP packets the tap
+ * sends toward the guest (64 bytes of each; the kernel's filter drops the
+ * rest, and all the guest sends) and tells those to a published UDP port
+ * (the live view's media range: a viewer's RTCP feedback and consent
+ * checks, which flow while it is connected) from the rest.  What reaches
+ * the tap is partly the guest's doing (answers to what it sent):
+ * udpwatch_match reads it bounded and is fuzzed.
+ */
+#ifndef CHVM_UDPWATCH_H
+#define CHVM_UDPWATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "state/vmstate.h"
+
+#define UDPWATCH_SNAP 64 /* bytes of a packet the socket is given */
+
+/* A packet socket on ifname (in the caller's namespace) receiving the IPv4
+   UDP packets ifname sends, nonblocking.  Returns the fd, or -1 with err. */
+int udpwatch_open (const char *ifname, struct err **err);
+
+/* Whether pkt (an IPv4 packet as the socket gives it, len bytes) is UDP
+   with its destination port in the guest ports of one of the UDP entries
+   of pub. */
+bool udpwatch_match (const uint8_t *pkt, size_t len, const struct vm_publish *pub, size_t n);
+
+/* Whether pub has a UDP entry (a watch is worth opening). */
+bool udpwatch_wanted (const struct vm_publish *pub, size_t n);
+
+#endif

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A VM backend drives one hypervisor process per VM.  Two exist:
+ * cloud-hypervisor (REST API on a unix socket; backend_ch.c) and QEMU under
+ * software emulation (QMP; backend_qemu.c) for hosts whose KVM cannot run a
+ * guest.  The lifecycle commands (cmd_*.c) only talk to this interface.
+ */
+#ifndef CHVM_BACKEND_H
+#define CHVM_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+#include "sys/proc.h"
+
+/* QEMU user-net forwards each published port with its own hostfwd, all in
+   one -netdev argument (Linux caps one argument at 128 KiB): neko's 101 UDP
+   media ports and more fit, 65535 would not. */
+#define BACKEND_QEMU_MAX_FWD 1024
+
+struct publish
+{
+  uint16_t host_port; /* on host_addr (default 127.0.0.1) */
+  uint16_t guest_port;
+  uint16_t count; /* consecutive ports from both (>= 1) */
+  bool udp;
+  const char *host_addr;
+};
+
+enum vm_toggle
+{
+  VM_AUTO = 0,
+  VM_OFF,
+  VM_ON,
+};
+
+enum vm_restore_mode
+{
+  VM_RESTORE_AUTO = 0, /* ondemand where the VMM version and host allow it, else copy */
+  VM_RESTORE_COPY,     /* read all of the snapshot's memory before the guest runs */
+  VM_RESTORE_ONDEMAND, /* serve pages on fault (CH v52+, userfaultfd) */
+};
+
+/* Everything needed to (re)create a VM.  Paths are absolute. */
+struct vm_spec
+{
+  const char *name;
+  const char *dir; /* the VM's state directory (sockets, logs, snapshot) */
+  unsigned cpus;
+  uint64_t memory_mib;
+  const char *kernel; /* bzImage or PVH vmlinux */
+  const char *initrd; /* may be NULL (micro guests) */
+  const char *cmdline;
+  const char *rootfs;            /* serial chvm-root, read-only; may be NULL */
+  const char *config_disk;       /* serial chvm-config, read-only; may be NULL */
+  const char *upper_disk;        /* serial chvm-upper, writable; may be NULL */
+  const char *tap;               /* tap device name, or NULL for no tap */
+  const char *mac;               /* guest MAC for the tap, or NULL */
+  unsigned agent_vsock_port;     /* CH: agent port on vsock (0: no vsock) */
+  uint16_t agent_tcp_port;       /* QEMU: guest TCP port of the agent (0: none) */
+  const struct publish *publish; /* QEMU user-net: host->guest forwards */
+  size_t n_publish;
+  /* Who the VMM runs as (vmmuser.c); NULL: as chvm itself (root). */
+  const struct proc_jail *jail;
+  /* CH: Landlock (VmConfig landlock_enable), the VM dir its one writable
+     place besides the devices and disks CH adds itself. */
+  bool landlock;
+  /* NULL: the VMM appends the serial port to dir/console.log itself, without
+     bound (ch-driver, tests).  Else the VMM listens for one client on the
+     unix socket dir/console.sock and the backend calls this once the VMM
+     runs and before the guest does (before vm.boot / vm.restore / cont):
+     chvm starts its console logger there (console.c), which writes
+     console.log with a size cap.  A failure fails the start. */
+  int (*serial_attach) (const char *dir, pid_t vmm_pid, struct err **err);
+  /* CH guest RAM (chvm run --shared-memory, --free-page-reporting):
+     VM_AUTO lets the backend choose by its version (vm_runtime says what it
+     chose).  Shared (memfd) memory is what CH v52+ snapshots sparsely;
+     free page reporting (virtio-balloon) punches the pages the guest frees
+     out of it. */
+  enum vm_toggle shared_memory;
+  enum vm_toggle free_page_reporting;
+};
+
+/* How a restore brings guest memory back (chvm restore --memory-restore,
+   --prefault); the backend fills mode and reason with what it did. */
+struct vm_restore_opts
+{
+  enum vm_restore_mode want;
+  bool prefault;
+  bool shared_memory;        /* the snapshot's guest RAM was shared: sparse on CH v52+ */
+  enum vm_restore_mode mode; /* out: VM_RESTORE_COPY or VM_RESTORE_ONDEMAND */
+  char reason[256];          /* out: why that mode */
+};
+
+/* What a running VM looks like from the host; persisted in vm.json by the
+   caller.  Backends fill it in start()/restore(). */
+struct vm_runtime
+{
+  pid_t vmm_pid;
+  char api_socket[256];     /* CH API socket or QEMU QMP socket */
+  char vsock_socket[256];   /* CH hybrid vsock unix socket ("" if none) */
+  uint16_t agent_host_port; /* QEMU: 127.0.0.1 port forwarded to the agent (0 if none) */
+  char version[64];         /* hypervisor version string, e.g. "cloud-hypervisor v53.0" */
+  bool shared_memory;       /* CH: guest RAM is a memfd (MAP_SHARED) */
+  bool free_page_reporting; /* CH: a virtio-balloon reports the guest's free pages */
+};
+
+/* Timing of one phase, for standby/restore reports. */
+struct phase
+{
+  const char *name;
+  double ms;
+};
+
+#define BACKEND_MAX_PHASES 8
+
+struct backend_ops
+{
+  const char *name; /* "cloud-hypervisor" or "qemu" */
+  /* Whether this host can run this backend at all; on false, *why says so. */
+  bool (*available) (char *why, size_t why_len);
+  /* Start the VMM process and boot the VM from spec. */
+  int (*start) (const struct vm_spec *spec, struct vm_runtime *rt, struct err **err);
+  int (*pause) (struct vm_runtime *rt, struct err **err);
+  int (*resume) (struct vm_runtime *rt, struct err **err);
+  /* VM must be paused.  Writes the snapshot into dir (which exists and is empty). */
+  int (*snapshot) (struct vm_runtime *rt, const char *dir, struct err **err);
+  /* Start a new VMM and restore from dir; the VM is left running (resumed).
+     Phases (vmm start, restore, resume) are appended to phases/n_phases. */
+  int (*restore) (const struct vm_spec *spec, const char *dir, struct vm_restore_opts *ro,
+                  struct vm_runtime *rt, struct phase *phases, size_t *n_phases, struct err **err);
+  /* Ask the VMM to stop the VM and exit; then reap it.  Kills it if it does
+     not exit before the deadline. */
+  int (*shutdown) (struct vm_runtime *rt, struct err **err);
+  /* Press the VM's ACPI power button and return: a request the guest may
+     honour (chvm-init stops the entrypoint and powers off, and the VMM then
+     exits by itself) or ignore.  The caller waits for the exit. */
+  int (*powerdown) (struct vm_runtime *rt, struct err **err);
+  /* Bytes of guest RAM the host holds for the VM's shared memory (the
+     memfds' allocated blocks), for watching free page reporting hand
+     memory back; NULL where the backend has none. */
+  int (*ram_allocated) (const struct vm_runtime *rt, uint64_t *bytes, struct err **err);
+  /* Open a stream to the guest agent (vsock CONNECT or TCP); returns an fd. */
+  int (*agent_connect) (const struct vm_runtime *rt, unsigned port, int timeout_ms,
+                        struct err **err);
+};
+
+extern const struct backend_ops backend_ch;
+extern const struct backend_ops backend_qemu;
+
+#endif
