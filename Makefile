@@ -175,7 +175,8 @@ test:
 fuzz:
 	SUITES=fuzz tests/run.sh
 
-# Lint: clang-format (.clang-format, GNU based) and cppcheck.  cppcheck cannot
+# Lint: host-tool/'s layers (scripts/check-layers.sh: no include points up),
+# clang-format (.clang-format, GNU based) and cppcheck.  cppcheck cannot
 # see __attribute__((cleanup)), the house way of freeing, so its leak checks
 # are off; LeakSanitizer in the unit tests covers leaks instead.  readdir_r,
 # which it suggests for readdir, is deprecated by glibc.
@@ -185,6 +186,7 @@ CPPCHECK_FLAGS := --enable=warning,portability,performance --library=posix --std
 	--suppress=preprocessorErrorDirective:$(B)/gen/agent.pb-c.h --suppress=resourceLeak --suppress=memleak \
 	--suppress=readdirCalled
 lint: $(B)/gen/agent.pb-c.h analyze
+	scripts/check-layers.sh
 	clang-format --dry-run -Werror $(LINT_C)
 	cppcheck $(CPPCHECK_FLAGS) $(filter %.c,$(LINT_C))
 

@@ -5,7 +5,7 @@
  * switches and neighbours relearn it.  A link down/up would do it too but
  * flushes eth0's routes, which nobody would put back.
  */
-#include "agent.h"
+#include "announce.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

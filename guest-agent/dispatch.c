@@ -1,324 +1,170 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Connections: decode frames, check them (Hello first, token on TCP, only
- * Ping/Health/Thaw while frozen) and route each request to its handler.
- * Each connection has one timer: the Hello deadline, then the idle timeout.
- * Slots: AGENT_MAX_PENDING before Hello, AGENT_MAX_CONNS after (agent.h).
- * A connection is freed only from libevent callbacks (EOF, error, drained
- * output after a fatal reply), never from inside a handler, so handlers can
- * reply and return without checking whether their connection still exists.
+ * Routes each frame to its handler by one table: which body it is, whether
+ * it is accepted while filesystems are frozen, the name Hello advertises.
+ * Admission (dispatch_admit) and Hello's capability list come from the
+ * table.  Hello and Ping, which belong to the protocol itself, are here.
  */
-#include "agent.h"
+#include "dispatch.h"
 
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <event2/buffer.h>
+#include "exec.h"
+#include "forward.h"
+#include "freeze.h"
+#include "ready.h"
+#include "shutdown.h"
+#include "sysinfo.h"
 
-#include "cleanup.h"
-#include "log.h"
+static void hello_handle (struct conn *c, const Frame *f);
+static void ping_handle (struct conn *c, const Frame *f);
 
-struct agent agent = { .cdp_port = 9222,
-                       .hello_timeout_ms = AGENT_HELLO_TIMEOUT_MS,
-                       .idle_timeout_ms = AGENT_IDLE_TIMEOUT_MS };
-
-static void conn_free (struct conn *c);
-
-bool
-token_equal_p (const char *a, size_t alen, const char *b, size_t blen)
+struct route
 {
-  /* Constant time in the length of the secret: every byte is compared,
-     and a length mismatch only shows in the final result. */
-  volatile unsigned char diff = (unsigned char) (alen != blen);
-  size_t n = alen > blen ? alen : blen;
+  Chvm__Agent__Frame__BodyCase body_case;
+  bool when_frozen; /* accepted while filesystems are frozen */
+  const char *name; /* in the refusal while frozen */
+  const char *cap;  /* in HelloReply.capabilities (NULL: not listed) */
+  void (*handle) (struct conn *c, const Frame *f);
+};
 
-  for (size_t i = 0; i < n; i++)
-    {
-      unsigned char x = i < alen ? (unsigned char) a[i] : 0;
-      unsigned char y = i < blen ? (unsigned char) b[i] : 0;
-      diff |= x ^ y;
-    }
-  return diff == 0 && alen > 0;
+/* Hello comes first and is accepted once (dispatch_admit); the rest in the
+   order of HelloReply.capabilities. */
+static const struct route routes[] = {
+  { CHVM__AGENT__FRAME__BODY_HELLO, true, "Hello", NULL, hello_handle },
+  { CHVM__AGENT__FRAME__BODY_PING, true, "Ping", "ping", ping_handle },
+  { CHVM__AGENT__FRAME__BODY_HEALTH, true, "Health", "health", health_handle },
+  { CHVM__AGENT__FRAME__BODY_WAIT_READY, false, "WaitReady", "wait_ready", ready_handle },
+  { CHVM__AGENT__FRAME__BODY_QUIESCE, false, "Quiesce", "quiesce", freeze_handle },
+  { CHVM__AGENT__FRAME__BODY_THAW, true, "Thaw", "thaw", thaw_handle },
+  { CHVM__AGENT__FRAME__BODY_FORWARD, false, "Forward", "forward", forward_handle },
+  { CHVM__AGENT__FRAME__BODY_EXEC, false, "Exec", "exec", exec_handle },
+  { CHVM__AGENT__FRAME__BODY_SHUTDOWN, false, "Shutdown", "shutdown", shutdown_handle },
+};
+#define N_ROUTES (sizeof routes / sizeof routes[0])
+
+static const struct route *
+route_find (Chvm__Agent__Frame__BodyCase body_case)
+{
+  for (size_t i = 0; i < N_ROUTES; i++)
+    if (routes[i].body_case == body_case)
+      return &routes[i];
+  return NULL;
+}
+
+/* "filesystems are frozen: only Ping, Health and Thaw are accepted", from
+   the requests the table accepts while frozen. */
+static const char *
+frozen_why (void)
+{
+  static char why[160];
+  size_t n = 0, k = 0, len;
+
+  if (why[0] != '\0')
+    return why;
+  for (size_t i = 0; i < N_ROUTES; i++)
+    n += routes[i].when_frozen && routes[i].cap != NULL;
+  len = (size_t) snprintf (why, sizeof why, "filesystems are frozen: only");
+  for (size_t i = 0; i < N_ROUTES && len < sizeof why; i++)
+    if (routes[i].when_frozen && routes[i].cap != NULL)
+      {
+        k++;
+        len += (size_t) snprintf (why + len, sizeof why - len, "%s %s",
+                                  k == 1   ? ""
+                                  : k == n ? " and"
+                                           : ",",
+                                  routes[i].name);
+      }
+  if (len < sizeof why)
+    snprintf (why + len, sizeof why - len, " are accepted");
+  return why;
 }
 
 Chvm__Agent__ErrorCode
 dispatch_admit (const Frame *f, bool authed, bool frozen, const char **why)
 {
-  switch (f->body_case)
+  const struct route *r = route_find (f->body_case);
+
+  if (f->body_case == CHVM__AGENT__FRAME__BODY__NOT_SET)
     {
-    case CHVM__AGENT__FRAME__BODY_HELLO:
+      *why = "empty or unknown message";
+      return CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST;
+    }
+  if (r == NULL)
+    {
+      *why = "not a request";
+      return CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST;
+    }
+  if (f->body_case == CHVM__AGENT__FRAME__BODY_HELLO)
+    {
       if (authed)
         {
           *why = "Hello was already received";
           return CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST;
         }
       return CHVM__AGENT__ERROR_CODE__ERROR_UNSPECIFIED;
-    case CHVM__AGENT__FRAME__BODY_PING:
-    case CHVM__AGENT__FRAME__BODY_HEALTH:
-    case CHVM__AGENT__FRAME__BODY_THAW:
-    case CHVM__AGENT__FRAME__BODY_WAIT_READY:
-    case CHVM__AGENT__FRAME__BODY_QUIESCE:
-    case CHVM__AGENT__FRAME__BODY_FORWARD:
-    case CHVM__AGENT__FRAME__BODY_EXEC:
-    case CHVM__AGENT__FRAME__BODY_SHUTDOWN:
-      break;
-    case CHVM__AGENT__FRAME__BODY__NOT_SET:
-      *why = "empty or unknown message";
-      return CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST;
-    default:
-      *why = "not a request";
-      return CHVM__AGENT__ERROR_CODE__ERROR_BAD_REQUEST;
     }
   if (!authed)
     {
       *why = "Hello must come first";
       return CHVM__AGENT__ERROR_CODE__ERROR_UNAUTHENTICATED;
     }
-  if (frozen && f->body_case != CHVM__AGENT__FRAME__BODY_PING
-      && f->body_case != CHVM__AGENT__FRAME__BODY_HEALTH
-      && f->body_case != CHVM__AGENT__FRAME__BODY_THAW)
+  if (frozen && !r->when_frozen)
     {
-      *why = "filesystems are frozen: only Ping, Health and Thaw are accepted";
+      *why = frozen_why ();
       return CHVM__AGENT__ERROR_CODE__ERROR_FROZEN;
     }
   return CHVM__AGENT__ERROR_CODE__ERROR_UNSPECIFIED;
 }
 
-int
-conn_send (struct conn *c, const Frame *f)
-{
-  struct evbuffer *out;
-  struct evbuffer_iovec v;
-  size_t n;
-
-  if (c->mode == CONN_FORWARDING || c->closing)
-    return -1;
-  n = chvm__agent__frame__get_packed_size (f);
-  if (n == 0 || n > FRAME_MAX)
-    {
-      log_error ("%s: reply of %zu bytes cannot be framed", c->name, n);
-      return -1;
-    }
-  out = bufferevent_get_output (c->bev);
-  if (evbuffer_reserve_space (out, n + FRAME_HDR_LEN, &v, 1) < 1)
-    return -1;
-  frame_put_header (v.iov_base, (uint32_t) n);
-  chvm__agent__frame__pack (f, (uint8_t *) v.iov_base + FRAME_HDR_LEN);
-  v.iov_len = n + FRAME_HDR_LEN;
-  return evbuffer_commit_space (out, &v, 1);
-}
-
-void
-conn_send_error (struct conn *c, uint64_t id, Chvm__Agent__ErrorCode code, const char *fmt, ...)
-{
-  Chvm__Agent__ErrorReply e = CHVM__AGENT__ERROR_REPLY__INIT;
-  Frame f = CHVM__AGENT__FRAME__INIT;
-  char msg[512];
-  va_list ap;
-
-  va_start (ap, fmt);
-  vsnprintf (msg, sizeof msg, fmt, ap);
-  va_end (ap);
-  e.code = code;
-  e.message = msg;
-  f.id = id;
-  f.body_case = CHVM__AGENT__FRAME__BODY_ERROR;
-  f.error = &e;
-  log_info ("%s: request %llu failed: %s", c->name, (unsigned long long) id, msg);
-  conn_send (c, &f);
-}
-
-void
-conn_send_err (struct conn *c, uint64_t id, Chvm__Agent__ErrorCode code, struct err *e)
-{
-  char buf[512];
-
-  conn_send_error (c, id, code, "%s", err_str (e, buf, sizeof buf));
-}
-
-void
-conn_req_add (struct conn *c, struct req *r, uint64_t id, void (*cancel) (struct req *))
-{
-  r->conn = c;
-  r->id = id;
-  r->cancel = cancel;
-  r->next = c->reqs;
-  c->reqs = r;
-}
-
-void
-conn_req_done (struct req *r)
-{
-  struct req **pp;
-
-  if (r->conn == NULL)
-    return;
-  for (pp = &r->conn->reqs; *pp != NULL; pp = &(*pp)->next)
-    if (*pp == r)
-      {
-        *pp = r->next;
-        break;
-      }
-  r->conn = NULL;
-  r->next = NULL;
-}
-
-bool
-conn_out_full_p (const struct conn *c)
-{
-  return evbuffer_get_length (bufferevent_get_output (c->bev)) >= AGENT_OUT_HIGH;
-}
-
-/* Stops reading and frees the connection once its output is flushed, so
-   that a final error reply reaches the peer. */
-void
-conn_close (struct conn *c)
-{
-  c->closing = true;
-  bufferevent_disable (c->bev, EV_READ);
-  if (evbuffer_get_length (bufferevent_get_output (c->bev)) == 0)
-    bufferevent_trigger (c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-}
-
-bool
-conn_idle_p (const struct conn *c)
-{
-  return c->reqs == NULL && c->mode == CONN_FRAMES && !freeze_owner_p (c);
-}
-
-static int64_t
-mono_ms (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* (Re)starts c's timer for ms; 0 stops it. */
-static int
-conn_timer_set (struct conn *c, unsigned ms)
-{
-  struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-
-  if (ms == 0)
-    return evtimer_del (c->timer);
-  return evtimer_add (c->timer, &tv);
-}
-
-/* The authenticated connection with nothing outstanding that has been
-   silent longest (on a tie the oldest: agent.conns is newest first), or
-   NULL. */
-static struct conn *
-longest_idle (void)
-{
-  struct conn *best = NULL;
-
-  for (struct conn *c = agent.conns; c != NULL; c = c->next)
-    if (c->authed && conn_idle_p (c) && (best == NULL || c->last_rx_ms <= best->last_rx_ms))
-      best = c;
-  return best;
-}
-
-void
-conn_close_all (void)
-{
-  while (agent.conns != NULL)
-    conn_free (agent.conns);
-}
-
-unsigned
-conn_close_older (const struct conn *keep)
-{
-  unsigned n = 0;
-  struct conn *c;
-
-  /* From the head after each free: freeing one may touch its neighbours. */
-  for (c = agent.conns; c != NULL;)
-    if (c->seq < keep->seq)
-      {
-        log_info ("%s: closed: accepted before the restore", c->name);
-        conn_free (c);
-        n++;
-        c = agent.conns;
-      }
-    else
-      c = c->next;
-  return n;
-}
-
 static void
-hello_handle (struct conn *c, uint64_t id, const Chvm__Agent__Hello *h)
+hello_handle (struct conn *c, const Frame *f)
 {
-  static char *caps[]
-      = { "ping", "health", "wait_ready", "quiesce", "thaw", "forward", "exec", "shutdown" };
+  static char *caps[N_ROUTES];
+  static size_t n_caps;
+  const Chvm__Agent__Hello *h = f->hello;
   Chvm__Agent__HelloReply hr = CHVM__AGENT__HELLO_REPLY__INIT;
-  Frame f = CHVM__AGENT__FRAME__INIT;
+  Frame rf = CHVM__AGENT__FRAME__INIT;
 
   if (h->protocol_version < AGENT_PROTOCOL_VERSION)
     {
-      conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_VERSION,
+      conn_send_error (c, f->id, CHVM__AGENT__ERROR_CODE__ERROR_VERSION,
                        "protocol version %u not supported (agent speaks 1..%u)",
                        h->protocol_version, AGENT_PROTOCOL_VERSION);
       conn_close (c);
       return;
     }
-  if (c->tcp && !token_equal_p (h->token, strlen (h->token), agent.token, agent.token_len))
-    {
-      conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_UNAUTHENTICATED, "bad token");
-      conn_close (c);
-      return;
-    }
-  if (agent.n_authed >= AGENT_MAX_CONNS)
-    {
-      struct conn *old = longest_idle ();
-      if (old == NULL)
-        {
-          conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_BUSY,
-                           "all %u connection slots are busy", AGENT_MAX_CONNS);
-          conn_close (c);
-          return;
-        }
-      log_warn ("%s: all %u connection slots taken: closing %s, idle for %lld ms", c->name,
-                AGENT_MAX_CONNS, old->name, (long long) (mono_ms () - old->last_rx_ms));
-      conn_free (old);
-    }
-  c->authed = true;
-  agent.n_authed++;
-  c->last_rx_ms = mono_ms ();
-  conn_timer_set (c, agent.idle_timeout_ms);
-  log_info ("%s: hello from '%.64s'", c->name, h->client);
+  if (!conn_authenticate (c, f->id, h))
+    return;
+  if (n_caps == 0)
+    for (size_t i = 0; i < N_ROUTES; i++)
+      if (routes[i].cap != NULL)
+        caps[n_caps++] = (char *) routes[i].cap;
   hr.protocol_version = AGENT_PROTOCOL_VERSION;
   hr.agent_version = (char *) AGENT_VERSION;
-  hr.n_capabilities = sizeof caps / sizeof caps[0];
+  hr.n_capabilities = n_caps;
   hr.capabilities = caps;
-  f.id = id;
-  f.body_case = CHVM__AGENT__FRAME__BODY_HELLO_REPLY;
-  f.hello_reply = &hr;
-  conn_send (c, &f);
+  rf.id = f->id;
+  rf.body_case = CHVM__AGENT__FRAME__BODY_HELLO_REPLY;
+  rf.hello_reply = &hr;
+  conn_send (c, &rf);
 }
 
 static void
-ping_handle (struct conn *c, uint64_t id)
+ping_handle (struct conn *c, const Frame *f)
 {
   Chvm__Agent__PingReply pr = CHVM__AGENT__PING_REPLY__INIT;
-  Frame f = CHVM__AGENT__FRAME__INIT;
+  Frame rf = CHVM__AGENT__FRAME__INIT;
 
-  f.id = id;
-  f.body_case = CHVM__AGENT__FRAME__BODY_PING_REPLY;
-  f.ping_reply = &pr;
-  conn_send (c, &f);
+  rf.id = f->id;
+  rf.body_case = CHVM__AGENT__FRAME__BODY_PING_REPLY;
+  rf.ping_reply = &pr;
+  conn_send (c, &rf);
 }
 
-static void
-frame_handle (struct conn *c, const uint8_t *data, size_t len)
+void
+dispatch_frame (struct conn *c, const uint8_t *data, size_t len)
 {
   Frame *f = chvm__agent__frame__unpack (NULL, len, data);
   Chvm__Agent__ErrorCode code;
@@ -337,274 +183,8 @@ frame_handle (struct conn *c, const uint8_t *data, size_t len)
       conn_send_error (c, f->id, code, "%s", why);
       if (code == CHVM__AGENT__ERROR_CODE__ERROR_UNAUTHENTICATED)
         conn_close (c);
-      chvm__agent__frame__free_unpacked (f, NULL);
-      return;
     }
-  switch (f->body_case)
-    {
-    case CHVM__AGENT__FRAME__BODY_HELLO:
-      hello_handle (c, f->id, f->hello);
-      break;
-    case CHVM__AGENT__FRAME__BODY_PING:
-      ping_handle (c, f->id);
-      break;
-    case CHVM__AGENT__FRAME__BODY_HEALTH:
-      health_start (c, f->id, f->health);
-      break;
-    case CHVM__AGENT__FRAME__BODY_WAIT_READY:
-      ready_start (c, f->id, f->wait_ready);
-      break;
-    case CHVM__AGENT__FRAME__BODY_QUIESCE:
-      freeze_handle (c, f->id, f->quiesce);
-      break;
-    case CHVM__AGENT__FRAME__BODY_THAW:
-      thaw_handle (c, f->id, f->thaw);
-      break;
-    case CHVM__AGENT__FRAME__BODY_FORWARD:
-      forward_start (c, f->id, f->forward);
-      break;
-    case CHVM__AGENT__FRAME__BODY_EXEC:
-      exec_start (c, f->id, f->exec);
-      break;
-    case CHVM__AGENT__FRAME__BODY_SHUTDOWN:
-      shutdown_handle (c, f->id, f->shutdown);
-      break;
-    default:
-      break; /* refused by dispatch_admit */
-    }
+  else
+    route_find (f->body_case)->handle (c, f);
   chvm__agent__frame__free_unpacked (f, NULL);
-}
-
-static void
-conn_read_cb (struct bufferevent *bev, void *arg)
-{
-  struct conn *c = arg;
-  struct evbuffer *in = bufferevent_get_input (bev);
-
-  while (c->mode == CONN_FRAMES && !c->closing)
-    {
-      struct evbuffer_iovec v;
-      const uint8_t *frame;
-      size_t flen;
-      cleanup_err struct err *e = NULL;
-      ssize_t n;
-
-      if (evbuffer_peek (in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
-        break;
-      /* A peer that sends requests but never reads the replies would make
-         the output grow without bound: stop reading until it drains. */
-      if (conn_out_full_p (c))
-        {
-          bufferevent_disable (bev, EV_READ);
-          break;
-        }
-      n = frame_decoder_feed (&c->dec, v.iov_base, v.iov_len, &frame, &flen, &e);
-      if (n < 0)
-        {
-          char buf[256];
-          log_warn ("%s: dropping connection: %s", c->name, err_str (e, buf, sizeof buf));
-          conn_free (c);
-          return;
-        }
-      evbuffer_drain (in, (size_t) n);
-      if (frame != NULL)
-        {
-          c->last_rx_ms = mono_ms ();
-          if (c->authed)
-            conn_timer_set (c, agent.idle_timeout_ms);
-          frame_handle (c, frame, flen);
-        }
-    }
-  if (c->mode == CONN_FORWARDING)
-    forward_conn_readable (c);
-  if (c->closing)
-    evbuffer_drain (in, evbuffer_get_length (in));
-}
-
-static void
-conn_write_cb (struct bufferevent *bev, void *arg)
-{
-  struct conn *c = arg;
-
-  if (evbuffer_get_length (bufferevent_get_output (bev)) == 0)
-    {
-      shutdown_conn_drained (c);
-      if (c->closing)
-        {
-          conn_free (c);
-          return;
-        }
-    }
-  if (!conn_out_full_p (c))
-    {
-      if (c->mode == CONN_FRAMES && !c->closing && !(bufferevent_get_enabled (bev) & EV_READ))
-        {
-          /* Resume what conn_read_cb paused, starting with the frames
-             already buffered. */
-          bufferevent_enable (bev, EV_READ);
-          bufferevent_trigger (bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-        }
-      exec_conn_drained (c);
-      forward_conn_drained (c);
-    }
-}
-
-static void
-conn_event_cb (struct bufferevent *bev, short what, void *arg)
-{
-  struct conn *c = arg;
-
-  (void) bev;
-  if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && forward_conn_eof (c))
-    return;
-  if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-    {
-      if (frame_decoder_partial_p (&c->dec))
-        log_warn ("%s: disconnected in the middle of a frame", c->name);
-      else
-        log_debug ("%s: disconnected", c->name);
-      conn_free (c);
-    }
-}
-
-static void
-conn_free (struct conn *c)
-{
-  while (c->reqs != NULL)
-    {
-      struct req *r = c->reqs;
-      c->reqs = r->next;
-      r->conn = NULL;
-      r->next = NULL;
-      r->cancel (r);
-    }
-  shutdown_conn_gone (c);
-  freeze_conn_gone (c);
-  forward_conn_gone (c);
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    agent.conns = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
-  agent.n_conns--;
-  if (c->authed)
-    agent.n_authed--;
-  if (c->timer != NULL)
-    event_free (c->timer);
-  bufferevent_free (c->bev);
-  frame_decoder_free (&c->dec);
-  log_debug ("%s: closed", c->name);
-  free (c);
-}
-
-static void
-conn_timer_cb (evutil_socket_t fd, short what, void *arg)
-{
-  struct conn *c = arg;
-
-  (void) fd;
-  (void) what;
-  if (!c->authed)
-    log_warn ("%s: no Hello within %u ms, closing", c->name, agent.hello_timeout_ms);
-  else if (!conn_idle_p (c))
-    {
-      /* Something is outstanding: look again after another period. */
-      conn_timer_set (c, agent.idle_timeout_ms);
-      return;
-    }
-  else
-    log_info ("%s: no frame for %u ms and nothing outstanding, closing", c->name,
-              agent.idle_timeout_ms);
-  conn_free (c);
-}
-
-/* A peer that vanished (a host restored from a snapshot, a crashed one)
-   never sends a FIN: keepalive probes find it within minutes.  vsock has no
-   keepalive; the idle timeout covers it. */
-static void
-tcp_keepalive (evutil_socket_t fd, const char *name)
-{
-  int one = 1, idle = AGENT_KEEPIDLE_S, intvl = AGENT_KEEPINTVL_S, cnt = AGENT_KEEPCNT;
-
-  if (setsockopt (fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) < 0
-      || setsockopt (fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) < 0
-      || setsockopt (fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl) < 0
-      || setsockopt (fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt) < 0)
-    log_warn ("%s: TCP keepalive: %m", name);
-}
-
-/* Makes room for one more connection waiting for Hello: when the
-   AGENT_MAX_PENDING slots are full, the one waiting longest goes, so that
-   silent peers can delay the host's Hello but never lock it out. */
-static void
-pending_make_room (const char *name)
-{
-  struct conn *oldest = NULL;
-
-  if (agent.n_conns - agent.n_authed < AGENT_MAX_PENDING)
-    return;
-  /* agent.conns is newest first. */
-  for (struct conn *c = agent.conns; c != NULL; c = c->next)
-    if (!c->authed)
-      oldest = c;
-  if (oldest == NULL)
-    return;
-  log_warn ("%s: %u connections wait for Hello: closing the oldest, %s", name, AGENT_MAX_PENDING,
-            oldest->name);
-  conn_free (oldest);
-}
-
-void
-conn_accept (evutil_socket_t fd, bool tcp, const char *name)
-{
-  struct conn *c;
-  int one = 1;
-
-  pending_make_room (name);
-  c = calloc (1, sizeof *c);
-  if (c == NULL)
-    {
-      close (fd);
-      return;
-    }
-  if (tcp)
-    {
-      setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      tcp_keepalive (fd, name);
-    }
-  evutil_make_socket_nonblocking (fd);
-  c->bev = bufferevent_socket_new (agent.base, fd, BEV_OPT_CLOSE_ON_FREE);
-  if (c->bev == NULL)
-    {
-      close (fd);
-      free (c);
-      return;
-    }
-  frame_decoder_init (&c->dec);
-  c->tcp = tcp;
-  c->seq = ++agent.accepted;
-  snprintf (c->name, sizeof c->name, "%s", name);
-  bufferevent_setcb (c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-  /* The write callback runs when output falls to half the high mark, which
-     resumes paused producers; it also runs at 0 for closing connections. */
-  bufferevent_setwatermark (c->bev, EV_WRITE, AGENT_OUT_HIGH / 2, 0);
-  bufferevent_enable (c->bev, EV_READ | EV_WRITE);
-  c->last_rx_ms = mono_ms ();
-  c->timer = evtimer_new (agent.base, conn_timer_cb, c);
-  if (c->timer == NULL || conn_timer_set (c, agent.hello_timeout_ms) < 0)
-    {
-      if (c->timer != NULL)
-        event_free (c->timer);
-      bufferevent_free (c->bev);
-      frame_decoder_free (&c->dec);
-      free (c);
-      return;
-    }
-  c->next = agent.conns;
-  if (agent.conns)
-    agent.conns->prev = c;
-  agent.conns = c;
-  agent.n_conns++;
-  log_debug ("%s: connected", c->name);
 }

@@ -6,7 +6,7 @@
  * a daemonized grandchild may hold the pipes forever).  If the host goes
  * away, the child's process group is killed.
  */
-#include "agent.h"
+#include "exec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -173,17 +173,18 @@ exec_free_all (void)
     proc_free (procs);
 }
 
-void
-exec_conn_drained (struct conn *c)
+/* The connection's output drained: read the pipes again. */
+static void
+exec_drained (struct req *r)
 {
-  for (struct exec_proc *p = procs; p; p = p->next)
-    if (p->r.conn == c && p->paused)
-      {
-        p->paused = false;
-        for (int i = 0; i < 2; i++)
-          if (p->out[i])
-            bufferevent_enable (p->out[i], EV_READ);
-      }
+  struct exec_proc *p = (struct exec_proc *) r;
+
+  if (!p->paused)
+    return;
+  p->paused = false;
+  for (int i = 0; i < 2; i++)
+    if (p->out[i])
+      bufferevent_enable (p->out[i], EV_READ);
 }
 
 static void
@@ -307,8 +308,10 @@ fail:
 }
 
 void
-exec_start (struct conn *c, uint64_t id, const Chvm__Agent__ExecRequest *rq)
+exec_handle (struct conn *c, const Frame *f)
 {
+  const Chvm__Agent__ExecRequest *rq = f->exec;
+  uint64_t id = f->id;
   int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 }, prep[2] = { -1, -1 };
   struct exec_proc *p = NULL;
   const char *why;
@@ -398,7 +401,7 @@ exec_start (struct conn *c, uint64_t id, const Chvm__Agent__ExecRequest *rq)
     }
   p->next = procs;
   procs = p;
-  conn_req_add (c, &p->r, id, exec_cancel);
+  conn_req_add (c, &p->r, id, exec_cancel, exec_drained);
   p = NULL;
 out:
   for (int i = 0; i < 2; i++)

@@ -17,8 +17,11 @@
  * whose output passes AGENT_OUT_HIGH stops the other side's reads until it
  * drains to half, so a slow reader cannot make the agent buffer without
  * bound.
+ *
+ * The forwarding state (struct fwd) is this file's own: the connection
+ * layer only sees it through conn_take_stream's callbacks.
  */
-#include "agent.h"
+#include "forward.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,11 +47,26 @@
    others; level-triggered events bring it back. */
 #define FORWARD_SPLICE_ROUNDS 16
 
+struct fwd_splice;
+
+/* A forwarded connection: c's byte stream (conn_take_stream) and the guest
+   connection.  Also the Forward request while connecting. */
+struct fwd
+{
+  struct req r; /* attached while connecting */
+  struct conn *c;
+  uint16_t port;
+  struct bufferevent *peer;  /* the guest connection */
+  bool splice_wait;          /* flushing the bufferevents before splicing */
+  bool host_eof;             /* the host half-closed its side */
+  struct fwd_splice *splice; /* forwarding with splice(2) */
+};
+
 /* One direction of a spliced connection.  src and dst belong to the
    bufferevents (disabled meanwhile), which close them when freed. */
 struct splice_dir
 {
-  struct conn *c;
+  struct fwd *fw;
   int src, dst;
   int pipe[2];
   size_t pending; /* bytes in the pipe */
@@ -63,13 +81,7 @@ struct fwd_splice
   struct splice_dir dir[2]; /* host to guest, guest to host */
 };
 
-struct forward_req
-{
-  struct req r;
-  uint16_t port;
-};
-
-static void splice_free (struct conn *c);
+static void splice_free (struct fwd *fw);
 
 static void
 peer_flush_then_free_cb (struct bufferevent *bev, void *arg)
@@ -87,17 +99,18 @@ peer_orphan_event_cb (struct bufferevent *bev, short what, void *arg)
   bufferevent_free (bev);
 }
 
-/* The host side is gone: deliver what is queued to the guest port, then
-   close it. */
-void
-forward_conn_gone (struct conn *c)
+/* The host side is gone (the connection is being freed): deliver what is
+   queued to the guest port, then close it. */
+static void
+fwd_gone (void *st)
 {
-  struct bufferevent *peer = c->peer;
+  struct fwd *fw = st;
+  struct bufferevent *peer = fw->peer;
 
-  splice_free (c);
+  splice_free (fw);
+  free (fw);
   if (peer == NULL)
     return;
-  c->peer = NULL;
   if (evbuffer_get_length (bufferevent_get_output (peer)) == 0)
     {
       bufferevent_free (peer);
@@ -108,37 +121,40 @@ forward_conn_gone (struct conn *c)
   bufferevent_setcb (peer, NULL, peer_flush_then_free_cb, peer_orphan_event_cb, NULL);
 }
 
-void
-forward_conn_readable (struct conn *c)
+static void
+fwd_readable (void *st)
 {
+  struct fwd *fw = st;
   struct evbuffer *out;
 
-  if (c->peer == NULL)
+  if (fw->peer == NULL)
     return;
-  out = bufferevent_get_output (c->peer);
-  evbuffer_add_buffer (out, bufferevent_get_input (c->bev));
+  out = bufferevent_get_output (fw->peer);
+  evbuffer_add_buffer (out, bufferevent_get_input (fw->c->bev));
   if (evbuffer_get_length (out) >= AGENT_OUT_HIGH)
-    bufferevent_disable (c->bev, EV_READ);
+    bufferevent_disable (fw->c->bev, EV_READ);
 }
 
-static void splice_try_start (struct conn *c);
+static void splice_try_start (struct fwd *fw);
 
-void
-forward_conn_drained (struct conn *c)
+static void
+fwd_drained (void *st)
 {
-  if (c->mode != CONN_FORWARDING || c->peer == NULL)
+  struct fwd *fw = st;
+
+  if (fw->c->mode != CONN_STREAM || fw->peer == NULL)
     return;
-  if (c->splice_wait)
-    splice_try_start (c);
-  else if (c->splice == NULL)
-    bufferevent_enable (c->peer, EV_READ);
+  if (fw->splice_wait)
+    splice_try_start (fw);
+  else if (fw->splice == NULL)
+    bufferevent_enable (fw->peer, EV_READ);
 }
 
 static void
 peer_read_cb (struct bufferevent *bev, void *arg)
 {
-  struct conn *c = arg;
-  struct evbuffer *out = bufferevent_get_output (c->bev);
+  struct fwd *fw = arg;
+  struct evbuffer *out = bufferevent_get_output (fw->c->bev);
 
   evbuffer_add_buffer (out, bufferevent_get_input (bev));
   if (evbuffer_get_length (out) >= AGENT_OUT_HIGH)
@@ -148,63 +164,74 @@ peer_read_cb (struct bufferevent *bev, void *arg)
 static void
 peer_write_cb (struct bufferevent *bev, void *arg)
 {
-  struct conn *c = arg;
+  struct fwd *fw = arg;
 
-  if (c->splice_wait)
+  if (fw->splice_wait)
     {
-      splice_try_start (c);
+      splice_try_start (fw);
       return;
     }
-  if (c->host_eof)
+  if (fw->host_eof)
     {
       /* Pass the host's half-close on once its last bytes are out. */
       if (evbuffer_get_length (bufferevent_get_output (bev)) == 0)
         shutdown (bufferevent_getfd (bev), SHUT_WR);
       return;
     }
-  if (!c->closing)
-    bufferevent_enable (c->bev, EV_READ);
+  if (!fw->c->closing)
+    bufferevent_enable (fw->c->bev, EV_READ);
 }
 
-bool
-forward_conn_eof (struct conn *c)
+/* The host half-closed: flush, then half-close the guest side and keep
+   relaying its answer.  False (close the connection) unless forwarding. */
+static bool
+fwd_eof (void *st)
 {
-  if (c->mode != CONN_FORWARDING || c->peer == NULL)
+  struct fwd *fw = st;
+
+  if (fw->c->mode != CONN_STREAM || fw->peer == NULL)
     return false;
-  forward_conn_readable (c);
-  c->host_eof = true;
-  peer_write_cb (c->peer, c);
+  fwd_readable (fw);
+  fw->host_eof = true;
+  peer_write_cb (fw->peer, fw);
   return true;
 }
+
+static const struct conn_stream_ops fwd_ops = {
+  .readable = fwd_readable,
+  .drained = fwd_drained,
+  .eof = fwd_eof,
+  .gone = fwd_gone,
+};
 
 /* The guest port closed (or failed): flush what it sent, then close the
    agent connection too. */
 static void
 peer_event_cb (struct bufferevent *bev, short what, void *arg)
 {
-  struct conn *c = arg;
+  struct fwd *fw = arg;
 
   (void) what;
-  peer_read_cb (bev, c);
-  c->peer = NULL;
+  peer_read_cb (bev, fw);
+  fw->peer = NULL;
   bufferevent_free (bev);
-  conn_close (c);
+  conn_close (fw->c);
 }
 
 /* The bufferevents relay by themselves from now on. */
 static void
-relay_start (struct conn *c)
+relay_start (struct fwd *fw)
 {
-  bufferevent_enable (c->peer, EV_READ | EV_WRITE);
-  bufferevent_enable (c->bev, c->host_eof ? EV_WRITE : EV_READ | EV_WRITE);
-  if (c->host_eof)
-    peer_write_cb (c->peer, c); /* half-close once the last bytes are out */
+  bufferevent_enable (fw->peer, EV_READ | EV_WRITE);
+  bufferevent_enable (fw->c->bev, fw->host_eof ? EV_WRITE : EV_READ | EV_WRITE);
+  if (fw->host_eof)
+    peer_write_cb (fw->peer, fw); /* half-close once the last bytes are out */
 }
 
 static void
-splice_free (struct conn *c)
+splice_free (struct fwd *fw)
 {
-  struct fwd_splice *s = c->splice;
+  struct fwd_splice *s = fw->splice;
 
   if (s == NULL)
     return;
@@ -221,29 +248,29 @@ splice_free (struct conn *c)
           close (d->pipe[j]);
     }
   free (s);
-  c->splice = NULL;
+  fw->splice = NULL;
 }
 
 /* The guest's EOF (once its bytes are out) or an error: close both. */
 static void
-splice_close (struct conn *c)
+splice_close (struct fwd *fw)
 {
-  splice_free (c);
-  bufferevent_free (c->peer);
-  c->peer = NULL;
-  conn_close (c);
+  splice_free (fw);
+  bufferevent_free (fw->peer);
+  fw->peer = NULL;
+  conn_close (fw->c);
 }
 
 /* splice(2) refused these sockets: hand the bytes in the pipes, in order,
    to the bufferevents and let them relay. */
 static void
-splice_fallback (struct conn *c)
+splice_fallback (struct fwd *fw)
 {
-  struct fwd_splice *s = c->splice;
-  struct bufferevent *dst[2] = { c->peer, c->bev };
+  struct fwd_splice *s = fw->splice;
+  struct bufferevent *dst[2] = { fw->peer, fw->c->bev };
   bool guest_eof = s->dir[1].eof;
 
-  log_info ("%s: splice not supported on these sockets; relaying through buffers", c->name);
+  log_info ("%s: splice not supported on these sockets; relaying through buffers", fw->c->name);
   for (int i = 0; i < 2; i++)
     {
       struct splice_dir *d = &s->dir[i];
@@ -257,19 +284,18 @@ splice_fallback (struct conn *c)
           d->pending -= (size_t) n;
         }
     }
-  c->host_eof = c->host_eof || s->dir[0].eof;
-  splice_free (c);
+  fw->host_eof = fw->host_eof || s->dir[0].eof;
+  splice_free (fw);
   if (guest_eof)
     {
-      bufferevent_free (c->peer);
-      c->peer = NULL;
-      bufferevent_enable (c->bev, EV_WRITE);
-      conn_close (c);
+      bufferevent_free (fw->peer);
+      fw->peer = NULL;
+      bufferevent_enable (fw->c->bev, EV_WRITE);
+      conn_close (fw->c);
       return;
     }
-  relay_start (c);
+  relay_start (fw);
 }
-
 /* Moves what it can from d->src to d->dst through d's pipe, until neither
    side makes progress (or FORWARD_SPLICE_ROUNDS).  Returns 0 or -errno. */
 static int
@@ -327,7 +353,7 @@ static void
 splice_cb (evutil_socket_t fd, short what, void *arg)
 {
   struct splice_dir *d = arg;
-  struct conn *c = d->c;
+  struct fwd *fw = d->fw;
   int r;
 
   (void) fd;
@@ -335,13 +361,13 @@ splice_cb (evutil_socket_t fd, short what, void *arg)
   r = splice_pump (d);
   if (r == -EINVAL)
     {
-      splice_fallback (c);
+      splice_fallback (fw);
       return;
     }
   if (r < 0)
     {
-      log_debug ("%s: forwarding ended: %s", c->name, strerror (-r));
-      splice_close (c);
+      log_debug ("%s: forwarding ended: %s", fw->c->name, strerror (-r));
+      splice_close (fw);
       return;
     }
   /* Bytes left in the pipe mean dst is full: wait for it alone, so that a
@@ -351,39 +377,40 @@ splice_cb (evutil_socket_t fd, short what, void *arg)
   event_want (d->out, d->pending > 0);
   if (!d->eof || d->pending > 0)
     return;
-  if (d == &c->splice->dir[1])
-    splice_close (c);
+  if (d == &fw->splice->dir[1])
+    splice_close (fw);
   else if (!d->shut)
     {
       /* The host half-closed: pass it on and keep relaying the answer. */
       d->shut = true;
-      c->host_eof = true;
+      fw->host_eof = true;
       shutdown (d->dst, SHUT_WR);
     }
 }
 
-/* Switches c to splice(2) once the ForwardReply and the bytes that came
-   with the Forward frame are out (both outputs empty); until then reads are
-   off on both sides, so no byte can overtake them. */
+/* Switches to splice(2) once the ForwardReply and the bytes that came with
+   the Forward frame are out (both outputs empty); until then reads are off
+   on both sides, so no byte can overtake them. */
 static void
-splice_try_start (struct conn *c)
+splice_try_start (struct fwd *fw)
 {
-  int fds[2] = { bufferevent_getfd (c->bev), bufferevent_getfd (c->peer) };
+  struct conn *c = fw->c;
+  int fds[2] = { bufferevent_getfd (c->bev), bufferevent_getfd (fw->peer) };
   struct fwd_splice *s;
 
   if (evbuffer_get_length (bufferevent_get_input (c->bev)) != 0)
-    forward_conn_readable (c);
+    fwd_readable (fw);
   if (evbuffer_get_length (bufferevent_get_output (c->bev)) != 0
-      || evbuffer_get_length (bufferevent_get_output (c->peer)) != 0)
+      || evbuffer_get_length (bufferevent_get_output (fw->peer)) != 0)
     return;
-  c->splice_wait = false;
+  fw->splice_wait = false;
   s = calloc (1, sizeof *s);
   if (s == NULL)
     {
-      relay_start (c);
+      relay_start (fw);
       return;
     }
-  c->splice = s;
+  fw->splice = s;
   for (int i = 0; i < 2; i++)
     s->dir[i].pipe[0] = s->dir[i].pipe[1] = -1;
   for (int i = 0; i < 2; i++)
@@ -391,7 +418,7 @@ splice_try_start (struct conn *c)
       struct splice_dir *d = &s->dir[i];
       int size;
 
-      d->c = c;
+      d->fw = fw;
       d->src = fds[i];
       d->dst = fds[1 - i];
       if (pipe2 (d->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
@@ -408,79 +435,87 @@ splice_try_start (struct conn *c)
         goto fail;
     }
   bufferevent_disable (c->bev, EV_READ | EV_WRITE);
-  bufferevent_disable (c->peer, EV_READ | EV_WRITE);
+  bufferevent_disable (fw->peer, EV_READ | EV_WRITE);
   log_debug ("%s: splicing", c->name);
   return;
 fail:
   log_warn ("%s: cannot splice (%s); relaying through buffers", c->name, strerror (errno));
-  splice_free (c);
-  relay_start (c);
+  splice_free (fw);
+  relay_start (fw);
+}
+
+/* Connected: reply, then relay (splice once the reply is out). */
+static void
+forward_connected (struct fwd *fw, struct bufferevent *bev)
+{
+  struct conn *c = fw->c;
+  Chvm__Agent__ForwardReply rep = CHVM__AGENT__FORWARD_REPLY__INIT;
+  Frame f = CHVM__AGENT__FRAME__INIT;
+  int one = 1;
+
+  f.id = fw->r.id;
+  f.body_case = CHVM__AGENT__FRAME__BODY_FORWARD_REPLY;
+  f.forward_reply = &rep;
+  conn_send (c, &f);
+  log_info ("%s: forwarding to 127.0.0.1:%u", c->name, fw->port);
+  conn_req_done (&fw->r);
+  setsockopt (bufferevent_getfd (bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  conn_stream_raw (c);
+  /* libevent reads 4 KiB and writes 16 KiB per call by default; bulk CDP
+     traffic (screenshots, traces) wants far fewer syscalls. */
+  bufferevent_set_max_single_read (bev, FORWARD_IO_MAX);
+  bufferevent_set_max_single_write (bev, FORWARD_IO_MAX);
+  bufferevent_set_max_single_read (c->bev, FORWARD_IO_MAX);
+  bufferevent_set_max_single_write (c->bev, FORWARD_IO_MAX);
+  bufferevent_set_timeouts (bev, NULL, NULL);
+  bufferevent_setcb (bev, peer_read_cb, peer_write_cb, peer_event_cb, fw);
+  bufferevent_setwatermark (bev, EV_WRITE, AGENT_OUT_HIGH / 2, 0);
+  /* Only writes until the reply and the bytes the host sent right behind
+     the Forward frame are out; then splice_try_start. */
+  fw->splice_wait = true;
+  bufferevent_enable (bev, EV_WRITE);
+  fwd_readable (fw);
 }
 
 static void
 connect_event_cb (struct bufferevent *bev, short what, void *arg)
 {
-  struct forward_req *fr = arg;
-  struct conn *c = fr->r.conn;
+  struct fwd *fw = arg;
+  struct conn *c = fw->c;
 
   if (what & BEV_EVENT_CONNECTED)
     {
-      Chvm__Agent__ForwardReply rep = CHVM__AGENT__FORWARD_REPLY__INIT;
-      Frame f = CHVM__AGENT__FRAME__INIT;
-      int one = 1;
-
-      f.id = fr->r.id;
-      f.body_case = CHVM__AGENT__FRAME__BODY_FORWARD_REPLY;
-      f.forward_reply = &rep;
-      conn_send (c, &f);
-      log_info ("%s: forwarding to 127.0.0.1:%u", c->name, fr->port);
-      conn_req_done (&fr->r);
-      free (fr);
-      setsockopt (bufferevent_getfd (bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      c->mode = CONN_FORWARDING;
-      /* libevent reads 4 KiB and writes 16 KiB per call by default; bulk
-         CDP traffic (screenshots, traces) wants far fewer syscalls. */
-      bufferevent_set_max_single_read (bev, FORWARD_IO_MAX);
-      bufferevent_set_max_single_write (bev, FORWARD_IO_MAX);
-      bufferevent_set_max_single_read (c->bev, FORWARD_IO_MAX);
-      bufferevent_set_max_single_write (c->bev, FORWARD_IO_MAX);
-      bufferevent_set_timeouts (bev, NULL, NULL);
-      bufferevent_setcb (bev, peer_read_cb, peer_write_cb, peer_event_cb, c);
-      bufferevent_setwatermark (bev, EV_WRITE, AGENT_OUT_HIGH / 2, 0);
-      /* Only writes until the reply and the bytes the host sent right
-         behind the Forward frame are out; then splice_try_start. */
-      c->splice_wait = true;
-      bufferevent_enable (bev, EV_WRITE);
-      forward_conn_readable (c);
+      forward_connected (fw, bev);
       return;
     }
   /* Connect failed (or timed out): report it and go back to frames. */
-  conn_send_error (c, fr->r.id, CHVM__AGENT__ERROR_CODE__ERROR_NOT_FOUND,
-                   "connect 127.0.0.1:%u: %s", fr->port,
+  conn_send_error (c, fw->r.id, CHVM__AGENT__ERROR_CODE__ERROR_NOT_FOUND,
+                   "connect 127.0.0.1:%u: %s", fw->port,
                    (what & BEV_EVENT_TIMEOUT) ? "timed out" : strerror (EVUTIL_SOCKET_ERROR ()));
-  conn_req_done (&fr->r);
-  free (fr);
-  c->peer = NULL;
+  conn_req_done (&fw->r);
+  free (fw);
   bufferevent_free (bev);
-  c->mode = CONN_FRAMES;
+  conn_stream_release (c);
   bufferevent_enable (c->bev, EV_READ);
   bufferevent_trigger (c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
-/* The host hung up while the peer was connecting; conn_free then frees the
-   peer in forward_conn_gone, so its callback never sees this request. */
+/* The host hung up while the peer was connecting; conn_free then frees fw
+   and the peer in fwd_gone, so the peer's callback never sees it. */
 static void
 forward_cancel (struct req *r)
 {
-  free (r);
+  (void) r;
 }
 
 void
-forward_start (struct conn *c, uint64_t id, const Chvm__Agent__ForwardRequest *rq)
+forward_handle (struct conn *c, const Frame *f)
 {
+  const Chvm__Agent__ForwardRequest *rq = f->forward;
+  uint64_t id = f->id;
   struct sockaddr_in sin = { .sin_family = AF_INET };
   struct timeval tv = { FORWARD_CONNECT_MS / 1000, 0 };
-  struct forward_req *fr;
+  struct fwd *fw;
 
   if (rq->port == 0 || rq->port > 65535)
     {
@@ -493,37 +528,36 @@ forward_start (struct conn *c, uint64_t id, const Chvm__Agent__ForwardRequest *r
                        "other requests are in flight on this connection");
       return;
     }
-  fr = calloc (1, sizeof *fr);
-  if (fr == NULL)
+  fw = calloc (1, sizeof *fw);
+  if (fw == NULL)
     {
       conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_INTERNAL, "out of memory");
       return;
     }
-  fr->port = (uint16_t) rq->port;
-  c->peer = bufferevent_socket_new (agent.base, -1, BEV_OPT_CLOSE_ON_FREE);
-  if (c->peer == NULL)
+  fw->c = c;
+  fw->port = (uint16_t) rq->port;
+  fw->peer = bufferevent_socket_new (agent.base, -1, BEV_OPT_CLOSE_ON_FREE);
+  if (fw->peer == NULL)
     {
-      free (fr);
+      free (fw);
       conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_INTERNAL, "cannot create a socket");
       return;
     }
-  conn_req_add (c, &fr->r, id, forward_cancel);
-  c->mode = CONN_FORWARD_PENDING;
-  bufferevent_disable (c->bev, EV_READ);
-  bufferevent_setcb (c->peer, NULL, NULL, connect_event_cb, fr);
-  bufferevent_set_timeouts (c->peer, &tv, &tv);
-  sin.sin_port = htons (fr->port);
+  conn_req_add (c, &fw->r, id, forward_cancel, NULL);
+  conn_take_stream (c, &fwd_ops, fw);
+  bufferevent_setcb (fw->peer, NULL, NULL, connect_event_cb, fw);
+  bufferevent_set_timeouts (fw->peer, &tv, &tv);
+  sin.sin_port = htons (fw->port);
   sin.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-  if (bufferevent_socket_connect (c->peer, (struct sockaddr *) &sin, sizeof sin) < 0)
+  if (bufferevent_socket_connect (fw->peer, (struct sockaddr *) &sin, sizeof sin) < 0)
     {
       /* An immediate failure (e.g. no buffers) gets no event callback. */
-      conn_req_done (&fr->r);
-      bufferevent_free (c->peer);
-      c->peer = NULL;
-      c->mode = CONN_FRAMES;
+      conn_req_done (&fw->r);
+      bufferevent_free (fw->peer);
+      conn_stream_release (c);
       bufferevent_enable (c->bev, EV_READ);
       conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_NOT_FOUND, "connect 127.0.0.1:%u: %s",
-                       fr->port, strerror (errno));
-      free (fr);
+                       fw->port, strerror (errno));
+      free (fw);
     }
 }

@@ -6,9 +6,10 @@
  * /run marker that a restarted agent honours) is set before the first
  * FIFREEZE and logging is off meanwhile; Thaw repeats FITHAW on every
  * candidate until it fails, since freezes nest.  Every freeze has a deadline
- * (a libevent timer) and ends early when its connection drops.
+ * (a libevent timer) and ends early when its connection drops: the
+ * connection holds a request for as long as the freeze lasts.
  */
-#include "agent.h"
+#include "freeze.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,8 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "announce.h"
 #include "cleanup.h"
 #include "log.h"
+#include "sysinfo.h"
 
 /* From linux/fs.h, which clashes with musl's limits.h (NGROUPS_MAX). */
 #ifndef FIFREEZE
@@ -41,7 +44,7 @@
 static struct
 {
   struct event *timer;
-  struct conn *owner;
+  struct req owner; /* attached to the requesting connection while frozen */
   unsigned count;
 } fz;
 
@@ -228,7 +231,7 @@ thaw_now (const char *why)
       event_free (fz.timer);
       fz.timer = NULL;
     }
-  fz.owner = NULL;
+  conn_req_done (&fz.owner);
   fz.count = 0;
   set_frozen (false);
   if (why != NULL)
@@ -245,17 +248,11 @@ freeze_timer_cb (evutil_socket_t fd, short what, void *arg)
   thaw_now ("deadline passed");
 }
 
-bool
-freeze_owner_p (const struct conn *c)
+static void
+freeze_cancel (struct req *r)
 {
-  return agent.frozen && fz.owner == c;
-}
-
-void
-freeze_conn_gone (struct conn *c)
-{
-  if (agent.frozen && fz.owner == c)
-    thaw_now ("requesting connection closed");
+  (void) r;
+  thaw_now ("requesting connection closed");
 }
 
 void
@@ -302,10 +299,12 @@ mem_available_kb (Chvm__Agent__QuiesceReply *qr)
 }
 
 void
-freeze_handle (struct conn *c, uint64_t id, const Chvm__Agent__QuiesceRequest *rq)
+freeze_handle (struct conn *c, const Frame *f)
 {
+  const Chvm__Agent__QuiesceRequest *rq = f->quiesce;
+  uint64_t id = f->id;
   Chvm__Agent__QuiesceReply qr = CHVM__AGENT__QUIESCE_REPLY__INIT;
-  Frame f = CHVM__AGENT__FRAME__INIT;
+  Frame rf = CHVM__AGENT__FRAME__INIT;
   unsigned timeout = rq->timeout_ms ? rq->timeout_ms : QUIESCE_DEFAULT_MS;
   struct mount_ent *m = NULL;
   size_t n = 0;
@@ -369,7 +368,7 @@ freeze_handle (struct conn *c, uint64_t id, const Chvm__Agent__QuiesceRequest *r
   else
     {
       struct timeval tv = { timeout / 1000, (timeout % 1000) * 1000 };
-      fz.owner = c;
+      conn_req_add (c, &fz.owner, id, freeze_cancel, NULL);
       fz.timer = evtimer_new (agent.base, freeze_timer_cb, NULL);
       if (fz.timer == NULL || evtimer_add (fz.timer, &tv) < 0)
         {
@@ -379,10 +378,10 @@ freeze_handle (struct conn *c, uint64_t id, const Chvm__Agent__QuiesceRequest *r
         }
     }
   freeze_free_mounts (m, n);
-  f.id = id;
-  f.body_case = CHVM__AGENT__FRAME__BODY_QUIESCE_REPLY;
-  f.quiesce_reply = &qr;
-  conn_send (c, &f);
+  rf.id = id;
+  rf.body_case = CHVM__AGENT__FRAME__BODY_QUIESCE_REPLY;
+  rf.quiesce_reply = &qr;
+  conn_send (c, &rf);
   return;
 
 fail:
@@ -418,10 +417,12 @@ rtc_write (const struct timespec *ts, struct err **err)
 }
 
 void
-thaw_handle (struct conn *c, uint64_t id, const Chvm__Agent__ThawRequest *rq)
+thaw_handle (struct conn *c, const Frame *f)
 {
+  const Chvm__Agent__ThawRequest *rq = f->thaw;
+  uint64_t id = f->id;
   Chvm__Agent__ThawReply tr = CHVM__AGENT__THAW_REPLY__INIT;
-  Frame f = CHVM__AGENT__FRAME__INIT;
+  Frame rf = CHVM__AGENT__FRAME__INIT;
   cleanup_err struct err *e = NULL;
 
   if (rq->host_time_ns != 0
@@ -478,8 +479,8 @@ thaw_handle (struct conn *c, uint64_t id, const Chvm__Agent__ThawRequest *rq)
         }
       tr.announced = r > 0;
     }
-  f.id = id;
-  f.body_case = CHVM__AGENT__FRAME__BODY_THAW_REPLY;
-  f.thaw_reply = &tr;
-  conn_send (c, &f);
+  rf.id = id;
+  rf.body_case = CHVM__AGENT__FRAME__BODY_THAW_REPLY;
+  rf.thaw_reply = &tr;
+  conn_send (c, &rf);
 }

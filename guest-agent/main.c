@@ -6,7 +6,11 @@
  * proto/agent.proto on one libevent loop.  It runs until SIGTERM (ignored
  * while filesystems are frozen) or a Shutdown request.
  */
-#include "agent.h"
+#include "conn.h"
+#include "dispatch.h"
+#include "exec.h"
+#include "freeze.h"
+#include "shutdown.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -135,7 +139,7 @@ accept_cb (struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
       struct sockaddr_vm *svm = (struct sockaddr_vm *) sa;
       snprintf (name, sizeof name, "vsock:%u:%u", svm->svm_cid, svm->svm_port);
     }
-  conn_accept (fd, tcp, name);
+  conn_accept (fd, tcp, name, dispatch_frame);
 }
 
 static struct evconnlistener *
@@ -219,8 +223,18 @@ signal_cb (evutil_socket_t sig, short what, void *arg)
   event_base_loopexit (agent.base, NULL);
 }
 
-int
-main (int argc, char **argv)
+struct opts
+{
+  unsigned vsock_port, tcp_port, cdp;
+  const char *tcp_bind, *token_file;
+  enum log_level lvl;
+  int ready_fd;
+};
+
+/* Fills o (and agent's timeouts and test mode) from the command line.
+   Returns -1 to go on, or the exit status (--help, a bad option). */
+static int
+parse_args (int argc, char **argv, struct opts *o)
 {
   static const struct option opts[] = {
     { "vsock-port", required_argument, NULL, 'v' },
@@ -236,30 +250,21 @@ main (int argc, char **argv)
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
-  unsigned vsock_port = 0, tcp_port = 0, cdp = 9222;
-  const char *tcp_bind = "0.0.0.0", *token_file = NULL;
-  enum log_level lvl = LOG_LVL_INFO;
-  struct evconnlistener *lv = NULL, *lt = NULL;
-  int ready_fd = -1;
-  struct event *sigs[3];
-  static const int signums[3] = { SIGCHLD, SIGTERM, SIGINT };
-  cleanup_err struct err *e = NULL;
-  char buf[256];
-  int o;
+  int c;
 
-  while ((o = getopt_long (argc, argv, "h", opts, NULL)) != -1)
-    switch (o)
+  while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1)
+    switch (c)
       {
       case 'v':
-        if (parse_port (optarg, "--vsock-port", &vsock_port) < 0)
+        if (parse_port (optarg, "--vsock-port", &o->vsock_port) < 0)
           return 2;
         break;
       case 't':
-        if (parse_port (optarg, "--tcp-port", &tcp_port) < 0)
+        if (parse_port (optarg, "--tcp-port", &o->tcp_port) < 0)
           return 2;
         break;
       case 'c':
-        if (parse_port (optarg, "--cdp-port", &cdp) < 0 || cdp == 0)
+        if (parse_port (optarg, "--cdp-port", &o->cdp) < 0 || o->cdp == 0)
           return 2;
         break;
       case 'r':
@@ -270,7 +275,7 @@ main (int argc, char **argv)
               fprintf (stderr, "chvm-agent: bad --ready-fd '%s'\n", optarg);
               return 2;
             }
-          ready_fd = (int) v;
+          o->ready_fd = (int) v;
         }
         break;
       case 'H':
@@ -282,16 +287,16 @@ main (int argc, char **argv)
           return 2;
         break;
       case 'b':
-        tcp_bind = optarg;
+        o->tcp_bind = optarg;
         break;
       case 'k':
-        token_file = optarg;
+        o->token_file = optarg;
         break;
       case 'T':
         agent.test_mode = true;
         break;
       case 'd':
-        lvl = LOG_LVL_DEBUG;
+        o->lvl = LOG_LVL_DEBUG;
         break;
       case 'h':
         usage (stdout);
@@ -300,24 +305,35 @@ main (int argc, char **argv)
         usage (stderr);
         return 2;
       }
-  if (optind != argc || (vsock_port == 0 && tcp_port == 0))
+  if (optind != argc || (o->vsock_port == 0 && o->tcp_port == 0))
     {
       fprintf (stderr, "chvm-agent: give --vsock-port and/or --tcp-port\n");
       usage (stderr);
       return 2;
     }
-  log_init ("chvm-agent", 2, lvl);
-  if (tcp_port != 0 && token_file == NULL)
+  return -1;
+}
+
+/* The token, the agent's settings, the event loop and its signals.
+   Returns 0, or the exit status. */
+static int
+setup (const struct opts *o, struct event *sigs[3])
+{
+  static const int signums[3] = { SIGCHLD, SIGTERM, SIGINT };
+  cleanup_err struct err *e = NULL;
+  char buf[256];
+
+  if (o->tcp_port != 0 && o->token_file == NULL)
     {
       log_error ("--tcp-port needs --token-file");
       return 2;
     }
-  if (token_file != NULL && read_token (token_file, &e) < 0)
+  if (o->token_file != NULL && read_token (o->token_file, &e) < 0)
     {
       log_error ("%s", err_str (e, buf, sizeof buf));
       return 1;
     }
-  agent.cdp_port = (uint16_t) cdp;
+  agent.cdp_port = (uint16_t) o->cdp;
   agent.mountinfo = "/proc/self/mountinfo";
   agent.frozen_marker = agent.test_mode ? NULL : "/run/chvm/agent.frozen";
   signal (SIGPIPE, SIG_IGN);
@@ -336,26 +352,56 @@ main (int argc, char **argv)
           return 1;
         }
     }
-  freeze_startup ();
-  /* init passes the configured vsock port even on hypervisors without a
-     vsock device (QEMU here), so one transport failing is only a warning. */
-  if (vsock_port != 0 && (lv = listen_vsock (vsock_port, &e)) == NULL)
+  return 0;
+}
+
+/* init passes the configured vsock port even on hypervisors without a vsock
+   device (QEMU here), so one transport failing is only a warning.  Returns
+   0 when at least one listens. */
+static int
+listen_all (const struct opts *o, struct evconnlistener **lv, struct evconnlistener **lt)
+{
+  cleanup_err struct err *e = NULL;
+  char buf[256];
+
+  if (o->vsock_port != 0 && (*lv = listen_vsock (o->vsock_port, &e)) == NULL)
     {
       log_warn ("%s", err_str (e, buf, sizeof buf));
       err_release (&e);
     }
-  if (tcp_port != 0 && (lt = listen_tcp (tcp_bind, tcp_port, &e)) == NULL)
+  if (o->tcp_port != 0 && (*lt = listen_tcp (o->tcp_bind, o->tcp_port, &e)) == NULL)
     {
       log_warn ("%s", err_str (e, buf, sizeof buf));
       err_release (&e);
     }
-  if (lv == NULL && lt == NULL)
+  if (*lv == NULL && *lt == NULL)
     {
       log_error ("no transport to listen on");
-      return 1;
+      return -1;
     }
-  if (ready_fd >= 0)
-    signal_ready (ready_fd);
+  return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  struct opts o = { .cdp = 9222, .tcp_bind = "0.0.0.0", .lvl = LOG_LVL_INFO, .ready_fd = -1 };
+  struct evconnlistener *lv = NULL, *lt = NULL;
+  struct event *sigs[3];
+  int r;
+
+  r = parse_args (argc, argv, &o);
+  if (r >= 0)
+    return r;
+  log_init ("chvm-agent", 2, o.lvl);
+  r = setup (&o, sigs);
+  if (r != 0)
+    return r;
+  freeze_startup ();
+  if (listen_all (&o, &lv, &lt) < 0)
+    return 1;
+  if (o.ready_fd >= 0)
+    signal_ready (o.ready_fd);
   event_base_dispatch (agent.base);
   conn_close_all ();
   exec_free_all ();

@@ -7,7 +7,7 @@
  * (20 ms doubling to 500 ms) until the request's deadline, so readiness is
  * seen within one backoff step of CDP coming up and nothing ever sleeps.
  */
-#include "agent.h"
+#include "ready.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,6 +19,7 @@
 
 #include <event2/buffer.h>
 
+#include "clock.h"
 #include "log.h"
 #include "num.h"
 
@@ -32,11 +33,11 @@ struct probe
 {
   uint16_t port;
   bool http, retry;
-  struct timespec deadline;
+  double deadline; /* clock_now_ms () */
   /* The end of the current attempt: libevent's read timeout restarts with
      every byte, so a server that trickles its answer would otherwise keep
      one attempt (and the request) going past its deadline. */
-  struct timespec attempt_end;
+  double attempt_end;
   unsigned backoff_ms;
   struct bufferevent *bev;
   struct event *timer;
@@ -45,15 +46,6 @@ struct probe
   char why[160];
   char browser[256];
 };
-
-static long
-ms_until (const struct timespec *t)
-{
-  struct timespec now;
-
-  clock_gettime (CLOCK_MONOTONIC, &now);
-  return (t->tv_sec - now.tv_sec) * 1000 + (t->tv_nsec - now.tv_nsec) / 1000000;
-}
 
 static struct timeval
 tv_ms (long ms)
@@ -163,7 +155,7 @@ probe_finish (struct probe *p, bool ok)
 static void
 probe_failed (struct probe *p)
 {
-  long left = ms_until (&p->deadline);
+  long left = (long) (p->deadline - clock_now_ms ());
   struct timeval tv;
 
   if (p->bev)
@@ -208,7 +200,7 @@ probe_read_cb (struct bufferevent *bev, void *arg)
     }
   else
     {
-      long left = ms_until (&p->attempt_end);
+      long left = (long) (p->attempt_end - clock_now_ms ());
       struct timeval tv;
 
       if (left <= 0)
@@ -258,7 +250,7 @@ static void
 probe_attempt (struct probe *p)
 {
   struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons (p->port) };
-  long left = ms_until (&p->deadline);
+  long left = (long) (p->deadline - clock_now_ms ());
   struct timeval tv;
 
   if (left <= 0)
@@ -269,14 +261,7 @@ probe_attempt (struct probe *p)
       return;
     }
   tv = tv_ms (left < (long) PROBE_ATTEMPT_MAX_MS ? left : (long) PROBE_ATTEMPT_MAX_MS);
-  clock_gettime (CLOCK_MONOTONIC, &p->attempt_end);
-  p->attempt_end.tv_sec += tv.tv_sec;
-  p->attempt_end.tv_nsec += (long) tv.tv_usec * 1000;
-  if (p->attempt_end.tv_nsec >= 1000000000)
-    {
-      p->attempt_end.tv_sec++;
-      p->attempt_end.tv_nsec -= 1000000000;
-    }
+  p->attempt_end = clock_now_ms () + (double) tv.tv_sec * 1e3 + (double) tv.tv_usec / 1e3;
   sin.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
   p->bev = bufferevent_socket_new (agent.base, -1, BEV_OPT_CLOSE_ON_FREE);
   if (p->bev == NULL)
@@ -316,14 +301,7 @@ probe_start (uint16_t port, bool http, unsigned deadline_ms, bool retry, probe_c
   p->cb = cb;
   p->arg = arg;
   p->backoff_ms = PROBE_BACKOFF_FIRST_MS;
-  clock_gettime (CLOCK_MONOTONIC, &p->deadline);
-  p->deadline.tv_sec += deadline_ms / 1000;
-  p->deadline.tv_nsec += (long) (deadline_ms % 1000) * 1000000;
-  if (p->deadline.tv_nsec >= 1000000000)
-    {
-      p->deadline.tv_sec++;
-      p->deadline.tv_nsec -= 1000000000;
-    }
+  p->deadline = clock_now_ms () + deadline_ms;
   p->timer = evtimer_new (agent.base, probe_timer_cb, p);
   if (p->timer == NULL)
     {
@@ -351,7 +329,7 @@ probe_cancel (struct probe *p)
 struct ready_req
 {
   struct req r;
-  struct timespec start;
+  double start; /* clock_now_ms () */
   size_t n;
   struct ready_slot
   {
@@ -381,7 +359,6 @@ ready_probe_done (void *arg, bool ok, const char *browser, const char *why)
 {
   struct ready_slot *s = arg;
   struct ready_req *rr = s->owner;
-  struct timespec now;
 
   s->probe = NULL; /* it frees itself */
   if (!ok)
@@ -396,11 +373,9 @@ ready_probe_done (void *arg, bool ok, const char *browser, const char *why)
     snprintf (rr->browser, sizeof rr->browser, "%s", browser);
   if (--rr->pending > 0)
     return;
-  clock_gettime (CLOCK_MONOTONIC, &now);
   Chvm__Agent__WaitReadyReply wr = CHVM__AGENT__WAIT_READY_REPLY__INIT;
   Frame f = CHVM__AGENT__FRAME__INIT;
-  wr.ready_after_ms = (uint32_t) ((now.tv_sec - rr->start.tv_sec) * 1000
-                                  + (now.tv_nsec - rr->start.tv_nsec) / 1000000);
+  wr.ready_after_ms = (uint32_t) (clock_now_ms () - rr->start);
   wr.browser = rr->browser;
   f.id = rr->r.id;
   f.body_case = CHVM__AGENT__FRAME__BODY_WAIT_READY_REPLY;
@@ -412,8 +387,10 @@ ready_probe_done (void *arg, bool ok, const char *browser, const char *why)
 }
 
 void
-ready_start (struct conn *c, uint64_t id, const Chvm__Agent__WaitReadyRequest *rq)
+ready_handle (struct conn *c, const Frame *f)
 {
+  const Chvm__Agent__WaitReadyRequest *rq = f->wait_ready;
+  uint64_t id = f->id;
   unsigned deadline = rq->deadline_ms ? rq->deadline_ms : 30000;
   unsigned cdp = rq->cdp_port ? rq->cdp_port : agent.cdp_port;
   struct ready_req *rr;
@@ -443,7 +420,7 @@ ready_start (struct conn *c, uint64_t id, const Chvm__Agent__WaitReadyRequest *r
       conn_send_error (c, id, CHVM__AGENT__ERROR_CODE__ERROR_INTERNAL, "out of memory");
       return;
     }
-  clock_gettime (CLOCK_MONOTONIC, &rr->start);
+  rr->start = clock_now_ms ();
   for (size_t i = 0; i <= rq->n_tcp_ports; i++)
     {
       uint16_t port = (uint16_t) (i == 0 ? cdp : rq->tcp_ports[i - 1]);
@@ -459,5 +436,5 @@ ready_start (struct conn *c, uint64_t id, const Chvm__Agent__WaitReadyRequest *r
         }
     }
   rr->pending = rr->n;
-  conn_req_add (c, &rr->r, id, ready_cancel);
+  conn_req_add (c, &rr->r, id, ready_cancel, NULL);
 }

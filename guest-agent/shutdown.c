@@ -3,8 +3,10 @@
    passed, ask PID 1 (chvm-init) to stop: SIGPWR to power off, SIGRTMIN+5
    (systemd's convention) to reboot.  Init stops the entrypoint gracefully,
    terminates every process (the agent too), unmounts and powers off; the
-   agent calling reboot() itself would skip all of that. */
-#include "agent.h"
+   agent calling reboot() itself would skip all of that.  The requesting
+   connection holds a request until then, which ends the wait early when its
+   output drains or it goes away. */
+#include "shutdown.h"
 
 #include <signal.h>
 
@@ -14,7 +16,7 @@
 
 static struct
 {
-  struct conn *conn; /* whose reply must be flushed first */
+  struct req r; /* attached to the connection whose reply must be flushed first */
   struct event *timer;
   bool poweroff;
 } sd;
@@ -39,15 +41,38 @@ shutdown_timer_cb (evutil_socket_t fd, short what, void *arg)
   (void) fd;
   (void) what;
   (void) arg;
-  sd.conn = NULL;
+  conn_req_done (&sd.r);
+  do_shutdown ();
+}
+
+/* The output fell low: once empty, the reply is out and the machine goes
+   down now. */
+static void
+shutdown_drained (struct req *r)
+{
+  if (!conn_out_empty_p (r->conn))
+    return;
+  conn_req_done (r);
+  event_del (sd.timer);
+  do_shutdown ();
+}
+
+/* The connection went away: nothing left to wait for. */
+static void
+shutdown_cancel (struct req *r)
+{
+  (void) r;
+  event_del (sd.timer);
   do_shutdown ();
 }
 
 void
-shutdown_handle (struct conn *c, uint64_t id, const Chvm__Agent__ShutdownRequest *rq)
+shutdown_handle (struct conn *c, const Frame *f)
 {
+  const Chvm__Agent__ShutdownRequest *rq = f->shutdown;
+  uint64_t id = f->id;
   Chvm__Agent__ShutdownReply rep = CHVM__AGENT__SHUTDOWN_REPLY__INIT;
-  Frame f = CHVM__AGENT__FRAME__INIT;
+  Frame rf = CHVM__AGENT__FRAME__INIT;
   struct timeval tv = { SHUTDOWN_FLUSH_MS / 1000, (SHUTDOWN_FLUSH_MS % 1000) * 1000 };
 
   if (sd.timer != NULL)
@@ -62,34 +87,13 @@ shutdown_handle (struct conn *c, uint64_t id, const Chvm__Agent__ShutdownRequest
       return;
     }
   sd.poweroff = rq->poweroff;
-  sd.conn = c;
-  f.id = id;
-  f.body_case = CHVM__AGENT__FRAME__BODY_SHUTDOWN_REPLY;
-  f.shutdown_reply = &rep;
-  conn_send (c, &f);
+  conn_req_add (c, &sd.r, id, shutdown_cancel, shutdown_drained);
+  rf.id = id;
+  rf.body_case = CHVM__AGENT__FRAME__BODY_SHUTDOWN_REPLY;
+  rf.shutdown_reply = &rep;
+  conn_send (c, &rf);
   /* Go down once the reply is out, or after a bounded wait for it. */
   evtimer_add (sd.timer, &tv);
-}
-
-void
-shutdown_conn_drained (struct conn *c)
-{
-  if (sd.conn == NULL || sd.conn != c)
-    return;
-  sd.conn = NULL;
-  event_del (sd.timer);
-  do_shutdown ();
-}
-
-void
-shutdown_conn_gone (struct conn *c)
-{
-  if (sd.conn == c)
-    {
-      sd.conn = NULL;
-      event_del (sd.timer);
-      do_shutdown ();
-    }
 }
 
 void

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Health: memory, load and uptime from /proc, the browser process, and how
    fast CDP answers (one /json/version probe, see ready.c). */
-#include "agent.h"
+#include "sysinfo.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "log.h"
+#include "ready.h"
 
 /* Reads a small /proc file into buf (NUL-terminated); returns its length. */
 static ssize_t
@@ -191,7 +193,7 @@ struct health_req
   struct req r;
   struct probe *probe;
   struct sysinfo_snap snap;
-  struct timespec start;
+  double start; /* clock_now_ms () */
 };
 
 static void
@@ -209,15 +211,10 @@ health_done (void *arg, bool ok, const char *browser, const char *why)
   struct health_req *h = arg;
   Chvm__Agent__HealthReply hr = CHVM__AGENT__HEALTH_REPLY__INIT;
   Frame f = CHVM__AGENT__FRAME__INIT;
-  struct timespec now;
-
   (void) browser;
-  clock_gettime (CLOCK_MONOTONIC, &now);
   hr.chrome_pid = h->snap.chrome_pid;
   hr.chrome_state = h->snap.chrome_state;
-  hr.cdp_answer_ms = ok ? (int32_t) ((now.tv_sec - h->start.tv_sec) * 1000
-                                     + (now.tv_nsec - h->start.tv_nsec) / 1000000)
-                        : -1;
+  hr.cdp_answer_ms = ok ? (int32_t) (clock_now_ms () - h->start) : -1;
   hr.uptime_s = h->snap.uptime_s;
   hr.mem_available_kb = h->snap.mem_available_kb;
   hr.mem_total_kb = h->snap.mem_total_kb;
@@ -235,8 +232,10 @@ health_done (void *arg, bool ok, const char *browser, const char *why)
 }
 
 void
-health_start (struct conn *c, uint64_t id, const Chvm__Agent__HealthRequest *rq)
+health_handle (struct conn *c, const Frame *f)
 {
+  const Chvm__Agent__HealthRequest *rq = f->health;
+  uint64_t id = f->id;
   struct health_req *h = calloc (1, sizeof *h);
   cleanup_err struct err *e = NULL;
   unsigned timeout = rq->cdp_timeout_ms ? rq->cdp_timeout_ms : 1000;
@@ -254,7 +253,7 @@ health_start (struct conn *c, uint64_t id, const Chvm__Agent__HealthRequest *rq)
       free (h);
       return;
     }
-  clock_gettime (CLOCK_MONOTONIC, &h->start);
+  h->start = clock_now_ms ();
   h->probe = probe_start (agent.cdp_port, true, timeout, false, health_done, h);
   if (h->probe == NULL)
     {
@@ -262,5 +261,5 @@ health_start (struct conn *c, uint64_t id, const Chvm__Agent__HealthRequest *rq)
       free (h);
       return;
     }
-  conn_req_add (c, &h->r, id, health_cancel);
+  conn_req_add (c, &h->r, id, health_cancel, NULL);
 }

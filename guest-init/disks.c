@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "disks.h"
+#include "clock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -100,14 +101,14 @@ scan_disks (struct disk_want *want, size_t n, char *seen, size_t seenlen)
 /* Waits for the next uevent(s), draining the socket.  Returns 0 on events,
    1 on deadline. */
 static int
-uevent_wait (int fd, const struct timespec *deadline)
+uevent_wait (int fd, double deadline)
 {
   struct pollfd pfd = { .fd = fd, .events = POLLIN };
   char buf[8192];
   int r;
 
   do
-    r = poll (&pfd, 1, deadline_left_ms (deadline));
+    r = poll (&pfd, 1, clock_left_ms (deadline));
   while (r < 0 && errno == EINTR);
   if (r <= 0)
     return 1;
@@ -118,8 +119,8 @@ uevent_wait (int fd, const struct timespec *deadline)
 }
 
 int
-disks_wait (int uevent_fd, struct disk_want *want, size_t n, const struct timespec *deadline,
-            unsigned timeout_s, struct err **err)
+disks_wait (int uevent_fd, struct disk_want *want, size_t n, double deadline, unsigned timeout_s,
+            struct err **err)
 {
   char seen[512];
 
@@ -141,7 +142,7 @@ disks_wait (int uevent_fd, struct disk_want *want, size_t n, const struct timesp
 }
 
 int
-netdev_wait (int uevent_fd, const char *ifname, const struct timespec *deadline, struct err **err)
+netdev_wait (int uevent_fd, const char *ifname, double deadline, struct err **err)
 {
   while (if_nametoindex (ifname) == 0)
     if (uevent_wait (uevent_fd, deadline) == 1 && if_nametoindex (ifname) == 0)

@@ -22,11 +22,10 @@ int uevent_open (struct err **err);
 
 /* Waits until every disk in want[0..n) is found or the deadline passes; the
    error then names the missing serials and the disks seen. */
-int disks_wait (int uevent_fd, struct disk_want *want, size_t n, const struct timespec *deadline,
+int disks_wait (int uevent_fd, struct disk_want *want, size_t n, double deadline,
                 unsigned timeout_s, struct err **err);
 
 /* Waits until the network interface ifname exists. */
-int netdev_wait (int uevent_fd, const char *ifname, const struct timespec *deadline,
-                 struct err **err);
+int netdev_wait (int uevent_fd, const char *ifname, double deadline, struct err **err);
 
 #endif

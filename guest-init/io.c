@@ -27,36 +27,6 @@ phase (const char *name)
   log_info ("[%.6f] phase %s", boot_seconds (), name);
 }
 
-struct timespec
-deadline_in (long ms)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L)
-    {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
-  return ts;
-}
-
-int
-deadline_left_ms (const struct timespec *deadline)
-{
-  struct timespec now;
-  long long ms;
-
-  clock_gettime (CLOCK_MONOTONIC, &now);
-  ms = (long long) (deadline->tv_sec - now.tv_sec) * 1000
-       + (deadline->tv_nsec - now.tv_nsec) / 1000000;
-  if (ms <= 0)
-    return 0;
-  return ms > INT_MAX ? INT_MAX : (int) ms;
-}
-
 char *
 read_file (const char *path, size_t max, size_t *len, struct err **err)
 {

@@ -15,11 +15,6 @@ double boot_seconds (void);
 /* Logs "[T.TTTTTT] phase <name>" at the start of each boot phase. */
 void phase (const char *name);
 
-/* A CLOCK_MONOTONIC deadline `ms` from now, and the milliseconds left until it
-   (0 once passed), for poll(). */
-struct timespec deadline_in (long ms);
-int deadline_left_ms (const struct timespec *deadline);
-
 /* Reads at most max bytes of path; the result is NUL-terminated and *len
    (if not NULL) gets its length.  Returns NULL on error. */
 char *read_file (const char *path, size_t max, size_t *len, struct err **err);

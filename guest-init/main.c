@@ -19,6 +19,7 @@
 
 #include "button.h"
 #include "cleanup.h"
+#include "clock.h"
 #include "config.h"
 #include "disks.h"
 #include "exec.h"
@@ -86,13 +87,13 @@ find_disks (int uevent_fd, struct chvm_config *cfg, struct err **cfg_err, struct
             struct disk_want *upper, struct err **err)
 {
   struct disk_want config = { .serial = "chvm-config" };
-  struct timespec start = deadline_in (0), deadline;
+  double start = clock_now_ms (), deadline;
   cleanup_free char *text = NULL;
   size_t len;
   int r;
 
-  deadline = deadline_in (DEFAULT_DISK_TIMEOUT * 1000L);
-  if ((r = disks_wait (uevent_fd, &config, 1, &deadline, DEFAULT_DISK_TIMEOUT, err)) < 0)
+  deadline = start + DEFAULT_DISK_TIMEOUT * 1000.0;
+  if ((r = disks_wait (uevent_fd, &config, 1, deadline, DEFAULT_DISK_TIMEOUT, err)) < 0)
     return r;
   text = read_file (config.dev, CONFIG_MAX_TEXT + 1, &len, err);
   if (text == NULL)
@@ -100,12 +101,11 @@ find_disks (int uevent_fd, struct chvm_config *cfg, struct err **cfg_err, struct
   if (config_parse (text, len, cfg, cfg_err) < 0)
     return 0; /* reported in the config phase; the root disk is not needed */
 
-  deadline = start;
-  deadline.tv_sec += cfg->init_timeout;
-  if ((r = disks_wait (uevent_fd, root, 1, &deadline, cfg->init_timeout, err)) < 0)
+  deadline = start + cfg->init_timeout * 1000.0;
+  if ((r = disks_wait (uevent_fd, root, 1, deadline, cfg->init_timeout, err)) < 0)
     return r;
   if (cfg->overlay == OVERLAY_DISK)
-    return disks_wait (uevent_fd, upper, 1, &deadline, cfg->init_timeout, err);
+    return disks_wait (uevent_fd, upper, 1, deadline, cfg->init_timeout, err);
   return 0;
 }
 
@@ -132,14 +132,14 @@ stage_agent (const struct chvm_config *cfg, int *have_agent, struct err **err)
 static void
 agent_wait_ready (int fd)
 {
-  struct timespec deadline = deadline_in (AGENT_READY_MS);
+  double deadline = clock_now_ms () + AGENT_READY_MS;
   struct pollfd pfd = { .fd = fd, .events = POLLIN };
   char byte;
   ssize_t n;
   int r;
 
   do
-    r = poll (&pfd, 1, deadline_left_ms (&deadline));
+    r = poll (&pfd, 1, clock_left_ms (deadline));
   while (r < 0 && errno == EINTR);
   if (r < 0)
     {
@@ -342,8 +342,8 @@ main (void)
   phase ("network");
   if (cfg.has_address)
     {
-      struct timespec deadline = deadline_in (cfg.init_timeout * 1000L);
-      if (netdev_wait (uevent_fd, "eth0", &deadline, &err) < 0)
+      double deadline = clock_now_ms () + cfg.init_timeout * 1000.0;
+      if (netdev_wait (uevent_fd, "eth0", deadline, &err) < 0)
         fatal (&err);
     }
   /* The power button (loaded in the modules phase) is normally there by

@@ -5,6 +5,7 @@
    CLOCK_MONOTONIC deadline and turns an NLMSG_ERROR, with the kernel's
    extended ACK text, into an error. */
 #include "net.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <linux/netlink.h>
@@ -83,7 +84,7 @@ on_ack (struct nl_msg *msg, void *arg)
 static int
 nl_request (struct nl_sock *sk, struct nl_msg *msg, const char *what, struct err **err)
 {
-  struct timespec deadline = deadline_in (NL_TIMEOUT_MS);
+  double deadline = clock_now_ms () + NL_TIMEOUT_MS;
   struct nl_cb *cb = nl_cb_clone (nl_socket_get_cb (sk));
   struct ack ack = { 0 };
   int r;
@@ -96,7 +97,7 @@ nl_request (struct nl_sock *sk, struct nl_msg *msg, const char *what, struct err
   r = nl_send_auto (sk, msg);
   while (r >= 0 && !ack.done)
     {
-      int left = deadline_left_ms (&deadline);
+      int left = clock_left_ms (deadline);
       struct timeval tv = { .tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000 };
       /* libnl blocks in recvmsg(); the socket timeout bounds each wait. */
       if (left == 0)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "reap.h"
+#include "clock.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -106,10 +107,7 @@ real_next_event (int sfd, struct button *btn, int timeout_ms)
 static int64_t
 real_now_ms (void)
 {
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  return (int64_t) clock_now_ms ();
 }
 
 /* "PID (COMM) S PPID ..." of /proc/PID/stat; COMM may hold spaces and

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "frame.h"
 #include "num.h"
 #include "sys/dial.h"
@@ -138,7 +139,7 @@ int
 agent_call (struct agent_client *a, Chvm__Agent__Frame *req, Chvm__Agent__Frame__BodyCase want,
             int timeout_ms, Chvm__Agent__Frame **reply, struct err **err)
 {
-  int64_t deadline = dial_now_ms () + timeout_ms;
+  int64_t deadline = clock_now_ms () + timeout_ms;
   Chvm__Agent__Frame *f = NULL;
 
   *reply = NULL;
@@ -347,7 +348,7 @@ agent_exec (struct agent_client *a, char *const argv[], char *const env[], const
 {
   Chvm__Agent__ExecRequest x = CHVM__AGENT__EXEC_REQUEST__INIT;
   Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT;
-  int64_t deadline = dial_now_ms () + timeout_ms;
+  int64_t deadline = clock_now_ms () + timeout_ms;
 
   x.n_argv = count_strv (argv);
   x.argv = (char **) argv;

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "frame.h"
 #include "num.h"
 
@@ -674,15 +675,12 @@ cmd_agent (const struct global_opts *g, int argc, char **argv)
     }
   if (strcmp (sub, "ping") == 0)
     {
-      struct timespec t0, t1;
-      clock_gettime (CLOCK_MONOTONIC, &t0);
+      double t0 = clock_now_ms ();
       if (agent_ping (a, t.timeout_ms, &e) < 0)
         rc = fail (e, sub);
       else
         {
-          double us;
-          clock_gettime (CLOCK_MONOTONIC, &t1);
-          us = (double) (t1.tv_sec - t0.tv_sec) * 1e6 + (double) (t1.tv_nsec - t0.tv_nsec) / 1e3;
+          double us = (clock_now_ms () - t0) * 1e3;
           if (g->json)
             printf ("{\"agent_version\":\"%s\",\"rtt_us\":%.1f}\n", agent_version (a), us);
           else

@@ -14,6 +14,7 @@
 #include "cdp/cdp_http.h"
 #include "cleanup.h"
 #include "cli/commands.h"
+#include "cli/report.h"
 #include "supervisor/supervisor.h"
 #include "vm/vmctl.h"
 
@@ -100,18 +101,18 @@ cmd_cdp (const struct global_opts *g, int argc, char **argv)
     }
   if (c == NULL)
     return 1;
-  if (vmctl_open (g, argv[a], false, c, &err) < 0)
-    return vmctl_fail ("cdp", &err);
+  if (vmctl_open (g->state_dir, argv[a], false, c, &err) < 0)
+    return cli_fail ("cdp", &err);
   if (c->rec.cdp_endpoint[0] == '\0')
     {
       err_make (&err, 0, "VM %s has no CDP endpoint (made before supervisors)", c->rec.name);
-      return vmctl_fail ("cdp", &err);
+      return cli_fail ("cdp", &err);
     }
   if (supervisor_pid (c->dir) == 0)
     {
       err_make (&err, 0, "VM %s: no supervisor holds its endpoint %s (chvm supervise %s)",
                 c->rec.name, c->rec.cdp_endpoint, c->rec.name);
-      return vmctl_fail ("cdp", &err);
+      return cli_fail ("cdp", &err);
     }
   if (http)
     snprintf (url, sizeof url, "http://%s", c->rec.cdp_endpoint);
@@ -128,7 +129,7 @@ cmd_cdp (const struct global_opts *g, int argc, char **argv)
       if (url[0] == '\0')
         {
           if (fetch_browser_path (c->rec.cdp_endpoint, path, sizeof path, &err) < 0)
-            return vmctl_fail ("cdp", &err);
+            return cli_fail ("cdp", &err);
           snprintf (url, sizeof url, "ws://%s%s", c->rec.cdp_endpoint, path);
         }
     }

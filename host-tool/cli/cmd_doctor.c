@@ -12,6 +12,7 @@
 
 #include "cleanup.h"
 #include "cli/commands.h"
+#include "cli/report.h"
 #include "sys/proc.h"
 #include "vm/vmctl.h"
 #include "vmm/ch_api.h"
@@ -91,7 +92,7 @@ guest_file (struct check *c, size_t *n, const char *name, const char *rel)
   char path[VM_PATH_MAX];
   struct stat st;
 
-  if (vmctl_data_path (rel, path, sizeof path, &err) < 0)
+  if (cli_data_path (rel, path, sizeof path, &err) < 0)
     {
       snprintf (k->detail, sizeof k->detail, "%s", err->msg);
       return;
@@ -126,7 +127,9 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
 {
   struct check c[MAX_CHECKS];
   size_t n = 0;
-  char why_kvm[512], why_ch[512], why_qemu[512];
+  char why_kvm[512], why_ch[512], why_qemu[512], why_pick[512];
+  cleanup_err struct err *pick_err = NULL;
+  const struct backend_ops *chosen;
   bool kvm, ch, qemu;
   const char *ch_bin = getenv ("CLOUD_HYPERVISOR");
   const char *qemu_bin = getenv ("CHVM_QEMU");
@@ -160,7 +163,7 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
       k->ok = false;
       snprintf (k->detail, sizeof k->detail, "no kvm_intel or kvm_amd module loaded");
     }
-  kvm = vmctl_kvm_usable (why_kvm, sizeof why_kvm);
+  kvm = backend_kvm_usable (why_kvm, sizeof why_kvm);
   k = add (c, &n, "kvm usable");
   k->ok = kvm;
   snprintf (k->detail, sizeof k->detail, "%s",
@@ -181,6 +184,7 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
   guest_file (c, &n, "default image", "images/standin/oci");
   ch = backend_ch.available (why_ch, sizeof why_ch) && kvm;
   qemu = backend_qemu.available (why_qemu, sizeof why_qemu);
+  chosen = backend_pick ("auto", why_pick, sizeof why_pick, &pick_err);
 
   if (g->json)
     {
@@ -199,9 +203,7 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
       json_object_object_add (o, "backend_ch", json_object_new_boolean (ch));
       json_object_object_add (o, "backend_qemu", json_object_new_boolean (qemu));
       json_object_object_add (o, "auto_backend",
-                              json_object_new_string (ch     ? "cloud-hypervisor"
-                                                      : qemu ? "qemu"
-                                                             : ""));
+                              json_object_new_string (chosen ? chosen->name : ""));
       puts (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN
                                                    | JSON_C_TO_STRING_NOSLASHESCAPE));
       json_object_put (o);
@@ -219,9 +221,8 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
                                                 : !kvm ? "not usable: KVM cannot run guests here"
                                                        : why_ch);
       printf ("qemu backend: %s\n", qemu ? "usable (TCG software emulation)" : why_qemu);
-      printf ("chvm run --backend auto uses: %s\n", ch     ? "cloud-hypervisor"
-                                                    : qemu ? "qemu"
-                                                           : "nothing (no backend can run)");
+      printf ("chvm run --backend auto uses: %s\n",
+              chosen ? chosen->name : "nothing (no backend can run)");
     }
   return ch || qemu ? 0 : 1;
 }

@@ -8,6 +8,7 @@
 
 #include "cleanup.h"
 #include "cli/commands.h"
+#include "cli/report.h"
 #include "supervisor/supervisor.h"
 #include "vm/vmctl.h"
 
@@ -62,9 +63,10 @@ cmd_inspect (const struct global_opts *g, int argc, char **argv)
 
       if (c == NULL)
         return 1;
-      if (vmctl_open (g, argv[i], false, c, &err) < 0 || vmrec_to_json (&c->rec, &text, &err) < 0)
+      if (vmctl_open (g->state_dir, argv[i], false, c, &err) < 0
+          || vmrec_to_json (&c->rec, &text, &err) < 0)
         {
-          rc = vmctl_fail ("inspect", &err);
+          rc = cli_fail ("inspect", &err);
           continue;
         }
       o = json_tokener_parse (text);

@@ -15,6 +15,7 @@
 
 #include "cleanup.h"
 #include "cli/commands.h"
+#include "cli/report.h"
 #include "vm/vmctl.h"
 #include "vmm/console.h"
 
@@ -60,11 +61,11 @@ end_pidfd (const struct vmctl *c, bool console)
         {
           s[n] = '\0';
           pid = (pid_t) strtol (s, NULL, 10);
-          if (pid <= 0 || !vm_pid_is_ours (pid, c->dir))
+          if (pid <= 0 || !proc_pid_names_dir (pid, c->dir))
             pid = 0;
         }
     }
-  if (pid == 0 && c->rec.rt.vmm_pid > 0 && vm_pid_is_ours (c->rec.rt.vmm_pid, c->dir))
+  if (pid == 0 && c->rec.rt.vmm_pid > 0 && proc_pid_names_dir (c->rec.rt.vmm_pid, c->dir))
     pid = c->rec.rt.vmm_pid;
   return pid > 0 ? pidfd_open (pid, 0) : -1;
 }
@@ -187,8 +188,8 @@ cmd_logs (const struct global_opts *g, int argc, char **argv)
     }
   if (c == NULL)
     return 1;
-  if (vmctl_open (g, argv[optind], false, c, &err) < 0)
-    return vmctl_fail ("logs", &err);
+  if (vmctl_open (g->state_dir, argv[optind], false, c, &err) < 0)
+    return cli_fail ("logs", &err);
   r = logs (c, source, follow, &err);
-  return r < 0 ? vmctl_fail ("logs", &err) : 0;
+  return r < 0 ? cli_fail ("logs", &err) : 0;
 }

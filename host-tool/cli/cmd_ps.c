@@ -10,6 +10,7 @@
 
 #include "cleanup.h"
 #include "cli/commands.h"
+#include "cli/report.h"
 #include "supervisor/supervisor.h"
 #include "vm/vmctl.h"
 
@@ -52,7 +53,7 @@ cmd_ps (const struct global_opts *g, int argc, char **argv)
       }
   if (vmstate_root (g->state_dir, root, sizeof root, &err) < 0
       || vmstate_list (root, &names, &n, &err) < 0)
-    return vmctl_fail ("ps", &err);
+    return cli_fail ("ps", &err);
   gl.state_dir = root;
   if (g->json)
     arr = json_object_new_array ();
@@ -70,9 +71,9 @@ cmd_ps (const struct global_opts *g, int argc, char **argv)
       if (v == NULL)
         break;
       /* Reading needs no lock: vm.json is replaced atomically. */
-      if (vmctl_open (&gl, names[i], false, v, &err) < 0)
+      if (vmctl_open (gl.state_dir, names[i], false, v, &err) < 0)
         {
-          vmctl_fail ("ps", &err);
+          cli_fail ("ps", &err);
           continue;
         }
       st = vmctl_status (v);

@@ -18,8 +18,11 @@
 
 #include "cleanup.h"
 #include "cli/commands.h"
+#include "cli/report.h"
+#include "clock.h"
 #include "net/net.h"
 #include "supervisor/supervisor.h"
+#include "sys/fs.h"
 #include "sys/proc.h"
 #include "vm/vmctl.h"
 #include "vm/vmmuser.h"
@@ -38,16 +41,6 @@ static const char *const restore_mode_names[] = {
   [VM_RESTORE_COPY] = "copy",
   [VM_RESTORE_ONDEMAND] = "ondemand",
 };
-
-/* What is left of the deadline, at least 1 ms (a step that starts late
-   still gets one try). */
-static int
-left_ms (double deadline)
-{
-  double left = deadline - proc_now_ms ();
-
-  return left < 1 ? 1 : (int) left;
-}
 
 static void
 unlink_pid (const char *dir)
@@ -71,7 +64,7 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
   cleanup_err struct err *e2 = NULL;
   enum vm_status st = vmctl_status (c);
   struct stat sb;
-  double t = proc_now_ms (), start = t, deadline;
+  double t = clock_now_ms (), start = t, deadline;
   unsigned thawed = 0;
   int64_t step_ns = 0;
   sigset_t old_mask;
@@ -81,13 +74,13 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
   if (st != VM_STATUS_STANDBY || stat (snap, &sb) < 0 || !S_ISDIR (sb.st_mode))
     return err_make (err, 0, "VM '%s' is %s: nothing to restore (no complete snapshot)",
                      c->rec.name, vm_status_name (st));
-  if (vm_snapshot_check (snap, c->rec.backend, err) < 0)
+  if (c->be->snapshot_check (snap, err) < 0)
     return err_wrap (err, "VM '%s' cannot be restored", c->rec.name);
   /* A VMM that vmm.pid names but vm.json does not: a restore killed before
      it could record it.  A second one on the same snapshot and disks would
      corrupt them. */
   if ((other = vmctl_read_pid (c->dir)) > 0 && other != c->rec.rt.vmm_pid
-      && vm_pid_is_ours (other, c->dir))
+      && proc_pid_names_dir (other, c->dir))
     return err_make (err, 0,
                      "VM '%s': a VMM (pid %d) that vm.json does not record runs on its snapshot "
                      "(an interrupted restore?); kill it before restoring",
@@ -99,7 +92,7 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
     {
       if (net_ensure_tap (NULL, &c->rec, err) < 0)
         goto fail;
-      vmctl_phase (ph, n, "tap", &t);
+      cli_phase (ph, n, "tap", &t);
     }
   vmctl_fault ("restore", "tap", 0);
   if (vmmuser_prepare (c->root, c->dir, &c->rec, err) < 0)
@@ -124,7 +117,7 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
   vmctl_fact (c, "memory_restore_reason", VMCTL_FACT_STR, 0, restore_opts.reason);
   vmctl_fact (c, "prefault", VMCTL_FACT_BOOL, restore_opts.prefault, NULL);
   vmctl_fault ("restore", "restored", c->rec.rt.vmm_pid);
-  t = proc_now_ms ();
+  t = clock_now_ms ();
   c->rec.state = VM_STATUS_RUNNING;
   if ((c->rec.tap[0] && net_tap_clear_addresses (c->rec.tap, err) < 0)
       || vmctl_write_pid (c->dir, c->rec.rt.vmm_pid, err) < 0 || vmctl_save (c, err) < 0)
@@ -161,30 +154,32 @@ restore (struct vmctl *c, bool agent, struct phase *ph, size_t *n, struct err **
   vmctl_fault ("restore", "recorded", c->rec.rt.vmm_pid);
   if (!agent)
     goto done;
+  /* Each step gets at least 1 ms: one that starts late still gets one try. */
   deadline = t + agent_timeout_s * 1000.0;
-  if (vmctl_agent (c, left_ms (deadline), &a, err) < 0
-      || agent_thaw (a, agent_now_ns (), true, &thawed, NULL, &step_ns, left_ms (deadline), err)
+  if (vmctl_agent (c, clock_left_ms (deadline) ?: 1, &a, err) < 0
+      || agent_thaw (a, agent_now_ns (), true, &thawed, NULL, &step_ns,
+                     clock_left_ms (deadline) ?: 1, err)
              < 0)
     {
       if (a != NULL)
         agent_close (a);
       return err_wrap (err, "thaw");
     }
-  vmctl_phase (ph, n, "thaw", &t);
-  if (agent_wait_ready (a, left_ms (deadline), c->rec.cdp_port, &reply, err) < 0)
+  cli_phase (ph, n, "thaw", &t);
+  if (agent_wait_ready (a, clock_left_ms (deadline) ?: 1, c->rec.cdp_port, &reply, err) < 0)
     {
       agent_close (a);
       return err_wrap (err, "browser not ready after restore");
     }
   chvm__agent__frame__free_unpacked (reply, NULL);
   agent_close (a);
-  vmctl_phase (ph, n, "ready", &t);
+  cli_phase (ph, n, "ready", &t);
   /* The agent's WaitReady answers once the browser's DevTools does. */
   vmctl_fact (c, "cdp_ready_ms", VMCTL_FACT_INT, (int64_t) (t - start), NULL);
 done:
   /* The snapshot is stale now that the VM runs on; a next standby makes a
      new one. */
-  if (vmctl_rmtree (snap, &e2) < 0)
+  if (fs_rmtree (snap, &e2) < 0)
     err_release (&e2);
   return 0;
 fail:
@@ -200,10 +195,10 @@ cmd_restore (const struct global_opts *g, int argc, char **argv)
   bool no_agent = false;
   const char *mode = "auto";
   int status;
-  const struct vmctl_arg args[] = { { "--no-agent", &no_agent, NULL },
-                                    { "--prefault", &restore_opts.prefault, NULL },
-                                    { "--memory-restore", NULL, &mode } };
-  const char *name = vmctl_phased_args (
+  const struct cli_arg args[] = { { "--no-agent", &no_agent, NULL },
+                                  { "--prefault", &restore_opts.prefault, NULL },
+                                  { "--memory-restore", NULL, &mode } };
+  const char *name = cli_phased_args (
       argc, argv, args, sizeof args / sizeof args[0],
       "Usage: chvm restore [--no-agent] [--memory-restore auto|copy|ondemand] [--prefault]\n"
       "                    [--timeout SECONDS] NAME [--json]\n\n"
@@ -235,7 +230,7 @@ cmd_restore (const struct global_opts *g, int argc, char **argv)
     }
   if (c == NULL)
     return 1;
-  if (vmctl_run_phased (g, "restore", name, !no_agent, restore, c) != 0)
+  if (cli_run_phased (g, "restore", name, !no_agent, restore, c) != 0)
     return 1;
   /* The VM's supervisor lives across standby; one that died meanwhile is
      replaced (a no-op when it is the one running this restore). */

@@ -8,8 +8,10 @@
 
 #include "cleanup.h"
 #include "cli/commands.h"
+#include "cli/report.h"
 #include "net/net.h"
 #include "supervisor/supervisor.h"
+#include "sys/fs.h"
 #include "vm/vmctl.h"
 #include "vmm/console.h"
 
@@ -50,7 +52,7 @@ rm_one (const struct global_opts *g, const char *name, bool force, struct err **
 
   if (c == NULL)
     return err_make (err, ENOMEM, "rm");
-  if (vmctl_open (g, name, true, c, err) < 0)
+  if (vmctl_open (g->state_dir, name, true, c, err) < 0)
     goto out;
   supervisor_stop (c->dir, 2000);
   st = vmctl_status (c);
@@ -73,7 +75,7 @@ rm_one (const struct global_opts *g, const char *name, bool force, struct err **
     }
   /* Whatever the status: a logger must not outlive its VM dir. */
   console_logger_stop (c->dir, 2000);
-  r = vmctl_rmtree (c->dir, err);
+  r = fs_rmtree (c->dir, err);
 out:
   vmctl_close (c);
   return r;
@@ -113,7 +115,7 @@ cmd_rm (const struct global_opts *g, int argc, char **argv)
     {
       cleanup_err struct err *err = NULL;
       if (rm_one (g, argv[i], force, &err) < 0)
-        rc = vmctl_fail ("rm", &err);
+        rc = cli_fail ("rm", &err);
       else if (!g->json)
         printf ("%s\n", argv[i]);
     }

@@ -26,11 +26,15 @@
 
 #include "cleanup.h"
 #include "cli/commands.h"
+#include "cli/report.h"
+#include "clock.h"
 #include "image/image.h"
 #include "net/liveview.h"
 #include "net/net.h"
 #include "num.h"
 #include "supervisor/supervisor.h"
+#include "sys/fs.h"
+#include "sys/port.h"
 #include "sys/proc.h"
 #include "vm/configdisk.h"
 #include "vm/vmctl.h"
@@ -101,7 +105,7 @@ resolve_file (const char *opt, const char *rel, const char *what, char *out, siz
 
   if (opt != NULL)
     snprintf (tmp, sizeof tmp, "%s", opt);
-  else if (vmctl_data_path (rel, tmp, sizeof tmp, err) < 0)
+  else if (cli_data_path (rel, tmp, sizeof tmp, err) < 0)
     return -1;
   if (realpath (tmp, out) == NULL || strlen (out) >= len)
     return err_make (err, errno ? errno : ENAMETOOLONG,
@@ -195,11 +199,11 @@ cdp_endpoint (const char *opt, char *out, size_t len, struct err **err)
   if (port == 0)
     {
       uint16_t p;
-      if (net_pick_port (addr, &p, err) < 0)
+      if (port_pick (addr, &p, err) < 0)
         return -1;
       port = p;
     }
-  else if (net_check_port (addr, (uint16_t) port, false, err) < 0)
+  else if (port_check (addr, (uint16_t) port, false, err) < 0)
     return err_wrap (err, "--cdp");
   if ((size_t) snprintf (out, len, "%s:%u", addr, port) >= len)
     return err_make (err, ENAMETOOLONG, "--cdp");
@@ -356,39 +360,6 @@ parse_args (int argc, char **argv, struct run_opts *o, struct err **err)
   return 0;
 }
 
-static const struct backend_ops *
-pick_backend (const char *want, char *why, size_t why_len, struct err **err)
-{
-  char kvm_why[256], ch_why[256];
-
-  if (strcmp (want, "qemu") == 0)
-    {
-      if (!backend_qemu.available (why, why_len))
-        {
-          err_make (err, 0, "QEMU backend unavailable: %s", why);
-          return NULL;
-        }
-      return &backend_qemu;
-    }
-  if (strcmp (want, "ch") == 0)
-    {
-      if (!backend_ch.available (why, why_len))
-        {
-          err_make (err, 0, "cloud-hypervisor backend unavailable: %s", why);
-          return NULL;
-        }
-      return &backend_ch;
-    }
-  if (backend_ch.available (ch_why, sizeof ch_why) && vmctl_kvm_usable (kvm_why, sizeof kvm_why))
-    return &backend_ch;
-  if (!backend_qemu.available (why, why_len))
-    {
-      err_make (err, 0, "no backend can run here: QEMU: %s", why);
-      return NULL;
-    }
-  return &backend_qemu;
-}
-
 /* Addresses of the tap-mode VMs in the same namespace, for allocation. */
 static int
 used_addresses (const char *root, const char *netns, uint32_t *used, size_t cap, size_t *n,
@@ -422,7 +393,7 @@ make_upper_disk (const char *path, uint64_t mib, struct err **err)
   const char *const argv[] = { "mkfs.ext4", "-q", "-F", "-L", "chvm-upper", path, size, NULL };
 
   snprintf (size, sizeof size, "%lluM", (unsigned long long) mib);
-  return net_run (argv, NULL, false, err);
+  return proc_run (argv, NULL, false, err);
 }
 
 struct created
@@ -444,7 +415,7 @@ undo (struct created *cr)
     net_teardown_vm (NULL, &cr->c->rec, &e);
   err_release (&e);
   if (cr->dir)
-    vmctl_rmtree (cr->c->dir, &e);
+    fs_rmtree (cr->c->dir, &e);
 }
 
 static int
@@ -462,7 +433,7 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   struct vm_spec spec;
   struct vmm_jail_storage jail;
   bool tap = strcmp (o->net, "tap") == 0;
-  const char *const dns_user[] = { "10.0.2.3" };
+  const char *const dns_user[] = { BACKEND_USER_NET_DNS };
   const char *env[MAX_ENV + LIVEVIEW_N_ENV];
   size_t n_env = 0;
   char addr[20], gw[20];
@@ -474,14 +445,15 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   /* ---- checks that create nothing ---- */
   if (vmstate_root (g->state_dir, c->root, sizeof c->root, err) < 0)
     return -1;
-  c->be = pick_backend (o->backend, why, sizeof why, err);
+  c->be = backend_pick (o->backend, why, sizeof why, err);
   if (c->be == NULL)
     return -1;
-  if (c->be == &backend_ch)
+  if (!(c->be->caps & BACKEND_CAP_USER_NET))
     tap = true; /* CH has no user-mode network */
   if (o->netns != NULL && !tap)
     return err_make (err, 0, "--netns needs --net tap (or the ch backend)");
-  if (c->be != &backend_ch && (o->shared_memory == VM_ON || o->free_page_reporting == VM_ON))
+  if (!(c->be->caps & BACKEND_CAP_SHARED_MEMORY)
+      && (o->shared_memory == VM_ON || o->free_page_reporting == VM_ON))
     return err_make (err, 0, "--%s on: only the ch backend has it",
                      o->shared_memory == VM_ON ? "shared-memory" : "free-page-reporting");
   if (resolve_file (o->kernel, "kernel/vmlinuz", "kernel", kernel, VM_PATH_MAX, err) < 0
@@ -490,7 +462,7 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   if (image_ref == NULL)
     {
       char oci[VM_PATH_MAX], real[PATH_MAX];
-      if (vmctl_data_path ("images/standin/oci", oci, sizeof oci, err) < 0)
+      if (cli_data_path ("images/standin/oci", oci, sizeof oci, err) < 0)
         return -1;
       snprintf (default_image, sizeof default_image, "oci:%s",
                 realpath (oci, real) != NULL ? real : oci);
@@ -546,14 +518,14 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
           struct vm_publish *p = &o->publish[o->n_publish++];
           *p = (struct vm_publish){ .guest_port = (uint16_t) o->cdp_port, .count = 1 };
           snprintf (p->host_addr, sizeof p->host_addr, "127.0.0.1");
-          if (net_pick_port ("127.0.0.1", &p->host_port, err) < 0)
+          if (port_pick ("127.0.0.1", &p->host_port, err) < 0)
             return -1;
         }
     }
   for (size_t i = 0; i < o->n_publish; i++)
     for (unsigned k = 0; k < vm_publish_ports (&o->publish[i]); k++)
-      if (net_check_port (o->publish[i].host_addr, (uint16_t) (o->publish[i].host_port + k),
-                          o->publish[i].udp, err)
+      if (port_check (o->publish[i].host_addr, (uint16_t) (o->publish[i].host_port + k),
+                      o->publish[i].udp, err)
           < 0)
         return -1;
   /* Before the lock: an import can take minutes and is safe on its own
@@ -593,9 +565,9 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   snprintf (r->overlay, sizeof r->overlay, "%s", o->overlay);
   snprintf (r->netns, sizeof r->netns, "%s", o->netns ? o->netns : "");
   r->cdp_port = (uint16_t) o->cdp_port;
-  if (c->be == &backend_qemu)
+  if (!(c->be->caps & BACKEND_CAP_VSOCK))
     {
-      /* No vsock for QEMU here: the agent listens on TCP behind a token. */
+      /* No vsock (QEMU here): the agent listens on TCP behind a token. */
       r->agent_tcp_port = AGENT_TCP_PORT;
       if (random_hex (r->agent_token, 16) < 0)
         return err_make (err, errno, "getrandom");
@@ -615,14 +587,15 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
                 (a >> 8) & 0xff, a & 0xff, NET_PREFIX);
       net_tap_name (a, r->tap, sizeof r->tap);
       net_mac (a, r->mac, sizeof r->mac);
-      snprintf (gw, sizeof gw, "10.213.0.1");
+      snprintf (gw, sizeof gw, "%u.%u.%u.%u", NET_GATEWAY >> 24, (NET_GATEWAY >> 16) & 0xff,
+                (NET_GATEWAY >> 8) & 0xff, NET_GATEWAY & 0xff);
     }
   /* The VMM (CH or QEMU) runs as a uid of its own. */
   if (vmmuser_assign (c->root, r, err) < 0)
     return -1;
-  snprintf (addr, sizeof addr, "%s", tap ? r->address : "10.0.2.15/24");
+  snprintf (addr, sizeof addr, "%s", tap ? r->address : BACKEND_USER_NET_GUEST);
   if (!tap)
-    snprintf (gw, sizeof gw, "10.0.2.2");
+    snprintf (gw, sizeof gw, "%s", BACKEND_USER_NET_GATEWAY);
 
   /* ---- from here on, failures undo what was made ---- */
   /* A ^C or SIGTERM waits until the record names the VMM, then undoes
@@ -717,7 +690,7 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
   cleanup_err struct err *err = NULL;
   struct run_opts o;
   cleanup_free struct vmctl *c = calloc (1, sizeof *c);
-  double t0 = proc_now_ms (), t_started, t_ready = 0;
+  double t0 = clock_now_ms (), t_started, t_ready = 0;
   unsigned agent_ready_ms = 0;
   char cdp[128], browser[256] = "", endpoint[96];
 
@@ -726,17 +699,17 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
   c->lock_fd = -1;
   if (parse_args (argc, argv, &o, &err) < 0)
     {
-      vmctl_fail ("run", &err);
+      cli_fail ("run", &err);
       return 2;
     }
   if (create_and_start (g, &o, c, &err) < 0)
     {
       vmctl_close (c);
-      return vmctl_fail ("run", &err);
+      return cli_fail ("run", &err);
     }
   /* Booting takes long under TCG; other commands need not wait for it. */
   vmctl_close (c);
-  t_started = proc_now_ms ();
+  t_started = clock_now_ms ();
   vmctl_cdp_address (&c->rec, cdp, sizeof cdp);
   snprintf (endpoint, sizeof endpoint, "http://%s", c->rec.cdp_endpoint);
   if (!g->json)
@@ -750,9 +723,9 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
         {
           err_wrap (&err, "VM %s is up but not ready (chvm logs %s; chvm rm -f %s)", c->rec.name,
                     c->rec.name, c->rec.name);
-          return vmctl_fail ("run", &err);
+          return cli_fail ("run", &err);
         }
-      t_ready = proc_now_ms ();
+      t_ready = clock_now_ms ();
     }
   /* Once the browser answers (its idle clock would stand a booting VM
      by), or at once with --no-wait, when it waits for DevTools itself. */
@@ -760,7 +733,7 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
     {
       err_wrap (&err, "VM %s runs, but its CDP endpoint %s does not (chvm supervise %s)",
                 c->rec.name, c->rec.cdp_endpoint, c->rec.name);
-      return vmctl_fail ("run", &err);
+      return cli_fail ("run", &err);
     }
   if (g->json)
     {

@@ -22,7 +22,11 @@
 
 #include "cleanup.h"
 #include "cli/commands.h"
+#include "cli/report.h"
+#include "clock.h"
 #include "log.h"
+#include "state/snapshot.h"
+#include "sys/fs.h"
 #include "sys/proc.h"
 #include "vm/vmctl.h"
 #include "vm/vmmuser.h"
@@ -56,7 +60,7 @@ static uint64_t ram_before, ram_after;
 static void
 settle (struct vmctl *c)
 {
-  double start = proc_now_ms (), changed = start, now = start;
+  double start = clock_now_ms (), changed = start, now = start;
   cleanup_err struct err *e = NULL;
   uint64_t cur;
 
@@ -74,7 +78,7 @@ settle (struct vmctl *c)
           log_warn ("stopped waiting for free page reporting: %s", e->msg ? e->msg : "");
           return;
         }
-      now = proc_now_ms ();
+      now = clock_now_ms ();
       if (cur < ram_after)
         {
           ram_after = cur;
@@ -127,7 +131,7 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
   struct agent_client *a = NULL;
   cleanup_err struct err *e2 = NULL;
   enum vm_status st = vmctl_status (c);
-  double t = proc_now_ms ();
+  double t = clock_now_ms ();
   bool paused = false, reclaim = quiesce && !no_reclaim;
   sigset_t old_mask;
   int r;
@@ -151,12 +155,12 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
           return err_wrap (err, "quiesce");
         }
       if (quiesce)
-        vmctl_phase (ph, n, "quiesce", &t);
+        cli_phase (ph, n, "quiesce", &t);
       if (reclaim && c->rec.rt.free_page_reporting && c->rec.rt.shared_memory
           && c->be->ram_allocated != NULL)
         {
           settle (c);
-          vmctl_phase (ph, n, "settle", &t);
+          cli_phase (ph, n, "settle", &t);
         }
     }
   /* Once paused, a ^C or SIGTERM waits: before the snapshot is complete
@@ -167,7 +171,7 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
       if (c->be->pause (&c->rec.rt, err) < 0)
         goto undo;
       paused = true;
-      vmctl_phase (ph, n, "pause", &t);
+      cli_phase (ph, n, "pause", &t);
       vmctl_fault ("standby", "paused", c->rec.rt.vmm_pid);
     }
   if (vm_snapshot_tmp (c->dir, tmp, sizeof tmp, err) < 0)
@@ -175,23 +179,23 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
   /* The VMM (its own uid) writes the snapshot. */
   if (vmmuser_give_dir (tmp, &c->rec, err) < 0)
     {
-      vmctl_rmtree (tmp, &e2);
+      fs_rmtree (tmp, &e2);
       goto undo;
     }
   if (c->be->snapshot (&c->rec.rt, tmp, err) < 0)
     {
-      vmctl_rmtree (tmp, &e2);
+      fs_rmtree (tmp, &e2);
       goto undo;
     }
   /* Every file and directory of the snapshot is on disk before it is
      named snapshot, and the rename is before vm.json says standby. */
-  if (vmctl_check_signals (err) < 0 || vmctl_rmtree (snap, err) < 0
+  if (vmctl_check_signals (err) < 0 || fs_rmtree (snap, err) < 0
       || vm_snapshot_commit (tmp, snap, err) < 0)
     {
-      vmctl_rmtree (tmp, &e2);
+      fs_rmtree (tmp, &e2);
       goto undo;
     }
-  vmctl_phase (ph, n, "snapshot", &t);
+  cli_phase (ph, n, "snapshot", &t);
   vmctl_fault ("standby", "snapshotted", c->rec.rt.vmm_pid);
   /* From here the snapshot is the VM: record it before stopping the VMM
      (a chvm killed in between leaves a paused VMM that status shows as
@@ -210,7 +214,7 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
   if (a != NULL)
     agent_close (a);
   console_logger_stop (c->dir, 2000);
-  vmctl_phase (ph, n, "shutdown", &t);
+  cli_phase (ph, n, "shutdown", &t);
   vmctl_fault ("standby", "stopped", 0);
   c->rec.rt.vmm_pid = 0;
   r = vmctl_save (c, err);
@@ -238,9 +242,9 @@ cmd_standby (const struct global_opts *g, int argc, char **argv)
   cleanup_free struct vmctl *c = calloc (1, sizeof *c);
   bool no_quiesce = false;
   int status;
-  const struct vmctl_arg args[]
+  const struct cli_arg args[]
       = { { "--no-quiesce", &no_quiesce, NULL }, { "--no-reclaim", &no_reclaim, NULL } };
-  const char *name = vmctl_phased_args (
+  const char *name = cli_phased_args (
       argc, argv, args, sizeof args / sizeof args[0],
       "Usage: chvm standby [--no-quiesce] [--no-reclaim] [--timeout SECONDS] NAME [--json]\n\n"
       "Quiesce (agent: drop caches, compact memory, freeze filesystems), pause and\n"
@@ -260,5 +264,5 @@ cmd_standby (const struct global_opts *g, int argc, char **argv)
     return status;
   if (c == NULL)
     return 1;
-  return vmctl_run_phased (g, "standby", name, !no_quiesce, standby, c);
+  return cli_run_phased (g, "standby", name, !no_quiesce, standby, c);
 }

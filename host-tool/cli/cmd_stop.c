@@ -14,8 +14,11 @@
 
 #include "cleanup.h"
 #include "cli/commands.h"
+#include "cli/report.h"
+#include "clock.h"
 #include "log.h"
 #include "supervisor/supervisor.h"
+#include "sys/fs.h"
 #include "sys/proc.h"
 #include "vm/vmctl.h"
 #include "vmm/console.h"
@@ -63,7 +66,7 @@ stop_one (const struct global_opts *g, const char *name, int timeout_ms, struct 
 
   if (c == NULL)
     return err_make (err, ENOMEM, "stop");
-  if (vmctl_open (g, name, true, c, err) < 0)
+  if (vmctl_open (g->state_dir, name, true, c, err) < 0)
     goto out;
   /* First, so that it neither wakes the VM nor sees it die. */
   supervisor_stop (c->dir, 2000);
@@ -71,7 +74,7 @@ stop_one (const struct global_opts *g, const char *name, int timeout_ms, struct 
   out->was = vm_status_name (st);
   if (st == VM_STATUS_RUNNING || st == VM_STATUS_PAUSED)
     {
-      double t0 = proc_now_ms ();
+      double t0 = clock_now_ms ();
       int exited = 0;
 
       if (st == VM_STATUS_RUNNING && (exited = powerdown (c, timeout_ms, err)) < 0)
@@ -82,14 +85,14 @@ stop_one (const struct global_opts *g, const char *name, int timeout_ms, struct 
         unlink (c->rec.rt.api_socket);
       else if (c->be->shutdown (&c->rec.rt, err) < 0)
         goto out;
-      out->ms = proc_now_ms () - t0;
+      out->ms = clock_now_ms () - t0;
     }
   console_logger_stop (c->dir, 2000);
   snprintf (snap, sizeof snap, "%s/snapshot", c->dir);
   /* A standby VM's snapshot is the VM: stopping it throws the snapshot
      away, and the report says so (snapshot_discarded). */
   out->discarded = st == VM_STATUS_STANDBY && stat (snap, &sb) == 0;
-  if (vmctl_rmtree (snap, err) < 0)
+  if (fs_rmtree (snap, err) < 0)
     goto out;
   c->rec.state = VM_STATUS_STOPPED;
   c->rec.rt.vmm_pid = 0;
@@ -182,7 +185,7 @@ cmd_stop (const struct global_opts *g, int argc, char **argv)
       struct stopped s = { .was = "stopped" };
 
       if (stop_one (g, argv[i], (int) seconds * 1000, &s, &err) < 0)
-        rc = vmctl_fail ("stop", &err);
+        rc = cli_fail ("stop", &err);
       else if (arr != NULL)
         json_object_array_add (arr, to_json (argv[i], &s));
       else

@@ -12,6 +12,7 @@
 
 #include "cleanup.h"
 #include "cli/commands.h"
+#include "cli/report.h"
 #include "num.h"
 #include "supervisor/supervisor.h"
 #include "vm/vmctl.h"
@@ -37,7 +38,7 @@ update (const struct global_opts *g, const char *name, long idle, long max, stru
 
   if (c == NULL)
     return err_make (err, ENOMEM, "supervise");
-  if (vmctl_open (g, name, true, c, err) < 0)
+  if (vmctl_open (g->state_dir, name, true, c, err) < 0)
     goto out;
   if (idle >= 0 && supervisor_check_idle ((unsigned) idle, c->rec.tap[0] != '\0', err) < 0)
     goto out;
@@ -102,22 +103,22 @@ cmd_supervise (const struct global_opts *g, int argc, char **argv)
   if (c == NULL)
     return 1;
   if ((idle >= 0 || max >= 0) && update (g, argv[optind], idle, max, &err) < 0)
-    return vmctl_fail ("supervise", &err);
-  if (vmctl_open (g, argv[optind], false, c, &err) < 0)
-    return vmctl_fail ("supervise", &err);
+    return cli_fail ("supervise", &err);
+  if (vmctl_open (g->state_dir, argv[optind], false, c, &err) < 0)
+    return cli_fail ("supervise", &err);
   st = vmctl_status (c);
   if (!supervisor_wanted (st))
     {
       err_make (&err, 0, "VM %s is %s: nothing to supervise", c->rec.name, vm_status_name (st));
-      return vmctl_fail ("supervise", &err);
+      return cli_fail ("supervise", &err);
     }
   if (c->rec.cdp_endpoint[0] == '\0')
     {
       err_make (&err, 0, "VM %s has no CDP endpoint (made before supervisors)", c->rec.name);
-      return vmctl_fail ("supervise", &err);
+      return cli_fail ("supervise", &err);
     }
   if (supervisor_start (c->dir, c->rec.netns, false, &err) < 0)
-    return vmctl_fail ("supervise", &err);
+    return cli_fail ("supervise", &err);
   pid = supervisor_pid (c->dir);
   if (g->json)
     printf (

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "num.h"
 #include "sys/proc.h"
 
@@ -1089,7 +1090,7 @@ image_import (const char *root, const char *source, enum image_format fmt,
   char hex[IMAGE_ID_LEN + 1], config_hex[IMAGE_ID_LEN + 1], rootfs_name[32];
   size_t len, n_layers;
   struct stat st;
-  double t0 = proc_now_ms ();
+  double t0 = clock_now_ms ();
   int r;
 
   *hit = false;
@@ -1208,7 +1209,7 @@ image_import (const char *root, const char *source, enum image_format fmt,
     }
   free (steal_ptr (&tmp));
   progress_msg (progress, ctx, "imported %.12s: %s, %llu MiB, %.1f s", hex, rootfs_name,
-                (unsigned long long) (img->rootfs_size >> 20), (proc_now_ms () - t0) / 1000);
+                (unsigned long long) (img->rootfs_size >> 20), (clock_now_ms () - t0) / 1000);
   return image_load_dir (final, out, err);
 }
 

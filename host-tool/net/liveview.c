@@ -8,6 +8,7 @@
 
 #include "cleanup.h"
 #include "net/net.h"
+#include "sys/port.h"
 
 /* The first LO >= LIVEVIEW_UDP_FIRST, in steps of a whole range, with all
    of LO..LO+count-1 free for UDP on addr. */
@@ -20,7 +21,7 @@ free_udp_range (const char *addr, unsigned count, uint16_t *lo, struct err **err
       for (unsigned k = 0; k < count && free_all; k++)
         {
           cleanup_err struct err *e = NULL;
-          free_all = net_check_port (addr, (uint16_t) (first + k), true, &e) == 0;
+          free_all = port_check (addr, (uint16_t) (first + k), true, &e) == 0;
         }
       if (free_all)
         {
@@ -50,7 +51,7 @@ liveview_plan (const char *addr, struct liveview *lv, struct err **err)
   snprintf (lv->signalling.host_addr, sizeof lv->signalling.host_addr, "%s", addr);
   lv->signalling.guest_port = LIVEVIEW_GUEST_PORT;
   lv->signalling.count = 1;
-  if (net_pick_port (addr, &lv->signalling.host_port, err) < 0)
+  if (port_pick (addr, &lv->signalling.host_port, err) < 0)
     return err_wrap (err, "--live-view");
   if (free_udp_range (addr, LIVEVIEW_UDP_COUNT, &lo, err) < 0)
     return -1;

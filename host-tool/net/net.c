@@ -19,70 +19,11 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "num.h"
 #include "sys/proc.h"
 
-#define CMD_TIMEOUT_MS 10000
-
 extern char **environ;
-
-int
-net_pick_port (const char *addr, uint16_t *port, struct err **err)
-{
-  struct sockaddr_in sa = { .sin_family = AF_INET };
-  socklen_t sl = sizeof sa;
-  cleanup_close int fd = -1;
-
-  if (inet_pton (AF_INET, addr, &sa.sin_addr) != 1)
-    return err_make (err, 0, "pick a port on '%s': not an IPv4 address", addr);
-  fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  /* The port is free again once closed; QEMU binds it right after, and a
-     loser of that race fails to start with a clear hostfwd error. */
-  if (fd < 0 || bind (fd, (struct sockaddr *) &sa, sizeof sa) < 0
-      || getsockname (fd, (struct sockaddr *) &sa, &sl) < 0)
-    return err_make (err, errno, "pick a free port on %s", addr);
-  *port = ntohs (sa.sin_port);
-  return 0;
-}
-
-int
-net_check_port (const char *addr, uint16_t port, bool udp, struct err **err)
-{
-  struct sockaddr_storage ss = { 0 };
-  struct sockaddr_in *s4 = (struct sockaddr_in *) &ss;
-  struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &ss;
-  cleanup_close int fd = -1;
-  socklen_t sl;
-  int one = 1;
-
-  if (inet_pton (AF_INET, addr, &s4->sin_addr) == 1)
-    {
-      s4->sin_family = AF_INET;
-      s4->sin_port = htons (port);
-      sl = sizeof *s4;
-    }
-  else if (inet_pton (AF_INET6, addr, &s6->sin6_addr) == 1)
-    {
-      s6->sin6_family = AF_INET6;
-      s6->sin6_port = htons (port);
-      sl = sizeof *s6;
-    }
-  else
-    return err_make (err, 0, "publish address '%s' is not an IP address", addr);
-  fd = socket (ss.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return err_make (err, errno, "socket");
-  /* Same option QEMU's listener uses, so TIME_WAIT leftovers do not count. */
-  setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind (fd, (struct sockaddr *) &ss, sl) < 0)
-    {
-      if (errno == EADDRINUSE)
-        return err_make (err, 0, "publish %s:%u/%s: port already in use", addr, port,
-                         udp ? "udp" : "tcp");
-      return err_make (err, errno, "publish %s:%u/%s", addr, port, udp ? "udp" : "tcp");
-    }
-  return 0;
-}
 
 static int
 parse_port (const char *s, size_t n, uint16_t *out)
@@ -245,85 +186,6 @@ net_mac (uint32_t addr, char *out, size_t len)
   snprintf (out, len, "02:c4:0a:d5:%02x:%02x", (addr >> 8) & 0xff, addr & 0xff);
 }
 
-int
-net_run (const char *const argv[], const char *input, bool quiet, struct err **err)
-{
-  posix_spawn_file_actions_t fa;
-  cleanup_close int rd = -1, in_wr = -1, in_rd = -1;
-  int pe[2], pi[2], st = 0, r;
-  double deadline = proc_now_ms () + CMD_TIMEOUT_MS;
-  char msg[512];
-  size_t used = 0;
-  pid_t pid;
-
-  if (pipe2 (pe, O_CLOEXEC) < 0 || pipe2 (pi, O_CLOEXEC) < 0)
-    return err_make (err, errno, "pipe2");
-  rd = pe[0];
-  in_rd = pi[0];
-  in_wr = pi[1];
-  posix_spawn_file_actions_init (&fa);
-  posix_spawn_file_actions_adddup2 (&fa, in_rd, 0);
-  posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_adddup2 (&fa, pe[1], 2);
-  r = posix_spawnp (&pid, argv[0], &fa, NULL, (char *const *) argv, environ);
-  posix_spawn_file_actions_destroy (&fa);
-  close (pe[1]);
-  close (steal_fd (&in_rd));
-  if (r != 0)
-    return err_make (err, r, "start %s", argv[0]);
-  if (input != NULL && write (in_wr, input, strlen (input)) < 0)
-    {
-      /* the exit status below tells what went wrong */
-    }
-  close (steal_fd (&in_wr));
-  for (;;)
-    {
-      struct pollfd p = { .fd = rd, .events = POLLIN };
-      double left = deadline - proc_now_ms ();
-      int n = poll (&p, 1, left > 0 ? (int) left + 1 : 0);
-      ssize_t got;
-      char sink[256];
-
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        {
-          proc_terminate (pid, 1000, NULL);
-          return err_make (err, ETIMEDOUT, "%s %s: no exit within %d ms", argv[0],
-                           argv[1] ? argv[1] : "", CMD_TIMEOUT_MS);
-        }
-      if (used < sizeof msg - 1)
-        got = TEMP_FAILURE_RETRY (read (rd, msg + used, sizeof msg - 1 - used));
-      else
-        got = TEMP_FAILURE_RETRY (read (rd, sink, sizeof sink));
-      if (got <= 0)
-        break;
-      if (used < sizeof msg - 1)
-        used += (size_t) got;
-    }
-  msg[used] = '\0';
-  msg[strcspn (msg, "\n")] = '\0';
-  r = proc_wait_exit (pid, CMD_TIMEOUT_MS, &st, err);
-  if (r < 0)
-    return r;
-  if (r == 0)
-    {
-      proc_terminate (pid, 1000, NULL);
-      return err_make (err, ETIMEDOUT, "%s did not exit", argv[0]);
-    }
-  if (WIFEXITED (st) && WEXITSTATUS (st) == 0)
-    return 0;
-  if (quiet)
-    return 1;
-  {
-    char cmd[256];
-    size_t off = 0;
-    for (size_t i = 0; argv[i] != NULL && off < sizeof cmd; i++)
-      off += (size_t) snprintf (cmd + off, sizeof cmd - off, "%s%s", i ? " " : "", argv[i]);
-    return err_make (err, 0, "'%s' failed: %s", cmd, msg[0] ? msg : "non-zero exit");
-  }
-}
-
 /* Enters the named namespace for the rest of this process: the VMM that
    chvm spawns next must see the tap too. */
 int
@@ -451,17 +313,17 @@ ensure_bridge_and_nat (struct err **err)
   static const char *const add_nft[] = { "nft", "-f", "-", NULL };
   int r;
 
-  r = net_run (probe_br, NULL, true, err);
-  if (r < 0 || (r == 1 && net_run (add_br, NULL, false, err) < 0))
+  r = proc_run (probe_br, NULL, true, err);
+  if (r < 0 || (r == 1 && proc_run (add_br, NULL, false, err) < 0))
     return -1;
-  if (net_run (addr_br, NULL, false, err) < 0 || net_run (up_br, NULL, false, err) < 0)
+  if (proc_run (addr_br, NULL, false, err) < 0 || proc_run (up_br, NULL, false, err) < 0)
     return -1;
   /* 127.0.0.1 DNATed to a guest leaves through the bridge with source
      127.0.0.1 (masqueraded after routing), and the reply comes back to
      127.0.0.1: both need route_localnet, on this interface only. */
   if (write_sysctl ("/proc/sys/net/ipv4/conf/" NET_BRIDGE "/route_localnet", "1", err) < 0)
     return -1;
-  r = net_run (probe_nft, NULL, true, err);
+  r = proc_run (probe_nft, NULL, true, err);
   if (r < 0)
     return -1;
   if (r == 1)
@@ -475,7 +337,7 @@ ensure_bridge_and_nat (struct err **err)
                     was == '0' ? "add set ip chvm ip_forward_was_0 { type inet_service; }\n" : "")
           < 0)
         return err_make (err, ENOMEM, "nft table");
-      if (net_run (add_nft, table, false, err) < 0)
+      if (proc_run (add_nft, table, false, err) < 0)
         return -1;
     }
   /* Forwarding for the guests; turned off again with the table if it was. */
@@ -516,9 +378,9 @@ tap_filter (const struct vm_record *r, bool add_p, struct err **err)
                          op, r->tap, addr, op, r->tap, r->mac[0] ? r->mac : "00:00:00:00:00:00")
       >= sizeof cmd)
     return err_make (err, 0, "tap name '%s' too long", r->tap);
-  if (add_p && net_run (isolate, NULL, false, err) < 0)
+  if (add_p && proc_run (isolate, NULL, false, err) < 0)
     return -1;
-  return net_run (nft, cmd, !add_p, err) < 0 ? -1 : 0;
+  return proc_run (nft, cmd, !add_p, err) < 0 ? -1 : 0;
 }
 
 /* Gives the persistent tap to uid (TUNSETOWNER), so that a VMM running as
@@ -556,12 +418,12 @@ net_ensure_tap (const char *netns, const struct vm_record *vm, struct err **err)
 
   if ((netns != NULL && net_enter_netns (netns, err) < 0) || ensure_bridge_and_nat (err) < 0)
     return -1;
-  r = net_run (probe, NULL, true, err);
-  if (r < 0 || (r == 1 && net_run (add_tap, NULL, false, err) < 0))
+  r = proc_run (probe, NULL, true, err);
+  if (r < 0 || (r == 1 && proc_run (add_tap, NULL, false, err) < 0))
     return -1;
   if (vm->vmm_uid != 0 && tap_set_owner (tap, vm->vmm_uid, err) < 0)
     return -1;
-  if (net_run (master, NULL, false, err) < 0)
+  if (proc_run (master, NULL, false, err) < 0)
     return -1;
   return tap_filter (vm, true, err);
 }
@@ -571,7 +433,7 @@ net_tap_clear_addresses (const char *tap, struct err **err)
 {
   const char *const flush[] = { "ip", "-4", "addr", "flush", "dev", tap, NULL };
 
-  return net_run (flush, NULL, false, err);
+  return proc_run (flush, NULL, false, err);
 }
 
 /* Writes one nft command on the elements of publish p, one per port of a
@@ -641,7 +503,7 @@ publish_elements (const struct vm_record *r, bool add_p, struct err **err)
       bad = ferror (f);
       if (fclose (f) != 0 || bad)
         return err_make (err, ENOMEM, "nft command");
-      rc = net_run (argv, cmd, !add_p, err);
+      rc = proc_run (argv, cmd, !add_p, err);
       if (rc < 0 && strstr ((*err)->msg, "File exists") != NULL)
         {
           err_release (err);
@@ -682,7 +544,7 @@ net_teardown_vm (const char *netns, const struct vm_record *r, struct err **err)
     return -1;
   if (r->tap[0] && r->address[0] && tap_filter (r, false, err) < 0)
     return -1;
-  if (r->tap[0] && net_run (del, NULL, true, err) < 0)
+  if (r->tap[0] && proc_run (del, NULL, true, err) < 0)
     return -1;
   return 0;
 }
@@ -699,8 +561,8 @@ net_teardown_all (const char *netns, struct err **err)
 
   if (netns != NULL && net_enter_netns (netns, err) < 0)
     return -1;
-  if ((was_0 = net_run (probe_fwd, NULL, true, err)) < 0 || net_run (del_nft, NULL, true, err) < 0
-      || net_run (del_bnft, NULL, true, err) < 0 || net_run (del_br, NULL, true, err) < 0)
+  if ((was_0 = proc_run (probe_fwd, NULL, true, err)) < 0 || proc_run (del_nft, NULL, true, err) < 0
+      || proc_run (del_bnft, NULL, true, err) < 0 || proc_run (del_br, NULL, true, err) < 0)
     return -1;
   /* Off again if chvm turned it on. */
   if (was_0 == 0 && write_sysctl (IP_FORWARD, "0", err) < 0)

@@ -31,12 +31,6 @@
 #define NET_SUBNET 0x0ad50000u  /* 10.213.0.0 */
 #define NET_GATEWAY 0x0ad50001u /* 10.213.0.1, the bridge */
 
-/* A free TCP port on IPv4 address addr, chosen by the kernel. */
-int net_pick_port (const char *addr, uint16_t *port, struct err **err);
-
-/* Fails with "ADDR:PORT/PROTO is already in use" when it cannot be bound. */
-int net_check_port (const char *addr, uint16_t port, bool udp, struct err **err);
-
 /* "[ADDR:]HOST:GUEST[/udp|/tcp]" (ADDR may be [v6]); default addr 127.0.0.1.
    HOST and GUEST may be ranges LO-HI of equal length; a lone "LO-HI" is the
    same range on both sides. */
@@ -57,12 +51,6 @@ int net_parse_ipv4 (const char *s, uint32_t *addr, struct err **err);
    they are unique whenever addresses are. */
 void net_tap_name (uint32_t addr, char *out, size_t len);
 void net_mac (uint32_t addr, char *out, size_t len);
-
-/* Runs argv (PATH search, no shell), stdin fed from input (may be NULL);
-   fails with its first stderr line when it exits non-zero.  With quiet, a
-   non-zero exit returns 1 with no error (probes, idempotent deletes).
-   Bounded by a 10 s deadline. */
-int net_run (const char *const argv[], const char *input, bool quiet, struct err **err);
 
 /* Moves this process into /run/netns/NAME, or back into the namespace it
    started in for NULL or "": the VMM spawned next must live where its tap

@@ -34,12 +34,15 @@
 #include "cdp/cdp_http.h"
 #include "cdp/wsscan.h"
 #include "cleanup.h"
+#include "clock.h"
 #include "net/net.h"
 #include "net/udpwatch.h"
 #include "num.h"
 #include "path.h"
+#include "state/probe.h"
 #include "state/vmstate.h"
 #include "sys/dial.h"
+#include "sys/fs.h"
 #include "sys/proc.h"
 
 extern char **environ;
@@ -226,7 +229,7 @@ conn_free (struct conn *c)
 static void
 touch (struct sup *s)
 {
-  s->last_activity = proc_now_ms ();
+  s->last_activity = clock_now_ms ();
 }
 
 static void
@@ -340,7 +343,7 @@ wake_answered (struct sup *s)
   if (!s->wake_open)
     return;
   s->wake_open = false;
-  ms = proc_now_ms () - s->wake_t0;
+  ms = clock_now_ms () - s->wake_t0;
   k = s->wakes % WAKE_KEEP;
   s->wake_ms[k] = ms;
   s->restore_ms[k] = s->wake_restore_ms;
@@ -852,7 +855,7 @@ sup_sync (struct sup *s)
       watch_vmm (s, 0);
     }
   else if ((s->rec.state == VM_STATUS_RUNNING || s->rec.state == VM_STATUS_PAUSED)
-           && vm_pid_is_ours (s->rec.rt.vmm_pid, s->dir))
+           && proc_pid_names_dir (s->rec.rt.vmm_pid, s->dir))
     {
       s->state = SUP_RUNNING;
       watch_vmm (s, s->rec.rt.vmm_pid);
@@ -955,7 +958,7 @@ spawn_chvm (struct sup *s, const char *cmd)
       sup_log ("%s", s->last_error);
       return -1;
     }
-  s->child_t0 = proc_now_ms ();
+  s->child_t0 = clock_now_ms ();
   return 0;
 }
 
@@ -972,7 +975,7 @@ sup_wake (struct sup *s, const char *why)
   if (!s->wake_open)
     {
       s->wake_open = true;
-      s->wake_t0 = proc_now_ms ();
+      s->wake_t0 = clock_now_ms ();
     }
   s->wake_pending = false;
   sup_log ("wake: %s; restoring VM %s", why, s->name);
@@ -990,7 +993,7 @@ static void
 child_exited (struct sup *s, int status)
 {
   enum sup_state was = s->state;
-  double ms = proc_now_ms () - s->child_t0;
+  double ms = clock_now_ms () - s->child_t0;
   bool ok = WIFEXITED (status) && WEXITSTATUS (status) == 0;
 
   s->child = 0;
@@ -1105,7 +1108,7 @@ on_live_packet (evutil_socket_t fd, short what, void *ctx)
         /* Seen: what is queued is no newer (dropped, else the queue
            would count for seconds after the last), then a second's rest
            (the idle clock counts seconds), whatever the packet rate. */
-        s->live_last = proc_now_ms ();
+        s->live_last = clock_now_ms ();
         for (k = 0; k < 4096 && recv (fd, pkt, sizeof pkt, MSG_TRUNC) >= 0; k++)
           ;
         event_del (s->live_ev);
@@ -1159,8 +1162,8 @@ on_idle (evutil_socket_t fd, short what, void *ctx)
   (void) what;
   if (s->state != SUP_RUNNING || s->rec.idle_standby_s == 0 || s->child > 0 || !s->ready)
     return;
-  quiet = proc_now_ms () - s->last_activity;
-  live_quiet = proc_now_ms () - s->live_last;
+  quiet = clock_now_ms () - s->last_activity;
+  live_quiet = clock_now_ms () - s->live_last;
   if (quiet < idle_ms || live_quiet < idle_ms)
     {
       sup_arm_idle (s);
@@ -1193,7 +1196,7 @@ sup_arm_idle (struct sup *s)
 
   if (s->rec.idle_standby_s == 0 || s->idle_ev == NULL || !s->ready)
     return;
-  left = s->rec.idle_standby_s * 1000.0 - (proc_now_ms () - last);
+  left = s->rec.idle_standby_s * 1000.0 - (clock_now_ms () - last);
   if (left < 10)
     left = 10;
   tv.tv_sec = (time_t) (left / 1000);
@@ -1242,10 +1245,10 @@ status_json (struct sup *s)
   json_object_object_add (o, "max_clients", json_object_new_int ((int) s->rec.cdp_max_clients));
   json_object_object_add (o, "idle_standby", json_object_new_int ((int) s->rec.idle_standby_s));
   json_object_object_add (o, "idle_ms",
-                          json_object_new_int64 ((int64_t) (proc_now_ms () - s->last_activity)));
+                          json_object_new_int64 ((int64_t) (clock_now_ms () - s->last_activity)));
   json_object_object_add (o, "live_view_ms",
                           json_object_new_int64 (s->live_fd >= 0 && s->live_last > 0
-                                                     ? (int64_t) (proc_now_ms () - s->live_last)
+                                                     ? (int64_t) (clock_now_ms () - s->live_last)
                                                      : -1));
   json_object_object_add (o, "outstanding", json_object_new_int64 (outstanding (s)));
   json_object_object_add (o, "wakes", json_object_new_int ((int) s->wakes));
@@ -1425,7 +1428,7 @@ sup_setup (struct sup *s, struct err **err)
   if (path_in (path, sizeof path, s->dir, "supervisor.pid", err) < 0)
     return -1;
   n = snprintf (line, sizeof line, "%d\n", (int) getpid ());
-  if (write_file_atomic (path, line, (size_t) n, 0644, err) < 0)
+  if (fs_write_atomic (path, line, (size_t) n, 0644, err) < 0)
     return -1;
   if (path_in (path, sizeof path, s->dir, "supervisor.sock", err) < 0)
     return -1;
@@ -1572,8 +1575,8 @@ supervisor_pid (const char *dir)
 
   if (path_in (path, sizeof path, dir, "supervisor.pid", NULL) < 0)
     return 0;
-  pid = vm_read_pid_file (path);
-  return pid > 0 && vm_pid_is_ours (pid, dir) ? pid : 0;
+  pid = proc_read_pid_file (path);
+  return pid > 0 && proc_pid_names_dir (pid, dir) ? pid : 0;
 }
 
 int
@@ -1626,7 +1629,7 @@ supervisor_query (const char *dir, const char *cmd, char *out, size_t cap, int t
                   struct err **err)
 {
   struct sockaddr_un sun = { .sun_family = AF_UNIX };
-  int64_t deadline = dial_now_ms () + timeout_ms;
+  int64_t deadline = clock_now_ms () + timeout_ms;
   cleanup_close int fd = -1;
   char req[64];
   size_t got = 0;

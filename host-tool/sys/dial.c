@@ -15,16 +15,8 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "num.h"
-
-int64_t
-dial_now_ms (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int
 dial_wait_fd (int fd, short events, int64_t deadline, const char *what, struct err **err)
@@ -32,7 +24,7 @@ dial_wait_fd (int fd, short events, int64_t deadline, const char *what, struct e
   for (;;)
     {
       struct pollfd p = { .fd = fd, .events = events };
-      int64_t left = deadline - dial_now_ms ();
+      int64_t left = deadline - clock_now_ms ();
       int r;
 
       if (left <= 0)
@@ -74,7 +66,7 @@ dial_vsock (const char *socket_path, unsigned port, int timeout_ms, struct err *
 {
   struct sockaddr_un sun = { .sun_family = AF_UNIX };
   cleanup_close int fd = -1;
-  int64_t deadline = dial_now_ms () + timeout_ms;
+  int64_t deadline = clock_now_ms () + timeout_ms;
   char line[64];
   size_t n = 0;
   int len;
@@ -121,7 +113,7 @@ dial_tcp (const char *host, unsigned port, int timeout_ms, struct err **err)
 {
   struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
   struct addrinfo *res = NULL;
-  int64_t deadline = dial_now_ms () + timeout_ms;
+  int64_t deadline = clock_now_ms () + timeout_ms;
   char ports[16];
   int r, one = 1;
 

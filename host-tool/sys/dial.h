@@ -11,9 +11,6 @@
 
 #include "err.h"
 
-/* Milliseconds on CLOCK_MONOTONIC. */
-int64_t dial_now_ms (void);
-
 /* Waits until fd is ready for `events` (poll flags) or deadline passes;
    `what` names the wait in the timeout error. */
 int dial_wait_fd (int fd, short events, int64_t deadline, const char *what, struct err **err);

@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
+#include "num.h"
 
 extern char **environ;
 
@@ -31,24 +33,8 @@ extern char **environ;
    after this long (still woken at once if the process exits). */
 #define CONNECT_RETRY_MS 5
 
-double
-proc_now_ms (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int
-ms_left (double deadline)
-{
-  double left = deadline - proc_now_ms ();
-
-  if (left <= 0)
-    return 0;
-  return left > INT_MAX ? INT_MAX : (int) left + 1;
-}
+/* proc_run: ip, nft, mkfs.ext4 and the like. */
+#define PROC_RUN_TIMEOUT_MS 10000
 
 void
 proc_spawnattr_session (posix_spawnattr_t *attr)
@@ -289,7 +275,7 @@ proc_wait_socket (pid_t pid, const char *path, int timeout_ms, struct err **err)
 int
 proc_connect_socket (pid_t pid, const char *path, int timeout_ms, struct err **err)
 {
-  double deadline = proc_now_ms () + timeout_ms;
+  double deadline = clock_now_ms () + timeout_ms;
   struct sockaddr_un sa = { .sun_family = AF_UNIX };
   cleanup_close int pidfd = -1, ino = -1;
   char dir[sizeof sa.sun_path];
@@ -328,7 +314,7 @@ proc_connect_socket (pid_t pid, const char *path, int timeout_ms, struct err **e
         return steal_fd (&s);
       if (errno != ENOENT && errno != ECONNREFUSED && errno != EINTR)
         return err_make (err, errno, "connect %s", path);
-      wait_ms = ms_left (deadline);
+      wait_ms = clock_left_ms (deadline);
       if (wait_ms == 0)
         return err_make (err, ETIMEDOUT, "waiting %d ms for process %d to listen on %s", timeout_ms,
                          (int) pid, path);
@@ -352,7 +338,7 @@ proc_connect_socket (pid_t pid, const char *path, int timeout_ms, struct err **e
 int
 proc_wait_exit (pid_t pid, int timeout_ms, int *status, struct err **err)
 {
-  double deadline = proc_now_ms () + timeout_ms;
+  double deadline = clock_now_ms () + timeout_ms;
   cleanup_close int pidfd = -1;
 
   pidfd = pidfd_open (pid, 0);
@@ -369,7 +355,7 @@ proc_wait_exit (pid_t pid, int timeout_ms, int *status, struct err **err)
   for (;;)
     {
       struct pollfd p = { .fd = pidfd, .events = POLLIN };
-      int n = poll (&p, 1, ms_left (deadline));
+      int n = poll (&p, 1, clock_left_ms (deadline));
 
       if (n < 0 && errno == EINTR)
         continue;
@@ -419,7 +405,7 @@ int
 proc_capture_line (const char *const argv[], char *out, size_t len, int timeout_ms,
                    struct err **err)
 {
-  double deadline = proc_now_ms () + timeout_ms;
+  double deadline = clock_now_ms () + timeout_ms;
   posix_spawn_file_actions_t fa;
   cleanup_close int rd = -1, wr = -1;
   int pipefd[2], r;
@@ -448,7 +434,7 @@ proc_capture_line (const char *const argv[], char *out, size_t len, int timeout_
   for (;;)
     {
       struct pollfd p = { .fd = rd, .events = POLLIN };
-      int n = poll (&p, 1, ms_left (deadline));
+      int n = poll (&p, 1, clock_left_ms (deadline));
       ssize_t got;
 
       if (n < 0 && errno == EINTR)
@@ -466,7 +452,7 @@ proc_capture_line (const char *const argv[], char *out, size_t len, int timeout_
     }
   buf[used] = '\0';
   buf[strcspn (buf, "\n")] = '\0';
-  r = proc_wait_exit (pid, ms_left (deadline), NULL, err);
+  r = proc_wait_exit (pid, clock_left_ms (deadline), NULL, err);
   if (r == 0)
     proc_terminate (pid, 1000, NULL);
   if (r < 0)
@@ -509,4 +495,162 @@ proc_log_last_line (const char *log_path, char *out, size_t len)
   /* Truncating a long log line is fine. */
   if (snprintf (out, len, "%s", start ? start + 1 : buf) < 0)
     out[0] = '\0';
+}
+
+bool
+proc_cmdline_names_dir (const char *buf, size_t len, const char *dir)
+{
+  size_t dl = strlen (dir);
+
+  while (dl > 1 && dir[dl - 1] == '/')
+    dl--;
+  if (dl == 0)
+    return false;
+  /* Every occurrence of dir in each NUL-separated argument counts only at
+     path component boundaries: the argument or a "path=", "unix:" or ","
+     value starts there, and the path ends there or goes on below dir.  So
+     VM "a"'s dir never matches ".../vms/ab/api.sock". */
+  for (size_t i = 0; i < len;)
+    {
+      const char *arg = buf + i;
+      size_t al = strnlen (arg, len - i);
+
+      for (size_t off = 0; off + dl <= al; off++)
+        {
+          char before = off ? arg[off - 1] : '\0';
+          char after = off + dl < al ? arg[off + dl] : '\0';
+
+          if (memcmp (arg + off, dir, dl) != 0)
+            continue;
+          if (off != 0 && before != '=' && before != ':' && before != ',')
+            continue;
+          if (after == '\0' || after == '/' || after == ',')
+            return true;
+        }
+      i += al + 1;
+    }
+  return false;
+}
+
+pid_t
+proc_read_pid_file (const char *path)
+{
+  char s[24];
+  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
+  ssize_t n;
+  uint64_t v;
+
+  if (fd < 0)
+    return 0;
+  n = TEMP_FAILURE_RETRY (read (fd, s, sizeof s - 1));
+  if (n <= 0)
+    return 0;
+  while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+    n--;
+  if (num_parse_u64 (s, (size_t) n, INT32_MAX, &v) < 0 || v == 0)
+    return 0;
+  return (pid_t) v;
+}
+
+bool
+proc_pid_names_dir (pid_t pid, const char *needle)
+{
+  char path[64], buf[8192];
+  cleanup_close int fd = -1;
+  size_t got = 0;
+  ssize_t n;
+
+  if (pid <= 0 || needle == NULL || *needle == '\0')
+    return false;
+  snprintf (path, sizeof path, "/proc/%d/cmdline", (int) pid);
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  while (got < sizeof buf - 1
+         && (n = TEMP_FAILURE_RETRY (read (fd, buf + got, sizeof buf - 1 - got))) > 0)
+    got += (size_t) n;
+  /* A zombie has an empty cmdline: it is not running anything. */
+  if (got == 0)
+    return false;
+  buf[got] = '\0';
+  return proc_cmdline_names_dir (buf, got, needle);
+}
+
+int
+proc_run (const char *const argv[], const char *input, bool quiet, struct err **err)
+{
+  posix_spawn_file_actions_t fa;
+  cleanup_close int rd = -1, in_wr = -1, in_rd = -1;
+  int pe[2], pi[2], st = 0, r;
+  double deadline = clock_now_ms () + PROC_RUN_TIMEOUT_MS;
+  char msg[512];
+  size_t used = 0;
+  pid_t pid;
+
+  if (pipe2 (pe, O_CLOEXEC) < 0 || pipe2 (pi, O_CLOEXEC) < 0)
+    return err_make (err, errno, "pipe2");
+  rd = pe[0];
+  in_rd = pi[0];
+  in_wr = pi[1];
+  posix_spawn_file_actions_init (&fa);
+  posix_spawn_file_actions_adddup2 (&fa, in_rd, 0);
+  posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2 (&fa, pe[1], 2);
+  r = posix_spawnp (&pid, argv[0], &fa, NULL, (char *const *) argv, environ);
+  posix_spawn_file_actions_destroy (&fa);
+  close (pe[1]);
+  close (steal_fd (&in_rd));
+  if (r != 0)
+    return err_make (err, r, "start %s", argv[0]);
+  if (input != NULL && write (in_wr, input, strlen (input)) < 0)
+    {
+      /* the exit status below tells what went wrong */
+    }
+  close (steal_fd (&in_wr));
+  for (;;)
+    {
+      struct pollfd p = { .fd = rd, .events = POLLIN };
+      double left = deadline - clock_now_ms ();
+      int n = poll (&p, 1, left > 0 ? (int) left + 1 : 0);
+      ssize_t got;
+      char sink[256];
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        {
+          proc_terminate (pid, 1000, NULL);
+          return err_make (err, ETIMEDOUT, "%s %s: no exit within %d ms", argv[0],
+                           argv[1] ? argv[1] : "", PROC_RUN_TIMEOUT_MS);
+        }
+      if (used < sizeof msg - 1)
+        got = TEMP_FAILURE_RETRY (read (rd, msg + used, sizeof msg - 1 - used));
+      else
+        got = TEMP_FAILURE_RETRY (read (rd, sink, sizeof sink));
+      if (got <= 0)
+        break;
+      if (used < sizeof msg - 1)
+        used += (size_t) got;
+    }
+  msg[used] = '\0';
+  msg[strcspn (msg, "\n")] = '\0';
+  r = proc_wait_exit (pid, PROC_RUN_TIMEOUT_MS, &st, err);
+  if (r < 0)
+    return r;
+  if (r == 0)
+    {
+      proc_terminate (pid, 1000, NULL);
+      return err_make (err, ETIMEDOUT, "%s did not exit", argv[0]);
+    }
+  if (WIFEXITED (st) && WEXITSTATUS (st) == 0)
+    return 0;
+  if (quiet)
+    return 1;
+  {
+    char cmd[256];
+    size_t off = 0;
+    for (size_t i = 0; argv[i] != NULL && off < sizeof cmd; i++)
+      off += (size_t) snprintf (cmd + off, sizeof cmd - off, "%s%s", i ? " " : "", argv[i]);
+    return err_make (err, 0, "'%s' failed: %s", cmd, msg[0] ? msg : "non-zero exit");
+  }
 }

@@ -100,7 +100,24 @@ int proc_capture_line (const char *const argv[], char *out, size_t len, int time
    gone). */
 bool proc_alive_p (pid_t pid);
 
-/* Milliseconds on CLOCK_MONOTONIC; for deadlines and phase timings. */
-double proc_now_ms (void);
+/* Whether pid is alive and /proc/pid/cmdline names the VM dir needle (QMP/API
+   sockets live there) as a whole path: an argument that is dir or a path
+   below it, or has one after "=", ":" or ",".  Guards against a recycled
+   pid being taken for our VMM, and VM "a" taking VM "ab"'s VMM for its own. */
+bool proc_pid_names_dir (pid_t pid, const char *needle);
+
+/* The pid a pid file (vmm.pid, console-log.pid, supervisor.pid) holds:
+   decimal, an optional line end; 0 when missing or not a pid. */
+pid_t proc_read_pid_file (const char *path);
+
+/* The matching rule of proc_pid_names_dir on a cmdline buffer of len bytes
+   (NUL-separated arguments). */
+bool proc_cmdline_names_dir (const char *buf, size_t len, const char *dir);
+
+/* Runs argv (PATH search, no shell), stdin fed from input (may be NULL);
+   fails with its first stderr line when it exits non-zero.  With quiet, a
+   non-zero exit returns 1 with no error (probes, idempotent deletes).
+   Bounded by a 10 s deadline. */
+int proc_run (const char *const argv[], const char *input, bool quiet, struct err **err);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "cleanup.h"
 #include "state/vmstate.h"
+#include "sys/fs.h"
 
 struct buf
 {
@@ -147,5 +148,5 @@ configdisk_write (const char *path, const struct config_input *in, struct err **
   if (disk == NULL)
     return err_make (err, ENOMEM, "config disk");
   memcpy (disk, text, len);
-  return write_file_atomic (path, disk, padded, 0600, err);
+  return fs_write_atomic (path, disk, padded, 0600, err);
 }

@@ -17,51 +17,16 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "log.h"
 #include "net/net.h"
 #include "num.h"
+#include "state/probe.h"
+#include "sys/fs.h"
 #include "sys/proc.h"
 #include "vmm/ch_api.h"
 #include "vmm/console.h"
 #include "vmm/qmp.h"
-
-const struct backend_ops *
-vmctl_backend (const char *name)
-{
-  if (strcmp (name, backend_qemu.name) == 0)
-    return &backend_qemu;
-  if (strcmp (name, backend_ch.name) == 0 || strcmp (name, "ch") == 0)
-    return &backend_ch;
-  return NULL;
-}
-
-bool
-vmctl_kvm_usable (char *why, size_t why_len)
-{
-  struct stat st;
-  int fd;
-
-  if (stat ("/sys/module/kvm_pvm", &st) == 0)
-    {
-      snprintf (why, why_len,
-                "/dev/kvm is the kvm_pvm software module (shadow paging), which cannot run a "
-                "stock Linux guest");
-      return false;
-    }
-  fd = open ("/dev/kvm", O_RDWR | O_CLOEXEC);
-  if (fd < 0)
-    {
-      snprintf (why, why_len, "/dev/kvm: %s", strerror (errno));
-      return false;
-    }
-  close (fd);
-  if (stat ("/sys/module/kvm_intel", &st) < 0 && stat ("/sys/module/kvm_amd", &st) < 0)
-    {
-      snprintf (why, why_len, "neither kvm_intel nor kvm_amd is loaded");
-      return false;
-    }
-  return true;
-}
 
 /* A run or restore killed after its VMM started and before vm.json named
    it leaves a VMM that only vmm.pid (which the backend writes at start)
@@ -72,27 +37,26 @@ vmctl_unrecorded_vmm (struct vmctl *c)
 {
   pid_t pid;
 
-  if (vm_pid_is_ours (c->rec.rt.vmm_pid, c->dir))
+  if (proc_pid_names_dir (c->rec.rt.vmm_pid, c->dir))
     return;
   pid = vmctl_read_pid (c->dir);
-  if (pid > 0 && vm_pid_is_ours (pid, c->dir))
+  if (pid > 0 && proc_pid_names_dir (pid, c->dir))
     c->rec.rt.vmm_pid = pid;
 }
 
 int
-vmctl_open (const struct global_opts *g, const char *name, bool lock, struct vmctl *c,
-            struct err **err)
+vmctl_open (const char *state_dir, const char *name, bool lock, struct vmctl *c, struct err **err)
 {
   memset (c, 0, sizeof *c);
   c->lock_fd = -1;
-  if (vmstate_root (g->state_dir, c->root, sizeof c->root, err) < 0
+  if (vmstate_root (state_dir, c->root, sizeof c->root, err) < 0
       || vmstate_dir (c->root, name, c->dir, sizeof c->dir, err) < 0)
     return -1;
   if (lock && (c->lock_fd = vmstate_lock (c->root, VMCTL_LOCK_MS, err)) < 0)
     return -1;
   if (vmrec_load (c->root, name, &c->rec, err) < 0)
     return -1;
-  c->be = vmctl_backend (c->rec.backend);
+  c->be = backend_by_name (c->rec.backend);
   if (c->be == NULL)
     return err_make (err, 0, "VM '%s': unknown backend '%s'", name, c->rec.backend);
   if (net_enter_netns (c->rec.netns, err) < 0)
@@ -112,7 +76,7 @@ vmctl_stop_leftover (struct vmctl *c, struct err **err)
      stops; a chvm killed in between left that VMM paused.  The snapshot is
      the VM, the VMM must go before anything uses the snapshot or disks. */
   snprintf (snap, sizeof snap, "%s/snapshot", c->dir);
-  if (!vm_pid_is_ours (pid, c->dir))
+  if (!proc_pid_names_dir (pid, c->dir))
     return 0;
   if (c->rec.state == VM_STATUS_CREATED)
     {
@@ -181,38 +145,9 @@ vmctl_save (struct vmctl *c, struct err **err)
 static int
 api_probe (const struct vm_record *r)
 {
-  cleanup_err struct err *err = NULL;
-  struct json_object *ret = NULL, *st;
-  struct qmp *q;
-  int paused = -1;
+  const struct backend_ops *be = backend_by_name (r->backend);
 
-  if (r->rt.api_socket[0] == '\0')
-    return -1;
-  /* cloud-hypervisor: vm.info's state (a chvm killed during standby leaves
-     the VM paused while vm.json still says running). */
-  if (strcmp (r->backend, backend_ch.name) == 0)
-    {
-      struct ch_client c;
-      struct ch_vm_info info;
-
-      if (ch_client_init (&c, r->rt.api_socket, &err) < 0)
-        return -1;
-      c.timeout_ms = 1000;
-      if (ch_info (&c, &info, &err) < 0)
-        return -1;
-      return strcmp (info.state, "Paused") == 0 ? 1 : strcmp (info.state, "Running") == 0 ? 0 : -1;
-    }
-  if (strcmp (r->backend, backend_qemu.name) != 0)
-    return -1;
-  q = qmp_open (r->rt.api_socket, 1000, NULL, 0, &err);
-  if (q == NULL)
-    return -1;
-  if (qmp_execute (q, "query-status", NULL, &ret, 1000, &err) == 0
-      && json_object_object_get_ex (ret, "status", &st))
-    paused = strcmp (json_object_get_string (st), "running") == 0 ? 0 : 1;
-  json_object_put (ret);
-  qmp_close (q);
-  return paused;
+  return be != NULL ? be->query_paused (&r->rt) : -1;
 }
 
 enum vm_status
@@ -221,17 +156,10 @@ vmctl_status (const struct vmctl *c)
   return vm_probe (c->dir, &c->rec, api_probe);
 }
 
-static int
-ms_left (double deadline)
-{
-  double l = deadline - proc_now_ms ();
-  return l <= 0 ? 0 : (int) l + 1;
-}
-
 int
 vmctl_agent (const struct vmctl *c, int timeout_ms, struct agent_client **out, struct err **err)
 {
-  double deadline = proc_now_ms () + timeout_ms;
+  double deadline = clock_now_ms () + timeout_ms;
   cleanup_close int pidfd = pidfd_open (c->rec.rt.vmm_pid, 0);
   int backoff = 20;
   const char *token = c->rec.agent_token[0] ? c->rec.agent_token : NULL;
@@ -243,7 +171,7 @@ vmctl_agent (const struct vmctl *c, int timeout_ms, struct agent_client **out, s
     {
       cleanup_err struct err *e = NULL;
       struct pollfd p = { .fd = pidfd, .events = POLLIN };
-      int fd, left = ms_left (deadline);
+      int fd, left = clock_left_ms (deadline);
 
       if (c->rec.address[0] && c->rec.agent_vsock_port == 0 && c->rec.agent_tcp_port != 0)
         {
@@ -260,7 +188,7 @@ vmctl_agent (const struct vmctl *c, int timeout_ms, struct agent_client **out, s
           if (*out != NULL)
             return 0;
         }
-      left = ms_left (deadline);
+      left = clock_left_ms (deadline);
       if (left == 0)
         {
           err_make (err, e ? e->status : ETIMEDOUT, "agent of VM '%s' did not answer in %d ms",
@@ -332,7 +260,7 @@ wait_console_agent (const struct vmctl *c, double deadline, struct err **err)
 
       if ((r = console_follow_read (&f, scan_console, &sc, err)) != 0)
         break;
-      r = TEMP_FAILURE_RETRY (poll (p, 2, ms_left (deadline)));
+      r = TEMP_FAILURE_RETRY (poll (p, 2, clock_left_ms (deadline)));
       if (r == 0)
         {
           r = err_make (err, ETIMEDOUT, "guest-init did not start the agent (see %s)", f.path);
@@ -358,14 +286,15 @@ int
 vmctl_wait_ready (const struct vmctl *c, int timeout_ms, unsigned *ready_ms, char *browser,
                   size_t browser_len, struct err **err)
 {
-  double deadline = proc_now_ms () + timeout_ms;
+  double deadline = clock_now_ms () + timeout_ms;
   struct agent_client *a = NULL;
   Chvm__Agent__Frame *reply = NULL;
   int left;
 
-  if (wait_console_agent (c, deadline, err) < 0 || vmctl_agent (c, ms_left (deadline), &a, err) < 0)
+  if (wait_console_agent (c, deadline, err) < 0
+      || vmctl_agent (c, clock_left_ms (deadline), &a, err) < 0)
     return -1;
-  left = ms_left (deadline);
+  left = clock_left_ms (deadline);
   if (agent_wait_ready (a, (unsigned) left, c->rec.cdp_port, &reply, err) < 0)
     {
       agent_close (a);
@@ -401,7 +330,7 @@ vmctl_write_pid (const char *dir, pid_t pid, struct err **err)
   int n = snprintf (s, sizeof s, "%d\n", (int) pid);
 
   snprintf (path, sizeof path, "%s/vmm.pid", dir);
-  return write_file_atomic (path, s, (size_t) n, 0644, err);
+  return fs_write_atomic (path, s, (size_t) n, 0644, err);
 }
 
 pid_t
@@ -410,7 +339,7 @@ vmctl_read_pid (const char *dir)
   char path[VM_PATH_MAX + 16];
 
   snprintf (path, sizeof path, "%s/vmm.pid", dir);
-  return vm_read_pid_file (path);
+  return proc_read_pid_file (path);
 }
 
 static void
@@ -445,175 +374,9 @@ vmctl_check_signals (struct err **err)
   return 0;
 }
 
-int
-vmctl_rmtree (const char *path, struct err **err)
-{
-  return vm_rmtree (path, err);
-}
-
-int
-vmctl_fail (const char *cmd, struct err **err)
-{
-  char buf[2048];
-
-  fprintf (stderr, "chvm %s: %s\n", cmd, err_str (*err, buf, sizeof buf));
-  err_release (err);
-  return 1;
-}
-
 void
 vmctl_fact (struct vmctl *c, const char *key, int type, int64_t num, const char *str)
 {
   if (c->n_facts < sizeof c->facts / sizeof c->facts[0])
     c->facts[c->n_facts++] = (struct vmctl_fact){ key, type, num, str };
-}
-
-static void
-print_phases (const struct global_opts *g, const char *cmd, const struct vmctl *c,
-              const struct phase *p, size_t n, double total_ms)
-{
-  if (g->json)
-    {
-      struct json_object *o = json_object_new_object (), *ph = json_object_new_object ();
-      json_object_object_add (o, "name", json_object_new_string (c->rec.name));
-      json_object_object_add (o, "command", json_object_new_string (cmd));
-      for (size_t i = 0; i < n; i++)
-        json_object_object_add (ph, p[i].name, json_object_new_double (p[i].ms));
-      json_object_object_add (o, "phases", ph);
-      json_object_object_add (o, "total_ms", json_object_new_double (total_ms));
-      for (size_t i = 0; i < c->n_facts; i++)
-        {
-          const struct vmctl_fact *f = &c->facts[i];
-          json_object_object_add (o, f->key,
-                                  f->type == VMCTL_FACT_STR    ? json_object_new_string (f->str)
-                                  : f->type == VMCTL_FACT_BOOL ? json_object_new_boolean (f->num)
-                                                               : json_object_new_int64 (f->num));
-        }
-      puts (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN
-                                                   | JSON_C_TO_STRING_NOSLASHESCAPE));
-      json_object_put (o);
-      return;
-    }
-  for (size_t i = 0; i < n; i++)
-    printf ("  %-12s %9.1f ms\n", p[i].name, p[i].ms);
-  for (size_t i = 0; i < c->n_facts; i++)
-    {
-      const struct vmctl_fact *f = &c->facts[i];
-      if (f->type == VMCTL_FACT_STR)
-        printf ("  %s: %s\n", f->key, f->str);
-      else if (f->type == VMCTL_FACT_BOOL)
-        printf ("  %s: %s\n", f->key, f->num ? "yes" : "no");
-      else
-        printf ("  %s: %lld\n", f->key, (long long) f->num);
-    }
-  printf ("%s %s: %.1f ms\n", cmd, c->rec.name, total_ms);
-}
-
-const char *
-vmctl_phased_args (int argc, char **argv, const struct vmctl_arg *args, size_t n_args,
-                   const char *usage, unsigned *timeout_s, int *status)
-{
-  const char *name = NULL;
-  uint64_t v;
-  bool help = false, bad = false, known;
-  int i;
-
-  for (i = 1; i < argc && !help && !bad; i++)
-    {
-      known = false;
-      for (size_t k = 0; k < n_args && !known && !bad; k++)
-        if (strcmp (argv[i], args[k].flag) == 0)
-          {
-            known = true;
-            if (args[k].value == NULL)
-              *args[k].set = true;
-            else if (i + 1 < argc)
-              *args[k].value = argv[++i];
-            else
-              bad = true;
-          }
-      if (known || bad)
-        continue;
-      if (timeout_s != NULL && strcmp (argv[i], "--timeout") == 0 && i + 1 < argc)
-        {
-          bad = num_parse_u64_str (argv[++i], 86400, &v) < 0 || v == 0;
-          if (bad)
-            fprintf (stderr, "chvm: bad --timeout '%s' (seconds, 1-86400)\n", argv[i]);
-          else
-            *timeout_s = (unsigned) v;
-        }
-      else if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
-        help = true;
-      else if (argv[i][0] != '-' && name == NULL)
-        name = argv[i];
-      else
-        bad = true;
-    }
-  if (name != NULL && !help && !bad)
-    return name;
-  fputs (usage, help ? stdout : stderr);
-  *status = help ? 0 : 2;
-  return NULL;
-}
-
-int
-vmctl_run_phased (const struct global_opts *g, const char *cmd, const char *name, bool opt,
-                  vmctl_phased_fn op, struct vmctl *c)
-{
-  cleanup_err struct err *err = NULL;
-  struct phase ph[BACKEND_MAX_PHASES];
-  size_t n = 0;
-  double t0 = proc_now_ms ();
-  int r;
-
-  if (vmctl_open (g, name, true, c, &err) < 0)
-    {
-      vmctl_close (c);
-      return vmctl_fail (cmd, &err);
-    }
-  r = op (c, opt, ph, &n, &err);
-  vmctl_close (c);
-  if (r < 0)
-    return vmctl_fail (cmd, &err);
-  print_phases (g, cmd, c, ph, n, proc_now_ms () - t0);
-  return 0;
-}
-
-void
-vmctl_phase (struct phase *p, size_t *n, const char *name, double *t)
-{
-  double now = proc_now_ms ();
-
-  if (*n < BACKEND_MAX_PHASES)
-    p[(*n)++] = (struct phase){ name, now - *t };
-  *t = now;
-}
-
-int
-vmctl_data_path (const char *rel, char *out, size_t len, struct err **err)
-{
-  char exe[VM_PATH_MAX], probe[VM_PATH_MAX + 32];
-  const char *env = getenv ("CHVM_DATA_DIR");
-  struct stat st;
-  ssize_t n;
-
-  if (env != NULL && *env)
-    {
-      if ((size_t) snprintf (out, len, "%s/%s", env, rel) >= len)
-        return err_make (err, ENAMETOOLONG, "data path");
-      return 0;
-    }
-  n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
-  if (n < 0)
-    return err_make (err, errno, "readlink /proc/self/exe");
-  exe[n] = '\0';
-  dirname (exe);
-  snprintf (probe, sizeof probe, "%s/../kernel/vmlinuz", exe);
-  if (stat (probe, &st) == 0)
-    n = snprintf (out, len, "%s/../%s", exe, rel);
-  else
-    n = snprintf (out, len, "%s/../share/chvm/%s", exe, rel);
-  if (n < 0 || (size_t) n >= len)
-    return err_make (err, ENAMETOOLONG, "data path");
-  return 0;
 }

@@ -13,7 +13,6 @@
 #include <stddef.h>
 
 #include "agent/agent_client.h"
-#include "cli/commands.h"
 #include "err.h"
 #include "state/vmstate.h"
 #include "vmm/backend.h"
@@ -44,16 +43,16 @@ struct vmctl
 };
 
 /* Backend by its name (backend_ops.name, or "ch"). */
-const struct backend_ops *vmctl_backend (const char *name);
+const struct backend_ops *backend_by_name (const char *name);
 
 /* Whether KVM here can run a real guest; on false, why says what is wrong
    (no /dev/kvm, the kvm_pvm software module, no access). */
-bool vmctl_kvm_usable (char *why, size_t why_len);
+bool backend_kvm_usable (char *why, size_t why_len);
 
 /* Resolves the state root, takes the lock when lock is true, loads the VM
    and enters its network namespace; with the lock, also stops a VMM an
    interrupted standby left (vmctl_stop_leftover). */
-int vmctl_open (const struct global_opts *g, const char *name, bool lock, struct vmctl *c,
+int vmctl_open (const char *state_dir, const char *name, bool lock, struct vmctl *c,
                 struct err **err);
 void vmctl_close (struct vmctl *c);
 
@@ -87,11 +86,6 @@ int vmctl_wait_ready (const struct vmctl *c, int timeout_ms, unsigned *ready_ms,
 /* The CDP address a client should use ("http://ADDR:PORT"). */
 void vmctl_cdp_address (const struct vm_record *r, char *out, size_t len);
 
-/* A file of the data dir (kernel/vmlinuz, initrd.cpio.gz,
-   images/standin/oci): $CHVM_DATA_DIR, else the build tree the binary
-   sits in (<bindir>/.. holding kernel/vmlinuz), else <bindir>/../share/chvm. */
-int vmctl_data_path (const char *rel, char *out, size_t len, struct err **err);
-
 /* Writes <dir>/vmm.pid. */
 int vmctl_write_pid (const char *dir, pid_t pid, struct err **err);
 
@@ -107,47 +101,9 @@ void vmctl_hold_signals (sigset_t *old);
 /* -1 with an error when one of those signals came while held. */
 int vmctl_check_signals (struct err **err);
 
-/* Removes a directory tree (snapshot, VM dir). */
-int vmctl_rmtree (const char *path, struct err **err);
-
-/* Prints "chvm CMD: message" to stderr; returns 1. */
-int vmctl_fail (const char *cmd, struct err **err);
-
-/* Appends phase name lasting from *t to now (at most BACKEND_MAX_PHASES)
-   and sets *t to now. */
-void vmctl_phase (struct phase *p, size_t *n, const char *name, double *t);
-
 /* Adds a fact to the report of the phased command c runs: a key of its
    own in --json, a "key: value" line after the phase table (at most
    sizeof c->facts; later ones are dropped). */
 void vmctl_fact (struct vmctl *c, const char *key, int type, int64_t num, const char *str);
-
-/* An operation timed phase by phase (standby, restore); opt is its one
-   option (quiesce, agent). */
-typedef int (*vmctl_phased_fn) (struct vmctl *c, bool opt, struct phase *ph, size_t *n,
-                                struct err **err);
-
-/* One option of such a command: a switch (value NULL; *set becomes true)
-   or, with value, an option taking an argument (*value). */
-struct vmctl_arg
-{
-  const char *flag;
-  bool *set;
-  const char **value;
-};
-
-/* Arguments of such a command: `[ARGS...] [--timeout SECONDS] NAME`, the
-   latter only where timeout_s is not NULL.  Returns NAME and sets what
-   args name and *timeout_s when given; or NULL after printing usage, with
-   *status 0 for --help/-h (usage on stdout) and 2 otherwise. */
-const char *vmctl_phased_args (int argc, char **argv, const struct vmctl_arg *args, size_t n_args,
-                               const char *usage, unsigned *timeout_s, int *status);
-
-/* Opens VM name under the state lock, runs op, unlocks, and prints the
-   phase table of command cmd with c's facts (--json: {"phases":{name:ms},
-   "total_ms":..,facts}).  Returns 0, or 1 after printing the error.
-   c->rec stays readable afterwards for the caller's own output. */
-int vmctl_run_phased (const struct global_opts *g, const char *cmd, const char *name, bool opt,
-                      vmctl_phased_fn op, struct vmctl *c);
 
 #endif

@@ -21,6 +21,9 @@
    media ports and more fit, 65535 would not. */
 #define BACKEND_QEMU_MAX_FWD 1024
 
+/* The longest path of a VM's files (its directory, disks, kernel). */
+#define VM_PATH_MAX 1024
+
 struct publish
 {
   uint16_t host_port; /* on host_addr (default 127.0.0.1) */
@@ -117,9 +120,25 @@ struct phase
 
 #define BACKEND_MAX_PHASES 8
 
+/* What a backend has, for callers that must not test its name. */
+enum backend_cap
+{
+  BACKEND_CAP_USER_NET = 1 << 0,       /* user-mode network (no tap needed) */
+  BACKEND_CAP_SHARED_MEMORY = 1 << 1,  /* --shared-memory, --free-page-reporting */
+  BACKEND_CAP_MEMORY_RESTORE = 1 << 2, /* --memory-restore ondemand, --prefault */
+  BACKEND_CAP_VSOCK = 1 << 3,          /* the agent on vsock (else TCP with a token) */
+};
+
+/* The guest's address and gateway on a BACKEND_CAP_USER_NET network (QEMU
+   user-net's defaults). */
+#define BACKEND_USER_NET_GUEST "10.0.2.15/24"
+#define BACKEND_USER_NET_GATEWAY "10.0.2.2"
+#define BACKEND_USER_NET_DNS "10.0.2.3"
+
 struct backend_ops
 {
   const char *name; /* "cloud-hypervisor" or "qemu" */
+  unsigned caps;    /* enum backend_cap */
   /* Whether this host can run this backend at all; on false, *why says so. */
   bool (*available) (char *why, size_t why_len);
   /* Start the VMM process and boot the VM from spec. */
@@ -146,9 +165,32 @@ struct backend_ops
   /* Open a stream to the guest agent (vsock CONNECT or TCP); returns an fd. */
   int (*agent_connect) (const struct vm_runtime *rt, unsigned port, int timeout_ms,
                         struct err **err);
+  /* Asks the running VMM: 1 paused, 0 running, -1 it did not answer (within
+     about a second). */
+  int (*query_paused) (const struct vm_runtime *rt);
+  /* Whether snapshot dir holds all a restore needs; else an error saying
+     what is missing or damaged. */
+  int (*snapshot_check) (const char *dir, struct err **err);
 };
 
 extern const struct backend_ops backend_ch;
 extern const struct backend_ops backend_qemu;
+
+/* Backend by its name (backend_ops.name, or "ch"); NULL when unknown. */
+const struct backend_ops *backend_by_name (const char *name);
+
+/* Whether KVM here can run a real guest; on false, why says what is wrong
+   (no /dev/kvm, the kvm_pvm software module, no access). */
+bool backend_kvm_usable (char *why, size_t why_len);
+
+/* The backend for `chvm run --backend want` ("ch", "qemu" or "auto": CH
+   where it and KVM can run guests, else QEMU); NULL with an error saying
+   why none can.  why gets the reason of the last refusal. */
+const struct backend_ops *backend_pick (const char *want, char *why, size_t why_len,
+                                        struct err **err);
+
+struct stat;
+/* For snapshot_check: dir/name must be a non-empty regular file (*st). */
+int backend_snapshot_file (const char *dir, const char *name, struct stat *st, struct err **err);
 
 #endif

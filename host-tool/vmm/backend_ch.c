@@ -29,6 +29,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <json-c/json.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -41,12 +42,16 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "log.h"
 #include "path.h"
 #include "sys/dial.h"
+#include "sys/fs.h"
 #include "sys/proc.h"
 #include "vmm/backend.h"
 #include "vmm/ch_api.h"
+
+#define CH_CONFIG_MAX (1 << 20) /* a snapshot's config.json */
 
 #define SOCKET_WAIT_MS 10000 /* VMM start to API socket listening */
 #define EXIT_WAIT_MS 5000    /* vmm.shutdown to process exit */
@@ -408,10 +413,10 @@ ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_restore_op
   if (path_in (vs, sizeof vs, spec->dir, "vsock.sock", err) < 0 || remove_stale (vs, err) < 0
       || remove_stale_console (spec, err) < 0)
     return -1;
-  t0 = proc_now_ms ();
+  t0 = clock_now_ms ();
   if (start_vmm (spec, rt, &c, err) < 0)
     return err_wrap (err, "restore VM %s", spec->name ? spec->name : "");
-  t1 = proc_now_ms ();
+  t1 = clock_now_ms ();
   add_phase (phases, n_phases, "vmm-start", t1 - t0);
   if (restore_mode (c.version_major, spec, ro, err) < 0)
     return abandon (spec->dir, rt, "restore VM", err);
@@ -422,12 +427,12 @@ ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_restore_op
      phase of its own. */
   if (ch_restore (&c, dir, &o, NULL, err) < 0)
     return abandon (spec->dir, rt, "restore VM", err);
-  t0 = proc_now_ms ();
+  t0 = clock_now_ms ();
   add_phase (phases, n_phases, o.mode == CH_RESTORE_ONDEMAND ? "restore-ondemand" : "restore-copy",
              t0 - t1);
   if (ch_resume (&c, err) < 0)
     return abandon (spec->dir, rt, "resume restored VM", err);
-  add_phase (phases, n_phases, "resume", proc_now_ms () - t0);
+  add_phase (phases, n_phases, "resume", clock_now_ms () - t0);
   if (spec->agent_vsock_port != 0)
     snprintf (rt->vsock_socket, sizeof rt->vsock_socket, "%s", vs);
   return 0;
@@ -532,8 +537,80 @@ ch_agent_connect (const struct vm_runtime *rt, unsigned port, int timeout_ms, st
   return dial_vsock (rt->vsock_socket, port, timeout_ms, err);
 }
 
+/* The guest RAM a CH config.json says is all in memory-ranges: memory.size
+   when nothing else holds RAM (hotplug, zones, a shared backing file CH does
+   not copy).  0: unknown, only non-empty is checked. */
+static int64_t
+ch_dense_memory (const char *text, size_t len)
+{
+  struct json_tokener *tok = json_tokener_new ();
+  struct json_object *root, *mem, *v;
+  int64_t size = 0;
+
+  if (tok == NULL)
+    return 0;
+  root = json_tokener_parse_ex (tok, text, (int) len);
+  json_tokener_free (tok);
+  if (root == NULL || !json_object_object_get_ex (root, "memory", &mem)
+      || !json_object_is_type (mem, json_type_object))
+    goto out;
+  if ((json_object_object_get_ex (mem, "shared", &v) && json_object_get_boolean (v))
+      || (json_object_object_get_ex (mem, "hotplug_size", &v) && json_object_get_int64 (v) != 0)
+      || (json_object_object_get_ex (mem, "zones", &v) && json_object_is_type (v, json_type_array)
+          && json_object_array_length (v) > 0))
+    goto out;
+  if (json_object_object_get_ex (mem, "size", &v) && json_object_is_type (v, json_type_int))
+    size = json_object_get_int64 (v);
+out:
+  json_object_put (root);
+  return size > 0 ? size : 0;
+}
+
+static int
+ch_snapshot_check (const char *dir, struct err **err)
+{
+  char path[VM_PATH_MAX + 32];
+  cleanup_free char *config = NULL;
+  struct stat st;
+  size_t len = 0;
+  int64_t want;
+
+  if (backend_snapshot_file (dir, "config.json", &st, err) < 0
+      || backend_snapshot_file (dir, "state.json", &st, err) < 0
+      || backend_snapshot_file (dir, "memory-ranges", &st, err) < 0)
+    return -1;
+  snprintf (path, sizeof path, "%s/config.json", dir);
+  if (fs_read_small (path, CH_CONFIG_MAX, &config, &len, err) < 0)
+    return err_wrap (err, "snapshot %s", dir);
+  want = ch_dense_memory (config, len);
+  if (want > 0 && st.st_size < want)
+    return err_make (err, 0,
+                     "snapshot %s is incomplete: memory-ranges has %lld bytes, less than "
+                     "config.json's memory size %lld",
+                     dir, (long long) st.st_size, (long long) want);
+  return 0;
+}
+
+/* vm.info's state (a chvm killed during standby leaves the VM paused while
+   vm.json still says running). */
+static int
+ch_query_paused (const struct vm_runtime *rt)
+{
+  cleanup_err struct err *err = NULL;
+  struct ch_client c;
+  struct ch_vm_info info;
+
+  if (rt->api_socket[0] == '\0' || ch_client_init (&c, rt->api_socket, &err) < 0)
+    return -1;
+  c.timeout_ms = 1000;
+  if (ch_info (&c, &info, &err) < 0)
+    return -1;
+  return strcmp (info.state, "Paused") == 0 ? 1 : strcmp (info.state, "Running") == 0 ? 0 : -1;
+}
+
 const struct backend_ops backend_ch = {
   .name = "cloud-hypervisor",
+  .caps = BACKEND_CAP_SHARED_MEMORY | BACKEND_CAP_MEMORY_RESTORE | BACKEND_CAP_VSOCK,
   .available = ch_available,
   .start = ch_start,
   .pause = ch_pause_vm,
@@ -544,4 +621,6 @@ const struct backend_ops backend_ch = {
   .powerdown = ch_powerdown_vm,
   .ram_allocated = ch_ram_allocated,
   .agent_connect = ch_agent_connect,
+  .query_paused = ch_query_paused,
+  .snapshot_check = ch_snapshot_check,
 };

@@ -15,7 +15,7 @@
  * restore: the tap outlives the VMM and the guest's sockets are in the
  * snapshot.
  */
-#include "vmm/backend.h"
+#include "vmm/backend_qemu.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,14 +24,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cleanup.h"
-#include "net/net.h"
-#include "state/vmstate.h"
+#include "clock.h"
 #include "sys/dial.h"
+#include "sys/port.h"
 #include "sys/proc.h"
 #include "vmm/qmp.h"
 
@@ -313,7 +314,7 @@ spawn (const struct vm_spec *spec, struct vm_runtime *rt, bool incoming, struct 
   /* Keep the agent's host port across a restore; pick one on first start.
      With a tap the agent is reached at the guest's own address. */
   if (spec->agent_tcp_port != 0 && spec->tap == NULL && rt->agent_host_port == 0
-      && net_pick_port ("127.0.0.1", &rt->agent_host_port, err) < 0)
+      && port_pick ("127.0.0.1", &rt->agent_host_port, err) < 0)
     return -1;
   snprintf (log, sizeof log, "%s/vmm.log", spec->dir);
   r = build_argv (spec, rt, incoming, &a, err);
@@ -439,6 +440,64 @@ migrate (struct qmp *q, const char *cmd, const char *uri, struct err **err)
   return r;
 }
 
+int
+qemu_writer_cmd (const char *dir, const char *file, char *out, size_t len, struct err **err)
+{
+  if (strchr (dir, '\'') != NULL || strchr (file, '\'') != NULL)
+    return err_make (err, 0, "snapshot path '%s' contains a quote", dir);
+  if ((size_t) snprintf (out, len,
+                         "cat > '%1$s/%2$s.part' && mv -f '%1$s/%2$s.part' '%1$s/%2$s' "
+                         "|| : > '%1$s/%2$s.failed'",
+                         dir, file)
+      >= len)
+    return err_make (err, ENAMETOOLONG, "snapshot path %s", dir);
+  return 0;
+}
+
+static int
+snap_state (const char *dir, const char *file)
+{
+  char path[VM_PATH_MAX + 64];
+  struct stat st;
+
+  snprintf (path, sizeof path, "%s/%s", dir, file);
+  if (stat (path, &st) == 0)
+    return 1;
+  snprintf (path, sizeof path, "%s/%s.failed", dir, file);
+  return stat (path, &st) == 0 ? -1 : 0;
+}
+
+int
+qemu_writer_wait (const char *dir, const char *file, int timeout_ms, struct err **err)
+{
+  cleanup_close int ino = inotify_init1 (IN_CLOEXEC | IN_NONBLOCK);
+  double deadline;
+
+  if (ino < 0 || inotify_add_watch (ino, dir, IN_MOVED_TO | IN_CREATE) < 0)
+    return err_make (err, errno, "watch %s", dir);
+  deadline = clock_now_ms () + timeout_ms;
+  for (;;)
+    {
+      struct pollfd p = { .fd = ino, .events = POLLIN };
+      char evbuf[4096];
+      int left;
+      int s = snap_state (dir, file);
+
+      if (s > 0)
+        return 0;
+      if (s < 0)
+        return err_make (err, EIO, "the writer of %s/%s failed (see vmm.log)", dir, file);
+      left = clock_left_ms (deadline);
+      if (left == 0)
+        return err_make (err, ETIMEDOUT, "the writer of %s/%s did not finish in %d ms", dir, file,
+                         timeout_ms);
+      if (TEMP_FAILURE_RETRY (poll (&p, 1, left)) < 0)
+        return err_make (err, errno, "watch %s", dir);
+      while (read (ino, evbuf, sizeof evbuf) > 0)
+        ;
+    }
+}
+
 static int
 qemu_snapshot (struct vm_runtime *rt, const char *dir, struct err **err)
 {
@@ -449,7 +508,7 @@ qemu_snapshot (struct vm_runtime *rt, const char *dir, struct err **err)
   /* "completed" comes when QEMU has handed the stream to the writer, not
      when the writer has it in the file: the writer renames memory.part to
      memory once cat has written it all, and that is waited for. */
-  if (vm_snapshot_writer_cmd (dir, "memory", cmd, sizeof cmd, err) < 0)
+  if (qemu_writer_cmd (dir, "memory", cmd, sizeof cmd, err) < 0)
     return -1;
   snprintf (uri, sizeof uri, "exec:%s", cmd);
   q = connect_qmp (rt, QMP_CMD_MS, err);
@@ -458,7 +517,7 @@ qemu_snapshot (struct vm_runtime *rt, const char *dir, struct err **err)
   r = migrate (q, "migrate", uri, err);
   qmp_close (q);
   if (r == 0)
-    r = vm_snapshot_writer_wait (dir, "memory", WRITER_MS, err);
+    r = qemu_writer_wait (dir, "memory", WRITER_MS, err);
   if (r < 0)
     return err_wrap (err, "snapshot to %s", dir);
   return 0;
@@ -469,7 +528,7 @@ qemu_restore (const struct vm_spec *spec, const char *dir, struct vm_restore_opt
               struct vm_runtime *rt, struct phase *phases, size_t *n_phases, struct err **err)
 {
   char uri[VM_PATH_MAX + 32], mem[VM_PATH_MAX + 16];
-  double t0 = proc_now_ms (), t1, t2;
+  double t0 = clock_now_ms (), t1, t2;
   struct qmp *q;
   struct stat st;
   int r;
@@ -487,10 +546,10 @@ qemu_restore (const struct vm_spec *spec, const char *dir, struct vm_restore_opt
   if (migration_uri ("exec:cat '%s/memory'", dir, uri, sizeof uri, err) < 0
       || spawn (spec, rt, true, err) < 0)
     return -1;
-  t1 = proc_now_ms ();
+  t1 = clock_now_ms ();
   q = connect_qmp (rt, QMP_CMD_MS, err);
   r = q == NULL ? -1 : migrate (q, "migrate-incoming", uri, err);
-  t2 = proc_now_ms ();
+  t2 = clock_now_ms ();
   if (r == 0)
     r = qmp_execute (q, "cont", NULL, NULL, QMP_CMD_MS, err);
   qmp_close (q);
@@ -503,7 +562,7 @@ qemu_restore (const struct vm_spec *spec, const char *dir, struct vm_restore_opt
     {
       phases[(*n_phases)++] = (struct phase){ "vmm start", t1 - t0 };
       phases[(*n_phases)++] = (struct phase){ "restore", t2 - t1 };
-      phases[(*n_phases)++] = (struct phase){ "resume", proc_now_ms () - t2 };
+      phases[(*n_phases)++] = (struct phase){ "resume", clock_now_ms () - t2 };
     }
   return 0;
 }
@@ -542,8 +601,51 @@ qemu_agent_connect (const struct vm_runtime *rt, unsigned port, int timeout_ms, 
   return dial_tcp ("127.0.0.1", rt->agent_host_port, timeout_ms, err);
 }
 
+/* The migration stream: written as memory.part and renamed once the writer
+   has it all; it starts with QEMU_VM_FILE_MAGIC. */
+static int
+qemu_snapshot_check (const char *dir, struct err **err)
+{
+  char path[VM_PATH_MAX + 32], magic[4];
+  cleanup_close int fd = -1;
+  struct stat st;
+
+  if (backend_snapshot_file (dir, "memory", &st, err) < 0)
+    return -1;
+  snprintf (path, sizeof path, "%s/memory", dir);
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return err_make (err, errno, "open %s", path);
+  if (TEMP_FAILURE_RETRY (read (fd, magic, sizeof magic)) != (ssize_t) sizeof magic
+      || memcmp (magic, "QEVM", 4) != 0)
+    return err_make (err, 0, "snapshot %s is damaged: memory is no QEMU migration stream", dir);
+  return 0;
+}
+
+static int
+qemu_query_paused (const struct vm_runtime *rt)
+{
+  cleanup_err struct err *err = NULL;
+  struct json_object *ret = NULL, *st;
+  struct qmp *q;
+  int paused = -1;
+
+  if (rt->api_socket[0] == '\0')
+    return -1;
+  q = qmp_open (rt->api_socket, 1000, NULL, 0, &err);
+  if (q == NULL)
+    return -1;
+  if (qmp_execute (q, "query-status", NULL, &ret, 1000, &err) == 0
+      && json_object_object_get_ex (ret, "status", &st))
+    paused = strcmp (json_object_get_string (st), "running") == 0 ? 0 : 1;
+  json_object_put (ret);
+  qmp_close (q);
+  return paused;
+}
+
 const struct backend_ops backend_qemu = {
   .name = "qemu",
+  .caps = BACKEND_CAP_USER_NET,
   .available = qemu_available,
   .start = qemu_start,
   .pause = qemu_pause,
@@ -553,4 +655,6 @@ const struct backend_ops backend_qemu = {
   .shutdown = qemu_shutdown,
   .powerdown = qemu_powerdown,
   .agent_connect = qemu_agent_connect,
+  .query_paused = qemu_query_paused,
+  .snapshot_check = qemu_snapshot_check,
 };

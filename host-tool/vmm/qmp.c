@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "sys/proc.h"
 
 #define QMP_MAX_PENDING 256
@@ -24,13 +25,6 @@ struct qmp
   struct json_object *pending[QMP_MAX_PENDING]; /* events seen while waiting for a reply */
   size_t n_pending;
 };
-
-static int
-left_ms (double deadline)
-{
-  double l = deadline - proc_now_ms ();
-  return l <= 0 ? 0 : (int) l + 1;
-}
 
 /* Reads the next message (one line) before the deadline. */
 static int
@@ -58,7 +52,7 @@ read_msg (struct qmp *q, double deadline, struct json_object **msg, struct err *
       if (q->len >= QMP_MAX_MSG)
         return err_make (err, EMSGSIZE, "QMP: message larger than %d bytes", QMP_MAX_MSG);
       struct pollfd p = { .fd = q->fd, .events = POLLIN };
-      int left = left_ms (deadline);
+      int left = clock_left_ms (deadline);
       int r = left > 0 ? TEMP_FAILURE_RETRY (poll (&p, 1, left)) : 0;
       if (r < 0)
         return err_make (err, errno, "QMP: poll");
@@ -165,14 +159,14 @@ int
 qmp_execute (struct qmp *q, const char *cmd, struct json_object *args, struct json_object **ret,
              int timeout_ms, struct err **err)
 {
-  return execute_until (q, cmd, args, ret, proc_now_ms () + timeout_ms, err);
+  return execute_until (q, cmd, args, ret, clock_now_ms () + timeout_ms, err);
 }
 
 struct qmp *
 qmp_open (const char *path, int timeout_ms, char *version, size_t version_len, struct err **err)
 {
   struct sockaddr_un sa = { .sun_family = AF_UNIX };
-  double deadline = proc_now_ms () + timeout_ms;
+  double deadline = clock_now_ms () + timeout_ms;
   struct json_object *greet = NULL, *v;
   struct qmp *q;
 
@@ -246,7 +240,7 @@ int
 qmp_wait_event (struct qmp *q, const char *name, qmp_event_match match, void *opaque,
                 struct json_object **data, int timeout_ms, struct err **err)
 {
-  double deadline = proc_now_ms () + timeout_ms;
+  double deadline = clock_now_ms () + timeout_ms;
 
   for (size_t i = 0; i < q->n_pending; i++)
     if (event_is (q->pending[i], name, match, opaque, data))

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "log.h"
 #include "sys/proc.h"
 #include "vmm/backend.h"
@@ -79,10 +80,10 @@ standby (struct vm_runtime *rt, const char *dir, struct err **e)
     return err_make (e, errno, "mkdtemp %s", tmp);
   printf ("progress tmp=%s\n", tmp);
   fflush (stdout);
-  t0 = proc_now_ms ();
+  t0 = clock_now_ms ();
   if (backend_ch.snapshot (rt, tmp, e) < 0)
     return -1;
-  double ms = proc_now_ms () - t0;
+  double ms = clock_now_ms () - t0;
   if (rename (tmp, final) < 0)
     return err_make (e, errno, "rename %s to %s", tmp, final);
   dir_bytes (final, &bytes, &alloc);
@@ -164,12 +165,12 @@ main (int argc, char **argv)
         }
       else if (strcmp (line, "pause") == 0 || strcmp (line, "resume") == 0)
         {
-          double t0 = proc_now_ms ();
+          double t0 = clock_now_ms ();
           int r = line[0] == 'p' ? backend_ch.pause (&rt, &e) : backend_ch.resume (&rt, &e);
           if (r < 0)
             reply_err (&e);
           else
-            printf ("ok ms=%.1f\n", proc_now_ms () - t0);
+            printf ("ok ms=%.1f\n", clock_now_ms () - t0);
         }
       else if (strcmp (line, "info") == 0)
         {

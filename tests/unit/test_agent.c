@@ -1008,7 +1008,7 @@ test_hostile (void **state)
 
 /* ---- connection slots, idle timeout, keepalive ---- */
 
-/* The agent's budgets (guest-agent/agent.h). */
+/* The agent's budgets (guest-agent/conn.h). */
 #define MAX_CONNS 64
 #define MAX_PENDING 16
 

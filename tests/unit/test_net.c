@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "net/net.h"
+#include "sys/port.h"
 
 static void
 test_publish_ok (void **state)
@@ -185,18 +186,18 @@ test_ports (void **state)
   int fd;
 
   (void) state;
-  assert_int_equal (net_pick_port ("127.0.0.1", &port, &err), 0);
+  assert_int_equal (port_pick ("127.0.0.1", &port, &err), 0);
   assert_true (port > 0);
-  assert_int_equal (net_check_port ("127.0.0.1", port, false, &err), 0);
+  assert_int_equal (port_check ("127.0.0.1", port, false, &err), 0);
   fd = socket (AF_INET, SOCK_STREAM, 0);
   sa.sin_port = htons (port);
   assert_int_equal (bind (fd, (struct sockaddr *) &sa, sizeof sa), 0);
   assert_int_equal (listen (fd, 1), 0);
-  assert_true (net_check_port ("127.0.0.1", port, false, &err) < 0);
+  assert_true (port_check ("127.0.0.1", port, false, &err) < 0);
   assert_non_null (strstr (err->msg, "already in use"));
   err_release (&err);
   close (fd);
-  assert_true (net_check_port ("nonsense", 1, false, &err) < 0);
+  assert_true (port_check ("nonsense", 1, false, &err) < 0);
   err_release (&err);
 }
 

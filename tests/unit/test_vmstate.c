@@ -18,7 +18,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "state/probe.h"
+#include "state/snapshot.h"
 #include "state/vmstate.h"
+#include "sys/fs.h"
+#include "vmm/backend_qemu.h"
 
 static void
 fill (struct vm_record *r)
@@ -465,13 +469,13 @@ test_pid_exact_dir (void **state)
   pid_t pid;
 
   (void) state;
-  assert_false (vm_cmdline_names_dir (ab, sizeof ab, "/s/vms/a"));
-  assert_true (vm_cmdline_names_dir (ab, sizeof ab, "/s/vms/ab"));
-  assert_true (vm_cmdline_names_dir (ab, sizeof ab, "/s/vms/ab/"));
-  assert_true (vm_cmdline_names_dir (q, sizeof q, "/s/vms/a"));
-  assert_false (vm_cmdline_names_dir (q, sizeof q, "/s/vms/ab"));
-  assert_false (vm_cmdline_names_dir (other, sizeof other, "/s/vms/a"));
-  assert_true (vm_cmdline_names_dir ("/s/vms/a", 9, "/s/vms/a"));
+  assert_false (proc_cmdline_names_dir (ab, sizeof ab, "/s/vms/a"));
+  assert_true (proc_cmdline_names_dir (ab, sizeof ab, "/s/vms/ab"));
+  assert_true (proc_cmdline_names_dir (ab, sizeof ab, "/s/vms/ab/"));
+  assert_true (proc_cmdline_names_dir (q, sizeof q, "/s/vms/a"));
+  assert_false (proc_cmdline_names_dir (q, sizeof q, "/s/vms/ab"));
+  assert_false (proc_cmdline_names_dir (other, sizeof other, "/s/vms/a"));
+  assert_true (proc_cmdline_names_dir ("/s/vms/a", 9, "/s/vms/a"));
 
   /* The same with a real process, as rm -f a would check it. */
   assert_non_null (mkdtemp (dir));
@@ -479,8 +483,8 @@ test_pid_exact_dir (void **state)
   snprintf (dir_ab, sizeof dir_ab, "%s/vms/ab", dir);
   snprintf (arg, sizeof arg, "path=%s/api.sock", dir_ab);
   pid = spawn_with_arg (arg, &stdin_fd);
-  assert_true (vm_pid_is_ours (pid, dir_ab));
-  assert_false (vm_pid_is_ours (pid, dir_a));
+  assert_true (proc_pid_names_dir (pid, dir_ab));
+  assert_false (proc_pid_names_dir (pid, dir_a));
   close (stdin_fd);
   assert_int_equal (waitpid (pid, NULL, 0), pid);
   rmdir (dir);
@@ -566,32 +570,31 @@ test_snapshot_check (void **state)
                    "\"hotplug_size\":null,\"shared\":false,\"zones\":null}}");
   snprintf (path, sizeof path, "%s/state.json", dir);
   write_str (path, "{}");
-  expect_err (vm_snapshot_check (dir, "cloud-hypervisor", &err), &err,
-              "is incomplete: no memory-ranges");
+  expect_err (backend_ch.snapshot_check (dir, &err), &err, "is incomplete: no memory-ranges");
   snprintf (path, sizeof path, "%s/memory-ranges", dir);
   write_size (path, 0);
-  expect_err (vm_snapshot_check (dir, "cloud-hypervisor", &err), &err, "memory-ranges is empty");
+  expect_err (backend_ch.snapshot_check (dir, &err), &err, "memory-ranges is empty");
   write_size (path, 4096);
-  expect_err (vm_snapshot_check (dir, "cloud-hypervisor", &err), &err,
+  expect_err (backend_ch.snapshot_check (dir, &err), &err,
               "memory-ranges has 4096 bytes, less than config.json's memory size 1048576");
   write_size (path, 1048576);
-  assert_int_equal (vm_snapshot_check (dir, "cloud-hypervisor", &err), 0);
+  assert_int_equal (backend_ch.snapshot_check (dir, &err), 0);
   /* Not all RAM in memory-ranges (a shared backing file): only non-empty. */
   snprintf (path, sizeof path, "%s/config.json", dir);
   write_str (path, "{\"memory\":{\"size\":1073741824,\"shared\":true}}");
-  assert_int_equal (vm_snapshot_check (dir, "cloud-hypervisor", &err), 0);
+  assert_int_equal (backend_ch.snapshot_check (dir, &err), 0);
   snprintf (path, sizeof path, "%s/state.json", dir);
   unlink (path);
-  expect_err (vm_snapshot_check (dir, "cloud-hypervisor", &err), &err, "no state.json");
+  expect_err (backend_ch.snapshot_check (dir, &err), &err, "no state.json");
 
-  expect_err (vm_snapshot_check (dir, "qemu", &err), &err, "is incomplete: no memory");
+  expect_err (backend_qemu.snapshot_check (dir, &err), &err, "is incomplete: no memory");
   snprintf (path, sizeof path, "%s/memory", dir);
   write_size (path, 0);
-  expect_err (vm_snapshot_check (dir, "qemu", &err), &err, "memory is empty");
+  expect_err (backend_qemu.snapshot_check (dir, &err), &err, "memory is empty");
   write_str (path, "QE");
-  expect_err (vm_snapshot_check (dir, "qemu", &err), &err, "no QEMU migration stream");
+  expect_err (backend_qemu.snapshot_check (dir, &err), &err, "no QEMU migration stream");
   write_str (path, "QEVM\0\0\0\3");
-  assert_int_equal (vm_snapshot_check (dir, "qemu", &err), 0);
+  assert_int_equal (backend_qemu.snapshot_check (dir, &err), 0);
   rm_rf (dir);
 }
 
@@ -641,10 +644,10 @@ test_fsync_snapshot_and_vmjson (void **state)
   write_str (path, "{}");
   snprintf (snap, sizeof snap, "%s/snapshot", dir);
 
-  vm_fsync_hook = record_fsync;
+  fs_fsync_hook = record_fsync;
   n_fsynced = 0;
   assert_int_equal (vm_snapshot_commit (tmp, snap, &err), 0);
-  vm_fsync_hook = NULL;
+  fs_fsync_hook = NULL;
   assert_int_equal (n_fsynced, 4);
   snprintf (path, sizeof path, "%s/memory-ranges", tmp);
   i_mem = fsync_index (path);
@@ -656,10 +659,10 @@ test_fsync_snapshot_and_vmjson (void **state)
   assert_int_equal (stat (snap, &st), 0);
   assert_true (stat (tmp, &st) < 0);
 
-  vm_fsync_hook = record_fsync;
+  fs_fsync_hook = record_fsync;
   n_fsynced = 0;
   assert_int_equal (vmrec_save (root, &r, &err), 0);
-  vm_fsync_hook = NULL;
+  fs_fsync_hook = NULL;
   assert_int_equal (n_fsynced, 2);
   snprintf (vmjson, sizeof vmjson, "%s/vm.json.tmp-", dir);
   assert_int_equal (strncmp (fsynced[0], vmjson, strlen (vmjson)), 0);
@@ -681,7 +684,7 @@ test_snapshot_writer (void **state)
 
   (void) state;
   assert_non_null (mkdtemp (dir));
-  assert_int_equal (vm_snapshot_writer_cmd (dir, "memory", cmd, sizeof cmd, &err), 0);
+  assert_int_equal (qemu_writer_cmd (dir, "memory", cmd, sizeof cmd, &err), 0);
   /* The writer lags behind the end of the stream, as cat may behind
      QEMU's "completed". */
   snprintf (slow, sizeof slow, "sleep 0.3; %s", cmd);
@@ -703,25 +706,25 @@ test_snapshot_writer (void **state)
   close (pfd[1]);
   snprintf (path, sizeof path, "%s/memory", dir);
   assert_true (stat (path, &st) < 0); /* not yet */
-  assert_int_equal (vm_snapshot_writer_wait (dir, "memory", 10000, &err), 0);
+  assert_int_equal (qemu_writer_wait (dir, "memory", 10000, &err), 0);
   assert_int_equal (stat (path, &st), 0);
   assert_int_equal (st.st_size, 16 * 4096);
   assert_int_equal (waitpid (pid, NULL, 0), pid);
-  assert_int_equal (vm_snapshot_check (dir, "qemu", &err), 0);
+  assert_int_equal (backend_qemu.snapshot_check (dir, &err), 0);
 
   /* A writer that fails says so at once. */
   snprintf (path, sizeof path, "%s/sub", dir);
   assert_int_equal (mkdir (path, 0700), 0);
-  assert_int_equal (vm_snapshot_writer_cmd (path, "memory", cmd, sizeof cmd, &err), 0);
+  assert_int_equal (qemu_writer_cmd (path, "memory", cmd, sizeof cmd, &err), 0);
   rmdir (path);
   assert_int_equal (mkdir (path, 0500), 0);
   snprintf (slow, sizeof slow, "%s/memory.part", path);
   assert_int_equal (mkdir (slow, 0700), 0); /* cat cannot open a directory */
   snprintf (slow, sizeof slow, "exec 2>/dev/null; %s", cmd);
   assert_int_equal (system (slow) != -1, 1);
-  expect_err (vm_snapshot_writer_wait (path, "memory", 10000, &err), &err, "the writer of");
-  expect_err (vm_snapshot_writer_wait (dir, "nothing", 50, &err), &err, "did not finish in 50 ms");
-  assert_int_equal (vm_snapshot_writer_cmd ("/a'b", "memory", cmd, sizeof cmd, &err) < 0, 1);
+  expect_err (qemu_writer_wait (path, "memory", 10000, &err), &err, "the writer of");
+  expect_err (qemu_writer_wait (dir, "nothing", 50, &err), &err, "did not finish in 50 ms");
+  assert_int_equal (qemu_writer_cmd ("/a'b", "memory", cmd, sizeof cmd, &err) < 0, 1);
   err_release (&err);
   rm_rf (dir);
 }

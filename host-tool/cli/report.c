@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What commands share in what they print: errors, the phase report of
+   standby and restore with its facts, and where chvm's own data lies. */
+#include "cli/report.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "clock.h"
+#include "num.h"
+
+int
+cli_fail (const char *cmd, struct err **err)
+{
+  char buf[2048];
+
+  fprintf (stderr, "chvm %s: %s\n", cmd, err_str (*err, buf, sizeof buf));
+  err_release (err);
+  return 1;
+}
+
+static void
+print_phases (const struct global_opts *g, const char *cmd, const struct vmctl *c,
+              const struct phase *p, size_t n, double total_ms)
+{
+  if (g->json)
+    {
+      struct json_object *o = json_object_new_object (), *ph = json_object_new_object ();
+      json_object_object_add (o, "name", json_object_new_string (c->rec.name));
+      json_object_object_add (o, "command", json_object_new_string (cmd));
+      for (size_t i = 0; i < n; i++)
+        json_object_object_add (ph, p[i].name, json_object_new_double (p[i].ms));
+      json_object_object_add (o, "phases", ph);
+      json_object_object_add (o, "total_ms", json_object_new_double (total_ms));
+      for (size_t i = 0; i < c->n_facts; i++)
+        {
+          const struct vmctl_fact *f = &c->facts[i];
+          json_object_object_add (o, f->key,
+                                  f->type == VMCTL_FACT_STR    ? json_object_new_string (f->str)
+                                  : f->type == VMCTL_FACT_BOOL ? json_object_new_boolean (f->num)
+                                                               : json_object_new_int64 (f->num));
+        }
+      puts (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN
+                                                   | JSON_C_TO_STRING_NOSLASHESCAPE));
+      json_object_put (o);
+      return;
+    }
+  for (size_t i = 0; i < n; i++)
+    printf ("  %-12s %9.1f ms\n", p[i].name, p[i].ms);
+  for (size_t i = 0; i < c->n_facts; i++)
+    {
+      const struct vmctl_fact *f = &c->facts[i];
+      if (f->type == VMCTL_FACT_STR)
+        printf ("  %s: %s\n", f->key, f->str);
+      else if (f->type == VMCTL_FACT_BOOL)
+        printf ("  %s: %s\n", f->key, f->num ? "yes" : "no");
+      else
+        printf ("  %s: %lld\n", f->key, (long long) f->num);
+    }
+  printf ("%s %s: %.1f ms\n", cmd, c->rec.name, total_ms);
+}
+
+const char *
+cli_phased_args (int argc, char **argv, const struct cli_arg *args, size_t n_args,
+                 const char *usage, unsigned *timeout_s, int *status)
+{
+  const char *name = NULL;
+  uint64_t v;
+  bool help = false, bad = false, known;
+  int i;
+
+  for (i = 1; i < argc && !help && !bad; i++)
+    {
+      known = false;
+      for (size_t k = 0; k < n_args && !known && !bad; k++)
+        if (strcmp (argv[i], args[k].flag) == 0)
+          {
+            known = true;
+            if (args[k].value == NULL)
+              *args[k].set = true;
+            else if (i + 1 < argc)
+              *args[k].value = argv[++i];
+            else
+              bad = true;
+          }
+      if (known || bad)
+        continue;
+      if (timeout_s != NULL && strcmp (argv[i], "--timeout") == 0 && i + 1 < argc)
+        {
+          bad = num_parse_u64_str (argv[++i], 86400, &v) < 0 || v == 0;
+          if (bad)
+            fprintf (stderr, "chvm: bad --timeout '%s' (seconds, 1-86400)\n", argv[i]);
+          else
+            *timeout_s = (unsigned) v;
+        }
+      else if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
+        help = true;
+      else if (argv[i][0] != '-' && name == NULL)
+        name = argv[i];
+      else
+        bad = true;
+    }
+  if (name != NULL && !help && !bad)
+    return name;
+  fputs (usage, help ? stdout : stderr);
+  *status = help ? 0 : 2;
+  return NULL;
+}
+
+int
+cli_run_phased (const struct global_opts *g, const char *cmd, const char *name, bool opt,
+                cli_phased_fn op, struct vmctl *c)
+{
+  cleanup_err struct err *err = NULL;
+  struct phase ph[BACKEND_MAX_PHASES];
+  size_t n = 0;
+  double t0 = clock_now_ms ();
+  int r;
+
+  if (vmctl_open (g->state_dir, name, true, c, &err) < 0)
+    {
+      vmctl_close (c);
+      return cli_fail (cmd, &err);
+    }
+  r = op (c, opt, ph, &n, &err);
+  vmctl_close (c);
+  if (r < 0)
+    return cli_fail (cmd, &err);
+  print_phases (g, cmd, c, ph, n, clock_now_ms () - t0);
+  return 0;
+}
+
+void
+cli_phase (struct phase *p, size_t *n, const char *name, double *t)
+{
+  double now = clock_now_ms ();
+
+  if (*n < BACKEND_MAX_PHASES)
+    p[(*n)++] = (struct phase){ name, now - *t };
+  *t = now;
+}
+
+int
+cli_data_path (const char *rel, char *out, size_t len, struct err **err)
+{
+  char exe[VM_PATH_MAX], probe[VM_PATH_MAX + 32];
+  const char *env = getenv ("CHVM_DATA_DIR");
+  struct stat st;
+  ssize_t n;
+
+  if (env != NULL && *env)
+    {
+      if ((size_t) snprintf (out, len, "%s/%s", env, rel) >= len)
+        return err_make (err, ENAMETOOLONG, "data path");
+      return 0;
+    }
+  n = readlink ("/proc/self/exe", exe, sizeof exe - 1);
+  if (n < 0)
+    return err_make (err, errno, "readlink /proc/self/exe");
+  exe[n] = '\0';
+  dirname (exe);
+  snprintf (probe, sizeof probe, "%s/../kernel/vmlinuz", exe);
+  if (stat (probe, &st) == 0)
+    n = snprintf (out, len, "%s/../%s", exe, rel);
+  else
+    n = snprintf (out, len, "%s/../share/chvm/%s", exe, rel);
+  if (n < 0 || (size_t) n >= len)
+    return err_make (err, ENAMETOOLONG, "data path");
+  return 0;
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The VM record: what vm.json holds (spec + runtime + backend + the state a
+ * command last recorded), its JSON form and its checks.  No I/O.
+ */
+#ifndef CHVM_STATE_VMREC_H
+#define CHVM_STATE_VMREC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+#include "vmm/backend.h"
+
+#define VM_NAME_MAX 63
+#define VM_MAX_PUBLISH 32
+#define VM_TOKEN_MAX 128
+
+enum vm_status
+{
+  VM_STATUS_CREATED, /* directory made, VMM not started yet */
+  VM_STATUS_RUNNING,
+  VM_STATUS_PAUSED,
+  VM_STATUS_STANDBY, /* complete snapshot on disk, no VMM */
+  VM_STATUS_STOPPED,
+  VM_STATUS_DEAD, /* recorded running/paused but the VMM is gone */
+};
+
+/* count consecutive ports from host_port map to as many from guest_port
+   (--publish 56000-56100:56000-56100/udp is one entry with count 101);
+   both ranges end at or below 65535. */
+struct vm_publish
+{
+  char host_addr[64];
+  uint16_t host_port;
+  uint16_t guest_port;
+  uint16_t count; /* 0 (a record built in code) means 1 */
+  bool udp;
+};
+
+static inline unsigned
+vm_publish_ports (const struct vm_publish *p)
+{
+  return p->count ? p->count : 1;
+}
+
+/* Whether guest TCP port (udp false) or UDP port is forwarded by p. */
+static inline bool
+vm_publish_covers (const struct vm_publish *p, bool udp, unsigned guest_port)
+{
+  return p->udp == udp && p->guest_port <= guest_port
+         && guest_port < p->guest_port + vm_publish_ports (p);
+}
+
+struct vm_record
+{
+  char name[VM_NAME_MAX + 1];
+  char backend[32];     /* backend_ops.name */
+  char image[512];      /* the reference the user gave */
+  int64_t created;      /* unix seconds */
+  enum vm_status state; /* what the last command recorded */
+
+  unsigned cpus;
+  uint64_t memory_mib;
+  char kernel[VM_PATH_MAX];
+  char initrd[VM_PATH_MAX];
+  char cmdline[1024];
+  char rootfs[VM_PATH_MAX];
+  char config_disk[VM_PATH_MAX];
+  char upper_disk[VM_PATH_MAX];
+  char overlay[8]; /* "tmpfs" or "disk" */
+
+  char netns[64]; /* network namespace of tap/bridge/NAT ("" = host's) */
+  char tap[16];   /* IFNAMSIZ */
+  char mac[18];
+  char address[20]; /* guest A.B.C.D/prefix on the bridge ("" = none) */
+
+  unsigned agent_vsock_port;
+  uint16_t agent_tcp_port;
+  uint16_t cdp_port; /* guest port of the DevTools forwarder */
+  char agent_token[VM_TOKEN_MAX + 1];
+  /* The VMM's own uid (and gid, the same number), from chvm-vmm's range in
+     /etc/subuid; 0: it runs as root (CHVM_VMM_USER=root, or a VM made
+     before chvm had VMM users). */
+  uint32_t vmm_uid;
+  /* The supervisor's CDP endpoint on the host ("ADDR:PORT", "" = none: a VM
+     made before supervisors), its --idle-standby seconds (0 = never) and
+     its most clients at once. */
+  char cdp_endpoint[64];
+  unsigned idle_standby_s;
+  unsigned cdp_max_clients;
+
+  struct vm_publish publish[VM_MAX_PUBLISH];
+  size_t n_publish;
+
+  struct vm_runtime rt;
+};
+
+const char *vm_status_name (enum vm_status s);
+int vm_status_parse (const char *s, enum vm_status *out);
+
+/* Names: [A-Za-z0-9][A-Za-z0-9_.-]{0,62}, as docker allows. */
+int vm_name_check (const char *name, struct err **err);
+
+/* vm.json <-> record.  The parser checks every type and size: vm.json is
+   read back by every command and a damaged one must be an error, not UB. */
+int vmrec_to_json (const struct vm_record *r, char **out, struct err **err);
+int vmrec_from_json (const char *text, size_t len, struct vm_record *r, struct err **err);
+
+/* Fills spec from r; pub must hold VM_MAX_PUBLISH entries. */
+void vmrec_spec (const struct vm_record *r, const char *dir, struct publish *pub,
+                 struct vm_spec *spec);
+
+/* "2G", "512M", "1536" (MiB), "1g", "2GiB" -> MiB; refuses 0, fractions of
+   a MiB, and more than 1 TiB. */
+int vm_parse_memory (const char *s, uint64_t *mib, struct err **err);
+
+#endif
