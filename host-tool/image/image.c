@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "sys/json.h"
 #include "clock.h"
 #include "num.h"
 #include "sys/proc.h"
@@ -35,14 +36,6 @@
 #define MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
 #define MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
 #define REF_NAME "org.opencontainers.image.ref.name"
-
-static void
-json_put_fn (struct json_object **o)
-{
-  if (*o != NULL)
-    json_object_put (*o);
-}
-#define cleanup_json __attribute__ ((cleanup (json_put_fn)))
 
 /* ---- JSON ------------------------------------------------------------ */
 

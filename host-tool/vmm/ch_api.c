@@ -11,20 +11,13 @@
 #include <curl/curl.h>
 
 #include "cleanup.h"
+#include "sys/json.h"
 #include "sys/proc.h"
 
 #define CH_DEFAULT_TIMEOUT_MS 5000L
 #define CH_SLOW_TIMEOUT_MS (10 * 60 * 1000L)
 #define CH_VERSION_TIMEOUT_MS 5000
 #define UFFD_DEV "/dev/userfaultfd"
-
-static inline void
-cleanup_json_fn (struct json_object **o)
-{
-  if (*o != NULL)
-    json_object_put (*o);
-}
-#define cleanup_json __attribute__ ((cleanup (cleanup_json_fn)))
 
 const char *
 ch_binary (void)
