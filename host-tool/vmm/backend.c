@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 const struct backend_ops *
 backend_by_name (const char *name)
 {
@@ -93,4 +95,14 @@ backend_snapshot_file (const char *dir, const char *name, struct stat *st, struc
   if (!S_ISREG (st->st_mode) || st->st_size == 0)
     return err_make (err, 0, "snapshot %s is incomplete: %s is empty", dir, name);
   return 0;
+}
+
+void
+phase_add (struct phase *p, size_t *n, const char *name, double *t)
+{
+  double now = clock_now_ms ();
+
+  if (p != NULL && n != NULL && *n < BACKEND_MAX_PHASES)
+    p[(*n)++] = (struct phase){ name, now - *t };
+  *t = now;
 }

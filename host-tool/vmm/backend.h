@@ -120,6 +120,16 @@ struct phase
 
 #define BACKEND_MAX_PHASES 8
 
+/* The phase names both backends' restore reports (chvm restore --json
+   "phases"; docs/DESIGN.md says which keys it promises). */
+#define PHASE_VMM_START "vmm-start"
+#define PHASE_RESTORE "restore"
+#define PHASE_RESUME "resume"
+
+/* Appends phase name, lasting from *t to now, to p[*n] (at most
+   BACKEND_MAX_PHASES; p may be NULL) and sets *t to now. */
+void phase_add (struct phase *p, size_t *n, const char *name, double *t);
+
 /* What a backend has, for callers that must not test its name. */
 enum backend_cap
 {

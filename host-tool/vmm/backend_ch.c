@@ -391,13 +391,6 @@ restore_mode (int version_major, const struct vm_spec *spec, struct vm_restore_o
   return ch_restore_pick (version_major, uffd, why, ro, err);
 }
 
-static void
-add_phase (struct phase *phases, size_t *n, const char *name, double ms)
-{
-  if (phases != NULL && n != NULL && *n < BACKEND_MAX_PHASES)
-    phases[(*n)++] = (struct phase){ name, ms };
-}
-
 static int
 ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_restore_opts *ro,
                struct vm_runtime *rt, struct phase *phases, size_t *n_phases, struct err **err)
@@ -405,7 +398,7 @@ ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_restore_op
   struct ch_restore_opts o = { .prefault = ro->prefault, .resume = false };
   char vs[sizeof rt->vsock_socket];
   struct ch_client c;
-  double t0, t1;
+  double t = clock_now_ms ();
 
   if (check_snapshot_dir (dir, err) < 0)
     return err_wrap (err, "restore VM %s", spec->name ? spec->name : "");
@@ -413,11 +406,10 @@ ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_restore_op
   if (path_in (vs, sizeof vs, spec->dir, "vsock.sock", err) < 0 || remove_stale (vs, err) < 0
       || remove_stale_console (spec, err) < 0)
     return -1;
-  t0 = clock_now_ms ();
+  t = clock_now_ms ();
   if (start_vmm (spec, rt, &c, err) < 0)
     return err_wrap (err, "restore VM %s", spec->name ? spec->name : "");
-  t1 = clock_now_ms ();
-  add_phase (phases, n_phases, "vmm-start", t1 - t0);
+  phase_add (phases, n_phases, PHASE_VMM_START, &t);
   if (restore_mode (c.version_major, spec, ro, err) < 0)
     return abandon (spec->dir, rt, "restore VM", err);
   o.mode = ro->mode == VM_RESTORE_ONDEMAND ? CH_RESTORE_ONDEMAND : CH_RESTORE_COPY;
@@ -427,12 +419,10 @@ ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_restore_op
      phase of its own. */
   if (ch_restore (&c, dir, &o, NULL, err) < 0)
     return abandon (spec->dir, rt, "restore VM", err);
-  t0 = clock_now_ms ();
-  add_phase (phases, n_phases, o.mode == CH_RESTORE_ONDEMAND ? "restore-ondemand" : "restore-copy",
-             t0 - t1);
+  phase_add (phases, n_phases, PHASE_RESTORE, &t);
   if (ch_resume (&c, err) < 0)
     return abandon (spec->dir, rt, "resume restored VM", err);
-  add_phase (phases, n_phases, "resume", clock_now_ms () - t0);
+  phase_add (phases, n_phases, PHASE_RESUME, &t);
   if (spec->agent_vsock_port != 0)
     snprintf (rt->vsock_socket, sizeof rt->vsock_socket, "%s", vs);
   return 0;

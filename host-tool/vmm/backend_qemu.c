@@ -142,12 +142,67 @@ add_disk (struct argv *a, int idx, const char *path, const char *serial, bool ro
   return 0;
 }
 
+/* -netdev: the tap, or user-net with one hostfwd per forwarded port. */
+static int
+netdev_arg (const struct vm_spec *spec, const struct vm_runtime *rt, char **net, struct err **err)
+{
+  size_t off;
+
+  if (spec->tap != NULL)
+    {
+      /* A persistent tap made by net.c (it outlives this QEMU, so TCP
+         connections through it survive standby/restore); --publish is
+         DNAT there, not hostfwd. */
+      if (check_opt_path ("tap", spec->tap, err) < 0)
+        return -1;
+      if (asprintf (net, "tap,id=n0,ifname=%s,script=no,downscript=no", spec->tap) < 0)
+        return err_make (err, ENOMEM, "QEMU -netdev");
+    }
+  else
+    {
+      /* User-net with one hostfwd per forwarded port (QEMU has no port
+         ranges), capped by BACKEND_QEMU_MAX_FWD.  Guest side: QEMU's
+         default guest address 10.0.2.15. */
+      size_t ports = 0, cap;
+      int w;
+
+      for (size_t i = 0; i < spec->n_publish; i++)
+        ports += spec->publish[i].count ? spec->publish[i].count : 1;
+      if (ports > BACKEND_QEMU_MAX_FWD)
+        return err_make (err, 0, "QEMU user-net: %zu published ports, at most %d", ports,
+                         BACKEND_QEMU_MAX_FWD);
+      cap = (ports + 2) * HOSTFWD_MAX;
+      *net = malloc (cap);
+      if (*net == NULL)
+        return err_make (err, ENOMEM, "QEMU -netdev");
+      off = (size_t) snprintf (*net, cap, "user,id=n0");
+      if (spec->agent_tcp_port != 0)
+        off += (size_t) snprintf (*net + off, cap - off, ",hostfwd=tcp:127.0.0.1:%u-:%u",
+                                  rt->agent_host_port, spec->agent_tcp_port);
+      for (size_t i = 0; i < spec->n_publish; i++)
+        {
+          const struct publish *p = &spec->publish[i];
+          const char *addr = p->host_addr ? p->host_addr : "127.0.0.1";
+          if (strchr (addr, ':') != NULL || strchr (addr, ',') != NULL)
+            return err_make (err, 0, "QEMU user-net cannot publish on '%s' (IPv4 only)", addr);
+          for (unsigned k = 0; k < (p->count ? p->count : 1u); k++)
+            {
+              w = snprintf (*net + off, cap - off, ",hostfwd=%s:%s:%u-:%u", p->udp ? "udp" : "tcp",
+                            addr, p->host_port + k, p->guest_port + k);
+              if (w < 0 || (size_t) w >= cap - off)
+                return err_make (err, 0, "QEMU -netdev: hostfwd list too long");
+              off += (size_t) w;
+            }
+        }
+    }
+  return 0;
+}
+
 static int
 build_argv (const struct vm_spec *spec, const struct vm_runtime *rt, bool incoming, struct argv *a,
             struct err **err)
 {
   cleanup_free char *net = NULL;
-  size_t off;
 
   if (check_opt_path ("VM directory", spec->dir, err) < 0)
     return -1;
@@ -183,53 +238,8 @@ build_argv (const struct vm_spec *spec, const struct vm_runtime *rt, bool incomi
       || add_disk (a, 2, spec->upper_disk, "chvm-upper", false, err) < 0)
     return -1;
 
-  if (spec->tap != NULL)
-    {
-      /* A persistent tap made by net.c (it outlives this QEMU, so TCP
-         connections through it survive standby/restore); --publish is
-         DNAT there, not hostfwd. */
-      if (check_opt_path ("tap", spec->tap, err) < 0)
-        return -1;
-      if (asprintf (&net, "tap,id=n0,ifname=%s,script=no,downscript=no", spec->tap) < 0)
-        return err_make (err, ENOMEM, "QEMU -netdev");
-    }
-  else
-    {
-      /* User-net with one hostfwd per forwarded port (QEMU has no port
-         ranges), capped by BACKEND_QEMU_MAX_FWD.  Guest side: QEMU's
-         default guest address 10.0.2.15. */
-      size_t ports = 0, cap;
-      int w;
-
-      for (size_t i = 0; i < spec->n_publish; i++)
-        ports += spec->publish[i].count ? spec->publish[i].count : 1;
-      if (ports > BACKEND_QEMU_MAX_FWD)
-        return err_make (err, 0, "QEMU user-net: %zu published ports, at most %d", ports,
-                         BACKEND_QEMU_MAX_FWD);
-      cap = (ports + 2) * HOSTFWD_MAX;
-      net = malloc (cap);
-      if (net == NULL)
-        return err_make (err, ENOMEM, "QEMU -netdev");
-      off = (size_t) snprintf (net, cap, "user,id=n0");
-      if (spec->agent_tcp_port != 0)
-        off += (size_t) snprintf (net + off, cap - off, ",hostfwd=tcp:127.0.0.1:%u-:%u",
-                                  rt->agent_host_port, spec->agent_tcp_port);
-      for (size_t i = 0; i < spec->n_publish; i++)
-        {
-          const struct publish *p = &spec->publish[i];
-          const char *addr = p->host_addr ? p->host_addr : "127.0.0.1";
-          if (strchr (addr, ':') != NULL || strchr (addr, ',') != NULL)
-            return err_make (err, 0, "QEMU user-net cannot publish on '%s' (IPv4 only)", addr);
-          for (unsigned k = 0; k < (p->count ? p->count : 1u); k++)
-            {
-              w = snprintf (net + off, cap - off, ",hostfwd=%s:%s:%u-:%u", p->udp ? "udp" : "tcp",
-                            addr, p->host_port + k, p->guest_port + k);
-              if (w < 0 || (size_t) w >= cap - off)
-                return err_make (err, 0, "QEMU -netdev: hostfwd list too long");
-              off += (size_t) w;
-            }
-        }
-    }
+  if (netdev_arg (spec, rt, &net, err) < 0)
+    return -1;
   add (a, "-netdev");
   add (a, "%s", net);
   add (a, "-device");
@@ -528,7 +538,7 @@ qemu_restore (const struct vm_spec *spec, const char *dir, struct vm_restore_opt
               struct vm_runtime *rt, struct phase *phases, size_t *n_phases, struct err **err)
 {
   char uri[VM_PATH_MAX + 32], mem[VM_PATH_MAX + 16];
-  double t0 = clock_now_ms (), t1, t2;
+  double t = clock_now_ms ();
   struct qmp *q;
   struct stat st;
   int r;
@@ -546,24 +556,21 @@ qemu_restore (const struct vm_spec *spec, const char *dir, struct vm_restore_opt
   if (migration_uri ("exec:cat '%s/memory'", dir, uri, sizeof uri, err) < 0
       || spawn (spec, rt, true, err) < 0)
     return -1;
-  t1 = clock_now_ms ();
+  phase_add (phases, n_phases, PHASE_VMM_START, &t);
   q = connect_qmp (rt, QMP_CMD_MS, err);
   r = q == NULL ? -1 : migrate (q, "migrate-incoming", uri, err);
-  t2 = clock_now_ms ();
   if (r == 0)
-    r = qmp_execute (q, "cont", NULL, NULL, QMP_CMD_MS, err);
+    {
+      phase_add (phases, n_phases, PHASE_RESTORE, &t);
+      r = qmp_execute (q, "cont", NULL, NULL, QMP_CMD_MS, err);
+    }
   qmp_close (q);
   if (r < 0)
     {
       proc_terminate (rt->vmm_pid, 2000, NULL);
       return err_wrap (err, "restore from %s", dir);
     }
-  if (*n_phases + 3 <= BACKEND_MAX_PHASES)
-    {
-      phases[(*n_phases)++] = (struct phase){ "vmm start", t1 - t0 };
-      phases[(*n_phases)++] = (struct phase){ "restore", t2 - t1 };
-      phases[(*n_phases)++] = (struct phase){ "resume", clock_now_ms () - t2 };
-    }
+  phase_add (phases, n_phases, PHASE_RESUME, &t);
   return 0;
 }
 

@@ -129,55 +129,47 @@ path_output (const char *dir, const char *name, bool socket)
   return o;
 }
 
-struct json_object *
-ch_vm_config (const struct vm_spec *spec, struct err **err)
+/* cpus, memory (private anonymous unless the spec says shared: CH v52+
+   writes a memfd's holes as holes (SEEK_DATA), private memory densely;
+   nothing else maps the memfd) and, for free page reporting only, a
+   balloon of size 0: the guest's virtio_balloon reports freed 2 MiB blocks
+   (page_reporting) and CH punches them out of guest RAM (MADV_DONTNEED,
+   and PUNCH_HOLE on a memfd); deflate_on_oom is moot at size 0. */
+static int
+config_cpu_memory (struct json_object *cfg, const struct vm_spec *spec)
 {
-  cleanup_json struct json_object *cfg = json_object_new_object ();
-  struct json_object *cpus, *mem, *payload, *disks, *rng, *console;
+  struct json_object *cpus = json_object_new_object (), *mem;
 
-  if (spec->dir == NULL || spec->dir[0] != '/')
-    return err_make (err, EINVAL, "VM directory must be an absolute path"), NULL;
-  if (spec->kernel == NULL)
-    return err_make (err, EINVAL, "VM config needs a kernel"), NULL;
-  if (spec->cpus == 0 || spec->memory_mib == 0 || spec->memory_mib > (UINT64_MAX >> 20))
-    return err_make (err, EINVAL, "VM config needs cpus >= 1 and a memory size"), NULL;
-  if (cfg == NULL)
-    goto oom;
-
-  cpus = json_object_new_object ();
   if (add_obj (cfg, "cpus", cpus) < 0
       || add_obj (cpus, "boot_vcpus", json_object_new_int ((int) spec->cpus)) < 0
       || add_obj (cpus, "max_vcpus", json_object_new_int ((int) spec->cpus)) < 0)
-    goto oom;
-
-  /* Private anonymous memory (shared=off) unless the spec says shared: CH
-     v52+ writes a memfd's holes as holes (SEEK_DATA), private memory
-     densely.  Nothing else maps the memfd. */
+    return -1;
   mem = json_object_new_object ();
   if (add_obj (cfg, "memory", mem) < 0
       || add_obj (mem, "size", json_object_new_int64 ((int64_t) (spec->memory_mib << 20))) < 0
       || add_obj (mem, "shared", json_object_new_boolean (spec->shared_memory == VM_ON)) < 0)
-    goto oom;
-
-  /* A balloon of size 0 only for free page reporting: the guest's
-     virtio_balloon reports freed 2 MiB blocks (page_reporting) and CH
-     punches them out of guest RAM (MADV_DONTNEED, and PUNCH_HOLE on a
-     memfd).  deflate_on_oom is moot at size 0. */
+    return -1;
   if (spec->free_page_reporting == VM_ON)
     {
       struct json_object *balloon = json_object_new_object ();
       if (add_obj (cfg, "balloon", balloon) < 0
           || add_obj (balloon, "size", json_object_new_int64 (0)) < 0
           || add_obj (balloon, "free_page_reporting", json_object_new_boolean (true)) < 0)
-        goto oom;
+        return -1;
     }
+  return 0;
+}
 
-  payload = json_object_new_object ();
+/* The payload, the disks by serial, the tap. */
+static int
+config_payload_devices (struct json_object *cfg, const struct vm_spec *spec)
+{
+  struct json_object *payload = json_object_new_object (), *disks;
+
   if (add_obj (cfg, "payload", payload) < 0 || add_str (payload, "kernel", spec->kernel) < 0
       || (spec->initrd && add_str (payload, "initramfs", spec->initrd) < 0)
       || (spec->cmdline && add_str (payload, "cmdline", spec->cmdline) < 0))
-    goto oom;
-
+    return -1;
   if (spec->rootfs || spec->config_disk || spec->upper_disk)
     {
       disks = json_object_new_array ();
@@ -185,20 +177,71 @@ ch_vm_config (const struct vm_spec *spec, struct err **err)
           || (spec->rootfs && add_disk (disks, spec->rootfs, true, "chvm-root") < 0)
           || (spec->config_disk && add_disk (disks, spec->config_disk, true, "chvm-config") < 0)
           || (spec->upper_disk && add_disk (disks, spec->upper_disk, false, "chvm-upper") < 0))
-        goto oom;
+        return -1;
     }
-
   if (spec->tap)
     {
       struct json_object *nets = json_object_new_array (), *net = json_object_new_object ();
       if (add_obj (cfg, "net", nets) < 0 || net == NULL || json_object_array_add (nets, net) < 0)
         {
           json_object_put (net);
-          goto oom;
+          return -1;
         }
       if (add_str (net, "tap", spec->tap) < 0 || (spec->mac && add_str (net, "mac", spec->mac) < 0))
-        goto oom;
+        return -1;
     }
+  return 0;
+}
+
+/* Landlock from vm.create on: CH allows its payload, disks, serial file,
+   vsock socket, rng and /dev/net/tun itself; the VM dir is for snapshots
+   (standby writes snapshot.tmp-* there) and CH's own files. */
+static int
+config_landlock (struct json_object *cfg, const struct vm_spec *spec)
+{
+  struct json_object *rules = json_object_new_array (), *rule = json_object_new_object ();
+
+  if (add_obj (cfg, "landlock_enable", json_object_new_boolean (true)) < 0
+      || add_obj (cfg, "landlock_rules", rules) < 0 || rule == NULL
+      || add_str (rule, "path", spec->dir) < 0 || add_str (rule, "access", "rw") < 0
+      || json_object_array_add (rules, rule) < 0)
+    return -1;
+  /* Opening a tap, CH reads /sys/class/net/TAP/tun_flags (a link into
+     /sys/devices/virtual/net). */
+  if (spec->tap)
+    {
+      rule = json_object_new_object ();
+      if (rule == NULL || add_str (rule, "path", "/sys/devices/virtual/net") < 0
+          || add_str (rule, "access", "r") < 0 || json_object_array_add (rules, rule) < 0)
+        return -1;
+    }
+  /* An ondemand restore (v52+) opens /dev/userfaultfd to serve the
+     guest's faults; a rule for a path that is not there would fail
+     vm.create. */
+  if (access (UFFD_DEV, F_OK) == 0)
+    {
+      rule = json_object_new_object ();
+      if (rule == NULL || add_str (rule, "path", UFFD_DEV) < 0 || add_str (rule, "access", "rw") < 0
+          || json_object_array_add (rules, rule) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+struct json_object *
+ch_vm_config (const struct vm_spec *spec, struct err **err)
+{
+  cleanup_json struct json_object *cfg = json_object_new_object ();
+  struct json_object *rng, *console;
+
+  if (spec->dir == NULL || spec->dir[0] != '/')
+    return err_make (err, EINVAL, "VM directory must be an absolute path"), NULL;
+  if (spec->kernel == NULL)
+    return err_make (err, EINVAL, "VM config needs a kernel"), NULL;
+  if (spec->cpus == 0 || spec->memory_mib == 0 || spec->memory_mib > (UINT64_MAX >> 20))
+    return err_make (err, EINVAL, "VM config needs cpus >= 1 and a memory size"), NULL;
+  if (cfg == NULL || config_cpu_memory (cfg, spec) < 0 || config_payload_devices (cfg, spec) < 0)
+    goto oom;
 
   if (spec->agent_vsock_port != 0)
     {
@@ -229,38 +272,8 @@ ch_vm_config (const struct vm_spec *spec, struct err **err)
   rng = json_object_new_object ();
   if (add_obj (cfg, "rng", rng) < 0 || add_str (rng, "src", "/dev/urandom") < 0)
     goto oom;
-
-  /* Landlock from vm.create on: CH allows its payload, disks, serial file,
-     vsock socket, rng and /dev/net/tun itself; the VM dir is for snapshots
-     (standby writes snapshot.tmp-* there) and CH's own files. */
-  if (spec->landlock)
-    {
-      struct json_object *rules = json_object_new_array (), *rule = json_object_new_object ();
-      if (add_obj (cfg, "landlock_enable", json_object_new_boolean (true)) < 0
-          || add_obj (cfg, "landlock_rules", rules) < 0 || rule == NULL
-          || add_str (rule, "path", spec->dir) < 0 || add_str (rule, "access", "rw") < 0
-          || json_object_array_add (rules, rule) < 0)
-        goto oom;
-      /* Opening a tap, CH reads /sys/class/net/TAP/tun_flags (a link into
-         /sys/devices/virtual/net). */
-      if (spec->tap)
-        {
-          rule = json_object_new_object ();
-          if (rule == NULL || add_str (rule, "path", "/sys/devices/virtual/net") < 0
-              || add_str (rule, "access", "r") < 0 || json_object_array_add (rules, rule) < 0)
-            goto oom;
-        }
-      /* An ondemand restore (v52+) opens /dev/userfaultfd to serve the
-         guest's faults; a rule for a path that is not there would fail
-         vm.create. */
-      if (access (UFFD_DEV, F_OK) == 0)
-        {
-          rule = json_object_new_object ();
-          if (rule == NULL || add_str (rule, "path", UFFD_DEV) < 0
-              || add_str (rule, "access", "rw") < 0 || json_object_array_add (rules, rule) < 0)
-            goto oom;
-        }
-    }
+  if (spec->landlock && config_landlock (cfg, spec) < 0)
+    goto oom;
   return steal_ptr (&cfg);
 
 oom:
