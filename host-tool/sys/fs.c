@@ -3,9 +3,9 @@
    fsync of trees, removal of trees, flock with a timeout. */
 #include "sys/fs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -170,50 +170,210 @@ fs_write_atomic (const char *path, const void *data, size_t len, mode_t mode, st
   return 0;
 }
 
-/* nftw passes no context; these commands are single-threaded. */
-static struct err **tree_err;
+/* The deepest tree fs_fsync_tree and fs_rmtree walk (a snapshot is flat). */
+#define TREE_DEPTH_MAX 16
 
+/* fsync of what dfd/name holds below it, then of it: directories are
+   walked through the fds they were opened by, nothing is followed, and
+   only regular files and directories are opened for data (a FIFO or a
+   device someone else put there is neither opened nor waited on). */
 static int
-fsync_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+fsync_at (int dfd, const char *name, const char *path, int depth, struct err **err)
 {
-  (void) st;
-  (void) ftw;
-  if (flag != FTW_F && flag != FTW_DP)
-    return 0; /* symlinks and the like hold no data of ours */
-  return fs_fsync_path (path, tree_err) < 0 ? -1 : 0;
+  cleanup_close int fd
+      = openat (dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  struct stat st;
+
+  if (fd < 0)
+    {
+      if (errno == ELOOP || errno == ENXIO || errno == ENOENT)
+        return 0; /* a symlink, a socket, gone: no data of ours */
+      return err_make (err, errno, "open %s to fsync it", path);
+    }
+  if (fstat (fd, &st) < 0)
+    return err_make (err, errno, "stat %s", path);
+  if (S_ISDIR (st.st_mode))
+    {
+      cleanup_dir DIR *d = NULL;
+      struct dirent *e;
+      int dup_fd;
+
+      if (depth >= TREE_DEPTH_MAX)
+        return err_make (err, ELOOP, "fsync %s: deeper than %d", path, TREE_DEPTH_MAX);
+      dup_fd = fcntl (fd, F_DUPFD_CLOEXEC, 0);
+      if (dup_fd < 0 || (d = fdopendir (dup_fd)) == NULL)
+        {
+          if (dup_fd >= 0)
+            close (dup_fd);
+          return err_make (err, errno, "read %s", path);
+        }
+      while ((e = readdir (d)) != NULL)
+        {
+          char sub[PATH_MAX];
+
+          if (strcmp (e->d_name, ".") == 0 || strcmp (e->d_name, "..") == 0)
+            continue;
+          if ((size_t) snprintf (sub, sizeof sub, "%s/%s", path, e->d_name) >= sizeof sub)
+            return err_make (err, ENAMETOOLONG, "%s/%s", path, e->d_name);
+          if (fsync_at (fd, e->d_name, sub, depth + 1, err) < 0)
+            return -1;
+        }
+    }
+  else if (!S_ISREG (st.st_mode))
+    return 0;
+  return fsync_fd (fd, path, err);
 }
 
 int
 fs_fsync_tree (const char *dir, struct err **err)
 {
-  int r;
-
-  /* FTW_DEPTH: files before the directory naming them. */
-  tree_err = err;
-  r = nftw (dir, fsync_one, 16, FTW_DEPTH | FTW_PHYS);
-  tree_err = NULL;
-  if (r < 0)
-    return err_make (err, errno, "fsync %s", dir);
-  if (r > 0)
+  if (fsync_at (AT_FDCWD, dir, dir, 0, err) < 0)
     return err_wrap (err, "fsync %s", dir);
   return 0;
 }
 
+/* Removes dfd/name and all below it by names relative to directories
+   opened without following: a directory swapped for a symlink while the
+   walk runs is removed as the link, never walked into. */
 static int
-rm_one (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+rm_at (int dfd, const char *name, const char *path, int depth, struct err **err)
 {
-  (void) st;
-  (void) ftw;
-  if (flag == FTW_DP)
-    return rmdir (path) < 0 && errno != ENOENT ? -1 : 0;
-  return unlink (path) < 0 && errno != ENOENT ? -1 : 0;
+  cleanup_dir DIR *d = NULL;
+  struct dirent *e;
+  int fd;
+
+  if (unlinkat (dfd, name, 0) == 0 || errno == ENOENT)
+    return 0;
+  if (errno != EISDIR && errno != EPERM)
+    return err_make (err, errno, "remove %s", path);
+  if (depth >= TREE_DEPTH_MAX)
+    return err_make (err, ELOOP, "remove %s: deeper than %d", path, TREE_DEPTH_MAX);
+  fd = openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    {
+      if (errno == ENOENT)
+        return 0;
+      if (errno == ENOTDIR || errno == ELOOP) /* replaced meanwhile */
+        return unlinkat (dfd, name, 0) == 0 || errno == ENOENT
+                   ? 0
+                   : err_make (err, errno, "remove %s", path);
+      return err_make (err, errno, "open %s", path);
+    }
+  d = fdopendir (fd);
+  if (d == NULL)
+    {
+      close (fd);
+      return err_make (err, errno, "read %s", path);
+    }
+  while ((e = readdir (d)) != NULL)
+    {
+      char sub[PATH_MAX];
+
+      if (strcmp (e->d_name, ".") == 0 || strcmp (e->d_name, "..") == 0)
+        continue;
+      if ((size_t) snprintf (sub, sizeof sub, "%s/%s", path, e->d_name) >= sizeof sub)
+        return err_make (err, ENAMETOOLONG, "%s/%s", path, e->d_name);
+      if (rm_at (dirfd (d), e->d_name, sub, depth + 1, err) < 0)
+        return -1;
+    }
+  if (unlinkat (dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+    return err_make (err, errno, "remove %s", path);
+  return 0;
 }
 
 int
 fs_rmtree (const char *path, struct err **err)
 {
-  if (nftw (path, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
-    return err_make (err, errno, "remove %s", path);
+  return rm_at (AT_FDCWD, path, path, 0, err);
+}
+
+int
+fs_open_log (const char *path, bool truncate, struct err **err)
+{
+  for (int tries = 0; tries < 8; tries++)
+    {
+      int fd = open (path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+      struct stat st;
+
+      if (fd >= 0)
+        {
+          if (fstat (fd, &st) == 0 && S_ISREG (st.st_mode) && st.st_nlink == 1
+              && st.st_uid == geteuid ())
+            {
+              if (truncate && ftruncate (fd, 0) < 0)
+                {
+                  int saved = errno;
+                  close (fd);
+                  return err_make (err, saved, "truncate %s", path);
+                }
+              return fd;
+            }
+          close (fd);
+        }
+      else if (errno != ENOENT && errno != ELOOP && errno != ENXIO && errno != EISDIR)
+        return err_make (err, errno, "open %s", path);
+      /* Not a plain file of ours (a link, a FIFO, someone else's): its
+         name goes, and a new file takes it, or someone took the name
+         first and we look again. */
+      if (fd >= 0 || errno != ENOENT)
+        {
+          if (unlink (path) < 0 && errno != ENOENT && errno != EISDIR)
+            return err_make (err, errno, "remove %s", path);
+          if (errno == EISDIR && rmdir (path) < 0 && errno != ENOENT)
+            return err_make (err, errno, "remove %s", path);
+        }
+      fd = open (path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+      if (fd >= 0)
+        return fd;
+      if (errno != EEXIST)
+        return err_make (err, errno, "create %s", path);
+    }
+  return err_make (err, EAGAIN, "create %s: the name keeps being taken", path);
+}
+
+int
+fs_open_read (const char *path)
+{
+  int fd = open (path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  struct stat st;
+
+  if (fd < 0)
+    return -1;
+  if (fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
+    {
+      close (fd);
+      errno = EINVAL;
+      return -1;
+    }
+  return fd;
+}
+
+int
+fs_give (const char *path, uid_t uid, gid_t gid, int mode, bool must, struct err **err)
+{
+  cleanup_close int fd = open (path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  char self[64];
+
+  if (fd < 0)
+    {
+      if (errno == ENOENT && !must)
+        return 0;
+      return err_make (err, errno, "open %s to give it to %u:%u", path, (unsigned) uid,
+                       (unsigned) gid);
+    }
+  if (fstat (fd, &st) < 0)
+    return err_make (err, errno, "stat %s", path);
+  if (!(S_ISREG (st.st_mode) && st.st_nlink == 1) && !S_ISDIR (st.st_mode))
+    return err_make (err, EPERM, "%s: not a plain file or directory, not given to %u:%u", path,
+                     (unsigned) uid, (unsigned) gid);
+  if (fchownat (fd, "", uid, gid, AT_EMPTY_PATH) < 0)
+    return err_make (err, errno, "chown %s to %u:%u", path, (unsigned) uid, (unsigned) gid);
+  /* fchmod needs a file opened for data; the fd's /proc name is the very
+     inode opened above, whatever the name points to now. */
+  snprintf (self, sizeof self, "/proc/self/fd/%d", fd);
+  if (mode >= 0 && chmod (self, (mode_t) mode) < 0)
+    return err_make (err, errno, "chmod %s", path);
   return 0;
 }
 

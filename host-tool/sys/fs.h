@@ -4,6 +4,7 @@
 #ifndef CHVM_SYS_FS_H
 #define CHVM_SYS_FS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -32,11 +33,29 @@ int fs_fsync_path (const char *path, struct err **err);
 int fs_rename_durable (const char *from, const char *to, struct err **err);
 
 /* fsync of every regular file under dir, then of each directory after its
-   contents, dir last. */
+   contents, dir last.  Nothing is followed and only regular files and
+   directories are opened: safe on a tree another uid writes. */
 int fs_fsync_tree (const char *dir, struct err **err);
 
-/* Removes a tree (ENOENT is success). */
+/* Removes a tree (ENOENT is success), by names relative to directories
+   opened without following links: safe on a tree another uid writes. */
 int fs_rmtree (const char *path, struct err **err);
+
+/* Opens path, in a directory another uid may write, for appending as the
+   caller (the console log): never through a symlink, never a FIFO,
+   device, hard-linked or foreign file, whose name is removed and a new
+   file made instead.  truncate empties it.  Returns the fd. */
+int fs_open_log (const char *path, bool truncate, struct err **err);
+
+/* Opens path for reading only when it is a regular file, without
+   following a symlink or waiting on a FIFO; -1 with errno otherwise. */
+int fs_open_read (const char *path);
+
+/* chown (and chmod when mode >= 0) of path without following a symlink,
+   and only of a directory or a regular file with one link: what another
+   uid put under that name is refused, not changed.  A missing path is
+   fine unless must. */
+int fs_give (const char *path, uid_t uid, gid_t gid, int mode, bool must, struct err **err);
 
 /* An exclusive flock(2) on fd, waiting at most timeout_ms for its holder:
    0, or -1 with errno (ETIMEDOUT when the wait ran out). */

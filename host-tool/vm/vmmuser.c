@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "vm/vmmuser.h"
 
+#include "sys/fs.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -167,18 +169,11 @@ searchable (const char *path, struct err **err)
   return 0;
 }
 
-static int
-give (const char *path, uid_t uid, gid_t gid, bool must, struct err **err)
-{
-  if (chown (path, uid, gid) < 0 && (must || errno != ENOENT))
-    return err_make (err, errno, "chown %s to %u:%u", path, (unsigned) uid, (unsigned) gid);
-  return 0;
-}
-
 int
 vmmuser_prepare (const char *root, const char *dir, const struct vm_record *r, struct err **err)
 {
-  static const char *const vmm_files[] = { "console.log", "events.json" };
+  /* What the VMM writes itself (console.log is the root logger's). */
+  static const char *const vmm_files[] = { "events.json" };
   uid_t uid = r->vmm_uid;
   char path[VM_PATH_MAX + 64];
 
@@ -187,26 +182,26 @@ vmmuser_prepare (const char *root, const char *dir, const struct vm_record *r, s
   snprintf (path, sizeof path, "%s/vms", root);
   if (searchable (root, err) < 0 || searchable (path, err) < 0)
     return -1;
-  if (give (dir, 0, uid, true, err) < 0)
+  if (fs_give (dir, 0, uid, 01770, true, err) < 0)
     return -1;
-  if (chmod (dir, 01770) < 0)
-    return err_make (err, errno, "chmod %s", dir);
+  /* The VMM's uid may have put anything under its own names (a link to a
+     file of root's, a FIFO): what is not a plain file goes, and the VMM
+     makes it anew. */
   for (size_t i = 0; i < sizeof vmm_files / sizeof vmm_files[0]; i++)
     {
       snprintf (path, sizeof path, "%s/%s", dir, vmm_files[i]);
-      if (give (path, uid, uid, false, err) < 0)
-        return -1;
+      if (fs_give (path, uid, uid, -1, false, err) < 0)
+        {
+          if ((*err)->status != EPERM || unlink (path) < 0)
+            return -1;
+          err_release (err);
+        }
     }
-  if (r->upper_disk[0] && give (r->upper_disk, uid, uid, true, err) < 0)
+  if (r->upper_disk[0] && fs_give (r->upper_disk, uid, uid, -1, true, err) < 0)
     return -1;
   /* The config disk holds the agent token: readable by this VMM only. */
-  if (r->config_disk[0])
-    {
-      if (give (r->config_disk, 0, uid, true, err) < 0)
-        return -1;
-      if (chmod (r->config_disk, 0640) < 0)
-        return err_make (err, errno, "chmod %s", r->config_disk);
-    }
+  if (r->config_disk[0] && fs_give (r->config_disk, 0, uid, 0640, true, err) < 0)
+    return -1;
   return 0;
 }
 
@@ -215,7 +210,7 @@ vmmuser_give_dir (const char *path, const struct vm_record *r, struct err **err)
 {
   if (r->vmm_uid == 0)
     return 0;
-  return give (path, r->vmm_uid, r->vmm_uid, true, err);
+  return fs_give (path, r->vmm_uid, r->vmm_uid, -1, true, err);
 }
 
 static void

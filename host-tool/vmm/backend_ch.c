@@ -135,22 +135,15 @@ ch_available (char *why, size_t why_len)
 static int
 write_pid (const char *dir, pid_t pid, struct err **err)
 {
-  char path[PATH_MAX], tmp[PATH_MAX + 8], line[32];
-  cleanup_close int fd = -1;
+  char path[PATH_MAX], line[32];
   int n;
 
+  /* A fresh temporary name (O_EXCL) renamed over vmm.pid: nothing the
+     VMM's uid put in the VM dir is followed. */
   if (path_in (path, sizeof path, dir, "vmm.pid", err) < 0)
     return -1;
-  snprintf (tmp, sizeof tmp, "%s.tmp", path);
-  fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return err_make (err, errno, "open %s", tmp);
   n = snprintf (line, sizeof line, "%d\n", (int) pid);
-  if (write (fd, line, (size_t) n) != n)
-    return err_make (err, errno, "write %s", tmp);
-  if (rename (tmp, path) < 0)
-    return err_make (err, errno, "rename %s", tmp);
-  return 0;
+  return fs_write_atomic (path, line, (size_t) n, 0644, err);
 }
 
 /* Starts a bare VMM (no VM yet) for dir and fills rt.  On failure nothing

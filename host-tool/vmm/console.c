@@ -70,12 +70,13 @@ struct logger
 static void
 out_open (struct logger *l, bool truncate)
 {
+  cleanup_err struct err *e = NULL;
   struct stat st;
 
   if (l->fd >= 0)
     close (l->fd);
-  l->fd
-      = open (l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0644);
+  /* The VM dir is writable by the VMM's uid: never through its links. */
+  l->fd = fs_open_log (l->path, truncate, &e);
   l->size = l->fd >= 0 && fstat (l->fd, &st) == 0 ? (size_t) st.st_size : 0;
 }
 
@@ -265,9 +266,9 @@ console_logger_start (const char *dir, pid_t vmm_pid, struct err **err)
       || path_in (pidfile, sizeof pidfile, dir, "console-log.pid", err) < 0)
     return -1;
   /* Readers open console.log as soon as the VMM runs. */
-  fd = open (log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  fd = fs_open_log (log, false, err);
   if (fd < 0)
-    return err_make (err, errno, "create %s", log);
+    return -1;
   snprintf (vmm, sizeof vmm, "%d", (int) vmm_pid);
   /* Its own session, default signals: it outlives this chvm (no
      PR_SET_PDEATHSIG) and ends at the VMM's EOF, or when stop/rm kill it. */
@@ -331,11 +332,11 @@ console_follow_open (struct console_follow *f, const char *dir, bool old, consol
     {
       cleanup_close int fd = -1;
       snprintf (old_path, sizeof old_path, "%s.1", f->path);
-      fd = open (old_path, O_RDONLY | O_CLOEXEC);
+      fd = fs_open_read (old_path);
       if (fd >= 0 && (r = copy_fd (fd, sink, ctx, err)) != 0)
         return r;
     }
-  f->fd = open (f->path, O_RDONLY | O_CLOEXEC);
+  f->fd = fs_open_read (f->path);
   if (f->fd < 0)
     return err_make (err, errno, "%s", f->path);
   return 0;
@@ -363,7 +364,7 @@ console_follow_read (struct console_follow *f, console_sink sink, void *ctx, str
       if (stat (f->path, &now) < 0 || fstat (f->fd, &cur) < 0
           || (now.st_ino == cur.st_ino && now.st_dev == cur.st_dev))
         return 0;
-      fd = open (f->path, O_RDONLY | O_CLOEXEC);
+      fd = fs_open_read (f->path);
       if (fd < 0)
         return 0;
       r = copy_fd (f->fd, sink, ctx, err);
