@@ -201,10 +201,12 @@ fsync_at (int dfd, const char *name, const char *path, int depth, struct err **e
       if (depth >= TREE_DEPTH_MAX)
         return err_make (err, ELOOP, "fsync %s: deeper than %d", path, TREE_DEPTH_MAX);
       dup_fd = fcntl (fd, F_DUPFD_CLOEXEC, 0);
-      if (dup_fd < 0 || (d = fdopendir (dup_fd)) == NULL)
+      if (dup_fd < 0)
+        return err_make (err, errno, "read %s", path);
+      d = fdopendir (dup_fd);
+      if (d == NULL)
         {
-          if (dup_fd >= 0)
-            close (dup_fd);
+          close (dup_fd);
           return err_make (err, errno, "read %s", path);
         }
       while ((e = readdir (d)) != NULL)
@@ -249,16 +251,14 @@ rm_at (int dfd, const char *name, const char *path, int depth, struct err **err)
   if (depth >= TREE_DEPTH_MAX)
     return err_make (err, ELOOP, "remove %s: deeper than %d", path, TREE_DEPTH_MAX);
   fd = openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
+  if (fd < 0 && (errno == ENOTDIR || errno == ELOOP)) /* replaced meanwhile */
     {
-      if (errno == ENOENT)
-        return 0;
-      if (errno == ENOTDIR || errno == ELOOP) /* replaced meanwhile */
-        return unlinkat (dfd, name, 0) == 0 || errno == ENOENT
-                   ? 0
-                   : err_make (err, errno, "remove %s", path);
-      return err_make (err, errno, "open %s", path);
+      if (unlinkat (dfd, name, 0) < 0 && errno != ENOENT)
+        return err_make (err, errno, "remove %s", path);
+      return 0;
     }
+  if (fd < 0)
+    return errno == ENOENT ? 0 : err_make (err, errno, "open %s", path);
   d = fdopendir (fd);
   if (d == NULL)
     {

@@ -235,16 +235,14 @@ static void
 test_vmmuser_prepare_with_planted_links (void **state)
 {
   struct dirs *d = *state;
-  struct vm_record *r = calloc (1, sizeof *r);
+  struct vm_record *r;
   char root[] = "/tmp/chvm-root-XXXXXX", vms[96], path[128];
   struct err *err = NULL;
   struct stat st;
 
   if (geteuid () != 0)
-    {
-      free (r);
-      skip ();
-    }
+    skip ();
+  r = calloc (1, sizeof *r);
   assert_non_null (r);
   assert_non_null (mkdtemp (root));
   snprintf (vms, sizeof vms, "%s/vms", root);
