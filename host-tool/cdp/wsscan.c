@@ -5,7 +5,7 @@
 
 #define JID_MAX_DEPTH 60000
 
-void
+static void
 jid_scan_reset (struct jid_scan *j)
 {
   memset (j, 0, sizeof *j);
@@ -17,7 +17,7 @@ jid_key_is_id (const struct jid_scan *j)
   return j->klen == 2 && j->key[0] == 'i' && j->key[1] == 'd';
 }
 
-void
+static void
 jid_scan_feed (struct jid_scan *j, const unsigned char *p, size_t n)
 {
   for (size_t i = 0; i < n; i++)

@@ -35,9 +35,6 @@ struct jid_scan
   bool has_id;   /* a top-level "id" with a number was seen */
 };
 
-void jid_scan_reset (struct jid_scan *j);
-void jid_scan_feed (struct jid_scan *j, const unsigned char *p, size_t n);
-
 struct ws_scan
 {
   unsigned char hdr[14];

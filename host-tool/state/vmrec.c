@@ -27,7 +27,7 @@ vm_status_name (enum vm_status s)
   return status_names[s];
 }
 
-int
+static int
 vm_status_parse (const char *s, enum vm_status *out)
 {
   for (size_t i = 0; i < sizeof status_names / sizeof status_names[0]; i++)

@@ -99,8 +99,6 @@ struct vm_record
 };
 
 const char *vm_status_name (enum vm_status s);
-int vm_status_parse (const char *s, enum vm_status *out);
-
 /* Names: [A-Za-z0-9][A-Za-z0-9_.-]{0,62}, as docker allows. */
 int vm_name_check (const char *name, struct err **err);
 

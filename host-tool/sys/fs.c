@@ -84,7 +84,8 @@ fsync_fd (int fd, const char *path, struct err **err)
   return 0;
 }
 
-int
+/* fsync(2) of a file or directory by path. */
+static int
 fs_fsync_path (const char *path, struct err **err)
 {
   cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);

@@ -25,9 +25,6 @@ int fs_write_atomic (const char *path, const void *data, size_t len, mode_t mode
    succeeded (files, directories), in order. */
 extern void (*fs_fsync_hook) (const char *path);
 
-/* fsync(2) of a file or directory by path. */
-int fs_fsync_path (const char *path, struct err **err);
-
 /* rename(2), then fsync of the directory of to (and of from's when it
    differs), so that the new name survives a crash. */
 int fs_rename_durable (const char *from, const char *to, struct err **err);

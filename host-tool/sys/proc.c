@@ -36,7 +36,9 @@ extern char **environ;
 /* proc_run: ip, nft, mkfs.ext4 and the like. */
 #define PROC_RUN_TIMEOUT_MS 10000
 
-void
+/* posix_spawn attributes for a process in a session of its own, with the
+   default signal mask and dispositions whatever the caller set. */
+static void
 proc_spawnattr_session (posix_spawnattr_t *attr)
 {
   sigset_t none, all;

@@ -21,10 +21,6 @@
 
 #include "err.h"
 
-/* posix_spawn attributes for a process in a session of its own, with the
-   default signal mask and dispositions whatever the caller set. */
-void proc_spawnattr_session (posix_spawnattr_t *attr);
-
 /* Re-executes chvm itself (/proc/self/exe) with argv, in a session of its
    own, fds 0-2 on /dev/null and no other fd of ours: the helpers that
    outlive the command starting them (console logger, supervisor). */

@@ -42,9 +42,6 @@ struct vmctl
   size_t n_facts;
 };
 
-/* Backend by its name (backend_ops.name, or "ch"). */
-const struct backend_ops *backend_by_name (const char *name);
-
 /* Whether KVM here can run a real guest; on false, why says what is wrong
    (no /dev/kvm, the kvm_pvm software module, no access). */
 bool backend_kvm_usable (char *why, size_t why_len);

@@ -62,7 +62,9 @@ vmmuser_parse_subuid (const char *text, const char *name, uint32_t uid, uint32_t
   return 0;
 }
 
-int
+/* Looks the user and its /etc/subuid range up; a missing one is an error
+   saying how to make it. */
+static int
 vmmuser_resolve (struct vmm_user *u, struct err **err)
 {
   const char *name = getenv ("CHVM_VMM_USER");

@@ -36,10 +36,6 @@ struct vmm_user
   uint32_t first, count;
 };
 
-/* Looks the user and its /etc/subuid range up; a missing one is an error
-   saying how to make it. */
-int vmmuser_resolve (struct vmm_user *u, struct err **err);
-
 /* Parses /etc/subuid text: the range of the line for name (or its uid).
    Returns 1 when found, 0 when not; pure. */
 int vmmuser_parse_subuid (const char *text, const char *name, uint32_t uid, uint32_t *first,

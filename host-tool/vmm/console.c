@@ -28,7 +28,9 @@ extern char **environ;
 #define CHUNK (64u << 10)      /* one read / one write */
 #define CONNECT_WAIT_MS 60000  /* logger start to the VMM binding console.sock */
 
-size_t
+/* $CHVM_CONSOLE_MAX (bytes, optionally K or M; at least CONSOLE_MAX_MIN),
+   else CONSOLE_MAX_DEFAULT. */
+static size_t
 console_max (void)
 {
   const char *s = getenv ("CHVM_CONSOLE_MAX");

@@ -42,10 +42,6 @@ int console_logger_start (const char *dir, pid_t vmm_pid, struct err **err);
    the VMM (EOF); after grace_ms it is killed.  Removes the pid file. */
 void console_logger_stop (const char *dir, int grace_ms);
 
-/* $CHVM_CONSOLE_MAX (bytes, optionally K or M; at least CONSOLE_MAX_MIN),
-   else CONSOLE_MAX_DEFAULT. */
-size_t console_max (void);
-
 /* Reads a VM's console as it grows, across rotations. */
 struct console_follow
 {
