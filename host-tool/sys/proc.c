@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "sys/proc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -9,6 +10,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/mount.h>
@@ -655,4 +657,92 @@ proc_run (const char *const argv[], const char *input, bool quiet, struct err **
       off += (size_t) snprintf (cmd + off, sizeof cmd - off, "%s%s", i ? " " : "", argv[i]);
     return err_make (err, 0, "'%s' failed: %s", cmd, msg[0] ? msg : "non-zero exit");
   }
+}
+
+/* Whether /proc/PID/status names uid among its real, effective, saved or
+   filesystem uids. */
+static bool
+status_has_uid (const char *pid, uid_t uid)
+{
+  char path[64], buf[4096];
+  cleanup_close int fd = -1;
+  ssize_t n;
+  const char *line;
+  unsigned long ids[4];
+
+  snprintf (path, sizeof path, "/proc/%s/status", pid);
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  n = read (fd, buf, sizeof buf - 1);
+  if (n <= 0)
+    return false;
+  buf[n] = '\0';
+  /* A zombie holds nothing; its parent reaps it. */
+  line = strstr (buf, "\nState:");
+  if (line != NULL && line[8] == 'Z')
+    return false;
+  line = strstr (buf, "\nUid:");
+  if (line == NULL || sscanf (line + 5, "%lu %lu %lu %lu", &ids[0], &ids[1], &ids[2], &ids[3]) != 4)
+    return false;
+  for (int i = 0; i < 4; i++)
+    if (ids[i] == (unsigned long) uid)
+      return true;
+  return false;
+}
+
+int
+proc_uid_count (uid_t uid)
+{
+  cleanup_dir DIR *d = opendir ("/proc");
+  struct dirent *e;
+  int n = 0;
+
+  if (d == NULL)
+    return -1;
+  while ((e = readdir (d)) != NULL)
+    if (e->d_name[0] >= '1' && e->d_name[0] <= '9' && status_has_uid (e->d_name, uid))
+      n++;
+  return n;
+}
+
+/* kill(-1, SIGKILL) from a child that is uid: the kernel signals, at once,
+   every process uid may signal (those whose real or saved uid is uid), so
+   none can fork away meanwhile. */
+static void
+kill_all_as (uid_t uid)
+{
+  pid_t pid = fork ();
+
+  if (pid == 0)
+    {
+      if (setgroups (0, NULL) == 0 && setresgid (uid, uid, uid) == 0
+          && setresuid (uid, uid, uid) == 0)
+        kill (-1, SIGKILL);
+      _exit (0);
+    }
+  if (pid > 0)
+    waitpid (pid, NULL, 0);
+}
+
+int
+proc_kill_uid (uid_t uid, int timeout_ms, struct err **err)
+{
+  double deadline = clock_now_ms () + timeout_ms;
+  int n;
+
+  if (uid == 0)
+    return err_make (err, EINVAL, "refusing to kill every process of root");
+  for (;;)
+    {
+      n = proc_uid_count (uid);
+      if (n < 0)
+        return err_make (err, errno, "read /proc");
+      if (n == 0)
+        return 0;
+      kill_all_as (uid);
+      if (clock_left_ms (deadline) == 0)
+        return err_make (err, EBUSY, "%d process(es) of uid %u are still there", n, (unsigned) uid);
+      poll (NULL, 0, 10);
+    }
 }

@@ -116,4 +116,13 @@ bool proc_cmdline_names_dir (const char *buf, size_t len, const char *dir);
    Bounded by a 10 s deadline. */
 int proc_run (const char *const argv[], const char *input, bool quiet, struct err **err);
 
+/* How many processes have uid among their real, effective, saved or
+   filesystem uids; -1 when /proc cannot be read. */
+int proc_uid_count (uid_t uid);
+
+/* SIGKILLs every process of uid (the VMM's uid after its VM stopped: a
+   compromised VMM's forked, setsid'd children included) until none is
+   left; fails after timeout_ms.  Refuses uid 0. */
+int proc_kill_uid (uid_t uid, int timeout_ms, struct err **err);
+
 #endif

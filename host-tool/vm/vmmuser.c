@@ -104,8 +104,8 @@ vmmuser_resolve (struct vmm_user *u, struct err **err)
 }
 
 int
-vmmuser_pick (const struct vmm_user *u, const uint32_t *used, size_t n, uint32_t *out,
-              struct err **err)
+vmmuser_pick (const struct vmm_user *u, const uint32_t *used, size_t n, bool (*busy) (uint32_t uid),
+              uint32_t *out, struct err **err)
 {
   for (uint32_t k = 0; k < u->count; k++)
     {
@@ -114,14 +114,26 @@ vmmuser_pick (const struct vmm_user *u, const uint32_t *used, size_t n, uint32_t
 
       for (size_t i = 0; i < n && !taken; i++)
         taken = used[i] == uid;
+      if (!taken && busy != NULL && busy (uid))
+        {
+          log_warn ("VMM uid %u: a process of it is still running; not handed out", uid);
+          taken = true;
+        }
       if (!taken)
         {
           *out = uid;
           return 0;
         }
     }
-  return err_make (err, ENOSPC, "every uid of %s's range (%u-%u) is some VM's", u->name, u->first,
-                   u->first + u->count - 1);
+  return err_make (err, ENOSPC,
+                   "every uid of %s's range (%u-%u) is some VM's or still runs a process", u->name,
+                   u->first, u->first + u->count - 1);
+}
+
+static bool
+uid_busy (uint32_t uid)
+{
+  return proc_uid_count ((uid_t) uid) != 0;
 }
 
 int
@@ -152,7 +164,7 @@ vmmuser_assign (const char *root, struct vm_record *r, struct err **err)
   vmstate_list_free (names, cnt);
   if (used == NULL)
     return err_make (err, ENOMEM, "VMM uids");
-  rc = vmmuser_pick (&u, used, n, &r->vmm_uid, err);
+  rc = vmmuser_pick (&u, used, n, uid_busy, &r->vmm_uid, err);
   return rc;
 }
 

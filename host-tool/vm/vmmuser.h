@@ -42,9 +42,10 @@ int vmmuser_parse_subuid (const char *text, const char *name, uint32_t uid, uint
                           uint32_t *count);
 
 /* The lowest uid of u's range that used (the vmm_uid of every other VM)
-   does not hold; pure. */
-int vmmuser_pick (const struct vmm_user *u, const uint32_t *used, size_t n, uint32_t *out,
-                  struct err **err);
+   does not hold and, with busy, for which busy is false (a process of that
+   uid still lives); pure without busy. */
+int vmmuser_pick (const struct vmm_user *u, const uint32_t *used, size_t n,
+                  bool (*busy) (uint32_t uid), uint32_t *out, struct err **err);
 
 /* For a new VM: u, then a uid no other vm.json under root holds, into
    r->vmm_uid (0 for root). */

@@ -7,9 +7,16 @@
 
 #include <cmocka.h>
 
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "sys/proc.h"
 #include "vm/vmmuser.h"
+
+/* A uid of nobody's, as a VMM's would be. */
+#define OTHER_ID 4000321
 
 static void
 test_subuid_by_name_and_uid (void **state)
@@ -51,13 +58,71 @@ test_pick_lowest_free (void **state)
   struct err *err = NULL;
 
   (void) state;
-  assert_int_equal (vmmuser_pick (&u, NULL, 0, &out, &err), 0);
+  assert_int_equal (vmmuser_pick (&u, NULL, 0, NULL, &out, &err), 0);
   assert_int_equal (out, 1000);
-  assert_int_equal (vmmuser_pick (&u, used, 2, &out, &err), 0);
+  assert_int_equal (vmmuser_pick (&u, used, 2, NULL, &out, &err), 0);
   assert_int_equal (out, 1001);
-  assert_true (vmmuser_pick (&u, all, 3, &out, &err) < 0);
+  assert_true (vmmuser_pick (&u, all, 3, NULL, &out, &err) < 0);
   assert_non_null (err);
   assert_non_null (strstr (err->msg, "1000-1002"));
+  err_release (&err);
+}
+
+static bool
+busy (uint32_t uid)
+{
+  return proc_uid_count ((uid_t) uid) != 0;
+}
+
+/* A compromised VMM leaves a forked, setsid'd child behind: its uid is not
+   handed to a new VM while the child lives, and proc_kill_uid ends it. */
+static void
+test_leftover_process_of_uid (void **state)
+{
+  struct vmm_user u = { .name = "chvm-vmm", .first = OTHER_ID, .count = 2 };
+  struct err *err = NULL;
+  uint32_t out = 0;
+  int pfd[2];
+  char c;
+  pid_t pid;
+
+  (void) state;
+  if (geteuid () != 0)
+    skip ();
+  assert_int_equal (proc_uid_count (OTHER_ID), 0);
+  assert_int_equal (pipe (pfd), 0);
+  pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      close (pfd[0]);
+      if (setresgid (OTHER_ID, OTHER_ID, OTHER_ID) < 0
+          || setresuid (OTHER_ID, OTHER_ID, OTHER_ID) < 0)
+        _exit (1);
+      if (fork () == 0)
+        {
+          setsid ();
+          if (write (pfd[1], "k", 1) != 1)
+            _exit (1);
+          for (;;)
+            pause ();
+        }
+      for (;;)
+        pause ();
+    }
+  close (pfd[1]);
+  assert_int_equal (read (pfd[0], &c, 1), 1);
+  close (pfd[0]);
+  assert_int_equal (proc_uid_count (OTHER_ID), 2);
+  assert_int_equal (vmmuser_pick (&u, NULL, 0, busy, &out, &err), 0);
+  assert_int_equal (out, OTHER_ID + 1);
+
+  assert_int_equal (proc_kill_uid (OTHER_ID, 5000, &err), 0);
+  assert_int_equal (waitpid (pid, NULL, 0), pid);
+  assert_int_equal (proc_uid_count (OTHER_ID), 0);
+  assert_int_equal (vmmuser_pick (&u, NULL, 0, busy, &out, &err), 0);
+  assert_int_equal (out, OTHER_ID);
+  assert_true (proc_kill_uid (0, 10, &err) < 0);
   err_release (&err);
 }
 
@@ -68,6 +133,7 @@ main (void)
     cmocka_unit_test (test_subuid_by_name_and_uid),
     cmocka_unit_test (test_subuid_refuses),
     cmocka_unit_test (test_pick_lowest_free),
+    cmocka_unit_test (test_leftover_process_of_uid),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
