@@ -171,7 +171,7 @@ fs_write_atomic (const char *path, const void *data, size_t len, mode_t mode, st
   return 0;
 }
 
-/* The deepest tree fs_fsync_tree and fs_rmtree walk (a snapshot is flat). */
+/* The deepest tree fs_fsync_tree walks (a snapshot is flat). */
 #define TREE_DEPTH_MAX 16
 
 /* fsync of what dfd/name holds below it, then of it: directories are
@@ -237,9 +237,13 @@ fs_fsync_tree (const char *dir, struct err **err)
 
 /* Removes dfd/name and all below it by names relative to directories
    opened without following: a directory swapped for a symlink while the
-   walk runs is removed as the link, never walked into. */
+   walk runs is removed as the link, never walked into.  top names the tree
+   in errors.  Each level holds one directory fd: RM_DEPTH_MAX bounds them
+   (an unpacked root filesystem nests deeper than a snapshot). */
+#define RM_DEPTH_MAX 1024
+
 static int
-rm_at (int dfd, const char *name, const char *path, int depth, struct err **err)
+rm_at (int dfd, const char *name, const char *top, int depth, struct err **err)
 {
   cleanup_dir DIR *d = NULL;
   struct dirent *e;
@@ -248,44 +252,48 @@ rm_at (int dfd, const char *name, const char *path, int depth, struct err **err)
   if (unlinkat (dfd, name, 0) == 0 || errno == ENOENT)
     return 0;
   if (errno != EISDIR && errno != EPERM)
-    return err_make (err, errno, "remove %s", path);
-  if (depth >= TREE_DEPTH_MAX)
-    return err_make (err, ELOOP, "remove %s: deeper than %d", path, TREE_DEPTH_MAX);
+    return err_make (err, errno, "remove %s%s%s", top, name == top ? "" : ": ",
+                     name == top ? "" : name);
+  if (depth >= RM_DEPTH_MAX)
+    return err_make (err, ELOOP, "remove %s: deeper than %d", top, RM_DEPTH_MAX);
   fd = openat (dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0 && (errno == ENOTDIR || errno == ELOOP)) /* replaced meanwhile */
     {
       if (unlinkat (dfd, name, 0) < 0 && errno != ENOENT)
-        return err_make (err, errno, "remove %s", path);
+        return err_make (err, errno, "remove %s%s%s", top, name == top ? "" : ": ",
+                         name == top ? "" : name);
       return 0;
     }
   if (fd < 0)
-    return errno == ENOENT ? 0 : err_make (err, errno, "open %s", path);
+    return errno == ENOENT ? 0
+                           : err_make (err, errno, "open %s%s%s", top, name == top ? "" : ": ",
+                                       name == top ? "" : name);
   d = fdopendir (fd);
   if (d == NULL)
     {
       close (fd);
-      return err_make (err, errno, "read %s", path);
+      return err_make (err, errno, "read %s%s%s", top, name == top ? "" : ": ",
+                       name == top ? "" : name);
     }
   while ((e = readdir (d)) != NULL)
     {
-      char sub[PATH_MAX];
-
       if (strcmp (e->d_name, ".") == 0 || strcmp (e->d_name, "..") == 0)
         continue;
-      if ((size_t) snprintf (sub, sizeof sub, "%s/%s", path, e->d_name) >= sizeof sub)
-        return err_make (err, ENAMETOOLONG, "%s/%s", path, e->d_name);
-      if (rm_at (dirfd (d), e->d_name, sub, depth + 1, err) < 0)
+      if (rm_at (dirfd (d), e->d_name, top, depth + 1, err) < 0)
         return -1;
     }
   if (unlinkat (dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-    return err_make (err, errno, "remove %s", path);
+    return err_make (err, errno, "remove %s%s%s", top, name == top ? "" : ": ",
+                     name == top ? "" : name);
   return 0;
 }
 
 int
 fs_rmtree (const char *path, struct err **err)
 {
-  return rm_at (AT_FDCWD, path, path, 0, err);
+  if (rm_at (AT_FDCWD, path, path, 0, err) < 0)
+    return -1;
+  return 0;
 }
 
 int

@@ -200,6 +200,30 @@ test_rmtree_does_not_follow (void **state)
   assert_int_equal (fs_rmtree (sub, &err), 0); /* gone is fine */
 }
 
+/* An unpacked root filesystem nests deep (node_modules): removed whole. */
+static void
+test_rmtree_deep (void **state)
+{
+  struct dirs *d = *state;
+  char path[4096];
+  struct err *err = NULL;
+  struct stat st;
+  size_t n;
+
+  n = (size_t) snprintf (path, sizeof path, "%s/rootfs", d->dir);
+  assert_int_equal (mkdir (path, 0700), 0);
+  for (int i = 0; i < 40; i++)
+    {
+      n += (size_t) snprintf (path + n, sizeof path - n, "/node_modules");
+      assert_int_equal (mkdir (path, 0700), 0);
+    }
+  snprintf (path + n, sizeof path - n, "/index.js");
+  write_str (path, "x");
+  snprintf (path, sizeof path, "%s/rootfs", d->dir);
+  assert_int_equal (fs_rmtree (path, &err), 0);
+  assert_true (lstat (path, &st) < 0 && errno == ENOENT);
+}
+
 /* fs_give hands over a plain file; a link, a FIFO or a hard-linked file is
    refused and left as it was. */
 static void
@@ -284,6 +308,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_open_log_refuses_hardlink_and_fifo, setup, teardown),
     cmocka_unit_test_setup_teardown (test_fsync_tree_skips_fifo, setup, teardown),
     cmocka_unit_test_setup_teardown (test_rmtree_does_not_follow, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_rmtree_deep, setup, teardown),
     cmocka_unit_test_setup_teardown (test_give_refuses_links, setup, teardown),
     cmocka_unit_test_setup_teardown (test_vmmuser_prepare_with_planted_links, setup, teardown),
   };
