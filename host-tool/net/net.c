@@ -300,6 +300,19 @@ static const char nft_table[]
                                            "  }\n"
                                            "}\n";
 
+/* Other local users must not reach a guest directly (its DevTools, its
+   agent): on the host's output path only root's sockets, the answers to
+   what the guests opened, and what DNAT of a published port sends reach
+   the guest subnet; everything else is refused.  Its own chain, added to a
+   table made before it without touching the table's elements. */
+static const char nft_guest_access[]
+    = "add chain ip chvm guest_access { type filter hook output priority filter; policy accept; }\n"
+      "flush chain ip chvm guest_access\n"
+      "add rule ip chvm guest_access ip daddr 10.213.0.0/24 ct state established,related accept\n"
+      "add rule ip chvm guest_access ip daddr 10.213.0.0/24 ct status dnat accept\n"
+      "add rule ip chvm guest_access ip daddr 10.213.0.0/24 meta skuid 0 accept\n"
+      "add rule ip chvm guest_access ip daddr 10.213.0.0/24 reject\n";
+
 static int
 ensure_bridge_and_nat (struct err **err)
 {
@@ -310,6 +323,8 @@ ensure_bridge_and_nat (struct err **err)
       = { "ip", "addr", "replace", "10.213.0.1/24", "dev", NET_BRIDGE, NULL };
   static const char *const up_br[] = { "ip", "link", "set", "dev", NET_BRIDGE, "up", NULL };
   static const char *const probe_nft[] = { "nft", "list", "table", "ip", "chvm", NULL };
+  static const char *const probe_access[]
+      = { "nft", "list", "chain", "ip", "chvm", "guest_access", NULL };
   static const char *const add_nft[] = { "nft", "-f", "-", NULL };
   int r;
 
@@ -340,6 +355,9 @@ ensure_bridge_and_nat (struct err **err)
       if (proc_run (add_nft, table, false, err) < 0)
         return -1;
     }
+  r = proc_run (probe_access, NULL, true, err);
+  if (r < 0 || (r == 1 && proc_run (add_nft, nft_guest_access, false, err) < 0))
+    return -1;
   /* Forwarding for the guests; turned off again with the table if it was. */
   return write_sysctl (IP_FORWARD, "1", err);
 }

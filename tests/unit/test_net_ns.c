@@ -116,6 +116,19 @@ says_hi (const char *where, const char *addr, unsigned port)
   return strstr (in_netns (where, cmd), "hi") != NULL;
 }
 
+/* The same as the unprivileged user nobody. */
+static bool
+says_hi_as_nobody (const char *where, const char *addr, unsigned port)
+{
+  char cmd[320];
+
+  snprintf (cmd, sizeof cmd,
+            "setpriv --reuid=65534 --regid=65534 --clear-groups "
+            "timeout 3 socat -u TCP:%s:%u,connect-timeout=2 STDOUT",
+            addr, port);
+  return strstr (in_netns (where, cmd), "hi") != NULL;
+}
+
 static void
 record (struct vm_record *r, uint32_t addr)
 {
@@ -219,7 +232,7 @@ record1 (struct vm_record *r, uint32_t addr, const char *host_addr, uint16_t hos
   r->publish[0].host_port = host_port;
 }
 
-/* Issue 9: chvm changes no host-wide sysctl for good: route_localnet stays
+/* chvm changes no host-wide sysctl for good: route_localnet stays
    as it was on "all" (on for the bridge only), and ip_forward goes back to
    what it was when the last VM's networking goes. */
 static void
@@ -255,7 +268,7 @@ test_sysctls (void **state)
   assert_int_equal (net_enter_netns (NULL, &err), 0);
 }
 
-/* Issue 9 (CVE-2020-8558): route_localnet on the bridge must not let a guest
+/* CVE-2020-8558: route_localnet on the bridge must not let a guest
    reach the host's 127.0.0.1-only services, while a publish on 127.0.0.1
    still reaches the guest. */
 static void
@@ -291,7 +304,7 @@ test_localnet_guard (void **state)
   assert_int_equal (net_enter_netns (NULL, &err), 0);
 }
 
-/* Issue 9: a publish on ADDR is DNATed for ADDR only; one on 0.0.0.0 for
+/* A publish on ADDR is DNATed for ADDR only; one on 0.0.0.0 for
    every local address. */
 static void
 test_publish_address (void **state)
@@ -329,7 +342,7 @@ test_publish_address (void **state)
   assert_int_equal (net_enter_netns (NULL, &err), 0);
 }
 
-/* Issue 9: guests reach neither each other (at L2 or routed through the
+/* Guests reach neither each other (at L2 or routed through the
    host) nor the host with another guest's address. */
 static void
 test_guest_isolation (void **state)
@@ -371,7 +384,33 @@ test_guest_isolation (void **state)
   assert_int_equal (net_enter_netns (NULL, &err), 0);
 }
 
-/* Issue 9: a host port another VM publishes already is refused with a clear
+/* Other local users reach a guest only through the ports its owner
+   published, never its address directly (its DevTools, its agent). */
+static void
+test_guest_address_root_only (void **state)
+{
+  struct vm_record a;
+  struct err *err = NULL;
+
+  (void) state;
+  record1 (&a, NET_SUBNET | 2, "127.0.0.1", 19002);
+  make_guest (&a, 2);
+  if (net_setup_vm (ns, &a, &err) < 0)
+    fail_msg ("setup: %s", err->msg);
+  listen_hi (guest_ns (2), "0.0.0.0", 9222);
+  assert_true (says_hi (ns, "10.213.0.2", 9222));
+  assert_false (says_hi_as_nobody (ns, "10.213.0.2", 9222));
+  assert_true (says_hi_as_nobody (ns, "127.0.0.1", 19002)); /* published */
+  /* A table made before the rule gets it on the next setup. */
+  sh ("ip netns exec %s nft delete chain ip chvm guest_access", ns);
+  assert_true (says_hi_as_nobody (ns, "10.213.0.2", 9222));
+  if (net_setup_vm (ns, &a, &err) < 0)
+    fail_msg ("setup: %s", err->msg);
+  assert_false (says_hi_as_nobody (ns, "10.213.0.2", 9222));
+  assert_int_equal (net_enter_netns (NULL, &err), 0);
+}
+
+/* A host port another VM publishes already is refused with a clear
    error, and neither the failed setup nor tearing the loser down removes
    the winner's element. */
 static void
@@ -450,15 +489,17 @@ main (void)
     cmocka_unit_test_setup_teardown (test_publish_address, ns_up, ns_down),
     cmocka_unit_test_setup_teardown (test_guest_isolation, ns_up, ns_down),
     cmocka_unit_test_setup_teardown (test_publish_clash, ns_up, ns_down),
+    cmocka_unit_test_setup_teardown (test_guest_address_root_only, ns_up, ns_down),
   };
   char cmd[96];
 
   if (geteuid () != 0
       || system ("command -v ip >/dev/null && command -v nft >/dev/null "
-                 "&& command -v socat >/dev/null && command -v ss >/dev/null")
+                 "&& command -v socat >/dev/null && command -v ss >/dev/null "
+                 "&& command -v setpriv >/dev/null")
              != 0)
     {
-      printf ("SKIP test_net_ns: needs root, ip, nft, socat and ss\n");
+      printf ("SKIP test_net_ns: needs root, ip, nft, socat, ss and setpriv\n");
       return 0;
     }
   snprintf (ns, sizeof ns, "chvm-test-%d", (int) getpid ());

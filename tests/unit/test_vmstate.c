@@ -416,7 +416,7 @@ test_save_load_list_lock (void **state)
   assert_int_equal (system (path), 0);
 }
 
-/* ---- issue 9 findings ------------------------------------------------------ */
+/* ---- status, interrupted commands, snapshots, image users ------------------- */
 
 static void
 write_str (const char *path, const char *text)
@@ -454,7 +454,7 @@ rm_rf (const char *path)
   assert_int_equal (system (cmd), 0);
 }
 
-/* Finding 11: VM "a"'s dir is a prefix of VM "ab"'s. */
+/* VM "a"'s dir is a prefix of VM "ab"'s. */
 static void
 test_pid_exact_dir (void **state)
 {
@@ -490,7 +490,7 @@ test_pid_exact_dir (void **state)
   rmdir (dir);
 }
 
-/* Finding 9: killed between recording standby and stopping the VMM. */
+/* Killed between recording standby and stopping the VMM. */
 static void
 test_derive_leftover_standby (void **state)
 {
@@ -514,7 +514,7 @@ test_derive_leftover_standby (void **state)
   assert_int_equal (vm_status_derive (&f), VM_STATUS_CREATED);
 }
 
-/* Finding 9: snapshot.tmp-* of interrupted standbys are swept, those of a
+/* snapshot.tmp-* of interrupted standbys are swept, those of a
    live chvm and complete snapshots are not. */
 static void
 test_sweep_snapshot_tmp (void **state)
@@ -555,7 +555,7 @@ test_sweep_snapshot_tmp (void **state)
   rm_rf (dir);
 }
 
-/* Finding 7: a restore refuses a snapshot without its memory. */
+/* A restore refuses a snapshot without its memory. */
 static void
 test_snapshot_check (void **state)
 {
@@ -618,7 +618,7 @@ fsync_index (const char *path)
   return 0;
 }
 
-/* Finding 7: each snapshot file, the snapshot dir and, after the rename,
+/* Each snapshot file, the snapshot dir and, after the rename,
    the VM dir are fsynced, in that order; vm.json's dir after its rename. */
 static void
 test_fsync_snapshot_and_vmjson (void **state)
@@ -670,7 +670,7 @@ test_fsync_snapshot_and_vmjson (void **state)
   rm_rf (root);
 }
 
-/* Finding 7: QEMU's exec: writer is waited for: memory appears only once
+/* QEMU's exec: writer is waited for: memory appears only once
    the writer has written and closed it all. */
 static void
 test_snapshot_writer (void **state)
@@ -729,7 +729,7 @@ test_snapshot_writer (void **state)
   rm_rf (dir);
 }
 
-/* Finding 10: image rm names the VMs using an image. */
+/* image rm names the VMs using an image. */
 static void
 test_image_users (void **state)
 {
