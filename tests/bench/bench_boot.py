@@ -18,8 +18,8 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-import vm  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))  # the chvmtest package
+from chvmtest import vm  # noqa: E402
 
 BUSYBOX = "/bin/busybox"
 TIMEOUT = 120

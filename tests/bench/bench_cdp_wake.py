@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Idle standby and wake through the CDP endpoint (issue 11): one VM on the
+"""Idle standby and wake through the CDP endpoint: one VM on the
 QEMU backend with a tap in a network namespace of its own, `--idle-standby
 5`, one playwright-core client (npm) on the endpoint.  Each cycle: the
 client stays idle until `chvm ps` shows standby, then evaluates on the same
@@ -14,15 +14,16 @@ Results also go to build/test-results/cdp-wake.json.
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-import test_chvm_qemu as base  # noqa: E402
-import test_cdp_endpoint as ep  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))  # the chvmtest package
+from chvmtest import cli, net, paths, prereq  # noqa: E402
+from chvmtest.cdp import CMD_TIMEOUT, Session  # noqa: E402
+
+IDLE_S = 5
 
 
 def pct(v, p):
@@ -32,36 +33,31 @@ def pct(v, p):
 
 def main():
     cycles = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1] else 50
-    if ep.MISSING:
-        print("bench_cdp_wake: skipped: missing %s" % ep.MISSING)
+    missing = prereq.missing(*prereq.CHVM_TAP, *prereq.CDP_CLIENTS)
+    if missing:
+        print("bench_cdp_wake: skipped: missing %s" % missing)
         return 0
-    ns = "chvm-bench-%d" % os.getpid()
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
+    ns = net.Netns("chvm-bench-%d" % os.getpid(), lo_up=True)
+    ns.create()
     tmp = tempfile.mkdtemp(prefix="chvm-bench-cdp-", dir="/var/tmp")
-    state = os.path.join(base.vmm_reachable(tmp), "state")
-    os.mkdir(state)
-    if os.path.isdir(base.IMAGE_CACHE):
-        os.symlink(base.IMAGE_CACHE, os.path.join(state, "images"))
-    env = dict(os.environ, CHVM_STATE_DIR=state)
-    env.pop("CHVM_DATA_DIR", None)
-    vm = {"name": "benchvm", "env": env}
+    env = cli.state_env(tmp)
+    vm = cli.Vm(name="benchvm", env=env)
     client_ms, errors, rows = [], 0, []
     try:
-        out = json.loads(base.chvm(env, "run", "--name", vm["name"], "--net", "tap", "--netns", ns,
-                                   "--memory", "2G", "--idle-standby", str(ep.IDLE_S), "--json",
-                                   timeout=base.BOOT_TIMEOUT).stdout)
-        s = ep.Session("playwright", out["endpoint"])
+        out = json.loads(cli.chvm(env, "run", "--name", vm["name"], "--net", "tap", "--netns", ns.name,
+                                  "--memory", "2G", "--idle-standby", str(IDLE_S), "--json",
+                                  timeout=cli.BOOT_TIMEOUT).stdout)
+        s = Session("playwright", out["endpoint"])
         try:
             s.cmd("open")
             for i in range(cycles):
                 t_idle = time.monotonic()
-                ep.wait_status(vm, "standby", ep.IDLE_S + 300)
+                vm.wait_status("standby", IDLE_S + 300)
                 idle_s = time.monotonic() - t_idle
                 t = time.monotonic()
                 s.p.stdin.write("eval %d*7\n" % i)
                 s.p.stdin.flush()
-                r = s.read(ep.CMD_TIMEOUT)
+                r = s.read(CMD_TIMEOUT)
                 ms = (time.monotonic() - t) * 1000
                 ok = r.get("value") == i * 7 and "error" not in r
                 errors += 0 if ok else 1
@@ -69,7 +65,7 @@ def main():
                 rows.append({"cycle": i + 1, "idle_to_standby_s": idle_s, "answer_ms": ms, "ok": ok})
                 print("cycle %2d: standby after %.1f s idle, answer %.0f ms%s"
                       % (i + 1, idle_s, ms, "" if ok else " WRONG: %s" % r), flush=True)
-            st = ep.sup_status(vm)
+            st = vm.supervisor()
         finally:
             s.close()
         errors += len(s.events)
@@ -87,13 +83,13 @@ def main():
               % (res["wake_p50_ms"], res["wake_p95_ms"]))
         print("of it in chvm restore: p50 %d ms, p95 %d ms (p50 share %.0f%%)"
               % (res["restore_p50_ms"], res["restore_p95_ms"], 100 * res["restore_share_p50"]))
-        os.makedirs(os.path.join(base.B, "test-results"), exist_ok=True)
-        with open(os.path.join(base.B, "test-results", "cdp-wake.json"), "w") as f:
+        os.makedirs(paths.TEST_RESULTS, exist_ok=True)
+        with open(os.path.join(paths.TEST_RESULTS, "cdp-wake.json"), "w") as f:
             json.dump(res, f, indent=1)
         return 0 if errors == 0 else 1
     finally:
-        base.chvm(env, "rm", "-f", vm["name"], check=False)
-        subprocess.run(["ip", "netns", "del", ns])
+        cli.chvm(env, "rm", "-f", vm["name"], check=False)
+        ns.delete()
 
 
 if __name__ == "__main__":

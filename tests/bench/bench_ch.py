@@ -29,9 +29,9 @@ import shutil
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
-import ch_micro  # noqa: E402
-from ch_micro import Driver  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))  # chvmtest
+from chvmtest import ch_micro  # noqa: E402
+from chvmtest.ch_micro import Driver  # noqa: E402
 
 HOST_MIB = 1024
 MARGIN_MIB = 32

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """What a snapshot holds and costs, per guest RAM setting: Cloud Hypervisor
 v53.0 with a real Linux guest inside the KVM host (tests/integration/
-kvmhost.py), in one run, one row per combination:
+chvmtest/kvmhost.py), in one run, one row per combination:
 
   micro guest, 2 GiB RAM, touching a known amount (tests/bench/bench_ch.py
   in the KVM host): private vs shared memory -> snapshot bytes allocated,
@@ -36,20 +36,21 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-import kvmhost  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))  # the chvmtest package
+from chvmtest import kvmhost, paths  # noqa: E402
 
 CDP = 9222
 STATE = "/var/lib/chvm"
 CH_DIR = "/opt/cloud-hypervisor"
-CDP_CLIENT = os.path.join(HERE, "..", "integration", "cdp_client.js")
+CDP_CLIENT = paths.CDP_CLIENT_JS
 # As in test_kvmhost.py: one vCPU and no zygote under nested emulation.
 GUEST_ARGS = ["--cpus", "1", "-e", "CHROMIUM_FLAGS=--no-zygote"]
 BOOT_S = 900
 # The micro guest's benchmark, laid out in the KVM host as in this tree.
 MICRO_FILES = [(p, "opt/chvm-tests/" + p) for p in (
-    "tests/bench/bench_ch.py", "tests/integration/ch_micro.py", "build/tests/ch-driver",
-    "build/tests/micro-guest/micro.elf")]
+    "tests/bench/bench_ch.py", "tests/integration/chvmtest/__init__.py",
+    "tests/integration/chvmtest/paths.py", "tests/integration/chvmtest/ch_micro.py",
+    "build/tests/ch-driver", "build/tests/micro-guest/micro.elf")]
 CHROMIUM_ROWS = [
     ("default memory", ["--shared-memory", "off", "--free-page-reporting", "off"],
      [("", [], "copy")]),

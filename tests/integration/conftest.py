@@ -1,71 +1,26 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Shared fixtures: `guest`, the stand-in Chromium image booted once per
-pytest session under QEMU/TCG with this tree's kernel, initramfs and init.
+"""Fixtures shared by the integration tests; the helpers they use are the
+chvmtest package (tests/integration/chvmtest).
 
-Attributes of `guest` (a stable interface; tests/integration/test_agent.py
-relies on them):
-  cdp_port, ssh_port, agent_port  host ports forwarded (127.0.0.1) to guest
-                                  9222, 22 and the agent's TCP port 1025
-  token           the agent.token in its config (agent.tcp_port=1025)
-  ssh_key         private key file whose public half is the config's
-                  ssh.authorized_key (None where ssh-keygen is missing)
-  console_path    the guest's serial console log
-  config          the config dict its config disk was made from
-  wait_console(regex, timeout) -> re.Match (AssertionError on timeout)
-  vm              the underlying vm.VM
+  guest      session: the stand-in Chromium image booted once under
+             QEMU/TCG with this tree's kernel, initramfs and init
+             (chvmtest.guest.Guest)
+  state_env  a private chvm state dir (the stand-in image linked in, the
+             VMM user can reach it): the environment naming it
+  netns      a network namespace of the test's own: its name
+  ch         for each cloud-hypervisor binary (PATH or $CLOUD_HYPERVISOR,
+             plus $CHVM_TEST_CH_EXTRA): (env, netns, CH major version)
+             for `chvm run --backend ch`; removes VM "chtest" afterwards
+
+Each phase's report is kept on the test item (item.rep_setup, rep_call,
+rep_teardown), so that fixtures can tell whether their test failed.
 """
-
-import os
 import secrets
-import shutil
-import subprocess
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-import vm  # noqa: E402
-
-BOOT_TIMEOUT = 180  # kernel start to "phase exec" under TCG on a busy host
-EXTRA_ENV = "CHVM_TEST_EXTRA=from config disk"
-
-
-class Guest:
-    def __init__(self, machine, token, ssh_key):
-        self.vm = machine
-        self.ssh_key = ssh_key
-        self.cdp_port = machine.cdp_port
-        self.ssh_port = machine.ssh_port
-        self.agent_port = machine.agent_port
-        self.token = token
-        self.console_path = machine.console_path
-        self.config = machine.config
-
-    def wait_console(self, regex, timeout):
-        return self.vm.wait_console(regex, timeout)
-
-
-def guest_config(img, token, **extra):
-    """The config a test guest gets: the image's exec fields, QEMU user-net
-    addressing, the agent on TCP with a token, and an extra env entry."""
-    cfg = vm.config_from_image(
-        img, hostname="chvm-test", env=[EXTRA_ENV],
-        net__address=vm.GUEST_ADDRESS, net__gateway=vm.GUEST_GATEWAY,
-        net__dns=[vm.GUEST_DNS], agent__tcp_port=vm.AGENT_TCP_PORT,
-        agent__token=token, init__timeout=60)
-    cfg.update(extra)
-    return cfg
-
-
-def ssh_keypair(directory):
-    """A fresh ed25519 key pair: (private key path, public key line)."""
-    if not shutil.which("ssh-keygen"):
-        return None, None
-    key = os.path.join(directory, "id_ed25519")
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "chvm-test",
-                    "-f", key], check=True)
-    with open(key + ".pub") as f:
-        return key, f.read().strip()
+from chvmtest import ch_micro, cli, net, prereq, vm
+from chvmtest.guest import BOOT_TIMEOUT, Guest, guest_config, ssh_keypair
 
 
 @pytest.fixture(scope="session")
@@ -86,10 +41,40 @@ def guest(tmp_path_factory):
         machine.stop()
 
 
+@pytest.fixture
+def state_env(tmp_path):
+    """A private state dir (tmp_path/state) for chvm: its environment."""
+    return cli.state_env(tmp_path)
+
+
+@pytest.fixture
+def netns():
+    """A fresh network namespace (nothing set up in it): its name."""
+    with net.Netns() as name:
+        yield name
+
+
+@pytest.fixture(params=ch_micro.ch_binaries() or [None], ids=ch_micro.version_id)
+def ch(request, tmp_path):
+    """(env, netns, CH major version) for one CH binary: a fresh state dir
+    with the stand-in image, CLOUD_HYPERVISOR naming the binary, and a
+    marker variable that must not reach the VMM."""
+    why = prereq.missing(*prereq.CHVM_CH)
+    if why:
+        pytest.skip("chvm with cloud-hypervisor: missing " + why)
+    if request.param is None:
+        pytest.skip("cloud-hypervisor not on PATH (or $CLOUD_HYPERVISOR)")
+    with net.Netns() as ns:
+        env = cli.state_env(tmp_path, CLOUD_HYPERVISOR=request.param,
+                            CHVM_TEST_MARKER="leaks-into-the-vmm")
+        try:
+            yield env, ns, ch_micro.major(request.param)
+        finally:
+            cli.chvm(env, "rm", "-f", "chtest", timeout=60, check=False)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Keeps each phase's report on the item (item.rep_setup, rep_call,
-    rep_teardown), so that fixtures can tell whether their test failed."""
     outcome = yield
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)

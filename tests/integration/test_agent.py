@@ -12,29 +12,28 @@ import secrets
 import select
 import shutil
 import subprocess
-import sys
 import time
 import types
 import urllib.request
 
 import pytest
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-CHVM = os.path.join(ROOT, "build", "bin", "chvm")
-CDP_CLIENT = os.path.join(os.path.dirname(__file__), "cdp_client.js")
-PLAYWRIGHT = os.path.join(ROOT, "node_modules", "playwright-core")
+from chvmtest import paths, prereq, vm
+
+ROOT = paths.ROOT
+CHVM = paths.CHVM
+CDP_CLIENT = paths.CDP_CLIENT_JS
+PLAYWRIGHT = os.path.join(paths.NODE_MODULES, "playwright-core")
 READY_MS = 240000  # Chromium under TCG on a loaded 2-core host
 AGENT_LISTENING = r"chvm-agent\[\d+\]: listening on tcp"
 
 
 @pytest.fixture(scope="module")
 def g(request):
-    if not os.access(CHVM, os.X_OK):
-        pytest.skip("missing build/bin/chvm (make host)")
-    try:
-        guest = request.getfixturevalue("guest")
-    except pytest.FixtureLookupError:
-        pytest.skip("no `guest` fixture (tests/integration/conftest.py)")
+    why = prereq.missing(prereq.chvm)
+    if why:
+        pytest.skip("missing " + why)
+    guest = request.getfixturevalue("guest")  # booted only once chvm is there
     # No wait for the agent: init starts the entrypoint ("phase exec", which
     # the guest fixture waited for) only once the agent listens (--ready-fd);
     # test_agent_listens_before_exec checks that.
@@ -222,8 +221,6 @@ def test_forward_carries_cdp_session(g, ready):
 def disk_guest(tmp_path_factory):
     """A small BusyBox guest (no browser) whose overlay upper layer is an ext4
     disk, the one writable filesystem Quiesce must freeze."""
-    sys.path.insert(0, os.path.dirname(__file__))
-    import vm
     why = vm.missing_prerequisites(rootfs=None)
     if why:
         pytest.skip("guest VM: " + why)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The per-VM supervisor and its CDP endpoint (issue 11), on the QEMU
+"""The per-VM supervisor and its CDP endpoint, on the QEMU
 backend with a tap inside a network namespace this test creates (a
 connection through QEMU's user network ends with every standby, so idle
 standby is refused there).  One VM for the module:
@@ -20,142 +20,42 @@ standby is refused there).  One VM for the module:
 import json
 import os
 import re
-import select
-import shutil
 import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
-import urllib.request
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_chvm_qemu as base  # noqa: E402
-import test_chvm_qemu_tap as tap  # noqa: E402
+from chvmtest import cli, net, prereq
+from chvmtest.cdp import Session, get
+from chvmtest.cli import BOOT_TIMEOUT, chvm
 
-ROOT = base.ROOT
-SESSION_JS = os.path.join(ROOT, "tests", "integration", "cdp_session.js")
 CYCLES = int(os.environ.get("CHVM_CDP_CYCLES", "3"))
 IDLE_S = 5
 MAX_CLIENTS = 4
-CMD_TIMEOUT = 600  # a command that wakes the VM under TCG
 
-
-def _missing():
-    if tap.MISSING:
-        return tap.MISSING
-    if shutil.which("node") is None:
-        return "node (apt-get install nodejs)"
-    for mod in ("playwright-core", "puppeteer-core"):
-        if not os.path.isdir(os.path.join(ROOT, "node_modules", mod)):
-            return "node_modules/%s (npm ci)" % mod
-    return None
-
-
-MISSING = _missing()
-pytestmark = pytest.mark.skipif(MISSING is not None, reason="missing %s" % MISSING)
-
-
-class Session:
-    """tests/integration/cdp_session.js: one client, one connection."""
-
-    def __init__(self, kind, endpoint):
-        self.kind = kind
-        self.events = []
-        self.p = subprocess.Popen(["node", SESSION_JS, kind, endpoint, str(CMD_TIMEOUT * 1000)],
-                                  cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-        r = self.read(CMD_TIMEOUT)
-        assert r.get("connected"), (kind, r, self.stderr())
-
-    def stderr(self):
-        if self.p.poll() is None:
-            return ""
-        return self.p.stderr.read()
-
-    def read(self, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.p.stdout], [], [], left)[0]:
-                raise AssertionError("%s: no answer in %d s" % (self.kind, timeout))
-            line = self.p.stdout.readline()
-            if not line:
-                raise AssertionError("%s client exited: %s" % (self.kind, self.stderr()))
-            r = json.loads(line)
-            if "event" in r:
-                self.events.append(r["event"])
-                continue
-            return r
-
-    def cmd(self, line, timeout=CMD_TIMEOUT):
-        self.p.stdin.write(line + "\n")
-        self.p.stdin.flush()
-        r = self.read(timeout)
-        assert "error" not in r, (self.kind, line, r)
-        return r
-
-    def close(self):
-        if self.p.poll() is None:
-            try:
-                self.p.stdin.write("quit\n")
-                self.p.stdin.flush()
-                self.p.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.p.kill()
-                self.p.wait()
+pytestmark = prereq.requires(*prereq.CHVM_TAP, *prereq.CDP_CLIENTS)
 
 
 @pytest.fixture(scope="module")
 def vm(tmp_path_factory):
-    ns = "chvm-cdp-%d" % os.getpid()
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    tap.in_ns(ns, "ip", "link", "set", "lo", "up")
-    state = base.vmm_reachable(tmp_path_factory.mktemp("cdp")) / "state"
-    state.mkdir()
-    if os.path.isdir(base.IMAGE_CACHE):
-        os.symlink(base.IMAGE_CACHE, state / "images")
-    env = dict(os.environ, CHVM_STATE_DIR=str(state))
-    env.pop("CHVM_DATA_DIR", None)
-    name = "cdpvm"
-    t0 = time.monotonic()
-    try:
-        out = json.loads(base.chvm(env, "run", "--name", name, "--net", "tap", "--netns", ns,
-                                   "--memory", "2G", "--cdp-max-clients", str(MAX_CLIENTS),
-                                   "--json", timeout=base.BOOT_TIMEOUT).stdout)
-        print("\nboot to ready: %.1f s, endpoint %s" % (time.monotonic() - t0, out["endpoint"]))
-        yield {"name": name, "env": env, "ns": ns, "endpoint": out["endpoint"], "run": out,
-               "dir": str(state / "vms" / name)}
-    finally:
-        base.chvm(env, "rm", "-f", name, check=False)
-        subprocess.run(["ip", "netns", "del", ns])
-    assert not (state / "vms" / name).exists()
-
-
-def ps(vm):
-    return base.ps_row(vm["env"], vm["name"])
-
-
-def sup_status(vm):
-    return json.loads(base.chvm(vm["env"], "inspect", "--json", vm["name"]).stdout)[0]["supervisor"]
-
-
-def get(url, timeout=CMD_TIMEOUT):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return json.loads(r.read())
-
-
-def wait_status(vm, want, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        st = ps(vm)["status"]
-        if st == want:
-            return
-        time.sleep(0.5)
-    raise AssertionError("VM did not become %s in %d s (ps: %s)" % (want, timeout, st))
+    """One VM for the module, on a tap in a namespace of its own, at most
+    MAX_CLIENTS CDP clients on its endpoint."""
+    with net.Netns(lo_up=True) as ns:
+        env = cli.state_env(tmp_path_factory.mktemp("cdp"))
+        name = "cdpvm"
+        t0 = time.monotonic()
+        try:
+            out = json.loads(chvm(env, "run", "--name", name, "--net", "tap", "--netns", ns,
+                                  "--memory", "2G", "--cdp-max-clients", str(MAX_CLIENTS),
+                                  "--json", timeout=BOOT_TIMEOUT).stdout)
+            print("\nboot to ready: %.1f s, endpoint %s" % (time.monotonic() - t0, out["endpoint"]))
+            yield cli.Vm(name=name, env=env, ns=ns, endpoint=out["endpoint"], run=out,
+                         dir=cli.vm_dir(env, name))
+        finally:
+            chvm(env, "rm", "-f", name, check=False)
+    assert not os.path.exists(cli.vm_dir(env, name))
 
 
 def test_endpoint_json_and_ps(vm):
@@ -166,12 +66,12 @@ def test_endpoint_json_and_ps(vm):
     targets = get(ep + "/json/list", 30)
     assert targets and all(t["webSocketDebuggerUrl"].startswith("ws://" + ep[7:])
                            for t in targets if "webSocketDebuggerUrl" in t), targets
-    url = base.chvm(vm["env"], "cdp", vm["name"]).stdout.strip()
+    url = chvm(vm["env"], "cdp", vm["name"]).stdout.strip()
     assert url == v["webSocketDebuggerUrl"], (url, v)
-    row = ps(vm)
+    row = vm.row()
     assert row["status"] == "running" and row["supervisor"] == "running", row
     assert row["endpoint"] == ep[7:] and row["supervisor_pid"] > 0, row
-    st = sup_status(vm)
+    st = vm.supervisor()
     assert st["state"] == "running" and st["health"] == "running", st
     # The guest's own DevTools answers only inside the namespace.
     assert st["upstream"] == "10.213.0.2:9222", st
@@ -179,16 +79,16 @@ def test_endpoint_json_and_ps(vm):
 
 def test_clients_keep_working_across_standby_restore(vm, tmp_path):
     ep = vm["endpoint"]
-    ws = base.chvm(vm["env"], "cdp", vm["name"]).stdout.strip()
+    ws = chvm(vm["env"], "cdp", vm["name"]).stdout.strip()
     sessions = [Session("playwright", ep), Session("puppeteer", ws)]
     try:
         for s in sessions:
             assert s.cmd("open")["title"].startswith("chvm-endpoint-")
             assert s.cmd("eval 6*7")["value"] == 42
             assert s.cmd("shot %s" % (tmp_path / (s.kind + "-1.png")))["bytes"] > 0
-        sb = json.loads(base.chvm(vm["env"], "standby", vm["name"], "--json", timeout=600).stdout)
-        assert ps(vm)["status"] == "standby"
-        rs = json.loads(base.chvm(vm["env"], "restore", vm["name"], "--json", timeout=600).stdout)
+        sb = json.loads(chvm(vm["env"], "standby", vm["name"], "--json", timeout=600).stdout)
+        assert vm.row()["status"] == "standby"
+        rs = json.loads(chvm(vm["env"], "restore", vm["name"], "--json", timeout=600).stdout)
         print("\nstandby %s\nrestore %s" % (sb["phases"], rs["phases"]))
         for s in sessions:
             t = time.monotonic()
@@ -204,15 +104,15 @@ def test_clients_keep_working_across_standby_restore(vm, tmp_path):
 
 
 def test_new_connection_wakes_standby(vm):
-    base.chvm(vm["env"], "standby", vm["name"], timeout=600)
-    assert ps(vm)["status"] == "standby"
-    assert sup_status(vm)["state"] == "standby"
+    chvm(vm["env"], "standby", vm["name"], timeout=600)
+    assert vm.row()["status"] == "standby"
+    assert vm.supervisor()["state"] == "standby"
     t = time.monotonic()
     v = get(vm["endpoint"] + "/json/version")
     print("\n/json/version woke the VM in %.1f s" % (time.monotonic() - t))
     assert v["webSocketDebuggerUrl"].startswith("ws://%s/" % vm["endpoint"][7:]), v
-    assert ps(vm)["status"] == "running"
-    logs = base.chvm(vm["env"], "logs", "--source", "supervisor", vm["name"]).stdout
+    assert vm.row()["status"] == "running"
+    logs = chvm(vm["env"], "logs", "--source", "supervisor", vm["name"]).stdout
     assert re.search(r"wake: a new client; restoring", logs), logs
     assert re.search(r"wake \d+: answered \d+ ms after the first byte \(restore \d+ ms", logs), logs
 
@@ -221,14 +121,14 @@ def test_byte_on_open_websocket_wakes_standby(vm):
     s = Session("puppeteer", vm["endpoint"])
     try:
         s.cmd("open")
-        base.chvm(vm["env"], "standby", vm["name"], timeout=600)
-        assert ps(vm)["status"] == "standby"
+        chvm(vm["env"], "standby", vm["name"], timeout=600)
+        assert vm.row()["status"] == "standby"
         t = time.monotonic()
         # Ten commands at once: held while the VM wakes, none lost or reordered.
         assert s.cmd("burst 10")["values"] == [i * i for i in range(10)]
         print("\nbytes on the open WebSocket woke the VM: answered in %.1f s"
               % (time.monotonic() - t))
-        assert ps(vm)["status"] == "running" and s.events == []
+        assert vm.row()["status"] == "running" and s.events == []
     finally:
         s.close()
 
@@ -245,7 +145,7 @@ def test_max_clients(vm):
         for h in held:
             h.close()
     deadline = time.monotonic() + 30
-    while sup_status(vm)["clients"] > 0 and time.monotonic() < deadline:
+    while vm.supervisor()["clients"] > 0 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert get(vm["endpoint"] + "/json/version", 30)["Browser"]
 
@@ -253,7 +153,7 @@ def test_max_clients(vm):
 def test_idle_standby_cycles(vm):
     """--idle-standby 5: the VM stands by under an idle client and wakes on
     its next command over the same WebSocket, CYCLES times."""
-    out = base.chvm(vm["env"], "supervise", "--idle-standby", str(IDLE_S), vm["name"]).stdout
+    out = chvm(vm["env"], "supervise", "--idle-standby", str(IDLE_S), vm["name"]).stdout
     assert "idle standby %d s" % IDLE_S in out, out
     s = Session("playwright", vm["endpoint"])
     lat, errors = [], 0
@@ -261,7 +161,7 @@ def test_idle_standby_cycles(vm):
         s.cmd("open")
         for i in range(CYCLES):
             t_idle = time.monotonic()
-            wait_status(vm, "standby", IDLE_S + 300)
+            vm.wait_status("standby", IDLE_S + 300)
             assert time.monotonic() - t_idle >= IDLE_S - 0.5
             t = time.monotonic()
             r = s.cmd("eval %d*3" % i)
@@ -269,7 +169,7 @@ def test_idle_standby_cycles(vm):
             if r.get("value") != i * 3:
                 errors += 1
             print("cycle %d: answer after %.2f s" % (i + 1, lat[-1]))
-        st = sup_status(vm)
+        st = vm.supervisor()
         assert errors == 0 and s.events == [], (errors, s.events)
         assert st["wakes"] >= CYCLES and st["idle_standbys"] >= CYCLES, st
         lat.sort()
@@ -279,53 +179,53 @@ def test_idle_standby_cycles(vm):
                   st["wake_p50_ms"], st["wake_p95_ms"], st["restore_ms"][-CYCLES:]))
     finally:
         s.close()
-        base.chvm(vm["env"], "supervise", "--idle-standby", "0", vm["name"])
-    if ps(vm)["status"] == "standby":
+        chvm(vm["env"], "supervise", "--idle-standby", "0", vm["name"])
+    if vm.row()["status"] == "standby":
         get(vm["endpoint"] + "/json/version")
-    wait_status(vm, "running", 60)
+    vm.wait_status("running", 60)
 
 
 def test_failed_restore_is_http_503(vm):
-    old = ps(vm)["supervisor_pid"]
+    old = vm.row()["supervisor_pid"]
     os.kill(old, signal.SIGTERM)
     deadline = time.monotonic() + 10
-    while ps(vm)["supervisor"] == "running" and time.monotonic() < deadline:
+    while vm.row()["supervisor"] == "running" and time.monotonic() < deadline:
         time.sleep(0.1)
     # A supervisor whose `chvm restore` dies at its first step.
     env = dict(vm["env"], CHVM_FAULT="restore:tap")
-    base.chvm(env, "supervise", vm["name"])
+    chvm(env, "supervise", vm["name"])
     try:
-        base.chvm(vm["env"], "standby", vm["name"], timeout=600)
+        chvm(vm["env"], "standby", vm["name"], timeout=600)
         with pytest.raises(urllib.error.HTTPError) as e:
             get(vm["endpoint"] + "/json/version")
         assert e.value.code == 503
         body = e.value.read().decode()
         assert "could not be restored" in body and "chvm restore exited" in body, body
-        assert ps(vm)["status"] == "standby"
+        assert vm.row()["status"] == "standby"
     finally:
-        os.kill(ps(vm)["supervisor_pid"], signal.SIGTERM)
+        os.kill(vm.row()["supervisor_pid"], signal.SIGTERM)
         deadline = time.monotonic() + 10
-        while ps(vm)["supervisor"] == "running" and time.monotonic() < deadline:
+        while vm.row()["supervisor"] == "running" and time.monotonic() < deadline:
             time.sleep(0.1)
-        base.chvm(vm["env"], "supervise", vm["name"])
+        chvm(vm["env"], "supervise", vm["name"])
     assert get(vm["endpoint"] + "/json/version")["Browser"]
-    assert ps(vm)["status"] == "running"
+    assert vm.row()["status"] == "running"
 
 
 def test_supervisor_sigkill_and_takeover(vm):
-    row = ps(vm)
+    row = vm.row()
     assert row["status"] == "running" and row["supervisor"] == "running", row
     vmm = row["pid"]
     os.kill(row["supervisor_pid"], signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while ps(vm)["supervisor"] != "gone" and time.monotonic() < deadline:
+    while vm.row()["supervisor"] != "gone" and time.monotonic() < deadline:
         time.sleep(0.1)
-    row = ps(vm)
+    row = vm.row()
     assert row["supervisor"] == "gone" and row["status"] == "running" and row["pid"] == vmm, row
-    text = base.chvm(vm["env"], "ps").stdout
+    text = chvm(vm["env"], "ps").stdout
     assert re.search(r"cdpvm\s+running.*\sgone\s", text), text
-    out = base.chvm(vm["env"], "supervise", vm["name"]).stdout
+    out = chvm(vm["env"], "supervise", vm["name"]).stdout
     assert "supervisor pid" in out
-    row = ps(vm)
+    row = vm.row()
     assert row["supervisor"] == "running" and row["supervisor_pid"] > 0, row
     assert get(vm["endpoint"] + "/json/version", 60)["Browser"]

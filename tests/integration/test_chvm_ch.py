@@ -22,69 +22,14 @@ import re
 import signal
 import subprocess
 import sys
-import uuid
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import ch_micro  # noqa: E402
-import test_chvm_qemu as base  # noqa: E402  (paths)
-import test_chvm_qemu_tap as tap  # noqa: E402  (skip reasons)
+from chvmtest import ch_micro, cli, doubles, prereq
+from chvmtest.cli import chvm, ps
+from chvmtest.net import Netns, ns_links
 
 MEMORY = "512M"
-
-
-def _missing():
-    # What the tap test needs (root, ip, nft, tun, the images), and KVM.
-    if tap.MISSING:
-        return tap.MISSING
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return "/dev/kvm"
-    return None
-
-
-MISSING = _missing()
-
-
-@pytest.fixture(params=ch_micro.ch_binaries() or [None], ids=ch_micro.version_id)
-def ch(request, tmp_path):
-    """(env, CH major version) for one CH binary, a fresh state dir and a
-    network namespace of the test's own."""
-    if MISSING:
-        pytest.skip("chvm with cloud-hypervisor: missing " + MISSING)
-    if request.param is None:
-        pytest.skip("cloud-hypervisor not on PATH (or $CLOUD_HYPERVISOR)")
-    ns = "chvmt-" + uuid.uuid4().hex[:8]
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    state = base.vmm_reachable(tmp_path) / "state"
-    state.mkdir()
-    if os.path.isdir(base.IMAGE_CACHE):  # the stand-in image, imported once by make setup
-        os.symlink(base.IMAGE_CACHE, state / "images")
-    env = dict(os.environ, CLOUD_HYPERVISOR=request.param, CHVM_STATE_DIR=str(state),
-               CHVM_TEST_MARKER="leaks-into-the-vmm")
-    env.pop("CHVM_DATA_DIR", None)
-    try:
-        yield env, ns, int(ch_micro.version_id(request.param).lstrip("v").split(".")[0])
-    finally:
-        subprocess.run([base.CHVM, "rm", "-f", "chtest"], env=env, capture_output=True, timeout=60)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-
-
-def chvm(env, *args, timeout=300):
-    return subprocess.run([base.CHVM, *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def ps(env):
-    p = chvm(env, "ps", "-a", "--json")
-    assert p.returncode == 0, p.stderr
-    return {v["name"]: v for v in json.loads(p.stdout)}
-
-
-def ns_links(ns):
-    out = subprocess.run(["ip", "-netns", ns, "-o", "link"], capture_output=True, text=True,
-                         check=True).stdout
-    return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
 
 
 def tap_ipv4(ns, tap):
@@ -95,9 +40,9 @@ def tap_ipv4(ns, tap):
     return out.split()
 
 
-def api(env, path):
+def api(env, path, name="chtest"):
     """GET on the VM's CH API socket (what CH itself says it runs)."""
-    sock = os.path.join(env["CHVM_STATE_DIR"], "vms", "chtest", "api.sock")
+    sock = os.path.join(cli.vm_dir(env, name), "api.sock")
     p = subprocess.run(["curl", "-sS", "--max-time", "10", "--unix-socket", sock,
                         "http://localhost/api/v1/" + path],
                        capture_output=True, text=True, timeout=20)
@@ -107,9 +52,8 @@ def api(env, path):
 
 def test_ch_runs_the_real_vm_config_standby_restore_rm(ch):
     env, ns, major = ch
-    p = chvm(env, "run", "--backend", "ch", "--netns", ns, "--memory", MEMORY, "--no-wait",
-             "--name", "chtest")
-    assert p.returncode == 0, p.stderr
+    chvm(env, "run", "--backend", "ch", "--netns", ns, "--memory", MEMORY, "--no-wait",
+         "--name", "chtest")
     vm = ps(env)["chtest"]
     assert vm["status"] == "running" and vm["backend"] == "cloud-hypervisor"
     pid = vm["pid"]
@@ -127,7 +71,7 @@ def test_ch_runs_the_real_vm_config_standby_restore_rm(ch):
     assert cfg["payload"]["initramfs"].endswith("initrd.cpio.gz")
     assert cfg["memory"]["size"] == 512 << 20
 
-    p = chvm(env, "--json", "standby", "--no-quiesce", "chtest")
+    p = chvm(env, "--json", "standby", "--no-quiesce", "chtest", check=False)
     vmdir = os.path.join(env["CHVM_STATE_DIR"], "vms", "chtest")
     if major >= 49 and p.returncode != 0 and "GetNestedState" in p.stderr:
         # The host's KVM cannot give CH what v49+ snapshots: a clear error,
@@ -145,8 +89,7 @@ def test_ch_runs_the_real_vm_config_standby_restore_rm(ch):
     snap = os.path.join(vmdir, "snapshot")
     assert os.path.getsize(os.path.join(snap, "memory-ranges")) >= 512 << 20
 
-    p = chvm(env, "--json", "restore", "--no-agent", "chtest")
-    assert p.returncode == 0, p.stderr
+    chvm(env, "--json", "restore", "--no-agent", "chtest")
     vm = ps(env)["chtest"]
     assert vm["status"] == "running" and vm["pid"] != pid
     info = api(env, "vm.info")
@@ -157,14 +100,13 @@ def test_ch_runs_the_real_vm_config_standby_restore_rm(ch):
     # With the agent (which the micro guest lacks), standby's and restore's
     # --timeout bound the wait for it: the error says how long it waited,
     # and a standby that cannot quiesce leaves the VM running.
-    p = chvm(env, "standby", "--timeout", "2", "chtest", timeout=60)
+    p = chvm(env, "standby", "--timeout", "2", "chtest", timeout=60, check=False)
     assert p.returncode == 1 and "quiesce" in p.stderr, p.stderr
     waited = [int(w) for w in re.findall(r"did not answer in (\d+) ms", p.stderr)]
     assert waited and max(waited) <= 2000, p.stderr
     assert ps(env)["chtest"]["status"] == "running"
-    p = chvm(env, "standby", "--no-quiesce", "chtest")
-    assert p.returncode == 0, p.stderr
-    p = chvm(env, "restore", "--timeout", "2", "chtest", timeout=60)
+    chvm(env, "standby", "--no-quiesce", "chtest")
+    p = chvm(env, "restore", "--timeout", "2", "chtest", timeout=60, check=False)
     assert p.returncode == 1 and "thaw" in p.stderr, p.stderr
     waited = [int(w) for w in re.findall(r"did not answer in (\d+) ms", p.stderr)]
     assert waited and max(waited) <= 2000, p.stderr
@@ -172,8 +114,7 @@ def test_ch_runs_the_real_vm_config_standby_restore_rm(ch):
     assert vm["status"] == "running", vm
 
     new_pid = vm["pid"]
-    p = chvm(env, "rm", "-f", "chtest")
-    assert p.returncode == 0, p.stderr
+    chvm(env, "rm", "-f", "chtest")
     assert not ch_micro.alive(new_pid)
     assert "chtest" not in ps(env)
     assert not os.path.exists(vmdir)
@@ -185,22 +126,15 @@ def test_ch_runs_the_real_vm_config_standby_restore_rm(ch):
 
 def test_ch_vmm_killed_is_reported_dead(ch):
     env, ns, _ = ch
-    p = chvm(env, "run", "--backend", "ch", "--netns", ns, "--memory", MEMORY, "--no-wait",
-             "--name", "chtest")
-    assert p.returncode == 0, p.stderr
+    chvm(env, "run", "--backend", "ch", "--netns", ns, "--memory", MEMORY, "--no-wait",
+         "--name", "chtest")
     pid = ps(env)["chtest"]["pid"]
     os.kill(pid, signal.SIGKILL)
     ch_micro.wait_for(lambda: not ch_micro.alive(pid), 10, "VMM %d to die" % pid)
     assert ps(env)["chtest"]["status"] == "dead"
-    p = chvm(env, "standby", "--no-quiesce", "chtest", timeout=60)
+    p = chvm(env, "standby", "--no-quiesce", "chtest", timeout=60, check=False)
     assert p.returncode != 0 and p.stderr.strip(), "standby of a dead VM must fail with a message"
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
-
-
-
-def proc_status(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
 
 
 def subuid_range(user="chvm-vmm"):
@@ -220,17 +154,16 @@ def test_ch_vmm_runs_unprivileged_in_its_own_dir(ch):
     names = ("chtest", "chtest2")
     try:
         for name in names:
-            p = chvm(env, "run", "--backend", "ch", "--netns", ns, "--memory", "256M",
-                     "--no-wait", "--name", name)
-            assert p.returncode == 0, p.stderr
+            chvm(env, "run", "--backend", "ch", "--netns", ns, "--memory", "256M",
+                 "--no-wait", "--name", name)
         vms = ps(env)
         uids = []
         for name in names:
             pid = vms[name]["pid"]
             vmdir = os.path.join(env["CHVM_STATE_DIR"], "vms", name)
             # uid, gid, CapEff, CapPrm, NoNewPrivs, the VM dir's owner and mode.
-            uid = base.assert_vmm_unprivileged(pid, vmdir)
-            st = proc_status(pid)
+            uid = cli.assert_vmm_unprivileged(pid, vmdir)
+            st = cli.proc_status(pid)
             assert uid in subuid_range(), (uid, "not from chvm-vmm's /etc/subuid range")
             assert int(st["CapBnd"], 16) == 0 and int(st["CapAmb"], 16) == 0
             kvm_gid = os.stat("/dev/kvm").st_gid
@@ -240,7 +173,7 @@ def test_ch_vmm_runs_unprivileged_in_its_own_dir(ch):
             assert not [e for e in environ if e.startswith(b"CHVM_TEST_MARKER=")]
             assert not [e for e in environ if e.startswith(b"CHVM_STATE_DIR=")]
             assert os.stat(os.path.join(vmdir, "api.sock")).st_uid == uid
-            assert api_of(env, name, "vm.info")["config"].get("landlock_enable") is True
+            assert api(env, "vm.info", name)["config"].get("landlock_enable") is True
             uids.append(uid)
         assert uids[0] != uids[1], "two VMs share a VMM uid"
         # As VM 1's VMM uid, VM 2's directory cannot be opened, its own can.
@@ -254,16 +187,7 @@ def test_ch_vmm_runs_unprivileged_in_its_own_dir(ch):
             p = subprocess.run(asuid + [theirs], capture_output=True, text=True)
             assert p.returncode != 0 and "Permission denied" in p.stderr, p.stderr
     finally:
-        chvm(env, "rm", "-f", "chtest2", timeout=60)
-
-
-def api_of(env, name, path):
-    sock = os.path.join(env["CHVM_STATE_DIR"], "vms", name, "api.sock")
-    p = subprocess.run(["curl", "-sS", "--max-time", "10", "--unix-socket", sock,
-                        "http://localhost/api/v1/" + path],
-                       capture_output=True, text=True, timeout=20)
-    assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout)
+        chvm(env, "rm", "-f", "chtest2", timeout=60, check=False)
 
 
 def test_ch_missing_vmm_user_is_refused(ch):
@@ -272,53 +196,36 @@ def test_ch_missing_vmm_user_is_refused(ch):
     env, ns, _ = ch
     env = dict(env, CHVM_VMM_USER="chvm-no-such-user")
     p = chvm(env, "run", "--backend", "ch", "--netns", ns, "--memory", "256M", "--no-wait",
-             "--name", "chtest")
+             "--name", "chtest", check=False)
     assert p.returncode != 0
     assert "VMM user 'chvm-no-such-user' does not exist" in p.stderr, p.stderr
     assert "vmm-user.sh" in p.stderr and "CHVM_VMM_USER=root" in p.stderr, p.stderr
     assert "chtest" not in ps(env)
 
 
-DOUBLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "doubles",
-                      "ch_api_double.py")
-
-
 @pytest.fixture
 def slow_double(tmp_path):
-    """(env, ns, record file) for chvm with the CH API double as its
-    cloud-hypervisor, answering each call after 1 s (so a signal lands while
-    chvm waits on it), in a network namespace of the test's own."""
-    if MISSING:
-        pytest.skip("chvm with cloud-hypervisor: missing " + MISSING)
-    fake = tmp_path / "cloud-hypervisor"
+    """(env, ns, record file, pids to kill) for chvm with the declared fake
+    cloud-hypervisor (chvmtest.doubles) answering each call after 1 s (so a
+    signal lands while chvm waits on it), in a network namespace of the
+    test's own."""
+    why = prereq.missing(*prereq.CHVM_CH)
+    if why:
+        pytest.skip("chvm with cloud-hypervisor: missing " + why)
     record = tmp_path / "requests.jsonl"
-    fake.write_text(
-        "#!%s\nimport os, sys\n"
-        "if '--version' in sys.argv:\n    print('cloud-hypervisor v53.0')\n    sys.exit(0)\n"
-        "sock = sys.argv[sys.argv.index('--api-socket') + 1].split('=', 1)[1]\n"
-        "os.execv(sys.executable, [sys.executable, %r, '--socket', sock, '--mode', 'slow',"
-        " '--delay', '1', '--record', %r])\n" % (sys.executable, DOUBLE, str(record)))
-    fake.chmod(0o755)
-    ns = "chvmt-" + uuid.uuid4().hex[:8]
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    state = base.vmm_reachable(tmp_path) / "state"
-    state.mkdir()
-    if os.path.isdir(base.IMAGE_CACHE):
-        os.symlink(base.IMAGE_CACHE, state / "images")
-    # The double runs as root (CHVM_VMM_USER=root): the python it runs
-    # may live where the VMM user cannot reach (pyenv under /root).
-    env = dict(os.environ, CLOUD_HYPERVISOR=str(fake), CHVM_STATE_DIR=str(state),
-               CHVM_VMM_USER="root")
-    env.pop("CHVM_DATA_DIR", None)
-    pids = []
-    try:
-        yield env, ns, record, pids
-    finally:
-        for pid in pids:
-            if ch_micro.alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        subprocess.run([base.CHVM, "rm", "-f", "chint"], env=env, capture_output=True, timeout=60)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    fake = doubles.fake_cloud_hypervisor(tmp_path, "--mode", "slow", "--delay", "1",
+                                         "--record", record)
+    with Netns() as ns:
+        # The double runs as root (see chvmtest.doubles).
+        env = cli.state_env(tmp_path, CLOUD_HYPERVISOR=fake, CHVM_VMM_USER="root")
+        pids = []
+        try:
+            yield env, ns, record, pids
+        finally:
+            for pid in pids:
+                if ch_micro.alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+            chvm(env, "rm", "-f", "chint", timeout=60, check=False)
 
 
 def interrupt_when(argv, env, pred):
@@ -326,7 +233,7 @@ def interrupt_when(argv, env, pred):
     after checking that the signal ended it."""
     # SIGINT as a terminal gives it: a test run in the background of a
     # shell without job control inherits it ignored, and so would chvm.
-    p = subprocess.Popen([base.CHVM, *argv], env=env, stdout=subprocess.PIPE,
+    p = subprocess.Popen([cli.CHVM, *argv], env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
@@ -361,8 +268,7 @@ def test_ch_standby_interrupted_resumes_the_vm(slow_double):
     the snapshot (which the double refuses) is seen through and the VM
     resumed before chvm ends."""
     env, ns, record, pids = slow_double
-    p = chvm(env, "run", "--backend", "ch", "--netns", ns, "--no-wait", "--name", "chint")
-    assert p.returncode == 0, p.stderr
+    chvm(env, "run", "--backend", "ch", "--netns", ns, "--no-wait", "--name", "chint")
     pids.append(ps(env)["chint"]["pid"])
     record.write_text("")
 
@@ -380,8 +286,7 @@ def test_ch_restore_interrupted_records_the_new_vmm(slow_double):
     names it before chvm ends.  The standby state is written by hand, as the
     double refuses snapshots."""
     env, ns, record, pids = slow_double
-    p = chvm(env, "run", "--backend", "ch", "--netns", ns, "--no-wait", "--name", "chint")
-    assert p.returncode == 0, p.stderr
+    chvm(env, "run", "--backend", "ch", "--netns", ns, "--no-wait", "--name", "chint")
     pids.append(ps(env)["chint"]["pid"])
     os.kill(pids[0], signal.SIGKILL)
     ch_micro.wait_for(lambda: not ch_micro.alive(pids[0]), 10, "VMM %d to die" % pids[0])
@@ -443,7 +348,7 @@ def test_ch_console_is_bounded_across_flood_rotation_restore_rm(ch):
     env = dict(env, CHVM_CONSOLE_MAX=str(CONSOLE_MAX))
     vmdir = os.path.join(env["CHVM_STATE_DIR"], "vms", "chtest")
     p = chvm(env, "run", "--backend", "ch", "--netns", ns, "--memory", "256M", "--kernel",
-             FLOOD_ELF, "--timeout", "240", "--name", "chtest")
+             FLOOD_ELF, "--timeout", "240", "--name", "chtest", check=False)
     assert p.returncode == 1 and "micro flood done lines=6000" in p.stderr, p.stderr
     ch_micro.wait_for(lambda: counted(vmdir) >= 3, 120, "count lines after the flood")
     sizes = console_files(vmdir)
@@ -452,7 +357,6 @@ def test_ch_console_is_bounded_across_flood_rotation_restore_rm(ch):
     assert "console.log.1" in sizes, sizes  # rotated at least once
 
     p = chvm(env, "logs", "chtest")
-    assert p.returncode == 0, p.stderr
     assert len(p.stdout) <= 2 * CONSOLE_MAX
     tail = p.stdout.splitlines()
     flood = [line for line in tail if line.startswith("flood ")]
@@ -460,7 +364,7 @@ def test_ch_console_is_bounded_across_flood_rotation_restore_rm(ch):
     assert "ERROR init[1]: micro flood done lines=6000" in tail
     assert ch_micro.COUNT_RE.search(p.stdout)
     # -f follows console.log as it grows, until the VMM and logger are gone.
-    f = subprocess.Popen([base.CHVM, "logs", "-f", "chtest"], env=env, stdout=subprocess.PIPE,
+    f = subprocess.Popen([cli.CHVM, "logs", "-f", "chtest"], env=env, stdout=subprocess.PIPE,
                          text=True)
     try:
         want = counted(vmdir) + 2
@@ -473,22 +377,20 @@ def test_ch_console_is_bounded_across_flood_rotation_restore_rm(ch):
 
     logger = logger_pid(vmdir)
     assert ch_micro.alive(logger)
-    p = chvm(env, "standby", "--no-quiesce", "chtest")
+    p = chvm(env, "standby", "--no-quiesce", "chtest", check=False)
     if major >= 49 and p.returncode != 0 and "GetNestedState" in p.stderr:
         logger2 = None  # this host's KVM cannot snapshot with v49+ (see above)
     else:
         assert p.returncode == 0, p.stderr
         assert not ch_micro.alive(logger), "standby left the console logger"
         before = counted(vmdir)
-        p = chvm(env, "restore", "--no-agent", "chtest")
-        assert p.returncode == 0, p.stderr
+        chvm(env, "restore", "--no-agent", "chtest")
         logger2 = logger_pid(vmdir)
         assert logger2 != logger and ch_micro.alive(logger2)
         ch_micro.wait_for(lambda: counted(vmdir) > before + 2, 60, "console lines after restore")
         assert sum(console_files(vmdir).values()) <= 2 * CONSOLE_MAX
 
-    p = chvm(env, "rm", "-f", "chtest")
-    assert p.returncode == 0, p.stderr
+    chvm(env, "rm", "-f", "chtest")
     for pid in (logger, logger2):
         if pid:
             ch_micro.wait_for(lambda: not ch_micro.alive(pid), 10, "logger %d to be gone" % pid)

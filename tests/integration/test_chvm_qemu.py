@@ -16,217 +16,35 @@ When the initramfs has no agent (/sbin/chvm-agent), the same boot is driven
 without it: run --no-wait, standby --no-quiesce, restore --no-agent, and the
 test waits for CDP itself.
 """
-import gzip
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import time
-import urllib.parse
 import urllib.request
 
 import pytest
 
-import liveview
+from chvmtest import cli, liveview, prereq, vm as qemu_vm
+from chvmtest.cdp import http, wait_cdp
+from chvmtest.cli import BOOT_TIMEOUT, chvm
+from chvmtest.liveview import assert_shows_live_page
+from chvmtest.net import (GUEST_ECHO, TCP_GUEST, UDP_COUNT, UDP_ECHO, UDP_GUEST, free_ports,
+                          port_free, tcp_echo, udp_echo)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-B = os.path.join(ROOT, "build")
-CHVM = os.path.join(B, "bin", "chvm")
-KERNEL = os.path.join(B, "kernel", "vmlinuz")
-INITRD = os.path.join(B, "initrd.cpio.gz")
-IMAGE = os.path.join(B, "images", "standin", "oci")
-IMAGE_CACHE = os.path.join(B, "state", "images")
-BOOT_TIMEOUT = 600  # TCG on two shared cores
-# Published ports of the live view's shape (a 101-port UDP range and a TCP
-# port) beside the live view itself, which has neko's 8080 and 56000-56100.
-UDP_GUEST = 57000
-UDP_COUNT = 101
-UDP_ECHO = UDP_GUEST + UDP_COUNT - 1  # the range's last port
-TCP_GUEST = 8081
-# The guest page the live view must show: a colour no browser chrome has,
-# and a clock, so the screen changes every frame.
-LIVE_RGB = (224, 33, 138)
-LIVE_PAGE = "data:text/html," + urllib.parse.quote(
-    "<body style='margin:0;background:rgb(%d,%d,%d)'><h1 style='color:white;font:64px "
-    "sans-serif'>chvm live view</h1><p id=c style='color:white;font:48px monospace'></p>"
-    "<script>setInterval(()=>c.textContent=Date.now(),40)</script>" % LIVE_RGB)
-
-
-VMM_USER_SCRIPT = os.path.join(ROOT, "scripts", "vmm-user.sh")
-
-
-def vmm_reachable(path):
-    """The VMM user (chvm-vmm, made here by scripts/vmm-user.sh as `make
-    install` would) must reach the state dir: pytest's own tmp dirs are
-    root-only, so each directory above path gets o+x (search, not list)."""
-    subprocess.run([VMM_USER_SCRIPT], check=True, capture_output=True)
-    p = os.path.abspath(str(path))
-    while p != "/":
-        mode = os.stat(p).st_mode
-        if not mode & 0o001:
-            os.chmod(p, (mode & 0o7777) | 0o001)
-        p = os.path.dirname(p)
-    return path
-
-
-def _missing():
-    if not os.access(CHVM, os.X_OK):
-        return "build/bin/chvm (make host)"
-    if shutil.which("qemu-system-x86_64") is None:
-        return "qemu-system-x86_64 (apt-get install qemu-system-x86)"
-    for path, how in ((KERNEL, "make kernel"), (INITRD, "make initrd"), (IMAGE, "make images")):
-        if not os.path.exists(path):
-            return "%s (%s)" % (os.path.relpath(path, ROOT), how)
-    return None
-
-
-MISSING = _missing()
-pytestmark = pytest.mark.skipif(MISSING is not None, reason="missing %s" % MISSING)
-
-
-def _initrd_names(path):
-    """Entry names of a gzip'd newc cpio archive."""
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    names, off = [], 0
-    while off + 110 <= len(data) and data[off:off + 6] in (b"070701", b"070702"):
-        namesize = int(data[off + 94:off + 102], 16)
-        filesize = int(data[off + 54:off + 62], 16)
-        name = data[off + 110:off + 110 + namesize - 1].decode()
-        if name == "TRAILER!!!":
-            break
-        names.append(name)
-        off = (off + 110 + namesize + 3) & ~3
-        off = (off + filesize + 3) & ~3
-    return names
-
-
-def _initrd_has_agent():
-    return "sbin/chvm-agent" in _initrd_names(INITRD)
+pytestmark = prereq.requires_chvm_qemu
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    state = vmm_reachable(tmp_path_factory.mktemp("state"))
-    # Reuse the imported stand-in image (make images) instead of unpacking
-    # 900 MB again; VM state stays private to this test.
-    if os.path.isdir(IMAGE_CACHE):
-        os.symlink(IMAGE_CACHE, os.path.join(state, "images"))
-    e = dict(os.environ, CHVM_STATE_DIR=str(state))
-    e.pop("CHVM_DATA_DIR", None)
-    return e
-
-
-def chvm(env, *args, timeout=120, check=True):
-    p = subprocess.run([CHVM, *args], env=env, capture_output=True, text=True, timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError("chvm %s: rc=%d\n%s%s" % (" ".join(args), p.returncode, p.stdout, p.stderr))
-    return p
-
-
-def ps_row(env, name):
-    """VM name's row of `chvm ps -a --json`."""
-    rows = json.loads(chvm(env, "ps", "-a", "--json").stdout)
-    return next(r for r in rows if r["name"] == name)
-
-
-def http(url, method="GET", timeout=10):
-    req = urllib.request.Request(url, method=method)
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return json.loads(r.read())
-
-
-def wait_cdp(base, deadline):
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            return http(base + "/json/version", timeout=5)
-        except OSError as e:  # not up yet: the forwarder is not listening
-            last = e
-            time.sleep(0.5)
-    raise AssertionError("CDP at %s did not answer: %s" % (base, last))
-
-
-def free_ports(kind, count):
-    """count consecutive ports free on 127.0.0.1 (bound and released)."""
-    for _ in range(200):
-        first = 20000 + int.from_bytes(os.urandom(2), "big") % 20000
-        socks = []
-        try:
-            for port in range(first, first + count):
-                s = socket.socket(socket.AF_INET, kind)
-                socks.append(s)
-                s.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise AssertionError("no %d free consecutive ports" % count)
-
-
-def udp_echo(addr, payload, deadline):
-    """Sends payload to addr until the same bytes come back."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(1.0)
-        while time.monotonic() < deadline:
-            s.sendto(payload, addr)
-            try:
-                data, _ = s.recvfrom(4096)
-            except socket.timeout:  # the guest's listener is not up yet
-                continue
-            if data == payload:
-                return
-        raise AssertionError("no UDP echo from %s:%d" % addr)
-
-
-def tcp_echo(addr, payload, deadline):
-    """user-net accepts on the host before the guest listens, so a closed
-    connection just means "not yet"."""
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(addr, timeout=5) as s:
-                s.sendall(payload)
-                s.shutdown(socket.SHUT_WR)
-                data = b""
-                while len(data) < len(payload):
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-        except OSError:
-            data = b""
-        if data == payload:
-            return
-        time.sleep(0.2)
-    raise AssertionError("no TCP echo from %s:%d" % addr)
-
-
-# Echo servers in the guest, left running detached from the agent's exec
-# (its pipes closed so the exec ends at once).
-GUEST_ECHO = ("setsid -f socat UDP-RECVFROM:%(udp)d,fork EXEC:cat </dev/null >/dev/null 2>&1; "
-              "setsid -f socat TCP-LISTEN:%(tcp)d,fork,reuseaddr EXEC:cat "
-              "</dev/null >/dev/null 2>&1")
-
-
-def agent_argv(env, name):
-    """chvm agent argv for the VM's agent: QEMU user-net's forwarded port on
-    127.0.0.1, or the guest's own address with a tap (in its namespace)."""
-    insp = json.loads(chvm(env, "inspect", name).stdout)[0]
-    if insp["spec"]["address"]:
-        target = "%s:%d" % (insp["spec"]["address"].split("/")[0], insp["spec"]["agent_tcp_port"])
-    else:
-        target = "127.0.0.1:%d" % insp["runtime"]["agent_host_port"]
-    return [CHVM, "agent", "--tcp", target, "--token", insp["spec"]["agent_token"],
-            "--timeout", "30000"]
+    """A state dir of this module's own, the stand-in image linked in."""
+    return cli.state_env(tmp_path_factory.mktemp("qemu"))
 
 
 @pytest.fixture(scope="module")
 def vm(env):
-    agent = _initrd_has_agent()
+    agent = qemu_vm.initrd_has_agent()
     name = "itest"
     t0 = time.monotonic()
     udp_host = free_ports(socket.SOCK_DGRAM, UDP_COUNT)
@@ -259,7 +77,7 @@ def test_run_ps_inspect(env, vm):
     mine = [v for v in ps if v["name"] == vm["name"]]
     assert len(mine) == 1 and mine[0]["status"] == "running", ps
     assert mine[0]["backend"] == "qemu"
-    insp = json.loads(chvm(env, "inspect", vm["name"]).stdout)[0]
+    insp = cli.inspect(env, vm["name"])
     assert insp["status"] == "running"
     assert insp["cdp"] == vm["cdp"]
     assert insp["runtime"]["vmm_pid"] == vm["pid"]
@@ -268,35 +86,10 @@ def test_run_ps_inspect(env, vm):
     # The QEMU process is ours and named after the VM dir.
     with open("/proc/%d/cmdline" % vm["pid"], "rb") as f:
         assert os.path.join(vm["state"], "vms", vm["name"]).encode() in f.read()
-    uid = assert_vmm_unprivileged(vm["pid"], os.path.join(vm["state"], "vms", vm["name"]))
+    uid = cli.assert_vmm_unprivileged(vm["pid"], os.path.join(vm["state"], "vms", vm["name"]))
     assert insp["spec"]["vmm_uid"] == uid, insp["spec"]
     logs = chvm(env, "logs", vm["name"]).stdout
     assert "phase exec" in logs
-
-
-def assert_vmm_unprivileged(pid, vmdir):
-    """The VMM (QEMU or CH) runs as the VM's own uid (vmmuser.c): uid and
-    gid that number, no capabilities, NoNewPrivs, and a VM dir
-    root:<uid> 01770.  Returns the uid."""
-    with open("/proc/%d/status" % pid) as f:
-        st = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
-    uid = int(st["Uid"].split()[0])
-    assert uid != 0, "the VMM (pid %d) runs as root" % pid
-    assert set(st["Uid"].split()) == {str(uid)} and set(st["Gid"].split()) == {str(uid)}, st
-    assert int(st["CapEff"], 16) == 0 and int(st["CapPrm"], 16) == 0, st
-    assert st["NoNewPrivs"].strip() == "1", st
-    d = os.stat(vmdir)
-    assert (d.st_uid, d.st_gid, d.st_mode & 0o7777) == (0, uid, 0o1770), oct(d.st_mode)
-    return uid
-
-
-def _free_tcp(port):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 def test_bad_inputs(env, vm):
@@ -343,7 +136,7 @@ def test_bad_inputs(env, vm):
     # the error carries QEMU's own reason from vmm.log, and nothing is left.
     with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
         unprivileged = int(f.read())
-    low = next((q for q in range(unprivileged - 1, 0, -1) if _free_tcp(q)), None)
+    low = next((q for q in range(unprivileged - 1, 0, -1) if port_free(q)), None)
     if low is not None:
         before = set(os.listdir(vms))
         p = chvm(env, "run", "--name", "bad15", "--no-wait", "-p", "127.0.0.1:%d:9222" % low,
@@ -361,7 +154,7 @@ def test_bad_inputs(env, vm):
 def test_publish_udp_range_and_tcp(env, vm):
     """The live view's shape: a UDP range and a TCP port published, served
     by echo servers in the guest, reached on 127.0.0.1."""
-    insp = json.loads(chvm(env, "inspect", vm["name"]).stdout)[0]
+    insp = cli.inspect(env, vm["name"])
     # One record for the range, not one per port.
     pub = sorted(insp["spec"]["publish"], key=lambda p: p["host_port"])
     assert {"host_addr": "127.0.0.1", "host_port": vm["udp_host"], "guest_port": UDP_GUEST,
@@ -376,7 +169,7 @@ def test_publish_udp_range_and_tcp(env, vm):
         pytest.skip("no agent in build/initrd.cpio.gz to start the guest's echo servers")
     echo_host = vm["udp_host"] + UDP_ECHO - UDP_GUEST
     cmd = GUEST_ECHO % {"udp": UDP_ECHO, "tcp": TCP_GUEST}
-    p = subprocess.run(agent_argv(env, vm["name"]) + ["exec", "--", "sh", "-c", cmd],
+    p = subprocess.run(cli.agent_argv(env, vm["name"]) + ["exec", "--", "sh", "-c", cmd],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     deadline = time.monotonic() + 60
@@ -403,15 +196,10 @@ def receiver(vm):
 def show_live_page(vm):
     """Brings the guest's page of LIVE_RGB to the front (opened once, by CDP)."""
     if "live_target" not in vm:
-        vm["live_target"] = http(vm["cdp"] + "/json/new?" + LIVE_PAGE, method="PUT")["id"]
+        vm["live_target"] = http(vm["cdp"] + "/json/new?" + liveview.LIVE_PAGE, method="PUT")["id"]
     req = urllib.request.Request(vm["cdp"] + "/json/activate/" + vm["live_target"])
     with urllib.request.urlopen(req, timeout=30) as r:
         assert r.status == 200
-
-
-def assert_shows_live_page(r):
-    assert all(abs(a - b) <= 24 for a, b in zip(r["center_rgb"], LIVE_RGB)), \
-        "the received frame's middle is %s, the guest's page is %s" % (r["center_rgb"], LIVE_RGB)
 
 
 def test_live_view(env, vm, receiver, tmp_path):
@@ -423,7 +211,7 @@ def test_live_view(env, vm, receiver, tmp_path):
     assert lv["url"].startswith("http://127.0.0.1:"), lv
     lo, hi = (int(x) for x in lv["udp"].split("-"))
     assert hi - lo == 100 and lo >= 56000, lv
-    insp = json.loads(chvm(env, "inspect", vm["name"]).stdout)[0]
+    insp = cli.inspect(env, vm["name"])
     pub = insp["spec"]["publish"]
     assert {"host_addr": "127.0.0.1", "host_port": lo, "guest_port": lo, "proto": "udp",
             "count": 101} in pub, pub
@@ -494,8 +282,8 @@ def test_standby_restore_same_browser(env, vm):
     assert [v["status"] for v in mine] == ["running"]
     assert not os.path.exists(os.path.join(d, "snapshot"))
     # The new QEMU read the snapshot its predecessor wrote, as the same uid.
-    insp = json.loads(chvm(env, "inspect", vm["name"]).stdout)[0]
-    assert assert_vmm_unprivileged(mine[0]["pid"], d) == insp["spec"]["vmm_uid"]
+    insp = cli.inspect(env, vm["name"])
+    assert cli.assert_vmm_unprivileged(mine[0]["pid"], d) == insp["spec"]["vmm_uid"]
 
 
 def test_live_view_after_restore(vm, receiver, tmp_path):

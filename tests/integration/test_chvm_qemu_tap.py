@@ -13,80 +13,18 @@ removes tap, elements, table and bridge.
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import liveview  # noqa: E402
-import test_chvm_qemu as base  # noqa: E402  (paths, skip reasons, helpers)
+from chvmtest import cli, liveview, net, prereq
+from chvmtest.cdp import WS_CLIENT
+from chvmtest.cli import BOOT_TIMEOUT, chvm
+from chvmtest.net import GUEST_ECHO, TCP_GUEST, UDP_COUNT, UDP_ECHO, UDP_GUEST, in_ns
 
-# A minimal CDP WebSocket client: one connection for its whole life.  It
-# prints Browser.getVersion, waits for a line on stdin, then sends
-# Target.getTargets on the same connection and prints the count.  argv:
-# the DevTools HTTP endpoint, and the socket timeout in seconds (default 120).
-WS_CLIENT = r'''
-import base64, json, os, socket, struct, sys, urllib.request
-timeout = float(sys.argv[2]) if len(sys.argv) > 2 else 120
-v = json.loads(urllib.request.urlopen(sys.argv[1] + "/json/version", timeout=10).read())
-hostport, path = v["webSocketDebuggerUrl"][5:].split("/", 1)
-h, p = hostport.rsplit(":", 1)
-s = socket.create_connection((h, int(p)), timeout=timeout)
-key = base64.b64encode(os.urandom(16)).decode()
-s.sendall(("GET /%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, hostport, key)).encode())
-f = s.makefile("rb")
-assert b" 101 " in f.readline()
-while f.readline() not in (b"\r\n", b""):
-    pass
-def send(obj):
-    data, mask = json.dumps(obj).encode(), os.urandom(4)
-    hdr = bytes([0x81]) + (bytes([0x80 | len(data)]) if len(data) < 126
-                           else bytes([0x80 | 126]) + struct.pack(">H", len(data)))
-    s.sendall(hdr + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
-def recv():
-    while True:
-        b0, b1 = f.read(2)
-        n = b1 & 0x7f
-        if n == 126:
-            n = struct.unpack(">H", f.read(2))[0]
-        elif n == 127:
-            n = struct.unpack(">Q", f.read(8))[0]
-        data = f.read(n)
-        if b0 & 0x0f == 1:
-            return json.loads(data)
-def call(i, method):
-    send({"id": i, "method": method})
-    while True:
-        m = recv()
-        if m.get("id") == i:
-            return m
-print(call(1, "Browser.getVersion")["result"]["product"], flush=True)
-sys.stdin.readline()
-print(len(call(2, "Target.getTargets")["result"]["targetInfos"]), flush=True)
-'''
-
-
-def _missing():
-    if base.MISSING:
-        return base.MISSING
-    if os.geteuid() != 0:
-        return "root (ip netns, taps, nft)"
-    for tool in ("ip", "nft"):
-        if shutil.which(tool) is None:
-            return tool
-    if not base._initrd_has_agent():
-        return "the agent in build/initrd.cpio.gz"
-    if not os.path.exists("/dev/net/tun"):
-        return "/dev/net/tun"
-    return None
-
-
-MISSING = _missing()
-pytestmark = pytest.mark.skipif(MISSING is not None, reason="missing %s" % MISSING)
+pytestmark = prereq.requires_tap
 
 
 # A UDP client for inside the namespace: sends until the echo comes back.
@@ -118,49 +56,28 @@ urllib.request.urlopen(base + "/json/activate/" + t["id"], timeout=30).read()
 '''
 
 
-def in_ns(ns, *cmd, **kw):
-    return subprocess.run(["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True,
-                          timeout=60, **kw)
-
-
 @pytest.fixture(scope="module")
 def ns():
-    name = "chvm-itest-%d" % os.getpid()
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    in_ns(name, "ip", "link", "set", "lo", "up")
-    # A default route, as any host has: Chromium's WebRTC gathers no
-    # candidate without one.  It leads nowhere (a veth pair whose other end
-    # has no address; no dummy link: not every kernel has the module).
-    for cmd in (["ip", "link", "add", "lv0", "type", "veth", "peer", "name", "lv1"],
-                ["ip", "addr", "add", "192.0.2.1/24", "dev", "lv0"],
-                ["ip", "link", "set", "lv1", "up"],
-                ["ip", "link", "set", "lv0", "up"],
-                ["ip", "route", "add", "default", "dev", "lv0"]):
-        r = in_ns(name, *cmd)
-        assert r.returncode == 0, (cmd, r.stderr)
-    yield name
-    subprocess.run(["ip", "netns", "del", name])
+    """A namespace with loopback up and a default route (see net.Netns)."""
+    with net.Netns(lo_up=True, default_route=True) as name:
+        yield name
 
 
 IDLE_S = 5
 
 
-def test_tap_standby_restore_keeps_connection(tmp_path, ns):
-    state = base.vmm_reachable(tmp_path) / "state"
-    state.mkdir()
-    if os.path.isdir(base.IMAGE_CACHE):
-        os.symlink(base.IMAGE_CACHE, state / "images")
-    env = dict(os.environ, CHVM_STATE_DIR=str(state))
+def test_tap_standby_restore_keeps_connection(tmp_path, state_env, ns):
+    env = state_env
     name = "tapvm"
     t0 = time.monotonic()
     try:
-        out = json.loads(base.chvm(env, "run", "--name", name, "--net", "tap", "--netns", ns,
-                                   "-p", "127.0.0.1:19222:9222",
-                                   "-p", "15600-%d:%d-%d/udp" % (
-                                       15600 + base.UDP_COUNT - 1, base.UDP_GUEST,
-                                       base.UDP_GUEST + base.UDP_COUNT - 1),
-                                   "--live-view", "--json",
-                                   timeout=base.BOOT_TIMEOUT).stdout)
+        out = json.loads(chvm(env, "run", "--name", name, "--net", "tap", "--netns", ns,
+                              "-p", "127.0.0.1:19222:9222",
+                              "-p", "15600-%d:%d-%d/udp" % (
+                                  15600 + UDP_COUNT - 1, UDP_GUEST,
+                                  UDP_GUEST + UDP_COUNT - 1),
+                              "--live-view", "--json",
+                              timeout=BOOT_TIMEOUT).stdout)
         print("\ntap boot to ready: %.1f s" % (time.monotonic() - t0))
         assert out["cdp"] == "http://10.213.0.2:9222", out
         # Nothing of it in the host's namespace.
@@ -174,19 +91,19 @@ def test_tap_standby_restore_keeps_connection(tmp_path, ns):
         assert "Browser" in r.stdout, r.stderr
         # The UDP range is one nft command: one map element per port.
         table = in_ns(ns, "nft", "list", "table", "ip", "chvm").stdout
-        for k in range(base.UDP_COUNT):
-            assert "%d : 10.213.0.2 . %d" % (15600 + k, base.UDP_GUEST + k) in table, table
-        assert "%d : " % (15600 + base.UDP_COUNT) not in table, table
-        cmd = base.GUEST_ECHO % {"udp": base.UDP_ECHO, "tcp": base.TCP_GUEST}
-        agent = base.agent_argv(env, name)
+        for k in range(UDP_COUNT):
+            assert "%d : 10.213.0.2 . %d" % (15600 + k, UDP_GUEST + k) in table, table
+        assert "%d : " % (15600 + UDP_COUNT) not in table, table
+        cmd = GUEST_ECHO % {"udp": UDP_ECHO, "tcp": TCP_GUEST}
+        agent = cli.agent_argv(env, name)
         r = in_ns(ns, *agent, "exec", "--", "sh", "-c", cmd)
         assert r.returncode == 0, r.stderr
         t1 = time.monotonic()
-        echo_host = 15600 + base.UDP_ECHO - base.UDP_GUEST
+        echo_host = 15600 + UDP_ECHO - UDP_GUEST
         r = in_ns(ns, sys.executable, "-c", UDP_CLIENT, str(echo_host), "chvm-tap-udp")
         assert r.stdout.strip() == "echo", (r.stdout, r.stderr)
         print("UDP echo through nft DNAT 127.0.0.1:%d -> 10.213.0.2:%d after %.2f s"
-              % (echo_host, base.UDP_ECHO, time.monotonic() - t1))
+              % (echo_host, UDP_ECHO, time.monotonic() - t1))
 
         # The live view's range: DNAT to the same ports.
         lv = out["live_view"]
@@ -195,20 +112,20 @@ def test_tap_standby_restore_keeps_connection(tmp_path, ns):
             assert "%d : 10.213.0.2 . %d" % (lo + k, lo + k) in table, table
         receiver = None
         if liveview.missing() is None:
-            r = in_ns(ns, sys.executable, "-c", SHOW_PAGE, out["cdp"], base.LIVE_PAGE)
+            r = in_ns(ns, sys.executable, "-c", SHOW_PAGE, out["cdp"], liveview.LIVE_PAGE)
             assert r.returncode == 0, r.stderr
             receiver = liveview.Receiver(lv["url"], prefix=("ip", "netns", "exec", ns))
             w = receiver.watch(liveview.shot_path(tmp_path, "live-view-tap.png"))
             liveview.report("live view (tap, NAT in a namespace)", w)
-            base.assert_shows_live_page(w)
+            liveview.assert_shows_live_page(w)
             connects = w["connects"]
         client = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", WS_CLIENT,
                                    out["cdp"]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
         try:
             assert "Chrome" in client.stdout.readline()
-            sb = json.loads(base.chvm(env, "standby", name, "--json", timeout=600).stdout)
-            rs = json.loads(base.chvm(env, "restore", name, "--json", timeout=300).stdout)
+            sb = json.loads(chvm(env, "standby", name, "--json", timeout=600).stdout)
+            rs = json.loads(chvm(env, "restore", name, "--json", timeout=300).stdout)
             print("tap standby (ms): %s\ntap restore (ms): %s" % (sb["phases"], rs["phases"]))
             assert "tap" in rs["phases"]
             t1 = time.monotonic()
@@ -223,24 +140,24 @@ def test_tap_standby_restore_keeps_connection(tmp_path, ns):
                 print("live view after restore (tap): %s" % (
                     "reconnected: new offer" if w["connects"] > connects
                     else "the same WebRTC session resumed"))
-                base.assert_shows_live_page(w)
+                liveview.assert_shows_live_page(w)
                 # A live-view session counts as activity: idle standby on, no
                 # CDP client on the endpoint, and the VM stays up while the
                 # viewer watches; once it has gone, the VM stands by.
-                base.chvm(env, "supervise", "--idle-standby", str(IDLE_S), name)
+                chvm(env, "supervise", "--idle-standby", str(IDLE_S), name)
                 t1 = time.monotonic()
                 while time.monotonic() - t1 < 3 * IDLE_S:
-                    assert base.ps_row(env, name)["status"] == "running", base.chvm(
+                    assert cli.ps_row(env, name)["status"] == "running", chvm(
                         env, "logs", "--source", "supervisor", name).stdout
                     time.sleep(0.5)
-                st = json.loads(base.chvm(env, "inspect", "--json", name).stdout)[0]["supervisor"]
+                st = cli.supervisor_status(env, name)
                 assert st["idle_standbys"] == 0 and 0 <= st["live_view_ms"] < 1000 * IDLE_S, st
                 receiver.close()
                 receiver = None
                 t1 = time.monotonic()
-                while base.ps_row(env, name)["status"] != "standby":
+                while cli.ps_row(env, name)["status"] != "standby":
                     assert time.monotonic() - t1 < 120, "no idle standby after the viewer " \
-                        "left:\n" + base.chvm(env, "logs", "--source", "supervisor", name).stdout
+                        "left:\n" + chvm(env, "logs", "--source", "supervisor", name).stdout
                     time.sleep(0.5)
                 print("live view: no idle standby (%d s) in %d s while a viewer watched; standby "
                       "%.1f s after it left" % (IDLE_S, 3 * IDLE_S, time.monotonic() - t1))
@@ -250,7 +167,7 @@ def test_tap_standby_restore_keeps_connection(tmp_path, ns):
             if receiver is not None:
                 receiver.close()
     finally:
-        base.chvm(env, "rm", "-f", name, check=False)
-    assert not (state / "vms" / name).exists()
+        chvm(env, "rm", "-f", name, check=False)
+    assert not os.path.exists(cli.vm_dir(env, name))
     left = in_ns(ns, "sh", "-c", "ip -o link show; nft list ruleset").stdout
     assert "chvm" not in left, left

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-import vm
-from conftest import EXTRA_ENV, guest_config
+from chvmtest import paths, vm
+from chvmtest.guest import EXTRA_ENV, guest_config
 
 PHASES = ["start", "modules", "disks", "config", "overlay", "network", "agent",
           "exec"]
@@ -369,18 +369,18 @@ def test_overlay_on_upper_disk(tmp_path, tiny_rootfs):
 # ---- the initramfs itself -----------------------------------------------------------
 
 def test_initrd_reproducible_and_complete(tmp_path):
-    init = os.path.join(vm.BUILD, "bin", "chvm-init")
+    init = os.path.join(paths.BUILD, "bin", "chvm-init")
     if not (os.path.exists(init) and os.path.exists(
-            os.path.join(vm.BUILD, "kernel", "version"))):
+            os.path.join(paths.KERNEL_DIR, "version"))):
         pytest.skip("missing: build/bin/chvm-init or build/kernel (make kernel)")
     outs = []
     for i in range(2):
         out = tmp_path / ("initrd%d.cpio.gz" % i)
         subprocess.run([sys.executable,
-                        os.path.join(vm.ROOT, "guest-init", "mkinitrd.py"),
-                        "--skel", os.path.join(vm.ROOT, "initrd-skel"),
+                        paths.MKINITRD,
+                        "--skel", paths.INITRD_SKEL,
                         "--init", init, "--kernel",
-                        os.path.join(vm.BUILD, "kernel"), "-o", str(out)],
+                        paths.KERNEL_DIR, "-o", str(out)],
                        check=True, capture_output=True)
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
@@ -405,15 +405,14 @@ def test_initrd_reproducible_and_complete(tmp_path):
 def test_initrd_for_a_kernel_with_builtin_drivers(tmp_path):
     """make initrd KERNEL_DIR= (README: another guest kernel): no modules and
     no load list, which init takes as "everything is built in"."""
-    init = os.path.join(vm.BUILD, "bin", "chvm-init")
+    init = os.path.join(paths.BUILD, "bin", "chvm-init")
     if not os.path.exists(init):
         pytest.skip("missing: build/bin/chvm-init")
     out = tmp_path / "initrd.cpio.gz"
-    p = subprocess.run([sys.executable, os.path.join(vm.ROOT, "guest-init", "mkinitrd.py"),
-                        "--skel", os.path.join(vm.ROOT, "initrd-skel"), "--init", init,
+    p = subprocess.run([sys.executable, paths.MKINITRD,
+                        "--skel", paths.INITRD_SKEL, "--init", init,
                         "-o", str(out)], check=True, capture_output=True, text=True)
     assert "0 modules" in p.stdout
-    names = subprocess.run(["cpio", "-it"], input=gzip.decompress(out.read_bytes()),
-                           capture_output=True, check=True).stdout.decode().split()
+    names = vm.initrd_members(str(out))
     assert "init" in names and "dev/console" in names
     assert not [n for n in names if n.endswith(".ko") or n == "lib/modules/chvm.load"]

@@ -14,15 +14,15 @@ import time
 
 import pytest
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-CHVM = os.path.join(ROOT, "build", "bin", "chvm")
-STANDIN = os.path.join(ROOT, "build", "images", "standin")
+from chvmtest import cli, paths, prereq
+
+STANDIN = paths.STANDIN
 TOOLS = ("umoci", "skopeo", "mkfs.ext4", "mkfs.erofs", "debugfs", "dumpe2fs")
 
 missing = [t for t in TOOLS if shutil.which(t) is None and
            not os.path.exists("/usr/sbin/" + t) and not os.path.exists("/sbin/" + t)]
-if not os.access(CHVM, os.X_OK):
-    missing.insert(0, CHVM + " (make host)")
+if prereq.chvm():
+    missing.insert(0, prereq.chvm())
 pytestmark = pytest.mark.skipif(bool(missing), reason="missing: " + ", ".join(missing))
 
 ENV = ["PATH=/usr/bin:/bin", "GREETING=hello world"]
@@ -35,8 +35,9 @@ def run(*args, check=True, env=None, timeout=300):
     return p
 
 
-def chvm(state, *args, **kw):
-    return run(CHVM, "--state-dir", str(state), "image", *args, **kw)
+def image(state, *args, env=None, **kw):
+    """`chvm --state-dir STATE image ARGS`."""
+    return cli.chvm(env, "--state-dir", str(state), "image", *args, **kw)
 
 
 def layer_tar(path, files, dirs=()):
@@ -80,7 +81,7 @@ def tiny(tmp_path_factory):
 
 
 def import_json(state, source, *extra):
-    p = chvm(state, "import", "--json", source, *extra)
+    p = image(state, "import", "--json", source, *extra)
     return json.loads(p.stdout), p.stderr
 
 
@@ -140,20 +141,20 @@ def test_import_erofs(tiny, tmp_path):
         f.seek(1024)
         assert f.read(4) == bytes.fromhex("e2e1f5e0")  # EROFS_SUPER_MAGIC_V1, LE
     # The same image asked for as ext4 is a clear error, not a silent mix-up.
-    p = chvm(tmp_path, "import", "oci:%s:v1" % tiny["layout"], check=False)
+    p = image(tmp_path, "import", "oci:%s:v1" % tiny["layout"], check=False)
     assert p.returncode == 1 and "cached as erofs" in p.stderr
 
 
 def test_ls_and_rm(tiny, tmp_path):
-    p = chvm(tmp_path, "ls", "--json")
+    p = image(tmp_path, "ls", "--json")
     assert json.loads(p.stdout) == []
     img, _ = import_json(tmp_path, "oci:%s:v1" % tiny["layout"])
-    listed = json.loads(chvm(tmp_path, "ls", "--json").stdout)
+    listed = json.loads(image(tmp_path, "ls", "--json").stdout)
     assert [i["id"] for i in listed] == [img["id"]]
-    assert img["id"][:12] in chvm(tmp_path, "ls").stdout
-    assert chvm(tmp_path, "rm", img["id"][:8]).stdout.strip() == img["id"]
-    assert json.loads(chvm(tmp_path, "ls", "--json").stdout) == []
-    p = chvm(tmp_path, "rm", img["id"][:8], check=False)
+    assert img["id"][:12] in image(tmp_path, "ls").stdout
+    assert image(tmp_path, "rm", img["id"][:8]).stdout.strip() == img["id"]
+    assert json.loads(image(tmp_path, "ls", "--json").stdout) == []
+    p = image(tmp_path, "rm", img["id"][:8], check=False)
     assert p.returncode == 1 and "no image" in p.stderr
 
 
@@ -172,7 +173,7 @@ def test_import_errors(tiny, tmp_path, source, needle):
     junk.write_bytes(b"not a tar archive\n" * 100)
     source = (source.replace("EMPTY_DIR", str(empty)).replace("JUNK_FILE", str(junk))
               .replace("TINY", "oci:" + tiny["layout"]))
-    p = chvm(tmp_path / "state", "import", source, check=False)
+    p = image(tmp_path / "state", "import", source, check=False)
     assert p.returncode == 1
     lines = [l for l in p.stderr.splitlines() if l.startswith("chvm image import:")]
     assert len(lines) == 1 and needle in lines[0], p.stderr
@@ -189,11 +190,11 @@ def test_interrupted_import_leaves_nothing_usable(tiny, tmp_path):
     (fake / "mkfs.ext4").chmod(0o755)
     env = dict(os.environ, PATH="%s:%s" % (fake, os.environ["PATH"]))
     state = tmp_path / "state"
-    p = chvm(state, "import", "oci:%s:v1" % tiny["layout"], check=False, env=env)
+    p = image(state, "import", "oci:%s:v1" % tiny["layout"], check=False, env=env)
     assert p.returncode == -signal.SIGKILL
     left = os.listdir(state / "images")
     assert left and all(e.startswith(".tmp-") for e in left)
-    assert json.loads(chvm(state, "ls", "--json").stdout) == []
+    assert json.loads(image(state, "ls", "--json").stdout) == []
     img, _ = import_json(state, "oci:%s:v1" % tiny["layout"])
     assert os.listdir(state / "images") == [img["id"]]
 
@@ -204,7 +205,7 @@ def test_failed_tool_leaves_nothing(tiny, tmp_path):
     (fake / "mkfs.ext4").write_text("#!/bin/sh\necho 'mkfs.ext4: disk on fire' >&2\nexit 3\n")
     (fake / "mkfs.ext4").chmod(0o755)
     env = dict(os.environ, PATH="%s:%s" % (fake, os.environ["PATH"]))
-    p = chvm(tmp_path, "import", "oci:%s:v1" % tiny["layout"], check=False, env=env)
+    p = image(tmp_path, "import", "oci:%s:v1" % tiny["layout"], check=False, env=env)
     assert p.returncode == 1 and "disk on fire" in p.stderr
     assert os.listdir(tmp_path / "images") == []
 
@@ -225,7 +226,7 @@ def test_standin_image():
     assert os.path.getsize(os.path.join(STANDIN, "docker-archive.tar")) > 100 << 20
 
 
-KERNEL = os.path.join(ROOT, "build", "kernel")
+KERNEL = paths.KERNEL_DIR
 
 
 @pytest.mark.skipif(not os.path.exists(os.path.join(KERNEL, "version")),
@@ -248,7 +249,7 @@ def test_kernel_artifacts(tmp_path):
     # The extractor refuses what is not a bzImage, with one line.
     junk = tmp_path / "junk"
     junk.write_bytes(b"\0" * 4096)
-    p = run(os.path.join(ROOT, "scripts", "extract-vmlinux.py"), str(junk),
+    p = run(os.path.join(paths.ROOT, "scripts", "extract-vmlinux.py"), str(junk),
             str(tmp_path / "out"), check=False)
     assert p.returncode == 1 and "not a bzImage" in p.stderr
     assert not (tmp_path / "out").exists()

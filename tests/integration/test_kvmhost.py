@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """chvm with the real Cloud Hypervisor and a real Linux guest: inside the
-KVM host (tests/integration/kvmhost.py: QEMU/TCG -cpu max, nested SVM, a
+KVM host (chvmtest/kvmhost.py: QEMU/TCG -cpu max, nested SVM, a
 real /dev/kvm), `chvm run --backend ch` boots the stand-in Chromium image
 on a tap with the agent on vsock, for each CH build of
 ../shared/tools/cloud-hypervisor (one guest per build, booted once):
@@ -37,9 +37,8 @@ import urllib.request
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvmhost  # noqa: E402
-from test_chvm_qemu_tap import WS_CLIENT  # noqa: E402
+from chvmtest import kvmhost, paths
+from chvmtest.cdp import WS_CLIENT, Session
 
 # On wherever its prerequisites are (CI has them); CHVM_TEST_KVMHOST=0 turns
 # it off.  tests/run.sh runs it as a suite of its own, with nothing else.
@@ -70,7 +69,7 @@ CDP_STEP = os.environ.get("CHVM_KVMHOST_CDP") != "0"
 # Nested emulation: Chromium's start took 56-94 s, an ondemand restore's
 # first CDP answer 157 s (shared/docs/build-hosts.md).
 BOOT_S = 900
-CDP_CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cdp_client.js")
+CDP_CLIENT = paths.CDP_CLIENT_JS
 RESULTS = os.path.join(kvmhost.BUILD, "test-results", "kvmhost.json")
 CH_DIR = "/opt/cloud-hypervisor"
 STATE = "/var/lib/chvm"
@@ -374,9 +373,8 @@ def test_cdp_endpoint_wakes_on_connect(g):
     if not FULL and g.version != VERSIONS[-1]:
         pytest.skip("the CDP endpoint with the oldest CH build only (CHVM_KVMHOST_FULL=1: every "
                     "build)")
-    import test_cdp_endpoint as ep  # noqa: E402  (its client session)
     endpoint = "http://127.0.0.1:%d" % g.h.port[ENDPOINT]
-    s = ep.Session("puppeteer", endpoint)
+    s = Session("puppeteer", endpoint)
     try:
         s.cmd("open")
         assert s.cmd("eval 6*7")["value"] == 42

@@ -14,8 +14,9 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LIVE = os.path.join(ROOT, "scripts", "standin", "live")
+from chvmtest import paths
+
+LIVE = os.path.join(paths.ROOT, "scripts", "standin", "live")
 
 
 @pytest.fixture(scope="module")

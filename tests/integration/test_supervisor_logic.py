@@ -16,45 +16,20 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
-import urllib.request
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import test_cdp_endpoint as ep  # noqa: E402
-import test_chvm_qemu as base  # noqa: E402
+from chvmtest import cli, paths, prereq
+from chvmtest.cdp import Session, get, wait_cdp
+from chvmtest.cli import chvm
+from chvmtest.net import free_port
 
-STUB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "supervisor_stub.py")
 CHROMIUM = shutil.which("chromium")
 CYCLES = 50
 
-
-def _missing():
-    if not os.access(base.CHVM, os.X_OK):
-        return "build/bin/chvm"
-    if CHROMIUM is None:
-        return "chromium (apt-get install chromium)"
-    if shutil.which("node") is None:
-        return "node"
-    for mod in ("playwright-core", "puppeteer-core"):
-        if not os.path.isdir(os.path.join(base.ROOT, "node_modules", mod)):
-            return "node_modules/%s (npm ci)" % mod
-    return None
-
-
-MISSING = _missing()
-pytestmark = pytest.mark.skipif(MISSING is not None, reason="missing %s" % MISSING)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+pytestmark = prereq.requires(prereq.chvm, prereq.chromium, *prereq.CDP_CLIENTS)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +43,7 @@ def fake(tmp_path_factory):
                                "--remote-debugging-port=%d" % dport,
                                "--user-data-dir=%s" % (d / "profile"), "about:blank"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base.wait_cdp("http://127.0.0.1:%d" % dport, time.monotonic() + 60)
+    wait_cdp("http://127.0.0.1:%d" % dport, time.monotonic() + 60)
     rec = {"version": 1, "name": "fake", "backend": "qemu", "image": "stub", "created": 1,
            "state": "running",
            "spec": {"cpus": 1, "memory_mib": 128, "kernel": "/none", "cdp_port": 9222,
@@ -79,14 +54,14 @@ def fake(tmp_path_factory):
            "runtime": {"vmm_pid": chrome.pid, "api_socket": "", "vsock_socket": "",
                        "agent_host_port": 0, "version": ""}}
     (d / "vm.json").write_text(json.dumps(rec))
-    env = dict(os.environ, CHVM_STATE_DIR=str(root), CHVM_SUPERVISOR_EXEC=STUB)
-    vm = {"name": "fake", "env": env, "dir": str(d), "endpoint": "http://127.0.0.1:%d" % eport,
-          "chrome": chrome}
-    base.chvm(env, "supervise", "fake")
+    env = dict(os.environ, CHVM_STATE_DIR=str(root), CHVM_SUPERVISOR_EXEC=paths.SUPERVISOR_STUB)
+    vm = cli.Vm(name="fake", env=env, dir=str(d), endpoint="http://127.0.0.1:%d" % eport,
+                chrome=chrome)
+    chvm(env, "supervise", "fake")
     try:
         yield vm
     finally:
-        pid = ep.ps(vm)["supervisor_pid"]
+        pid = vm.row()["supervisor_pid"]
         if pid:
             os.kill(pid, signal.SIGTERM)
         chrome.send_signal(signal.SIGCONT)
@@ -95,7 +70,7 @@ def fake(tmp_path_factory):
 
 
 def set_idle(vm, s):
-    base.chvm(vm["env"], "supervise", "--idle-standby", str(s), vm["name"])
+    chvm(vm["env"], "supervise", "--idle-standby", str(s), vm["name"])
 
 
 def record_tap(vm):
@@ -115,18 +90,18 @@ def test_idle_standby_waits_for_outstanding_command(fake):
         set_idle(fake, 1)
     record_tap(fake)
     set_idle(fake, 1)
-    s = ep.Session("puppeteer", fake["endpoint"])
+    s = Session("puppeteer", fake["endpoint"])
     try:
         s.cmd("open")
         # A 3 s command: no standby while it runs, whatever the idle clock
         # (the connect itself may have woken it from one).
-        before = ep.sup_status(fake)["idle_standbys"]
+        before = fake.supervisor()["idle_standbys"]
         r = s.cmd("eval new Promise(r => setTimeout(() => r(7), 3000))")
         assert r["value"] == 7
-        st = ep.sup_status(fake)
+        st = fake.supervisor()
         assert st["idle_standbys"] == before and st["state"] == "running", st
-        ep.wait_status(fake, "standby", 30)
-        assert ep.sup_status(fake)["state"] == "standby"
+        fake.wait_status("standby", 30)
+        assert fake.supervisor()["state"] == "standby"
         assert s.cmd("eval 2+2")["value"] == 4
         assert s.events == []
     finally:
@@ -135,10 +110,10 @@ def test_idle_standby_waits_for_outstanding_command(fake):
 
 def test_burst_while_in_standby_keeps_order(fake):
     """20 commands sent at once to a VM in standby: held, then all answered."""
-    s = ep.Session("playwright", fake["endpoint"])
+    s = Session("playwright", fake["endpoint"])
     try:
         s.cmd("open")
-        ep.wait_status(fake, "standby", 30)
+        fake.wait_status("standby", 30)
         assert s.cmd("burst 20")["values"] == [i * i for i in range(20)]
         assert s.events == []
     finally:
@@ -146,27 +121,27 @@ def test_burst_while_in_standby_keeps_order(fake):
 
 
 def test_new_connection_wakes(fake):
-    ep.wait_status(fake, "standby", 30)
-    v = ep.get(fake["endpoint"] + "/json/version", 60)
+    fake.wait_status("standby", 30)
+    v = get(fake["endpoint"] + "/json/version", 60)
     assert v["webSocketDebuggerUrl"].startswith("ws://%s/" % fake["endpoint"][7:]), v
 
 
 def test_cycles_playwright_and_puppeteer(fake):
-    sessions = [ep.Session("playwright", fake["endpoint"]),
-                ep.Session("puppeteer", fake["endpoint"])]
+    sessions = [Session("playwright", fake["endpoint"]),
+                Session("puppeteer", fake["endpoint"])]
     errors, lat = 0, []
     try:
         for s in sessions:
             s.cmd("open")
         for i in range(CYCLES):
-            ep.wait_status(fake, "standby", 30)
+            fake.wait_status("standby", 30)
             s = sessions[i % 2]
             t = time.monotonic()
             r = s.cmd("eval %d+1" % i)
             lat.append(time.monotonic() - t)
             errors += r.get("value") != i + 1
         errors += sum(len(s.events) for s in sessions)
-        st = ep.sup_status(fake)
+        st = fake.supervisor()
         lat.sort()
         print("\n%d stub cycles: %d errors, client p50 %.0f ms p95 %.0f ms; supervisor p50 %d "
               "ms p95 %d ms" % (CYCLES, errors, 1000 * lat[len(lat) // 2],
@@ -181,26 +156,26 @@ def test_cycles_playwright_and_puppeteer(fake):
 
 def restart_supervisor(vm, **env):
     """A new supervisor for vm, its children given env too."""
-    os.kill(ep.ps(vm)["supervisor_pid"], signal.SIGTERM)
+    os.kill(vm.row()["supervisor_pid"], signal.SIGTERM)
     deadline = time.monotonic() + 10
-    while ep.ps(vm)["supervisor"] == "running" and time.monotonic() < deadline:
+    while vm.row()["supervisor"] == "running" and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert ep.ps(vm)["supervisor"] == "gone"
-    base.chvm(dict(vm["env"], **env), "supervise", vm["name"])
+    assert vm.row()["supervisor"] == "gone"
+    chvm(dict(vm["env"], **env), "supervise", vm["name"])
 
 
 def test_failed_restore_is_503(fake):
-    ep.wait_status(fake, "standby", 30)
+    fake.wait_status("standby", 30)
     restart_supervisor(fake, STUB_FAIL="restore")
     with pytest.raises(urllib.error.HTTPError) as e:
-        ep.get(fake["endpoint"] + "/json/version", 30)
+        get(fake["endpoint"] + "/json/version", 30)
     assert e.value.code == 503 and "could not be restored" in e.value.read().decode()
-    os.kill(ep.ps(fake)["supervisor_pid"], signal.SIGKILL)
+    os.kill(fake.row()["supervisor_pid"], signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while ep.ps(fake)["supervisor"] == "running" and time.monotonic() < deadline:
+    while fake.row()["supervisor"] == "running" and time.monotonic() < deadline:
         time.sleep(0.05)
-    base.chvm(fake["env"], "supervise", fake["name"])
-    assert ep.get(fake["endpoint"] + "/json/version", 30)["Browser"]
+    chvm(fake["env"], "supervise", fake["name"])
+    assert get(fake["endpoint"] + "/json/version", 30)["Browser"]
 
 
 def test_max_clients(fake):
@@ -209,7 +184,7 @@ def test_max_clients(fake):
     held = [socket.create_connection((host, int(port))) for _ in range(3)]
     try:
         with pytest.raises(urllib.error.HTTPError) as e:
-            ep.get(fake["endpoint"] + "/json/version", 10)
+            get(fake["endpoint"] + "/json/version", 10)
         assert e.value.code == 503
         assert "at most 3" in e.value.read().decode()
     finally:
@@ -226,7 +201,7 @@ def test_run_refuses_bad_endpoint_options(tmp_path):
                       (["--cdp", "127.0.0.1:70000"], "bad --cdp"),
                       (["--idle-standby", "x"], "bad --idle-standby"),
                       (["--cdp-max-clients", "0"], "bad --cdp-max-clients")):
-        p = base.chvm(env, "run", "--name", "refused", *args, check=False)
+        p = chvm(env, "run", "--name", "refused", *args, check=False)
         assert p.returncode != 0 and msg in p.stderr, (args, p.stderr)
     assert not (tmp_path / "state" / "vms" / "refused").exists()
 
@@ -254,11 +229,11 @@ def test_failed_idle_standby_serves_who_came(fake):
     set_idle(fake, 1)
     try:
         deadline = time.monotonic() + 30
-        while ep.sup_status(fake)["state"] != "standing-by":
-            assert time.monotonic() < deadline, ep.sup_status(fake)
+        while fake.supervisor()["state"] != "standing-by":
+            assert time.monotonic() < deadline, fake.supervisor()
             time.sleep(0.05)
-        assert ep.get(fake["endpoint"] + "/json/version", 20)["Browser"]
-        log = base.chvm(fake["env"], "logs", "--source", "supervisor", fake["name"]).stdout
+        assert get(fake["endpoint"] + "/json/version", 20)["Browser"]
+        log = chvm(fake["env"], "logs", "--source", "supervisor", fake["name"]).stdout
         assert "idle standby failed" in log, log
     finally:
         set_idle(fake, 0)
@@ -272,11 +247,11 @@ def test_restore_that_cannot_start_is_503(fake):
     # "VMM" (a real one is gone by then), so idle standby stays on.
     record_tap(fake)
     set_idle(fake, 1)
-    ep.wait_status(fake, "standby", 30)
+    fake.wait_status("standby", 30)
     restart_supervisor(fake, CHVM_SUPERVISOR_EXEC="/nonexistent/chvm")
     with pytest.raises(urllib.error.HTTPError) as e:
-        ep.get(fake["endpoint"] + "/json/version", 30)
+        get(fake["endpoint"] + "/json/version", 30)
     assert e.value.code == 503 and "could not be restored" in e.value.read().decode()
-    assert ep.ps(fake)["supervisor"] == "running"
+    assert fake.row()["supervisor"] == "running"
     restart_supervisor(fake)
-    assert ep.get(fake["endpoint"] + "/json/version", 30)["Browser"]
+    assert get(fake["endpoint"] + "/json/version", 30)["Browser"]

@@ -9,7 +9,7 @@
 #                           (serial kvmhost-root) and switches to it
 #   OUT/root/               a Debian 12 root with what chvm needs at run time
 #                           on a real host, and the kernel's modules
-# The test (tests/integration/kvmhost.py) adds kvmhost-init (PID 1),
+# The test (tests/integration/chvmtest/kvmhost.py) adds kvmhost-init (PID 1),
 # cmdserver.py (the command channel), chvm, CH and the images per run and
 # makes the disk.  Cached by a hash of this folder: an unchanged
 # recipe is not rebuilt.  Usage: tests/kvmhost/build.sh [OUT]  (root)

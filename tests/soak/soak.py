@@ -21,7 +21,7 @@ error, 2 when a prerequisite is missing.
   soak.py qemu [CYCLES]     QEMU backend on this host, tap in a network
                             namespace the soak makes (make soak)
   soak.py kvmhost [CYCLES]  CH inside the KVM host (tests/integration/
-                            kvmhost.py), CHVM_SOAK_CH=v48.0 and
+                            chvmtest/kvmhost.py), CHVM_SOAK_CH=v48.0 and
                             CHVM_SOAK_MEMORY=1G by default
                             (make soak-kvmhost)
 
@@ -37,12 +37,11 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-import kvmhost  # noqa: E402
-import test_chvm_qemu as qemu  # noqa: E402  (paths, chvm(), agent_argv())
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))  # the chvmtest package
+from chvmtest import cli, kvmhost, net, paths, prereq  # noqa: E402
 
 TICKER = os.path.join(HERE, "cdp_ticker.js")
-RESULTS = os.path.join(kvmhost.BUILD, "test-results")
+RESULTS = paths.TEST_RESULTS
 COUNTER = "/var/lib/chvm-soak/counter"
 # Detached from the agent's exec (its pipes closed, so the exec ends at once).
 START_COUNTER = ("mkdir -p %s && setsid -f sh -c 'i=0; while :; do i=$((i+1)); echo $i >> %s; "
@@ -59,32 +58,25 @@ class QemuTarget:
     name = "soak"
 
     def __init__(self):
-        self.ns = "chvm-soak-%d" % os.getpid()
-        self.state = str(qemu.vmm_reachable(tempfile.mkdtemp(prefix="chvm-soak-")))
-        if os.path.isdir(qemu.IMAGE_CACHE):
-            os.symlink(qemu.IMAGE_CACHE, os.path.join(self.state, "images"))
-        self.env = dict(os.environ, CHVM_STATE_DIR=self.state)
-        self.env.pop("CHVM_DATA_DIR", None)
+        self.netns = net.Netns("chvm-soak-%d" % os.getpid(), lo_up=True)
+        self.ns = self.netns.name
+        self.tmp = tempfile.mkdtemp(prefix="chvm-soak-")
+        self.env = cli.state_env(self.tmp)
         self.agent_cmd = None
 
     @staticmethod
     def missing():
-        if qemu.MISSING:
-            return qemu.MISSING
-        if os.geteuid() != 0:
-            return "root (ip netns, taps, nft)"
-        return None
+        return prereq.missing(*prereq.CHVM_QEMU, prereq.root)
 
     def setup(self):
-        subprocess.run(["ip", "netns", "add", self.ns], check=True)
-        subprocess.run(["ip", "netns", "exec", self.ns, "ip", "link", "set", "lo", "up"], check=True)
+        self.netns.create()
         self.chvm("run", "--name", self.name, "--net", "tap", "--netns", self.ns,
                   "--overlay", "disk", "--memory", "2G", "--cpus", "2",
-                  "-p", "127.0.0.1:%d:%d" % (CDP, CDP), timeout=qemu.BOOT_TIMEOUT)
-        self.agent_cmd = ["ip", "netns", "exec", self.ns] + qemu.agent_argv(self.env, self.name)
+                  "-p", "127.0.0.1:%d:%d" % (CDP, CDP), timeout=cli.BOOT_TIMEOUT)
+        self.agent_cmd = ["ip", "netns", "exec", self.ns] + cli.agent_argv(self.env, self.name)
 
     def chvm(self, *args, timeout=600):
-        return qemu.chvm(self.env, *args, timeout=timeout).stdout
+        return cli.chvm(self.env, *args, timeout=timeout).stdout
 
     def agent_sh(self, script):
         p = subprocess.run(self.agent_cmd + ["exec", "--", "sh", "-c", script], capture_output=True,
@@ -97,9 +89,9 @@ class QemuTarget:
         return ["ip", "netns", "exec", self.ns, "node", TICKER, "http://127.0.0.1:%d" % CDP]
 
     def teardown(self):
-        subprocess.run([qemu.CHVM, "rm", "-f", self.name], env=self.env, capture_output=True)
-        subprocess.run(["ip", "netns", "del", self.ns])
-        subprocess.run(["rm", "-rf", self.state])
+        cli.chvm(self.env, "rm", "-f", self.name, check=False)
+        self.netns.delete()
+        subprocess.run(["rm", "-rf", self.tmp])
 
 
 class KvmhostTarget:

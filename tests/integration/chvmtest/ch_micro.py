@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """Runs the micro guest (tests/micro-guest) under the real Cloud Hypervisor
 through build/tests/ch-driver, which links the real backend_ch.c.  Shared
-by tests/integration/test_ch.py and tests/bench/bench_ch.py.
+by tests/integration/test_ch.py, the `ch` fixture (conftest.py) and
+tests/bench/bench_ch.py (which also runs it inside the KVM host: standard
+library only).
 
 The guest prints "count N" lines on its serial port (DIR/console.log) with
 the counter kept in guest RAM; "touched N MiB" once it wrote N MiB."""
@@ -14,13 +16,16 @@ import signal
 import subprocess
 import time
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-DRIVER = os.environ.get("CH_DRIVER", os.path.join(ROOT, "build", "tests", "ch-driver"))
-MICRO_ELF = os.environ.get("MICRO_ELF", os.path.join(ROOT, "build", "tests", "micro-guest", "micro.elf"))
+from . import paths
+
+ROOT = paths.ROOT
+DRIVER = os.environ.get("CH_DRIVER", paths.CH_DRIVER)
+MICRO_ELF = os.environ.get("MICRO_ELF", paths.MICRO_ELF)
 COUNT_RE = re.compile(r"^count (\d+)$", re.M)
 
 
 def ch_binary():
+    """The CH binary chvm would use: $CLOUD_HYPERVISOR, else PATH's."""
     return os.environ.get("CLOUD_HYPERVISOR") or shutil.which("cloud-hypervisor")
 
 
@@ -33,6 +38,12 @@ def ch_binaries():
         if b and os.path.realpath(b) not in [os.path.realpath(o) for o in out]:
             out.append(b)
     return out
+
+
+def major(binary):
+    """The major version of a CH binary (53 for v53.0), 0 if unknown."""
+    m = re.match(r"v(\d+)\.", version_id(binary))
+    return int(m.group(1)) if m else 0
 
 
 def version_id(binary):
@@ -163,6 +174,7 @@ class Driver:
 
 
 def alive(pid):
+    """Whether pid is a live process (not a zombie)."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             return f.read().split(") ", 1)[1][0] != "Z"

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Boots chvm guests under QEMU (TCG) for the integration tests and the boot
-benchmark: config disks, QEMU command lines, console log watching.
+"""Boots chvm guests directly under QEMU (TCG), without chvm, for the
+integration tests and the boot benchmark: config disks, QEMU command lines,
+console log watching.
 
 The guest gets the disks of docs/DESIGN.md as virtio-blk with serials, a
 user-mode network with 127.0.0.1 host forwards for CDP (9222), SSH (22) and
@@ -16,13 +17,15 @@ import subprocess
 import time
 import urllib.request
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.path.join(ROOT, "build")
-KERNEL = os.path.join(BUILD, "kernel", "vmlinuz")
-INITRD = os.path.join(BUILD, "initrd.cpio.gz")
-STANDIN = os.path.join(BUILD, "images", "standin")
-STANDIN_ROOTFS = os.path.join(STANDIN, "rootfs.ext4")
-STANDIN_IMAGE_JSON = os.path.join(STANDIN, "image.json")
+from . import paths
+from .net import free_port
+
+ROOT = paths.ROOT
+BUILD = paths.BUILD
+KERNEL = paths.KERNEL
+INITRD = paths.INITRD
+STANDIN_ROOTFS = paths.STANDIN_ROOTFS
+STANDIN_IMAGE_JSON = paths.STANDIN_IMAGE_JSON
 QEMU = shutil.which("qemu-system-x86_64")
 
 CONFIG_HEADER = "# chvm-config 1"
@@ -48,10 +51,26 @@ def missing_prerequisites(rootfs=STANDIN_ROOTFS):
 
 
 def initrd_members(path=INITRD):
-    """The paths in a (gzip) initramfs, without a leading slash."""
-    data = gzip.decompress(open(path, "rb").read())
-    return subprocess.run(["cpio", "-it", "--quiet"], input=data,
-                          capture_output=True, check=True).stdout.decode().split()
+    """The entry names of a gzip'd newc cpio archive (an initramfs), as
+    `cpio -it` lists them: no leading slash."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    names, off = [], 0
+    while off + 110 <= len(data) and data[off:off + 6] in (b"070701", b"070702"):
+        namesize = int(data[off + 94:off + 102], 16)
+        filesize = int(data[off + 54:off + 62], 16)
+        name = data[off + 110:off + 110 + namesize - 1].decode()
+        if name == "TRAILER!!!":
+            break
+        names.append(name)
+        off = (off + 110 + namesize + 3) & ~3
+        off = (off + filesize + 3) & ~3
+    return names
+
+
+def initrd_has_agent(path=INITRD):
+    """Whether the initramfs carries the guest agent (/sbin/chvm-agent)."""
+    return "sbin/chvm-agent" in initrd_members(path)
 
 
 def config_text(cfg):
@@ -96,12 +115,6 @@ def config_from_image(img, **extra):
         else:
             cfg[k] = v
     return cfg
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class VM:
@@ -179,8 +192,8 @@ class VM:
     def console(self):
         """Everything the guest printed so far."""
         # Bytes, not text: a text-mode read turns CRLF into LF (and bad bytes
-        # into U+FFFD), so its length is no file offset, and a read that
-        # ended mid-line used to splice the next one in at the wrong place.
+        # into U+FFFD), so its length is no file offset; kept raw, a read
+        # that ends mid-line is continued at the right place by the next.
         with open(self.console_path, "rb") as f:
             f.seek(len(self._raw))
             self._raw += f.read()

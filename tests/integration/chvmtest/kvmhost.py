@@ -25,10 +25,13 @@ import subprocess
 import threading
 import time
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.path.join(ROOT, "build")
+from . import paths
+from .net import free_port
+
+ROOT = paths.ROOT
+BUILD = paths.BUILD
 OUT = os.path.join(BUILD, "kvmhost")
-CH_TOOLS = os.path.abspath(os.path.join(ROOT, "..", "shared", "tools", "cloud-hypervisor"))
+CH_TOOLS = paths.CH_TOOLS
 QEMU = shutil.which("qemu-system-x86_64")
 MEMORY = os.environ.get("CHVM_KVMHOST_MEMORY", "6G")
 # One vCPU: with two, the KVM host's kernel oopsed ("Oops: int3", its
@@ -36,7 +39,7 @@ MEMORY = os.environ.get("CHVM_KVMHOST_MEMORY", "6G")
 # TCG) in most boots, at boot or when KVM first ran a vCPU.
 CPUS = os.environ.get("CHVM_KVMHOST_CPUS", "1")
 DISK_SIZE = "24G"
-MICRO_ELF = os.path.join(BUILD, "tests", "micro-guest", "micro.elf")
+MICRO_ELF = paths.MICRO_ELF
 DEATH_RE = re.compile(r"Kernel panic|Oops:|BUG: |general protection fault|"
                       r"watchdog: BUG: soft lockup")
 
@@ -77,12 +80,6 @@ def die_with_parent():
     """In the child before exec: SIGKILL when the test process dies, so that
     an interrupted suite leaves no KVM host running."""
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def log(msg):

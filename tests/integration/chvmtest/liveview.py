@@ -9,19 +9,28 @@ import json
 import os
 import shutil
 import subprocess
+import urllib.parse
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-CLIENT = os.path.join(HERE, "live_view_client.js")
+from . import paths
+
+ROOT = paths.ROOT
+CLIENT = paths.LIVE_VIEW_CLIENT_JS
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 WATCH_S = 5
+# The guest page the live view must show: a colour no browser chrome has,
+# and a clock, so the screen changes every frame.
+LIVE_RGB = (224, 33, 138)
+LIVE_PAGE = "data:text/html," + urllib.parse.quote(
+    "<body style='margin:0;background:rgb(%d,%d,%d)'><h1 style='color:white;font:64px "
+    "sans-serif'>chvm live view</h1><p id=c style='color:white;font:48px monospace'></p>"
+    "<script>setInterval(()=>c.textContent=Date.now(),40)</script>" % LIVE_RGB)
 
 
 def missing():
     """What the receiver needs from the host, or None."""
     if shutil.which("node") is None:
         return "node (apt-get install nodejs)"
-    if not os.path.isdir(os.path.join(ROOT, "node_modules", "playwright-core")):
+    if not os.path.isdir(os.path.join(paths.NODE_MODULES, "playwright-core")):
         return "node_modules/playwright-core (npm ci)"
     if not os.access(CHROMIUM, os.X_OK):
         return "%s (apt-get install chromium)" % CHROMIUM
@@ -46,7 +55,8 @@ class Receiver:
 
     def watch(self, png):
         """Waits for video, samples getStats for WATCH_S seconds, saves the
-        video frame to png; asserts what the issue asks for."""
+        video frame to png; asserts that video came (a frame size) and kept
+        coming (framesDecoded rose in every 2 s)."""
         self.proc.stdin.write("watch %s %d\n" % (png, WATCH_S))
         self.proc.stdin.flush()
         r = self._line()
@@ -78,3 +88,9 @@ def report(what, r):
           "%dx%d, %.1f fps, %.0f kbit/s, viewer offers %d, frames %s"
           % (what, r["first_frame_ms"] / 1000, r["new_frame_ms"] / 1000, r["video_width"],
              r["video_height"], r["fps"], r["kbps"], r["connects"], r["frames"]))
+
+
+def assert_shows_live_page(r):
+    """The received frame's middle has LIVE_PAGE's colour."""
+    assert all(abs(a - b) <= 24 for a, b in zip(r["center_rgb"], LIVE_RGB)), \
+        "the received frame's middle is %s, the guest's page is %s" % (r["center_rgb"], LIVE_RGB)
