@@ -96,8 +96,19 @@ recv_frame (struct agent_client *a, int64_t deadline, Chvm__Agent__Frame **out, 
     }
 }
 
+/* Text from the guest (its error messages, its version) goes into logs,
+   terminals and JSON: every byte but printable ASCII becomes '?', so no
+   escape sequence or line break of the guest's reaches them. */
+static void
+printable (char *s)
+{
+  for (; s != NULL && *s; s++)
+    if ((unsigned char) *s < 0x20 || (unsigned char) *s > 0x7e)
+      *s = '?';
+}
+
 static int
-error_reply (const Chvm__Agent__ErrorReply *e, struct err **err)
+error_reply (Chvm__Agent__ErrorReply *e, struct err **err)
 {
   const ProtobufCEnumValue *v
       = protobuf_c_enum_descriptor_get_value (&chvm__agent__error_code__descriptor, e->code);
@@ -105,6 +116,7 @@ error_reply (const Chvm__Agent__ErrorReply *e, struct err **err)
 
   if (strncmp (name, "ERROR_", 6) == 0)
     name += 6;
+  printable (e->message);
   return err_make (err, e->code == CHVM__AGENT__ERROR_CODE__ERROR_TIMEOUT ? ETIMEDOUT : 0, "%s: %s",
                    name, e->message);
 }
@@ -204,6 +216,7 @@ agent_open (int fd, const char *token, int timeout_ms, struct err **err)
       return NULL;
     }
   a->version = strdup (rep->hello_reply->agent_version);
+  printable (a->version);
   chvm__agent__frame__free_unpacked (rep, NULL);
   return a;
 }

@@ -957,6 +957,43 @@ expect_hangup (int fd)
   assert_true (eof);
 }
 
+/* A hostile guest's agent answers with escape sequences and line breaks
+   in its version and its error text: the client hands on neither. */
+static void
+test_guest_text_escaped (void **state)
+{
+  Chvm__Agent__HelloReply hr = CHVM__AGENT__HELLO_REPLY__INIT;
+  Chvm__Agent__ErrorReply er = CHVM__AGENT__ERROR_REPLY__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT;
+  struct agent_client *a;
+  struct err *err = NULL;
+  int sv[2];
+
+  (void) state;
+  assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  /* Both answers are on their way before the client asks (ids 1 and 2). */
+  hr.protocol_version = 1;
+  hr.agent_version = (char *) "1.0\x1b[2J\x1b]0;owned\x07";
+  f.id = 1;
+  f.body_case = CHVM__AGENT__FRAME__BODY_HELLO_REPLY;
+  f.hello_reply = &hr;
+  raw_send (sv[1], &f);
+  er.code = CHVM__AGENT__ERROR_CODE__ERROR_INTERNAL;
+  er.message = (char *) "no\r\nWARN chvm: forged line\x1b[31m";
+  f.id = 2;
+  f.body_case = CHVM__AGENT__FRAME__BODY_ERROR;
+  f.error = &er;
+  raw_send (sv[1], &f);
+  a = agent_open (sv[0], "", T_MS, &err);
+  assert_non_null (a);
+  assert_string_equal (agent_version (a), "1.0?[2J?]0;owned?");
+  assert_true (agent_ping (a, T_MS, &err) < 0);
+  assert_string_equal (err->msg, "INTERNAL: no??WARN chvm: forged line?[31m");
+  err_release (&err);
+  agent_close (a);
+  close (sv[1]);
+}
+
 static void
 test_hostile (void **state)
 {
@@ -1428,6 +1465,7 @@ main (void)
     cmocka_unit_test (test_in_flight),
     cmocka_unit_test (test_forward),
     cmocka_unit_test (test_hostile),
+    cmocka_unit_test (test_guest_text_escaped),
     cmocka_unit_test (test_vsock_handshake),
     cmocka_unit_test (test_forward_backpressure),
     cmocka_unit_test (test_tcp_keepalive),
