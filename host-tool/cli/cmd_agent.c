@@ -9,11 +9,11 @@
  */
 #include "agent/agent_client.h"
 #include "cli/commands.h"
+#include "cli/report.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <json-c/json.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -30,6 +30,8 @@
 #include "clock.h"
 #include "frame.h"
 #include "num.h"
+#include "sys/json.h"
+#include "sys/port.h"
 
 /* The request must fit one frame, with room for argv and env. */
 #define STDIN_MAX (FRAME_MAX - 4096)
@@ -67,15 +69,6 @@ agent_usage (FILE *out)
 }
 
 static int
-fail (struct err *e, const char *what)
-{
-  char buf[512];
-
-  fprintf (stderr, "chvm agent %s: %s\n", what, err_str (e, buf, sizeof buf));
-  return 1;
-}
-
-static int
 dial (const struct target *t, struct err **err)
 {
   if (t->tcp)
@@ -93,13 +86,6 @@ open_client (const struct target *t, struct err **err)
   return agent_open (fd, t->token, t->timeout_ms, err);
 }
 
-static void
-print_json (json_object *o)
-{
-  printf ("%s\n", json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN));
-  json_object_put (o);
-}
-
 static int
 do_health (const struct global_opts *g, struct agent_client *a, const struct target *t)
 {
@@ -108,11 +94,11 @@ do_health (const struct global_opts *g, struct agent_client *a, const struct tar
   const Chvm__Agent__HealthReply *h;
 
   if (agent_health (a, t->timeout_ms, &rep, &e) < 0)
-    return fail (e, "health");
+    return cli_fail ("agent health", &e);
   h = rep->health_reply;
   if (g->json)
     {
-      json_object *o = json_object_new_object ();
+      cleanup_json json_object *o = json_object_new_object ();
       json_object_object_add (o, "chrome_pid", json_object_new_int (h->chrome_pid));
       json_object_object_add (o, "chrome_state", json_object_new_string (h->chrome_state));
       json_object_object_add (o, "cdp_answer_ms", json_object_new_int (h->cdp_answer_ms));
@@ -125,7 +111,7 @@ do_health (const struct global_opts *g, struct agent_client *a, const struct tar
       json_object_object_add (o, "load15", json_object_new_double (h->load15));
       json_object_object_add (o, "frozen", json_object_new_boolean (h->frozen));
       json_object_object_add (o, "cdp_error", json_object_new_string (h->cdp_error));
-      print_json (o);
+      json_print (stdout, o);
     }
   else
     printf ("chrome: pid %d (%s), CDP %s%d ms%s%s\nuptime %.1f s, MemAvailable %llu of %llu kB, "
@@ -340,18 +326,18 @@ do_exec (const struct global_opts *g, struct agent_client *a, const struct targe
     {
       free (x.buf[0]);
       free (x.buf[1]);
-      return fail (e, "exec");
+      return cli_fail ("agent exec", &e);
     }
   if (g->json)
     {
-      json_object *o = json_object_new_object ();
+      cleanup_json json_object *o = json_object_new_object ();
       json_object_object_add (o, "code", json_object_new_int (code));
       json_object_object_add (o, "signal", json_object_new_int (sig));
       json_object_object_add (
           o, "stdout", json_object_new_string_len (x.buf[0] ? x.buf[0] : "", (int) x.len[0]));
       json_object_object_add (
           o, "stderr", json_object_new_string_len (x.buf[1] ? x.buf[1] : "", (int) x.len[1]));
-      print_json (o);
+      json_print (stdout, o);
       free (x.buf[0]);
       free (x.buf[1]);
       return 0;
@@ -416,13 +402,13 @@ serve_client (const struct target *t, unsigned guest_port, int client)
 
   if (a == NULL)
     {
-      fail (e, "forward");
+      cli_fail ("agent forward", &e);
       return;
     }
   fd = agent_forward (a, guest_port, t->timeout_ms, &early, &early_len, &e);
   if (fd < 0)
     {
-      fail (e, "forward");
+      cli_fail ("agent forward", &e);
       return;
     }
   setsockopt (client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -442,26 +428,24 @@ do_forward (const struct global_opts *g, const struct target *t, unsigned guest_
   struct sockaddr_in sin = { .sin_family = AF_INET };
   socklen_t sl = sizeof sin;
   cleanup_close int l = -1;
-  const char *colon = strrchr (listen_at, ':');
-  char host[64];
-  uint64_t hp;
+  cleanup_err struct err *e = NULL;
+  char host[64] = "";
+  uint16_t hp;
   struct sigaction sa = { .sa_handler = SIG_DFL, .sa_flags = SA_NOCLDWAIT };
   int one = 1;
 
-  if (colon == NULL || (size_t) (colon - listen_at) >= sizeof host
-      || num_parse_u64_str (colon + 1, 65535, &hp) < 0)
+  /* host stays "" when listen_at names no address. */
+  if (port_parse (listen_at, host, sizeof host, &hp, &e) < 0 || host[0] == '\0')
     {
       fprintf (stderr, "chvm agent forward: --listen wants ADDR:PORT\n");
       return 2;
     }
-  memcpy (host, listen_at, (size_t) (colon - listen_at));
-  host[colon - listen_at] = '\0';
   if (inet_pton (AF_INET, host, &sin.sin_addr) != 1)
     {
       fprintf (stderr, "chvm agent forward: '%s' is not an IPv4 address\n", host);
       return 2;
     }
-  sin.sin_port = htons ((uint16_t) hp);
+  sin.sin_port = htons (hp);
   l = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (l < 0 || setsockopt (l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0
       || bind (l, (struct sockaddr *) &sin, sizeof sin) < 0 || listen (l, 64) < 0
@@ -473,7 +457,14 @@ do_forward (const struct global_opts *g, const struct target *t, unsigned guest_
   /* Children are reaped by the kernel; each serves one client. */
   sigaction (SIGCHLD, &sa, NULL);
   if (g->json)
-    printf ("{\"listen\":\"%s:%u\",\"guest_port\":%u}\n", host, ntohs (sin.sin_port), guest_port);
+    {
+      cleanup_json json_object *o = json_object_new_object ();
+      char at[96];
+      snprintf (at, sizeof at, "%s:%u", host, ntohs (sin.sin_port));
+      json_object_object_add (o, "listen", json_object_new_string (at));
+      json_object_object_add (o, "guest_port", json_object_new_int64 (guest_port));
+      json_print (stdout, o);
+    }
   else
     printf ("listening on %s:%u, forwarding to guest 127.0.0.1:%u\n", host, ntohs (sin.sin_port),
             guest_port);
@@ -511,14 +502,14 @@ do_ready (const struct global_opts *g, struct agent_client *a, const struct sub_
   if (agent_wait_ready (a, s->timeout_ms ? (unsigned) s->timeout_ms : 30000, (unsigned) s->cdp_port,
                         &rep, &e)
       < 0)
-    return fail (e, "ready");
+    return cli_fail ("agent ready", &e);
   w = rep->wait_ready_reply;
   if (g->json)
     {
-      json_object *o = json_object_new_object ();
+      cleanup_json json_object *o = json_object_new_object ();
       json_object_object_add (o, "ready_after_ms", json_object_new_int64 (w->ready_after_ms));
       json_object_object_add (o, "browser", json_object_new_string (w->browser));
-      print_json (o);
+      json_print (stdout, o);
     }
   else
     printf ("ready after %u ms: %s\n", w->ready_after_ms, w->browser);
@@ -541,13 +532,18 @@ do_thaw (const struct global_opts *g, struct agent_client *a, int timeout_ms,
   f.body_case = CHVM__AGENT__FRAME__BODY_THAW;
   f.thaw = &tr;
   if (agent_call (a, &f, CHVM__AGENT__FRAME__BODY_THAW_REPLY, timeout_ms, &rep, &e) < 0)
-    return fail (e, "thaw");
+    return cli_fail ("agent thaw", &e);
   r = rep->thaw_reply;
   if (g->json)
-    printf ("{\"thawed_count\":%u,\"clock_step_ns\":%lld,\"announced\":%s,\"rtc_set\":%s,"
-            "\"closed_count\":%u}\n",
-            r->thawed_count, (long long) r->clock_step_ns, r->announced ? "true" : "false",
-            r->rtc_set ? "true" : "false", r->closed_count);
+    {
+      cleanup_json json_object *o = json_object_new_object ();
+      json_object_object_add (o, "thawed_count", json_object_new_int64 (r->thawed_count));
+      json_object_object_add (o, "clock_step_ns", json_object_new_int64 (r->clock_step_ns));
+      json_object_object_add (o, "announced", json_object_new_boolean (r->announced));
+      json_object_object_add (o, "rtc_set", json_object_new_boolean (r->rtc_set));
+      json_object_object_add (o, "closed_count", json_object_new_int64 (r->closed_count));
+      json_print (stdout, o);
+    }
   else
     printf ("thawed %u filesystems, clock stepped %+.3f s%s%s", r->thawed_count,
             (double) r->clock_step_ns / 1e9, r->rtc_set ? ", RTC set" : "",
@@ -574,12 +570,17 @@ do_quiesce (const struct global_opts *g, struct agent_client *a, const struct ta
   if (agent_quiesce (a, (unsigned) s->timeout_ms, s->drop_caches, s->compact, &q,
                      t->timeout_ms + 60000, &e)
       < 0)
-    return fail (e, "quiesce");
+    return cli_fail ("agent quiesce", &e);
   if (g->json)
-    printf ("{\"frozen_count\":%u,\"freed_kb\":%lld,\"mem_total_kb\":%llu,"
-            "\"mem_available_kb\":%llu,\"mem_free_kb\":%llu}\n",
-            q.frozen, (long long) q.freed_kb, (unsigned long long) q.mem_total_kb,
-            (unsigned long long) q.mem_available_kb, (unsigned long long) q.mem_free_kb);
+    {
+      cleanup_json json_object *o = json_object_new_object ();
+      json_object_object_add (o, "frozen_count", json_object_new_int64 (q.frozen));
+      json_object_object_add (o, "freed_kb", json_object_new_int64 (q.freed_kb));
+      json_object_object_add (o, "mem_total_kb", json_object_new_uint64 (q.mem_total_kb));
+      json_object_object_add (o, "mem_available_kb", json_object_new_uint64 (q.mem_available_kb));
+      json_object_object_add (o, "mem_free_kb", json_object_new_uint64 (q.mem_free_kb));
+      json_print (stdout, o);
+    }
   else
     printf ("froze %u filesystems, MemAvailable %+lld kB (%llu of %llu kB)\n", q.frozen,
             (long long) q.freed_kb, (unsigned long long) q.mem_available_kb,
@@ -590,6 +591,48 @@ do_quiesce (const struct global_opts *g, struct agent_client *a, const struct ta
   while (read (0, buf, sizeof buf) > 0 || errno == EINTR)
     errno = 0;
   return do_thaw (g, a, t->timeout_ms, s);
+}
+
+static int
+do_ping (const struct global_opts *g, struct agent_client *a, const struct target *t)
+{
+  cleanup_err struct err *e = NULL;
+  double t0 = clock_now_ms (), us;
+
+  if (agent_ping (a, t->timeout_ms, &e) < 0)
+    return cli_fail ("agent ping", &e);
+  us = (clock_now_ms () - t0) * 1e3;
+  if (g->json)
+    {
+      cleanup_json json_object *o = json_object_new_object ();
+      char rtt[32];
+      /* The version is the guest's: json-c escapes it. */
+      snprintf (rtt, sizeof rtt, "%.1f", us);
+      json_object_object_add (o, "agent_version", json_object_new_string (agent_version (a)));
+      json_object_object_add (o, "rtt_us", json_object_new_double_s (us, rtt));
+      json_print (stdout, o);
+    }
+  else
+    printf ("agent %s: %.1f us\n", agent_version (a), us);
+  return 0;
+}
+
+static int
+do_shutdown (const struct global_opts *g, struct agent_client *a, const struct target *t,
+             const struct sub_args *s)
+{
+  cleanup_err struct err *e = NULL;
+
+  if (agent_shutdown (a, !s->reboot, t->timeout_ms, &e) < 0)
+    return cli_fail ("agent shutdown", &e);
+  if (g->json)
+    {
+      cleanup_json json_object *o = json_object_new_object ();
+      json_object_object_add (o, "shutdown",
+                              json_object_new_string (s->reboot ? "reboot" : "poweroff"));
+      json_print (stdout, o);
+    }
+  return 0;
 }
 
 int
@@ -671,23 +714,10 @@ cmd_agent (const struct global_opts *g, int argc, char **argv)
   if (a == NULL)
     {
       free (s.env);
-      return fail (e, "connect");
+      return cli_fail ("agent connect", &e);
     }
   if (strcmp (sub, "ping") == 0)
-    {
-      double t0 = clock_now_ms ();
-      if (agent_ping (a, t.timeout_ms, &e) < 0)
-        rc = fail (e, sub);
-      else
-        {
-          double us = (clock_now_ms () - t0) * 1e3;
-          if (g->json)
-            printf ("{\"agent_version\":\"%s\",\"rtt_us\":%.1f}\n", agent_version (a), us);
-          else
-            printf ("agent %s: %.1f us\n", agent_version (a), us);
-          rc = 0;
-        }
-    }
+    rc = do_ping (g, a, &t);
   else if (strcmp (sub, "health") == 0)
     rc = do_health (g, a, &t);
   else if (strcmp (sub, "ready") == 0)
@@ -699,16 +729,7 @@ cmd_agent (const struct global_opts *g, int argc, char **argv)
   else if (strcmp (sub, "exec") == 0)
     rc = do_exec (g, a, &t, &s, argv + first);
   else
-    {
-      if (agent_shutdown (a, !s.reboot, t.timeout_ms, &e) < 0)
-        rc = fail (e, sub);
-      else
-        {
-          if (g->json)
-            printf ("{\"shutdown\":\"%s\"}\n", s.reboot ? "reboot" : "poweroff");
-          rc = 0;
-        }
-    }
+    rc = do_shutdown (g, a, &t, &s);
   agent_close (a);
   free (s.env);
   return rc;

@@ -6,7 +6,7 @@
    through the endpoint itself, which, like any client, wakes a VM in
    standby. */
 #include <curl/curl.h>
-#include <json-c/json.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/report.h"
 #include "supervisor/supervisor.h"
+#include "sys/json.h"
 #include "vm/vmctl.h"
 
 #define CDP_FETCH_S 300 /* a wake under TCG takes a while */
@@ -71,37 +72,88 @@ fetch_browser_path (const char *endpoint, char *out, size_t cap, struct err **er
   return 0;
 }
 
+static int
+usage_error (void)
+{
+  fprintf (stderr, "Usage: chvm cdp [--http] NAME\n");
+  return 2;
+}
+
+struct cdp_opts
+{
+  bool http; /* --http: the endpoint's http://ADDR:PORT, not the browser's ws:// URL */
+};
+
+/* Options (before NAME) into *o; returns -1 with optind at NAME, or the
+   exit status after printing usage. */
+static int
+parse_args (int argc, char **argv, struct cdp_opts *o)
+{
+  static const struct option longopts[] = { { "http", no_argument, NULL, 'H' },
+                                            { "help", no_argument, NULL, 'h' },
+                                            { NULL, 0, NULL, 0 } };
+  int c;
+
+  *o = (struct cdp_opts){ .http = false };
+  optind = 0;
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, "+h", longopts, NULL)) != -1)
+    switch (c)
+      {
+      case 'H':
+        o->http = true;
+        break;
+      case 'h':
+        printf ("Usage: chvm cdp [--http] NAME [--json]\n\n"
+                "Print the VM's CDP endpoint: ws://ADDR:PORT/devtools/browser/<id>, which\n"
+                "playwright-core's connectOverCDP and puppeteer-core's connect take, or with\n"
+                "--http its http://ADDR:PORT.  Without a browser id the supervisor has seen,\n"
+                "it asks /json/version through the endpoint, which wakes a VM in standby.\n");
+        return 0;
+      default:
+        return usage_error ();
+      }
+  return optind + 1 == argc ? -1 : usage_error ();
+}
+
+/* The browser's ws:// URL: as the supervisor saw it, else through the
+   endpoint's /json/version. */
+static int
+browser_url (const struct vmctl *c, char *url, size_t len, struct err **err)
+{
+  char line[SUPCTL_LINE_MAX], path[256] = "";
+  cleanup_json struct json_object *o = NULL;
+  struct json_object *ws;
+
+  if (supervisor_query (c->dir, "status", line, sizeof line, 2000, err) == 0)
+    o = json_tokener_parse (line);
+  err_release (err);
+  if (o != NULL && json_object_object_get_ex (o, "ws", &ws)
+      && json_object_is_type (ws, json_type_string) && json_object_get_string_len (ws) > 0)
+    {
+      snprintf (url, len, "%s", json_object_get_string (ws));
+      return 0;
+    }
+  if (fetch_browser_path (c->rec.cdp_endpoint, path, sizeof path, err) < 0)
+    return -1;
+  snprintf (url, len, "ws://%s%s", c->rec.cdp_endpoint, path);
+  return 0;
+}
+
 int
 cmd_cdp (const struct global_opts *g, int argc, char **argv)
 {
   cleanup_err struct err *err = NULL;
   cleanup_free struct vmctl *c = calloc (1, sizeof *c);
-  char line[SUPCTL_LINE_MAX], path[256] = "", url[384] = "";
-  bool http = false;
-  int a = 1;
+  char url[384] = "", endpoint[96];
+  struct cdp_opts o;
+  int status = parse_args (argc, argv, &o);
 
-  if (argc > 1 && (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0))
-    {
-      printf ("Usage: chvm cdp [--http] NAME [--json]\n\n"
-              "Print the VM's CDP endpoint: ws://ADDR:PORT/devtools/browser/<id>, which\n"
-              "playwright-core's connectOverCDP and puppeteer-core's connect take, or with\n"
-              "--http its http://ADDR:PORT.  Without a browser id the supervisor has seen,\n"
-              "it asks /json/version through the endpoint, which wakes a VM in standby.\n");
-      return 0;
-    }
-  if (argc > 1 && strcmp (argv[1], "--http") == 0)
-    {
-      http = true;
-      a++;
-    }
-  if (a + 1 != argc)
-    {
-      fprintf (stderr, "Usage: chvm cdp [--http] NAME\n");
-      return 2;
-    }
+  if (status >= 0)
+    return status;
   if (c == NULL)
     return 1;
-  if (vmctl_open (g->state_dir, argv[a], false, c, &err) < 0)
+  if (vmctl_open (g->state_dir, argv[optind], false, c, &err) < 0)
     return cli_fail ("cdp", &err);
   if (c->rec.cdp_endpoint[0] == '\0')
     {
@@ -114,28 +166,19 @@ cmd_cdp (const struct global_opts *g, int argc, char **argv)
                 c->rec.name, c->rec.cdp_endpoint, c->rec.name);
       return cli_fail ("cdp", &err);
     }
-  if (http)
-    snprintf (url, sizeof url, "http://%s", c->rec.cdp_endpoint);
-  else
-    {
-      struct json_object *o = NULL, *ws;
-      if (supervisor_query (c->dir, "status", line, sizeof line, 2000, &err) == 0)
-        o = json_tokener_parse (line);
-      err_release (&err);
-      if (o != NULL && json_object_object_get_ex (o, "ws", &ws)
-          && json_object_is_type (ws, json_type_string) && json_object_get_string_len (ws) > 0)
-        snprintf (url, sizeof url, "%s", json_object_get_string (ws));
-      json_object_put (o);
-      if (url[0] == '\0')
-        {
-          if (fetch_browser_path (c->rec.cdp_endpoint, path, sizeof path, &err) < 0)
-            return cli_fail ("cdp", &err);
-          snprintf (url, sizeof url, "ws://%s%s", c->rec.cdp_endpoint, path);
-        }
-    }
+  snprintf (endpoint, sizeof endpoint, "http://%s", c->rec.cdp_endpoint);
+  if (o.http)
+    snprintf (url, sizeof url, "%s", endpoint);
+  else if (browser_url (c, url, sizeof url, &err) < 0)
+    return cli_fail ("cdp", &err);
   if (g->json)
-    printf ("{\"name\":\"%s\",\"endpoint\":\"http://%s\",\"url\":\"%s\"}\n", c->rec.name,
-            c->rec.cdp_endpoint, url);
+    {
+      cleanup_json struct json_object *j = json_object_new_object ();
+      json_object_object_add (j, "name", json_object_new_string (c->rec.name));
+      json_object_object_add (j, "endpoint", json_object_new_string (endpoint));
+      json_object_object_add (j, "url", json_object_new_string (url));
+      json_print (stdout, j);
+    }
   else
     printf ("%s\n", url);
   return 0;

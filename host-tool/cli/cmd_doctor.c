@@ -3,7 +3,7 @@
    software KVM, missing devices, missing hypervisors or guest files). */
 #include <errno.h>
 #include <fcntl.h>
-#include <json-c/json.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +13,7 @@
 #include "cleanup.h"
 #include "cli/commands.h"
 #include "cli/report.h"
+#include "sys/json.h"
 #include "sys/proc.h"
 #include "vm/vmctl.h"
 #include "vmm/ch_api.h"
@@ -122,6 +123,29 @@ ch_snapshot_check (struct check *c, size_t *n, const struct check *ch_version)
                     "vm.snapshot fails (v48 snapshots on this host)");
 }
 
+static int
+usage (FILE *out, int status)
+{
+  fprintf (out, "Usage: chvm doctor [--json]\n\n"
+                "Check what this host can run and say why not.\n");
+  return status;
+}
+
+/* Only --help; returns -1, or the exit status after printing usage. */
+static int
+parse_args (int argc, char **argv)
+{
+  static const struct option longopts[]
+      = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+  int c;
+
+  optind = 0;
+  opterr = 0;
+  if ((c = getopt_long (argc, argv, "+h", longopts, NULL)) != -1)
+    return c == 'h' ? usage (stdout, 0) : usage (stderr, 2);
+  return optind < argc ? usage (stderr, 2) : -1;
+}
+
 int
 cmd_doctor (const struct global_opts *g, int argc, char **argv)
 {
@@ -137,14 +161,10 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
   struct check *k;
   bool nested = host_is_vm ();
   const char *kvm_mod;
+  int status = parse_args (argc, argv);
 
-  if (argc > 1)
-    {
-      bool help = strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0;
-      fprintf (help ? stdout : stderr, "Usage: chvm doctor [--json]\n\n"
-                                       "Check what this host can run and say why not.\n");
-      return help ? 0 : 2;
-    }
+  if (status >= 0)
+    return status;
   device (c, &n, "/dev/kvm", "KVM, for cloud-hypervisor");
   k = add (c, &n, "kvm module");
   kvm_mod = stat ("/sys/module/kvm_intel", &st) == 0 ? "kvm_intel"
@@ -188,7 +208,8 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
 
   if (g->json)
     {
-      struct json_object *o = json_object_new_object (), *arr = json_object_new_array ();
+      cleanup_json struct json_object *o = json_object_new_object ();
+      struct json_object *arr = json_object_new_array ();
       for (size_t i = 0; i < n; i++)
         {
           struct json_object *j = json_object_new_object ();
@@ -204,9 +225,7 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
       json_object_object_add (o, "backend_qemu", json_object_new_boolean (qemu));
       json_object_object_add (o, "auto_backend",
                               json_object_new_string (chosen ? chosen->name : ""));
-      puts (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN
-                                                   | JSON_C_TO_STRING_NOSLASHESCAPE));
-      json_object_put (o);
+      json_print (stdout, o);
     }
   else
     {

@@ -2,15 +2,16 @@
 /* chvm image import|ls|rm: the image cache (image.c) on the command line. */
 #include <errno.h>
 #include <getopt.h>
-#include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "cleanup.h"
 #include "cli/commands.h"
+#include "cli/report.h"
 #include "image/image.h"
 #include "state/vmstate.h"
+#include "sys/json.h"
 #include "vm/vmctl.h"
 
 static void
@@ -22,15 +23,6 @@ usage (FILE *out)
                 "SOURCE: oci:DIR[:TAG], docker-archive:FILE.tar, or a path (a directory is\n"
                 "an OCI layout, a file a docker archive).  ID: an image id or a unique\n"
                 "prefix of one (at least 4 hex digits).\n");
-}
-
-static int
-fail (const char *what, struct err *e)
-{
-  char buf[1024];
-
-  fprintf (stderr, "chvm image %s: %s\n", what, err_str (e, buf, sizeof buf));
-  return 1;
 }
 
 static void
@@ -55,14 +47,6 @@ image_json (const struct image *img, const bool *cached)
   if (cached != NULL)
     json_object_object_add (o, "cached", json_object_new_boolean (*cached));
   return o;
-}
-
-static void
-print_json (struct json_object *o)
-{
-  puts (
-      json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-  json_object_put (o);
 }
 
 static int
@@ -101,9 +85,12 @@ do_import (const struct global_opts *g, const char *root, int argc, char **argv)
       return 2;
     }
   if (image_import (root, argv[optind], fmt, progress, NULL, &img, &hit, &e) < 0)
-    return fail ("import", e);
+    return cli_fail ("image import", &e);
   if (g->json)
-    print_json (image_json (img, &hit));
+    {
+      cleanup_json struct json_object *o = image_json (img, &hit);
+      json_print (stdout, o);
+    }
   else
     printf ("%s\n", img->id);
   image_free (img);
@@ -123,14 +110,14 @@ do_ls (const struct global_opts *g, const char *root, int argc)
       return 2;
     }
   if (image_list (root, &v, &n, &e) < 0)
-    return fail ("ls", e);
+    return cli_fail ("image ls", &e);
   if (g->json)
     {
-      struct json_object *a = json_object_new_array ();
+      cleanup_json struct json_object *a = json_object_new_array ();
 
       for (size_t i = 0; i < n; i++)
         json_object_array_add (a, image_json (v[i], NULL));
-      print_json (a);
+      json_print (stdout, a);
     }
   else
     {
@@ -168,24 +155,24 @@ do_rm (const char *root, int argc, char **argv)
      (run checks its root disk again under the lock). */
   lock = vmstate_lock (root, VMCTL_LOCK_MS, &e);
   if (lock < 0)
-    return fail ("rm", e);
+    return cli_fail ("image rm", &e);
   if (image_find_id (root, argv[1], full, &e) < 0)
-    return fail ("rm", e);
+    return cli_fail ("image rm", &e);
   if ((size_t) snprintf (dir, sizeof dir, "%s/images/%s", root, full) >= sizeof dir)
     {
       err_make (&e, ENAMETOOLONG, "image path");
-      return fail ("rm", e);
+      return cli_fail ("image rm", &e);
     }
   if (vmstate_image_users (root, dir, users, sizeof users, &n, &e) < 0)
-    return fail ("rm", e);
+    return cli_fail ("image rm", &e);
   if (n > 0)
     {
       err_make (&e, 0, "image %.12s is the root disk of VM%s %s: remove %s first (chvm rm)", full,
                 n == 1 ? "" : "s", users, n == 1 ? "it" : "them");
-      return fail ("rm", e);
+      return cli_fail ("image rm", &e);
     }
   if (image_remove (root, full, id, &e) < 0)
-    return fail ("rm", e);
+    return cli_fail ("image rm", &e);
   printf ("%s\n", id);
   return 0;
 }
@@ -194,7 +181,7 @@ int
 cmd_image (const struct global_opts *g, int argc, char **argv)
 {
   cleanup_err struct err *e = NULL;
-  char root[VM_PATH_MAX];
+  char root[VM_PATH_MAX], what[16];
 
   if (argc < 2 || strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0)
     {
@@ -207,8 +194,9 @@ cmd_image (const struct global_opts *g, int argc, char **argv)
       usage (stderr);
       return 2;
     }
+  snprintf (what, sizeof what, "image %s", argv[1]);
   if (vmstate_root (g->state_dir, root, sizeof root, &e) < 0)
-    return fail (argv[1], e);
+    return cli_fail (what, &e);
   if (strcmp (argv[1], "import") == 0)
     return do_import (g, root, argc - 1, argv + 1);
   if (strcmp (argv[1], "ls") == 0)

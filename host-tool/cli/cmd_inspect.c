@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* chvm inspect NAME...: vm.json plus what only reality knows (status, dir,
    CDP address), as a JSON array. */
-#include <json-c/json.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/report.h"
 #include "supervisor/supervisor.h"
+#include "sys/json.h"
 #include "vm/vmctl.h"
 
 /* "endpoint" (http://ADDR:PORT) and "supervisor": its health, pid and,
@@ -40,20 +41,40 @@ add_supervisor (struct json_object *o, const struct vmctl *c)
   json_object_object_add (o, "supervisor", sup);
 }
 
+static int
+usage (FILE *out, int status)
+{
+  fprintf (out, "Usage: chvm inspect NAME...\n\nPrint VMs' state as JSON.\n");
+  return status;
+}
+
+/* Only --help; returns -1 with optind at the first NAME, or the exit
+   status after printing usage. */
+static int
+parse_args (int argc, char **argv)
+{
+  static const struct option longopts[]
+      = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+  int c;
+
+  optind = 0;
+  opterr = 0;
+  if ((c = getopt_long (argc, argv, "+h", longopts, NULL)) != -1)
+    return c == 'h' ? usage (stdout, 0) : usage (stderr, 2);
+  return optind < argc ? -1 : usage (stderr, 2);
+}
+
 int
 cmd_inspect (const struct global_opts *g, int argc, char **argv)
 {
-  struct json_object *arr;
-  int rc = 0;
+  cleanup_json struct json_object *arr = NULL;
+  int rc = parse_args (argc, argv);
 
-  if (argc < 2 || strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0)
-    {
-      fprintf (argc < 2 ? stderr : stdout,
-               "Usage: chvm inspect NAME...\n\nPrint VMs' state as JSON.\n");
-      return argc < 2 ? 2 : 0;
-    }
+  if (rc >= 0)
+    return rc;
+  rc = 0;
   arr = json_object_new_array ();
-  for (int i = 1; i < argc; i++)
+  for (int i = optind; i < argc; i++)
     {
       cleanup_err struct err *err = NULL;
       cleanup_free struct vmctl *c = calloc (1, sizeof *c);
@@ -78,9 +99,11 @@ cmd_inspect (const struct global_opts *g, int argc, char **argv)
       add_supervisor (o, c);
       json_object_array_add (arr, o);
     }
-  puts (json_object_to_json_string_ext (
-      arr, g->json ? JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE
-                   : JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
-  json_object_put (arr);
+  /* Without --json for people: the same document, indented. */
+  if (g->json)
+    json_print (stdout, arr);
+  else
+    puts (json_object_to_json_string_ext (arr, JSON_C_TO_STRING_PRETTY
+                                                   | JSON_C_TO_STRING_NOSLASHESCAPE));
   return rc;
 }

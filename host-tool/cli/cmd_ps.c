@@ -2,7 +2,6 @@
 /* chvm ps [-a]: VMs with their status derived from reality (not vm.json's
    last word); without -a only running and paused ones, as docker does. */
 #include <getopt.h>
-#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/report.h"
 #include "supervisor/supervisor.h"
+#include "sys/json.h"
 #include "vm/vmctl.h"
 
 static void
@@ -29,7 +29,7 @@ cmd_ps (const struct global_opts *g, int argc, char **argv)
                                             { NULL, 0, NULL, 0 } };
   cleanup_err struct err *err = NULL;
   struct global_opts gl = *g;
-  struct json_object *arr = NULL;
+  cleanup_json struct json_object *arr = NULL;
   char root[VM_PATH_MAX];
   char **names;
   size_t n;
@@ -111,10 +111,6 @@ cmd_ps (const struct global_opts *g, int argc, char **argv)
     }
   vmstate_list_free (names, n);
   if (g->json)
-    {
-      puts (json_object_to_json_string_ext (arr, JSON_C_TO_STRING_PLAIN
-                                                     | JSON_C_TO_STRING_NOSLASHESCAPE));
-      json_object_put (arr);
-    }
+    json_print (stdout, arr);
   return 0;
 }

@@ -14,7 +14,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <json-c/json.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +33,7 @@
 #include "num.h"
 #include "supervisor/supervisor.h"
 #include "sys/fs.h"
+#include "sys/json.h"
 #include "sys/port.h"
 #include "sys/proc.h"
 #include "vm/configdisk.h"
@@ -101,15 +101,16 @@ static int
 resolve_file (const char *opt, const char *rel, const char *what, char *out, size_t len,
               struct err **err)
 {
-  char tmp[VM_PATH_MAX];
+  char tmp[VM_PATH_MAX], real[PATH_MAX]; /* realpath writes up to PATH_MAX */
 
   if (opt != NULL)
     snprintf (tmp, sizeof tmp, "%s", opt);
   else if (cli_data_path (rel, tmp, sizeof tmp, err) < 0)
     return -1;
-  if (realpath (tmp, out) == NULL || strlen (out) >= len)
+  if (realpath (tmp, real) == NULL || strlen (real) >= len)
     return err_make (err, errno ? errno : ENAMETOOLONG,
                      "%s not found at %s (run `make setup`, or pass --%s)", what, tmp, what);
+  snprintf (out, len, "%s", real);
   return 0;
 }
 
@@ -179,37 +180,140 @@ parse_uint (const char *s, unsigned min, unsigned max, unsigned *out)
 static int
 cdp_endpoint (const char *opt, char *out, size_t len, struct err **err)
 {
+  cleanup_err struct err *e = NULL;
   char addr[64] = "127.0.0.1";
-  const char *colon = opt ? strrchr (opt, ':') : NULL, *port_s = opt;
-  unsigned port = 0;
+  uint16_t port = 0;
   struct in_addr ia;
 
-  if (colon != NULL)
-    {
-      if ((size_t) (colon - opt) >= sizeof addr)
-        return err_make (err, 0, "bad --cdp '%s'", opt);
-      memcpy (addr, opt, (size_t) (colon - opt));
-      addr[colon - opt] = '\0';
-      port_s = colon + 1;
-    }
+  if (opt != NULL && port_parse (opt, addr, sizeof addr, &port, &e) < 0)
+    return err_make (err, 0, "bad --cdp '%s' ([ADDR:]PORT)", opt);
   if (inet_pton (AF_INET, addr, &ia) != 1)
     return err_make (err, 0, "bad --cdp address '%s' (IPv4)", addr);
-  if (port_s != NULL && parse_uint (port_s, 0, 65535, &port) < 0)
-    return err_make (err, 0, "bad --cdp '%s' ([ADDR:]PORT)", opt);
   if (port == 0)
     {
-      uint16_t p;
-      if (port_pick (addr, &p, err) < 0)
+      if (port_pick (addr, &port, err) < 0)
         return -1;
-      port = p;
     }
-  else if (port_check (addr, (uint16_t) port, false, err) < 0)
+  else if (port_check (addr, port, false, err) < 0)
     return err_wrap (err, "--cdp");
-  if ((size_t) snprintf (out, len, "%s:%u", addr, port) >= len)
+  if ((size_t) snprintf (out, len, "%s:%u", addr, (unsigned) port) >= len)
     return err_make (err, ENAMETOOLONG, "--cdp");
   return 0;
 }
 
+/* An option of what the VM is made of (name, image contents, machine);
+   returns 1 when c is none of these. */
+static int
+opt_machine (int c, const char *arg, struct run_opts *o, struct err **err)
+{
+  switch (c)
+    {
+    case 'n':
+      o->name = arg;
+      return 0;
+    case 'c':
+      if (parse_uint (arg, 1, 64, &o->cpus) < 0)
+        return err_make (err, 0, "bad --cpus '%s' (1-64)", arg);
+      return 0;
+    case 'm':
+      if (vm_parse_memory (arg, &o->memory_mib, err) < 0)
+        return -1;
+      if (o->memory_mib < 128)
+        return err_make (err, 0, "--memory %s: at least 128M", arg);
+      return 0;
+    case 'D':
+      if (vm_parse_memory (arg, &o->disk_mib, err) < 0)
+        return err_wrap (err, "--disk-size");
+      return 0;
+    case 'o':
+      if (strcmp (arg, "tmpfs") != 0 && strcmp (arg, "disk") != 0)
+        return err_make (err, 0, "bad --overlay '%s' (tmpfs or disk)", arg);
+      o->overlay = arg;
+      return 0;
+    case 'e':
+      if (o->n_env == MAX_ENV)
+        return err_make (err, 0, "at most %d --env", MAX_ENV);
+      if (strchr (arg, '=') == NULL || arg[0] == '=')
+        return err_make (err, 0, "bad --env '%s' (NAME=VALUE)", arg);
+      o->env[o->n_env++] = arg;
+      return 0;
+    case 'b':
+      if (strcmp (arg, "ch") != 0 && strcmp (arg, "qemu") != 0 && strcmp (arg, "auto") != 0)
+        return err_make (err, 0, "bad --backend '%s' (ch, qemu or auto)", arg);
+      o->backend = arg;
+      return 0;
+    case 'k':
+      o->kernel = arg;
+      return 0;
+    case 'i':
+      o->initrd = arg;
+      return 0;
+    case 'M':
+      return parse_toggle ("shared-memory", arg, &o->shared_memory, err);
+    case 'F':
+      return parse_toggle ("free-page-reporting", arg, &o->free_page_reporting, err);
+    default:
+      return 1;
+    }
+}
+
+/* An option of how the VM is reached (network, ports, CDP endpoint) and
+   waited for; returns 1 when c is none of these. */
+static int
+opt_access (int c, const char *arg, struct run_opts *o, struct err **err)
+{
+  switch (c)
+    {
+    case 'p':
+      if (o->n_publish == VM_MAX_PUBLISH)
+        return err_make (err, 0, "at most %d --publish", VM_MAX_PUBLISH);
+      if (net_parse_publish (arg, &o->publish[o->n_publish], err) < 0)
+        return -1;
+      for (size_t i = 0; i < o->n_publish; i++)
+        if (net_publish_overlap (&o->publish[i], &o->publish[o->n_publish]))
+          return err_make (err, 0, "--publish %s: host port given twice", arg);
+      o->n_publish++;
+      return 0;
+    case 'N':
+      if (strcmp (arg, "user") != 0 && strcmp (arg, "tap") != 0)
+        return err_make (err, 0, "bad --net '%s' (user or tap)", arg);
+      o->net = arg;
+      return 0;
+    case 'S':
+      o->netns = arg;
+      return 0;
+    case 'P':
+      if (parse_uint (arg, 1, 65535, &o->cdp_port) < 0)
+        return err_make (err, 0, "bad --cdp-port '%s'", arg);
+      return 0;
+    case 't':
+      if (parse_uint (arg, 1, 86400, &o->timeout_s) < 0)
+        return err_make (err, 0, "bad --timeout '%s'", arg);
+      return 0;
+    case 'W':
+      o->no_wait = true;
+      return 0;
+    case 'L':
+      o->live_view = true;
+      o->live_view_addr = arg;
+      return 0;
+    case 'C':
+      o->cdp = arg;
+      return 0;
+    case 'I':
+      if (parse_uint (arg, 0, 86400, &o->idle_standby_s) < 0)
+        return err_make (err, 0, "bad --idle-standby '%s' (seconds, 0-86400)", arg);
+      return 0;
+    case 'X':
+      if (parse_uint (arg, 1, 4096, &o->cdp_max_clients) < 0)
+        return err_make (err, 0, "bad --cdp-max-clients '%s' (1-4096)", arg);
+      return 0;
+    default:
+      return 1;
+    }
+}
+
+/* Returns 0, 1 after printing --help, or -1 (a usage error). */
 static int
 parse_args (int argc, char **argv, struct run_opts *o, struct err **err)
 {
@@ -238,7 +342,7 @@ parse_args (int argc, char **argv, struct run_opts *o, struct err **err)
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
-  int c;
+  int c, r;
 
   *o = (struct run_opts){ .overlay = "tmpfs",
                           .backend = "auto",
@@ -249,110 +353,23 @@ parse_args (int argc, char **argv, struct run_opts *o, struct err **err)
                           .memory_mib = 2048,
                           .disk_mib = 4096,
                           .cdp_max_clients = SUPERVISOR_DEFAULT_MAX_CLIENTS };
-  optind = 1;
+  optind = 0;
   opterr = 0;
   while ((c = getopt_long (argc, argv, "hp:e:", longopts, NULL)) != -1)
-    switch (c)
-      {
-      case 'h':
-        usage (stdout);
-        exit (0);
-      case 'n':
-        o->name = optarg;
-        break;
-      case 'c':
-        if (parse_uint (optarg, 1, 64, &o->cpus) < 0)
-          return err_make (err, 0, "bad --cpus '%s' (1-64)", optarg);
-        break;
-      case 'm':
-        if (vm_parse_memory (optarg, &o->memory_mib, err) < 0)
-          return -1;
-        if (o->memory_mib < 128)
-          return err_make (err, 0, "--memory %s: at least 128M", optarg);
-        break;
-      case 'D':
-        if (vm_parse_memory (optarg, &o->disk_mib, err) < 0)
-          return err_wrap (err, "--disk-size");
-        break;
-      case 'o':
-        if (strcmp (optarg, "tmpfs") != 0 && strcmp (optarg, "disk") != 0)
-          return err_make (err, 0, "bad --overlay '%s' (tmpfs or disk)", optarg);
-        o->overlay = optarg;
-        break;
-      case 'p':
-        if (o->n_publish == VM_MAX_PUBLISH)
-          return err_make (err, 0, "at most %d --publish", VM_MAX_PUBLISH);
-        if (net_parse_publish (optarg, &o->publish[o->n_publish], err) < 0)
-          return -1;
-        for (size_t i = 0; i < o->n_publish; i++)
-          if (net_publish_overlap (&o->publish[i], &o->publish[o->n_publish]))
-            return err_make (err, 0, "--publish %s: host port given twice", optarg);
-        o->n_publish++;
-        break;
-      case 'e':
-        if (o->n_env == MAX_ENV)
-          return err_make (err, 0, "at most %d --env", MAX_ENV);
-        if (strchr (optarg, '=') == NULL || optarg[0] == '=')
-          return err_make (err, 0, "bad --env '%s' (NAME=VALUE)", optarg);
-        o->env[o->n_env++] = optarg;
-        break;
-      case 'b':
-        if (strcmp (optarg, "ch") != 0 && strcmp (optarg, "qemu") != 0
-            && strcmp (optarg, "auto") != 0)
-          return err_make (err, 0, "bad --backend '%s' (ch, qemu or auto)", optarg);
-        o->backend = optarg;
-        break;
-      case 'N':
-        if (strcmp (optarg, "user") != 0 && strcmp (optarg, "tap") != 0)
-          return err_make (err, 0, "bad --net '%s' (user or tap)", optarg);
-        o->net = optarg;
-        break;
-      case 'S':
-        o->netns = optarg;
-        break;
-      case 'k':
-        o->kernel = optarg;
-        break;
-      case 'i':
-        o->initrd = optarg;
-        break;
-      case 'P':
-        if (parse_uint (optarg, 1, 65535, &o->cdp_port) < 0)
-          return err_make (err, 0, "bad --cdp-port '%s'", optarg);
-        break;
-      case 't':
-        if (parse_uint (optarg, 1, 86400, &o->timeout_s) < 0)
-          return err_make (err, 0, "bad --timeout '%s'", optarg);
-        break;
-      case 'W':
-        o->no_wait = true;
-        break;
-      case 'L':
-        o->live_view = true;
-        o->live_view_addr = optarg;
-        break;
-      case 'C':
-        o->cdp = optarg;
-        break;
-      case 'I':
-        if (parse_uint (optarg, 0, 86400, &o->idle_standby_s) < 0)
-          return err_make (err, 0, "bad --idle-standby '%s' (seconds, 0-86400)", optarg);
-        break;
-      case 'X':
-        if (parse_uint (optarg, 1, 4096, &o->cdp_max_clients) < 0)
-          return err_make (err, 0, "bad --cdp-max-clients '%s' (1-4096)", optarg);
-        break;
-      case 'M':
-        if (parse_toggle ("shared-memory", optarg, &o->shared_memory, err) < 0)
-          return -1;
-        break;
-      case 'F':
-        if (parse_toggle ("free-page-reporting", optarg, &o->free_page_reporting, err) < 0)
-          return -1;
-        break;
-      default:
+    {
+      if (c == 'h')
+        {
+          usage (stdout);
+          return 1;
+        }
+      r = opt_machine (c, optarg, o, err);
+      if (r > 0)
+        r = opt_access (c, optarg, o, err);
+      if (r > 0)
         return err_make (err, 0, "unknown option '%s' (see chvm run --help)", argv[optind - 1]);
-      }
+      if (r < 0)
+        return -1;
+    }
   if (optind < argc)
     o->image = argv[optind++];
   if (optind < argc)
@@ -418,77 +435,24 @@ undo (struct created *cr)
     fs_rmtree (cr->c->dir, &e);
 }
 
-static int
-create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl *c,
-                  struct err **err)
+/* What run works out before it creates anything, for the record and the
+   VM's creation. */
+struct plan
 {
-  struct vm_record *r = &c->rec;
-  cleanup_free char *kernel = malloc (VM_PATH_MAX), *initrd = malloc (VM_PATH_MAX);
-  struct created cr = { .c = c };
-  cleanup_image struct image *img = NULL;
-  char why[256];
-  const char *image_ref = o->image;
+  char kernel[VM_PATH_MAX], initrd[VM_PATH_MAX];
   char default_image[PATH_MAX + 8];
-  struct publish pub[VM_MAX_PUBLISH];
-  struct vm_spec spec;
-  struct vmm_jail_storage jail;
-  bool tap = strcmp (o->net, "tap") == 0;
-  const char *const dns_user[] = { BACKEND_USER_NET_DNS };
-  const char *env[MAX_ENV + LIVEVIEW_N_ENV];
-  size_t n_env = 0;
-  char addr[20], gw[20];
-  sigset_t old_mask;
-  int rc = -1;
+  const char *image_ref; /* IMAGE, else default_image (the stand-in) */
+  struct image *img;     /* image_ref resolved */
+  bool tap;              /* a tap and an address of its own, not user-net */
+  char addr[20], gw[20]; /* the guest's address and gateway (record) */
+};
 
-  if (kernel == NULL || initrd == NULL)
-    return err_make (err, ENOMEM, "run");
-  /* ---- checks that create nothing ---- */
-  if (vmstate_root (g->state_dir, c->root, sizeof c->root, err) < 0)
-    return -1;
-  c->be = backend_pick (o->backend, why, sizeof why, err);
-  if (c->be == NULL)
-    return -1;
-  if (!(c->be->caps & BACKEND_CAP_USER_NET))
-    tap = true; /* CH has no user-mode network */
-  if (o->netns != NULL && !tap)
-    return err_make (err, 0, "--netns needs --net tap (or the ch backend)");
-  if (!(c->be->caps & BACKEND_CAP_SHARED_MEMORY)
-      && (o->shared_memory == VM_ON || o->free_page_reporting == VM_ON))
-    return err_make (err, 0, "--%s on: only the ch backend has it",
-                     o->shared_memory == VM_ON ? "shared-memory" : "free-page-reporting");
-  if (resolve_file (o->kernel, "kernel/vmlinuz", "kernel", kernel, VM_PATH_MAX, err) < 0
-      || resolve_file (o->initrd, "initrd.cpio.gz", "initrd", initrd, VM_PATH_MAX, err) < 0)
-    return -1;
-  if (image_ref == NULL)
-    {
-      char oci[VM_PATH_MAX], real[PATH_MAX];
-      if (cli_data_path ("images/standin/oci", oci, sizeof oci, err) < 0)
-        return -1;
-      snprintf (default_image, sizeof default_image, "oci:%s",
-                realpath (oci, real) != NULL ? real : oci);
-      image_ref = default_image;
-    }
-  if (o->name == NULL)
-    {
-      static char gen[16];
-      memcpy (gen, "vm-", 3);
-      if (random_hex (gen + 3, 3) < 0)
-        return err_make (err, errno, "getrandom");
-      o->name = gen;
-    }
-  if (vmstate_dir (c->root, o->name, c->dir, sizeof c->dir, err) < 0)
-    return -1;
-  /* Checked again, atomically, by mkdir under the lock. */
-  if (access (c->dir, F_OK) == 0)
-    return err_make (err, 0, "a VM named '%s' already exists", o->name);
-  if (supervisor_check_idle (o->idle_standby_s, tap, err) < 0)
-    return -1;
-  /* The endpoint, on the clients' side (before entering --netns). */
-  if (cdp_endpoint (o->cdp, o->endpoint, sizeof o->endpoint, err) < 0)
-    return -1;
-  if (net_enter_netns (o->netns, err) < 0)
-    return -1;
-  /* In the namespace: that is where its ports are published. */
+/* The ports the VM publishes: the live view's and by default the CDP
+   port, each checked free.  Run in the VM's namespace: that is where its
+   ports are published. */
+static int
+plan_ports (struct run_opts *o, bool tap, struct err **err)
+{
   if (o->live_view)
     {
       if (o->n_publish + 2 > VM_MAX_PUBLISH)
@@ -528,17 +492,84 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
                       o->publish[i].udp, err)
           < 0)
         return -1;
+  return 0;
+}
+
+/* The checks that create nothing: backend, files, name, endpoint, ports
+   and image; ends holding the state lock (c->lock_fd). */
+static int
+plan (const struct global_opts *g, struct run_opts *o, struct vmctl *c, struct plan *p,
+      struct err **err)
+{
+  char why[256];
+
+  if (vmstate_root (g->state_dir, c->root, sizeof c->root, err) < 0)
+    return -1;
+  c->be = backend_pick (o->backend, why, sizeof why, err);
+  if (c->be == NULL)
+    return -1;
+  p->tap = strcmp (o->net, "tap") == 0;
+  if (!(c->be->caps & BACKEND_CAP_USER_NET))
+    p->tap = true; /* CH has no user-mode network */
+  if (o->netns != NULL && !p->tap)
+    return err_make (err, 0, "--netns needs --net tap (or the ch backend)");
+  if (!(c->be->caps & BACKEND_CAP_SHARED_MEMORY)
+      && (o->shared_memory == VM_ON || o->free_page_reporting == VM_ON))
+    return err_make (err, 0, "--%s on: only the ch backend has it",
+                     o->shared_memory == VM_ON ? "shared-memory" : "free-page-reporting");
+  if (resolve_file (o->kernel, "kernel/vmlinuz", "kernel", p->kernel, sizeof p->kernel, err) < 0
+      || resolve_file (o->initrd, "initrd.cpio.gz", "initrd", p->initrd, sizeof p->initrd, err) < 0)
+    return -1;
+  p->image_ref = o->image;
+  if (p->image_ref == NULL)
+    {
+      char oci[VM_PATH_MAX], real[PATH_MAX];
+      if (cli_data_path ("images/standin/oci", oci, sizeof oci, err) < 0)
+        return -1;
+      snprintf (p->default_image, sizeof p->default_image, "oci:%s",
+                realpath (oci, real) != NULL ? real : oci);
+      p->image_ref = p->default_image;
+    }
+  if (o->name == NULL)
+    {
+      static char gen[16];
+      memcpy (gen, "vm-", 3);
+      if (random_hex (gen + 3, 3) < 0)
+        return err_make (err, errno, "getrandom");
+      o->name = gen;
+    }
+  if (vmstate_dir (c->root, o->name, c->dir, sizeof c->dir, err) < 0)
+    return -1;
+  /* Checked again, atomically, by mkdir under the lock. */
+  if (access (c->dir, F_OK) == 0)
+    return err_make (err, 0, "a VM named '%s' already exists", o->name);
+  if (supervisor_check_idle (o->idle_standby_s, p->tap, err) < 0)
+    return -1;
+  /* The endpoint, on the clients' side (before entering --netns). */
+  if (cdp_endpoint (o->cdp, o->endpoint, sizeof o->endpoint, err) < 0)
+    return -1;
+  if (net_enter_netns (o->netns, err) < 0 || plan_ports (o, p->tap, err) < 0)
+    return -1;
   /* Before the lock: an import can take minutes and is safe on its own
      (built aside, renamed into place). */
-  if (image_resolve (c->root, image_ref, progress, NULL, &img, err) < 0)
-    return err_wrap (err, "image '%s'", image_ref);
+  if (image_resolve (c->root, p->image_ref, progress, NULL, &p->img, err) < 0)
+    return err_wrap (err, "image '%s'", p->image_ref);
   if ((c->lock_fd = vmstate_lock (c->root, VMCTL_LOCK_MS, err)) < 0)
     return -1;
   /* `image rm` (under the lock) may have removed it since. */
-  if (access (img->rootfs, R_OK) < 0)
-    return err_make (err, errno, "image '%s': %s is gone (image rm?)", image_ref, img->rootfs);
+  if (access (p->img->rootfs, R_OK) < 0)
+    return err_make (err, errno, "image '%s': %s is gone (image rm?)", p->image_ref,
+                     p->img->rootfs);
+  return 0;
+}
 
-  /* ---- the record ---- */
+/* The record c->rec of the VM planned: settings, files, agent channel,
+   address and tap, VMM user. */
+static int
+record (struct vmctl *c, const struct run_opts *o, struct plan *p, struct err **err)
+{
+  struct vm_record *r = &c->rec;
+
   memset (r, 0, sizeof *r);
   snprintf (r->cdp_endpoint, sizeof r->cdp_endpoint, "%s", o->endpoint);
   r->idle_standby_s = o->idle_standby_s;
@@ -546,12 +577,12 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   snprintf (r->name, sizeof r->name, "%s", o->name);
   snprintf (r->backend, sizeof r->backend, "%s", c->be->name);
   /* Checked early: a truncated path would point somewhere else. */
-  if ((size_t) snprintf (r->image, sizeof r->image, "%s", image_ref) >= sizeof r->image
+  if ((size_t) snprintf (r->image, sizeof r->image, "%s", p->image_ref) >= sizeof r->image
       || (size_t) snprintf (r->config_disk, sizeof r->config_disk, "%s/config.img", c->dir)
              >= sizeof r->config_disk
       || (size_t) snprintf (r->upper_disk, sizeof r->upper_disk, "%s/upper.img", c->dir)
              >= sizeof r->upper_disk
-      || (size_t) snprintf (r->rootfs, sizeof r->rootfs, "%s", img->rootfs) >= sizeof r->rootfs)
+      || (size_t) snprintf (r->rootfs, sizeof r->rootfs, "%s", p->img->rootfs) >= sizeof r->rootfs)
     return err_make (err, ENAMETOOLONG, "image reference or state path too long");
   if (strcmp (o->overlay, "disk") != 0)
     r->upper_disk[0] = '\0';
@@ -559,8 +590,8 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
   r->state = VM_STATUS_CREATED;
   r->cpus = o->cpus;
   r->memory_mib = o->memory_mib;
-  snprintf (r->kernel, sizeof r->kernel, "%s", kernel);
-  snprintf (r->initrd, sizeof r->initrd, "%s", initrd);
+  snprintf (r->kernel, sizeof r->kernel, "%s", p->kernel);
+  snprintf (r->initrd, sizeof r->initrd, "%s", p->initrd);
   snprintf (r->cmdline, sizeof r->cmdline, "%s", CMDLINE);
   snprintf (r->overlay, sizeof r->overlay, "%s", o->overlay);
   snprintf (r->netns, sizeof r->netns, "%s", o->netns ? o->netns : "");
@@ -576,7 +607,7 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
     r->agent_vsock_port = AGENT_VSOCK_PORT;
   memcpy (r->publish, o->publish, o->n_publish * sizeof o->publish[0]);
   r->n_publish = o->n_publish;
-  if (tap)
+  if (p->tap)
     {
       uint32_t used[256], a;
       size_t n;
@@ -587,17 +618,73 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
                 (a >> 8) & 0xff, a & 0xff, NET_PREFIX);
       net_tap_name (a, r->tap, sizeof r->tap);
       net_mac (a, r->mac, sizeof r->mac);
-      snprintf (gw, sizeof gw, "%u.%u.%u.%u", NET_GATEWAY >> 24, (NET_GATEWAY >> 16) & 0xff,
+      snprintf (p->gw, sizeof p->gw, "%u.%u.%u.%u", NET_GATEWAY >> 24, (NET_GATEWAY >> 16) & 0xff,
                 (NET_GATEWAY >> 8) & 0xff, NET_GATEWAY & 0xff);
     }
   /* The VMM (CH or QEMU) runs as a uid of its own. */
   if (vmmuser_assign (c->root, r, err) < 0)
     return -1;
-  snprintf (addr, sizeof addr, "%s", tap ? r->address : BACKEND_USER_NET_GUEST);
-  if (!tap)
-    snprintf (gw, sizeof gw, "%s", BACKEND_USER_NET_GATEWAY);
+  snprintf (p->addr, sizeof p->addr, "%s", p->tap ? r->address : BACKEND_USER_NET_GUEST);
+  if (!p->tap)
+    snprintf (p->gw, sizeof p->gw, "%s", BACKEND_USER_NET_GATEWAY);
+  return 0;
+}
 
-  /* ---- from here on, failures undo what was made ---- */
+/* The config disk: the image's config, the guest's network and agent,
+   the live view's and the user's --env (the latter last: it wins). */
+static int
+write_config (const struct vmctl *c, const struct run_opts *o, const struct plan *p,
+              struct err **err)
+{
+  const struct vm_record *r = &c->rec;
+  const struct oci_config *oc = p->img->config;
+  const char *const dns_user[] = { BACKEND_USER_NET_DNS };
+  const char *env[MAX_ENV + LIVEVIEW_N_ENV];
+  size_t n_env = 0;
+
+  if (o->live_view)
+    for (size_t i = 0; i < LIVEVIEW_N_ENV; i++)
+      env[n_env++] = o->live.env[i];
+  for (size_t i = 0; i < o->n_env; i++)
+    env[n_env++] = o->env[i];
+  struct config_input in = {
+    .hostname = r->name,
+    .image_env = (const char *const *) oc->env,
+    .n_image_env = oc->n_env,
+    .extra_env = env,
+    .n_extra_env = n_env,
+    .entrypoint = (const char *const *) oc->entrypoint,
+    .n_entrypoint = oc->n_entrypoint,
+    .cmd = (const char *const *) oc->cmd,
+    .n_cmd = oc->n_cmd,
+    .workdir = oc->workdir,
+    .user = oc->user,
+    .net_address = p->addr,
+    .net_gateway = p->gw,
+    .net_dns = p->tap ? NULL : dns_user,
+    .n_net_dns = p->tap ? 0 : 1,
+    .overlay = r->overlay,
+    .agent_vsock_port = (int) r->agent_vsock_port,
+    .agent_tcp_port = r->agent_tcp_port,
+    .agent_token = r->agent_token,
+    .agent_cdp_port = r->cdp_port,
+  };
+  return configdisk_write (r->config_disk, &in, err);
+}
+
+/* Creates what the record names (dir, disks, tap) and starts the VMM;
+   from here on, failures undo what was made. */
+static int
+create (struct vmctl *c, const struct run_opts *o, const struct plan *p, struct err **err)
+{
+  struct vm_record *r = &c->rec;
+  struct created cr = { .c = c };
+  struct publish pub[VM_MAX_PUBLISH];
+  struct vm_spec spec;
+  struct vmm_jail_storage jail;
+  sigset_t old_mask;
+  int rc = -1;
+
   /* A ^C or SIGTERM waits until the record names the VMM, then undoes
      everything before it takes effect. */
   vmctl_hold_signals (&old_mask);
@@ -610,39 +697,8 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
       goto fail;
     }
   cr.dir = true;
-  /* The user's --env comes last: it wins over the live view's. */
-  if (o->live_view)
-    for (size_t i = 0; i < LIVEVIEW_N_ENV; i++)
-      env[n_env++] = o->live.env[i];
-  for (size_t i = 0; i < o->n_env; i++)
-    env[n_env++] = o->env[i];
-  {
-    struct oci_config *oc = img->config;
-    struct config_input in = {
-      .hostname = r->name,
-      .image_env = (const char *const *) oc->env,
-      .n_image_env = oc->n_env,
-      .extra_env = env,
-      .n_extra_env = n_env,
-      .entrypoint = (const char *const *) oc->entrypoint,
-      .n_entrypoint = oc->n_entrypoint,
-      .cmd = (const char *const *) oc->cmd,
-      .n_cmd = oc->n_cmd,
-      .workdir = oc->workdir,
-      .user = oc->user,
-      .net_address = addr,
-      .net_gateway = gw,
-      .net_dns = tap ? NULL : dns_user,
-      .n_net_dns = tap ? 0 : 1,
-      .overlay = r->overlay,
-      .agent_vsock_port = (int) r->agent_vsock_port,
-      .agent_tcp_port = r->agent_tcp_port,
-      .agent_token = r->agent_token,
-      .agent_cdp_port = r->cdp_port,
-    };
-    if (configdisk_write (r->config_disk, &in, err) < 0)
-      goto fail;
-  }
+  if (write_config (c, o, p, err) < 0)
+    goto fail;
   if (strcmp (r->overlay, "disk") == 0)
     {
       if (make_upper_disk (r->upper_disk, o->disk_mib, err) < 0)
@@ -650,7 +706,7 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
     }
   if (vmmuser_prepare (c->root, c->dir, r, err) < 0)
     goto fail;
-  if (tap)
+  if (p->tap)
     {
       cr.net = true;
       if (net_setup_vm (NULL, r, err) < 0)
@@ -669,7 +725,7 @@ create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl 
     goto fail;
   cr.vmm = true;
   vmctl_fault ("run", "started", r->rt.vmm_pid);
-  if (tap && net_tap_clear_addresses (r->tap, err) < 0)
+  if (p->tap && net_tap_clear_addresses (r->tap, err) < 0)
     goto fail;
   r->state = VM_STATUS_RUNNING;
   if (vmctl_write_pid (c->dir, r->rt.vmm_pid, err) < 0 || vmctl_save (c, err) < 0
@@ -682,6 +738,24 @@ fail:
 out:
   sigprocmask (SIG_SETMASK, &old_mask, NULL);
   return rc;
+}
+
+static int
+create_and_start (const struct global_opts *g, struct run_opts *o, struct vmctl *c,
+                  struct err **err)
+{
+  cleanup_free struct plan *p = calloc (1, sizeof *p);
+  int r;
+
+  if (p == NULL)
+    return err_make (err, ENOMEM, "run");
+  r = plan (g, o, c, p, err);
+  if (r == 0)
+    r = record (c, o, p, err);
+  if (r == 0)
+    r = create (c, o, p, err);
+  image_free (p->img);
+  return r;
 }
 
 int
@@ -697,8 +771,13 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
   if (c == NULL)
     return 1;
   c->lock_fd = -1;
-  if (parse_args (argc, argv, &o, &err) < 0)
+  switch (parse_args (argc, argv, &o, &err))
     {
+    case 0:
+      break;
+    case 1:
+      return 0; /* --help */
+    default:
       cli_fail ("run", &err);
       return 2;
     }
@@ -737,7 +816,7 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
     }
   if (g->json)
     {
-      struct json_object *j = json_object_new_object ();
+      cleanup_json struct json_object *j = json_object_new_object ();
       json_object_object_add (j, "name", json_object_new_string (c->rec.name));
       json_object_object_add (j, "backend", json_object_new_string (c->be->name));
       json_object_object_add (j, "pid", json_object_new_int (c->rec.rt.vmm_pid));
@@ -757,9 +836,7 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
           json_object_object_add (lv, "udp", json_object_new_string (udp));
           json_object_object_add (j, "live_view", lv);
         }
-      puts (json_object_to_json_string_ext (j, JSON_C_TO_STRING_PLAIN
-                                                   | JSON_C_TO_STRING_NOSLASHESCAPE));
-      json_object_put (j);
+      json_print (stdout, j);
     }
   else
     {

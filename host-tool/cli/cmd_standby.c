@@ -14,6 +14,7 @@
  * and thaws it, so it is left as it was.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,34 +43,39 @@
 #define SETTLE_QUIET_MS 2500
 #define SETTLE_MAX_MS 15000
 
-/* Set from --timeout: how long the running guest's agent has to answer
-   (connect and Hello; a guest under heavy load can take seconds). */
-static unsigned agent_timeout_s = DEFAULT_AGENT_S;
-/* --no-reclaim: quiesce without dropping caches, compacting or waiting for
-   free page reporting. */
-static bool no_reclaim;
-
-/* What the report (--json) says; it outlives standby(). */
-static struct agent_quiesced quiesced;
-static uint64_t ram_before, ram_after;
+/* chvm standby's options, and what its report says. */
+struct standby_opts
+{
+  /* --timeout: how long the running guest's agent has to answer (connect
+     and Hello; a guest under heavy load can take seconds). */
+  unsigned agent_timeout_s;
+  bool quiesce; /* not --no-quiesce: for guests without the agent */
+  /* not --no-reclaim: drop caches, compact and wait for free page
+     reporting before the freeze. */
+  bool reclaim;
+  /* For the report (--json), filled in by standby(): the guest's memory
+     at the quiesce, and the VMM's guest RAM before and after settle(). */
+  struct agent_quiesced quiesced;
+  uint64_t ram_before, ram_after;
+};
 
 /* Waits until free page reporting has handed back what the reclaim freed:
    polls the VMM's guest RAM allocation (an observable, not a fixed sleep)
    until it has not shrunk for SETTLE_QUIET_MS.  Not being able to watch
    only costs snapshot size: a warning. */
 static void
-settle (struct vmctl *c)
+settle (struct vmctl *c, struct standby_opts *o)
 {
   double start = clock_now_ms (), changed = start, now = start;
   cleanup_err struct err *e = NULL;
   uint64_t cur;
 
-  if (c->be->ram_allocated (&c->rec.rt, &ram_before, &e) < 0)
+  if (c->be->ram_allocated (&c->rec.rt, &o->ram_before, &e) < 0)
     {
       log_warn ("not waiting for free page reporting: %s", e->msg ? e->msg : "");
       return;
     }
-  ram_after = ram_before;
+  o->ram_after = o->ram_before;
   while (now - start < SETTLE_MAX_MS && now - changed < SETTLE_QUIET_MS)
     {
       poll (NULL, 0, SETTLE_POLL_MS);
@@ -79,9 +85,9 @@ settle (struct vmctl *c)
           return;
         }
       now = clock_now_ms ();
-      if (cur < ram_after)
+      if (cur < o->ram_after)
         {
-          ram_after = cur;
+          o->ram_after = cur;
           changed = now;
         }
     }
@@ -90,7 +96,7 @@ settle (struct vmctl *c)
 /* The report beside the phases: guest RAM, what the guest used at the
    quiesce, the snapshot's bytes. */
 static void
-report (struct vmctl *c, const char *snap)
+report (struct vmctl *c, const struct standby_opts *o, const char *snap)
 {
   cleanup_err struct err *e = NULL;
   uint64_t logical, allocated;
@@ -106,33 +112,35 @@ report (struct vmctl *c, const char *snap)
   /* In use at the quiesce, counted from guest RAM (the kernel's own
      memory is outside MemTotal): guest_used by MemAvailable, guest_nonfree
      by MemFree (what a snapshot of it holds at least). */
-  if (quiesced.mem_total_kb > 0)
+  if (o->quiesced.mem_total_kb > 0)
     {
       vmctl_fact (c, "guest_used", VMCTL_FACT_INT,
-                  (int64_t) ((c->rec.memory_mib << 20) - (quiesced.mem_available_kb << 10)), NULL);
+                  (int64_t) ((c->rec.memory_mib << 20) - (o->quiesced.mem_available_kb << 10)),
+                  NULL);
       vmctl_fact (c, "guest_nonfree", VMCTL_FACT_INT,
-                  (int64_t) ((c->rec.memory_mib << 20) - (quiesced.mem_free_kb << 10)), NULL);
+                  (int64_t) ((c->rec.memory_mib << 20) - (o->quiesced.mem_free_kb << 10)), NULL);
     }
   vmctl_fact (c, "snapshot_bytes", VMCTL_FACT_INT, (int64_t) logical, NULL);
   vmctl_fact (c, "snapshot_allocated", VMCTL_FACT_INT, (int64_t) allocated, NULL);
   vmctl_fact (c, "shared_memory", VMCTL_FACT_BOOL, c->rec.rt.shared_memory, NULL);
   vmctl_fact (c, "free_page_reporting", VMCTL_FACT_BOOL, c->rec.rt.free_page_reporting, NULL);
-  if (ram_before > 0)
+  if (o->ram_before > 0)
     {
-      vmctl_fact (c, "ram_before_settle", VMCTL_FACT_INT, (int64_t) ram_before, NULL);
-      vmctl_fact (c, "ram_after_settle", VMCTL_FACT_INT, (int64_t) ram_after, NULL);
+      vmctl_fact (c, "ram_before_settle", VMCTL_FACT_INT, (int64_t) o->ram_before, NULL);
+      vmctl_fact (c, "ram_after_settle", VMCTL_FACT_INT, (int64_t) o->ram_after, NULL);
     }
 }
 
 static int
-standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err **err)
+standby (struct vmctl *c, void *opts, struct phase *ph, size_t *n, struct err **err)
 {
+  struct standby_opts *o = opts;
   char tmp[VM_PATH_MAX + 32], snap[VM_PATH_MAX + 16];
   struct agent_client *a = NULL;
   cleanup_err struct err *e2 = NULL;
   enum vm_status st = vmctl_status (c);
   double t = clock_now_ms ();
-  bool paused = false, reclaim = quiesce && !no_reclaim;
+  bool paused = false, quiesce = o->quiesce, reclaim = o->quiesce && o->reclaim;
   sigset_t old_mask;
   int r;
 
@@ -147,8 +155,9 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
   if (st == VM_STATUS_RUNNING)
     {
       if (quiesce
-          && (vmctl_agent (c, (int) agent_timeout_s * 1000, &a, err) < 0
-              || agent_quiesce (a, QUIESCE_MS, reclaim, reclaim, &quiesced, QUIESCE_MS, err) < 0))
+          && (vmctl_agent (c, (int) o->agent_timeout_s * 1000, &a, err) < 0
+              || agent_quiesce (a, QUIESCE_MS, reclaim, reclaim, &o->quiesced, QUIESCE_MS, err)
+                     < 0))
         {
           if (a != NULL)
             agent_close (a);
@@ -159,7 +168,7 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
       if (reclaim && c->rec.rt.free_page_reporting && c->rec.rt.shared_memory
           && c->be->ram_allocated != NULL)
         {
-          settle (c);
+          settle (c, o);
           cli_phase (ph, n, "settle", &t);
         }
     }
@@ -220,7 +229,7 @@ standby (struct vmctl *c, bool quiesce, struct phase *ph, size_t *n, struct err 
   r = vmctl_save (c, err);
   sigprocmask (SIG_SETMASK, &old_mask, NULL);
   if (r == 0)
-    report (c, snap);
+    report (c, o, snap);
   return r;
 
 undo:
@@ -230,9 +239,69 @@ undo:
   sigprocmask (SIG_SETMASK, &old_mask, NULL);
   if (a != NULL)
     {
-      agent_thaw (a, 0, false, NULL, NULL, NULL, (int) agent_timeout_s * 1000, &e2);
+      agent_thaw (a, 0, false, NULL, NULL, NULL, (int) o->agent_timeout_s * 1000, &e2);
       agent_close (a);
     }
+  return -1;
+}
+
+static int
+usage (FILE *out, int status)
+{
+  fputs ("Usage: chvm standby [--no-quiesce] [--no-reclaim] [--timeout SECONDS] NAME [--json]\n\n"
+         "Quiesce (agent: drop caches, compact memory, freeze filesystems), pause and\n"
+         "snapshot the VM to disk, then stop its VMM; `chvm restore NAME` brings it\n"
+         "back.  With free page reporting (chvm run --free-page-reporting) it first\n"
+         "waits (at most 15 s) until the guest has handed its freed memory back, so\n"
+         "the snapshot holds only what the guest uses.  Prints each phase's time and\n"
+         "the snapshot's size (--json: guest_ram, guest_used, snapshot_bytes,\n"
+         "snapshot_allocated).\n"
+         "  --no-quiesce  for guests without the agent\n"
+         "  --no-reclaim  freeze only: no cache drop, compaction or wait\n"
+         "  --timeout S   how long the guest's agent has to answer before the quiesce\n"
+         "                (default 60); the VM is left running when it does not\n",
+         out);
+  return status;
+}
+
+/* Options (before or after NAME) into *o and NAME into *name; returns -1,
+   or the exit status after printing usage (0: --help). */
+static int
+parse_args (int argc, char **argv, struct standby_opts *o, const char **name)
+{
+  static const struct option longopts[] = { { "no-quiesce", no_argument, NULL, 'Q' },
+                                            { "no-reclaim", no_argument, NULL, 'R' },
+                                            { "timeout", required_argument, NULL, 'T' },
+                                            { "help", no_argument, NULL, 'h' },
+                                            { NULL, 0, NULL, 0 } };
+  int c;
+
+  *o = (struct standby_opts){ .agent_timeout_s = DEFAULT_AGENT_S,
+                              .quiesce = true,
+                              .reclaim = true };
+  optind = 0;
+  opterr = 0;
+  while ((c = getopt_long (argc, argv, "h", longopts, NULL)) != -1)
+    switch (c)
+      {
+      case 'Q':
+        o->quiesce = false;
+        break;
+      case 'R':
+        o->reclaim = false;
+        break;
+      case 'T':
+        if (cli_timeout_arg (optarg, &o->agent_timeout_s) < 0)
+          return usage (stderr, 2);
+        break;
+      case 'h':
+        return usage (stdout, 0);
+      default:
+        return usage (stderr, 2);
+      }
+  if (optind + 1 != argc || argv[optind][0] == '-')
+    return usage (stderr, 2);
+  *name = argv[optind];
   return -1;
 }
 
@@ -240,29 +309,13 @@ int
 cmd_standby (const struct global_opts *g, int argc, char **argv)
 {
   cleanup_free struct vmctl *c = calloc (1, sizeof *c);
-  bool no_quiesce = false;
-  int status;
-  const struct cli_arg args[]
-      = { { "--no-quiesce", &no_quiesce, NULL }, { "--no-reclaim", &no_reclaim, NULL } };
-  const char *name = cli_phased_args (
-      argc, argv, args, sizeof args / sizeof args[0],
-      "Usage: chvm standby [--no-quiesce] [--no-reclaim] [--timeout SECONDS] NAME [--json]\n\n"
-      "Quiesce (agent: drop caches, compact memory, freeze filesystems), pause and\n"
-      "snapshot the VM to disk, then stop its VMM; `chvm restore NAME` brings it\n"
-      "back.  With free page reporting (chvm run --free-page-reporting) it first\n"
-      "waits (at most 15 s) until the guest has handed its freed memory back, so\n"
-      "the snapshot holds only what the guest uses.  Prints each phase's time and\n"
-      "the snapshot's size (--json: guest_ram, guest_used, snapshot_bytes,\n"
-      "snapshot_allocated).\n"
-      "  --no-quiesce  for guests without the agent\n"
-      "  --no-reclaim  freeze only: no cache drop, compaction or wait\n"
-      "  --timeout S   how long the guest's agent has to answer before the quiesce\n"
-      "                (default 60); the VM is left running when it does not\n",
-      &agent_timeout_s, &status);
+  struct standby_opts o;
+  const char *name;
+  int status = parse_args (argc, argv, &o, &name);
 
-  if (name == NULL)
+  if (status >= 0)
     return status;
   if (c == NULL)
     return 1;
-  return cli_run_phased (g, "standby", name, !no_quiesce, standby, c);
+  return cli_run_phased (g, "standby", name, &o, standby, c);
 }

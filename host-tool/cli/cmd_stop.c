@@ -5,7 +5,7 @@
    once; a standby VM loses its snapshot.  The VM and its files stay until
    `chvm rm`. */
 #include <errno.h>
-#include <json-c/json.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +17,10 @@
 #include "cli/report.h"
 #include "clock.h"
 #include "log.h"
+#include "num.h"
 #include "supervisor/supervisor.h"
 #include "sys/fs.h"
+#include "sys/json.h"
 #include "sys/proc.h"
 #include "vm/vmctl.h"
 #include "vmm/console.h"
@@ -141,60 +143,74 @@ usage (FILE *out, int rc)
   return rc;
 }
 
+struct stop_opts
+{
+  int timeout_ms; /* --time: how long the guest has to power off */
+};
+
+/* Options (before the first NAME) into *o; returns -1 with optind at the
+   first NAME, or the exit status after printing usage or the error. */
+static int
+parse_args (int argc, char **argv, struct stop_opts *o)
+{
+  static const struct option longopts[] = { { "time", required_argument, NULL, 't' },
+                                            { "help", no_argument, NULL, 'h' },
+                                            { NULL, 0, NULL, 0 } };
+  uint64_t seconds;
+  const char *arg;
+  int c;
+
+  *o = (struct stop_opts){ .timeout_ms = DEFAULT_STOP_S * 1000 };
+  optind = 0;
+  opterr = 0;
+  /* arg: the element getopt is at, for the error message. */
+  while ((arg = argv[optind ?: 1], c = getopt_long (argc, argv, "+ht:", longopts, NULL)) != -1)
+    switch (c)
+      {
+      case 'h':
+        return usage (stdout, 0);
+      case 't':
+        if (num_parse_u64_str (optarg, MAX_STOP_S, &seconds) < 0)
+          {
+            arg = optarg;
+            goto bad;
+          }
+        o->timeout_ms = (int) seconds * 1000;
+        break;
+      default:
+        goto bad;
+      }
+  if (optind >= argc)
+    return usage (stderr, 2);
+  return -1;
+bad:
+  fprintf (stderr, "chvm stop: bad option '%s' (--time takes 0 to %d seconds)\n", arg, MAX_STOP_S);
+  return 2;
+}
+
 int
 cmd_stop (const struct global_opts *g, int argc, char **argv)
 {
-  struct json_object *arr = g->json ? json_object_new_array () : NULL;
-  long seconds = DEFAULT_STOP_S;
-  int rc = 0, i = 1;
+  cleanup_json struct json_object *arr = g->json ? json_object_new_array () : NULL;
+  struct stop_opts o;
+  int rc = parse_args (argc, argv, &o);
 
-  for (; i < argc && argv[i][0] == '-'; i++)
-    {
-      const char *v = NULL;
-      char *end = NULL;
-
-      if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
-        {
-          json_object_put (arr);
-          return usage (stdout, 0);
-        }
-      if ((strcmp (argv[i], "--time") == 0 || strcmp (argv[i], "-t") == 0) && i + 1 < argc)
-        v = argv[++i];
-      else if (strncmp (argv[i], "--time=", 7) == 0)
-        v = argv[i] + 7;
-      errno = 0;
-      if (v != NULL)
-        seconds = strtol (v, &end, 10);
-      if (v == NULL || errno != 0 || end == v || *end != '\0' || seconds < 0
-          || seconds > MAX_STOP_S)
-        {
-          fprintf (stderr, "chvm stop: bad option '%s' (--time takes 0 to %d seconds)\n",
-                   v ? v : argv[i], MAX_STOP_S);
-          json_object_put (arr);
-          return 2;
-        }
-    }
-  if (i >= argc)
-    {
-      json_object_put (arr);
-      return usage (stderr, 2);
-    }
-  for (; i < argc; i++)
+  if (rc >= 0)
+    return rc;
+  rc = 0;
+  for (int i = optind; i < argc; i++)
     {
       cleanup_err struct err *err = NULL;
       struct stopped s = { .was = "stopped" };
 
-      if (stop_one (g, argv[i], (int) seconds * 1000, &s, &err) < 0)
+      if (stop_one (g, argv[i], o.timeout_ms, &s, &err) < 0)
         rc = cli_fail ("stop", &err);
       else if (arr != NULL)
         json_object_array_add (arr, to_json (argv[i], &s));
       else
-        print_text (argv[i], &s, (int) seconds * 1000);
+        print_text (argv[i], &s, o.timeout_ms);
     }
   if (arr != NULL)
-    {
-      printf ("%s\n", json_object_to_json_string_ext (arr, JSON_C_TO_STRING_PLAIN));
-      json_object_put (arr);
-    }
+    json_print (stdout, arr);
   return rc;
 }

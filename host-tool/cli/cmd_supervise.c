@@ -15,6 +15,7 @@
 #include "cli/report.h"
 #include "num.h"
 #include "supervisor/supervisor.h"
+#include "sys/json.h"
 #include "vm/vmctl.h"
 
 static void
@@ -121,9 +122,16 @@ cmd_supervise (const struct global_opts *g, int argc, char **argv)
     return cli_fail ("supervise", &err);
   pid = supervisor_pid (c->dir);
   if (g->json)
-    printf (
-        "{\"name\":\"%s\",\"supervisor_pid\":%d,\"endpoint\":\"http://%s\",\"idle_standby\":%u}\n",
-        c->rec.name, (int) pid, c->rec.cdp_endpoint, c->rec.idle_standby_s);
+    {
+      cleanup_json struct json_object *o = json_object_new_object ();
+      char endpoint[96];
+      snprintf (endpoint, sizeof endpoint, "http://%s", c->rec.cdp_endpoint);
+      json_object_object_add (o, "name", json_object_new_string (c->rec.name));
+      json_object_object_add (o, "supervisor_pid", json_object_new_int (pid));
+      json_object_object_add (o, "endpoint", json_object_new_string (endpoint));
+      json_object_object_add (o, "idle_standby", json_object_new_int64 (c->rec.idle_standby_s));
+      json_print (stdout, o);
+    }
   else
     printf ("%s: supervisor pid %d, CDP endpoint http://%s, idle standby %u s\n", c->rec.name,
             (int) pid, c->rec.cdp_endpoint, c->rec.idle_standby_s);

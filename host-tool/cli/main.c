@@ -3,6 +3,7 @@
    options and dispatches to one file per subcommand. */
 #include "cli/commands.h"
 #include "supervisor/supervisor.h"
+#include "sys/json.h"
 #include "vmm/console.h"
 
 #include <stdio.h>
@@ -50,7 +51,11 @@ cmd_version (const struct global_opts *g, int argc, char **argv)
   (void) argc;
   (void) argv;
   if (g->json)
-    printf ("{\"version\":\"%s\"}\n", CHVM_VERSION);
+    {
+      cleanup_json struct json_object *o = json_object_new_object ();
+      json_object_object_add (o, "version", json_object_new_string (CHVM_VERSION));
+      json_print (stdout, o);
+    }
   else
     printf ("chvm %s\n", CHVM_VERSION);
   return 0;

@@ -4,17 +4,16 @@
 #include "cli/report.h"
 
 #include <errno.h>
-#include <json-c/json.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "clock.h"
 #include "num.h"
+#include "sys/json.h"
 
 int
 cli_fail (const char *cmd, struct err **err)
@@ -32,7 +31,8 @@ print_phases (const struct global_opts *g, const char *cmd, const struct vmctl *
 {
   if (g->json)
     {
-      struct json_object *o = json_object_new_object (), *ph = json_object_new_object ();
+      cleanup_json struct json_object *o = json_object_new_object ();
+      struct json_object *ph = json_object_new_object ();
       json_object_object_add (o, "name", json_object_new_string (c->rec.name));
       json_object_object_add (o, "command", json_object_new_string (cmd));
       for (size_t i = 0; i < n; i++)
@@ -47,9 +47,7 @@ print_phases (const struct global_opts *g, const char *cmd, const struct vmctl *
                                   : f->type == VMCTL_FACT_BOOL ? json_object_new_boolean (f->num)
                                                                : json_object_new_int64 (f->num));
         }
-      puts (json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN
-                                                   | JSON_C_TO_STRING_NOSLASHESCAPE));
-      json_object_put (o);
+      json_print (stdout, o);
       return;
     }
   for (size_t i = 0; i < n; i++)
@@ -67,55 +65,22 @@ print_phases (const struct global_opts *g, const char *cmd, const struct vmctl *
   printf ("%s %s: %.1f ms\n", cmd, c->rec.name, total_ms);
 }
 
-const char *
-cli_phased_args (int argc, char **argv, const struct cli_arg *args, size_t n_args,
-                 const char *usage, unsigned *timeout_s, int *status)
+int
+cli_timeout_arg (const char *s, unsigned *out)
 {
-  const char *name = NULL;
   uint64_t v;
-  bool help = false, bad = false, known;
-  int i;
 
-  for (i = 1; i < argc && !help && !bad; i++)
+  if (num_parse_u64_str (s, 86400, &v) < 0 || v == 0)
     {
-      known = false;
-      for (size_t k = 0; k < n_args && !known && !bad; k++)
-        if (strcmp (argv[i], args[k].flag) == 0)
-          {
-            known = true;
-            if (args[k].value == NULL)
-              *args[k].set = true;
-            else if (i + 1 < argc)
-              *args[k].value = argv[++i];
-            else
-              bad = true;
-          }
-      if (known || bad)
-        continue;
-      if (timeout_s != NULL && strcmp (argv[i], "--timeout") == 0 && i + 1 < argc)
-        {
-          bad = num_parse_u64_str (argv[++i], 86400, &v) < 0 || v == 0;
-          if (bad)
-            fprintf (stderr, "chvm: bad --timeout '%s' (seconds, 1-86400)\n", argv[i]);
-          else
-            *timeout_s = (unsigned) v;
-        }
-      else if (strcmp (argv[i], "--help") == 0 || strcmp (argv[i], "-h") == 0)
-        help = true;
-      else if (argv[i][0] != '-' && name == NULL)
-        name = argv[i];
-      else
-        bad = true;
+      fprintf (stderr, "chvm: bad --timeout '%s' (seconds, 1-86400)\n", s);
+      return -1;
     }
-  if (name != NULL && !help && !bad)
-    return name;
-  fputs (usage, help ? stdout : stderr);
-  *status = help ? 0 : 2;
-  return NULL;
+  *out = (unsigned) v;
+  return 0;
 }
 
 int
-cli_run_phased (const struct global_opts *g, const char *cmd, const char *name, bool opt,
+cli_run_phased (const struct global_opts *g, const char *cmd, const char *name, void *opts,
                 cli_phased_fn op, struct vmctl *c)
 {
   cleanup_err struct err *err = NULL;
@@ -129,7 +94,7 @@ cli_run_phased (const struct global_opts *g, const char *cmd, const char *name, 
       vmctl_close (c);
       return cli_fail (cmd, &err);
     }
-  r = op (c, opt, ph, &n, &err);
+  r = op (c, opts, ph, &n, &err);
   vmctl_close (c);
   if (r < 0)
     return cli_fail (cmd, &err);

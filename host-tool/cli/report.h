@@ -4,7 +4,6 @@
 #ifndef CHVM_CLI_REPORT_H
 #define CHVM_CLI_REPORT_H
 
-#include <stdbool.h>
 #include <stddef.h>
 
 #include "cli/commands.h"
@@ -23,32 +22,22 @@ int cli_fail (const char *cmd, struct err **err);
    and sets *t to now. */
 void cli_phase (struct phase *p, size_t *n, const char *name, double *t);
 
-/* An operation timed phase by phase (standby, restore); opt is its one
-   option (quiesce, agent). */
-typedef int (*cli_phased_fn) (struct vmctl *c, bool opt, struct phase *ph, size_t *n,
+/* An operation timed phase by phase (standby, restore); opts is the
+   command's own options struct, which the op may also fill with what the
+   report says. */
+typedef int (*cli_phased_fn) (struct vmctl *c, void *opts, struct phase *ph, size_t *n,
                               struct err **err);
 
-/* One option of such a command: a switch (value NULL; *set becomes true)
-   or, with value, an option taking an argument (*value). */
-struct cli_arg
-{
-  const char *flag;
-  bool *set;
-  const char **value;
-};
+/* Parses the --timeout SECONDS of such a command (1-86400) into *out; on a
+   bad value prints "chvm: bad --timeout ..." and returns -1. */
+int cli_timeout_arg (const char *s, unsigned *out);
 
-/* Arguments of such a command: `[ARGS...] [--timeout SECONDS] NAME`, the
-   latter only where timeout_s is not NULL.  Returns NAME and sets what
-   args name and *timeout_s when given; or NULL after printing usage, with
-   *status 0 for --help/-h (usage on stdout) and 2 otherwise. */
-const char *cli_phased_args (int argc, char **argv, const struct cli_arg *args, size_t n_args,
-                             const char *usage, unsigned *timeout_s, int *status);
-
-/* Opens VM name under the state lock, runs op, unlocks, and prints the
-   phase table of command cmd with c's facts (--json: {"phases":{name:ms},
-   "total_ms":..,facts}).  Returns 0, or 1 after printing the error.
-   c->rec stays readable afterwards for the caller's own output. */
-int cli_run_phased (const struct global_opts *g, const char *cmd, const char *name, bool opt,
+/* Opens VM name under the state lock, runs op (with opts), unlocks, and
+   prints the phase table of command cmd with c's facts (--json:
+   {"phases":{name:ms},"total_ms":..,facts}).  Returns 0, or 1 after
+   printing the error.  c->rec stays readable afterwards for the caller's
+   own output. */
+int cli_run_phased (const struct global_opts *g, const char *cmd, const char *name, void *opts,
                     cli_phased_fn op, struct vmctl *c);
 
 #endif
