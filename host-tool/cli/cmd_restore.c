@@ -87,7 +87,6 @@ static int
 start_vmm (struct vmctl *c, struct restore_opts *o, const char *snap, struct vm_runtime *saved_rt,
            struct phase *ph, size_t *n, double *t, struct err **err)
 {
-  struct publish pub[VM_MAX_PUBLISH];
   struct vm_spec spec;
   struct vmm_jail_storage jail;
 
@@ -95,12 +94,12 @@ start_vmm (struct vmctl *c, struct restore_opts *o, const char *snap, struct vm_
     {
       if (net_ensure_tap (NULL, &c->rec, err) < 0)
         return -1;
-      cli_phase (ph, n, "tap", t);
+      phase_add (ph, n, "tap", t);
     }
   vmctl_fault ("restore", "tap", 0);
   if (vmmuser_prepare (c->root, c->dir, &c->rec, err) < 0)
     return -1;
-  vmrec_spec (&c->rec, c->dir, pub, &spec);
+  vmrec_spec (&c->rec, c->dir, &spec);
   /* As recorded at run: a VM made as root (or before VMM users) stays so. */
   spec.jail = vmmuser_jail (&c->rec, c->dir, &jail);
   spec.landlock = spec.jail != NULL && vmmuser_landlock_p ();
@@ -183,7 +182,7 @@ thaw_and_wait (struct vmctl *c, const struct restore_opts *o, double start, stru
         agent_close (a);
       return err_wrap (err, "thaw");
     }
-  cli_phase (ph, n, "thaw", t);
+  phase_add (ph, n, "thaw", t);
   if (agent_wait_ready (a, clock_left_ms (deadline) ?: 1, c->rec.cdp_port, &reply, err) < 0)
     {
       agent_close (a);
@@ -191,7 +190,7 @@ thaw_and_wait (struct vmctl *c, const struct restore_opts *o, double start, stru
     }
   chvm__agent__frame__free_unpacked (reply, NULL);
   agent_close (a);
-  cli_phase (ph, n, "ready", t);
+  phase_add (ph, n, "ready", t);
   /* The agent's WaitReady answers once the browser's DevTools does. */
   vmctl_fact (c, "cdp_ready_ms", VMCTL_FACT_INT, (int64_t) (*t - start), NULL);
   return 0;

@@ -142,7 +142,7 @@ struct run_opts
   uint64_t memory_mib, disk_mib;
   const char *env[MAX_ENV];
   size_t n_env;
-  struct vm_publish publish[VM_MAX_PUBLISH];
+  struct publish publish[VM_MAX_PUBLISH];
   size_t n_publish;
   bool no_wait, live_view;
   const char *live_view_addr;
@@ -470,8 +470,8 @@ plan_ports (struct run_opts *o, bool tap, struct err **err)
       size_t ports = 0;
       for (size_t i = 0; i < o->n_publish; i++)
         {
-          has_cdp |= vm_publish_covers (&o->publish[i], false, o->cdp_port);
-          ports += vm_publish_ports (&o->publish[i]);
+          has_cdp |= publish_covers (&o->publish[i], false, o->cdp_port);
+          ports += publish_ports (&o->publish[i]);
         }
       /* Refused here, before anything exists, rather than by QEMU's start. */
       if (ports + !has_cdp > BACKEND_QEMU_MAX_FWD)
@@ -479,15 +479,15 @@ plan_ports (struct run_opts *o, bool tap, struct err **err)
                          ports + !has_cdp, BACKEND_QEMU_MAX_FWD);
       if (!has_cdp && o->n_publish < VM_MAX_PUBLISH)
         {
-          struct vm_publish *p = &o->publish[o->n_publish++];
-          *p = (struct vm_publish){ .guest_port = (uint16_t) o->cdp_port, .count = 1 };
+          struct publish *p = &o->publish[o->n_publish++];
+          *p = (struct publish){ .guest_port = (uint16_t) o->cdp_port, .count = 1 };
           snprintf (p->host_addr, sizeof p->host_addr, "127.0.0.1");
           if (port_pick ("127.0.0.1", &p->host_port, err) < 0)
             return -1;
         }
     }
   for (size_t i = 0; i < o->n_publish; i++)
-    for (unsigned k = 0; k < vm_publish_ports (&o->publish[i]); k++)
+    for (unsigned k = 0; k < publish_ports (&o->publish[i]); k++)
       if (port_check (o->publish[i].host_addr, (uint16_t) (o->publish[i].host_port + k),
                       o->publish[i].udp, err)
           < 0)
@@ -679,7 +679,6 @@ create (struct vmctl *c, const struct run_opts *o, const struct plan *p, struct 
 {
   struct vm_record *r = &c->rec;
   struct created cr = { .c = c };
-  struct publish pub[VM_MAX_PUBLISH];
   struct vm_spec spec;
   struct vmm_jail_storage jail;
   sigset_t old_mask;
@@ -715,7 +714,7 @@ create (struct vmctl *c, const struct run_opts *o, const struct plan *p, struct 
   if (vmctl_save (c, err) < 0)
     goto fail;
   vmctl_fault ("run", "recorded", 0);
-  vmrec_spec (r, c->dir, pub, &spec);
+  vmrec_spec (r, c->dir, &spec);
   spec.jail = vmmuser_jail (r, c->dir, &jail);
   spec.landlock = spec.jail != NULL && vmmuser_landlock_p ();
   spec.serial_attach = console_logger_start;

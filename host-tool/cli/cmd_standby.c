@@ -164,12 +164,12 @@ standby (struct vmctl *c, void *opts, struct phase *ph, size_t *n, struct err **
           return err_wrap (err, "quiesce");
         }
       if (quiesce)
-        cli_phase (ph, n, "quiesce", &t);
+        phase_add (ph, n, "quiesce", &t);
       if (reclaim && c->rec.rt.free_page_reporting && c->rec.rt.shared_memory
           && c->be->ram_allocated != NULL)
         {
           settle (c, o);
-          cli_phase (ph, n, "settle", &t);
+          phase_add (ph, n, "settle", &t);
         }
     }
   /* Once paused, a ^C or SIGTERM waits: before the snapshot is complete
@@ -180,7 +180,7 @@ standby (struct vmctl *c, void *opts, struct phase *ph, size_t *n, struct err **
       if (c->be->pause (&c->rec.rt, err) < 0)
         goto undo;
       paused = true;
-      cli_phase (ph, n, "pause", &t);
+      phase_add (ph, n, "pause", &t);
       vmctl_fault ("standby", "paused", c->rec.rt.vmm_pid);
     }
   if (vm_snapshot_tmp (c->dir, tmp, sizeof tmp, err) < 0)
@@ -204,7 +204,7 @@ standby (struct vmctl *c, void *opts, struct phase *ph, size_t *n, struct err **
       fs_rmtree (tmp, &e2);
       goto undo;
     }
-  cli_phase (ph, n, "snapshot", &t);
+  phase_add (ph, n, "snapshot", &t);
   vmctl_fault ("standby", "snapshotted", c->rec.rt.vmm_pid);
   /* From here the snapshot is the VM: record it before stopping the VMM
      (a chvm killed in between leaves a paused VMM that status shows as
@@ -223,7 +223,7 @@ standby (struct vmctl *c, void *opts, struct phase *ph, size_t *n, struct err **
   if (a != NULL)
     agent_close (a);
   console_logger_stop (c->dir, 2000);
-  cli_phase (ph, n, "shutdown", &t);
+  phase_add (ph, n, "shutdown", &t);
   vmctl_fault ("standby", "stopped", 0);
   c->rec.rt.vmm_pid = 0;
   r = vmctl_save (c, err);

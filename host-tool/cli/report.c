@@ -102,16 +102,6 @@ cli_run_phased (const struct global_opts *g, const char *cmd, const char *name, 
   return 0;
 }
 
-void
-cli_phase (struct phase *p, size_t *n, const char *name, double *t)
-{
-  double now = clock_now_ms ();
-
-  if (*n < BACKEND_MAX_PHASES)
-    p[(*n)++] = (struct phase){ name, now - *t };
-  *t = now;
-}
-
 int
 cli_data_path (const char *rel, char *out, size_t len, struct err **err)
 {

@@ -18,10 +18,6 @@ int cli_data_path (const char *rel, char *out, size_t len, struct err **err);
 /* Prints "chvm CMD: message" to stderr; returns 1. */
 int cli_fail (const char *cmd, struct err **err);
 
-/* Appends phase name lasting from *t to now (at most BACKEND_MAX_PHASES)
-   and sets *t to now. */
-void cli_phase (struct phase *p, size_t *n, const char *name, double *t);
-
 /* An operation timed phase by phase (standby, restore); opts is the
    command's own options struct, which the op may also fill with what the
    report says. */

@@ -55,7 +55,7 @@ liveview_plan (const char *addr, struct liveview *lv, struct err **err)
     return err_wrap (err, "--live-view");
   if (free_udp_range (addr, LIVEVIEW_UDP_COUNT, &lo, err) < 0)
     return -1;
-  lv->media = (struct vm_publish){
+  lv->media = (struct publish){
     .host_port = lo, .guest_port = lo, .count = LIVEVIEW_UDP_COUNT, .udp = true
   };
   snprintf (lv->media.host_addr, sizeof lv->media.host_addr, "%s", addr);

@@ -22,9 +22,9 @@
 
 struct liveview
 {
-  struct vm_publish signalling, media; /* tcp ADDR:free -> 8080, udp LO-HI -> LO-HI */
-  char env[LIVEVIEW_N_ENV][96];        /* ENABLE_WEBRTC, NEKO_WEBRTC_NAT1TO1, _EPR */
-  char url[128];                       /* what a person opens */
+  struct publish signalling, media; /* tcp ADDR:free -> 8080, udp LO-HI -> LO-HI */
+  char env[LIVEVIEW_N_ENV][96];     /* ENABLE_WEBRTC, NEKO_WEBRTC_NAT1TO1, _EPR */
+  char url[128];                    /* what a person opens */
 };
 
 /* ADDR: an IPv4 address viewers reach the host at (not 0.0.0.0); NULL

@@ -61,7 +61,7 @@ parse_range (const char *s, size_t n, uint16_t *lo, unsigned *count, const char 
 }
 
 int
-net_parse_publish (const char *s, struct vm_publish *out, struct err **err)
+net_parse_publish (const char *s, struct publish *out, struct err **err)
 {
   const char *slash = strrchr (s, '/'), *end, *colon, *hp;
   size_t addr_len = 0;
@@ -132,10 +132,10 @@ net_parse_publish (const char *s, struct vm_publish *out, struct err **err)
 }
 
 bool
-net_publish_overlap (const struct vm_publish *a, const struct vm_publish *b)
+net_publish_overlap (const struct publish *a, const struct publish *b)
 {
-  return a->udp == b->udp && a->host_port < b->host_port + vm_publish_ports (b)
-         && b->host_port < a->host_port + vm_publish_ports (a);
+  return a->udp == b->udp && a->host_port < b->host_port + publish_ports (b)
+         && b->host_port < a->host_port + publish_ports (a);
 }
 
 int
@@ -459,13 +459,13 @@ net_tap_clear_addresses (const char *tap, struct err **err)
    an add), else the keys of pub_PROTO_any ("HOST") or pub_PROTO_bind
    ("ADDR . HOST"). */
 static void
-put_elements (FILE *f, const char *op, const struct vm_publish *p, const char *guest, bool any,
+put_elements (FILE *f, const char *op, const struct publish *p, const char *guest, bool any,
               bool map)
 {
   const char *proto = p->udp ? "udp" : "tcp";
 
   fprintf (f, "%s element ip chvm pub_%s%s { ", op, proto, map ? "" : any ? "_any" : "_bind");
-  for (unsigned k = 0; k < vm_publish_ports (p); k++)
+  for (unsigned k = 0; k < publish_ports (p); k++)
     {
       fputs (k ? ", " : "", f);
       if (!map && !any)
@@ -494,7 +494,7 @@ publish_elements (const struct vm_record *r, bool add_p, struct err **err)
     return -1;
   for (size_t i = 0; i < r->n_publish; i++)
     {
-      const struct vm_publish *p = &r->publish[i];
+      const struct publish *p = &r->publish[i];
       const char *proto = p->udp ? "udp" : "tcp";
       bool any = strcmp (p->host_addr, "0.0.0.0") == 0;
       struct in_addr in;

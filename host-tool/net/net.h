@@ -34,11 +34,11 @@
 /* "[ADDR:]HOST:GUEST[/udp|/tcp]" (ADDR may be [v6]); default addr 127.0.0.1.
    HOST and GUEST may be ranges LO-HI of equal length; a lone "LO-HI" is the
    same range on both sides. */
-int net_parse_publish (const char *s, struct vm_publish *out, struct err **err);
+int net_parse_publish (const char *s, struct publish *out, struct err **err);
 
 /* Whether two publishes share a host port of the same protocol (the
    address is not compared: QEMU and nft key on the port). */
-bool net_publish_overlap (const struct vm_publish *a, const struct vm_publish *b);
+bool net_publish_overlap (const struct publish *a, const struct publish *b);
 
 /* The lowest free guest address in the subnet (.2 - .254), given the ones
    in use (host byte order); pure. */

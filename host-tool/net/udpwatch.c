@@ -53,17 +53,17 @@ udpwatch_open (const char *ifname, struct err **err)
 }
 
 static bool
-in_ranges (unsigned port, const struct vm_publish *pub, size_t n)
+in_ranges (unsigned port, const struct publish *pub, size_t n)
 {
   for (size_t i = 0; i < n; i++)
     if (pub[i].udp && port >= pub[i].guest_port
-        && port < (unsigned) pub[i].guest_port + vm_publish_ports (&pub[i]))
+        && port < (unsigned) pub[i].guest_port + publish_ports (&pub[i]))
       return true;
   return false;
 }
 
 bool
-udpwatch_match (const uint8_t *pkt, size_t len, const struct vm_publish *pub, size_t n)
+udpwatch_match (const uint8_t *pkt, size_t len, const struct publish *pub, size_t n)
 {
   size_t ihl;
 
@@ -76,7 +76,7 @@ udpwatch_match (const uint8_t *pkt, size_t len, const struct vm_publish *pub, si
 }
 
 bool
-udpwatch_wanted (const struct vm_publish *pub, size_t n)
+udpwatch_wanted (const struct publish *pub, size_t n)
 {
   for (size_t i = 0; i < n; i++)
     if (pub[i].udp)

@@ -28,9 +28,9 @@ int udpwatch_open (const char *ifname, struct err **err);
 /* Whether pkt (an IPv4 packet as the socket gives it, len bytes) is UDP
    with its destination port in the guest ports of one of the UDP entries
    of pub. */
-bool udpwatch_match (const uint8_t *pkt, size_t len, const struct vm_publish *pub, size_t n);
+bool udpwatch_match (const uint8_t *pkt, size_t len, const struct publish *pub, size_t n);
 
 /* Whether pub has a UDP entry (a watch is worth opening). */
-bool udpwatch_wanted (const struct vm_publish *pub, size_t n);
+bool udpwatch_wanted (const struct publish *pub, size_t n);
 
 #endif

@@ -66,7 +66,7 @@ vm_cdp_upstream (const struct vm_record *r, char *host, size_t len, unsigned *po
       return 0;
     }
   for (size_t i = 0; i < r->n_publish; i++)
-    if (vm_publish_covers (&r->publish[i], false, r->cdp_port))
+    if (publish_covers (&r->publish[i], false, r->cdp_port))
       {
         const char *a = r->publish[i].host_addr;
         if ((size_t) snprintf (host, len, "%s", strcmp (a, "0.0.0.0") == 0 ? "127.0.0.1" : a)

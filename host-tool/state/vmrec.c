@@ -134,8 +134,8 @@ vmrec_to_json (const struct vm_record *r, char **out, struct err **err)
       add_int (p, "guest_port", r->publish[i].guest_port);
       add_str (p, "proto", r->publish[i].udp ? "udp" : "tcp");
       /* A range is one entry; single ports keep the old shape. */
-      if (vm_publish_ports (&r->publish[i]) > 1)
-        add_int (p, "count", vm_publish_ports (&r->publish[i]));
+      if (publish_ports (&r->publish[i]) > 1)
+        add_int (p, "count", publish_ports (&r->publish[i]));
       json_object_array_add (pub, p);
     }
   json_object_object_add (spec, "publish", pub);
@@ -290,7 +290,7 @@ parse_spec (struct json_object *spec, struct vm_record *r, struct err **err)
   for (size_t i = 0; i < json_object_array_length (pub); i++)
     {
       struct json_object *p = json_object_array_get_idx (pub, i);
-      struct vm_publish *d = &r->publish[i];
+      struct publish *d = &r->publish[i];
       char proto[8];
 
       if (!json_object_is_type (p, json_type_object))
@@ -398,7 +398,7 @@ out:
 }
 
 void
-vmrec_spec (const struct vm_record *r, const char *dir, struct publish *pub, struct vm_spec *spec)
+vmrec_spec (const struct vm_record *r, const char *dir, struct vm_spec *spec)
 {
 #define OPT(s) ((s)[0] ? (s) : NULL)
   memset (spec, 0, sizeof *spec);
@@ -417,15 +417,7 @@ vmrec_spec (const struct vm_record *r, const char *dir, struct publish *pub, str
 #undef OPT
   spec->agent_vsock_port = r->agent_vsock_port;
   spec->agent_tcp_port = r->agent_tcp_port;
-  for (size_t i = 0; i < r->n_publish && i < VM_MAX_PUBLISH; i++)
-    {
-      pub[i].host_addr = r->publish[i].host_addr;
-      pub[i].host_port = r->publish[i].host_port;
-      pub[i].guest_port = r->publish[i].guest_port;
-      pub[i].count = (uint16_t) vm_publish_ports (&r->publish[i]);
-      pub[i].udp = r->publish[i].udp;
-    }
-  spec->publish = pub;
+  spec->publish = r->publish;
   spec->n_publish = r->n_publish;
 }
 

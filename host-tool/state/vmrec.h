@@ -28,32 +28,6 @@ enum vm_status
   VM_STATUS_DEAD, /* recorded running/paused but the VMM is gone */
 };
 
-/* count consecutive ports from host_port map to as many from guest_port
-   (--publish 56000-56100:56000-56100/udp is one entry with count 101);
-   both ranges end at or below 65535. */
-struct vm_publish
-{
-  char host_addr[64];
-  uint16_t host_port;
-  uint16_t guest_port;
-  uint16_t count; /* 0 (a record built in code) means 1 */
-  bool udp;
-};
-
-static inline unsigned
-vm_publish_ports (const struct vm_publish *p)
-{
-  return p->count ? p->count : 1;
-}
-
-/* Whether guest TCP port (udp false) or UDP port is forwarded by p. */
-static inline bool
-vm_publish_covers (const struct vm_publish *p, bool udp, unsigned guest_port)
-{
-  return p->udp == udp && p->guest_port <= guest_port
-         && guest_port < p->guest_port + vm_publish_ports (p);
-}
-
 struct vm_record
 {
   char name[VM_NAME_MAX + 1];
@@ -92,7 +66,7 @@ struct vm_record
   unsigned idle_standby_s;
   unsigned cdp_max_clients;
 
-  struct vm_publish publish[VM_MAX_PUBLISH];
+  struct publish publish[VM_MAX_PUBLISH];
   size_t n_publish;
 
   struct vm_runtime rt;
@@ -107,9 +81,8 @@ int vm_name_check (const char *name, struct err **err);
 int vmrec_to_json (const struct vm_record *r, char **out, struct err **err);
 int vmrec_from_json (const char *text, size_t len, struct vm_record *r, struct err **err);
 
-/* Fills spec from r; pub must hold VM_MAX_PUBLISH entries. */
-void vmrec_spec (const struct vm_record *r, const char *dir, struct publish *pub,
-                 struct vm_spec *spec);
+/* Fills spec from r (which must outlive it). */
+void vmrec_spec (const struct vm_record *r, const char *dir, struct vm_spec *spec);
 
 /* "2G", "512M", "1536" (MiB), "1g", "2GiB" -> MiB; refuses 0, fractions of
    a MiB, and more than 1 TiB. */

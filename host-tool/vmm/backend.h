@@ -24,14 +24,33 @@
 /* The longest path of a VM's files (its directory, disks, kernel). */
 #define VM_PATH_MAX 1024
 
+/* A published port range: count consecutive ports from host_port on
+   host_addr map to as many from guest_port (--publish
+   56000-56100:56000-56100/udp is one entry with count 101); both ranges end
+   at or below 65535.  On a tap it is DNAT (net.c), on QEMU's user network a
+   hostfwd each. */
 struct publish
 {
-  uint16_t host_port; /* on host_addr (default 127.0.0.1) */
+  char host_addr[64]; /* "" means 127.0.0.1 */
+  uint16_t host_port;
   uint16_t guest_port;
-  uint16_t count; /* consecutive ports from both (>= 1) */
+  uint16_t count; /* 0 (a record built in code) means 1 */
   bool udp;
-  const char *host_addr;
 };
+
+static inline unsigned
+publish_ports (const struct publish *p)
+{
+  return p->count ? p->count : 1;
+}
+
+/* Whether guest TCP port (udp false) or UDP port is forwarded by p. */
+static inline bool
+publish_covers (const struct publish *p, bool udp, unsigned guest_port)
+{
+  return p->udp == udp && p->guest_port <= guest_port
+         && guest_port < p->guest_port + publish_ports (p);
+}
 
 enum vm_toggle
 {

@@ -182,7 +182,7 @@ netdev_arg (const struct vm_spec *spec, const struct vm_runtime *rt, char **net,
       for (size_t i = 0; i < spec->n_publish; i++)
         {
           const struct publish *p = &spec->publish[i];
-          const char *addr = p->host_addr ? p->host_addr : "127.0.0.1";
+          const char *addr = p->host_addr[0] ? p->host_addr : "127.0.0.1";
           if (strchr (addr, ':') != NULL || strchr (addr, ',') != NULL)
             return err_make (err, 0, "QEMU user-net cannot publish on '%s' (IPv4 only)", addr);
           for (unsigned k = 0; k < (p->count ? p->count : 1u); k++)

@@ -14,7 +14,7 @@
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
-  static const struct vm_publish pub[] = {
+  static const struct publish pub[] = {
     { .guest_port = 56000, .count = 101, .udp = true },
     { .guest_port = 9222, .count = 1 },
   };

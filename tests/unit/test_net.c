@@ -21,7 +21,7 @@
 static void
 test_publish_ok (void **state)
 {
-  struct vm_publish p;
+  struct publish p;
   struct err *err = NULL;
 
   (void) state;
@@ -45,7 +45,7 @@ test_publish_ok (void **state)
 static void
 test_publish_ranges (void **state)
 {
-  struct vm_publish p, q;
+  struct publish p, q;
   struct err *err = NULL;
 
   (void) state;
@@ -85,7 +85,7 @@ test_publish_ranges (void **state)
 static void
 expect_bad (const char *s, const char *why)
 {
-  struct vm_publish p;
+  struct publish p;
   struct err *err = NULL;
 
   if (net_parse_publish (s, &p, &err) == 0)
@@ -124,7 +124,7 @@ test_publish_bad (void **state)
   const char *bad[] = { "",         "9222",    ":9222",    "9222:",    "0:1",  "1:0",
                         "65536:1",  "1:99999", "a:1",      "1:2/sctp", "1:2/", "300.1.1.1:1:2",
                         "host:1:2", "1:2:3:4", "[::1:1:2", "-1:2",     "1 :2" };
-  struct vm_publish p;
+  struct publish p;
   struct err *err = NULL;
 
   (void) state;

@@ -22,7 +22,7 @@
 
 #include "net/udpwatch.h"
 
-static const struct vm_publish pub[] = {
+static const struct publish pub[] = {
   { .host_addr = "127.0.0.1", .host_port = 19222, .guest_port = 9222, .count = 1 },
   { .host_addr = "127.0.0.1", .host_port = 56000, .guest_port = 56000, .count = 101, .udp = true },
   { .host_addr = "127.0.0.1", .host_port = 5353, .guest_port = 53, .udp = true }, /* count 0: 1 */

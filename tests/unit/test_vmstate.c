@@ -124,9 +124,9 @@ test_json_publish_ranges (void **state)
   assert_int_equal (vmrec_from_json (range, strlen (range), &r, &err), 0);
   assert_int_equal (r.publish[0].count, 101);
   assert_true (r.publish[0].udp);
-  assert_true (vm_publish_covers (&r.publish[0], true, 56100));
-  assert_false (vm_publish_covers (&r.publish[0], true, 56101));
-  assert_false (vm_publish_covers (&r.publish[0], false, 56050));
+  assert_true (publish_covers (&r.publish[0], true, 56100));
+  assert_false (publish_covers (&r.publish[0], true, 56101));
+  assert_false (publish_covers (&r.publish[0], false, 56050));
 }
 
 static void
@@ -781,10 +781,10 @@ test_cdp_upstream (void **state)
   memset (&r, 0, sizeof r);
   r.cdp_port = 9222;
   assert_int_equal (vm_cdp_upstream (&r, host, sizeof host, &port), -1);
-  r.publish[0] = (struct vm_publish){
+  r.publish[0] = (struct publish){
     .host_addr = "0.0.0.0", .host_port = 19000, .guest_port = 9220, .count = 5
   };
-  r.publish[1] = (struct vm_publish){
+  r.publish[1] = (struct publish){
     .host_addr = "10.0.0.1", .host_port = 9222, .guest_port = 9222, .udp = true
   };
   r.n_publish = 2;
