@@ -109,7 +109,7 @@ start_vmm (struct vmctl *c, struct restore_opts *o, const char *snap, struct vm_
   if (c->be->restore (&spec, snap, &o->mem, &c->rec.rt, ph, n, err) < 0)
     {
       c->rec.rt = *saved_rt;
-      console_logger_stop (c->dir, 2000);
+      vmctl_vmm_gone (c);
       return -1;
     }
   /* The snapshot's config keeps the guest RAM as it was. */
@@ -144,7 +144,7 @@ record (struct vmctl *c, const struct vm_runtime *saved_rt, struct err **err)
                      "restored VM could not be recorded, and stopping its VMM (pid %d) "
                      "failed too (%s): kill it before anything else",
                      (int) pid, e2 && e2->msg ? e2->msg : "");
-  console_logger_stop (c->dir, 2000);
+  vmctl_vmm_gone (c);
   c->rec.state = VM_STATUS_STANDBY;
   c->rec.rt = *saved_rt;
   unlink_pid (c->dir);

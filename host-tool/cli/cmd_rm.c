@@ -74,7 +74,7 @@ rm_one (const struct global_opts *g, const char *name, bool force, struct err **
         goto out;
     }
   /* Whatever the status: a logger must not outlive its VM dir. */
-  console_logger_stop (c->dir, 2000);
+  vmctl_vmm_gone (c);
   r = fs_rmtree (c->dir, err);
 out:
   vmctl_close (c);

@@ -427,7 +427,7 @@ undo (struct created *cr)
   if (cr->vmm)
     cr->c->be->shutdown (&cr->c->rec.rt, &e);
   err_release (&e);
-  console_logger_stop (cr->c->dir, 2000);
+  vmctl_vmm_gone (cr->c);
   if (cr->net)
     net_teardown_vm (NULL, &cr->c->rec, &e);
   err_release (&e);

@@ -222,7 +222,7 @@ standby (struct vmctl *c, void *opts, struct phase *ph, size_t *n, struct err **
     }
   if (a != NULL)
     agent_close (a);
-  console_logger_stop (c->dir, 2000);
+  vmctl_vmm_gone (c);
   phase_add (ph, n, "shutdown", &t);
   vmctl_fault ("standby", "stopped", 0);
   c->rec.rt.vmm_pid = 0;

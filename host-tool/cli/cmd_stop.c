@@ -89,7 +89,7 @@ stop_one (const struct global_opts *g, const char *name, int timeout_ms, struct 
         goto out;
       out->ms = clock_now_ms () - t0;
     }
-  console_logger_stop (c->dir, 2000);
+  vmctl_vmm_gone (c);
   snprintf (snap, sizeof snap, "%s/snapshot", c->dir);
   /* A standby VM's snapshot is the VM: stopping it throws the snapshot
      away, and the report says so (snapshot_discarded). */

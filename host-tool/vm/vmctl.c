@@ -71,7 +71,7 @@ vmctl_stop_leftover (struct vmctl *c, struct err **err)
       if (proc_terminate (pid, 2000, err) < 0)
         return err_wrap (err, "VM '%s': stop the VMM (pid %d) an interrupted run left", c->rec.name,
                          (int) pid);
-      console_logger_stop (c->dir, 2000);
+      vmctl_vmm_gone (c);
       c->rec.rt.vmm_pid = 0;
       return 0;
     }
@@ -85,7 +85,7 @@ vmctl_stop_leftover (struct vmctl *c, struct err **err)
   if (c->be->shutdown (&c->rec.rt, err) < 0)
     return err_wrap (err, "VM '%s': stop the VMM (pid %d) an interrupted standby or restore left",
                      c->rec.name, (int) pid);
-  console_logger_stop (c->dir, 2000);
+  vmctl_vmm_gone (c);
   c->rec.rt.vmm_pid = 0;
   return vmctl_save (c, err);
 }
@@ -209,4 +209,14 @@ vmctl_fact (struct vmctl *c, const char *key, int type, int64_t num, const char 
 {
   if (c->n_facts < sizeof c->facts / sizeof c->facts[0])
     c->facts[c->n_facts++] = (struct vmctl_fact){ key, type, num, str };
+}
+
+void
+vmctl_vmm_gone (struct vmctl *c)
+{
+  cleanup_err struct err *e = NULL;
+
+  console_logger_stop (c->dir, 2000);
+  if (c->rec.vmm_uid != 0 && proc_kill_uid ((uid_t) c->rec.vmm_uid, 5000, &e) < 0)
+    log_warn ("VM '%s': %s", c->rec.name, e->msg);
 }

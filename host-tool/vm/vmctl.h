@@ -103,4 +103,9 @@ int vmctl_check_signals (struct err **err);
    sizeof c->facts; later ones are dropped). */
 void vmctl_fact (struct vmctl *c, const char *key, int type, int64_t num, const char *str);
 
+/* After the VMM exited: stops the console logger and ends every process
+   of the VMM's uid (a compromised VMM's forked, setsid'd children), so
+   nothing of the VM outlives it and its uid is free for the next VM. */
+void vmctl_vmm_gone (struct vmctl *c);
+
 #endif

@@ -193,6 +193,14 @@ vmmuser_prepare (const char *root, const char *dir, const struct vm_record *r, s
 
   if (uid == 0)
     return 0;
+  /* Its processes end with its VMM (vmctl_vmm_gone): one still running is
+     another state dir's VM with the same uid, or was left by a chvm killed
+     mid-stop; the new VMM must not share a uid with it. */
+  if (proc_uid_count ((uid_t) uid) != 0)
+    return err_make (err, EBUSY,
+                     "the VMM uid %u of VM '%s' still runs processes (another state dir's VM, "
+                     "or left behind); stop them first",
+                     (unsigned) uid, r->name);
   snprintf (path, sizeof path, "%s/vms", root);
   if (searchable (root, err) < 0 || searchable (path, err) < 0)
     return -1;

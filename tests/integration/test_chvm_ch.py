@@ -190,6 +190,63 @@ def test_ch_vmm_runs_unprivileged_in_its_own_dir(ch):
         chvm(env, "rm", "-f", "chtest2", timeout=60, check=False)
 
 
+def sleeper_as(uid):
+    """A process of the VMM's uid that a compromised VMM could leave: its
+    own session, no parent of the VM's."""
+    return subprocess.Popen(["setpriv", "--reuid", str(uid), "--regid", str(uid),
+                             "--clear-groups", "--", "setsid", "sleep", "1000"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def uid_alive(uid):
+    """Whether a live (not zombie) process has uid as its real uid."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            st = cli.proc_status(int(pid))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if st.get("State", "").startswith("Z"):
+            continue
+        if int(st["Uid"].split()[0]) == uid:
+            return True
+    return False
+
+
+def test_ch_vmm_uid_processes_end_with_the_vm(ch):
+    """Nothing of a VMM's uid outlives its VM: a process of that uid left
+    running (a compromised VMM's setsid'd child) is gone after `chvm stop`
+    and after `chvm rm`, and while one lives no new VM gets that uid."""
+    env, ns, _ = ch
+    try:
+        chvm(env, "run", "--backend", "ch", "--netns", ns, "--memory", "256M",
+             "--no-wait", "--name", "chuid")
+        uid = cli.inspect(env, "chuid")["spec"]["vmm_uid"]
+        assert uid != 0
+        left = sleeper_as(uid)
+        assert uid_alive(uid)
+        chvm(env, "stop", "chuid", timeout=60)
+        left.wait(timeout=10)
+        assert not uid_alive(uid), "a process of the VMM's uid outlived chvm stop"
+
+        left = sleeper_as(uid)
+        chvm(env, "rm", "chuid", timeout=60)
+        left.wait(timeout=10)
+        assert not uid_alive(uid), "a process of the VMM's uid outlived chvm rm"
+
+        # The uid is free in vm.json now, but a process of it still lives.
+        left = sleeper_as(uid)
+        chvm(env, "run", "--backend", "ch", "--netns", ns, "--memory", "256M",
+             "--no-wait", "--name", "chuid")
+        assert cli.inspect(env, "chuid")["spec"]["vmm_uid"] != uid
+        left.kill()
+        left.wait(timeout=10)
+    finally:
+        chvm(env, "rm", "-f", "chuid", timeout=60, check=False)
+
+
 def test_ch_missing_vmm_user_is_refused(ch):
     """Without its VMM user chvm refuses to start a VMM, saying how to make
     it; CHVM_VMM_USER=root is the one way to run it as root."""
