@@ -258,6 +258,29 @@ cdp_response_complete (const char *buf, size_t len)
   return -1;
 }
 
+/* Whether every "webSocketDebuggerUrl" of body is "ws://TO/...": the only
+   host a client given this answer may be sent to is the endpoint itself
+   (a guest naming another host would send puppeteer's browserURL or
+   playwright's connectOverCDP there: another VM's endpoint, say). */
+static bool
+ws_urls_only_to (const char *body, size_t len, const char *to)
+{
+  static const char key[] = "\"webSocketDebuggerUrl\"";
+  const char *p = body, *end = body + len;
+  size_t tl = strlen (to);
+
+  while ((p = memmem (p, (size_t) (end - p), key, sizeof key - 1)) != NULL)
+    {
+      p += sizeof key - 1;
+      while (p < end && (*p == ' ' || *p == ':' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
+      if ((size_t) (end - p) < 6 + tl + 1 || memcmp (p, "\"ws://", 6) != 0
+          || memcmp (p + 6, to, tl) != 0 || p[6 + tl] != '/')
+        return false;
+    }
+  return true;
+}
+
 long
 cdp_rewrite_response (const char *resp, size_t len, const char *from, const char *to, char *out,
                       size_t cap)
@@ -316,6 +339,8 @@ cdp_rewrite_response (const char *resp, size_t len, const char *from, const char
         return -1;
       i += fl;
     }
+  if (!ws_urls_only_to (out + (pos - blen), blen, to))
+    return -2;
   return (long) pos;
 }
 

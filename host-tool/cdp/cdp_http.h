@@ -63,8 +63,9 @@ int cdp_response_complete (const char *buf, size_t len);
 /* Rewrites a complete upstream response (head and body, as received until
    EOF): every occurrence of from in the body becomes to, Content-Length is
    set to the new length, Connection: close.  Returns the length written to
-   out, or -1 when the response is not one it can rewrite (no complete head,
-   chunked) or the result does not fit in cap. */
+   out, -1 when the response is not one it can rewrite (no complete head,
+   chunked) or the result does not fit in cap, -2 when a webSocketDebuggerUrl
+   in it names a host other than to (the guest would redirect the client). */
 long cdp_rewrite_response (const char *resp, size_t len, const char *from, const char *to,
                            char *out, size_t cap);
 

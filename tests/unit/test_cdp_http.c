@@ -157,6 +157,22 @@ test_rewrite_response (void **state)
   assert_null (strstr (out + hend, "10.213.0.2"));
   assert_int_equal (cdp_browser_path (out + hend, (size_t) n - hend, path, sizeof path), 0);
   assert_string_equal (path, "/devtools/browser/abc");
+  /* A guest naming another host (another VM's endpoint, say), even
+     behind JSON escapes or after one entry of its own, is refused. */
+  static const char *const redirect[] = {
+    "{\"webSocketDebuggerUrl\": \"ws://127.0.0.1:41000/devtools/browser/x\"}",
+    "{\"webSocketDebuggerUrl\":\"ws:\\/\\/127.0.0.1:41000\\/devtools/browser/x\"}",
+    "[{\"webSocketDebuggerUrl\": \"ws://10.213.0.2:9222/devtools/page/a\"},"
+    "{\"webSocketDebuggerUrl\": \"ws://10.213.0.2:92220/devtools/page/b\"}]",
+  };
+  for (size_t i = 0; i < sizeof redirect / sizeof redirect[0]; i++)
+    {
+      snprintf (resp, sizeof resp, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
+                strlen (redirect[i]), redirect[i]);
+      assert_int_equal (cdp_rewrite_response (resp, strlen (resp), "10.213.0.2:9222", "[::1]:40000",
+                                              out, sizeof out),
+                        -2);
+    }
   /* Chunked, or too small an output: not rewritten. */
   static const char chunked[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
   assert_int_equal (cdp_rewrite_response (chunked, strlen (chunked), "a", "b", out, sizeof out),
