@@ -17,6 +17,10 @@
  * supervisor per VM), supervisor.sock (the control socket: one JSON line
  * in, one JSON line out), supervisor.log (its log and its children's
  * output; `chvm logs --source supervisor`).
+ *
+ * This header is what the CLI and the tests use (client.c, supervisor_main
+ * in daemon.c, supctl_parse_request in control.c); sup.h lists the
+ * supervisor's own files.
  */
 #ifndef CHVM_SUPERVISOR_H
 #define CHVM_SUPERVISOR_H

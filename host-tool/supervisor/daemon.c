@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* `chvm __supervise DIR [--booting]`: the supervisor's process.  It takes
+   the VM's lock, logs to supervisor.log, listens on the CDP endpoint and
+   the control socket, writes its pid file, wires the proxy to the wake and
+   idle code, and runs the event loop until the VM is gone or it is told
+   to stop. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "net/net.h"
+#include "path.h"
+#include "state/probe.h"
+#include "state/vmstate.h"
+#include "supervisor/control.h"
+#include "supervisor/idle.h"
+#include "supervisor/live.h"
+#include "supervisor/proxy.h"
+#include "supervisor/sup.h"
+#include "supervisor/supervisor.h"
+#include "supervisor/sync.h"
+#include "supervisor/wake.h"
+#include "sys/fs.h"
+#include "sys/port.h"
+
+#define LOCK_WAIT_MS 2000 /* for a supervisor that is exiting */
+
+/* "ADDR:PORT" (IPv4) into sin. */
+static int
+parse_endpoint (const char *s, struct sockaddr_in *sin, struct err **err)
+{
+  char addr[64] = "";
+  uint16_t port;
+
+  memset (sin, 0, sizeof *sin);
+  sin->sin_family = AF_INET;
+  if (strchr (s, ':') == NULL || port_parse (s, addr, sizeof addr, &port, NULL) < 0 || port == 0)
+    return err_make (err, 0, "bad CDP endpoint '%s' (ADDR:PORT)", s);
+  if (inet_pton (AF_INET, addr, &sin->sin_addr) != 1)
+    return err_make (err, 0, "bad CDP endpoint address '%s' (IPv4)", addr);
+  sin->sin_port = htons (port);
+  return 0;
+}
+
+/* Where the guest's DevTools is reached: its address on the tap, else the
+   port QEMU's user network forwards to it. */
+static int
+find_upstream (struct sup *s, struct err **err)
+{
+  if (vm_cdp_upstream (&s->rec, s->up_host, sizeof s->up_host, &s->up_port) < 0)
+    return err_make (err, 0, "VM %s: its DevTools port %u is not published", s->name,
+                     s->rec.cdp_port);
+  snprintf (s->up_hostport, sizeof s->up_hostport, "%s:%u", s->up_host, s->up_port);
+  return 0;
+}
+
+static int
+write_pid_file (struct sup *s, struct err **err)
+{
+  char path[VM_PATH_MAX + 32], line[24];
+  int n;
+
+  if (path_in (path, sizeof path, s->dir, "supervisor.pid", err) < 0)
+    return -1;
+  n = snprintf (line, sizeof line, "%d\n", (int) getpid ());
+  return fs_write_atomic (path, line, (size_t) n, 0644, err);
+}
+
+static int
+sup_setup (struct sup *s, struct err **err)
+{
+  struct sockaddr_in sin;
+  struct rlimit rl;
+
+  /* Two fds a client, up to 4096 clients: the hard limit, not the soft. */
+  if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
+    {
+      rl.rlim_cur = rl.rlim_max;
+      (void) setrlimit (RLIMIT_NOFILE, &rl);
+    }
+  if (vmrec_load (s->root, s->name, &s->rec, err) < 0)
+    return -1;
+  if (s->rec.cdp_endpoint[0] == '\0')
+    return err_make (err, 0, "VM %s has no CDP endpoint (made before supervisors)", s->name);
+  if (s->rec.cdp_max_clients == 0)
+    s->rec.cdp_max_clients = SUPERVISOR_DEFAULT_MAX_CLIENTS;
+  if (parse_endpoint (s->rec.cdp_endpoint, &sin, err) < 0 || find_upstream (s, err) < 0)
+    return -1;
+  snprintf (s->listen, sizeof s->listen, "%s", s->rec.cdp_endpoint);
+  s->base = event_base_new ();
+  if (s->base == NULL)
+    return err_make (err, ENOMEM, "event base");
+  /* The proxy knows no wake or idle code: these are what it calls. */
+  s->hooks = (struct proxy_hooks){
+    .wake = sup_wake,
+    .browser_up = idle_browser_up,
+    .answered = wake_answered,
+  };
+  /* In the namespace chvm was started in: the clients' side. */
+  if (proxy_listen (s, &sin, err) < 0 || live_init (s, err) < 0 || write_pid_file (s, err) < 0
+      || control_listen (s, err) < 0)
+    return -1;
+  /* The guest's side: the tap lives in the VM's namespace. */
+  if (net_enter_netns (s->rec.netns, err) < 0)
+    return -1;
+  if (sync_watch (s, err) < 0 || idle_init (s, err) < 0)
+    return -1;
+  return 0;
+}
+
+/* s's dir, name and state root from the VM dir named on the command line. */
+static int
+sup_paths (struct sup *s, const char *arg)
+{
+  char tmp[VM_PATH_MAX], real[PATH_MAX];
+
+  if (realpath (arg, real) == NULL || strlen (real) >= sizeof s->dir)
+    return -1;
+  memcpy (s->dir, real, strlen (real) + 1);
+  snprintf (tmp, sizeof tmp, "%s", s->dir);
+  snprintf (s->name, sizeof s->name, "%s", basename (tmp));
+  snprintf (tmp, sizeof tmp, "%s", s->dir);
+  snprintf (s->root, sizeof s->root, "%s", dirname (dirname (tmp)));
+  return 0;
+}
+
+/* supervisor.log becomes our stdout and stderr (sup_log, our children). */
+static int
+open_log (const struct sup *s, struct err **err)
+{
+  char path[VM_PATH_MAX + 32];
+  cleanup_close int fd = -1;
+
+  if (path_in (path, sizeof path, s->dir, "supervisor.log", err) < 0)
+    return -1;
+  fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd >= 0)
+    {
+      dup2 (fd, STDOUT_FILENO);
+      dup2 (fd, STDERR_FILENO);
+    }
+  return 0;
+}
+
+int
+supervisor_main (int argc, char **argv)
+{
+  cleanup_err struct err *err = NULL;
+  cleanup_free struct sup *s = calloc (1, sizeof *s);
+  cleanup_close int lock_fd = -1;
+  char path[VM_PATH_MAX + 32], buf[512];
+
+  if ((argc != 2 && (argc != 3 || strcmp (argv[2], "--booting") != 0)) || s == NULL)
+    {
+      fprintf (stderr, "usage: chvm %s DIR [--booting] (started by chvm run and restore)\n",
+               SUPERVISOR_CMD);
+      return 2;
+    }
+  /* --booting: run did not wait for the browser (--no-wait). */
+  s->ready = argc == 2;
+  s->vmm_fd = -1;
+  s->ino_fd = -1;
+  s->live_fd = -1;
+  if (sup_paths (s, argv[1]) < 0)
+    {
+      fprintf (stderr, "chvm %s: %s: %s\n", SUPERVISOR_CMD, argv[1], strerror (errno));
+      return 1;
+    }
+  if (open_log (s, &err) < 0)
+    return 1;
+  if (path_in (path, sizeof path, s->dir, "supervisor.lock", &err) < 0)
+    return 1;
+  lock_fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  /* Waiting for a supervisor that is exiting: it closes its listeners,
+     removes its pid file, then lets the lock go. */
+  if (lock_fd < 0 || fs_flock_wait (lock_fd, LOCK_WAIT_MS) < 0)
+    {
+      sup_log ("another supervisor holds %s", path);
+      return 1;
+    }
+  signal (SIGPIPE, SIG_IGN);
+  if (sup_setup (s, &err) < 0)
+    {
+      sup_log ("cannot start: %s", err_str (err, buf, sizeof buf));
+      return 1;
+    }
+  sup_log ("VM %s: CDP endpoint %s -> %s, idle standby %s%u s, at most %u clients", s->name,
+           s->listen, s->up_hostport, s->rec.idle_standby_s ? "after " : "off ",
+           s->rec.idle_standby_s, s->rec.cdp_max_clients);
+  {
+    bool ready = s->ready;
+    s->state = SUP_STANDBY;
+    sup_touch (s);
+    sup_sync (s);
+    s->ready = ready;
+  }
+  if (s->state == SUP_RUNNING)
+    sup_arm_idle (s);
+  event_base_dispatch (s->base);
+  if (s->child > 0)
+    kill (s->child, SIGTERM);
+  proxy_close_all (s);
+  /* The endpoint is free before `ps` says this one is gone. */
+  evconnlistener_free (s->cdp);
+  evconnlistener_free (s->ctl);
+  if (path_in (path, sizeof path, s->dir, "supervisor.sock", NULL) == 0)
+    unlink (path);
+  if (path_in (path, sizeof path, s->dir, "supervisor.pid", NULL) == 0)
+    unlink (path);
+  return 0;
+}

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What every part of the supervisor uses: its log, the activity stamp,
+   quitting, and the `chvm` children (standby, restore) it runs. */
+#include "supervisor/sup.h"
+
+#include <event2/event.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+
+extern char **environ;
+
+static const char *const sup_state_names[] = { "running", "standby", "standing-by", "waking" };
+
+void
+sup_log (const char *fmt, ...)
+{
+  char msg[1024], ts[40];
+  struct timespec t;
+  struct tm tm;
+  va_list ap;
+
+  clock_gettime (CLOCK_REALTIME, &t);
+  gmtime_r (&t.tv_sec, &tm);
+  strftime (ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+  va_start (ap, fmt);
+  vsnprintf (msg, sizeof msg, fmt, ap);
+  va_end (ap);
+  dprintf (STDERR_FILENO, "%s.%03ldZ chvm-supervisor[%d]: %s\n", ts, t.tv_nsec / 1000000,
+           (int) getpid (), msg);
+}
+
+const char *
+sup_state_name (enum sup_state st)
+{
+  return sup_state_names[st];
+}
+
+void
+sup_touch (struct sup *s)
+{
+  s->last_activity = clock_now_ms ();
+}
+
+void
+sup_quit (struct sup *s, const char *why)
+{
+  sup_log ("exiting: %s", why);
+  event_base_loopbreak (s->base);
+}
+
+int
+sup_spawn_chvm (struct sup *s, const char *cmd)
+{
+  const char *argv[] = { "chvm", "--state-dir", s->root, cmd, s->name, NULL };
+  /* Test seam (like CHVM_FAULT): another program in chvm's place, for a
+     test of the supervisor's own logic without a VM. */
+  const char *exe = getenv ("CHVM_SUPERVISOR_EXEC");
+  posix_spawn_file_actions_t fa;
+  int r;
+
+  posix_spawn_file_actions_init (&fa);
+  posix_spawn_file_actions_addopen (&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addclosefrom_np (&fa, 3);
+  r = posix_spawn (&s->child, exe != NULL && exe[0] ? exe : "/proc/self/exe", &fa, NULL,
+                   (char *const *) argv, environ);
+  posix_spawn_file_actions_destroy (&fa);
+  if (r != 0)
+    {
+      s->child = 0;
+      snprintf (s->last_error, sizeof s->last_error, "chvm %s: %s", cmd, strerror (r));
+      sup_log ("%s", s->last_error);
+      return -1;
+    }
+  s->child_t0 = clock_now_ms ();
+  return 0;
+}

@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The supervisor's insides (supervisor.h says what it does): what one
+ * supervisor keeps (struct sup) and one CDP client (struct conn), shared
+ * by its files, and the helpers they all use (sup.c).  The files:
+ *
+ *   sup.c      logging, activity, the `chvm` children it runs
+ *   proxy.c    clients' HTTP and WebSockets to the guest's DevTools
+ *   wake.c     wake on connect: a restore, then the held clients go on
+ *   idle.c     the idle clock and idle standby
+ *   live.c     the live view's UDP packets, which count as activity
+ *   sync.c     following vm.json, the VMM and our children
+ *   control.c  the control socket and its protocol
+ *   daemon.c   supervisor_main: lock, pid file, listeners, event loop
+ *   client.c   the CLI's side: starting, stopping, asking a supervisor
+ *
+ * Only daemon.c knows all of them: it fills in the proxy's hooks, so that
+ * the proxy knows no wake or idle code.
+ */
+#ifndef CHVM_SUPERVISOR_SUP_H
+#define CHVM_SUPERVISOR_SUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cdp/cdp_http.h"
+#include "cdp/wsscan.h"
+#include "state/vmrec.h"
+
+#define WAKE_KEEP 64 /* wake figures kept for status */
+
+struct event_base;
+struct event;
+struct evconnlistener;
+struct bufferevent;
+struct evbuffer;
+
+enum sup_state
+{
+  SUP_RUNNING,
+  SUP_STANDBY,
+  SUP_SLEEPING, /* our `chvm standby` runs */
+  SUP_WAKING,   /* our `chvm restore` runs */
+};
+
+enum conn_mode
+{
+  CONN_HEAD,  /* reading the client's request head */
+  CONN_HTTP,  /* one request, answer passed through */
+  CONN_JSON,  /* one /json request, answer rewritten */
+  CONN_WS,    /* a WebSocket */
+  CONN_CLOSE, /* writing the last bytes to the client */
+};
+
+struct sup;
+
+/* One CDP client (proxy.c). */
+struct conn
+{
+  struct sup *s;
+  struct conn *next;
+  struct bufferevent *cli, *up;
+  enum conn_mode mode;
+  bool up_ready; /* connected, head sent */
+  bool up_eof;
+  struct cdp_req req;
+  char up_head[CDP_HEAD_MAX + 512];
+  long up_head_len;
+  char to_host[256]; /* what the client's URLs name */
+  struct ws_scan c2s, s2c;
+  uint8_t s2c_head_match; /* of "\r\n\r\n" before the WebSocket frames */
+  bool s2c_frames;
+  bool opaque; /* the frame scan gave up: bytes alone count */
+  int64_t cmds, replies;
+  struct evbuffer *resp; /* a /json answer being collected */
+};
+
+/* What the proxy tells the rest of the supervisor; daemon.c fills them in. */
+struct proxy_hooks
+{
+  /* A client waits on a VM that is not running: a new one, or its bytes. */
+  void (*wake) (struct sup *s, const char *why);
+  /* The guest sent bytes: its browser is up. */
+  void (*browser_up) (struct sup *s);
+  /* A client got the guest's answer: the end of a wake in progress. */
+  void (*answered) (struct sup *s);
+};
+
+struct sup
+{
+  struct event_base *base;
+  char dir[VM_PATH_MAX], root[VM_PATH_MAX], name[VM_NAME_MAX + 1];
+  struct vm_record rec;
+  enum sup_state state;
+  struct evconnlistener *cdp, *ctl;
+  char listen[64];
+  char up_host[64];
+  unsigned up_port;
+  char up_hostport[96]; /* the Host DevTools is given, and names in its URLs */
+  struct proxy_hooks hooks;
+  int ino_fd;
+  struct event *ino_ev, *vmm_ev, *idle_ev, *sig_ev[3];
+  struct event *accept_ev; /* accepting again after it failed (EMFILE) */
+  /* The live view: UDP on a published UDP range of the tap counts as
+     activity (udpwatch.h). */
+  int live_fd;
+  struct event *live_ev, *live_pause;
+  double live_last; /* 0: none yet */
+  bool live_lost;   /* closed on an error: opened again while running */
+  int vmm_fd;
+  pid_t vmm_pid;
+  pid_t child;
+  double child_t0;
+  bool wake_pending; /* a byte came while our standby ran */
+  struct conn *conns;
+  unsigned n_conns;
+  double last_activity;
+  /* The wake in progress: first byte in, restore, first answer out. */
+  bool wake_open;
+  double wake_t0, wake_restore_ms;
+  unsigned wakes, wake_fails, idle_standbys;
+  double wake_ms[WAKE_KEEP], restore_ms[WAKE_KEEP];
+  char last_error[512];
+  char browser_path[256];
+  /* The browser is known to be up: run waited for it, a restore did, or
+     DevTools answered through us.  The idle clock runs only then: a VM
+     still booting is not idle. */
+  bool ready;
+};
+
+/* "<UTC time> chvm-supervisor[pid]: msg" to stderr, which is supervisor.log. */
+void sup_log (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+
+/* "running", "standby", "standing-by" or "waking". */
+const char *sup_state_name (enum sup_state st);
+
+/* A CDP byte, a client or a VM that runs again: the idle clock starts over. */
+void sup_touch (struct sup *s);
+
+/* Ends the event loop: supervisor_main cleans up and exits. */
+void sup_quit (struct sup *s, const char *why);
+
+/* Runs `chvm --state-dir ROOT CMD NAME` as s->child, its output into our
+   log; on failure, s->last_error says why. */
+int sup_spawn_chvm (struct sup *s, const char *cmd);
+
+#endif
