@@ -145,7 +145,8 @@ open_log (const struct sup *s, struct err **err)
 
   if (path_in (path, sizeof path, s->dir, "supervisor.log", err) < 0)
     return -1;
-  fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  /* The VM dir is writable by the VMM's uid: never through its links. */
+  fd = fs_open_log (path, false, err);
   if (fd >= 0)
     {
       dup2 (fd, STDOUT_FILENO);
@@ -182,7 +183,9 @@ supervisor_main (int argc, char **argv)
     return 1;
   if (path_in (path, sizeof path, s->dir, "supervisor.lock", &err) < 0)
     return 1;
-  lock_fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  /* A plain file of root's, as the log (a link or a file the VMM's uid put
+     there is replaced, so that it cannot hold the lock either). */
+  lock_fd = fs_open_log (path, false, &err);
   /* Waiting for a supervisor that is exiting: it closes its listeners,
      removes its pid file, then lets the lock go. */
   if (lock_fd < 0 || fs_flock_wait (lock_fd, LOCK_WAIT_MS) < 0)

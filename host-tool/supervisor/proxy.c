@@ -249,17 +249,24 @@ json_done (struct conn *c)
       return;
     }
   n = cdp_rewrite_response (resp, len, c->s->up_hostport, c->to_host, out, cap);
+  /* Nothing of the guest's /json goes to the client unchecked: an answer
+     that cannot be rewritten (chunked, no head) would carry the guest's own
+     URLs. */
   if (n < 0)
-    bufferevent_write (c->cli, resp, len);
-  else
     {
-      size_t hend = cdp_head_end (out, (size_t) n);
-      char path[256];
-      if (strncmp (c->req.target, "/json/version", 13) == 0 && hend > 0
-          && cdp_browser_path (out + hend, (size_t) n - hend, path, sizeof path) == 0)
-        snprintf (c->s->browser_path, sizeof c->s->browser_path, "%s", path);
-      bufferevent_write (c->cli, out, (size_t) n);
+      conn_error (c, 502, "Bad Gateway",
+                  n == -2 ? "chvm: the guest's answer sends clients to another host; refused"
+                          : "chvm: the guest's DevTools answer cannot be rewritten; refused");
+      return;
     }
+  {
+    size_t hend = cdp_head_end (out, (size_t) n);
+    char path[256];
+    if (strncmp (c->req.target, "/json/version", 13) == 0 && hend > 0
+        && cdp_browser_path (out + hend, (size_t) n - hend, path, sizeof path) == 0)
+      snprintf (c->s->browser_path, sizeof c->s->browser_path, "%s", path);
+    bufferevent_write (c->cli, out, (size_t) n);
+  }
   conn_finish (c);
 }
 

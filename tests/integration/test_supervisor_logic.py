@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 
@@ -255,3 +256,61 @@ def test_restore_that_cannot_start_is_503(fake):
     assert fake.row()["supervisor"] == "running"
     restart_supervisor(fake)
     assert get(fake["endpoint"] + "/json/version", 30)["Browser"]
+
+
+# A guest's DevTools that sends clients elsewhere: /json/version names
+# another host (another VM's endpoint, say) as its WebSocket.
+HOSTILE_DEVTOOLS = r"""
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b'{"Browser": "x", "webSocketDebuggerUrl": "ws://127.0.0.1:1/devtools/browser/x"}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def test_guest_json_naming_another_host_is_refused(tmp_path):
+    """The endpoint never hands a client a /json answer that points it at a
+    host other than the endpoint itself: the answer is refused with a 502."""
+    d = tmp_path / "vms" / "hostile"
+    d.mkdir(parents=True)
+    dport, eport = free_port(), free_port()
+    # Its command line names the VM dir, as a VMM's does (its sockets).
+    srv = subprocess.Popen([sys.executable, "-c", HOSTILE_DEVTOOLS, str(dport), str(d)])
+    rec = {"version": 1, "name": "hostile", "backend": "qemu", "image": "stub", "created": 1,
+           "state": "running",
+           "spec": {"cpus": 1, "memory_mib": 128, "kernel": "/none", "cdp_port": 9222,
+                    "cdp_endpoint": "127.0.0.1:%d" % eport, "idle_standby": 0,
+                    "cdp_max_clients": 3,
+                    "publish": [{"host_addr": "127.0.0.1", "host_port": dport,
+                                 "guest_port": 9222, "proto": "tcp"}]},
+           "runtime": {"vmm_pid": srv.pid, "api_socket": "", "vsock_socket": "",
+                       "agent_host_port": 0, "version": ""}}
+    (d / "vm.json").write_text(json.dumps(rec))
+    env = dict(os.environ, CHVM_STATE_DIR=str(tmp_path))
+    vm = cli.Vm(name="hostile", env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", dport), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the hostile DevTools did not listen"
+                time.sleep(0.1)
+        chvm(env, "supervise", "hostile")
+        with pytest.raises(urllib.error.HTTPError) as e:
+            get("http://127.0.0.1:%d/json/version" % eport, 20)
+        assert e.value.code == 502 and "another host" in e.value.read().decode()
+    finally:
+        pid = vm.row()["supervisor_pid"]
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+        srv.kill()
+        srv.wait()
