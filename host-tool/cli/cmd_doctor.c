@@ -131,21 +131,6 @@ usage (FILE *out, int status)
   return status;
 }
 
-/* Only --help; returns -1, or the exit status after printing usage. */
-static int
-parse_args (int argc, char **argv)
-{
-  static const struct option longopts[]
-      = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
-  int c;
-
-  optind = 0;
-  opterr = 0;
-  if ((c = getopt_long (argc, argv, "+h", longopts, NULL)) != -1)
-    return c == 'h' ? usage (stdout, 0) : usage (stderr, 2);
-  return optind < argc ? usage (stderr, 2) : -1;
-}
-
 int
 cmd_doctor (const struct global_opts *g, int argc, char **argv)
 {
@@ -161,7 +146,7 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
   struct check *k;
   bool nested = host_is_vm ();
   const char *kvm_mod;
-  int status = parse_args (argc, argv);
+  int status = cli_help_only (argc, argv, usage, false);
 
   if (status >= 0)
     return status;

@@ -48,27 +48,11 @@ usage (FILE *out, int status)
   return status;
 }
 
-/* Only --help; returns -1 with optind at the first NAME, or the exit
-   status after printing usage. */
-static int
-parse_args (int argc, char **argv)
-{
-  static const struct option longopts[]
-      = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
-  int c;
-
-  optind = 0;
-  opterr = 0;
-  if ((c = getopt_long (argc, argv, "+h", longopts, NULL)) != -1)
-    return c == 'h' ? usage (stdout, 0) : usage (stderr, 2);
-  return optind < argc ? -1 : usage (stderr, 2);
-}
-
 int
 cmd_inspect (const struct global_opts *g, int argc, char **argv)
 {
   cleanup_json struct json_object *arr = NULL;
-  int rc = parse_args (argc, argv);
+  int rc = cli_help_only (argc, argv, usage, true);
 
   if (rc >= 0)
     return rc;

@@ -4,6 +4,7 @@
 #include "cli/report.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,4 +130,18 @@ cli_data_path (const char *rel, char *out, size_t len, struct err **err)
   if (n < 0 || (size_t) n >= len)
     return err_make (err, ENAMETOOLONG, "data path");
   return 0;
+}
+
+int
+cli_help_only (int argc, char **argv, int (*usage) (FILE *out, int status), bool names)
+{
+  static const struct option longopts[]
+      = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+  int c;
+
+  optind = 0;
+  opterr = 0;
+  if ((c = getopt_long (argc, argv, "+h", longopts, NULL)) != -1)
+    return c == 'h' ? usage (stdout, 0) : usage (stderr, 2);
+  return (optind < argc) == names ? -1 : usage (stderr, 2);
 }

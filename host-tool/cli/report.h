@@ -5,6 +5,7 @@
 #define CHVM_CLI_REPORT_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "cli/commands.h"
 #include "err.h"
@@ -35,5 +36,11 @@ int cli_timeout_arg (const char *s, unsigned *out);
    own output. */
 int cli_run_phased (const struct global_opts *g, const char *cmd, const char *name, void *opts,
                     cli_phased_fn op, struct vmctl *c);
+
+/* The arguments of a command whose one option is --help: -1 (optind at the
+   first NAME) when they are right (NAMEs when names, none otherwise), else
+   the exit status after usage printed the help (stdout, 0) or the usage
+   error (stderr, 2). */
+int cli_help_only (int argc, char **argv, int (*usage) (FILE *out, int status), bool names);
 
 #endif

@@ -20,8 +20,8 @@ json_put_fn (struct json_object **o)
 static inline const char *
 json_text (struct json_object *o)
 {
-  return json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN
-                                                | JSON_C_TO_STRING_NOSLASHESCAPE);
+  return json_object_to_json_string_ext (o,
+                                         JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
 /* Writes json_text (o) and a newline to f. */

@@ -33,6 +33,22 @@ CYCLES = 50
 pytestmark = prereq.requires(prereq.chvm, prereq.chromium, *prereq.CDP_CLIENTS)
 
 
+def write_record(d, dport, eport, pid):
+    """vm.json of a running VM named after directory d whose "VMM" is pid and
+    whose DevTools (guest port 9222) is published on 127.0.0.1:dport, with
+    its endpoint on eport."""
+    rec = {"version": 1, "name": d.name, "backend": "qemu", "image": "stub", "created": 1,
+           "state": "running",
+           "spec": {"cpus": 1, "memory_mib": 128, "kernel": "/none", "cdp_port": 9222,
+                    "cdp_endpoint": "127.0.0.1:%d" % eport, "idle_standby": 0,
+                    "cdp_max_clients": 3,
+                    "publish": [{"host_addr": "127.0.0.1", "host_port": dport,
+                                 "guest_port": 9222, "proto": "tcp"}]},
+           "runtime": {"vmm_pid": pid, "api_socket": "", "vsock_socket": "",
+                       "agent_host_port": 0, "version": ""}}
+    (d / "vm.json").write_text(json.dumps(rec))
+
+
 @pytest.fixture(scope="module")
 def fake(tmp_path_factory):
     root = tmp_path_factory.mktemp("sup")
@@ -45,16 +61,7 @@ def fake(tmp_path_factory):
                                "--user-data-dir=%s" % (d / "profile"), "about:blank"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_cdp("http://127.0.0.1:%d" % dport, time.monotonic() + 60)
-    rec = {"version": 1, "name": "fake", "backend": "qemu", "image": "stub", "created": 1,
-           "state": "running",
-           "spec": {"cpus": 1, "memory_mib": 128, "kernel": "/none", "cdp_port": 9222,
-                    "cdp_endpoint": "127.0.0.1:%d" % eport, "idle_standby": 0,
-                    "cdp_max_clients": 3,
-                    "publish": [{"host_addr": "127.0.0.1", "host_port": dport,
-                                 "guest_port": 9222, "proto": "tcp"}]},
-           "runtime": {"vmm_pid": chrome.pid, "api_socket": "", "vsock_socket": "",
-                       "agent_host_port": 0, "version": ""}}
-    (d / "vm.json").write_text(json.dumps(rec))
+    write_record(d, dport, eport, chrome.pid)
     env = dict(os.environ, CHVM_STATE_DIR=str(root), CHVM_SUPERVISOR_EXEC=paths.SUPERVISOR_STUB)
     vm = cli.Vm(name="fake", env=env, dir=str(d), endpoint="http://127.0.0.1:%d" % eport,
                 chrome=chrome)
@@ -283,16 +290,7 @@ def test_guest_json_naming_another_host_is_refused(tmp_path):
     dport, eport = free_port(), free_port()
     # Its command line names the VM dir, as a VMM's does (its sockets).
     srv = subprocess.Popen([sys.executable, "-c", HOSTILE_DEVTOOLS, str(dport), str(d)])
-    rec = {"version": 1, "name": "hostile", "backend": "qemu", "image": "stub", "created": 1,
-           "state": "running",
-           "spec": {"cpus": 1, "memory_mib": 128, "kernel": "/none", "cdp_port": 9222,
-                    "cdp_endpoint": "127.0.0.1:%d" % eport, "idle_standby": 0,
-                    "cdp_max_clients": 3,
-                    "publish": [{"host_addr": "127.0.0.1", "host_port": dport,
-                                 "guest_port": 9222, "proto": "tcp"}]},
-           "runtime": {"vmm_pid": srv.pid, "api_socket": "", "vsock_socket": "",
-                       "agent_host_port": 0, "version": ""}}
-    (d / "vm.json").write_text(json.dumps(rec))
+    write_record(d, dport, eport, srv.pid)
     env = dict(os.environ, CHVM_STATE_DIR=str(tmp_path))
     vm = cli.Vm(name="hostile", env=env)
     try:
