@@ -12,31 +12,78 @@
 
 #include "cleanup.h"
 
-int
-udpwatch_open (const char *ifname, struct err **err)
+/* The kernel filter: SOCK_DGRAM, so the packet starts at its IPv4 header.
+   Accept what the interface sends (toward the guest, on a tap: a viewer's
+   packets; what the guest itself sends never gets here, however much),
+   IPv4 UDP, not a fragment after the first (its ports are there), to a
+   guest port of one of pub's UDP ranges, snapped: every other packet stays
+   in the kernel.  code has room for 12 + 2 * VM_MAX_PUBLISH instructions;
+   returns how many it wrote. */
+static unsigned short
+filter (struct sock_filter *code, const struct publish *pub, size_t n)
 {
-  /* SOCK_DGRAM: the packet starts at its IPv4 header.  Accept what the
-     interface sends (toward the guest, on a tap: a viewer's packets; what
-     the guest itself sends never gets here, however much), IPv4 UDP and not
-     a fragment after the first (its ports are there), snapped.  ETH_P_ALL,
-     not ETH_P_IP: sent frames reach only ETH_P_ALL sockets. */
-  struct sock_filter code[] = {
-    BPF_STMT (BPF_LD | BPF_B | BPF_ABS, (__u32) (SKF_AD_OFF + SKF_AD_PKTTYPE)),
-    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, PACKET_OUTGOING, 0, 7),
-    BPF_STMT (BPF_LD | BPF_H | BPF_ABS, (__u32) (SKF_AD_OFF + SKF_AD_PROTOCOL)),
-    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 0, 5),
-    BPF_STMT (BPF_LD | BPF_B | BPF_ABS, 9), /* protocol */
-    BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, 3),
-    BPF_STMT (BPF_LD | BPF_H | BPF_ABS, 6), /* flags, fragment offset */
-    BPF_JUMP (BPF_JMP | BPF_JSET | BPF_K, 0x1fff, 1, 0),
-    BPF_STMT (BPF_RET | BPF_K, UDPWATCH_SNAP),
-    BPF_STMT (BPF_RET | BPF_K, 0),
-  };
-  struct sock_fprog prog = { .len = sizeof code / sizeof code[0], .filter = code };
+  unsigned short k = 0, ranges = 0, accept, reject;
+
+  for (size_t i = 0; i < n && i < VM_MAX_PUBLISH; i++)
+    ranges += pub[i].udp;
+  /* After the ranges: reject (where the last range falls through), then
+     accept. */
+  reject = (unsigned short) (10 + 2 * ranges);
+  accept = (unsigned short) (reject + 1);
+#define TO(target) ((__u8) ((target) -k - 1))
+  code[k] = (struct sock_filter) BPF_STMT (BPF_LD | BPF_B | BPF_ABS,
+                                           (__u32) (SKF_AD_OFF + SKF_AD_PKTTYPE));
+  k++;
+  code[k]
+      = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, PACKET_OUTGOING, 0, TO (reject));
+  k++;
+  code[k] = (struct sock_filter) BPF_STMT (BPF_LD | BPF_H | BPF_ABS,
+                                           (__u32) (SKF_AD_OFF + SKF_AD_PROTOCOL));
+  k++;
+  code[k] = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 0, TO (reject));
+  k++;
+  code[k] = (struct sock_filter) BPF_STMT (BPF_LD | BPF_B | BPF_ABS, 9); /* protocol */
+  k++;
+  code[k] = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, TO (reject));
+  k++;
+  code[k] = (struct sock_filter) BPF_STMT (BPF_LD | BPF_H | BPF_ABS, 6); /* flags, offset */
+  k++;
+  code[k] = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JSET | BPF_K, 0x1fff, TO (reject), 0);
+  k++;
+  code[k] = (struct sock_filter) BPF_STMT (BPF_LDX | BPF_B | BPF_MSH, 0); /* X: header length */
+  k++;
+  code[k] = (struct sock_filter) BPF_STMT (BPF_LD | BPF_H | BPF_IND, 2); /* destination port */
+  k++;
+  for (size_t i = 0; i < n && i < VM_MAX_PUBLISH; i++)
+    if (pub[i].udp)
+      {
+        unsigned lo = pub[i].guest_port, hi = lo + publish_ports (&pub[i]) - 1;
+        /* Below the range: the next one (or reject); above it: the same;
+           else accept. */
+        code[k] = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JGE | BPF_K, lo, 0, 1);
+        k++;
+        code[k] = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JGT | BPF_K, hi, 0, TO (accept));
+        k++;
+      }
+#undef TO
+  code[k++] = (struct sock_filter) BPF_STMT (BPF_RET | BPF_K, 0);
+  code[k++] = (struct sock_filter) BPF_STMT (BPF_RET | BPF_K, UDPWATCH_SNAP);
+  return k;
+}
+
+int
+udpwatch_open (const char *ifname, const struct publish *pub, size_t n, struct err **err)
+{
+  /* ETH_P_ALL, not ETH_P_IP: sent frames reach only ETH_P_ALL sockets. */
+  struct sock_filter code[12 + 2 * VM_MAX_PUBLISH];
+  struct sock_fprog prog = { .filter = code };
   struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons (ETH_P_ALL) };
   int rcvbuf = 64 * 1024;
   cleanup_close int fd = -1;
 
+  if (!udpwatch_wanted (pub, n))
+    return err_make (err, EINVAL, "live-view watch: no UDP port is published");
+  prog.len = filter (code, pub, n);
   sll.sll_ifindex = (int) if_nametoindex (ifname);
   if (sll.sll_ifindex == 0)
     return err_make (err, errno, "live-view watch: no interface %s", ifname);

@@ -22,8 +22,10 @@
 #define UDPWATCH_SNAP 64 /* bytes of a packet the socket is given */
 
 /* A packet socket on ifname (in the caller's namespace) receiving the IPv4
-   UDP packets ifname sends, nonblocking.  Returns the fd, or -1 with err. */
-int udpwatch_open (const char *ifname, struct err **err);
+   UDP packets ifname sends to a guest port of pub's UDP entries (the
+   kernel's filter tests the ports; nothing else reaches the caller),
+   nonblocking.  Returns the fd, or -1 with err. */
+int udpwatch_open (const char *ifname, const struct publish *pub, size_t n, struct err **err);
 
 /* Whether pkt (an IPv4 packet as the socket gives it, len bytes) is UDP
    with its destination port in the guest ports of one of the UDP entries

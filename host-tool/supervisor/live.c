@@ -83,7 +83,7 @@ live_open (struct sup *s)
   s->live_lost = false;
   if (s->rec.tap[0] == '\0' || !udpwatch_wanted (s->rec.publish, s->rec.n_publish))
     return;
-  s->live_fd = udpwatch_open (s->rec.tap, &e);
+  s->live_fd = udpwatch_open (s->rec.tap, s->rec.publish, s->rec.n_publish, &e);
   if (s->live_fd < 0)
     {
       s->live_fd = -1;

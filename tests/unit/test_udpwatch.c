@@ -82,8 +82,8 @@ test_match (void **state)
   assert_true (udpwatch_wanted (pub, N_PUB));
 }
 
-/* The kernel filter: on lo, a UDP datagram arrives (snapped), a TCP
-   connection's packets do not. */
+/* The kernel filter: on lo, a UDP datagram to a published port arrives
+   (snapped); a TCP connection's packets and UDP to other ports do not. */
 static void
 test_filter_on_lo (void **state)
 {
@@ -97,7 +97,7 @@ test_filter_on_lo (void **state)
   bool saw = false;
 
   (void) state;
-  w = udpwatch_open ("lo", &e);
+  w = udpwatch_open ("lo", pub, N_PUB, &e);
   if (w < 0 && (e->status == EPERM || e->status == EACCES))
     {
       err_release (&e);
@@ -114,8 +114,19 @@ test_filter_on_lo (void **state)
   assert_int_equal (write (t, big, sizeof big), (ssize_t) sizeof big);
   close (t);
   close (l);
-  /* Then one UDP datagram to port 56050 (in the media range). */
+  /* UDP outside the published ranges (a DNS or QUIC answer, a datagram
+     anyone sends to the ephemeral range): stays in the kernel.  Then one
+     to port 56050 (in the media range). */
   u = socket (AF_INET, SOCK_DGRAM, 0);
+  for (unsigned port = 55990; port < 56000; port++)
+    {
+      a.sin_port = htons ((uint16_t) port);
+      assert_int_equal (sendto (u, big, 100, 0, (struct sockaddr *) &a, sizeof a), 100);
+    }
+  a.sin_port = htons (56101);
+  assert_int_equal (sendto (u, big, 100, 0, (struct sockaddr *) &a, sizeof a), 100);
+  a.sin_port = htons (54);
+  assert_int_equal (sendto (u, big, 100, 0, (struct sockaddr *) &a, sizeof a), 100);
   a.sin_port = htons (56050);
   assert_int_equal (sendto (u, big, sizeof big, 0, (struct sockaddr *) &a, sizeof a),
                     (ssize_t) sizeof big);
@@ -123,14 +134,13 @@ test_filter_on_lo (void **state)
   pfd = (struct pollfd){ .fd = w, .events = POLLIN };
   while (poll (&pfd, 1, 2000) == 1 && (n = recv (w, buf, sizeof buf, 0)) > 0)
     {
-      /* Anything that came is UDP, cut to the snap length. */
+      /* Anything that came is UDP to a published port, cut to the snap
+         length. */
       assert_true (n <= UDPWATCH_SNAP);
       assert_int_equal (buf[9], IPPROTO_UDP);
-      if (udpwatch_match (buf, (size_t) n, pub, N_PUB))
-        {
-          saw = true;
-          break;
-        }
+      assert_true (udpwatch_match (buf, (size_t) n, pub, N_PUB));
+      saw = true;
+      break;
     }
   assert_true (saw);
   close (w);
@@ -207,8 +217,8 @@ test_bridge_port (void **state)
   other = open (path, O_RDONLY | O_CLOEXEC);
   assert_true (self >= 0 && other >= 0);
   assert_int_equal (setns (other, CLONE_NEWNET), 0);
-  port = udpwatch_open ("vb", &e); /* the bridge port: sends toward va */
-  peer = udpwatch_open ("va", &e); /* receives: nothing of it counts */
+  port = udpwatch_open ("vb", pub, N_PUB, &e); /* the bridge port: sends toward va */
+  peer = udpwatch_open ("va", pub, N_PUB, &e); /* receives: nothing of it counts */
   u = socket (AF_INET, SOCK_DGRAM, 0);
   inet_pton (AF_INET, "10.9.0.2", &to.sin_addr);
   toward = port >= 0 && u >= 0 && sees_media (port, u, &to);
@@ -229,8 +239,12 @@ test_open_bad_interface (void **state)
   struct err *e = NULL;
 
   (void) state;
-  assert_true (udpwatch_open ("chvm-nonesuch", &e) < 0);
+  assert_true (udpwatch_open ("chvm-nonesuch", pub, N_PUB, &e) < 0);
   assert_non_null (strstr (e->msg, "no interface chvm-nonesuch"));
+  err_release (&e);
+  /* Nothing to watch without a published UDP port. */
+  assert_true (udpwatch_open ("lo", pub, 1, &e) < 0);
+  assert_non_null (strstr (e->msg, "no UDP port is published"));
   err_release (&e);
 }
 
