@@ -176,7 +176,10 @@ fuzz:
 	SUITES=fuzz tests/run.sh
 
 # Lint: host-tool/'s layers (scripts/check-layers.sh: no include points up),
-# clang-format (.clang-format, GNU based) and cppcheck.  cppcheck cannot
+# no function over 120 lines in host-tool/ and guest-agent/
+# (scripts/func-lengths.py), no circle of calls between their files
+# (scripts/call-cycles.py, from nm of the objects), clang-format
+# (.clang-format, GNU based) and cppcheck.  cppcheck cannot
 # see __attribute__((cleanup)), the house way of freeing, so its leak checks
 # are off; LeakSanitizer in the unit tests covers leaks instead.  readdir_r,
 # which it suggests for readdir, is deprecated by glibc.
@@ -185,8 +188,11 @@ CPPCHECK_FLAGS := --enable=warning,portability,performance --library=posix --std
 	--error-exitcode=1 --inline-suppr -D_GNU_SOURCE -Icommon -Ihost-tool -I$(B)/gen \
 	--suppress=preprocessorErrorDirective:$(B)/gen/agent.pb-c.h --suppress=resourceLeak --suppress=memleak \
 	--suppress=readdirCalled
-lint: $(B)/gen/agent.pb-c.h analyze
+lint: $(B)/gen/agent.pb-c.h analyze $(B)/lib/libchvm.a
 	scripts/check-layers.sh
+	scripts/func-lengths.py -n 0 --max 120 $(shell find host-tool guest-agent -name '*.c')
+	scripts/call-cycles.py $(call obj,host,$(filter-out $(CLI_SRC),$(HOST_SRC)))
+	scripts/call-cycles.py --cc "$(CC) $(HOST_CFLAGS) -Iguest-agent" $(wildcard guest-agent/*.c)
 	clang-format --dry-run -Werror $(LINT_C)
 	cppcheck $(CPPCHECK_FLAGS) $(filter %.c,$(LINT_C))
 

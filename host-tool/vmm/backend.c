@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Which backend: by its recorded name, or the one a host can run; and what
-   both backends' snapshot checks share. */
+/* Which backend: by its recorded name, or the one a host can run. */
 #include "vmm/backend.h"
 
 #include <errno.h>
@@ -9,8 +8,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "clock.h"
 
 const struct backend_ops *
 backend_by_name (const char *name)
@@ -81,28 +78,4 @@ backend_pick (const char *want, char *why, size_t why_len, struct err **err)
       return NULL;
     }
   return &backend_qemu;
-}
-
-int
-backend_snapshot_file (const char *dir, const char *name, struct stat *st, struct err **err)
-{
-  char path[VM_PATH_MAX + 32];
-
-  if ((size_t) snprintf (path, sizeof path, "%s/%s", dir, name) >= sizeof path)
-    return err_make (err, ENAMETOOLONG, "%s/%s", dir, name);
-  if (stat (path, st) < 0)
-    return err_make (err, errno, "snapshot %s is incomplete: no %s", dir, name);
-  if (!S_ISREG (st->st_mode) || st->st_size == 0)
-    return err_make (err, 0, "snapshot %s is incomplete: %s is empty", dir, name);
-  return 0;
-}
-
-void
-phase_add (struct phase *p, size_t *n, const char *name, double *t)
-{
-  double now = clock_now_ms ();
-
-  if (p != NULL && n != NULL && *n < BACKEND_MAX_PHASES)
-    p[(*n)++] = (struct phase){ name, now - *t };
-  *t = now;
 }
