@@ -133,7 +133,7 @@ def run_size(workdir, mib, guest_mib, shared, restores, version_major, timeout):
             res[key + "_ms"] = total
             res[key + "_phases"] = {k: float(v) for k, v in r.items() if k not in ("pid", "mode")}
             if mode == "copy":
-                res[key + "_MBps"] = res["snapshot_bytes"] / 1e3 / float(r["restore-" + mode])
+                res[key + "_MBps"] = res["snapshot_bytes"] / 1e3 / float(r["restore"])
             res[key + "_first_count_ms"] = first_count_after(d, before, t0, timeout)
             before = d.serial()
             d.ok("shutdown")

@@ -305,7 +305,7 @@ def standby_restore(g, mode):
     g.figures["standby_" + mode] = {"phases": sb.get("phases"), "snapshot_bytes": logical,
                                     "snapshot_allocated": allocated, "guest_ram": GUEST_MEMORY}
     g.figures["restore_" + mode] = {"phases": rs.get("phases"), "ws_answer_s": round(ws_s, 2)}
-    assert ("restore-" + mode) in rs.get("phases", {}) and rs["memory_restore"] == mode, rs
+    assert "restore" in rs.get("phases", {}) and rs["memory_restore"] == mode, rs
     check_snapshot_size(g, sb)
     target, url = g.page
     assert g.targets().get(target) == url, g.targets()
