@@ -433,8 +433,8 @@ cli_read (struct bufferevent *bev, void *ctx)
 
   (void) bev;
   sup_touch (c->s);
-  /* Either may end c (conn_head wakes the VM once the head is whole: the
-     accept already did for a VM in standby). */
+  /* Either may end c (conn_head wakes the VM once the head is whole and
+     its Host acceptable). */
   if (c->mode == CONN_HEAD)
     conn_head (c);
   else
@@ -520,8 +520,9 @@ proxy_accept (struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
       conn_error (c, 503, "Service Unavailable", msg);
       return;
     }
-  if (s->state != SUP_RUNNING)
-    s->hooks.wake (s, "a new client");
+  /* No wake yet: only a whole request head with an acceptable Host wakes
+     the VM (conn_head), so a web page's no-cors fetch, a rebound DNS name
+     or a bare connection restores nothing. */
 }
 
 static void

@@ -229,6 +229,35 @@ def test_rebound_host_is_refused(fake):
             assert "not an IP address or localhost" in body, body
 
 
+def test_foreign_host_and_bare_connection_wake_nothing(fake):
+    """In standby, a request with a rebound Host (a web page's fetch) gets
+    its 403 without a restore, and a connection that sends nothing wakes
+    nothing: only a request the endpoint serves wakes the VM."""
+    host, port = fake["endpoint"][7:].rsplit(":", 1)
+    record_tap(fake)
+    set_idle(fake, 1)
+    fake.wait_status("standby", 30)
+    wakes = fake.supervisor()["wakes"]
+    bare = socket.create_connection((host, int(port)), timeout=5)
+    try:
+        c = http.client.HTTPConnection(host, int(port), timeout=30)
+        c.request("GET", "/json/version", headers={"Host": "evil.example:" + port})
+        r = c.getresponse()
+        r.read()
+        c.close()
+        assert r.status == 403
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            st = fake.supervisor()
+            assert st["wakes"] == wakes and st["state"] == "standby", st
+            time.sleep(0.2)
+    finally:
+        bare.close()
+    assert get(fake["endpoint"] + "/json/version", 60)["Browser"]
+    assert fake.supervisor()["wakes"] == wakes + 1
+    set_idle(fake, 0)
+
+
 def test_failed_idle_standby_serves_who_came(fake):
     """A client that comes while an idle standby runs, which then fails,
     is served once the VM runs on."""
