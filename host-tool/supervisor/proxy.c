@@ -55,6 +55,8 @@ conn_free (struct conn *c)
     bufferevent_free (c->up);
   if (c->resp)
     evbuffer_free (c->resp);
+  if (c->head_timer)
+    event_free (c->head_timer);
   free (c);
 }
 
@@ -410,7 +412,7 @@ conn_head (struct conn *c)
                   "chvm: Host header is specified and is not an IP address or localhost");
       return;
     }
-  bufferevent_set_timeouts (c->cli, NULL, NULL);
+  evtimer_del (c->head_timer);
   snprintf (c->to_host, sizeof c->to_host, "%s", cdp_client_host (&c->req, c->s->listen));
   c->mode = c->req.upgrade ? CONN_WS : c->req.rewrite ? CONN_JSON : CONN_HTTP;
   if (c->mode == CONN_JSON && (c->resp = evbuffer_new ()) == NULL)
@@ -441,19 +443,28 @@ cli_read (struct bufferevent *bev, void *ctx)
     conn_pump_c2s (c);
 }
 
+/* The head deadline passed (a client that sends a byte now and then holds
+   a slot no longer than that). */
+static void
+head_timeout (evutil_socket_t fd, short what, void *ctx)
+{
+  struct conn *c = ctx;
+  char msg[96];
+
+  (void) fd;
+  (void) what;
+  if (c->mode != CONN_HEAD)
+    return;
+  snprintf (msg, sizeof msg, "chvm: no whole request head in %d s", HEAD_TIMEOUT_S);
+  conn_error (c, 408, "Request Timeout", msg);
+}
+
 static void
 cli_event (struct bufferevent *bev, short what, void *ctx)
 {
   struct conn *c = ctx;
 
   (void) bev;
-  if (what & BEV_EVENT_TIMEOUT)
-    {
-      char msg[96];
-      snprintf (msg, sizeof msg, "chvm: no whole request head in %d s", HEAD_TIMEOUT_S);
-      conn_error (c, 408, "Request Timeout", msg);
-      return;
-    }
   if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
     return;
   /* A client that closed its side after a whole request still gets the
@@ -508,7 +519,12 @@ proxy_accept (struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
   bufferevent_setwatermark (c->cli, EV_WRITE, QUEUE_MAX / 2, 0);
   {
     struct timeval tv = { .tv_sec = HEAD_TIMEOUT_S };
-    bufferevent_set_timeouts (c->cli, &tv, NULL);
+    c->head_timer = evtimer_new (s->base, head_timeout, c);
+    if (c->head_timer == NULL || evtimer_add (c->head_timer, &tv) < 0)
+      {
+        conn_free (c);
+        return;
+      }
   }
   bufferevent_enable (c->cli, EV_READ | EV_WRITE);
   if (s->n_conns > s->rec.cdp_max_clients)

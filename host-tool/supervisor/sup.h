@@ -74,6 +74,9 @@ struct conn
   bool opaque; /* the frame scan gave up: bytes alone count */
   int64_t cmds, replies;
   struct evbuffer *resp; /* a /json answer being collected */
+  /* The whole request head must come within HEAD_TIMEOUT_S of the accept,
+     however slowly its bytes trickle in. */
+  struct event *head_timer;
 };
 
 /* What the proxy tells the rest of the supervisor; daemon.c fills them in. */

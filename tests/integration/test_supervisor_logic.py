@@ -229,6 +229,36 @@ def test_rebound_host_is_refused(fake):
             assert "not an IP address or localhost" in body, body
 
 
+def test_slow_head_is_cut_at_the_deadline(fake):
+    """A client that sends its request head one byte every 5 s (never 30 s
+    quiet) gets a 408 once 30 s have passed since it connected: it cannot
+    hold a client slot for longer."""
+    host, port = fake["endpoint"][7:].rsplit(":", 1)
+    head = b"GET /json/version HTTP/1.1\r\nHost: 127.0.0.1\r\n"  # never ends
+    s = socket.create_connection((host, int(port)), timeout=60)
+    try:
+        t0 = time.monotonic()
+        s.settimeout(5)
+        answer = b""
+        for b in head:
+            if time.monotonic() - t0 > 45:
+                break
+            try:
+                s.sendall(bytes([b]))
+                answer = s.recv(4096)
+            except socket.timeout:
+                continue
+            except ConnectionError:
+                break
+            if answer:
+                break
+        took = time.monotonic() - t0
+        assert answer.startswith(b"HTTP/1.1 408"), (answer, took)
+        assert 29 <= took <= 40, took
+    finally:
+        s.close()
+
+
 def test_foreign_host_and_bare_connection_wake_nothing(fake):
     """In standby, a request with a rebound Host (a web page's fetch) gets
     its 403 without a restore, and a connection that sends nothing wakes
