@@ -133,7 +133,7 @@ record (struct vmctl *c, const struct vm_runtime *saved_rt, struct err **err)
 
   c->rec.state = VM_STATUS_RUNNING;
   if (!((c->rec.tap[0] && net_tap_clear_addresses (c->rec.tap, err) < 0)
-        || vmctl_write_pid (c->dir, c->rec.rt.vmm_pid, err) < 0 || vmctl_save (c, err) < 0))
+        || backend_write_pid (c->dir, c->rec.rt.vmm_pid, err) < 0 || vmctl_save (c, err) < 0))
     return 0;
   /* The new VMM runs but nothing records it (ENOSPC right after a large
      snapshot is likely): stop it, so that no second restore starts

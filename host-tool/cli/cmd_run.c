@@ -727,7 +727,7 @@ create (struct vmctl *c, const struct run_opts *o, const struct plan *p, struct 
   if (p->tap && net_tap_clear_addresses (r->tap, err) < 0)
     goto fail;
   r->state = VM_STATUS_RUNNING;
-  if (vmctl_write_pid (c->dir, r->rt.vmm_pid, err) < 0 || vmctl_save (c, err) < 0
+  if (backend_write_pid (c->dir, r->rt.vmm_pid, err) < 0 || vmctl_save (c, err) < 0
       || vmctl_check_signals (err) < 0)
     goto fail;
   rc = 0;

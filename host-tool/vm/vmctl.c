@@ -153,16 +153,6 @@ vmctl_cdp_address (const struct vm_record *r, char *out, size_t len)
     snprintf (out, len, strchr (host, ':') ? "http://[%s]:%u" : "http://%s:%u", host, port);
 }
 
-int
-vmctl_write_pid (const char *dir, pid_t pid, struct err **err)
-{
-  char path[VM_PATH_MAX + 16], s[24];
-  int n = snprintf (s, sizeof s, "%d\n", (int) pid);
-
-  snprintf (path, sizeof path, "%s/vmm.pid", dir);
-  return fs_write_atomic (path, s, (size_t) n, 0644, err);
-}
-
 pid_t
 vmctl_read_pid (const char *dir)
 {

@@ -83,9 +83,6 @@ int vmctl_wait_ready (const struct vmctl *c, int timeout_ms, unsigned *ready_ms,
 /* The CDP address a client should use ("http://ADDR:PORT"). */
 void vmctl_cdp_address (const struct vm_record *r, char *out, size_t len);
 
-/* Writes <dir>/vmm.pid. */
-int vmctl_write_pid (const char *dir, pid_t pid, struct err **err);
-
 /* The pid in <dir>/vmm.pid, 0 when there is none or it is not a pid. */
 pid_t vmctl_read_pid (const char *dir);
 

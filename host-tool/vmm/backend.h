@@ -218,6 +218,9 @@ bool backend_kvm_usable (char *why, size_t why_len);
 const struct backend_ops *backend_pick (const char *want, char *why, size_t why_len,
                                         struct err **err);
 
+/* Writes <dir>/vmm.pid (pid of the VMM), atomically and durably. */
+int backend_write_pid (const char *dir, pid_t pid, struct err **err);
+
 struct stat;
 /* For snapshot_check: dir/name must be a non-empty regular file (*st). */
 int backend_snapshot_file (const char *dir, const char *name, struct stat *st, struct err **err);

@@ -132,20 +132,6 @@ ch_available (char *why, size_t why_len)
   return true;
 }
 
-static int
-write_pid (const char *dir, pid_t pid, struct err **err)
-{
-  char path[PATH_MAX], line[32];
-  int n;
-
-  /* A fresh temporary name (O_EXCL) renamed over vmm.pid: nothing the
-     VMM's uid put in the VM dir is followed. */
-  if (path_in (path, sizeof path, dir, "vmm.pid", err) < 0)
-    return -1;
-  n = snprintf (line, sizeof line, "%d\n", (int) pid);
-  return fs_write_atomic (path, line, (size_t) n, 0644, err);
-}
-
 /* Starts a bare VMM (no VM yet) for dir and fills rt.  On failure nothing
    is left running. */
 static int
@@ -188,7 +174,8 @@ start_vmm (const struct vm_spec *spec, struct vm_runtime *rt, struct ch_client *
   rt->vmm_pid = pid;
   if (proc_wait_socket (pid, rt->api_socket, SOCKET_WAIT_MS, err) < 0
       || ch_client_init (c, rt->api_socket, err) < 0
-      || ch_ping (c, ping_version, sizeof ping_version, err) < 0 || write_pid (dir, pid, err) < 0)
+      || ch_ping (c, ping_version, sizeof ping_version, err) < 0
+      || backend_write_pid (dir, pid, err) < 0)
     {
       proc_terminate (pid, KILL_GRACE_MS, NULL);
       unlink (rt->api_socket);

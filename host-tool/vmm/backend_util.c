@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* What both backends use: phase timing and the snapshot checks' file test.
+/* What both backends and their callers use: phase timing, the snapshot
+   checks' file test, vmm.pid.
    Apart from backend.c, which uses the backends, so that no circle of
    calls joins them. */
 #include "vmm/backend.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
 #include "clock.h"
+#include "path.h"
+#include "sys/fs.h"
 
 int
 backend_snapshot_file (const char *dir, const char *name, struct stat *st, struct err **err)
@@ -32,4 +36,18 @@ phase_add (struct phase *p, size_t *n, const char *name, double *t)
   if (p != NULL && n != NULL && *n < BACKEND_MAX_PHASES)
     p[(*n)++] = (struct phase){ name, now - *t };
   *t = now;
+}
+
+int
+backend_write_pid (const char *dir, pid_t pid, struct err **err)
+{
+  char path[PATH_MAX], line[32];
+  int n;
+
+  /* A fresh temporary name (O_EXCL) renamed over vmm.pid: nothing the
+     VMM's uid put in the VM dir is followed. */
+  if (path_in (path, sizeof path, dir, "vmm.pid", err) < 0)
+    return -1;
+  n = snprintf (line, sizeof line, "%d\n", (int) pid);
+  return fs_write_atomic (path, line, (size_t) n, 0644, err);
 }
