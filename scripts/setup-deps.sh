@@ -23,6 +23,10 @@ PACKAGES=(
   # VMs and integration tests
   qemu-system-x86 qemu-utils iproute2 nftables openssh-client openssh-server socat curl jq
   python3 python3-pytest chromium ca-certificates
+  # the containerd shim's integration test (Debian's containerd and ctr)
+  containerd
+  # make report: plots (Debian's matplotlib)
+  python3-matplotlib
 )
 
 log() { echo "setup-deps: $*" >&2; }

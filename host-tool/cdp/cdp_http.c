@@ -53,6 +53,14 @@ value_has_token (const char *v, size_t vlen, const char *token)
   return false;
 }
 
+/* A /json... request, whose answer names addresses. */
+static bool
+is_json (const struct cdp_req *req)
+{
+  return !req->upgrade && strncmp (req->target, "/json", 5) == 0
+         && (req->target[5] == '\0' || req->target[5] == '/' || req->target[5] == '?');
+}
+
 int
 cdp_parse_request (const char *head, size_t len, struct cdp_req *req, const char **why)
 {
@@ -82,6 +90,7 @@ cdp_parse_request (const char *head, size_t len, struct cdp_req *req, const char
   n = (size_t) (eol - (sp + 1));
   if (n != 8 || (memcmp (sp + 1, "HTTP/1.1", 8) != 0 && memcmp (sp + 1, "HTTP/1.0", 8) != 0))
     return -1;
+  memcpy (req->version, sp + 1, 8);
   p = eol + 2;
   *why = "bad header";
   while (p < end - 2)
@@ -114,10 +123,35 @@ cdp_parse_request (const char *head, size_t len, struct cdp_req *req, const char
         req->upgrade = value_has_token (v, (size_t) (ve - v), "websocket");
       p = eol + 2;
     }
-  req->rewrite = !req->upgrade && strncmp (req->target, "/json", 5) == 0
-                 && (req->target[5] == '\0' || req->target[5] == '/' || req->target[5] == '?');
+  req->rewrite = is_json (req);
   *why = NULL;
   return 0;
+}
+
+bool
+cdp_take_token (struct cdp_req *req, const char *token)
+{
+  size_t tl = strlen (token), have = strlen (req->target);
+  unsigned char diff = 0;
+  char rest;
+
+  if (tl == 0 || have < tl + 1)
+    return false;
+  /* Every byte compared, whatever the first difference. */
+  for (size_t i = 0; i < tl; i++)
+    diff |= (unsigned char) (req->target[1 + i] ^ token[i]);
+  rest = req->target[1 + tl];
+  if (diff != 0 || (rest != '\0' && rest != '/' && rest != '?'))
+    return false;
+  if (rest == '/')
+    memmove (req->target, req->target + 1 + tl, have - tl);
+  else
+    {
+      /* "/TOKEN" or "/TOKEN?QUERY": the guest's root, with the query. */
+      memmove (req->target + 1, req->target + 1 + tl, have - tl);
+    }
+  req->rewrite = is_json (req);
+  return true;
 }
 
 /* Appends n bytes at *pos of out (cap); false when they do not fit. */
@@ -151,7 +185,10 @@ cdp_upstream_head (const char *head, size_t len, const struct cdp_req *req,
     return -1;
   out[0] = '\0';
   eol = memmem (p, len, "\r\n", 2);
-  if (eol == NULL || !put (out, cap, &pos, p, (size_t) (eol - p) + 2))
+  if (eol == NULL || !put (out, cap, &pos, req->method, strlen (req->method))
+      || !put (out, cap, &pos, " ", 1) || !put (out, cap, &pos, req->target, strlen (req->target))
+      || !put (out, cap, &pos, " ", 1) || !put (out, cap, &pos, req->version, strlen (req->version))
+      || !put (out, cap, &pos, "\r\n", 2))
     return -1;
   if (!put (out, cap, &pos, "Host: ", 6)
       || !put (out, cap, &pos, upstream_host, strlen (upstream_host))
@@ -342,6 +379,17 @@ cdp_rewrite_response (const char *resp, size_t len, const char *from, const char
   if (!ws_urls_only_to (out + (pos - blen), blen, to))
     return -2;
   return (long) pos;
+}
+
+size_t
+cdp_rewrite_cap (const char *resp, size_t len, const char *from, const char *to)
+{
+  size_t fl = strlen (from), tl = strlen (to), hits = 0;
+
+  for (const char *p = resp, *end = resp + len;
+       fl > 0 && (p = memmem (p, (size_t) (end - p), from, fl)) != NULL; p += fl)
+    hits++;
+  return len + hits * (tl > fl ? tl - fl : 0) + 128;
 }
 
 int

@@ -18,7 +18,9 @@
 #include <stddef.h>
 
 #define CDP_HEAD_MAX 16384      /* request or response head */
-#define CDP_BODY_MAX (8u << 20) /* a /json answer that is rewritten */
+/* A /json answer that is rewritten (a browser with a thousand tabs lists
+   about 500 KiB): with its rewritten copy, what one client costs. */
+#define CDP_BODY_MAX (2u << 20)
 
 /* Offset just past the "\r\n\r\n" that ends a head in buf, 0 when it is not
    there yet. */
@@ -28,6 +30,7 @@ struct cdp_req
 {
   char method[16];
   char target[2048];
+  char version[9]; /* "HTTP/1.1" or "HTTP/1.0" */
   char host[256]; /* the Host header's value ("" when absent) */
   bool upgrade;   /* Upgrade: websocket */
   bool rewrite;   /* a /json... request whose answer names addresses */
@@ -37,8 +40,16 @@ struct cdp_req
    Returns 0, or -1 with why set to a short reason (for a 400 answer). */
 int cdp_parse_request (const char *head, size_t len, struct cdp_req *req, const char **why);
 
-/* The head to send to the guest: the request line and the client's headers
-   as they were, but Host set to upstream_host and, for a non-upgrade
+/* Whether req's target starts with the endpoint's capability, "/TOKEN"
+   followed by '/', '?' or its end (compared in constant time); if so, it
+   is taken off the target (what is left, or "/", goes to the guest), and
+   req->rewrite says again whether that is a /json request.  An empty token
+   matches no target. */
+bool cdp_take_token (struct cdp_req *req, const char *token);
+
+/* The head to send to the guest: the request line (req's method, target
+   and version) and the client's headers as they were, but Host set to
+   upstream_host and, for a non-upgrade
    request, "Connection: close" (one request per connection).  Returns the
    length written to out (NUL-terminated), or -1 when it does not fit. */
 long cdp_upstream_head (const char *head, size_t len, const struct cdp_req *req,
@@ -68,6 +79,10 @@ int cdp_response_complete (const char *buf, size_t len);
    in it names a host other than to (the guest would redirect the client). */
 long cdp_rewrite_response (const char *resp, size_t len, const char *from, const char *to,
                            char *out, size_t cap);
+
+/* The cap cdp_rewrite_response needs for resp: its length with every from
+   grown to to, and room for the new head lines. */
+size_t cdp_rewrite_cap (const char *resp, size_t len, const char *from, const char *to);
 
 /* The path of "webSocketDebuggerUrl":"ws://HOST/PATH" in a /json/version
    body (e.g. /devtools/browser/<id>), into out; -1 when absent. */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* chvm cdp [--http] NAME: the VM's CDP endpoint as a client connects to it,
-   ws://ADDR:PORT/devtools/browser/<id> (what its /json/version names), or
-   with --http the endpoint's http://ADDR:PORT.  The browser's path comes
+   ws://ADDR:PORT/TOKEN/devtools/browser/<id> (what its /json/version names),
+   or with --http the endpoint's http://ADDR:PORT/TOKEN.  The token is the
+   endpoint's capability: this prints it to the VM's owner (root) alone.  The browser's path comes
    from the supervisor when it has seen one, else from a /json/version
    through the endpoint itself, which, like any client, wakes a VM in
    standby. */
@@ -41,19 +42,20 @@ on_body (char *p, size_t size, size_t n, void *ctx)
   return k;
 }
 
-/* GET http://ENDPOINT/json/version; the browser's path into out. */
+/* GET ENDPOINT/json/version (ENDPOINT: http://ADDR:PORT/TOKEN); the
+   browser's path (/TOKEN/devtools/browser/<id>) into out. */
 static int
 fetch_browser_path (const char *endpoint, char *out, size_t cap, struct err **err)
 {
   cleanup_free struct body *b = calloc (1, sizeof *b);
-  char url[128];
+  char url[192];
   long code = 0;
   CURLcode rc;
   CURL *h;
 
   if (b == NULL || (h = curl_easy_init ()) == NULL)
     return err_make (err, ENOMEM, "curl");
-  snprintf (url, sizeof url, "http://%s/json/version", endpoint);
+  snprintf (url, sizeof url, "%s/json/version", endpoint);
   curl_easy_setopt (h, CURLOPT_URL, url);
   curl_easy_setopt (h, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt (h, CURLOPT_WRITEDATA, b);
@@ -105,10 +107,13 @@ parse_args (int argc, char **argv, struct cdp_opts *o)
         break;
       case 'h':
         printf ("Usage: chvm cdp [--http] NAME [--json]\n\n"
-                "Print the VM's CDP endpoint: ws://ADDR:PORT/devtools/browser/<id>, which\n"
+                "Print the VM's CDP endpoint: ws://ADDR:PORT/TOKEN/devtools/browser/<id>, which\n"
                 "playwright-core's connectOverCDP and puppeteer-core's connect take, or with\n"
-                "--http its http://ADDR:PORT.  Without a browser id the supervisor has seen,\n"
-                "it asks /json/version through the endpoint, which wakes a VM in standby.\n");
+                "--http its http://ADDR:PORT/TOKEN (playwright's connectOverCDP; puppeteer's\n"
+                "browserURL drops the path: give it the ws:// URL as browserWSEndpoint).\n"
+                "TOKEN is the VM's secret: whoever has the URL drives the\n"
+                "browser.  Without a browser id the supervisor has seen, it asks\n"
+                "/json/version through the endpoint, which wakes a VM in standby.\n");
         return 0;
       default:
         return usage_error ();
@@ -134,7 +139,10 @@ browser_url (const struct vmctl *c, char *url, size_t len, struct err **err)
       snprintf (url, len, "%s", json_object_get_string (ws));
       return 0;
     }
-  if (fetch_browser_path (c->rec.cdp_endpoint, path, sizeof path, err) < 0)
+  char endpoint[128];
+
+  vmrec_endpoint_url (&c->rec, endpoint, sizeof endpoint);
+  if (fetch_browser_path (endpoint, path, sizeof path, err) < 0)
     return -1;
   snprintf (url, len, "ws://%s%s", c->rec.cdp_endpoint, path);
   return 0;
@@ -145,7 +153,7 @@ cmd_cdp (const struct global_opts *g, int argc, char **argv)
 {
   cleanup_err struct err *err = NULL;
   cleanup_free struct vmctl *c = calloc (1, sizeof *c);
-  char url[384] = "", endpoint[96];
+  char url[384] = "", endpoint[128];
   struct cdp_opts o;
   int status = parse_args (argc, argv, &o);
 
@@ -166,7 +174,7 @@ cmd_cdp (const struct global_opts *g, int argc, char **argv)
                 c->rec.name, c->rec.cdp_endpoint, c->rec.name);
       return cli_fail ("cdp", &err);
     }
-  snprintf (endpoint, sizeof endpoint, "http://%s", c->rec.cdp_endpoint);
+  vmrec_endpoint_url (&c->rec, endpoint, sizeof endpoint);
   if (o.http)
     snprintf (url, sizeof url, "%s", endpoint);
   else if (browser_url (c, url, sizeof url, &err) < 0)

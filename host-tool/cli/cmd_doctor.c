@@ -13,6 +13,7 @@
 #include "cleanup.h"
 #include "cli/commands.h"
 #include "cli/report.h"
+#include "sys/cgroup.h"
 #include "sys/json.h"
 #include "sys/proc.h"
 #include "vm/vmctl.h"
@@ -123,6 +124,39 @@ ch_snapshot_check (struct check *c, size_t *n, const struct check *ch_version)
                     "vm.snapshot fails (v48 snapshots on this host)");
 }
 
+/* cgroup v2 and its controllers: what a VM's cgroup can do here. */
+static void
+cgroup_check (struct check *c, size_t *n)
+{
+  struct check *k = add (c, n, "cgroup v2");
+  cleanup_err struct err *err = NULL;
+  char root[CGROUP_PATH_MAX], avail[256], missing[64] = "";
+  static const char *const want[] = { "cpu", "memory", "pids" };
+
+  if (cgroup_root (root, sizeof root, &err) < 0)
+    {
+      snprintf (k->detail, sizeof k->detail,
+                "%s: VMs get no cgroup; their processes are ended by the VMM's uid, and "
+                "--cpus, memory and pids are not limited",
+                err->msg);
+      return;
+    }
+  cgroup_read (root, "cgroup.controllers", avail, sizeof avail);
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+    if (strstr (avail, want[i]) == NULL)
+      snprintf (missing + strlen (missing), sizeof missing - strlen (missing), " %s", want[i]);
+  k->ok = missing[0] == '\0';
+  if (k->ok)
+    snprintf (k->detail, sizeof k->detail,
+              "%.400s: a cgroup per VM, killed whole on stop; --cpus, memory and pids limits",
+              root);
+  else
+    snprintf (k->detail, sizeof k->detail,
+              "%.400s: a cgroup per VM, killed whole on stop; no controller(s)%s there: those "
+              "limits are not set",
+              root, missing);
+}
+
 static int
 usage (FILE *out, int status)
 {
@@ -179,6 +213,7 @@ cmd_doctor (const struct global_opts *g, int argc, char **argv)
   device (c, &n, "/dev/userfaultfd", "on-demand restore, CH v52+");
   device (c, &n, "/dev/vhost-vsock", "vsock for QEMU guests; without it QEMU uses TCP");
   device (c, &n, "/dev/vhost-net", "faster QEMU tap networking");
+  cgroup_check (c, &n);
   version_of (c, &n, "cloud-hypervisor", ch_bin && *ch_bin ? ch_bin : "cloud-hypervisor",
               "install the static binary from its GitHub releases, or set CLOUD_HYPERVISOR");
   ch_snapshot_check (c, &n, &c[n - 1]);

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/report.h"
 #include "net/net.h"
+#include "net/netns.h"
 #include "supervisor/supervisor.h"
 #include "sys/fs.h"
 #include "vm/vmctl.h"
@@ -73,6 +74,10 @@ rm_one (const struct global_opts *g, const char *name, bool force, struct err **
       if (!bridge_in_use (c->root, name, c->rec.netns) && net_teardown_all (NULL, err) < 0)
         goto out;
     }
+  /* A clone's namespace is its own (chvm run --from). */
+  if (c->rec.netns_owned
+      && (net_enter_netns ("", err) < 0 || net_netns_delete (c->rec.netns, err) < 0))
+    goto out;
   /* Whatever the status: a logger must not outlive its VM dir. */
   vmctl_vmm_gone (c);
   r = fs_rmtree (c->dir, err);

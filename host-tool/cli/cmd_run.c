@@ -13,12 +13,12 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +35,7 @@
 #include "sys/fs.h"
 #include "sys/json.h"
 #include "sys/port.h"
+#include "sys/rand.h"
 #include "sys/proc.h"
 #include "vm/configdisk.h"
 #include "vm/vmctl.h"
@@ -90,6 +91,11 @@ usage (FILE *out)
            "  --free-page-reporting auto|on|off\n"
            "                         ch: a virtio-balloon through which the guest hands back\n"
            "                         the memory it frees (auto: on for v52+)\n"
+           "  --memory-file          ch: guest RAM in one file of the VM dir (a shared\n"
+           "                         memory zone), what `chvm template create` uses\n"
+           "  --from TEMPLATE [--count N]\n"
+           "                         start VMs from a template instead (see chvm run --from\n"
+           "                         TEMPLATE --help)\n"
            "  --kernel PATH, --initrd PATH\n"
            "  --timeout SECONDS      wait for the browser at most this long (default %d)\n"
            "  --no-wait              return once the VMM runs\n"
@@ -114,18 +120,6 @@ resolve_file (const char *opt, const char *rel, const char *what, char *out, siz
   return 0;
 }
 
-static int
-random_hex (char *out, size_t bytes)
-{
-  unsigned char b[64];
-
-  if (bytes > sizeof b || getrandom (b, bytes, 0) != (ssize_t) bytes)
-    return -1;
-  for (size_t i = 0; i < bytes; i++)
-    snprintf (out + 2 * i, 3, "%02x", b[i]);
-  return 0;
-}
-
 static void
 progress (void *ctx, const char *msg)
 {
@@ -139,12 +133,14 @@ struct run_opts
   unsigned cpus, cdp_port, timeout_s, idle_standby_s, cdp_max_clients;
   const char *cdp;
   char endpoint[64]; /* --cdp resolved: ADDR:PORT */
+  int endpoint_fd;   /* listening there, from plan until the supervisor has it */
   uint64_t memory_mib, disk_mib;
   const char *env[MAX_ENV];
   size_t n_env;
   struct publish publish[VM_MAX_PUBLISH];
   size_t n_publish;
   bool no_wait, live_view;
+  bool memory_file; /* --memory-file: guest RAM in DIR/memory (template create) */
   const char *live_view_addr;
   struct liveview live;
   enum vm_toggle shared_memory, free_page_reporting;
@@ -176,9 +172,10 @@ parse_uint (const char *s, unsigned min, unsigned max, unsigned *out)
 }
 
 /* --cdp [ADDR:]PORT (IPv4; default 127.0.0.1 and a free port) into
-   "ADDR:PORT", the port checked free. */
+   "ADDR:PORT", bound and listening on *fd: no one takes it while the guest
+   boots. */
 static int
-cdp_endpoint (const char *opt, char *out, size_t len, struct err **err)
+cdp_endpoint (const char *opt, char *out, size_t len, int *fd, struct err **err)
 {
   cleanup_err struct err *e = NULL;
   char addr[64] = "127.0.0.1";
@@ -189,12 +186,13 @@ cdp_endpoint (const char *opt, char *out, size_t len, struct err **err)
     return err_make (err, 0, "bad --cdp '%s' ([ADDR:]PORT)", opt);
   if (inet_pton (AF_INET, addr, &ia) != 1)
     return err_make (err, 0, "bad --cdp address '%s' (IPv4)", addr);
-  if (port == 0)
-    {
-      if (port_pick (addr, &port, err) < 0)
-        return -1;
-    }
-  else if (port_check (addr, port, false, err) < 0)
+  if ((ntohl (ia.s_addr) >> 24) != 127)
+    fprintf (stderr,
+             "chvm: warning: --cdp %s: the endpoint is open beyond this host; only its token "
+             "(in the URLs `chvm cdp NAME` prints) guards the browser, and plain HTTP carries it "
+             "unencrypted\n",
+             addr);
+  if (supervisor_listen (addr, &port, fd, err) < 0)
     return err_wrap (err, "--cdp");
   if ((size_t) snprintf (out, len, "%s:%u", addr, (unsigned) port) >= len)
     return err_make (err, ENAMETOOLONG, "--cdp");
@@ -252,6 +250,9 @@ opt_machine (int c, const char *arg, struct run_opts *o, struct err **err)
       return parse_toggle ("shared-memory", arg, &o->shared_memory, err);
     case 'F':
       return parse_toggle ("free-page-reporting", arg, &o->free_page_reporting, err);
+    case 'Z':
+      o->memory_file = true;
+      return 0;
     default:
       return 1;
     }
@@ -339,6 +340,7 @@ parse_args (int argc, char **argv, struct run_opts *o, struct err **err)
     { "cdp", required_argument, NULL, 'C' },
     { "idle-standby", required_argument, NULL, 'I' },
     { "cdp-max-clients", required_argument, NULL, 'X' },
+    { "memory-file", no_argument, NULL, 'Z' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -352,7 +354,8 @@ parse_args (int argc, char **argv, struct run_opts *o, struct err **err)
                           .timeout_s = DEFAULT_READY_S,
                           .memory_mib = 2048,
                           .disk_mib = 4096,
-                          .cdp_max_clients = SUPERVISOR_DEFAULT_MAX_CLIENTS };
+                          .cdp_max_clients = SUPERVISOR_DEFAULT_MAX_CLIENTS,
+                          .endpoint_fd = -1 };
   optind = 0;
   opterr = 0;
   while ((c = getopt_long (argc, argv, "hp:e:", longopts, NULL)) != -1)
@@ -413,6 +416,20 @@ make_upper_disk (const char *path, uint64_t mib, struct err **err)
   return proc_run (argv, NULL, false, err);
 }
 
+/* The guest RAM file (--memory-file): the VMM's uid's, all of guest RAM
+   long, holes until the guest writes. */
+static int
+make_memory_file (const struct vm_record *r, struct err **err)
+{
+  cleanup_close int fd = open (r->memory_file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+  if (fd < 0 || ftruncate (fd, (off_t) (r->memory_mib << 20)) < 0)
+    return err_make (err, errno, "guest RAM file %s", r->memory_file);
+  if (r->vmm_uid != 0 && fchown (fd, r->vmm_uid, r->vmm_uid) < 0)
+    return err_make (err, errno, "give %s to uid %u", r->memory_file, (unsigned) r->vmm_uid);
+  return 0;
+}
+
 struct created
 {
   struct vmctl *c;
@@ -427,7 +444,10 @@ undo (struct created *cr)
   if (cr->vmm)
     cr->c->be->shutdown (&cr->c->rec.rt, &e);
   err_release (&e);
-  vmctl_vmm_gone (cr->c);
+  /* Only what this run made: before its mkdir, the name's cgroup may be
+     another run's VM's. */
+  if (cr->dir)
+    vmctl_vmm_gone (cr->c);
   if (cr->net)
     net_teardown_vm (NULL, &cr->c->rec, &e);
   err_release (&e);
@@ -480,7 +500,11 @@ plan_ports (struct run_opts *o, bool tap, struct err **err)
       if (!has_cdp && o->n_publish < VM_MAX_PUBLISH)
         {
           struct publish *p = &o->publish[o->n_publish++];
-          *p = (struct publish){ .guest_port = (uint16_t) o->cdp_port, .count = 1 };
+          /* chvm's own: root only (the supervisor proxies it); a
+             --publish of the CDP port is the user's to open. */
+          *p = (struct publish){ .guest_port = (uint16_t) o->cdp_port,
+                                 .count = 1,
+                                 .root_only = true };
           snprintf (p->host_addr, sizeof p->host_addr, "127.0.0.1");
           if (port_pick ("127.0.0.1", &p->host_port, err) < 0)
             return -1;
@@ -513,6 +537,8 @@ plan (const struct global_opts *g, struct run_opts *o, struct vmctl *c, struct p
     p->tap = true; /* CH has no user-mode network */
   if (o->netns != NULL && !p->tap)
     return err_make (err, 0, "--netns needs --net tap (or the ch backend)");
+  if (o->memory_file && c->be->clone_snapshot == NULL)
+    return err_make (err, 0, "--memory-file: the %s backend cannot make templates", c->be->name);
   if (!(c->be->caps & BACKEND_CAP_SHARED_MEMORY)
       && (o->shared_memory == VM_ON || o->free_page_reporting == VM_ON))
     return err_make (err, 0, "--%s on: only the ch backend has it",
@@ -534,8 +560,8 @@ plan (const struct global_opts *g, struct run_opts *o, struct vmctl *c, struct p
     {
       static char gen[16];
       memcpy (gen, "vm-", 3);
-      if (random_hex (gen + 3, 3) < 0)
-        return err_make (err, errno, "getrandom");
+      if (rand_hex (gen + 3, 3, err) < 0)
+        return -1;
       o->name = gen;
     }
   if (vmstate_dir (c->root, o->name, c->dir, sizeof c->dir, err) < 0)
@@ -546,7 +572,7 @@ plan (const struct global_opts *g, struct run_opts *o, struct vmctl *c, struct p
   if (supervisor_check_idle (o->idle_standby_s, p->tap, err) < 0)
     return -1;
   /* The endpoint, on the clients' side (before entering --netns). */
-  if (cdp_endpoint (o->cdp, o->endpoint, sizeof o->endpoint, err) < 0)
+  if (cdp_endpoint (o->cdp, o->endpoint, sizeof o->endpoint, &o->endpoint_fd, err) < 0)
     return -1;
   if (net_enter_netns (o->netns, err) < 0 || plan_ports (o, p->tap, err) < 0)
     return -1;
@@ -572,6 +598,10 @@ record (struct vmctl *c, const struct run_opts *o, struct plan *p, struct err **
 
   memset (r, 0, sizeof *r);
   snprintf (r->cdp_endpoint, sizeof r->cdp_endpoint, "%s", o->endpoint);
+  supervisor_record_env (r); /* what its supervisor's restores run with */
+  /* The endpoint's capability: its URLs carry it (vmrec_endpoint_url). */
+  if (o->endpoint[0] && rand_hex (r->cdp_token, VM_CDP_TOKEN_BYTES, err) < 0)
+    return -1;
   r->idle_standby_s = o->idle_standby_s;
   r->cdp_max_clients = o->cdp_max_clients;
   snprintf (r->name, sizeof r->name, "%s", o->name);
@@ -586,6 +616,10 @@ record (struct vmctl *c, const struct run_opts *o, struct plan *p, struct err **
     return err_make (err, ENAMETOOLONG, "image reference or state path too long");
   if (strcmp (o->overlay, "disk") != 0)
     r->upper_disk[0] = '\0';
+  if (o->memory_file
+      && (size_t) snprintf (r->memory_file, sizeof r->memory_file, "%s/memory", c->dir)
+             >= sizeof r->memory_file)
+    return err_make (err, ENAMETOOLONG, "state path too long");
   r->created = (int64_t) time (NULL);
   r->state = VM_STATUS_CREATED;
   r->cpus = o->cpus;
@@ -600,8 +634,8 @@ record (struct vmctl *c, const struct run_opts *o, struct plan *p, struct err **
     {
       /* No vsock (QEMU here): the agent listens on TCP behind a token. */
       r->agent_tcp_port = AGENT_TCP_PORT;
-      if (random_hex (r->agent_token, 16) < 0)
-        return err_make (err, errno, "getrandom");
+      if (rand_hex (r->agent_token, 16, err) < 0)
+        return -1;
     }
   else
     r->agent_vsock_port = AGENT_VSOCK_PORT;
@@ -703,7 +737,8 @@ create (struct vmctl *c, const struct run_opts *o, const struct plan *p, struct 
       if (make_upper_disk (r->upper_disk, o->disk_mib, err) < 0)
         goto fail;
     }
-  if (vmmuser_prepare (c->root, c->dir, r, err) < 0)
+  if (vmmuser_prepare (c->root, c->dir, r, err) < 0
+      || (r->memory_file[0] && make_memory_file (r, err) < 0))
     goto fail;
   if (p->tap)
     {
@@ -765,10 +800,14 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
   cleanup_free struct vmctl *c = calloc (1, sizeof *c);
   double t0 = clock_now_ms (), t_started, t_ready = 0;
   unsigned agent_ready_ms = 0;
-  char cdp[128], browser[256] = "", endpoint[96];
+  char cdp[128], browser[256] = "", endpoint[128];
+  int r;
 
   if (c == NULL)
     return 1;
+  for (int i = 1; i < argc; i++)
+    if (strcmp (argv[i], "--from") == 0 || strncmp (argv[i], "--from=", 7) == 0)
+      return cmd_run_from (g, argc, argv);
   c->lock_fd = -1;
   switch (parse_args (argc, argv, &o, &err))
     {
@@ -789,7 +828,7 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
   vmctl_close (c);
   t_started = clock_now_ms ();
   vmctl_cdp_address (&c->rec, cdp, sizeof cdp);
-  snprintf (endpoint, sizeof endpoint, "http://%s", c->rec.cdp_endpoint);
+  vmrec_endpoint_url (&c->rec, endpoint, sizeof endpoint);
   if (!g->json)
     fprintf (stderr, "chvm: VM %s started (%s, pid %d)%s\n", c->rec.name, c->be->name,
              (int) c->rec.rt.vmm_pid, o.no_wait ? "" : ", waiting for the browser");
@@ -807,7 +846,10 @@ cmd_run (const struct global_opts *g, int argc, char **argv)
     }
   /* Once the browser answers (its idle clock would stand a booting VM
      by), or at once with --no-wait, when it waits for DevTools itself. */
-  if (supervisor_start (c->dir, c->rec.netns, o.no_wait, &err) < 0)
+  r = supervisor_start_fd (c->dir, c->rec.netns, o.no_wait, o.endpoint_fd, &err);
+  if (o.endpoint_fd >= 0)
+    close (o.endpoint_fd); /* the supervisor's from now on */
+  if (r < 0)
     {
       err_wrap (&err, "VM %s runs, but its CDP endpoint %s does not (chvm supervise %s)",
                 c->rec.name, c->rec.cdp_endpoint, c->rec.name);

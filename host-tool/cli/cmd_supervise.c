@@ -124,8 +124,8 @@ cmd_supervise (const struct global_opts *g, int argc, char **argv)
   if (g->json)
     {
       cleanup_json struct json_object *o = json_object_new_object ();
-      char endpoint[96];
-      snprintf (endpoint, sizeof endpoint, "http://%s", c->rec.cdp_endpoint);
+      char endpoint[128];
+      vmrec_endpoint_url (&c->rec, endpoint, sizeof endpoint);
       json_object_object_add (o, "name", json_object_new_string (c->rec.name));
       json_object_object_add (o, "supervisor_pid", json_object_new_int (pid));
       json_object_object_add (o, "endpoint", json_object_new_string (endpoint));
@@ -133,7 +133,11 @@ cmd_supervise (const struct global_opts *g, int argc, char **argv)
       json_print (stdout, o);
     }
   else
-    printf ("%s: supervisor pid %d, CDP endpoint http://%s, idle standby %u s\n", c->rec.name,
-            (int) pid, c->rec.cdp_endpoint, c->rec.idle_standby_s);
+    {
+      char endpoint[128];
+      vmrec_endpoint_url (&c->rec, endpoint, sizeof endpoint);
+      printf ("%s: supervisor pid %d, CDP endpoint %s, idle standby %u s\n", c->rec.name,
+              (int) pid, endpoint, c->rec.idle_standby_s);
+    }
   return 0;
 }

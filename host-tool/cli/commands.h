@@ -32,10 +32,13 @@ int cmd_ps (const struct global_opts *g, int argc, char **argv);
 int cmd_restore (const struct global_opts *g, int argc, char **argv);
 int cmd_rm (const struct global_opts *g, int argc, char **argv);
 int cmd_run (const struct global_opts *g, int argc, char **argv);
+/* chvm run --from TEMPLATE (cmd_run_from.c); cmd_run hands it over. */
+int cmd_run_from (const struct global_opts *g, int argc, char **argv);
 int cmd_standby (const struct global_opts *g, int argc, char **argv);
 int cmd_stop (const struct global_opts *g, int argc, char **argv);
 int cmd_agent (const struct global_opts *g, int argc, char **argv);
 int cmd_cdp (const struct global_opts *g, int argc, char **argv);
+int cmd_template (const struct global_opts *g, int argc, char **argv);
 int cmd_supervise (const struct global_opts *g, int argc, char **argv);
 
 #endif

@@ -29,6 +29,7 @@ static const struct command commands[] = {
   { "standby", cmd_standby, "snapshot a VM to disk and stop its VMM" },
   { "stop", cmd_stop, "stop VMs" },
   { "supervise", cmd_supervise, "start a VM's supervisor (CDP endpoint) if none runs" },
+  { "template", cmd_template, "make, list and remove templates (chvm run --from)" },
   { "version", cmd_version, "print chvm's version" },
 };
 

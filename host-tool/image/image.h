@@ -120,6 +120,19 @@ int image_lookup (const char *root, const char *id, struct image **out, struct e
 int image_resolve (const char *root, const char *ref, image_progress_fn progress, void *ctx,
                    struct image **out, struct err **err);
 
+/* The entry id (64 hex digits) made from a directory tree (a container's
+   root filesystem as containerd's snapshotter gives it: host-tool/image/
+   tree.c) as an ext4 root disk, with config as its exec fields and source
+   as what it records; *hit when it was already there. */
+int image_import_tree (const char *root, const char *id, const char *tree, const char *source,
+                       const struct oci_config *config, image_progress_fn progress, void *ctx,
+                       struct image **out, bool *hit, struct err **err);
+
+/* The entry id sharing base's root disk (a hard link: no copy) with config
+   as its exec fields; replaces an entry id left behind. */
+int image_alias (const char *root, const struct image *base, const char *id, const char *source,
+                 const struct oci_config *config, struct image **out, struct err **err);
+
 /* Every cached image, sorted by import time (newest first). */
 int image_list (const char *root, struct image ***out, size_t *n, struct err **err);
 void image_list_free (struct image **imgs, size_t n);

@@ -19,12 +19,25 @@ static const char *const status_names[] = {
   [VM_STATUS_STANDBY] = "standby", [VM_STATUS_STOPPED] = "stopped", [VM_STATUS_DEAD] = "dead",
 };
 
+const char *const vm_env_names[VM_ENV_N] = {
+  "CLOUD_HYPERVISOR", "CHVM_QEMU", "CHVM_CH_SECCOMP", "CHVM_CH_LANDLOCK", "CHVM_CONSOLE_MAX",
+};
+
 const char *
 vm_status_name (enum vm_status s)
 {
   if ((size_t) s >= sizeof status_names / sizeof status_names[0])
     return "unknown";
   return status_names[s];
+}
+
+void
+vmrec_endpoint_url (const struct vm_record *r, char *out, size_t len)
+{
+  if (r->cdp_endpoint[0] == '\0')
+    snprintf (out, len, "%s", "");
+  else
+    snprintf (out, len, "http://%s/%s", r->cdp_endpoint, r->cdp_token);
 }
 
 static int
@@ -77,6 +90,23 @@ add_bool (struct json_object *o, const char *k, bool v)
   json_object_object_add (o, k, json_object_new_boolean (v));
 }
 
+/* spec.vmm_env: {NAME: value} of the settings run saw set. */
+static void
+add_vmm_env (struct json_object *spec, const struct vm_record *r)
+{
+  struct json_object *env = NULL;
+
+  for (size_t i = 0; i < VM_ENV_N; i++)
+    if (r->vmm_env[i][0] != '\0')
+      {
+        if (env == NULL)
+          env = json_object_new_object ();
+        add_str (env, vm_env_names[i], r->vmm_env[i]);
+      }
+  if (env != NULL)
+    json_object_object_add (spec, "vmm_env", env);
+}
+
 int
 vmrec_to_json (const struct vm_record *r, char **out, struct err **err)
 {
@@ -111,6 +141,12 @@ vmrec_to_json (const struct vm_record *r, char **out, struct err **err)
   add_str (spec, "upper_disk", r->upper_disk);
   add_str (spec, "overlay", r->overlay);
   add_str (spec, "netns", r->netns);
+  if (r->netns_owned)
+    add_bool (spec, "netns_owned", true);
+  if (r->template_name[0])
+    add_str (spec, "template", r->template_name);
+  if (r->memory_file[0])
+    add_str (spec, "memory_file", r->memory_file);
   add_str (spec, "tap", r->tap);
   add_str (spec, "mac", r->mac);
   add_str (spec, "address", r->address);
@@ -123,6 +159,7 @@ vmrec_to_json (const struct vm_record *r, char **out, struct err **err)
   if (r->cdp_endpoint[0])
     {
       add_str (spec, "cdp_endpoint", r->cdp_endpoint);
+      add_str (spec, "cdp_token", r->cdp_token);
       add_int (spec, "idle_standby", r->idle_standby_s);
       add_int (spec, "cdp_max_clients", r->cdp_max_clients);
     }
@@ -136,9 +173,12 @@ vmrec_to_json (const struct vm_record *r, char **out, struct err **err)
       /* A range is one entry; single ports keep the old shape. */
       if (publish_ports (&r->publish[i]) > 1)
         add_int (p, "count", publish_ports (&r->publish[i]));
+      if (r->publish[i].root_only)
+        json_object_object_add (p, "root_only", json_object_new_boolean (1));
       json_object_array_add (pub, p);
     }
   json_object_object_add (spec, "publish", pub);
+  add_vmm_env (spec, r);
   json_object_object_add (root, "spec", spec);
 
   add_int (rt, "vmm_pid", r->rt.vmm_pid);
@@ -231,6 +271,30 @@ get_obj (struct json_object *o, const char *k, struct json_object **dst, struct 
   return 0;
 }
 
+/* spec.vmm_env (optional: none before it): only the known names. */
+static int
+parse_vmm_env (struct json_object *spec, struct vm_record *r, struct err **err)
+{
+  struct json_object *env;
+
+  if (!json_object_object_get_ex (spec, "vmm_env", &env) || env == NULL)
+    return 0;
+  if (!json_object_is_type (env, json_type_object))
+    return err_make (err, 0, "vm.json: \"vmm_env\" is not an object");
+  json_object_object_foreach (env, k, v)
+  {
+    size_t i = 0;
+    (void) v;
+    while (i < VM_ENV_N && strcmp (k, vm_env_names[i]) != 0)
+      i++;
+    if (i == VM_ENV_N)
+      return err_make (err, 0, "vm.json: \"vmm_env\" names an unknown setting \"%s\"", k);
+    if (get_str (env, k, r->vmm_env[i], sizeof r->vmm_env[i], false, err) < 0)
+      return -1;
+  }
+  return 0;
+}
+
 static int
 parse_spec (struct json_object *spec, struct vm_record *r, struct err **err)
 {
@@ -245,16 +309,19 @@ parse_spec (struct json_object *spec, struct vm_record *r, struct err **err)
     bool required;
   } strs[] = {
 #define F(k, req) { #k, r->k, sizeof r->k, req }
-    F (kernel, true),        F (initrd, false),     F (cmdline, false), F (rootfs, false),
-    F (config_disk, false),  F (upper_disk, false), F (overlay, false), F (netns, false),
-    F (tap, false),          F (mac, false),        F (address, false), F (agent_token, false),
-    F (cdp_endpoint, false),
+    F (kernel, true),        F (initrd, false),     F (cmdline, false),     F (rootfs, false),
+    F (config_disk, false),  F (upper_disk, false), F (overlay, false),     F (netns, false),
+    F (tap, false),          F (mac, false),        F (address, false),     F (agent_token, false),
+    F (cdp_endpoint, false), F (cdp_token, false),  F (memory_file, false),
 #undef F
   };
 
   for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
     if (get_str (spec, strs[i].key, strs[i].dst, strs[i].len, strs[i].required, err) < 0)
       return -1;
+  if (get_bool (spec, "netns_owned", &r->netns_owned, err) < 0
+      || get_str (spec, "template", r->template_name, sizeof r->template_name, false, err) < 0)
+    return -1;
   if (get_int (spec, "cpus", 1, 512, &x, err) < 0)
     return -1;
   r->cpus = (unsigned) x;
@@ -279,6 +346,8 @@ parse_spec (struct json_object *spec, struct vm_record *r, struct err **err)
   if (get_int (spec, "cdp_max_clients", 0, 4096, &x, err) < 0)
     return -1;
   r->cdp_max_clients = (unsigned) x;
+  if (r->cdp_token[0] != '\0' && strspn (r->cdp_token, "0123456789abcdef") != 2 * VM_CDP_TOKEN_BYTES)
+    return err_make (err, 0, "vm.json: \"cdp_token\" is not %d hex digits", 2 * VM_CDP_TOKEN_BYTES);
 
   r->n_publish = 0;
   if (!json_object_object_get_ex (spec, "publish", &pub) || pub == NULL)
@@ -317,6 +386,10 @@ parse_spec (struct json_object *spec, struct vm_record *r, struct err **err)
       if (strcmp (proto, "tcp") != 0 && strcmp (proto, "udp") != 0)
         return err_make (err, 0, "vm.json: publish proto must be tcp or udp");
       d->udp = proto[0] == 'u';
+      if (get_bool (p, "root_only", &d->root_only, err) < 0)
+        return -1;
+      if (d->root_only && (d->udp || strchr (d->host_addr, ':') != NULL))
+        return err_make (err, 0, "vm.json: a root_only publish is TCP on an IPv4 address");
       r->n_publish = i + 1;
     }
   return 0;
@@ -377,7 +450,8 @@ vmrec_from_json (const char *text, size_t len, struct vm_record *r, struct err *
   if (get_int (root, "created", 0, INT64_MAX, &x, err) < 0)
     goto out;
   r->created = x;
-  if (get_obj (root, "spec", &spec, err) < 0 || parse_spec (spec, r, err) < 0)
+  if (get_obj (root, "spec", &spec, err) < 0 || parse_spec (spec, r, err) < 0
+      || parse_vmm_env (spec, r, err) < 0)
     goto out;
   if (get_obj (root, "runtime", &rt, err) < 0 || get_int (rt, "vmm_pid", 0, INT32_MAX, &x, err) < 0)
     goto out;
@@ -414,6 +488,8 @@ vmrec_spec (const struct vm_record *r, const char *dir, struct vm_spec *spec)
   spec->upper_disk = OPT (r->upper_disk);
   spec->tap = OPT (r->tap);
   spec->mac = OPT (r->mac);
+  spec->cgroup = OPT (r->cgroup);
+  spec->memory_file = OPT (r->memory_file);
 #undef OPT
   spec->agent_vsock_port = r->agent_vsock_port;
   spec->agent_tcp_port = r->agent_tcp_port;

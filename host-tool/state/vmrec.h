@@ -17,6 +17,16 @@
 #define VM_NAME_MAX 63
 #define VM_MAX_PUBLISH 32
 #define VM_TOKEN_MAX 128
+#define VM_CDP_TOKEN_BYTES 16 /* 128 bits, 32 hex digits */
+#define VM_ENV_N 5
+#define VM_ENV_VALUE_MAX 256
+
+/* The settings chvm reads from its environment that a VM keeps from its
+   `run` (spec.vmm_env in vm.json, shown by inspect): CLOUD_HYPERVISOR,
+   CHVM_QEMU (as absolute paths), CHVM_CH_SECCOMP, CHVM_CH_LANDLOCK,
+   CHVM_CONSOLE_MAX.  The supervisor's standby and restore get these and a
+   fixed PATH as their whole environment, never its starter's. */
+extern const char *const vm_env_names[VM_ENV_N];
 
 enum vm_status
 {
@@ -47,7 +57,16 @@ struct vm_record
   char overlay[8]; /* "tmpfs" or "disk" */
 
   char netns[64]; /* network namespace of tap/bridge/NAT ("" = host's) */
-  char tap[16];   /* IFNAMSIZ */
+  /* chvm made netns for this VM alone (a clone, run --from) and removes
+     it with the VM. */
+  bool netns_owned;
+  /* The template this VM was cloned from (run --from; "" none): a
+     template in use by a VM cannot be removed. */
+  char template_name[VM_NAME_MAX + 1];
+  /* CH: guest RAM is this file, one shared file-backed memory zone (run
+     --memory-file, what template create uses; "" anonymous or memfd). */
+  char memory_file[VM_PATH_MAX];
+  char tap[16]; /* IFNAMSIZ */
   char mac[18];
   char address[20]; /* guest A.B.C.D/prefix on the bridge ("" = none) */
 
@@ -59,12 +78,20 @@ struct vm_record
      /etc/subuid; 0: it runs as root (CHVM_VMM_USER=root, or a VM made
      before chvm had VMM users). */
   uint32_t vmm_uid;
+  /* The cgroup v2 directory the next VMM starts in (vmmuser_prepare makes
+     it; "" none).  Not in vm.json: vmmuser_cgroup_leaf finds it again. */
+  char cgroup[VM_PATH_MAX];
   /* The supervisor's CDP endpoint on the host ("ADDR:PORT", "" = none: a VM
      made before supervisors), its --idle-standby seconds (0 = never) and
      its most clients at once. */
   char cdp_endpoint[64];
+  /* The endpoint's capability: every URL of it starts with /TOKEN (vm.json
+     is root's alone, 0600). */
+  char cdp_token[2 * VM_CDP_TOKEN_BYTES + 1];
   unsigned idle_standby_s;
   unsigned cdp_max_clients;
+  /* vm_env_names[i]'s value at run ("" = unset). */
+  char vmm_env[VM_ENV_N][VM_ENV_VALUE_MAX];
 
   struct publish publish[VM_MAX_PUBLISH];
   size_t n_publish;
@@ -73,6 +100,12 @@ struct vm_record
 };
 
 const char *vm_status_name (enum vm_status s);
+
+/* The endpoint as its owner gives it to clients, "http://ADDR:PORT/TOKEN"
+   (playwright-core's connectOverCDP takes it as it is; puppeteer-core is
+   given the ws:// URL its /json/version names, since its browserURL drops
+   the path); "" without an endpoint. */
+void vmrec_endpoint_url (const struct vm_record *r, char *out, size_t len);
 /* Names: [A-Za-z0-9][A-Za-z0-9_.-]{0,62}, as docker allows. */
 int vm_name_check (const char *name, struct err **err);
 

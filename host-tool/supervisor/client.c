@@ -4,10 +4,13 @@
    `ps`, `inspect`, `stop`, `rm` and `cdp`. */
 #include "supervisor/supervisor.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -21,6 +24,9 @@
 #include "sys/proc.h"
 
 #define SUP_START_MS 10000
+#define SUPERVISOR_ENV_MAX 32
+
+extern char **environ;
 
 pid_t
 supervisor_pid (const char *dir)
@@ -31,15 +37,109 @@ supervisor_pid (const char *dir)
   if (path_in (path, sizeof path, dir, "supervisor.pid", NULL) < 0)
     return 0;
   pid = proc_read_pid_file (path);
-  return pid > 0 && proc_pid_names_dir (pid, dir) ? pid : 0;
+  return pid > 0 && proc_pid_names_dir (pid, dir) && proc_pid_owned_by (pid, 0) ? pid : 0;
+}
+
+int
+supervisor_listen (const char *addr, uint16_t *port, int *fd_out, struct err **err)
+{
+  struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons (*port) };
+  socklen_t sl = sizeof sin;
+  cleanup_close int fd = -1;
+  int one = 1, e;
+
+  if (inet_pton (AF_INET, addr, &sin.sin_addr) != 1)
+    return err_make (err, 0, "bad CDP endpoint address '%s' (IPv4)", addr);
+  fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return err_make (err, errno, "socket");
+  /* As the supervisor's own listener: TIME_WAIT leftovers do not count. */
+  (void) setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind (fd, (struct sockaddr *) &sin, sizeof sin) < 0)
+    {
+      e = errno;
+      if (e == EADDRINUSE)
+        return err_make (err, 0, "%s:%u: port already in use", addr, (unsigned) *port);
+      return err_make (err, e, "bind %s:%u", addr, (unsigned) *port);
+    }
+  if (listen (fd, SUPERVISOR_BACKLOG) < 0 || getsockname (fd, (struct sockaddr *) &sin, &sl) < 0)
+    return err_make (err, errno, "listen on %s:%u", addr, (unsigned) *port);
+  *port = ntohs (sin.sin_port);
+  *fd_out = fd;
+  fd = -1;
+  return 0;
+}
+
+void
+supervisor_record_env (struct vm_record *r)
+{
+  for (size_t i = 0; i < VM_ENV_N; i++)
+    {
+      const char *v = getenv (vm_env_names[i]);
+      bool binary = strcmp (vm_env_names[i], "CLOUD_HYPERVISOR") == 0
+                    || strcmp (vm_env_names[i], "CHVM_QEMU") == 0;
+      r->vmm_env[i][0] = '\0';
+      if (v == NULL || v[0] == '\0')
+        continue;
+      /* A name is found in run's PATH now, not in the supervisor's. */
+      if (!binary || proc_find_exec (v, r->vmm_env[i], sizeof r->vmm_env[i]) < 0)
+        snprintf (r->vmm_env[i], sizeof r->vmm_env[i], "%s", v);
+    }
+}
+
+#ifdef CHVM_TEST_HOOKS
+/* The test-hooks build (build/tests/chvm-hooks): its hooks' variables
+   (CHVM_SUPERVISOR_EXEC, CHVM_FAULT, the stub's STUB_*) reach the
+   supervisor's children.  The product build passes none. */
+static bool
+hook_var_p (const char *kv)
+{
+  return strncmp (kv, "CHVM_SUPERVISOR_EXEC=", 21) == 0 || strncmp (kv, "CHVM_FAULT=", 11) == 0
+         || strncmp (kv, "STUB_", 5) == 0;
+}
+#endif
+
+/* The supervisor's whole environment into env (cap entries, NULL-ended). */
+static void
+supervisor_env (const char **env, size_t cap)
+{
+  size_t n = 0;
+
+  env[n++] = "PATH=" SUPERVISOR_PATH;
+#ifdef CHVM_TEST_HOOKS
+  for (char **e = environ; *e != NULL && n + 1 < cap; e++)
+    if (hook_var_p (*e))
+      env[n++] = *e;
+#endif
+  env[n] = NULL;
+  (void) cap;
 }
 
 int
 supervisor_start (const char *dir, const char *netns, bool booting, struct err **err)
 {
-  const char *argv[] = { "chvm", SUPERVISOR_CMD, dir, booting ? "--booting" : NULL, NULL };
-  char sock[VM_PATH_MAX + 32], log[VM_PATH_MAX + 32], last[256];
+  return supervisor_start_fd (dir, netns, booting, -1, err);
+}
+
+int
+supervisor_start_fd (const char *dir, const char *netns, bool booting, int listen_fd,
+                     struct err **err)
+{
+  const char *argv[6] = { "chvm", SUPERVISOR_CMD, dir };
+  const char *env[SUPERVISOR_ENV_MAX];
+  char sock[VM_PATH_MAX + 32], log[VM_PATH_MAX + 32], last[256], fdarg[16];
+  size_t n = 3;
   pid_t pid;
+
+  if (booting)
+    argv[n++] = "--booting";
+  if (listen_fd >= 0)
+    {
+      snprintf (fdarg, sizeof fdarg, "--listen-fd=%d", PROC_PASS_FD);
+      argv[n++] = fdarg;
+    }
+  argv[n] = NULL;
+  supervisor_env (env, sizeof env / sizeof env[0]);
 
   if (supervisor_pid (dir) > 0)
     return 0;
@@ -50,7 +150,7 @@ supervisor_start (const char *dir, const char *netns, bool booting, struct err *
   /* Its listener is on the clients' side: the namespace chvm started in. */
   if (net_enter_netns (NULL, err) < 0)
     return -1;
-  if (proc_spawn_self (argv, &pid, err) < 0)
+  if (proc_spawn_self_env (argv, env, listen_fd, &pid, err) < 0)
     return -1;
   /* Back to the VM's side for what the caller does next. */
   if (net_enter_netns (netns, err) < 0)
@@ -96,6 +196,17 @@ supervisor_query (const char *dir, const char *cmd, char *out, size_t cap, int t
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || connect (fd, (struct sockaddr *) &sun, sizeof sun) < 0)
     return err_make (err, errno, "the supervisor's control socket %s", sun.sun_path);
+  {
+    /* A socket the VMM's uid put there (after the supervisor went) is not
+       the supervisor: only root's is asked. */
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+      return err_make (err, errno, "the supervisor's control socket %s", sun.sun_path);
+    if (cred.uid != 0)
+      return err_make (err, EPERM, "%s is served by uid %u, not root: not the supervisor",
+                       sun.sun_path, (unsigned) cred.uid);
+  }
   n = snprintf (req, sizeof req, "{\"cmd\":\"%s\"}\n", cmd);
   if (dial_write_all (fd, req, (size_t) n, deadline, err) < 0)
     return -1;

@@ -17,10 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cleanup.h"
 #include "net/net.h"
+#include "num.h"
 #include "path.h"
 #include "state/probe.h"
 #include "state/vmstate.h"
@@ -78,8 +80,43 @@ write_pid_file (struct sup *s, struct err **err)
   return fs_write_atomic (path, line, (size_t) n, 0644, err);
 }
 
+/* Our environment, which our `chvm standby|restore` children get: a fixed
+   PATH and the settings the VM's run recorded, whoever started us. */
 static int
-sup_setup (struct sup *s, struct err **err)
+sup_env (const struct sup *s, struct err **err)
+{
+  if (setenv ("PATH", SUPERVISOR_PATH, 1) < 0)
+    return err_make (err, errno, "setenv");
+  for (size_t i = 0; i < VM_ENV_N; i++)
+    if ((s->rec.vmm_env[i][0] ? setenv (vm_env_names[i], s->rec.vmm_env[i], 1)
+                              : unsetenv (vm_env_names[i]))
+        < 0)
+      return err_make (err, errno, "setenv %s", vm_env_names[i]);
+  return 0;
+}
+
+/* listen_fd is the endpoint's listener run made: a socket listening on
+   sin, or it is refused. */
+static int
+check_listen_fd (int fd, const struct sockaddr_in *sin, struct err **err)
+{
+  struct sockaddr_in got;
+  socklen_t sl = sizeof got;
+  int on = 0;
+  socklen_t ol = sizeof on;
+
+  if (getsockopt (fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &ol) < 0 || !on
+      || getsockname (fd, (struct sockaddr *) &got, &sl) < 0 || got.sin_family != AF_INET
+      || got.sin_port != sin->sin_port || got.sin_addr.s_addr != sin->sin_addr.s_addr)
+    return err_make (err, 0, "fd %d is not a listener on the CDP endpoint", fd);
+  /* Ours alone: no child of ours (standby, restore) gets it. */
+  if (fcntl (fd, F_SETFD, FD_CLOEXEC) < 0)
+    return err_make (err, errno, "fcntl");
+  return 0;
+}
+
+static int
+sup_setup (struct sup *s, int listen_fd, struct err **err)
 {
   struct sockaddr_in sin;
   struct rlimit rl;
@@ -90,13 +127,19 @@ sup_setup (struct sup *s, struct err **err)
       rl.rlim_cur = rl.rlim_max;
       (void) setrlimit (RLIMIT_NOFILE, &rl);
     }
-  if (vmrec_load (s->root, s->name, &s->rec, err) < 0)
+  if (vmrec_load (s->root, s->name, &s->rec, err) < 0 || sup_env (s, err) < 0)
     return -1;
   if (s->rec.cdp_endpoint[0] == '\0')
     return err_make (err, 0, "VM %s has no CDP endpoint (made before supervisors)", s->name);
+  if (s->rec.cdp_token[0] == '\0')
+    return err_make (err, 0,
+                     "VM %s has no endpoint token (made before tokens): chvm rm it and run again",
+                     s->name);
   if (s->rec.cdp_max_clients == 0)
     s->rec.cdp_max_clients = SUPERVISOR_DEFAULT_MAX_CLIENTS;
   if (parse_endpoint (s->rec.cdp_endpoint, &sin, err) < 0 || find_upstream (s, err) < 0)
+    return -1;
+  if (listen_fd >= 0 && check_listen_fd (listen_fd, &sin, err) < 0)
     return -1;
   snprintf (s->listen, sizeof s->listen, "%s", s->rec.cdp_endpoint);
   s->base = event_base_new ();
@@ -109,8 +152,8 @@ sup_setup (struct sup *s, struct err **err)
     .answered = wake_answered,
   };
   /* In the namespace chvm was started in: the clients' side. */
-  if (proxy_listen (s, &sin, err) < 0 || live_init (s, err) < 0 || write_pid_file (s, err) < 0
-      || control_listen (s, err) < 0)
+  if (proxy_listen (s, &sin, listen_fd, err) < 0 || live_init (s, err) < 0
+      || write_pid_file (s, err) < 0 || control_listen (s, err) < 0)
     return -1;
   /* The guest's side: the tap lives in the VM's namespace. */
   if (net_enter_netns (s->rec.netns, err) < 0)
@@ -155,6 +198,26 @@ open_log (const struct sup *s, struct err **err)
   return 0;
 }
 
+/* DIR [--booting] [--listen-fd=N]: N the endpoint's listener run passed. */
+static int
+parse_args (int argc, char **argv, bool *booting, int *listen_fd)
+{
+  if (argc < 2)
+    return -1;
+  for (int i = 2; i < argc; i++)
+    {
+      uint64_t v;
+      if (strcmp (argv[i], "--booting") == 0)
+        *booting = true;
+      else if (strncmp (argv[i], "--listen-fd=", 12) == 0
+               && num_parse_u64_str (argv[i] + 12, INT32_MAX, &v) == 0 && v > 2)
+        *listen_fd = (int) v;
+      else
+        return -1;
+    }
+  return 0;
+}
+
 int
 supervisor_main (int argc, char **argv)
 {
@@ -162,15 +225,18 @@ supervisor_main (int argc, char **argv)
   cleanup_free struct sup *s = calloc (1, sizeof *s);
   cleanup_close int lock_fd = -1;
   char path[VM_PATH_MAX + 32], buf[512];
+  bool booting = false;
+  int listen_fd = -1;
 
-  if ((argc != 2 && (argc != 3 || strcmp (argv[2], "--booting") != 0)) || s == NULL)
+  if (parse_args (argc, argv, &booting, &listen_fd) < 0 || s == NULL)
     {
-      fprintf (stderr, "usage: chvm %s DIR [--booting] (started by chvm run and restore)\n",
+      fprintf (stderr,
+               "usage: chvm %s DIR [--booting] [--listen-fd=N] (started by chvm run and restore)\n",
                SUPERVISOR_CMD);
       return 2;
     }
   /* --booting: run did not wait for the browser (--no-wait). */
-  s->ready = argc == 2;
+  s->ready = !booting;
   s->vmm_fd = -1;
   s->ino_fd = -1;
   s->live_fd = -1;
@@ -194,7 +260,7 @@ supervisor_main (int argc, char **argv)
       return 1;
     }
   signal (SIGPIPE, SIG_IGN);
-  if (sup_setup (s, &err) < 0)
+  if (sup_setup (s, listen_fd, &err) < 0)
     {
       sup_log ("cannot start: %s", err_str (err, buf, sizeof buf));
       return 1;

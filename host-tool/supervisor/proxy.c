@@ -26,6 +26,7 @@
 #include "cdp/cdp_http.h"
 #include "cdp/wsscan.h"
 #include "cleanup.h"
+#include "clock.h"
 #include "supervisor/sup.h"
 
 #define QUEUE_MAX (4u << 20)  /* bytes queued one way before reading stops */
@@ -33,6 +34,13 @@
 #define UPSTREAM_CONNECT_S 10 /* connecting to the guest's DevTools */
 #define HEAD_TIMEOUT_S 30     /* a client's request head */
 #define FLUSH_TIMEOUT_S 30    /* the last bytes to a client, or to the guest */
+/* Connections whose head has not come yet (no token seen): past this, the
+   oldest is cut.  They hold no client slot, so that nobody without the
+   token can lock the owner's clients out. */
+#define HEADS_MAX 64
+/* With every client slot taken, a WebSocket with no byte either way for
+   this long gives its slot to a new client. */
+#define WS_IDLE_EVICT_S 30
 
 static void conn_pump_c2s (struct conn *c);
 static void json_done (struct conn *c);
@@ -49,6 +57,8 @@ conn_free (struct conn *c)
         break;
       }
   s->n_conns--;
+  if (c->authed)
+    s->n_authed--;
   if (c->cli)
     bufferevent_free (c->cli);
   if (c->up)
@@ -163,6 +173,7 @@ up_read (struct bufferevent *bev, void *ctx)
   if (n == 0)
     return;
   sup_touch (c->s);
+  c->last_io = c->s->last_activity;
   c->s->hooks.browser_up (c->s);
   if (c->mode == CONN_JSON)
     {
@@ -240,8 +251,8 @@ json_done (struct conn *c)
 {
   size_t len = evbuffer_get_length (c->resp);
   const char *resp = (const char *) evbuffer_pullup (c->resp, -1);
-  size_t cap = len * 2 + 4096;
-  cleanup_free char *out = malloc (cap);
+  size_t cap = resp != NULL ? cdp_rewrite_cap (resp, len, c->s->up_hostport, c->to_host) : 0;
+  cleanup_free char *out = cap > 0 ? malloc (cap) : NULL;
   long n;
 
   c->s->hooks.answered (c->s);
@@ -372,6 +383,43 @@ conn_pump_c2s (struct conn *c)
     bufferevent_disable (c->cli, EV_READ);
 }
 
+/* A client slot for c, whose head carried the token: a free one, or that
+   of the WebSocket idle longest when it has been idle WS_IDLE_EVICT_S (it
+   is closed); else c gets a 503.  Returns 0 or -1 (c is gone). */
+static int
+take_slot (struct conn *c)
+{
+  struct sup *s = c->s;
+  struct conn *idle = NULL;
+
+  if (s->n_authed >= s->rec.cdp_max_clients)
+    {
+      double now = clock_now_ms ();
+      for (struct conn *o = s->conns; o; o = o->next)
+        if (o->authed && o->mode == CONN_WS && o->cmds <= o->replies
+            && now - o->last_io >= WS_IDLE_EVICT_S * 1000.0
+            && (idle == NULL || o->last_io < idle->last_io))
+          idle = o;
+      if (idle == NULL)
+        {
+          char msg[128];
+          snprintf (msg, sizeof msg, "chvm: VM %s: too many CDP clients (at most %u)", s->name,
+                    s->rec.cdp_max_clients);
+          sup_log ("refused a client: %u open, at most %u", s->n_authed, s->rec.cdp_max_clients);
+          conn_error (c, 503, "Service Unavailable", msg);
+          return -1;
+        }
+      sup_log ("closed a WebSocket idle for %.0f s: its slot goes to a new client",
+               (now - idle->last_io) / 1000);
+      idle->authed = false;
+      s->n_authed--;
+      conn_finish (idle);
+    }
+  c->authed = true;
+  s->n_authed++;
+  return 0;
+}
+
 /* Parses the client's head once complete and decides where it goes. */
 static void
 conn_head (struct conn *c)
@@ -399,6 +447,21 @@ conn_head (struct conn *c)
       conn_error (c, 400, "Bad Request", msg);
       return;
     }
+  if (!cdp_host_allowed (&c->req))
+    {
+      conn_error (c, 403, "Forbidden",
+                  "chvm: Host header is specified and is not an IP address or localhost");
+      return;
+    }
+  /* The endpoint's capability: without it, nothing reaches the guest and
+     nothing wakes. */
+  if (!cdp_take_token (&c->req, c->s->rec.cdp_token))
+    {
+      conn_error (c, 404, "Not Found",
+                  "chvm: no such path (the endpoint's URLs start with the VM's token: chvm cdp "
+                  "--http NAME)");
+      return;
+    }
   c->up_head_len
       = cdp_upstream_head (head, end, &c->req, c->s->up_hostport, c->up_head, sizeof c->up_head);
   if (c->up_head_len < 0)
@@ -406,14 +469,12 @@ conn_head (struct conn *c)
       conn_error (c, 431, "Request Header Fields Too Large", "chvm: request head too large");
       return;
     }
-  if (!cdp_host_allowed (&c->req))
-    {
-      conn_error (c, 403, "Forbidden",
-                  "chvm: Host header is specified and is not an IP address or localhost");
-      return;
-    }
+  if (take_slot (c) < 0)
+    return;
   evtimer_del (c->head_timer);
-  snprintf (c->to_host, sizeof c->to_host, "%s", cdp_client_host (&c->req, c->s->listen));
+  /* What the client's URLs name: the address it used, and the token. */
+  snprintf (c->to_host, sizeof c->to_host, "%s/%s", cdp_client_host (&c->req, c->s->listen),
+            c->s->rec.cdp_token);
   c->mode = c->req.upgrade ? CONN_WS : c->req.rewrite ? CONN_JSON : CONN_HTTP;
   if (c->mode == CONN_JSON && (c->resp = evbuffer_new ()) == NULL)
     {
@@ -435,6 +496,7 @@ cli_read (struct bufferevent *bev, void *ctx)
 
   (void) bev;
   sup_touch (c->s);
+  c->last_io = c->s->last_activity;
   /* Either may end c (conn_head wakes the VM once the head is whole and
      its Host acceptable). */
   if (c->mode == CONN_HEAD)
@@ -479,6 +541,22 @@ cli_event (struct bufferevent *bev, short what, void *ctx)
     conn_drain_up (c);
   else
     conn_free (c);
+}
+
+/* Too many heads still coming: the oldest (the list's last) is cut. */
+static void
+cut_oldest_head (struct sup *s)
+{
+  struct conn *oldest = NULL;
+
+  for (struct conn *o = s->conns; o; o = o->next)
+    if (o->mode == CONN_HEAD)
+      oldest = o;
+  if (oldest != NULL)
+    {
+      sup_log ("more than %d request heads still coming: cut the oldest", HEADS_MAX);
+      conn_error (oldest, 408, "Request Timeout", "chvm: too many connections without a request");
+    }
 }
 
 static void
@@ -527,15 +605,9 @@ proxy_accept (struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
       }
   }
   bufferevent_enable (c->cli, EV_READ | EV_WRITE);
-  if (s->n_conns > s->rec.cdp_max_clients)
-    {
-      char msg[128];
-      snprintf (msg, sizeof msg, "chvm: VM %s: too many CDP clients (at most %u)", s->name,
-                s->rec.cdp_max_clients);
-      sup_log ("refused a client: %u open, at most %u", s->n_conns - 1, s->rec.cdp_max_clients);
-      conn_error (c, 503, "Service Unavailable", msg);
-      return;
-    }
+  c->last_io = clock_now_ms ();
+  if (s->n_conns - s->n_authed > HEADS_MAX)
+    cut_oldest_head (s);
   /* No wake yet: only a whole request head with an acceptable Host wakes
      the VM (conn_head), so a web page's no-cors fetch, a rebound DNS name
      or a bare connection restores nothing. */
@@ -628,11 +700,18 @@ proxy_close_all (struct sup *s)
 }
 
 int
-proxy_listen (struct sup *s, const struct sockaddr_in *sin, struct err **err)
+proxy_listen (struct sup *s, const struct sockaddr_in *sin, int fd, struct err **err)
 {
-  s->cdp = evconnlistener_new_bind (
-      s->base, proxy_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-      128, (const struct sockaddr *) sin, sizeof *sin);
+  const unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
+
+  /* fd: listening already (backlog 0: no listen () again). */
+  if (fd >= 0)
+    s->cdp = evutil_make_socket_nonblocking (fd) == 0
+                 ? evconnlistener_new (s->base, proxy_accept, s, flags, 0, fd)
+                 : NULL;
+  else
+    s->cdp = evconnlistener_new_bind (s->base, proxy_accept, s, flags, 128,
+                                      (const struct sockaddr *) sin, sizeof *sin);
   if (s->cdp == NULL)
     return err_make (err, errno, "listen on %s", s->listen);
   s->accept_ev = evtimer_new (s->base, accept_resume, s);

@@ -10,8 +10,9 @@
 #include "err.h"
 #include "supervisor/sup.h"
 
-/* Listens on sin (s->listen) for CDP clients. */
-int proxy_listen (struct sup *s, const struct sockaddr_in *sin, struct err **err);
+/* Listens on sin (s->listen) for CDP clients; fd >= 0: on that socket,
+   listening on sin already (run bound it before the guest booted). */
+int proxy_listen (struct sup *s, const struct sockaddr_in *sin, int fd, struct err **err);
 
 /* The VM runs again: held clients connect to the guest, their bytes go on. */
 void proxy_resume_held (struct sup *s);

@@ -60,9 +60,14 @@ int
 sup_spawn_chvm (struct sup *s, const char *cmd)
 {
   const char *argv[] = { "chvm", "--state-dir", s->root, cmd, s->name, NULL };
-  /* Test seam (like CHVM_FAULT): another program in chvm's place, for a
-     test of the supervisor's own logic without a VM. */
+#ifdef CHVM_TEST_HOOKS
+  /* Test seam (like CHVM_FAULT), in build/tests/chvm-hooks alone: another
+     program in chvm's place, for a test of the supervisor's own logic
+     without a VM. */
   const char *exe = getenv ("CHVM_SUPERVISOR_EXEC");
+#else
+  const char *exe = NULL;
+#endif
   posix_spawn_file_actions_t fa;
   int r;
 

@@ -67,12 +67,14 @@ struct conn
   struct cdp_req req;
   char up_head[CDP_HEAD_MAX + 512];
   long up_head_len;
-  char to_host[256]; /* what the client's URLs name */
+  char to_host[256 + 40]; /* what the client's URLs name: HOST[:PORT]/TOKEN */
   struct ws_scan c2s, s2c;
   uint8_t s2c_head_match; /* of "\r\n\r\n" before the WebSocket frames */
   bool s2c_frames;
   bool opaque; /* the frame scan gave up: bytes alone count */
   int64_t cmds, replies;
+  bool authed;    /* its head carried the token: it holds a client slot */
+  double last_io; /* a byte either way, for the idle WebSocket bound */
   struct evbuffer *resp; /* a /json answer being collected */
   /* The whole request head must come within HEAD_TIMEOUT_S of the accept,
      however slowly its bytes trickle in. */
@@ -117,7 +119,8 @@ struct sup
   double child_t0;
   bool wake_pending; /* a byte came while our standby ran */
   struct conn *conns;
-  unsigned n_conns;
+  unsigned n_conns;  /* all, heads still coming included */
+  unsigned n_authed; /* those past the token: at most rec.cdp_max_clients */
   double last_activity;
   /* The wake in progress: first byte in, restore, first answer out. */
   bool wake_open;

@@ -27,6 +27,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "err.h"
@@ -35,6 +36,10 @@
 #define SUPERVISOR_CMD "__supervise"
 #define SUPERVISOR_DEFAULT_MAX_CLIENTS 32
 #define SUPCTL_LINE_MAX 4096
+#define SUPERVISOR_BACKLOG 128
+/* The supervisor's PATH (for ip, nft, a VMM binary run did not record),
+   whoever started it. */
+#define SUPERVISOR_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 int supervisor_main (int argc, char **argv);
 
@@ -45,6 +50,22 @@ int supervisor_main (int argc, char **argv);
    be up yet (run --no-wait), so the idle clock waits for its first answer;
    otherwise the caller saw it answer (or the VM is in standby). */
 int supervisor_start (const char *dir, const char *netns, bool booting, struct err **err);
+
+/* supervisor_start handing it listen_fd (supervisor_listen's; -1: none,
+   it binds the endpoint itself), which it holds from then on.  Either way
+   its environment is PATH=SUPERVISOR_PATH alone (a test-hooks build adds
+   its hooks' variables); the daemon adds the record's vmm_env. */
+int supervisor_start_fd (const char *dir, const char *netns, bool booting, int listen_fd,
+                         struct err **err);
+
+/* Binds and listens on addr:*port (IPv4; *port 0: the kernel picks one,
+   stored back), a close-on-exec fd into *fd: run holds the endpoint from
+   before the guest boots until it hands it to the supervisor. */
+int supervisor_listen (const char *addr, uint16_t *port, int *fd, struct err **err);
+
+/* r->vmm_env from this process's environment (run's): vm_env_names'
+   values, the VMM binaries resolved to absolute paths. */
+void supervisor_record_env (struct vm_record *r);
 
 /* Ends dir's supervisor, if one runs (SIGTERM, SIGKILL after grace_ms). */
 void supervisor_stop (const char *dir, int grace_ms);

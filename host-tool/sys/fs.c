@@ -417,3 +417,55 @@ fs_flock_wait (int fd, int timeout_ms)
   errno = r < 0 && saved == EINTR ? ETIMEDOUT : saved;
   return r;
 }
+
+/* Copies src's data segments (SEEK_DATA/SEEK_HOLE) into dst, which has
+   src's size: holes stay holes. */
+static int
+copy_data (int in, int out, off_t size, const char *src, struct err **err)
+{
+  off_t pos = 0;
+
+  while (pos < size)
+    {
+      off_t data = lseek (in, pos, SEEK_DATA), hole;
+      if (data < 0 && errno == ENXIO)
+        break; /* only a hole is left */
+      if (data < 0 || (hole = lseek (in, data, SEEK_HOLE)) < 0)
+        return err_make (err, errno, "copy %s: seek", src);
+      for (off_t at = data; at < hole;)
+        {
+          loff_t ri = at, ro = at;
+          ssize_t n = copy_file_range (in, &ri, out, &ro, (size_t) (hole - at), 0);
+          if (n < 0 && errno == EINTR)
+            continue;
+          if (n <= 0)
+            return err_make (err, n < 0 ? errno : EIO, "copy %s", src);
+          at += n;
+        }
+      pos = hole;
+    }
+  return 0;
+}
+
+int
+fs_copy_file (const char *src, const char *dst, mode_t mode, struct err **err)
+{
+  cleanup_close int in = fs_open_read (src);
+  cleanup_close int out = -1;
+  struct stat st;
+
+  if (in < 0 || fstat (in, &st) < 0)
+    return err_make (err, errno, "open %s", src);
+  out = open (dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+  if (out < 0)
+    return err_make (err, errno, "create %s", dst);
+  if (ftruncate (out, st.st_size) < 0)
+    return err_make (err, errno, "size %s", dst);
+  if (copy_data (in, out, st.st_size, src, err) < 0 || fsync (out) < 0)
+    {
+      int e = errno;
+      unlink (dst);
+      return err && *err ? -1 : err_make (err, e, "fsync %s", dst);
+    }
+  return 0;
+}

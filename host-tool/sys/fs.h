@@ -54,6 +54,10 @@ int fs_open_read (const char *path);
    fine unless must. */
 int fs_give (const char *path, uid_t uid, gid_t gid, int mode, bool must, struct err **err);
 
+/* Copies the regular file src into dst (made with mode; it must not
+   exist), keeping its holes, and fsyncs dst; removes it on failure. */
+int fs_copy_file (const char *src, const char *dst, mode_t mode, struct err **err);
+
 /* An exclusive flock(2) on fd, waiting at most timeout_ms for its holder:
    0, or -1 with errno (ETIMEDOUT when the wait ran out). */
 int fs_flock_wait (int fd, int timeout_ms);

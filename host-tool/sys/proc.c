@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/mount.h>
@@ -27,6 +28,7 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "num.h"
+#include "sys/cgroup.h"
 
 extern char **environ;
 
@@ -54,7 +56,8 @@ proc_spawnattr_session (posix_spawnattr_t *attr)
 }
 
 int
-proc_spawn_self (const char *const argv[], pid_t *pid, struct err **err)
+proc_spawn_self_env (const char *const argv[], const char *const envp[], int pass_fd, pid_t *pid,
+                     struct err **err)
 {
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
@@ -64,14 +67,46 @@ proc_spawn_self (const char *const argv[], pid_t *pid, struct err **err)
   posix_spawnattr_init (&attr);
   for (int i = 0; i < 3; i++)
     posix_spawn_file_actions_addopen (&fa, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
-  posix_spawn_file_actions_addclosefrom_np (&fa, 3);
+  /* dup2 clears close-on-exec on fd 3 (also when pass_fd is 3 already). */
+  if (pass_fd >= 0)
+    posix_spawn_file_actions_adddup2 (&fa, pass_fd, PROC_PASS_FD);
+  posix_spawn_file_actions_addclosefrom_np (&fa, pass_fd >= 0 ? PROC_PASS_FD + 1 : 3);
   proc_spawnattr_session (&attr);
-  r = posix_spawn (pid, "/proc/self/exe", &fa, &attr, (char *const *) argv, environ);
+  r = posix_spawn (pid, "/proc/self/exe", &fa, &attr, (char *const *) argv,
+                   envp != NULL ? (char *const *) envp : environ);
   posix_spawn_file_actions_destroy (&fa);
   posix_spawnattr_destroy (&attr);
   if (r != 0)
     return err_make (err, r, "start %s %s", argv[0], argv[1]);
   return 0;
+}
+
+int
+proc_spawn_self (const char *const argv[], pid_t *pid, struct err **err)
+{
+  return proc_spawn_self_env (argv, NULL, -1, pid, err);
+}
+
+int
+proc_find_exec (const char *name, char *out, size_t len)
+{
+  const char *path = getenv ("PATH");
+  char buf[PATH_MAX], real[PATH_MAX];
+
+  if (strchr (name, '/') != NULL)
+    return realpath (name, real) != NULL && access (real, X_OK) == 0
+                   && (size_t) snprintf (out, len, "%s", real) < len
+               ? 0
+               : -1;
+  while (path != NULL && *path)
+    {
+      size_t n = strcspn (path, ":");
+      if (n > 0 && (size_t) snprintf (buf, sizeof buf, "%.*s/%s", (int) n, path, name) < sizeof buf
+          && access (buf, X_OK) == 0 && realpath (buf, real) != NULL)
+        return (size_t) snprintf (out, len, "%s", real) < len ? 0 : -1;
+      path += n + (path[n] == ':');
+    }
+  return -1;
 }
 
 int
@@ -124,30 +159,10 @@ jail_fail (int fd, int errnum, const char *step, const char *path)
   _exit (127);
 }
 
-/* In the child: drop to j's identity, check j->need, exec.  Never returns. */
-static void __attribute__ ((noreturn))
-jail_exec (const char *const argv[], int log_fd, int err_fd, const struct proc_jail *j)
+/* In the child: j's identity, every capability dropped, j->need checked. */
+static void
+jail_drop (int err_fd, const struct proc_jail *j)
 {
-  static const char *const no_env[] = { NULL };
-  sigset_t none;
-  int null_fd;
-
-  if (setsid () < 0)
-    jail_fail (err_fd, errno, "setsid", NULL);
-  for (int sig = 1; sig < NSIG; sig++)
-    signal (sig, SIG_DFL);
-  sigemptyset (&none);
-  sigprocmask (SIG_SETMASK, &none, NULL);
-  null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (null_fd < 0 || dup2 (null_fd, 0) < 0 || dup2 (log_fd, 1) < 0 || dup2 (log_fd, 2) < 0)
-    jail_fail (err_fd, errno, "redirect stdio", NULL);
-  /* The error pipe becomes fd 3 (close-on-exec); nothing else of ours
-     reaches the VMM. */
-  if (dup3 (err_fd, 3, O_CLOEXEC) < 0)
-    jail_fail (err_fd, errno, "dup3", NULL);
-  err_fd = 3;
-  syscall (SYS_close_range, 4U, ~0U, 0U);
-
   if (j->own_sysfs
       && (unshare (CLONE_NEWNS) < 0 || mount (NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0
           || umount2 ("/sys", MNT_DETACH) < 0
@@ -186,21 +201,58 @@ jail_exec (const char *const argv[], int log_fd, int err_fd, const struct proc_j
                                  : "write in",
                    path);
     }
+}
+
+/* In the child: join the cgroup (cg_fd, its cgroup.procs; -1: none), take
+   j's identity (NULL: stay chvm's), exec.  Never returns. */
+static void __attribute__ ((noreturn))
+jail_exec (const char *const argv[], int log_fd, int err_fd, int cg_fd, const struct proc_jail *j)
+{
+  static const char *const no_env[] = { NULL };
+  sigset_t none;
+  int null_fd;
+
+  /* First: whatever the VMM forks from here on is in its VM's cgroup. */
+  if (cg_fd >= 0 && write (cg_fd, "0", 1) != 1)
+    jail_fail (err_fd, errno, "join the VM's cgroup", NULL);
+  if (setsid () < 0)
+    jail_fail (err_fd, errno, "setsid", NULL);
+  for (int sig = 1; sig < NSIG; sig++)
+    signal (sig, SIG_DFL);
+  sigemptyset (&none);
+  sigprocmask (SIG_SETMASK, &none, NULL);
+  null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null_fd < 0 || dup2 (null_fd, 0) < 0 || dup2 (log_fd, 1) < 0 || dup2 (log_fd, 2) < 0)
+    jail_fail (err_fd, errno, "redirect stdio", NULL);
+  /* The error pipe becomes fd 3 (close-on-exec); nothing else of ours
+     reaches the VMM. */
+  if (dup3 (err_fd, 3, O_CLOEXEC) < 0)
+    jail_fail (err_fd, errno, "dup3", NULL);
+  err_fd = 3;
+  syscall (SYS_close_range, 4U, ~0U, 0U);
+  if (j != NULL)
+    jail_drop (err_fd, j);
   /* PATH is searched with chvm's environment (this copy of it), not j->env. */
-  execvpe (argv[0], (char *const *) argv, (char *const *) (j->env ? j->env : no_env));
+  execvpe (argv[0], (char *const *) argv,
+           j == NULL ? environ : (char *const *) (j->env ? j->env : no_env));
   jail_fail (err_fd, errno, "exec", argv[0]);
 }
 
 int
-proc_spawn_jailed (const char *const argv[], const char *log_path, const struct proc_jail *j,
-                   pid_t *pid, struct err **err)
+proc_spawn_vmm (const char *const argv[], const char *log_path, const struct proc_jail *j,
+                const char *cgroup, pid_t *pid, struct err **err)
 {
-  cleanup_close int log_fd = -1, rd = -1, wr = -1;
+  cleanup_close int log_fd = -1, rd = -1, wr = -1, cg = -1;
   struct jail_failure f;
+  unsigned uid = j != NULL ? (unsigned) j->uid : (unsigned) geteuid ();
   int pipefd[2];
   ssize_t n;
   pid_t child;
 
+  if (j == NULL && cgroup == NULL)
+    return proc_spawn (argv, log_path, pid, err);
+  if (cgroup != NULL && (cg = cgroup_open_procs (cgroup, err)) < 0)
+    return err_wrap (err, "the VM's cgroup");
   log_fd = open (log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0)
     return err_make (err, errno, "open %s", log_path);
@@ -212,7 +264,7 @@ proc_spawn_jailed (const char *const argv[], const char *log_path, const struct 
   if (child < 0)
     return err_make (err, errno, "fork");
   if (child == 0)
-    jail_exec (argv, log_fd, wr, j);
+    jail_exec (argv, log_fd, wr, cg, j);
   close (steal_fd (&wr));
   /* EOF: the exec happened (the pipe was close-on-exec). */
   n = TEMP_FAILURE_RETRY (read (rd, &f, sizeof f));
@@ -223,12 +275,12 @@ proc_spawn_jailed (const char *const argv[], const char *log_path, const struct 
     }
   TEMP_FAILURE_RETRY (waitpid (child, NULL, 0));
   if (n != (ssize_t) sizeof f)
-    return err_make (err, n < 0 ? errno : EIO, "start %s as uid %u", argv[0], (unsigned) j->uid);
+    return err_make (err, n < 0 ? errno : EIO, "start %s as uid %u", argv[0], uid);
   f.step[sizeof f.step - 1] = f.path[sizeof f.path - 1] = '\0';
-  if (f.path[0])
-    return err_make (err, f.errnum, "the VMM user (uid %u, gid %u) cannot %s %s", (unsigned) j->uid,
+  if (f.path[0] && j != NULL)
+    return err_make (err, f.errnum, "the VMM user (uid %u, gid %u) cannot %s %s", uid,
                      (unsigned) j->gid, f.step, f.path);
-  return err_make (err, f.errnum, "start %s as uid %u: %s", argv[0], (unsigned) j->uid, f.step);
+  return err_make (err, f.errnum, "start %s as uid %u: %s", argv[0], uid, f.step);
 }
 
 static void
@@ -554,6 +606,16 @@ proc_read_pid_file (const char *path)
   if (num_parse_u64 (s, (size_t) n, INT32_MAX, &v) < 0 || v == 0)
     return 0;
   return (pid_t) v;
+}
+
+bool
+proc_pid_owned_by (pid_t pid, uid_t uid)
+{
+  char path[32];
+  struct stat st;
+
+  snprintf (path, sizeof path, "/proc/%d", (int) pid);
+  return pid > 0 && stat (path, &st) == 0 && st.st_uid == uid;
 }
 
 bool

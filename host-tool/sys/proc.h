@@ -26,6 +26,19 @@
    outlive the command starting them (console logger, supervisor). */
 int proc_spawn_self (const char *const argv[], pid_t *pid, struct err **err);
 
+/* The fd number a listening socket handed to a child has there. */
+#define PROC_PASS_FD 3
+
+/* proc_spawn_self with envp as the whole environment (NULL: ours) and,
+   when pass_fd >= 0, that fd as the child's PROC_PASS_FD (inherited, not
+   close-on-exec there; every other fd of ours is closed). */
+int proc_spawn_self_env (const char *const argv[], const char *const envp[], int pass_fd,
+                         pid_t *pid, struct err **err);
+
+/* The absolute, resolved path of the program name (a path, or a name
+   searched in $PATH) into out; -1 when none is executable. */
+int proc_find_exec (const char *name, char *out, size_t len);
+
 /* Starts argv[0] (searched in PATH) with stdin from /dev/null and
    stdout+stderr appended to log_path, in a new session, with no fds of ours
    but 0-2.  On success stores the pid. */
@@ -59,11 +72,15 @@ struct proc_jail
   bool own_sysfs;
 };
 
-/* proc_spawn, but as j->uid/gid with only j->groups, every capability
-   dropped (bounding and ambient sets too), PR_SET_NO_NEW_PRIVS, and j->env
-   as its environment.  Fails, naming the path, when j->need is not met. */
-int proc_spawn_jailed (const char *const argv[], const char *log_path, const struct proc_jail *j,
-                       pid_t *pid, struct err **err);
+/* Starts a VMM as proc_spawn does, but as j->uid/gid with only j->groups,
+   every capability dropped (bounding and ambient sets too),
+   PR_SET_NO_NEW_PRIVS and j->env as its environment (j NULL: as chvm,
+   with its environment), in the cgroup v2 directory cgroup (NULL: chvm's
+   own), which the child joins before anything else: the VMM and all it
+   forks are there from the start.  Fails, naming the path, when j->need is
+   not met. */
+int proc_spawn_vmm (const char *const argv[], const char *log_path, const struct proc_jail *j,
+                    const char *cgroup, pid_t *pid, struct err **err);
 
 /* Waits until the unix socket at path accepts a connection.  Fails at once,
    naming the exit status, when pid exits first, and fails with ETIMEDOUT
@@ -101,6 +118,12 @@ bool proc_alive_p (pid_t pid);
    below it, or has one after "=", ":" or ",".  Guards against a recycled
    pid being taken for our VMM, and VM "a" taking VM "ab"'s VMM for its own. */
 bool proc_pid_names_dir (pid_t pid, const char *needle);
+
+/* Whether pid runs as uid (the owner of /proc/PID): what a pid file or a
+   cmdline cannot forge.  Root's daemons (supervisor, console logger) are
+   checked with uid 0, so that the VMM's uid cannot pass off a process of
+   its own, its cmdline naming the VM dir, as one of them. */
+bool proc_pid_owned_by (pid_t pid, uid_t uid);
 
 /* The pid a pid file (vmm.pid, console-log.pid, supervisor.pid) holds:
    decimal, an optional line end; 0 when missing or not a pid. */

@@ -11,6 +11,8 @@
 #include "net/net.h"
 #include "state/probe.h"
 #include "sys/fs.h"
+#include "vm/vmmuser.h"
+#include "vmm/backend_qemu.h"
 #include "vmm/console.h"
 
 /* A run or restore killed after its VMM started and before vm.json named
@@ -93,7 +95,11 @@ vmctl_stop_leftover (struct vmctl *c, struct err **err)
 void
 vmctl_fault (const char *cmd, const char *step, pid_t vmm_pid)
 {
+#ifdef CHVM_TEST_HOOKS
   const char *f = getenv ("CHVM_FAULT");
+#else
+  const char *f = NULL; /* a test hook: build/tests/chvm-hooks alone */
+#endif
   size_t lc = strlen (cmd), ls = strlen (step);
   cleanup_err struct err *e = NULL;
 
@@ -207,6 +213,21 @@ vmctl_vmm_gone (struct vmctl *c)
   cleanup_err struct err *e = NULL;
 
   console_logger_stop (c->dir, 2000);
-  if (c->rec.vmm_uid != 0 && proc_kill_uid ((uid_t) c->rec.vmm_uid, 5000, &e) < 0)
+  /* Its cgroup holds the VMM, its helpers and whatever they forked, of any
+     uid: all of it ends at once. */
+  if (vmmuser_cgroup_remove (c->dir, &c->rec, &e) < 0)
+    log_warn ("VM '%s': %s", c->rec.name, e->msg);
+  err_release (&e);
+  /* Without cgroup v2, and after it: nothing of the uid may live on into
+     the next VM that gets it (vmmuser_pick refuses a uid that still has). */
+  if (c->rec.vmm_uid != 0 && proc_kill_uid ((uid_t) c->rec.vmm_uid, VMMUSER_KILL_MS, &e) < 0)
+    log_warn ("VM '%s': %s", c->rec.name, e->msg);
+  err_release (&e);
+  /* QEMU user-net: the forwards it held are gone, and so is their guard
+     (a port that another program may bind now). */
+  if (c->rec.tap[0] == '\0'
+      && backend_qemu_guard (c->dir, c->rec.publish, c->rec.n_publish, c->rec.rt.agent_host_port,
+                             false, &e)
+             < 0)
     log_warn ("VM '%s': %s", c->rec.name, e->msg);
 }

@@ -62,7 +62,8 @@ int vmctl_stop_leftover (struct vmctl *c, struct err **err);
    CHVM_FAULT=CMD:STEP chvm kills itself with SIGKILL when command CMD
    reaches STEP; with CHVM_FAULT=CMD:STEP:vmm it kills the VMM (vmm_pid)
    there, waits until it is gone, and goes on.  Without CHVM_FAULT,
-   nothing. */
+   nothing; and nothing in the product build: only build/tests/chvm-hooks
+   (-DCHVM_TEST_HOOKS) reads it. */
 void vmctl_fault (const char *cmd, const char *step, pid_t vmm_pid);
 int vmctl_save (struct vmctl *c, struct err **err);
 

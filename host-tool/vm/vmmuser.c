@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "vm/vmmuser.h"
 
+#include "sys/cgroup.h"
 #include "sys/fs.h"
 
 #include <errno.h>
@@ -15,6 +16,7 @@
 
 #include "cleanup.h"
 #include "log.h"
+#include "vm/template.h"
 
 #define SUBUID_FILE "/etc/subuid"
 #define SUBUID_MAX (1 << 20) /* bytes read of it */
@@ -142,7 +144,9 @@ vmmuser_assign (const char *root, struct vm_record *r, struct err **err)
   struct vmm_user u;
   char **names;
   size_t cnt, n = 0;
-  cleanup_free uint32_t *used = NULL;
+  cleanup_free uint32_t *used = NULL, *tg = NULL;
+  uint32_t *more;
+  size_t ntg = 0;
   int rc;
 
   if (vmmuser_resolve (&u, err) < 0)
@@ -164,6 +168,14 @@ vmmuser_assign (const char *root, struct vm_record *r, struct err **err)
   vmstate_list_free (names, cnt);
   if (used == NULL)
     return err_make (err, ENOMEM, "VMM uids");
+  /* A template's memory file belongs to the group of its maker's uid
+     (vm/template.h): no new VM gets that uid. */
+  if (template_gids (root, &tg, &ntg, err) < 0)
+    return -1;
+  if (ntg > 0 && (more = realloc (used, (n + ntg) * sizeof *used)) == NULL)
+    return err_make (err, ENOMEM, "VMM uids");
+  if (ntg > 0)
+    used = more, memcpy (used + n, tg, ntg * sizeof *tg), n += ntg;
   rc = vmmuser_pick (&u, used, n, uid_busy, &r->vmm_uid, err);
   return rc;
 }
@@ -183,16 +195,15 @@ searchable (const char *path, struct err **err)
   return 0;
 }
 
-int
-vmmuser_prepare (const char *root, const char *dir, const struct vm_record *r, struct err **err)
+/* vmmuser_prepare's part for a VMM of a uid of its own. */
+static int
+prepare_uid (const char *root, const char *dir, const struct vm_record *r, struct err **err)
 {
   /* What the VMM writes itself (console.log is the root logger's). */
   static const char *const vmm_files[] = { "events.json" };
   uid_t uid = r->vmm_uid;
   char path[VM_PATH_MAX + 64];
 
-  if (uid == 0)
-    return 0;
   /* Its processes end with its VMM (vmctl_vmm_gone): one still running is
      another state dir's VM with the same uid, or was left by a chvm killed
      mid-stop; the new VMM must not share a uid with it. */
@@ -225,6 +236,88 @@ vmmuser_prepare (const char *root, const char *dir, const struct vm_record *r, s
   if (r->config_disk[0] && fs_give (r->config_disk, 0, uid, 0640, true, err) < 0)
     return -1;
   return 0;
+}
+
+void
+vmmuser_cgroup_leaf (const char *name, const char *dir, char *out, size_t len)
+{
+  uint64_t h = UINT64_C (14695981039346656037); /* FNV-1a */
+
+  /* The dir tells two state dirs' VMs of the same name apart. */
+  for (const unsigned char *p = (const unsigned char *) dir; *p; p++)
+    h = (h ^ *p) * UINT64_C (1099511628211);
+  snprintf (out, len, "%s-%016llx", name, (unsigned long long) h);
+}
+
+void
+vmmuser_cgroup_limits (const struct vm_record *r, struct cgroup_limits *l)
+{
+  uint64_t overhead
+      = strcmp (r->backend, "qemu") == 0 ? VMMUSER_OVERHEAD_QEMU_MIB : VMMUSER_OVERHEAD_CH_MIB;
+
+  l->cpus = r->cpus;
+  l->memory_bytes = (r->memory_mib + overhead) << 20;
+  l->pids = VMMUSER_PIDS_MAX;
+}
+
+int
+vmmuser_cgroup_find (const char *dir, const struct vm_record *r, char *path, size_t len,
+                     struct err **err)
+{
+  char leaf[VM_NAME_MAX + 24];
+
+  vmmuser_cgroup_leaf (r->name, dir, leaf, sizeof leaf);
+  return cgroup_path (leaf, path, len, err);
+}
+
+/* The VM's cgroup afresh, into r->cgroup; "" on a host without cgroup v2.
+   Neither that nor a missing controller is worth a line on every run
+   (a hybrid host has a cgroup2 mount without controllers): chvm doctor
+   and inspect say so. */
+static int
+cgroup_make (const char *dir, struct vm_record *r, struct err **err)
+{
+  char leaf[VM_NAME_MAX + 24], root[CGROUP_PATH_MAX], missing[64];
+  cleanup_err struct err *e = NULL;
+  struct cgroup_limits l;
+
+  r->cgroup[0] = '\0';
+  if (cgroup_root (root, sizeof root, &e) < 0)
+    return 0;
+  vmmuser_cgroup_leaf (r->name, dir, leaf, sizeof leaf);
+  vmmuser_cgroup_limits (r, &l);
+  if (cgroup_create (leaf, &l, r->cgroup, sizeof r->cgroup, missing, sizeof missing, err) < 0)
+    {
+      r->cgroup[0] = '\0';
+      return err_wrap (err, "VM '%s': its cgroup", r->name);
+    }
+  if (missing[0])
+    log_debug ("VM '%s': cgroup v2 at %s lacks the %s controller(s): no such limit for it", r->name,
+               root, missing);
+  return 0;
+}
+
+int
+vmmuser_cgroup_remove (const char *dir, struct vm_record *r, struct err **err)
+{
+  char path[VM_PATH_MAX];
+  cleanup_err struct err *e = NULL;
+
+  if (vmmuser_cgroup_find (dir, r, path, sizeof path, &e) < 0)
+    snprintf (path, sizeof path, "%s", r->cgroup);
+  r->cgroup[0] = '\0';
+  if (path[0] == '\0')
+    return 0;
+  return cgroup_destroy (path, VMMUSER_KILL_MS, err);
+}
+
+int
+vmmuser_prepare (const char *root, const char *dir, struct vm_record *r, struct err **err)
+{
+  if (r->vmm_uid != 0 && prepare_uid (root, dir, r, err) < 0)
+    return -1;
+  /* Last: nothing after it can fail and leave it behind. */
+  return cgroup_make (dir, r, err);
 }
 
 int
@@ -286,6 +379,9 @@ vmmuser_jail (const struct vm_record *r, const char *dir, struct vmm_jail_storag
   need (s, &n, 'r', r->rootfs);
   need (s, &n, 'r', r->config_disk);
   need (s, &n, 'w', r->upper_disk);
+  /* A clone maps its template's memory file (0660, the template's group). */
+  if (r->template_name[0])
+    device_group (&s->jail, r->memory_file);
   if (r->tap[0])
     {
       device_group (&s->jail, "/dev/net/tun");

@@ -53,9 +53,32 @@ int vmmuser_assign (const char *root, struct vm_record *r, struct err **err);
 
 /* Before the VMM starts (run, restore): the VM dir root:<gid> 01770, the
    writable disk and CH's files in it owned by the uid, the state dir and
-   vms/ searchable (0711).  Nothing for vmm_uid 0. */
-int vmmuser_prepare (const char *root, const char *dir, const struct vm_record *r,
-                     struct err **err);
+   vms/ searchable (0711) (nothing of this for vmm_uid 0); then the VM's
+   cgroup, made afresh with its limits, into r->cgroup ("" on a host
+   without cgroup v2). */
+int vmmuser_prepare (const char *root, const char *dir, struct vm_record *r, struct err **err);
+
+/* The VM's cgroup: <cgroup2>/chvm.slice/<name>-<hash of dir>, limited to
+   --cpus CPUs (cpu.max), guest RAM plus the VMM's overhead (memory.max,
+   with memory.oom.group) and VMMUSER_PIDS_MAX tasks.  The overhead is
+   the VMM's own memory beside guest RAM: its heap, threads and device
+   queues (CH), and QEMU's TCG translation cache (up to 1 GiB) besides. */
+#define VMMUSER_OVERHEAD_CH_MIB 256
+#define VMMUSER_OVERHEAD_QEMU_MIB 1280
+#define VMMUSER_PIDS_MAX 1024
+#define VMMUSER_KILL_MS 5000
+void vmmuser_cgroup_leaf (const char *name, const char *dir, char *out, size_t len);
+struct cgroup_limits;
+void vmmuser_cgroup_limits (const struct vm_record *r, struct cgroup_limits *l);
+
+/* Its path, whether it exists or not; an error on a host without cgroup
+   v2. */
+int vmmuser_cgroup_find (const char *dir, const struct vm_record *r, char *path, size_t len,
+                         struct err **err);
+
+/* After the VMM is gone: kills what is left in the VM's cgroup (cgroup.kill),
+   waits until it is empty and removes it; r->cgroup becomes "". */
+int vmmuser_cgroup_remove (const char *dir, struct vm_record *r, struct err **err);
 
 /* A directory chvm made for the VMM to write in (snapshot.tmp-*). */
 int vmmuser_give_dir (const char *path, const struct vm_record *r, struct err **err);

@@ -36,6 +36,10 @@ struct publish
   uint16_t guest_port;
   uint16_t count; /* 0 (a record built in code) means 1 */
   bool udp;
+  /* A forward chvm made for itself (QEMU user-net's DevTools port, which
+     the supervisor proxies), not one the user asked for: a TCP port on an
+     IPv4 address that only root's sockets may connect to. */
+  bool root_only;
 };
 
 static inline unsigned
@@ -87,6 +91,9 @@ struct vm_spec
   size_t n_publish;
   /* Who the VMM runs as (vmmuser.c); NULL: as chvm itself (root). */
   const struct proc_jail *jail;
+  /* The VM's cgroup v2 directory, which the VMM joins before it execs
+     (sys/cgroup.h); NULL: none (chvm's own). */
+  const char *cgroup;
   /* CH: Landlock (VmConfig landlock_enable), the VM dir its one writable
      place besides the devices and disks CH adds itself. */
   bool landlock;
@@ -104,6 +111,11 @@ struct vm_spec
      out of it. */
   enum vm_toggle shared_memory;
   enum vm_toggle free_page_reporting;
+  /* CH: all guest RAM in this file (it exists, memory_mib large), one
+     shared file-backed memory zone: a template's (chvm template create),
+     whose snapshot then holds no memory-ranges (vmm/ch_clone.h).  NULL:
+     anonymous or memfd RAM as shared_memory says. */
+  const char *memory_file;
 };
 
 /* How a restore brings guest memory back (chvm restore --memory-restore,
@@ -200,6 +212,17 @@ struct backend_ops
   /* Whether snapshot dir holds all a restore needs; else an error saying
      what is missing or damaged. */
   int (*snapshot_check) (const char *dir, struct err **err);
+  /* A clone of a template (chvm run --from): makes out (an empty directory)
+     into the snapshot from which a VMM restores the VM of directory
+     new_dir, from the template's snapshot tmpl that the VM of old_dir made
+     (booted with vm_spec.memory_file), its guest RAM memory_file: mapped
+     copy-on-write (cow: the file is never written) or, not cow, the clone's
+     own copy.  NULL: the backend cannot make templates. */
+  /* The version of the VMM a start or restore runs now, as vm_runtime's
+     version says it (a template records it; its clones need the same). */
+  int (*vmm_version) (char *out, size_t len, struct err **err);
+  int (*clone_snapshot) (const char *tmpl, const char *old_dir, const char *new_dir,
+                         const char *memory_file, bool cow, const char *out, struct err **err);
 };
 
 extern const struct backend_ops backend_ch;

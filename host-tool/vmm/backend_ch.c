@@ -50,6 +50,7 @@
 #include "sys/proc.h"
 #include "vmm/backend.h"
 #include "vmm/ch_api.h"
+#include "vmm/ch_clone.h"
 
 #define CH_CONFIG_MAX (1 << 20) /* a snapshot's config.json */
 
@@ -166,9 +167,7 @@ start_vmm (const struct vm_spec *spec, struct vm_runtime *rt, struct ch_client *
         argv[n++] = seccomp;
       }
     argv[n] = NULL;
-    if ((spec->jail ? proc_spawn_jailed (argv, log_path, spec->jail, &pid, err)
-                    : proc_spawn (argv, log_path, &pid, err))
-        < 0)
+    if (proc_spawn_vmm (argv, log_path, spec->jail, spec->cgroup, &pid, err) < 0)
       return -1;
   }
   rt->vmm_pid = pid;
@@ -253,8 +252,10 @@ ch_start (const struct vm_spec *spec, struct vm_runtime *rt, struct err **err)
     }
   if (start_vmm (spec, rt, &c, err) < 0)
     return err_wrap (err, "start VM %s", spec->name ? spec->name : "");
-  rt->shared_memory = toggle_on (spec->shared_memory, c.version_major);
-  rt->free_page_reporting = toggle_on (spec->free_page_reporting, c.version_major);
+  /* A memory file is the one zone: neither a memfd nor a balloon. */
+  rt->shared_memory = !spec->memory_file && toggle_on (spec->shared_memory, c.version_major);
+  rt->free_page_reporting
+      = !spec->memory_file && toggle_on (spec->free_page_reporting, c.version_major);
   s.shared_memory = rt->shared_memory ? VM_ON : VM_OFF;
   s.free_page_reporting = rt->free_page_reporting ? VM_ON : VM_OFF;
   if (ch_create (&c, &s, err) < 0 || attach_serial (spec, rt, err) < 0 || ch_boot (&c, err) < 0)
@@ -371,6 +372,25 @@ restore_mode (int version_major, const struct vm_spec *spec, struct vm_restore_o
   return ch_restore_pick (version_major, uffd, why, ro, err);
 }
 
+/* A snapshot without memory-ranges keeps guest RAM in its memory zone's
+   file (a template's, or a clone's copy-on-write mapping of it): nothing to
+   read, so copy (an ondemand restore would have nothing to serve).
+   Returns 1 when it decided. */
+static int
+zone_file_restore (const char *dir, struct vm_restore_opts *ro)
+{
+  char path[PATH_MAX];
+  struct stat st;
+
+  if (path_in (path, sizeof path, dir, "memory-ranges", NULL) < 0 || stat (path, &st) == 0
+      || ro->want == VM_RESTORE_ONDEMAND)
+    return 0;
+  ro->mode = VM_RESTORE_COPY;
+  snprintf (ro->reason, sizeof ro->reason,
+            "guest RAM is the memory zone's file (no memory-ranges): nothing to copy");
+  return 1;
+}
+
 static int
 ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_restore_opts *ro,
                struct vm_runtime *rt, struct phase *phases, size_t *n_phases, struct err **err)
@@ -390,7 +410,7 @@ ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_restore_op
   if (start_vmm (spec, rt, &c, err) < 0)
     return err_wrap (err, "restore VM %s", spec->name ? spec->name : "");
   phase_add (phases, n_phases, PHASE_VMM_START, &t);
-  if (restore_mode (c.version_major, spec, ro, err) < 0)
+  if (zone_file_restore (dir, ro) == 0 && restore_mode (c.version_major, spec, ro, err) < 0)
     return abandon (spec->dir, rt, "restore VM", err);
   o.mode = ro->mode == VM_RESTORE_ONDEMAND ? CH_RESTORE_ONDEMAND : CH_RESTORE_COPY;
   if (attach_serial (spec, rt, err) < 0)
@@ -541,17 +561,23 @@ ch_snapshot_check (const char *dir, struct err **err)
 {
   char path[VM_PATH_MAX + 32];
   cleanup_free char *config = NULL;
+  struct ch_config_memory mem;
   struct stat st;
   size_t len = 0;
   int64_t want;
 
   if (backend_snapshot_file (dir, "config.json", &st, err) < 0
-      || backend_snapshot_file (dir, "state.json", &st, err) < 0
-      || backend_snapshot_file (dir, "memory-ranges", &st, err) < 0)
+      || backend_snapshot_file (dir, "state.json", &st, err) < 0)
     return -1;
   snprintf (path, sizeof path, "%s/config.json", dir);
   if (fs_read_small (path, CH_CONFIG_MAX, &config, &len, err) < 0)
     return err_wrap (err, "snapshot %s", dir);
+  /* All of guest RAM in memory zone files: they are the memory (a
+     template, a clone; vmm/ch_clone.h), memory-ranges is optional. */
+  if (ch_config_memory (config, len, &mem, NULL) == 0 && mem.files_only)
+    return 0;
+  if (backend_snapshot_file (dir, "memory-ranges", &st, err) < 0)
+    return -1;
   want = ch_dense_memory (config, len);
   if (want > 0 && st.st_size < want)
     return err_make (err, 0,
@@ -578,6 +604,12 @@ ch_query_paused (const struct vm_runtime *rt)
   return strcmp (info.state, "Paused") == 0 ? 1 : strcmp (info.state, "Running") == 0 ? 0 : -1;
 }
 
+static int
+ch_vmm_version (char *out, size_t len, struct err **err)
+{
+  return ch_binary_version (NULL, out, len, err);
+}
+
 const struct backend_ops backend_ch = {
   .name = "cloud-hypervisor",
   .caps = BACKEND_CAP_SHARED_MEMORY | BACKEND_CAP_MEMORY_RESTORE | BACKEND_CAP_VSOCK,
@@ -593,4 +625,6 @@ const struct backend_ops backend_ch = {
   .agent_connect = ch_agent_connect,
   .query_paused = ch_query_paused,
   .snapshot_check = ch_snapshot_check,
+  .vmm_version = ch_vmm_version,
+  .clone_snapshot = ch_clone_snapshot,
 };

@@ -299,9 +299,89 @@ start_failed (struct vm_runtime *rt, const char *log, const char *what, struct e
   return err_wrap (err, "%s (see %s)", what, log);
 }
 
+/* The nft table of a VM's root-only forwards, named after its directory's
+   inode: unique on the host while the VM exists (VM names repeat across
+   state dirs) and the same however a command spells the path. */
+static int
+guard_table (const char *dir, char *out, size_t len, struct err **err)
+{
+  struct stat st;
+
+  if (stat (dir, &st) < 0)
+    return err_make (err, errno, "VM directory %s", dir);
+  snprintf (out, len, "chvm_fwd_%llx_%llx", (unsigned long long) st.st_dev,
+            (unsigned long long) st.st_ino);
+  return 0;
+}
+
+/* Writes "ADDR . PORT" for each forward chvm made for itself (the agent's,
+   the root_only publishes), comma-separated; returns how many (f NULL:
+   only counts). */
+static size_t
+guard_elements (FILE *f, const struct publish *pub, size_t n, uint16_t agent_port)
+{
+  size_t k = 0;
+
+  if (agent_port != 0 && f != NULL)
+    fprintf (f, "127.0.0.1 . %u", (unsigned) agent_port);
+  k += agent_port != 0;
+  for (size_t i = 0; i < n; i++)
+    if (pub[i].root_only && !pub[i].udp)
+      for (unsigned j = 0; j < publish_ports (&pub[i]); j++, k++)
+        if (f != NULL)
+          fprintf (f, "%s%s . %u", k ? ", " : "",
+                   pub[i].host_addr[0] ? pub[i].host_addr : "127.0.0.1", pub[i].host_port + j);
+  return k;
+}
+
+int
+backend_qemu_guard (const char *dir, const struct publish *pub, size_t n, uint16_t agent_port,
+                    bool on, struct err **err)
+{
+  static const char *const argv[] = { "nft", "-f", "-", NULL };
+  cleanup_free char *cmd = NULL;
+  char table[64];
+  size_t len = 0;
+  FILE *f;
+  int bad;
+
+  /* Nothing of chvm's own is forwarded (a tap, CH): nft is not needed. */
+  if (guard_elements (NULL, pub, n, agent_port) == 0)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (pub[i].root_only && strchr (pub[i].host_addr, ':') != NULL)
+      return err_make (err, EINVAL, "root-only forward %s:%u: IPv4 only", pub[i].host_addr,
+                       pub[i].host_port);
+  if (guard_table (dir, table, sizeof table, err) < 0)
+    return -1;
+  f = open_memstream (&cmd, &len);
+  if (f == NULL)
+    return err_make (err, errno, "nft command");
+  /* One transaction: the table made anew, or gone (adding it first makes
+     the delete succeed where there is none); never half of it. */
+  fprintf (f, "add table ip %s\ndelete table ip %s\n", table, table);
+  if (on)
+    {
+      fprintf (f,
+               "table ip %s {\n  chain output {\n"
+               "    type filter hook output priority filter; policy accept;\n"
+               "    meta skuid != 0 ip daddr . tcp dport { ",
+               table);
+      guard_elements (f, pub, n, agent_port);
+      fputs (" } reject with tcp reset\n  }\n}\n", f);
+    }
+  bad = ferror (f);
+  if (fclose (f) != 0 || bad)
+    return err_make (err, ENOMEM, "nft command");
+  if (proc_run (argv, cmd, false, err) < 0)
+    return err_wrap (err, "%s the root-only forwards (nft table ip %s)", on ? "add" : "remove",
+                     table);
+  return 0;
+}
+
 /* Spawns QEMU and waits for QMP; fills rt. */
 static int
-spawn (const struct vm_spec *spec, struct vm_runtime *rt, bool incoming, struct err **err)
+spawn_vmm (const struct vm_spec *spec, struct vm_runtime *rt, bool incoming, struct err **err)
 {
   struct argv a = { .n = 0 };
   char log[VM_PATH_MAX + 16];
@@ -321,17 +401,11 @@ spawn (const struct vm_spec *spec, struct vm_runtime *rt, bool incoming, struct 
       if (unlink (con) < 0 && errno != ENOENT)
         return err_make (err, errno, "remove stale %s", con);
     }
-  /* Keep the agent's host port across a restore; pick one on first start.
-     With a tap the agent is reached at the guest's own address. */
-  if (spec->agent_tcp_port != 0 && spec->tap == NULL && rt->agent_host_port == 0
-      && port_pick ("127.0.0.1", &rt->agent_host_port, err) < 0)
-    return -1;
   snprintf (log, sizeof log, "%s/vmm.log", spec->dir);
   r = build_argv (spec, rt, incoming, &a, err);
   if (r == 0)
-    r = spec->jail
-            ? proc_spawn_jailed ((const char *const *) a.v, log, spec->jail, &rt->vmm_pid, err)
-            : proc_spawn ((const char *const *) a.v, log, &rt->vmm_pid, err);
+    r = proc_spawn_vmm ((const char *const *) a.v, log, spec->jail, spec->cgroup, &rt->vmm_pid,
+                        err);
   argv_free (&a);
   if (r < 0)
     return r;
@@ -349,6 +423,40 @@ spawn (const struct vm_spec *spec, struct vm_runtime *rt, bool incoming, struct 
   return 0;
 }
 
+/* The forwards chvm made for itself, guarded before QEMU listens on them
+   and unguarded again if it fails to start (vmctl_vmm_gone does it once a
+   started QEMU is gone). */
+static void
+unguard (const struct vm_spec *spec, const struct vm_runtime *rt)
+{
+  cleanup_err struct err *e = NULL;
+
+  if (spec->tap == NULL)
+    backend_qemu_guard (spec->dir, spec->publish, spec->n_publish, rt->agent_host_port, false, &e);
+}
+
+/* spawn_vmm with the forwards guarded. */
+static int
+spawn (const struct vm_spec *spec, struct vm_runtime *rt, bool incoming, struct err **err)
+{
+  /* Keep the agent's host port across a restore; pick one on first start.
+     With a tap the agent is reached at the guest's own address. */
+  if (spec->agent_tcp_port != 0 && spec->tap == NULL && rt->agent_host_port == 0
+      && port_pick ("127.0.0.1", &rt->agent_host_port, err) < 0)
+    return -1;
+  if (spec->tap == NULL
+      && backend_qemu_guard (spec->dir, spec->publish, spec->n_publish, rt->agent_host_port, true,
+                             err)
+             < 0)
+    return -1;
+  if (spawn_vmm (spec, rt, incoming, err) < 0)
+    {
+      unguard (spec, rt);
+      return -1;
+    }
+  return 0;
+}
+
 static int simple (struct vm_runtime *rt, const char *cmd, struct err **err);
 
 static int
@@ -360,6 +468,7 @@ qemu_start (const struct vm_spec *spec, struct vm_runtime *rt, struct err **err)
   if (spec->serial_attach != NULL && simple (rt, "cont", err) < 0)
     {
       proc_terminate (rt->vmm_pid, 2000, NULL);
+      unguard (spec, rt);
       return err_wrap (err, "start QEMU's guest");
     }
   return 0;
@@ -568,6 +677,7 @@ qemu_restore (const struct vm_spec *spec, const char *dir, struct vm_restore_opt
   if (r < 0)
     {
       proc_terminate (rt->vmm_pid, 2000, NULL);
+      unguard (spec, rt);
       return err_wrap (err, "restore from %s", dir);
     }
   phase_add (phases, n_phases, PHASE_RESUME, &t);

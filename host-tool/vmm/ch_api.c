@@ -129,6 +129,27 @@ path_output (const char *dir, const char *name, bool socket)
   return o;
 }
 
+/* memory.size 0 and one zone, all of guest RAM, shared, in the file
+   spec->memory_file (a template's: vmm/ch_clone.h); no balloon. */
+static int
+config_memory_zone (struct json_object *mem, const struct vm_spec *spec)
+{
+  struct json_object *zones = json_object_new_array (), *zone = json_object_new_object ();
+
+  if (add_obj (mem, "size", json_object_new_int64 (0)) < 0 || add_obj (mem, "zones", zones) < 0
+      || zone == NULL || json_object_array_add (zones, zone) < 0)
+    {
+      json_object_put (zone);
+      return -1;
+    }
+  if (add_str (zone, "id", "mem0") < 0
+      || add_obj (zone, "size", json_object_new_int64 ((int64_t) (spec->memory_mib << 20))) < 0
+      || add_str (zone, "file", spec->memory_file) < 0
+      || add_obj (zone, "shared", json_object_new_boolean (true)) < 0)
+    return -1;
+  return 0;
+}
+
 /* cpus, memory (private anonymous unless the spec says shared: CH v52+
    writes a memfd's holes as holes (SEEK_DATA), private memory densely;
    nothing else maps the memfd) and, for free page reporting only, a
@@ -145,6 +166,8 @@ config_cpu_memory (struct json_object *cfg, const struct vm_spec *spec)
       || add_obj (cpus, "max_vcpus", json_object_new_int ((int) spec->cpus)) < 0)
     return -1;
   mem = json_object_new_object ();
+  if (spec->memory_file != NULL)
+    return add_obj (cfg, "memory", mem) < 0 || config_memory_zone (mem, spec) < 0 ? -1 : 0;
   if (add_obj (cfg, "memory", mem) < 0
       || add_obj (mem, "size", json_object_new_int64 ((int64_t) (spec->memory_mib << 20))) < 0
       || add_obj (mem, "shared", json_object_new_boolean (spec->shared_memory == VM_ON)) < 0)

@@ -19,6 +19,7 @@
 #include "cleanup.h"
 #include "num.h"
 #include "path.h"
+#include "sys/cgroup.h"
 #include "sys/fs.h"
 #include "sys/proc.h"
 
@@ -277,7 +278,9 @@ console_logger_start (const char *dir, pid_t vmm_pid, struct err **err)
   if (proc_spawn_self (argv, &pid, err) < 0)
     return err_wrap (err, "start the console logger");
   n = snprintf (line, sizeof line, "%d\n", (int) pid);
-  if (fs_write_atomic (pidfile, line, (size_t) n, 0644, err) < 0)
+  /* Into its VMM's cgroup (if any): the VM's kill ends it too. */
+  if (cgroup_join_like (pid, vmm_pid, err) < 0
+      || fs_write_atomic (pidfile, line, (size_t) n, 0644, err) < 0)
     {
       proc_terminate (pid, 1000, NULL);
       return err_wrap (err, "record the console logger");
@@ -295,7 +298,7 @@ console_logger_stop (const char *dir, int grace_ms)
     return;
   pid = proc_read_pid_file (pidfile);
   /* Only our logger of this VM: its command line names the VM dir. */
-  if (pid > 0 && proc_pid_names_dir (pid, dir) && proc_wait_exit (pid, grace_ms, NULL, NULL) == 0)
+  if (pid > 0 && proc_pid_names_dir (pid, dir) && proc_pid_owned_by (pid, 0) && proc_wait_exit (pid, grace_ms, NULL, NULL) == 0)
     proc_terminate (pid, 1000, NULL);
   unlink (pidfile);
 }

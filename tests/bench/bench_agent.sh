@@ -2,6 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Starts an agent (host build, --test-mode) on 127.0.0.1 and runs bench_agent
 # against it.  Usage: bench_agent.sh AGENT_BIN BENCH_BIN [MiB] [ROUNDS]
+# Its closing JSON line also goes to build/test-results/bench-agent.json
+# (or $CHVM_BENCH_JSON).
 set -euo pipefail
 agent=${1:?agent binary}; bench=${2:?bench binary}; shift 2
 dir=$(mktemp -d)
@@ -18,4 +20,7 @@ while IFS= read -r -t 10 line <&3; do
   [[ $line == *"listening on tcp"* ]] && break
 done
 cat <&3 >/dev/null &
-"$bench" "127.0.0.1:$port" "$token" "$@"
+json=${CHVM_BENCH_JSON:-$(cd "$(dirname "$0")/../.." && pwd)/build/test-results/bench-agent.json}
+"$bench" "127.0.0.1:$port" "$token" "$@" | tee "$dir/out"
+mkdir -p "$(dirname "$json")"
+tail -n 1 "$dir/out" >"$json"

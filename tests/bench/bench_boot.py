@@ -4,11 +4,13 @@
 chvm-init and with a BusyBox /init script doing the same steps
 (bench_boot_busybox_init.sh).  Prints, for each, the time from the kernel's
 hand-off to /init until the entrypoint runs, both read from CLOCK_BOOTTIME
-on the console, and their ratio.
+on the console, and their ratio.  The figures also go to
+build/test-results/bench-boot.json (or --json FILE).
 
-Usage: python3 tests/bench/bench_boot.py [--runs N]"""
+Usage: python3 tests/bench/bench_boot.py [--runs N] [--json FILE]"""
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -82,6 +84,7 @@ def boot(d, name, initrd, rootfs, config):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--json", default=os.path.join(vm.BUILD, "test-results", "bench-boot.json"))
     a = ap.parse_args()
     why = vm.missing_prerequisites(rootfs=None)
     for tool, pkg in ((BUSYBOX, "busybox-static"), ("musl-gcc", "musl-tools"),
@@ -124,6 +127,10 @@ def main():
           + ", ".join("%s %.3f" % (n, p[n]) for n in names))
     print("ratio busybox/chvm-init (min): %.2f"
           % (best["busybox"] / best["chvm-init"]))
+    os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
+    with open(a.json, "w") as f:
+        json.dump({"runs": results, "min_handoff_s": best,
+                   "ratio_busybox_chvm_init": best["busybox"] / best["chvm-init"]}, f, indent=1)
     return 0
 
 

@@ -75,7 +75,8 @@ def main():
                "client_p50_ms": pct(client_ms, 0.5), "client_p95_ms": pct(client_ms, 0.95),
                "wake_p50_ms": pct(wake, 0.5), "wake_p95_ms": pct(wake, 0.95),
                "restore_p50_ms": pct(rest, 0.5), "restore_p95_ms": pct(rest, 0.95),
-               "restore_share_p50": pct(share, 0.5), "rows": rows}
+               "restore_share_p50": pct(share, 0.5), "rows": rows,
+               "wake_ms": wake, "restore_ms": rest}  # per cycle, for make report
         print("\n%d idle/wake cycles, %d client-visible errors" % (cycles, errors))
         print("wake latency, client send -> answer: p50 %.0f ms, p95 %.0f ms"
               % (res["client_p50_ms"], res["client_p95_ms"]))

@@ -18,7 +18,7 @@ read with the file dropped from the page cache, and memcpy, each on
 HOST_MIB MiB.
 
   bench_ch.py [--sizes 512,2048,4096] [--guest-mib N] [--shared-memory off,on]
-              [--dir DIR] [--json FILE]
+              [--dir DIR] [--json FILE]   (default build/test-results/bench-ch.json)
 Needs cloud-hypervisor (PATH or $CLOUD_HYPERVISOR), /dev/kvm, and
 build/tests/ch-driver + build/tests/micro-guest/micro.elf (make ch-bench)."""
 
@@ -149,7 +149,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="512,2048,4096")
     ap.add_argument("--dir", default=os.path.join(ch_micro.ROOT, "build", "bench-ch"))
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--json", default=os.path.join(ch_micro.ROOT, "build", "test-results", "bench-ch.json"))
     ap.add_argument("--guest-mib", type=int, default=0, help="guest RAM (default: size + 32)")
     ap.add_argument("--shared-memory", default="off", help="off, on or off,on")
     ap.add_argument("--restores", default="copy-warm,copy-cold,ondemand-warm,ondemand-cold",
@@ -201,6 +201,7 @@ def main():
                   % (k, r[k + "_ms"], ", ".join("%s %.0f" % kv for kv in ph.items()),
                      bw, r[k + "_first_count_ms"]))
     if a.json:
+        os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)
     return 0

@@ -14,6 +14,8 @@
 
 #include "cdp/cdp_http.h"
 
+#define TO "127.0.0.1:40000/00112233445566778899aabbccddeeff"
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -21,6 +23,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   struct cdp_req req;
   size_t end = cdp_head_end (in, size > CDP_HEAD_MAX ? CDP_HEAD_MAX : size);
   char *out;
+  size_t cap;
   long n;
 
   if (end > 0 && cdp_parse_request (in, end, &req, &why) == 0)
@@ -32,12 +35,17 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       if (strlen (cdp_client_host (&req, "127.0.0.1:1")) >= sizeof req.host)
         abort ();
       (void) cdp_host_allowed (&req);
+      if (cdp_take_token (&req, "00112233445566778899aabbccddeeff")
+          && (req.target[0] != '/' || strlen (req.target) >= sizeof req.target))
+        abort ();
     }
   (void) cdp_response_complete (in, size);
-  out = malloc (size * 2 + 4096);
+  cap = cdp_rewrite_cap (in, size, "10.213.0.2:9222", TO);
+  out = malloc (cap);
   if (out == NULL)
     return 0;
-  n = cdp_rewrite_response (in, size, "10.213.0.2:9222", "127.0.0.1:40000", out, size * 2 + 4096);
+  n = cdp_rewrite_response (in, size, "10.213.0.2:9222", TO, out, cap);
+
   if (n >= 0)
     {
       char path[256];

@@ -44,7 +44,14 @@ async function connect() {
     const puppeteer = require('puppeteer-core');
     const opts = { protocolTimeout: timeout, defaultViewport: null };
     if (endpoint.startsWith('ws://')) opts.browserWSEndpoint = endpoint;
-    else opts.browserURL = endpoint;
+    else if (new URL(endpoint).pathname.length > 1) {
+      // puppeteer's browserURL asks /json/version at the server's root and
+      // drops the path, so a chvm endpoint (http://ADDR:PORT/TOKEN) is given
+      // to it as its ws:// URL, as `chvm cdp NAME` prints it.
+      const r = await fetch(endpoint + '/json/version');
+      if (!r.ok) throw new Error(`${endpoint}/json/version: HTTP ${r.status}`);
+      opts.browserWSEndpoint = (await r.json()).webSocketDebuggerUrl;
+    } else opts.browserURL = endpoint;
     const browser = await puppeteer.connect(opts);
     browser.on('disconnected', () => out({ event: 'disconnected' }));
     return {

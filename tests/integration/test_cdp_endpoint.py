@@ -4,13 +4,15 @@ backend with a tap inside a network namespace this test creates (a
 connection through QEMU's user network ends with every standby, so idle
 standby is refused there).  One VM for the module:
 
-- /json/version through the endpoint names the endpoint; `chvm cdp` prints
-  its ws:// URL; ps and inspect show the supervisor.
+- /json/version through the endpoint names the endpoint and its token;
+  `chvm cdp` prints its ws:// URL; ps and inspect show the supervisor.
+- Without the token (as nobody, or as root), or with another, the endpoint
+  answers 404 and wakes nothing.
 - playwright-core and puppeteer-core (npm) connect to the endpoint, open a
   page, evaluate, screenshot; `chvm standby` and `chvm restore` in between;
   the same Browser/Page objects carry on, no reconnect, no error.
 - A new connection, and a byte on an open WebSocket, wake a VM in standby.
-- At most N clients; a failing restore is an HTTP 503 that says so.
+- At most N clients (WebSockets holding slots); a failing restore is an HTTP 503 that says so.
 - `--idle-standby 5` (set with `chvm supervise`): idle/wake cycles over one
   WebSocket (CHVM_CDP_CYCLES, default 3 here; tests/bench/bench_cdp_wake.py
   runs 50 and prints p50/p95), every answer right, no error.
@@ -21,14 +23,15 @@ import json
 import os
 import re
 import signal
-import socket
+import subprocess
+import sys
 import time
 import urllib.error
 
 import pytest
 
 from chvmtest import cli, net, prereq
-from chvmtest.cdp import Session, get
+from chvmtest.cdp import Session, get, without_token, ws_open
 from chvmtest.cli import BOOT_TIMEOUT, chvm
 
 CYCLES = int(os.environ.get("CHVM_CDP_CYCLES", "3"))
@@ -60,7 +63,7 @@ def vm(tmp_path_factory):
 
 def test_endpoint_json_and_ps(vm):
     ep = vm["endpoint"]
-    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", ep), ep
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/[0-9a-f]{32}", ep), ep
     v = get(ep + "/json/version", 30)
     assert v["webSocketDebuggerUrl"].startswith("ws://%s/devtools/browser/" % ep[7:]), v
     targets = get(ep + "/json/list", 30)
@@ -70,7 +73,8 @@ def test_endpoint_json_and_ps(vm):
     assert url == v["webSocketDebuggerUrl"], (url, v)
     row = vm.row()
     assert row["status"] == "running" and row["supervisor"] == "running", row
-    assert row["endpoint"] == ep[7:] and row["supervisor_pid"] > 0, row
+    assert row["endpoint"] == without_token(ep)[7:] and row["supervisor_pid"] > 0, row
+    assert chvm(vm["env"], "cdp", "--http", vm["name"]).stdout.strip() == ep
     st = vm.supervisor()
     assert st["state"] == "running" and st["health"] == "running", st
     # The guest's own DevTools answers only inside the namespace.
@@ -133,9 +137,33 @@ def test_byte_on_open_websocket_wakes_standby(vm):
         s.close()
 
 
+def test_endpoint_without_token_is_refused(vm):
+    """As nobody and as root: no token, or another VM's, is a 404 before
+    anything reaches the guest, and a VM in standby stays in standby."""
+    bare, ep = without_token(vm["endpoint"]), vm["endpoint"]
+    wrong = bare + "/" + ("0" * 32 if ep[-32:] != "0" * 32 else "1" * 32)
+    probe = ("import sys, urllib.request, urllib.error\n"
+             "try:\n    urllib.request.urlopen(sys.argv[1], timeout=30)\n    print(200)\n"
+             "except urllib.error.HTTPError as e:\n    print(e.code)\n")
+    chvm(vm["env"], "standby", vm["name"], timeout=600)
+    wakes = vm.supervisor()["wakes"]
+    try:
+        for url in (bare + "/json/version", bare + "/json", wrong + "/json/version",
+                    bare + "/devtools/browser"):
+            p = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                sys.executable, "-c", probe, url], capture_output=True, text=True,
+                               timeout=60)
+            assert p.stdout.strip() == "404", (url, p.stdout, p.stderr)
+            with pytest.raises(urllib.error.HTTPError) as e:
+                get(url, 30)
+            assert e.value.code == 404 and "token" in e.value.read().decode()
+        assert vm.row()["status"] == "standby" and vm.supervisor()["wakes"] == wakes
+    finally:
+        chvm(vm["env"], "restore", vm["name"], timeout=600)
+
+
 def test_max_clients(vm):
-    host, port = vm["endpoint"][7:].rsplit(":", 1)
-    held = [socket.create_connection((host, int(port)), timeout=10) for _ in range(MAX_CLIENTS)]
+    held = [ws_open(vm["endpoint"]) for _ in range(MAX_CLIENTS)]
     try:
         with pytest.raises(urllib.error.HTTPError) as e:
             get(vm["endpoint"] + "/json/version", 30)

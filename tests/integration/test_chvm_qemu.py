@@ -7,7 +7,9 @@ carries a UDP echo and a TCP echo served in the guest (started through the
 agent); the live view (the stand-in's WebRTC sender streaming the guest's
 display, neko's ports 8080/tcp and a 101-port UDP range) reaches a real
 receiver on the host (playwright-core + Debian's chromium) through QEMU's
-user network, shows the page CDP opened, and again after standby/restore; a
+user network, shows the page CDP opened, and again after standby/restore; the
+forwards chvm made for itself (DevTools, agent) refuse `nobody` and take root,
+while its guard lives exactly as long as the QEMU that forwards; a
 page opened before standby is there after restore with the same target id
 and URL (same browser); rm leaves no process or file behind.  Bad inputs
 fail with one line and leave nothing behind.
@@ -182,6 +184,52 @@ def test_publish_udp_range_and_tcp(env, vm):
     print("TCP echo 127.0.0.1:%d -> guest :%d" % (vm["tcp_host"], TCP_GUEST))
 
 
+NOBODY = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
+CONNECT = ("import socket, sys\n"
+           "try:\n"
+           "    socket.create_connection(('127.0.0.1', int(sys.argv[1])), 10).close()\n"
+           "except ConnectionRefusedError:\n"
+           "    sys.exit(3)\n")
+
+
+def connects(port, as_nobody):
+    """Whether a TCP connection to 127.0.0.1:port is taken (False: refused)."""
+    argv = [*(NOBODY if as_nobody else ()), "/usr/bin/python3", "-c", CONNECT, str(port)]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert p.returncode in (0, 3), p.stderr
+    return p.returncode == 0
+
+
+def fwd_guard(vm):
+    """The nft table guarding the forwards chvm made for itself (named after
+    the VM dir's device and inode), and whether it exists."""
+    if "fwd_table" not in vm:
+        st = os.stat(os.path.join(vm["state"], "vms", vm["name"]))
+        vm["fwd_table"] = "chvm_fwd_%x_%x" % (st.st_dev, st.st_ino)
+    p = subprocess.run(["nft", "list", "table", "ip", vm["fwd_table"]], capture_output=True)
+    return vm["fwd_table"], p.returncode == 0
+
+
+def test_own_forwards_root_only(env, vm):
+    """The forwards chvm made for itself (the DevTools port it published,
+    the agent's) refuse other local users' connections and take root's;
+    what the user published (-p) and the live view stay open to all."""
+    insp = cli.inspect(env, vm["name"])
+    cdp_port = int(vm["cdp"].rsplit(":", 1)[1])
+    assert {"host_addr": "127.0.0.1", "host_port": cdp_port, "guest_port": 9222, "proto": "tcp",
+            "root_only": True} in insp["spec"]["publish"], insp["spec"]["publish"]
+    own = {"DevTools": cdp_port}
+    if vm["agent"]:
+        own["agent"] = insp["runtime"]["agent_host_port"]
+    for what, port in own.items():
+        assert not connects(port, as_nobody=True), "nobody reached the %s forward" % what
+        assert connects(port, as_nobody=False), "root did not reach the %s forward" % what
+    assert connects(vm["tcp_host"], as_nobody=True), "the user's -p is no longer open"
+    live = int(re.search(r":(\d+)/", vm["live_view"]["url"]).group(1))
+    assert connects(live, as_nobody=True), "the live view's signalling is no longer open"
+    assert fwd_guard(vm)[1], fwd_guard(vm)
+
+
 @pytest.fixture(scope="module")
 def receiver(vm):
     """The host's viewer of the live view, open across standby/restore."""
@@ -208,14 +256,17 @@ def test_live_view(env, vm, receiver, tmp_path):
     NEKO_WEBRTC_NAT1TO1=127.0.0.1; a receiver on the host decodes the
     guest's display, with the page CDP brought to the front on it."""
     lv = vm["live_view"]
-    assert lv["url"].startswith("http://127.0.0.1:"), lv
+    # The URL carries the VM's token (128 bits, hex).
+    m = re.fullmatch(r"http://127\.0\.0\.1:(\d+)/\?token=([0-9a-f]{32})", lv["url"])
+    assert m, lv
     lo, hi = (int(x) for x in lv["udp"].split("-"))
-    assert hi - lo == 100 and lo >= 56000, lv
+    # Below Linux's ephemeral range (32768-60999) and Kubernetes' NodePorts.
+    assert hi - lo == 100 and 25000 <= lo and hi <= 29999, lv
     insp = cli.inspect(env, vm["name"])
     pub = insp["spec"]["publish"]
     assert {"host_addr": "127.0.0.1", "host_port": lo, "guest_port": lo, "proto": "udp",
             "count": 101} in pub, pub
-    assert {"host_addr": "127.0.0.1", "host_port": int(lv["url"].rsplit(":", 1)[1].rstrip("/")),
+    assert {"host_addr": "127.0.0.1", "host_port": int(m.group(1)),
             "guest_port": 8080, "proto": "tcp"} in pub, pub
     show_live_page(vm)
     r = receiver.watch(liveview.shot_path(tmp_path, "live-view-user-net.png"))
@@ -255,6 +306,8 @@ def test_standby_restore_same_browser(env, vm):
         vm["state"].encode() not in open("/proc/%d/cmdline" % vm["pid"], "rb").read()
     # A second standby has nothing to snapshot.
     assert chvm(env, "standby", vm["name"], check=False).returncode == 1
+    # The forwards went with QEMU, and so did their guard.
+    assert not fwd_guard(vm)[1], fwd_guard(vm)
 
     args = ["restore", vm["name"], "--json"]
     if not vm["agent"]:
@@ -284,6 +337,9 @@ def test_standby_restore_same_browser(env, vm):
     # The new QEMU read the snapshot its predecessor wrote, as the same uid.
     insp = cli.inspect(env, vm["name"])
     assert cli.assert_vmm_unprivileged(mine[0]["pid"], d) == insp["spec"]["vmm_uid"]
+    # Its forwards are guarded again.
+    assert fwd_guard(vm)[1], fwd_guard(vm)
+    assert not connects(int(base.rsplit(":", 1)[1]), as_nobody=True)
 
 
 def test_live_view_after_restore(vm, receiver, tmp_path):
@@ -333,6 +389,8 @@ def test_stop_powers_off_gracefully(env, vm):
                                    "killing every process" in logs), m.group(0)
     ps = json.loads(chvm(env, "ps", "-a", "--json").stdout)
     assert [v["status"] for v in ps if v["name"] == vm["name"]] == ["stopped"]
+    # QEMU exited by itself: its forwards' guard is gone all the same.
+    assert not fwd_guard(vm)[1], fwd_guard(vm)
     # Nothing left to stop: reported, not an error.
     again = json.loads(chvm(env, "stop", vm["name"], "--json").stdout)
     assert again == [{"name": vm["name"], "was": "stopped", "graceful": False,
@@ -341,8 +399,11 @@ def test_stop_powers_off_gracefully(env, vm):
 
 def test_rm_leaves_nothing(env, vm):
     d = os.path.join(env["CHVM_STATE_DIR"], "vms", vm["name"])
+    table, _ = fwd_guard(vm)
     chvm(env, "rm", vm["name"])  # stopped: no -f needed
     assert not os.path.exists(d)
+    assert subprocess.run(["nft", "list", "table", "ip", table],
+                          capture_output=True).returncode != 0
     assert subprocess.run(["pgrep", "-f", d]).returncode == 1
     p = chvm(env, "rm", vm["name"], check=False)
     assert p.returncode == 1 and "no such VM" in p.stderr

@@ -33,6 +33,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -198,6 +199,20 @@ def test_run_boots_chromium(g):
     fields = dict(line.split(":", 1) for line in st.strip().splitlines())
     assert fields["Uid"].split()[0] != "0" and int(fields["CapEff"], 16) == 0, st
     g.figures["vmm_uid"] = int(fields["Uid"].split()[0])
+    # Its cgroup v2 (the KVM host mounts cgroup2 with cpu, memory and pids):
+    # the VMM in it, --cpus 1, GUEST_MEMORY + CH's 256 MiB and 1024 pids.
+    cg = vm_cgroup(g)
+    print("cgroup: %s" % cg)
+    assert cg["path"] and "/chvm.slice/%s-" % g.name in cg["path"], cg
+    procs = g.h.sh("cat %s/cgroup.procs" % cg["path"])["out"].split()
+    assert str(mine[0]["pid"]) in procs, procs
+    mem = (int(GUEST_MEMORY.rstrip("G")) << 30) + (256 << 20)
+    assert (cg["cpu.max"], cg["memory.max"], cg["pids.max"]) == ("100000 100000", str(mem),
+                                                                  "1024"), cg
+
+
+def vm_cgroup(g):
+    return json.loads(g.chvm("inspect", "--json", g.name)["out"])[0]["cgroup"]
 
 
 def test_agent_wait_ready_over_vsock(g):
@@ -373,7 +388,13 @@ def test_cdp_endpoint_wakes_on_connect(g):
     if not FULL and g.version != VERSIONS[-1]:
         pytest.skip("the CDP endpoint with the oldest CH build only (CHVM_KVMHOST_FULL=1: every "
                     "build)")
-    endpoint = "http://127.0.0.1:%d" % g.h.port[ENDPOINT]
+    # The endpoint as root in the KVM host has it (with its token), reached
+    # through the forward of its port; without the token: 404.
+    token = g.chvm("cdp", "--http", g.name)["out"].strip().rsplit("/", 1)[1]
+    endpoint = "http://127.0.0.1:%d/%s" % (g.h.port[ENDPOINT], token)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen("http://127.0.0.1:%d/json/version" % g.h.port[ENDPOINT], timeout=60)
+    assert e.value.code == 404
     s = Session("puppeteer", endpoint)
     try:
         s.cmd("open")
@@ -387,7 +408,8 @@ def test_cdp_endpoint_wakes_on_connect(g):
             v = json.loads(r.read())
         wake_s = time.monotonic() - t0
         # The guest's URLs name the endpoint as the KVM host sees it.
-        assert v["webSocketDebuggerUrl"].startswith("ws://127.0.0.1:%d/" % g.h.port[ENDPOINT]), v
+        assert v["webSocketDebuggerUrl"].startswith("ws://127.0.0.1:%d/%s/devtools/" % (
+            g.h.port[ENDPOINT], token)), v
         assert s.cmd("eval 1+2")["value"] == 3 and s.events == []
         st = json.loads(g.chvm("inspect", "--json", g.name)["out"])[0]["supervisor"]
         print("\n%s endpoint: a new connection woke the VM in %.1f s (supervisor: wake %s ms, "
@@ -400,6 +422,10 @@ def test_cdp_endpoint_wakes_on_connect(g):
 
 
 def test_stop_and_rm_leave_nothing(g):
+    # A process of root's moved into the VM's cgroup: the cgroup's kill ends
+    # it (no kill by the VMM's uid would), and stop removes the cgroup.
+    path = vm_cgroup(g)["path"]
+    g.h.sh("setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $! >%s/cgroup.procs" % path)
     out = g.chvm_json("stop", "-t", "300", g.name, timeout=400)
     out = out[0] if isinstance(out, list) else out
     print("\n%s stop: %s" % (g.version, out))
@@ -407,5 +433,6 @@ def test_stop_and_rm_leave_nothing(g):
     assert out.get("graceful") is True, out
     g.chvm("rm", g.name, timeout=120)
     left = g.h.sh("pgrep -a cloud-hyperv || true; ip -o link show | grep -i chvm || true; "
-                  "nft list ruleset | grep -i chvm || true; ls %s/vms" % STATE)["out"]
+                  "nft list ruleset | grep -i chvm || true; ls %s/vms; pgrep -x sleep || true; "
+                  "ls -d %s 2>/dev/null || true" % (STATE, path))["out"]
     assert left.strip() == "", left

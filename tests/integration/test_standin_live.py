@@ -3,7 +3,8 @@
 standin-live), run here on loopback as the image runs it: a viewer's offer
 is held until the sender polls and answers, the pages are served, and what
 a hostile viewer sends (too big, not JSON, no sdp, a bad id, too many
-offers) gets a clear JSON error and leaves the server serving."""
+offers) gets a clear JSON error and leaves the server serving.  Every request
+carries the VM's token (?token=); without it, or with another, 403."""
 import http.client
 import json
 import os
@@ -17,13 +18,15 @@ import pytest
 from chvmtest import paths
 
 LIVE = os.path.join(paths.ROOT, "scripts", "standin", "live")
+TOKEN = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
 def server():
     r, w = os.pipe()
     env = dict(os.environ, STANDIN_LIVE_SHARE=LIVE, NEKO_SERVER_BIND="127.0.0.1:0",
-               NEKO_WEBRTC_NAT1TO1="192.0.2.7", NEKO_WEBRTC_EPR="56101-56201", STANDIN_LIVE_ANSWER_WAIT="3")
+               NEKO_WEBRTC_NAT1TO1="192.0.2.7", NEKO_WEBRTC_EPR="25101-25201", STANDIN_LIVE_ANSWER_WAIT="3",
+               CHVM_LIVE_VIEW_TOKEN=TOKEN)
     p = subprocess.Popen([sys.executable, os.path.join(LIVE, "standin-live"), "--ready-fd",
                           str(w)], env=env, pass_fds=(w,), stderr=subprocess.DEVNULL)
     os.close(w)
@@ -34,7 +37,10 @@ def server():
     p.wait(timeout=10)
 
 
-def call(port, method, path, body=None, raw=None, headers=None):
+def call(port, method, path, body=None, raw=None, headers=None, token=TOKEN):
+    """One request, with ?token=TOKEN added (token None: none)."""
+    if token is not None:
+        path += ("&" if "?" in path else "?") + "token=" + token
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     c.request(method, path, body=data, headers=headers or {})
@@ -49,7 +55,7 @@ def test_pages_and_config(server):
     for path, marker in (("/", b"window.stats"), ("/sender", b"getDisplayMedia")):
         status, page = call(server, "GET", path)
         assert status == 200 and marker in page
-    assert call(server, "GET", "/config") == (200, {"nat1to1": "192.0.2.7", "epr": "56101-56201"})
+    assert call(server, "GET", "/config") == (200, {"nat1to1": "192.0.2.7", "epr": "25101-25201"})
     status, err = call(server, "GET", "/nope")
     assert status == 404 and "error" in err
 
@@ -111,3 +117,24 @@ def test_pending_offers_bounded(server):
         call(server, "GET", "/poll")
     for t in threads:
         t.join(10)
+
+
+def test_token_required(server):
+    """Without the VM's token, or with another, every page and every
+    signalling request is refused (403) and queues nothing."""
+    wrong = TOKEN[:-1] + ("0" if TOKEN[-1] != "0" else "1")
+    for token in (None, "", wrong, TOKEN + "0"):
+        for method, path, body in (("GET", "/", None), ("GET", "/sender", None),
+                                   ("GET", "/config", None), ("GET", "/status", None),
+                                   ("GET", "/poll", None), ("POST", "/offer", {"sdp": "x"}),
+                                   ("POST", "/answer?id=1", {"sdp": "x"}),
+                                   ("POST", "/status", {"x": 1})):
+            status, err = call(server, method, path, body=body, token=token)
+            assert status == 403 and "token" in err["error"], (token, method, path, status, err)
+    # Nothing got through: the sender's status is untouched, no offer waits.
+    status, report = call(server, "GET", "/status")
+    assert status == 200 and "x" not in report, report
+    # With the token: queued, and unanswered (no sender polls).
+    status, err = call(server, "POST", "/offer", {"sdp": "with the token"})
+    assert status == 503 and "did not answer" in err["error"], err
+    call(server, "GET", "/poll")

@@ -9,6 +9,7 @@ and on a new connection, 50 idle/wake cycles with no error, a failed
 restore as HTTP 503, max clients.  The real standby/restore under a real VM
 are test_cdp_endpoint.py's.
 """
+import errno
 import http.client
 import json
 import os
@@ -23,11 +24,12 @@ import urllib.error
 import pytest
 
 from chvmtest import cli, paths, prereq
-from chvmtest.cdp import Session, get, wait_cdp
+from chvmtest.cdp import Session, get, wait_cdp, without_token, ws_open
 from chvmtest.cli import chvm
 from chvmtest.net import free_port
 
 CHROMIUM = shutil.which("chromium")
+TOKEN = "0123456789abcdef" * 2  # the endpoint's capability in these records
 CYCLES = 50
 
 pytestmark = prereq.requires(prereq.chvm, prereq.chromium, *prereq.CDP_CLIENTS)
@@ -40,7 +42,8 @@ def write_record(d, dport, eport, pid):
     rec = {"version": 1, "name": d.name, "backend": "qemu", "image": "stub", "created": 1,
            "state": "running",
            "spec": {"cpus": 1, "memory_mib": 128, "kernel": "/none", "cdp_port": 9222,
-                    "cdp_endpoint": "127.0.0.1:%d" % eport, "idle_standby": 0,
+                    "cdp_endpoint": "127.0.0.1:%d" % eport, "cdp_token": TOKEN,
+                    "idle_standby": 0,
                     "cdp_max_clients": 3,
                     "publish": [{"host_addr": "127.0.0.1", "host_port": dport,
                                  "guest_port": 9222, "proto": "tcp"}]},
@@ -63,7 +66,7 @@ def fake(tmp_path_factory):
     wait_cdp("http://127.0.0.1:%d" % dport, time.monotonic() + 60)
     write_record(d, dport, eport, chrome.pid)
     env = dict(os.environ, CHVM_STATE_DIR=str(root), CHVM_SUPERVISOR_EXEC=paths.SUPERVISOR_STUB)
-    vm = cli.Vm(name="fake", env=env, dir=str(d), endpoint="http://127.0.0.1:%d" % eport,
+    vm = cli.Vm(name="fake", env=env, dir=str(d), endpoint="http://127.0.0.1:%d/%s" % (eport, TOKEN),
                 chrome=chrome)
     chvm(env, "supervise", "fake")
     try:
@@ -75,6 +78,11 @@ def fake(tmp_path_factory):
         chrome.send_signal(signal.SIGCONT)
         chrome.kill()
         chrome.wait()
+
+
+def hostport(vm):
+    """The endpoint's host and port (as a string)."""
+    return without_token(vm["endpoint"])[7:].rsplit(":", 1)
 
 
 def set_idle(vm, s):
@@ -187,16 +195,28 @@ def test_failed_restore_is_503(fake):
 
 
 def test_max_clients(fake):
+    """Three WebSockets hold the three client slots: a fourth client gets a
+    503 while they are busy; once one has been idle 30 s, it gives its slot
+    to a new client.  Connections without a request (no token shown) hold
+    none: 40 of them lock nobody out."""
     set_idle(fake, 0)
-    host, port = fake["endpoint"][7:].rsplit(":", 1)
-    held = [socket.create_connection((host, int(port))) for _ in range(3)]
+    host, port = hostport(fake)
+    bare = [socket.create_connection((host, int(port))) for _ in range(40)]
+    held = []
     try:
+        assert get(fake["endpoint"] + "/json/version", 10)["Browser"]
+        t0 = time.monotonic()
+        held = [ws_open(fake["endpoint"]) for _ in range(3)]
         with pytest.raises(urllib.error.HTTPError) as e:
             get(fake["endpoint"] + "/json/version", 10)
         assert e.value.code == 503
         assert "at most 3" in e.value.read().decode()
+        time.sleep(max(0.0, 31 - (time.monotonic() - t0)))
+        assert get(fake["endpoint"] + "/json/version", 10)["Browser"]
+        held[0].settimeout(10)
+        assert held[0].recv(1) == b"", "the idlest WebSocket was not closed"
     finally:
-        for h in held:
+        for h in held + bare:
             h.close()
 
 
@@ -217,10 +237,10 @@ def test_run_refuses_bad_endpoint_options(tmp_path):
 def test_rebound_host_is_refused(fake):
     """A Host that is neither an IP literal nor localhost (a page whose DNS
     name was rebound to the endpoint) gets what DevTools itself answers."""
-    host, port = fake["endpoint"][7:].rsplit(":", 1)
+    host, port = hostport(fake)
     for h, want in (("evil.example:" + port, 403), ("localhost:" + port, 200)):
         c = http.client.HTTPConnection(host, int(port), timeout=30)
-        c.request("GET", "/json/version", headers={"Host": h})
+        c.request("GET", "/%s/json/version" % TOKEN, headers={"Host": h})
         r = c.getresponse()
         body = r.read().decode()
         c.close()
@@ -233,7 +253,7 @@ def test_slow_head_is_cut_at_the_deadline(fake):
     """A client that sends its request head one byte every 5 s (never 30 s
     quiet) gets a 408 once 30 s have passed since it connected: it cannot
     hold a client slot for longer."""
-    host, port = fake["endpoint"][7:].rsplit(":", 1)
+    host, port = hostport(fake)
     head = b"GET /json/version HTTP/1.1\r\nHost: 127.0.0.1\r\n"  # never ends
     s = socket.create_connection((host, int(port)), timeout=60)
     try:
@@ -263,7 +283,7 @@ def test_foreign_host_and_bare_connection_wake_nothing(fake):
     """In standby, a request with a rebound Host (a web page's fetch) gets
     its 403 without a restore, and a connection that sends nothing wakes
     nothing: only a request the endpoint serves wakes the VM."""
-    host, port = fake["endpoint"][7:].rsplit(":", 1)
+    host, port = hostport(fake)
     record_tap(fake)
     set_idle(fake, 1)
     fake.wait_status("standby", 30)
@@ -271,7 +291,7 @@ def test_foreign_host_and_bare_connection_wake_nothing(fake):
     bare = socket.create_connection((host, int(port)), timeout=5)
     try:
         c = http.client.HTTPConnection(host, int(port), timeout=30)
-        c.request("GET", "/json/version", headers={"Host": "evil.example:" + port})
+        c.request("GET", "/%s/json/version" % TOKEN, headers={"Host": "evil.example:" + port})
         r = c.getresponse()
         r.read()
         c.close()
@@ -363,7 +383,7 @@ def test_guest_json_naming_another_host_is_refused(tmp_path):
                 time.sleep(0.1)
         chvm(env, "supervise", "hostile")
         with pytest.raises(urllib.error.HTTPError) as e:
-            get("http://127.0.0.1:%d/json/version" % eport, 20)
+            get("http://127.0.0.1:%d/%s/json/version" % (eport, TOKEN), 20)
         assert e.value.code == 502 and "another host" in e.value.read().decode()
     finally:
         pid = vm.row()["supervisor_pid"]
@@ -371,3 +391,117 @@ def test_guest_json_naming_another_host_is_refused(tmp_path):
             os.kill(pid, signal.SIGTERM)
         srv.kill()
         srv.wait()
+
+
+FIXED_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def proc_environ(pid):
+    with open("/proc/%d/environ" % pid, "rb") as f:
+        return dict(kv.decode().split("=", 1) for kv in f.read().split(b"\0") if kv)
+
+
+def children(pid):
+    """The pids whose parent is pid."""
+    out = []
+    for d in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                if d.isdigit() and int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(d))
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def test_supervisor_environment_is_fixed(tmp_path):
+    """The product chvm's supervisor gets a fixed PATH and the settings its
+    VM's record holds, never its starter's environment: a CHVM_SUPERVISOR_EXEC
+    and a PATH with planted programs (nft, ip, chvm, the VMMs) run nothing
+    on its automatic standby, and its environment is exactly that."""
+    d = tmp_path / "vms" / "envvm"
+    d.mkdir(parents=True)
+    marks, plant = tmp_path / "marks", tmp_path / "bin"
+    plant.mkdir()
+    for prog in ("hook", "nft", "ip", "chvm", "qemu-system-x86_64", "cloud-hypervisor"):
+        (plant / prog).write_text("#!/bin/sh\necho \"%s $*\" >> %s\n" % (prog, marks))
+        (plant / prog).chmod(0o755)
+    dport, eport = free_port(), free_port()
+    # The "VMM": its command line names the VM dir, as a VMM's does.
+    vmm = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", str(d)])
+    write_record(d, dport, eport, vmm.pid)
+    p = d / "vm.json"
+    rec = json.loads(p.read_text())
+    rec["spec"].update(tap="stub", idle_standby=1, cdp_token="0" * 32,
+                       vmm_env={"CHVM_CH_SECCOMP": "log"})
+    p.write_text(json.dumps(rec))
+    quiet = dict(os.environ, CHVM_STATE_DIR=str(tmp_path))
+    env = dict(quiet, CHVM_SUPERVISOR_EXEC=str(plant / "hook"), CHVM_CH_LANDLOCK="0",
+               PATH="%s:%s" % (plant, os.environ["PATH"]),
+               CLOUD_HYPERVISOR=str(plant / "cloud-hypervisor"),
+               CHVM_QEMU=str(plant / "qemu-system-x86_64"))
+    vm = cli.Vm(name="envvm", env=quiet)
+    try:
+        # The product binary itself (cli.chvm would take the hooks build).
+        r = subprocess.run([paths.CHVM, "supervise", "envvm"], env=env, capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        sup = vm.row()["supervisor_pid"]
+        assert proc_environ(sup) == {"PATH": FIXED_PATH}
+        # Its idle standby: the real `chvm standby` (which waits for the
+        # guest's agent a minute here), with PATH and the record's settings
+        # alone; no planted program runs.
+        deadline = time.monotonic() + 30
+        while True:
+            assert not marks.exists(), marks.read_text()
+            try:
+                kid = children(sup)[0]
+                got, exe = proc_environ(kid), os.readlink("/proc/%d/exe" % kid)
+                break
+            except (IndexError, OSError):
+                assert time.monotonic() < deadline, "no idle standby"
+                time.sleep(0.05)
+        assert exe == os.path.realpath(paths.CHVM)
+        assert got == {"PATH": FIXED_PATH, "CHVM_CH_SECCOMP": "log"}, got
+        time.sleep(1)
+        assert not marks.exists(), marks.read_text()
+    finally:
+        vmm.kill()
+        vmm.wait()
+        pid = vm.row()["supervisor_pid"]
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+
+
+@prereq.requires(*prereq.CHVM_QEMU)
+def test_run_holds_endpoint_while_guest_boots(tmp_path):
+    """`chvm run` binds the endpoint before the VMM starts and hands it to
+    the supervisor: while the guest boots (QEMU, minutes under TCG) and no
+    supervisor runs yet, no one else can bind its port."""
+    # A bare name: run records where its PATH found it (spec.vmm_env).
+    env = cli.state_env(tmp_path, CHVM_QEMU="qemu-system-x86_64")
+    name, port = "bootvm", free_port()
+    run = subprocess.Popen([paths.CHVM, "run", "--backend", "qemu", "--name", name, "--memory",
+                            "1G", "--cdp", "127.0.0.1:%d" % port, "--timeout", "600"],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while cli.ps(env).get(name, {}).get("status") != "running":
+            assert run.poll() is None, run.communicate()
+            assert time.monotonic() < deadline, "the VM did not start"
+            time.sleep(0.2)
+        assert not os.path.exists(os.path.join(cli.vm_dir(env, name), "supervisor.pid"))
+        s = socket.socket()
+        try:
+            with pytest.raises(OSError) as e:
+                s.bind(("127.0.0.1", port))
+            assert e.value.errno == errno.EADDRINUSE
+        finally:
+            s.close()
+        assert run.poll() is None, "run no longer waits for the guest"
+        assert cli.inspect(env, name)["spec"]["vmm_env"] == {
+            "CHVM_QEMU": os.path.realpath(shutil.which("qemu-system-x86_64"))}
+    finally:
+        chvm(env, "rm", "-f", name, check=False)
+        run.kill()
+        run.communicate()

@@ -28,6 +28,11 @@
 #ifndef MICRO_FLOOD
 #define MICRO_FLOOD 0
 #endif
+/* touch_mib's default: micro-touchN.elf is built with N, for chvm run
+   (whose kernel command line is chvm's own). */
+#ifndef MICRO_TOUCH_MIB
+#define MICRO_TOUCH_MIB 0
+#endif
 
 struct hvm_start_info
 {
@@ -155,7 +160,7 @@ void
 guest_main (const struct hvm_start_info *si)
 {
   const char *cmdline = si->cmdline_paddr ? (const char *) (uintptr_t) si->cmdline_paddr : 0;
-  uint64_t touch_mib = cmdline_u64 (cmdline, "touch_mib", 0);
+  uint64_t touch_mib = cmdline_u64 (cmdline, "touch_mib", MICRO_TOUCH_MIB);
   uint64_t spin = cmdline_u64 (cmdline, "spin", 20000);
   uint64_t flood = cmdline_u64 (cmdline, "flood", MICRO_FLOOD);
 

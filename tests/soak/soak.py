@@ -285,6 +285,7 @@ def soak(t, cycles, where):
         figures["cdp_errors"] = len(ticker.errors)
         figures["cdp_error_samples"] = ticker.errors[:5]
         for k in ("standby_s", "restore_s", "cdp_resume_s"):
+            figures[k + "_cycles"] = [round(x, 3) for x in figures[k]]  # per cycle, for make report
             figures[k] = summary(figures[k])
         figures["wall_s"] = round(time.monotonic() - t0, 1)
         os.makedirs(RESULTS, exist_ok=True)

@@ -130,6 +130,84 @@ test_host_allowed (void **state)
     }
 }
 
+/* The endpoint's capability: only a target under /TOKEN passes, and the
+   guest sees it without. */
+static void
+test_token (void **state)
+{
+  static const char tok[] = "00112233445566778899aabbccddeeff";
+  static const struct
+  {
+    const char *target, *after; /* NULL: refused */
+  } cases[] = {
+    { "/00112233445566778899aabbccddeeff/json/version", "/json/version" },
+    { "/00112233445566778899aabbccddeeff", "/" },
+    { "/00112233445566778899aabbccddeeff/", "/" },
+    { "/00112233445566778899aabbccddeeff?x=1", "/?x=1" },
+    { "/00112233445566778899aabbccddeeff/devtools/browser/ab", "/devtools/browser/ab" },
+    { "/json/version", NULL },
+    { "/", NULL },
+    { "/00112233445566778899aabbccddeefe/json", NULL },
+    { "/00112233445566778899aabbccddeeff0/json", NULL },
+    { "/00112233445566778899aabbccddeef/json", NULL },
+    { "//00112233445566778899aabbccddeeff/json", NULL },
+  };
+  char head[512], out[1024];
+  struct cdp_req r;
+
+  (void) state;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    {
+      snprintf (head, sizeof head, "GET %s HTTP/1.0\r\nHost: 127.0.0.1:5\r\n\r\n", cases[i].target);
+      assert_int_equal (parse (head, &r), 0);
+      if (cases[i].after == NULL)
+        {
+          assert_false (cdp_take_token (&r, tok));
+          continue;
+        }
+      assert_true (cdp_take_token (&r, tok));
+      assert_string_equal (r.target, cases[i].after);
+      assert_int_equal (r.rewrite, strncmp (cases[i].after, "/json", 5) == 0);
+      assert_true (cdp_upstream_head (head, strlen (head), &r, "g:1", out, sizeof out) > 0);
+      snprintf (head, sizeof head, "GET %s HTTP/1.0\r\nHost: g:1\r\n", cases[i].after);
+      assert_int_equal (strncmp (out, head, strlen (head)), 0);
+    }
+  /* No token set: nothing passes. */
+  assert_int_equal (parse ("GET /json HTTP/1.1\r\n\r\n", &r), 0);
+  assert_false (cdp_take_token (&r, ""));
+}
+
+/* The guest's address becomes the endpoint's with the token, in both the
+   WebSocket URLs and the frontend's ws= parameter; the cap fits exactly. */
+static void
+test_rewrite_with_token (void **state)
+{
+  static const char body[]
+      = "[{\"devtoolsFrontendUrl\": \"/devtools/inspector.html?ws=10.213.0.2:9222/devtools/page/"
+        "P\", \"webSocketDebuggerUrl\": \"ws://10.213.0.2:9222/devtools/page/P\"}]";
+  static const char to[] = "127.0.0.1:40000/00112233445566778899aabbccddeeff";
+  char resp[512], out[1024];
+  size_t cap;
+  long n;
+
+  (void) state;
+  snprintf (resp, sizeof resp, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s", strlen (body),
+            body);
+  cap = cdp_rewrite_cap (resp, strlen (resp), "10.213.0.2:9222", to);
+  assert_true (cap <= sizeof out);
+  n = cdp_rewrite_response (resp, strlen (resp), "10.213.0.2:9222", to, out, cap);
+  assert_true (n > 0 && (size_t) n < cap);
+  assert_non_null (strstr (out, "ws=127.0.0.1:40000/00112233445566778899aabbccddeeff/devtools/page/P"));
+  assert_non_null (
+      strstr (out, "ws://127.0.0.1:40000/00112233445566778899aabbccddeeff/devtools/page/P"));
+  /* A guest URL to the endpoint without the token is another host. */
+  snprintf (resp, sizeof resp,
+            "HTTP/1.1 200 OK\r\nContent-Length: 58\r\n\r\n{\"webSocketDebuggerUrl\": "
+            "\"ws://127.0.0.1:40000/devtools/x\"}");
+  assert_int_equal (cdp_rewrite_response (resp, strlen (resp), "10.213.0.2:9222", to, out, sizeof out),
+                    -2);
+}
+
 static void
 test_rewrite_response (void **state)
 {
@@ -207,6 +285,7 @@ main (void)
     cmocka_unit_test (test_parse_request),  cmocka_unit_test (test_upstream_head),
     cmocka_unit_test (test_client_host),    cmocka_unit_test (test_rewrite_response),
     cmocka_unit_test (test_error_response), cmocka_unit_test (test_host_allowed),
+    cmocka_unit_test (test_token),          cmocka_unit_test (test_rewrite_with_token),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

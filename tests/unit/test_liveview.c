@@ -41,7 +41,7 @@ test_plan (void **state)
 {
   struct liveview lv;
   struct err *err = NULL;
-  char want[96];
+  char want[160];
 
   (void) state;
   assert_int_equal (liveview_plan (NULL, &lv, &err), 0);
@@ -59,8 +59,34 @@ test_plan (void **state)
   snprintf (want, sizeof want, "NEKO_WEBRTC_EPR=%u-%u", (unsigned) lv.media.host_port,
             (unsigned) lv.media.host_port + LIVEVIEW_UDP_COUNT - 1);
   assert_string_equal (lv.env[2], want);
-  snprintf (want, sizeof want, "http://127.0.0.1:%u/", lv.signalling.host_port);
+  /* The media range is out of Linux's default ephemeral range (32768-60999). */
+  assert_true (lv.media.host_port + LIVEVIEW_UDP_COUNT - 1 <= LIVEVIEW_UDP_LAST);
+  assert_true (LIVEVIEW_UDP_LAST < 32768);
+  /* The token: 128 bits from getrandom, in the URL and the guest's env. */
+  assert_int_equal (strlen (lv.token), 2 * LIVEVIEW_TOKEN_BYTES);
+  assert_int_equal (strspn (lv.token, "0123456789abcdef"), 2 * LIVEVIEW_TOKEN_BYTES);
+  assert_true (LIVEVIEW_TOKEN_BYTES >= 16);
+  snprintf (want, sizeof want, "CHVM_LIVE_VIEW_TOKEN=%s", lv.token);
+  assert_string_equal (lv.env[3], want);
+  snprintf (want, sizeof want, "NEKO_PASSWORD=%s", lv.token);
+  assert_string_equal (lv.env[4], want);
+  snprintf (want, sizeof want, "NEKO_MEMBER_MULTIUSER_ADMIN_PASSWORD=%s", lv.token);
+  assert_string_equal (lv.env[LIVEVIEW_N_ENV - 1], want);
+  snprintf (want, sizeof want, "http://127.0.0.1:%u/?token=%s", lv.signalling.host_port, lv.token);
   assert_string_equal (lv.url, want);
+}
+
+/* Each plan (each VM) has a token of its own. */
+static void
+test_token_per_vm (void **state)
+{
+  struct liveview a, b;
+  struct err *err = NULL;
+
+  (void) state;
+  assert_int_equal (liveview_plan (NULL, &a, &err), 0);
+  assert_int_equal (liveview_plan (NULL, &b, &err), 0);
+  assert_string_not_equal (a.token, b.token);
 }
 
 /* A port in use in the middle of the range it would take moves it to the
@@ -113,6 +139,7 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_plan),
     cmocka_unit_test (test_range_in_use),
+    cmocka_unit_test (test_token_per_vm),
     cmocka_unit_test (test_bad_addresses),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);

@@ -48,6 +48,9 @@ fill (struct vm_record *r)
   r->agent_tcp_port = 1025;
   r->cdp_port = 9222;
   snprintf (r->agent_token, sizeof r->agent_token, "00112233445566778899aabbccddeeff");
+  snprintf (r->cdp_endpoint, sizeof r->cdp_endpoint, "127.0.0.1:40001");
+  snprintf (r->cdp_token, sizeof r->cdp_token, "ffeeddccbbaa99887766554433221100");
+  r->cdp_max_clients = 32;
   r->n_publish = 3;
   snprintf (r->publish[0].host_addr, sizeof r->publish[0].host_addr, "127.0.0.1");
   r->publish[0].host_port = 9222;
@@ -189,6 +192,15 @@ test_json_refusals (void **state)
   expect_refused ("{\"version\":1,\"name\":\"a\",\"backend\":\"q\",\"state\":\"running\"," SPEC
                   ",\"runtime\":{\"vmm_pid\":-5}}",
                   "vmm_pid");
+  /* The endpoint's token: 32 lowercase hex digits, nothing else. */
+  expect_refused ("{\"version\":1,\"name\":\"a\",\"backend\":\"q\",\"state\":\"running\","
+                  "\"spec\":{\"kernel\":\"/k\",\"cpus\":1,\"memory_mib\":64,\"cdp_token\":"
+                  "\"0123456789abcdef0123456789abcdeg\"}," RT "}",
+                  "cdp_token");
+  expect_refused ("{\"version\":1,\"name\":\"a\",\"backend\":\"q\",\"state\":\"running\","
+                  "\"spec\":{\"kernel\":\"/k\",\"cpus\":1,\"memory_mib\":64,\"cdp_token\":"
+                  "\"../x\"}," RT "}",
+                  "cdp_token");
   expect_refused ("{\"version\":1,\"name\":\"a\",\"backend\":\"q\",\"state\":\"running\"," SPEC
                   ",\"runtime\":{\"vmm_pid\":0,\"shared_memory\":1}}",
                   "\"shared_memory\" is not a boolean");

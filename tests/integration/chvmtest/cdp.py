@@ -2,8 +2,11 @@
 """Chrome DevTools (CDP) from the host: its HTTP endpoints, the node
 clients of tests/integration/cdp_session.js, and a raw WebSocket client
 that holds one connection across a standby and a restore."""
+import base64
 import json
+import os
 import select
+import socket
 import subprocess
 import time
 import urllib.request
@@ -37,6 +40,32 @@ def wait_cdp(base, deadline):
             last = e
             time.sleep(0.5)
     raise AssertionError("CDP at %s did not answer: %s" % (base, last))
+
+
+def ws_open(endpoint, timeout=30):
+    """A WebSocket to the browser named by endpoint's /json/version, upgraded
+    (101) and left idle: a socket holding one of the endpoint's client
+    slots."""
+    v = http(endpoint + "/json/version", timeout=timeout)
+    hostport, path = v["webSocketDebuggerUrl"][5:].split("/", 1)
+    h, p = hostport.rsplit(":", 1)
+    s = socket.create_connection((h, int(p)), timeout=timeout)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(("GET /%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
+               % (path, hostport, key)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        b = s.recv(4096)
+        assert b, "closed before the WebSocket answer: %r" % head
+        head += b
+    assert b" 101 " in head.split(b"\r\n", 1)[0], head
+    return s
+
+
+def without_token(endpoint):
+    """endpoint (http://ADDR:PORT/TOKEN) without its token."""
+    return endpoint.rsplit("/", 1)[0]
 
 
 # A minimal CDP WebSocket client: one connection for its whole life.  It

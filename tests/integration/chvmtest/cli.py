@@ -16,11 +16,28 @@ BOOT_TIMEOUT = 600
 TIMEOUT = 300  # any other command
 
 
+# The test hooks: a test that sets one runs paths.CHVM_HOOKS, the build
+# that reads them (the supervisor it starts, and the supervisor's children,
+# are that build too: they are /proc/self/exe).
+HOOK_VARS = ("CHVM_SUPERVISOR_EXEC", "CHVM_FAULT")
+
+
+def binary(env):
+    """build/bin/chvm, or build/tests/chvm-hooks when env sets a hook."""
+    if env is None or not any(env.get(v) for v in HOOK_VARS):
+        return CHVM
+    assert os.access(paths.CHVM_HOOKS, os.X_OK), "%s: make %s" % (
+        paths.rel(paths.CHVM_HOOKS), paths.rel(paths.CHVM_HOOKS))
+    return paths.CHVM_HOOKS
+
+
 def chvm(env, *args, timeout=TIMEOUT, check=True):
     """Runs build/bin/chvm ARGS with env (a state dir's, see state_env);
     returns the CompletedProcess (text).  check: AssertionError with the
-    exit code and output unless it exits 0."""
-    p = subprocess.run([CHVM, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    exit code and output unless it exits 0.  With a test hook in env, the
+    hooks build (binary)."""
+    p = subprocess.run([binary(env), *args], env=env, capture_output=True, text=True,
+                       timeout=timeout)
     if check and p.returncode != 0:
         raise AssertionError("chvm %s: rc=%d\n%s%s" % (" ".join(args), p.returncode, p.stdout,
                                                        p.stderr))

@@ -9,6 +9,9 @@ ROOT = os.path.dirname(os.path.dirname(INTEGRATION))
 BUILD = os.path.join(ROOT, "build")
 
 CHVM = os.path.join(BUILD, "bin", "chvm")
+# chvm with its test hooks (CHVM_SUPERVISOR_EXEC, CHVM_FAULT) compiled in
+# (make build/tests/chvm-hooks); build/bin/chvm has none.
+CHVM_HOOKS = os.path.join(BUILD, "tests", "chvm-hooks")
 KERNEL_DIR = os.path.join(BUILD, "kernel")
 KERNEL = os.path.join(KERNEL_DIR, "vmlinuz")
 INITRD = os.path.join(BUILD, "initrd.cpio.gz")

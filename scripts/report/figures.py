@@ -1,0 +1,587 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The report's figures.  Each is two functions: extract_X(docs) reads every
+value it will draw from the checked result files (data.Doc.get: a missing
+or mistyped value is a ReportError naming file and path) into plain lists,
+before any plotting; draw_X(plt, spec, path) draws them with matplotlib.
+Every figure names its axes with units and its series, and carries a
+footer per source file: date, commit, host, command."""
+import io
+
+from data import ReportError
+
+MiB = 1048576.0
+FOOT = 6.5  # footer font size
+
+
+def pick(docs, measured, transcribed):
+    """The measured result when a rerun made one, else the transcribed one."""
+    return docs.get(measured) or docs[transcribed]
+
+
+def vals(doc, dotted):
+    """A list of numbers at dotted (per-cycle figures)."""
+    v = doc.r(dotted, list)
+    for i, x in enumerate(v):
+        if not isinstance(x, (int, float)) or isinstance(x, bool):
+            raise ReportError("%s: results.%s.%d: %r is not a number" % (doc.rel, dotted, i, x))
+    return v
+
+
+def finish(plt, fig, sources, path, title):
+    fig.suptitle(title, fontsize=11)
+    lines = [d.footer() for d in sources]
+    fig.text(0.005, 0.005, "\n".join(lines), fontsize=FOOT, va="bottom", ha="left", color="#444")
+    fig.tight_layout(rect=(0, 0.012 * (len(lines) + 1) + 0.02, 1, 0.95))
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=100, format="png", metadata={"Software": None})
+    plt.close(fig)
+    # A palette of 64 colours: a third of the bytes, the same picture
+    # (flat colours and text); PIL comes with python3-matplotlib.
+    from PIL import Image
+    buf.seek(0)
+    Image.open(buf).convert("RGB").quantize(colors=64).save(path, optimize=True)
+
+
+# ---- boot -------------------------------------------------------------------
+INIT_PHASES = ["start", "modules", "disks", "config", "overlay", "network", "agent", "exec"]
+
+
+def extract_boot(docs):
+    tcg = docs["findings-boot-tcg"]
+    ph = {n: tcg.rnum("phases_s." + n) for n in INIT_PHASES}
+    cdp = ph["agent"] + tcg.rnum("wait_ready_after_agent_s")
+    rows = [("QEMU/TCG, stand-in, 2 GiB", [("kernel to /init", 0, ph["start"]),
+                                          ("init: /init to entrypoint", ph["start"], ph["exec"]),
+                                          ("entrypoint to CDP answering", ph["exec"], cdp)])]
+    kh = pick(docs, "kvmhost", "findings-kvmhost")
+    for v in ("v53.0", "v48.0"):
+        if kh.r(v, dict, None) is None:
+            continue
+        s, r = kh.rnum(v + ".run.start_ms") / 1e3, kh.rnum(v + ".run.ready_ms") / 1e3
+        rows.append(("CH %s nested, stand-in, 1 GiB" % v, [("chvm run to VMM started", 0, s),
+                                                          ("VMM started to CDP answering", s, r)]))
+    sources = [tcg, kh]
+    if "hw-soak" in docs:
+        b = docs["hw-soak"].rnum("boot_s")
+        rows.append(("CH, hardware KVM (soak's boot)", [("chvm run to VM ready", 0, b)]))
+        sources.append(docs["hw-soak"])
+    bench = docs.get("bench-boot")
+    if bench:
+        runs = bench.r("runs.chvm-init", list)
+        if not runs:
+            raise ReportError("%s: results.runs.chvm-init: no runs" % bench.rel)
+        last = len(runs) - 1
+        wph = {n: bench.rnum("runs.chvm-init.%d.phases.%s" % (last, n)) for n in INIT_PHASES}
+        init_total = bench.rnum("min_handoff_s.chvm-init")
+        bb_total = bench.rnum("min_handoff_s.busybox")
+        wlabel = "chvm-init phases, last of %d runs (bench-boot's test rootfs)" % len(runs)
+        sources.append(bench)
+    else:
+        wph = ph
+        init_total = tcg.rnum("handoff_min_of_3_s.chvm-init")
+        bb_total = tcg.rnum("handoff_min_of_3_s.busybox")
+        wlabel = "chvm-init phases (stand-in boot, test_guest_init)"
+    water = []
+    for a, b in zip(INIT_PHASES, INIT_PHASES[1:]):
+        water.append(("mounts" if a == "start" else a, wph[a] - wph["start"], wph[b] - wph[a]))
+    return {"rows": rows, "water": water, "wlabel": wlabel, "init_total": init_total,
+            "bb_total": bb_total, "sources": sources}
+
+
+def draw_boot(plt, s, path):
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1.25, 1]})
+    colors = {}
+    palette = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860"]
+    for i, (label, segs) in enumerate(s["rows"]):
+        for name, x0, x1 in segs:
+            c = colors.setdefault(name, palette[len(colors) % len(palette)])
+            a.barh(i, x1 - x0, left=x0, color=c, label=name if name not in a.get_legend_handles_labels()[1] else None)
+        a.text(segs[-1][2], i, " %.1f s" % segs[-1][2], va="center", fontsize=8)
+    a.set_yticks(range(len(s["rows"])), [r[0] for r in s["rows"]], fontsize=8)
+    a.invert_yaxis()
+    a.set_xlabel("time from start (s)")
+    a.set_title("start to CDP answering, per backend", fontsize=9)
+    a.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3)
+    a.margins(x=0.15)
+    n = len(s["water"])
+    for i, (name, x0, d) in enumerate(s["water"]):
+        b.barh(i, d, left=x0, color="#4c72b0")
+        b.text(x0 + d, i, " %s %.0f ms" % (name, d * 1e3), va="center", fontsize=7)
+    b.barh(n, s["init_total"], color="#55a868", label="chvm-init: /init to entrypoint, min of runs")
+    b.barh(n + 1, s["bb_total"], color="#c44e52", label="BusyBox script, same steps: min of runs")
+    for i, v in ((n, s["init_total"]), (n + 1, s["bb_total"])):
+        b.text(v, i, " %.2f s" % v, va="center", fontsize=7)
+    b.set_yticks(range(n + 2), [w[0] for w in s["water"]] + ["chvm-init total", "BusyBox total"], fontsize=7)
+    b.invert_yaxis()
+    b.set_xlabel("time since /init started (s)")
+    b.set_title("init waterfall: " + s["wlabel"], fontsize=8)
+    b.legend(fontsize=7, loc="upper right")
+    b.margins(x=0.3)
+    finish(plt, fig, s["sources"], path, "Boot: where the time goes")
+
+
+# ---- standby / restore against memory ---------------------------------------
+RESTORES = [("restore_copy_cold_ms", "copy restore, cold cache", "o"),
+            ("restore_copy_warm_ms", "copy restore, warm cache", "s"),
+            ("restore_ondemand_warm_ms", "ondemand restore", "^")]
+
+
+def micro_series(doc, base, label):
+    """Per CH run: touched MiB, guest MiB, standby s, restore s per mode."""
+    sizes = doc.r(base + "sizes", list)
+    out = {"label": label, "x": [], "guest": [], "bytes": [], "standby": [], "restores": {}}
+    for i in range(len(sizes)):
+        p = "%ssizes.%d." % (base, i)
+        if doc.r(p + "error", str, None) is not None:
+            continue
+        out["x"].append(doc.rnum(p + "touched_MiB"))
+        out["guest"].append(doc.rnum(p + "guest_MiB"))
+        out["bytes"].append(doc.rnum(p + "snapshot_alloc_bytes"))
+        out["standby"].append(doc.rnum(p + "standby_ms") / 1e3)
+        for key, _, _ in RESTORES:
+            v = doc.rnum(p + key, None)
+            out["restores"].setdefault(key, []).append(None if v is None else v / 1e3)
+    if not out["x"]:
+        raise ReportError("%s: results.%ssizes: no size without an error" % (doc.rel, base))
+    return out
+
+
+def extract_memory(docs):
+    tr = docs["findings-ch-micro"]
+    runs = [micro_series(tr, "runs.%d." % i, "CH " + tr.r("runs.%d.ch_version" % i, str).split(" (")[0]
+                         + (" patched" if "patched" in tr.r("runs.%d.ch_version" % i) else ""))
+            for i in range(len(tr.r("runs", list)))]
+    rng = {k: [tr.rnum("host_range.%s.0" % k), tr.rnum("host_range.%s.1" % k)]
+           for k in ("seq_write_MBps", "seq_read_cold_MBps", "memcpy_MBps")}
+    sources = [tr]
+    host = None
+    if "bench-ch" in docs:
+        m = docs["bench-ch"]
+        runs.append(micro_series(m, "", "CH %s, measured %s" % (m.r("ch_version", str), m.get("date"))))
+        host = {k: m.rnum("host." + k) for k in rng}
+        sources.append(m)
+    bw = docs.get("host-bandwidth")
+    if bw:
+        sources.append(bw)
+        bwv = {k: bw.rnum(k) for k in rng}
+    else:
+        bwv = None
+    nest = pick(docs, "bench-snapshot", "findings-snapshot-kvmhost")
+    sources.append(nest)
+    nseries = {}
+    for i in range(len(nest.r("micro.sizes", list))):
+        p = "micro.sizes.%d." % i
+        if nest.r(p + "error", str, None) is not None:
+            continue
+        kind = "shared (memfd)" if nest.r(p + "shared_memory", str) == "on" else "private"
+        d = nseries.setdefault(kind, {"x": [], "standby": [], "restore": [], "alloc": []})
+        d["x"].append(nest.rnum(p + "touched_MiB"))
+        d["standby"].append(nest.rnum(p + "standby_ms") / 1e3)
+        d["restore"].append(nest.rnum(p + "restore_copy_warm_ms") / 1e3)
+        d["alloc"].append(nest.rnum(p + "snapshot_alloc_bytes") / MiB)
+        guest = nest.rnum(p + "guest_MiB")
+    nhost = ({k: nest.rnum("micro.host." + k) for k in rng}
+             if nest.r("micro.host", dict, None) is not None else None)
+    return {"runs": runs, "range": rng, "host": host, "probe": bwv, "nested": nseries, "nguest": guest,
+            "nhost": nhost, "sources": sources}
+
+
+def bound(ax, xs, bytes_, mbps, label, color, band=True):
+    """Time = bytes / bandwidth: a band for a [min, max] range, else a line."""
+    order = sorted(range(len(xs)), key=lambda i: xs[i])
+    x = [xs[i] for i in order]
+    t = [bytes_[i] / 1e6 for i in order]
+    if band:
+        lo, hi = mbps
+        ax.fill_between(x, [v / hi for v in t], [v / lo for v in t], color=color, alpha=0.18,
+                        label="bound: %s %.0f-%.0f MB/s" % (label, lo, hi))
+    else:
+        ax.plot(x, [v / mbps for v in t], color=color, ls="--", lw=1,
+                label="bound: %s %.0f MB/s" % (label, mbps))
+
+
+def draw_memory(plt, s, path):
+    fig, axes = plt.subplots(1, 3, figsize=(14, 5))
+    a, b, c = axes
+    colors = ["#4c72b0", "#dd8452", "#55a868", "#8172b3"]
+    allx = sorted({x for r in s["runs"] for x in r["x"]})
+    gx = {}
+    for r in s["runs"]:
+        for x, g, by in zip(r["x"], r["guest"], r["bytes"]):
+            gx[x] = by
+    bytes_ = [gx[x] for x in allx]
+    bound(a, allx, bytes_, s["range"]["seq_write_MBps"], "snapshot bytes / disk write", "#c44e52")
+    bound(b, allx, bytes_, s["range"]["seq_read_cold_MBps"], "snapshot bytes / cold disk read", "#c44e52")
+    bound(b, allx, bytes_, s["range"]["memcpy_MBps"], "snapshot bytes / memcpy", "#8c8c8c")
+    for h, tag in ((s["host"], "measured run"), (s["probe"], "bandwidth probe")):
+        if h:
+            bound(a, allx, bytes_, h["seq_write_MBps"], "disk write, " + tag, "#c44e52", band=False)
+            bound(b, allx, bytes_, h["seq_read_cold_MBps"], "cold read, " + tag, "#c44e52", band=False)
+            bound(b, allx, bytes_, h["memcpy_MBps"], "memcpy, " + tag, "#8c8c8c", band=False)
+    for i, r in enumerate(s["runs"]):
+        col = colors[i % len(colors)]
+        a.plot(r["x"], r["standby"], marker="o", color=col, label=r["label"] + ": standby")
+        for key, name, mk in RESTORES:
+            pts = [(x, y) for x, y in zip(r["x"], r["restores"].get(key, [])) if y is not None]
+            if pts:
+                b.plot([p[0] for p in pts], [p[1] for p in pts], marker=mk, color=col,
+                       ls={"o": "-", "s": ":", "^": "-."}[mk], label="%s: %s" % (r["label"], name))
+    for ax, t in ((a, "standby (pause + snapshot) vs touched memory"), (b, "restore vs touched memory")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(allx, [str(int(x)) for x in allx])
+        ax.set_xlabel("guest memory touched (MiB); guest RAM = touched + 32 MiB")
+        ax.set_ylabel("time (s)")
+        ax.set_title("this host's KVM (kvm_pvm), micro guest:\n" + t, fontsize=8)
+        ax.legend(fontsize=6.5, loc="upper left")
+        ax.grid(alpha=0.3, which="both")
+    for kind, d in s["nested"].items():
+        ls = "-" if kind == "private" else "--"
+        c.plot(d["x"], d["standby"], marker="o", ls=ls, color="#4c72b0", label="standby, " + kind)
+        c.plot(d["x"], d["restore"], marker="s", ls=ls, color="#dd8452", label="copy restore, " + kind)
+    if s["nhost"]:
+        xs = sorted({x for d in s["nested"].values() for x in d["x"]})
+        bound(c, xs, [x * MiB for x in xs], s["nhost"]["seq_write_MBps"], "touched bytes / disk write",
+              "#c44e52", band=False)
+    c.set_xlabel("guest memory touched (MiB) of %d MiB guest RAM" % s["nguest"])
+    c.set_ylabel("time (s)")
+    c.set_title("nested (CH v53 in the KVM host), micro guest: private memory costs\nall guest RAM, shared only "
+                "what was touched%s" % ("" if s["nhost"] else "\n(no host bandwidth was recorded in this run: "
+                                        "no bound)"), fontsize=8)
+    c.legend(fontsize=7)
+    c.grid(alpha=0.3)
+    c.set_ylim(bottom=0)
+    finish(plt, fig, s["sources"], path, "Standby and restore against guest memory, beside the host's bandwidth")
+
+
+# ---- snapshot bytes per memory setting ----------------------------------------
+def chromium_rows(doc):
+    rows = []
+    for i in range(len(doc.r("chromium", list))):
+        p = "chromium.%d." % i
+        rows.append({"label": "%s\n(%s restore)" % (doc.r(p + "row", str), doc.r(p + "restore", str)),
+                     "alloc": doc.rnum(p + "standby.snapshot_allocated") / MiB,
+                     "ram": doc.rnum(p + "standby.guest_ram") / MiB,
+                     "used": doc.rnum(p + "standby.guest_used", 0) / MiB,
+                     "standby": doc.rnum(p + "standby.total_ms") / 1e3,
+                     "cdp": doc.rnum(p + "restore_out.cdp_ready_ms",
+                                     doc.rnum(p + "restore_out.total_ms", 0)) / 1e3,
+                     "mode": doc.r(p + "restore", str),
+                     "rss0": doc.rnum(p + "vmm_rss_after") / MiB, "rss30": doc.rnum(p + "vmm_rss_30s") / MiB})
+    if not rows:
+        raise ReportError("%s: results.chromium: no rows" % doc.rel)
+    return rows
+
+
+def shorten(label):
+    return (label.replace("\n", " ").replace("default memory (private, no balloon)", "private")
+            .replace("shared=on", "shared").replace(" + free page reporting", " +FPR").replace(" restore)", ")"))
+
+
+def extract_snapshot(docs):
+    d = pick(docs, "bench-snapshot", "findings-snapshot-kvmhost")
+    nonfree = d.rnum("nonfree_probe_MiB.sum", None)
+    return {"rows": chromium_rows(d), "nonfree": nonfree, "version": d.r("version", str),
+            "memory": extract_memory(docs)["nested"], "sources": [d]}
+
+
+def draw_snapshot(plt, s, path):
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [1.7, 1]})
+    rows = s["rows"]
+    x = range(len(rows))
+    a.bar(x, [r["alloc"] for r in rows], color="#4c72b0", label="snapshot, allocated bytes")
+    a.scatter(x, [r["used"] for r in rows], color="#dd8452", zorder=3, marker="D",
+              label="guest used at the quiesce (RAM - MemAvailable)")
+    a.axhline(rows[0]["ram"], color="#c44e52", ls="--", label="guest RAM %.0f MiB" % rows[0]["ram"])
+    if s["nonfree"]:
+        a.axhline(s["nonfree"], color="#55a868", ls=":",
+                  label="guest non-free (MemTotal - MemFree + kernel), probe: %.0f MiB" % s["nonfree"])
+    for i, r in enumerate(rows):
+        a.text(i, r["alloc"], "%.0f\n(%.0f%%)" % (r["alloc"], 100 * r["alloc"] / r["ram"]),
+               ha="center", va="bottom", fontsize=7)
+    a.set_xticks(list(x), [shorten(r["label"]).replace(" +", "\n+").replace(" (", "\n(") for r in rows],
+                 fontsize=7)
+    a.set_ylabel("MiB")
+    a.set_ylim(0, rows[0]["ram"] * 1.25)
+    a.set_title("Chromium stand-in after loading a page, CH %s nested" % s["version"], fontsize=9)
+    a.legend(fontsize=7, loc="upper right")
+    labels, allocs, touched = [], [], []
+    for kind, d in s["memory"].items():
+        for t, al in zip(d["x"], d["alloc"]):
+            labels.append("%d MiB touched\n%s" % (t, kind))
+            allocs.append(al)
+            touched.append(t)
+    xs = range(len(labels))
+    b.bar(xs, allocs, color="#4c72b0", label="snapshot, allocated bytes")
+    b.scatter(xs, touched, color="#dd8452", marker="D", zorder=3, label="memory the guest touched")
+    b.axhline(2048, color="#c44e52", ls="--", label="guest RAM 2048 MiB")
+    b.set_xticks(list(xs), labels, fontsize=7)
+    b.set_ylabel("MiB")
+    b.set_ylim(0, 2048 * 1.25)
+    b.set_title("micro guest, 2 GiB, nested: private vs shared", fontsize=9)
+    b.legend(fontsize=7, loc="upper right")
+    finish(plt, fig, s["sources"], path, "Snapshot size per guest memory setting")
+
+
+# ---- restore modes ------------------------------------------------------------
+RESTORE_PHASES = ["tap", "vmm-start", "restore", "resume", "thaw", "ready"]
+
+
+def extract_restore(docs):
+    kh = pick(docs, "kvmhost", "findings-kvmhost")
+    bars = []
+    for v in ("v53.0", "v48.0"):
+        for mode in ("copy", "ondemand"):
+            p = "%s.restore_%s.phases" % (v, mode)
+            if kh.r(p, dict, None) is None:
+                continue
+            bars.append(("CH %s, %s" % (v, mode), [(n, kh.rnum(p + "." + n) / 1e3) for n in RESTORE_PHASES
+                                                   if kh.rnum(p + "." + n, None) is not None]))
+    snap = pick(docs, "bench-snapshot", "findings-snapshot-kvmhost")
+    return {"bars": bars, "rows": chromium_rows(snap), "sources": [kh, snap]}
+
+
+def draw_restore(plt, s, path):
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 5), gridspec_kw={"width_ratios": [1.4, 1, 0.9]})
+    palette = dict(zip(RESTORE_PHASES, ["#937860", "#8172b3", "#4c72b0", "#55a868", "#dd8452", "#c44e52"]))
+    seen = set()
+    for i, (label, phases) in enumerate(s["bars"]):
+        x = 0.0
+        for name, d in phases:
+            a.barh(i, d, left=x, color=palette[name], label=None if name in seen else name)
+            seen.add(name)
+            x += d
+            if name == "resume":
+                a.plot([x, x], [i - 0.45, i + 0.45], color="k", lw=1.5)
+                a.text(x, i - 0.47, "resumed %.1f s" % x, fontsize=6.5, va="bottom")
+        a.text(x, i, " CDP %.1f s" % x, va="center", fontsize=7)
+    a.set_yticks(range(len(s["bars"])), [bb[0] for bb in s["bars"]], fontsize=8)
+    a.invert_yaxis()
+    a.set_xlabel("time since chvm restore started (s)")
+    a.set_title("chvm restore phases, stand-in 1 GiB, nested (test-kvmhost)", fontsize=8)
+    a.legend(fontsize=7, loc="lower right", title="phase", title_fontsize=7)
+    a.margins(x=0.2)
+    rows = s["rows"]
+    short = [shorten(r["label"]) for r in rows]
+    colors = ["#4c72b0" if r["mode"] == "copy" else "#dd8452" for r in rows]
+    b.barh(range(len(rows)), [r["cdp"] for r in rows], color=colors)
+    for i, r in enumerate(rows):
+        b.text(r["cdp"], i, " %.1f s" % r["cdp"], va="center", fontsize=7)
+    b.set_yticks(range(len(rows)), short, fontsize=6.5)
+    b.invert_yaxis()
+    b.set_xlabel("chvm restore to CDP answering (s)")
+    b.set_title("restore to CDP, stand-in 2 GiB, nested (bench-snapshot)\nblue: copy, orange: ondemand; "
+                "FPR: free page reporting", fontsize=8)
+    b.margins(x=0.2)
+    distinct = ["#4c72b0", "#55a868", "#8172b3", "#937860", "#dd8452", "#c44e52"]
+    for i, (r, lab) in enumerate(zip(rows, short)):
+        c.plot([0, 30], [r["rss0"], r["rss30"]], marker="o", color=distinct[i % len(distinct)],
+               ls="-" if r["mode"] == "copy" else "--", label=lab)
+    c.set_xlabel("seconds after the restore returned")
+    c.set_ylabel("VMM resident memory (MiB)")
+    c.set_xticks([0, 30])
+    c.set_title("VMM resident memory after restore\n(sampled at 0 and 30 s)", fontsize=8)
+    c.legend(fontsize=6, loc="center right")
+    c.set_ylim(0, 2300)
+    finish(plt, fig, s["sources"], path, "Restore modes: copy and ondemand (userfaultfd)")
+
+
+# ---- CH v48 vs v53 --------------------------------------------------------------
+STEPS = [("run.ready_ms", "chvm run: CDP answering"),
+         ("playwright_connect_ms", "playwright connectOverCDP"),
+         ("standby_copy.phases.quiesce", "standby: quiesce"),
+         ("standby_copy.phases.snapshot", "standby: snapshot"),
+         ("restore_copy.phases.restore", "copy restore: restore"),
+         ("restore_copy.phases.thaw", "copy restore: thaw"),
+         ("restore_copy.phases.ready", "copy restore: ready"),
+         ("stop_ms", "chvm stop")]
+
+
+def extract_versions(docs):
+    kh = pick(docs, "kvmhost", "findings-kvmhost")
+    steps = []
+    for key, label in STEPS:
+        a = kh.rnum("v53.0." + key, None)
+        b = kh.rnum("v48.0." + key, None)
+        if a is not None and b is not None:
+            steps.append((label, a / 1e3, b / 1e3))
+    if not steps:
+        raise ReportError("%s: results: no step measured with both v53.0 and v48.0" % kh.rel)
+    tr = docs["findings-ch-micro"]
+    micro = {}
+    for i in range(len(tr.r("runs", list))):
+        ver = tr.r("runs.%d.ch_version" % i, str).split(" ")[0]
+        ser = micro_series(tr, "runs.%d." % i, ver)
+        for x, sb, cold, warm in zip(ser["x"], ser["standby"], ser["restores"]["restore_copy_cold_ms"],
+                                     ser["restores"]["restore_copy_warm_ms"]):
+            micro.setdefault(x, {})[ver] = (sb, cold, warm)
+    common = {x: v for x, v in micro.items() if len(v) == 2}
+    return {"steps": steps, "micro": common, "sources": [kh, tr]}
+
+
+def draw_versions(plt, s, path):
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.8))
+    st = s["steps"]
+    y = range(len(st))
+    a.barh([i - 0.2 for i in y], [v[1] for v in st], height=0.4, color="#4c72b0", label="CH v53.0")
+    a.barh([i + 0.2 for i in y], [v[2] for v in st], height=0.4, color="#dd8452", label="CH v48.0")
+    for i, (_, v53, v48) in enumerate(st):
+        a.text(v53, i - 0.2, " %.1f" % v53, va="center", fontsize=6.5)
+        a.text(v48, i + 0.2, " %.1f" % v48, va="center", fontsize=6.5)
+    a.set_yticks(list(y), [v[0] for v in st], fontsize=8)
+    a.invert_yaxis()
+    a.set_xscale("log")
+    a.set_xlabel("time (s, log scale)")
+    a.set_title("same VM (stand-in, 1 GiB, 1 vCPU), nested: test-kvmhost", fontsize=8)
+    a.legend(fontsize=7)
+    labels, v53, v48 = [], [], []
+    for x in sorted(s["micro"]):
+        for j, what in enumerate(("standby", "copy restore\ncold cache", "copy restore\nwarm cache")):
+            labels.append("%d MiB\n%s" % (x, what))
+            v53.append(s["micro"][x]["v53.0"][j])
+            v48.append(s["micro"][x]["v48.0"][j])
+    xs = range(len(labels))
+    b.bar([i - 0.2 for i in xs], v53, width=0.4, color="#4c72b0", label="CH v53.0 (patched for kvm_pvm)")
+    b.bar([i + 0.2 for i in xs], v48, width=0.4, color="#dd8452", label="CH v48.0")
+    b.set_xticks(list(xs), labels, fontsize=6.5)
+    b.set_yscale("log")
+    b.set_ylabel("time (s, log scale)")
+    b.set_title("micro guest on this host's KVM (kvm_pvm), touched memory per group", fontsize=8)
+    b.legend(fontsize=7)
+    finish(plt, fig, s["sources"], path, "Cloud Hypervisor v48.0 against v53.0")
+
+
+# ---- CDP wake ----------------------------------------------------------------------
+def extract_wake(docs):
+    sources = []
+    cdfs, points = [], []
+    if "cdp-wake" in docs:
+        m = docs["cdp-wake"]
+        rows = m.r("rows", list)
+        client = [m.rnum("rows.%d.answer_ms" % i) for i in range(len(rows))]
+        cdfs.append(("client send to answer (%d cycles)" % len(client), client, "#4c72b0"))
+        if m.r("wake_ms", list, None) is not None:
+            cdfs.append(("supervisor: first byte in to first byte out", vals(m, "wake_ms"), "#55a868"))
+            cdfs.append(("of it: chvm restore", vals(m, "restore_ms"), "#dd8452"))
+        sources.append(m)
+    t = docs["findings-cdp-wake"]
+    cyc = t.rnum("cycles")
+    points.append(("client send to answer, %d cycles (p50/p95/max only)" % cyc,
+                   [(t.rnum("client_p50_ms"), .5), (t.rnum("client_p95_ms"), .95), (t.rnum("client_max_ms"), 1)],
+                   "#4c72b0"))
+    points.append(("supervisor wake (p50/p95 only)", [(t.rnum("wake_p50_ms"), .5), (t.rnum("wake_p95_ms"), .95)],
+                   "#55a868"))
+    points.append(("of it: chvm restore (p50/p95 only)",
+                   [(t.rnum("restore_p50_ms"), .5), (t.rnum("restore_p95_ms"), .95)], "#dd8452"))
+    points.append(("supervisor logic, stubbed 0.25 s restore, no VM (p50/p95 only)",
+                   [(t.rnum("supervisor_logic_stub.wake_p50_ms"), .5),
+                    (t.rnum("supervisor_logic_stub.wake_p95_ms"), .95)], "#8c8c8c"))
+    sources.append(t)
+    return {"cdfs": cdfs, "points": points, "sources": sources}
+
+
+def draw_wake(plt, s, path):
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    for label, v, col in s["cdfs"]:
+        xs = sorted(v)
+        ax.step(xs, [(i + 1) / len(xs) for i in range(len(xs))], where="post", color=col, label=label)
+    for label, pts, col in s["points"]:
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], ls=":", marker="o", color=col, label=label)
+        for x, y in pts:
+            ax.annotate("%.0f" % x, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    ax.set_xlabel("wake latency (ms)")
+    ax.set_ylabel("fraction of cycles at or below")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlim(left=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("CDP command to a VM in standby (QEMU/TCG, 2 GiB, tap, --idle-standby 5)", fontsize=9)
+    finish(plt, fig, s["sources"], path, "Wake on CDP: latency distribution and the part spent in restore")
+
+
+# ---- soak ---------------------------------------------------------------------------
+SOAK = [("standby_s", "standby"), ("restore_s", "restore"), ("cdp_resume_s", "open CDP connection answers")]
+
+
+def extract_soak(docs):
+    out = []
+    for where, label in (("qemu", "QEMU/TCG, 2 GiB"), ("kvmhost", "CH v48.0 nested, 768 MiB")):
+        d = pick(docs, "soak-" + where, "findings-soak-" + where)
+        summ = {k: [d.rnum("%s.%s" % (k, q)) for q in ("p50", "p95", "max")] for k, _ in SOAK}
+        cyc = {k: vals(d, k + "_cycles") for k, _ in SOAK if d.r(k + "_cycles", list, None) is not None}
+        out.append({"label": "%s: %d/%d cycles, %d lines lost, %d CDP errors" % (
+            label, d.rnum("cycles"), d.rnum("cycles_planned"), d.rnum("lines_lost"), d.rnum("cdp_errors")),
+            "short": label, "summ": summ, "cycles": cyc, "doc": d})
+    return {"hosts": out, "sources": [h["doc"] for h in out]}
+
+
+def draw_soak(plt, s, path):
+    colors = ["#4c72b0", "#dd8452"]
+    have = any(h["cycles"] for h in s["hosts"])
+    # No empty panel: without per-cycle figures only the percentiles are drawn.
+    if have:
+        fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.8))
+        for h, col in zip(s["hosts"], colors):
+            for (k, name), ls in zip(SOAK, ("-", "--", ":")):
+                if k in h["cycles"]:
+                    v = h["cycles"][k]
+                    a.plot(range(1, len(v) + 1), v, ls=ls, color=col, lw=1, label="%s: %s" % (h["short"], name))
+        a.legend(fontsize=6.5)
+        a.set_xlabel("cycle")
+        a.set_ylabel("time (s)")
+        a.set_title("per cycle", fontsize=9)
+    else:
+        fig, b = plt.subplots(figsize=(9, 4.8))
+    labels = []
+    width = 0.8 / (3 * len(s["hosts"]))
+    for j, (h, col) in enumerate(zip(s["hosts"], colors)):
+        for q, (qn, alpha) in enumerate((("p50", 1.0), ("p95", 0.6), ("max", 0.3))):
+            off = (j * 3 + q) * width - 0.4 + width / 2
+            b.bar([i + off for i in range(len(SOAK))], [h["summ"][k][q] for k, _ in SOAK], width=width,
+                  color=col, alpha=alpha, label="%s %s" % (h["short"], qn))
+        labels.append(h["label"])
+    b.set_xticks(range(len(SOAK)), [n for _, n in SOAK], fontsize=8)
+    b.set_ylabel("time per cycle (s)")
+    b.set_title("p50 / p95 / max over the cycles%s\n" % ("" if have else " (these runs kept no per-cycle "
+                "figures; `make soak` now does)") + "\n".join(labels), fontsize=7.5)
+    b.legend(fontsize=6.5, ncol=2)
+    finish(plt, fig, s["sources"], path, "Standby/restore soak: 100 cycles with a counter file and an open CDP client")
+
+
+# ---- WebRTC --------------------------------------------------------------------------
+def extract_webrtc(docs):
+    d = docs["findings-webrtc-qemu"]
+    paths = []
+    for i in range(len(d.r("paths", list))):
+        p = "paths.%d." % i
+        paths.append({"label": d.r(p + "path", str),
+                      "first": d.rnum(p + "first_frame_s"), "new": d.rnum(p + "after_restore.new_frame_s"),
+                      "fps": (d.rnum(p + "fps"), d.rnum(p + "after_restore.fps")),
+                      "kbps": (d.rnum(p + "kbps"), d.rnum(p + "after_restore.kbps"))})
+    return {"paths": paths, "sources": [d]}
+
+
+def draw_webrtc(plt, s, path):
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+    ps = s["paths"]
+    x = range(len(ps))
+    names = [p["label"].replace(" (", "\n(").replace(", nft", "\nnft") for p in ps]
+    a, b, c = axes
+    a.bar([i - 0.2 for i in x], [p["first"] for p in ps], 0.4, label="first frame after the viewer opened")
+    a.bar([i + 0.2 for i in x], [p["new"] for p in ps], 0.4, label="new frame after restore, same session")
+    a.set_ylabel("time (s)")
+    for ax, key, unit in ((b, "fps", "frame rate (frames/s)"), (c, "kbps", "bitrate (kbit/s)")):
+        ax.bar([i - 0.2 for i in x], [p[key][0] for p in ps], 0.4, label="before standby (5 s)")
+        ax.bar([i + 0.2 for i in x], [p[key][1] for p in ps], 0.4, label="after restore (5 s)")
+        ax.set_ylabel(unit)
+    for ax in axes:
+        ax.set_xticks(list(x), names, fontsize=7)
+        ax.legend(fontsize=7)
+    finish(plt, fig, s["sources"], path,
+           "WebRTC live view, QEMU/TCG guest (VP8 1280x800 encoded in software emulation)")
+
+
+FIGURES = [("boot", extract_boot, draw_boot), ("memory", extract_memory, draw_memory),
+           ("snapshot", extract_snapshot, draw_snapshot), ("restore", extract_restore, draw_restore),
+           ("versions", extract_versions, draw_versions), ("wake", extract_wake, draw_wake),
+           ("soak", extract_soak, draw_soak), ("webrtc", extract_webrtc, draw_webrtc)]

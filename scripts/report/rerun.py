@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Reruns the benchmarks and copies their fresh JSON results
+(build/test-results/*.json) into docs/report/data/, each wrapped with the
+date, the commit, the host kind and the command that reproduces it
+(data.py).  `make report REPORT_RERUN=1` runs it before the report.
+
+  rerun.py [--only NAME,...]   the benchmarks below (REPORT_BENCHES), in order
+  rerun.py --hw                `make bench-hw`: on a host with hardware KVM and
+                               cloud-hypervisor, the ones that run there, to hw-*.json
+
+Every one that boots a VM runs under `flock /tmp/chvm-vmtests.lock` (one
+VM test at a time on a shared machine).  A benchmark that skips (a
+prerequisite missing: it says which) or fails writes no result; its
+committed file stays and the summary says so.  Times on this project's
+2-core host, all of them: about 3 to 4 hours (the soaks are most of it)."""
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from data import MEASURED  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(HERE))
+RESULTS = os.path.join(ROOT, "build", "test-results")
+DATA = os.path.join(ROOT, "docs", "report", "data")
+LOCK = "/tmp/chvm-vmtests.lock"
+CH_TOOLS = os.path.join(os.path.dirname(ROOT), "shared", "tools", "cloud-hypervisor")
+
+
+def kvm_kind():
+    if os.path.exists("/sys/module/kvm_pvm"):
+        return "kvm-pvm"
+    if os.path.exists("/dev/kvm") and any(os.path.exists("/sys/module/" + m) for m in ("kvm_intel", "kvm_amd")):
+        return "hardware"
+    return None
+
+
+def micro_host():
+    return "hardware-kvm" if kvm_kind() == "hardware" else "kvm-pvm-micro"
+
+
+def qemu_or_ch_host():
+    # chvm's --backend auto picks CH where KVM runs guests.
+    return "hardware-kvm" if kvm_kind() == "hardware" else "qemu-tcg"
+
+
+# name (data file), make target, result file, host kind, title, minutes here, boots a VM
+BENCHES = [
+    ("bench-agent", "bench-agent", "bench-agent.json", lambda: "host",
+     "The guest agent's Forward (splice) against a direct TCP connection, on loopback", "1", False),
+    ("bench-boot", "bench-boot", "bench-boot.json", lambda: "qemu-tcg",
+     "Boot under QEMU/TCG: chvm-init's phases and a BusyBox /init doing the same steps", "3-5", True),
+    ("bench-ch", "ch-bench", "bench-ch.json", micro_host,
+     "Standby and restore of the micro guest with the real CH, per touched size, beside the host's bandwidth",
+     "5-10", True),
+    ("cdp-wake", "bench-cdp-wake", "cdp-wake.json", qemu_or_ch_host,
+     "CDP endpoint wake latency over idle/wake cycles (tap)", "15-20", True),
+    ("kvmhost", "test-kvmhost", "kvmhost.json", lambda: "nested",
+     "chvm with each CH build and the Chromium stand-in inside the KVM host: every phase", "15-19", True),
+    ("bench-snapshot", "bench-snapshot", "bench-snapshot.json", lambda: "nested",
+     "What a snapshot holds per guest RAM setting: CH v53.0 inside the KVM host", "40", True),
+    ("soak-qemu", "soak", "soak-qemu.json", qemu_or_ch_host,
+     "Standby/restore soak with a counter file and a CDP client", "25", True),
+    ("soak-kvmhost", "soak-kvmhost", "soak-kvmhost.json", lambda: "nested",
+     "Standby/restore soak, CH inside the KVM host", "55-120", True),
+]
+HW_BENCHES = {"bench-ch": "hw-bench-ch", "cdp-wake": "hw-cdp-wake", "soak-qemu": "hw-soak"}
+
+
+def commit():
+    try:
+        c = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                           text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    # diff-index reads the index, never writes it.
+    dirty = subprocess.run(["git", "-C", ROOT, "diff-index", "--quiet", "HEAD", "--"],
+                           capture_output=True).returncode != 0
+    return c + ("+changes" if dirty else "")
+
+
+def wrap(name, results, host, title, command):
+    return {"benchmark": name, "title": title, "date": datetime.date.today().isoformat(), "commit": commit(),
+            "host": host, "command": command, "transcribed": False,
+            "source": "measured by `%s` (scripts/report/rerun.py)" % command, "results": results}
+
+
+def write(out, doc):
+    tmp = out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, out)
+    print("rerun: wrote %s" % os.path.relpath(out), flush=True)
+
+
+def ch_env(hw):
+    """CH for ch-bench: $CLOUD_HYPERVISOR or PATH; on kvm_pvm without
+    either, the v48.0 build of ../shared/tools (v49+ cannot snapshot there)."""
+    env = dict(os.environ)
+    if env.get("CLOUD_HYPERVISOR") or shutil.which("cloud-hypervisor") or hw:
+        return env
+    v48 = os.path.join(CH_TOOLS, "v48.0", "cloud-hypervisor")
+    if os.path.exists(v48):
+        env["CLOUD_HYPERVISOR"] = v48
+        env.setdefault("CHVM_CH_SECCOMP", "log")  # a source build; upstream's releases need nothing
+        print("rerun: ch-bench with %s (CHVM_CH_SECCOMP=log)" % v48, flush=True)
+    return env
+
+
+def run_bandwidth(out_name):
+    t0 = time.monotonic()
+    tmp = os.path.join(RESULTS, "host-bandwidth.json")
+    os.makedirs(RESULTS, exist_ok=True)
+    subprocess.run([sys.executable, os.path.join(HERE, "bandwidth.py"), "--json", tmp], check=True)
+    with open(tmp) as f:
+        r = json.load(f)
+    host = "hardware-kvm" if out_name.startswith("hw-") else "host"
+    write(os.path.join(DATA, out_name + ".json"),
+          wrap(out_name, r, host, "The host's disk write, cold disk read and memcpy bandwidth",
+               MEASURED["host-bandwidth"]))
+    return time.monotonic() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="", help="comma- or space-separated names: " +
+                    " ".join(b[0] for b in BENCHES))
+    ap.add_argument("--hw", action="store_true")
+    a = ap.parse_args()
+    benches = BENCHES
+    if a.hw:
+        if kvm_kind() != "hardware":
+            print("bench-hw: this host has no hardware KVM (/dev/kvm from kvm_intel or kvm_amd%s); run it on one"
+                  % ("; this one has kvm_pvm, a software KVM" if kvm_kind() == "kvm-pvm" else ""), file=sys.stderr)
+            return 2
+        if not (os.environ.get("CLOUD_HYPERVISOR") or shutil.which("cloud-hypervisor")):
+            print("bench-hw: cloud-hypervisor not found (PATH or $CLOUD_HYPERVISOR): install upstream's release "
+                  "binary", file=sys.stderr)
+            return 2
+        benches = [b for b in BENCHES if b[0] in HW_BENCHES]
+    only = [n for n in a.only.replace(",", " ").split() if n]
+    unknown = [n for n in only if n not in [b[0] for b in BENCHES] + ["host-bandwidth"]]
+    if unknown:
+        print("rerun: unknown benchmark %s (known: host-bandwidth %s)" % (
+            ", ".join(unknown), " ".join(b[0] for b in BENCHES)), file=sys.stderr)
+        return 2
+    if only:
+        benches = [b for b in benches if b[0] in only]
+    if benches and not a.hw:
+        print("rerun: %s; about %s minutes here" % (", ".join(b[0] for b in benches),
+                                                    " + ".join(b[5] for b in benches)), flush=True)
+    summary = []
+    if not only or "host-bandwidth" in only:
+        s = run_bandwidth("hw-host-bandwidth" if a.hw else "host-bandwidth")
+        summary.append("host-bandwidth: %.0f s, written" % s)
+    for name, target, result, host, title, _, vm in benches:
+        out_name = HW_BENCHES[name] if a.hw else name
+        src = os.path.join(RESULTS, result)
+        if os.path.exists(src):
+            os.unlink(src)  # a skip must not pass the last run's file off as new
+        cmd = ["make", target]
+        if vm:
+            cmd = ["flock", LOCK] + cmd
+        print("\nrerun: %s: %s" % (name, " ".join(cmd)), flush=True)
+        t0 = time.monotonic()
+        rc = subprocess.run(cmd, cwd=ROOT, env=ch_env(a.hw) if name == "bench-ch" else None).returncode
+        took = (time.monotonic() - t0) / 60
+        if not os.path.exists(src):
+            summary.append("%s: %.1f min, exit %d, no result written (skipped or failed: see its output); "
+                           "docs/report/data/%s.json left as it was" % (name, took, rc, out_name))
+            continue
+        with open(src) as f:
+            text = f.read()
+        try:
+            results = json.loads(text.strip().splitlines()[-1] if name == "bench-agent" else text)
+        except (ValueError, IndexError) as e:
+            summary.append("%s: %.1f min, exit %d, %s is not JSON (%s): not copied" % (name, took, rc, src, e))
+            continue
+        command = "make " + target
+        write(os.path.join(DATA, out_name + ".json"), wrap(out_name, results, host(), title, command))
+        summary.append("%s: %.1f min, exit %d, written" % (name, took, rc))
+    print("\nrerun summary:\n  " + "\n  ".join(summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Names the shim derives, the same in the daemon and in `delete` (which
+ * has only the bundle and the flags): the VM's name, the ids of cache
+ * entries, the socket's name.  No I/O.
+ */
+#ifndef CHVM_SHIM_NAMES_H
+#define CHVM_SHIM_NAMES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+/* 64 hex digits of a hash of n NUL-separated parts (four FNV-1a 64 lanes
+   with different offsets): a key for local inputs (paths, ids), not a
+   defence against collisions someone crafts. */
+void names_hash_hex (const char *const parts[], size_t n, char out[65]);
+
+/* The VM of container id in namespace ns: "ctr-NS-ID" when that is a valid
+   chvm name, else "ctr-" and 16 hex digits of their hash. */
+int names_vm (const char *ns, const char *id, char *out, size_t len, struct err **err);
+
+#endif

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * containerd-shim-chvm-v1: the daemon's state.  One shim per container,
+ * one container per VM; the VM's lifecycle is chvm's (`chvm run`, `stop`,
+ * `rm`, `image rm` run as children: one implementation, with its lock, its
+ * records and its per-VM supervisor, which holds the VM's CDP endpoint).
+ *
+ *   main.c    flags, the start and delete subcommands, the daemon's loop
+ *   ttrpc.c   framing and the server
+ *   task.c    the containerd.task.v2.Task service
+ *   vm.c      the VM through chvm: run, watch the VMM, stop, remove
+ *   spec.c    config.json;  rootfs.c  the root disk;  names.c  derived names
+ *   events.c  task events;  child.c   programs run off the loop
+ */
+#ifndef CHVM_SHIM_H
+#define CHVM_SHIM_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "github.com/containerd/containerd/api/types/task/task.pb-c.h"
+#include "image/image.h"
+#include "state/vmrec.h"
+#include "ttrpc.h"
+
+#define SHIM_WAITS_MAX 32
+#define SHIM_STATE_FILE "chvm-shim.json"
+
+struct events;
+
+struct task
+{
+  char *id, *bundle, *stdin_path, *stdout_path, *stderr_path;
+  bool terminal;
+  Containerd__V1__Types__Status status;
+  uint32_t pid; /* the VMM's once started */
+  uint32_t exit_status;
+  struct timespec exited_at;
+  char vm[VM_NAME_MAX + 1];
+  char image_id[IMAGE_ID_LEN + 1]; /* the container's own cache entry */
+  int stdout_fd, stderr_fd;        /* held open (O_RDWR) so writers never block */
+  struct ttrpc_call *waits[SHIM_WAITS_MAX];
+  unsigned n_waits;
+  int vmm_pidfd;
+  struct event *vmm_ev;
+  bool stopping; /* a `chvm stop` runs */
+  bool killed;   /* SIGKILL was asked for */
+  bool busy;     /* Start or Delete is under way */
+};
+
+struct shim
+{
+  struct event_base *base;
+  struct ttrpc_server *server;
+  struct events *events;
+  char ns[256], id[256], address[PATH_MAX], publish_binary[PATH_MAX], bundle[PATH_MAX];
+  char socket_path[PATH_MAX];
+  char chvm[PATH_MAX];       /* the chvm binary */
+  char state_root[PATH_MAX]; /* chvm's state dir */
+  struct task *task;         /* NULL before Create and after Delete */
+  bool shutdown;
+};
+
+/* task.c: the ttrpc handler of the Task service. */
+void task_dispatch (void *ctx, struct ttrpc_call *call, const Ttrpc__Request *req);
+void task_free (struct task *t);
+
+/* Ends the loop once the events are out. */
+void shim_exit (struct shim *s);
+
+/* vm.c */
+typedef void (*vm_done_fn) (struct shim *s, struct ttrpc_call *call, int status, const char *msg);
+/* `chvm --state-dir ROOT args...`; done gets its status and, on failure,
+   its last stderr line; call travels along (may be NULL). */
+int vm_chvm (struct shim *s, const char *const args[], vm_done_fn done, struct ttrpc_call *call,
+             struct err **err);
+/* Boots t's VM; done when chvm run returned (t->pid set, VMM watched). */
+int vm_start (struct shim *s, struct task *t, vm_done_fn done, struct ttrpc_call *call,
+              struct err **err);
+/* Kill: SIGKILL ends the VMM, anything else presses the power button. */
+int vm_kill (struct shim *s, struct task *t, uint32_t sig, struct err **err);
+/* The VM's exit (VMM gone): sets the status, answers the waits. */
+void vm_exited (struct shim *s, struct task *t);
+/* The entrypoint's exit status from the VM's console log; -1 when absent. */
+int vm_console_exit_status (const char *text);
+
+/* The per-container state file (bundle/chvm-shim.json) `delete` reads. */
+int shim_state_write (const struct shim *s, const struct task *t, struct err **err);
+
+#endif

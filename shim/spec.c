@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* config.json -> struct shim_spec -> image.json's exec fields (spec.h). */
+#include "spec.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cleanup.h"
+#include "sys/json.h"
+
+#define SPEC_DEPTH 32
+
+static struct json_object *
+member (struct json_object *o, const char *key)
+{
+  struct json_object *v;
+
+  if (o == NULL || !json_object_is_type (o, json_type_object)
+      || !json_object_object_get_ex (o, key, &v))
+    return NULL;
+  return v; /* null gives NULL too */
+}
+
+/* A string fit for a config disk line, copied into *out. */
+static int
+dup_checked (struct json_object *v, const char *what, char **out, struct err **err)
+{
+  const char *s;
+  size_t n;
+
+  if (!json_object_is_type (v, json_type_string))
+    return err_make (err, EINVAL, "config.json: %s is not a string", what);
+  s = json_object_get_string (v);
+  n = (size_t) json_object_get_string_len (v);
+  if (n > OCI_STR_MAX || strlen (s) != n || strchr (s, '\n') != NULL)
+    return err_make (err, EINVAL, "config.json: %s is longer than %u bytes or holds NUL or newline",
+                     what, OCI_STR_MAX);
+  if ((*out = strdup (s)) == NULL)
+    return err_make (err, ENOMEM, "config.json");
+  return 0;
+}
+
+static int
+dup_list (struct json_object *a, const char *what, char ***out, size_t *n, struct err **err)
+{
+  size_t len;
+
+  *n = 0;
+  if (a == NULL)
+    return 0;
+  if (!json_object_is_type (a, json_type_array))
+    return err_make (err, EINVAL, "config.json: %s is not a list", what);
+  len = json_object_array_length (a);
+  if (len > OCI_LIST_MAX)
+    return err_make (err, E2BIG, "config.json: %s has more than %u entries", what, OCI_LIST_MAX);
+  if ((*out = calloc (len + 1, sizeof **out)) == NULL)
+    return err_make (err, ENOMEM, "config.json");
+  for (size_t i = 0; i < len; i++, (*n)++)
+    if (dup_checked (json_object_array_get_idx (a, i), what, &(*out)[i], err) < 0)
+      return -1;
+  return 0;
+}
+
+static int
+parse_user (struct json_object *user, struct shim_spec *s, struct err **err)
+{
+  struct json_object *v;
+  int64_t id;
+
+  for (int i = 0; i < 2; i++)
+    {
+      v = member (user, i == 0 ? "uid" : "gid");
+      if (v == NULL)
+        continue;
+      id = json_object_get_int64 (v);
+      if (!json_object_is_type (v, json_type_int) || id < 0 || id > UINT32_MAX - 1)
+        return err_make (err, EINVAL, "config.json: process.user.%s", i == 0 ? "uid" : "gid");
+      *(i == 0 ? &s->uid : &s->gid) = (uint32_t) id;
+    }
+  return 0;
+}
+
+static int
+parse_annotations (struct json_object *a, struct shim_spec *s, struct err **err)
+{
+  size_t n;
+
+  if (a == NULL)
+    return 0;
+  if (!json_object_is_type (a, json_type_object))
+    return err_make (err, EINVAL, "config.json: annotations is not an object");
+  n = (size_t) json_object_object_length (a);
+  if (n > SPEC_ANNOTATIONS_MAX)
+    return err_make (err, E2BIG, "config.json: more than %d annotations", SPEC_ANNOTATIONS_MAX);
+  s->ann_keys = calloc (n + 1, sizeof *s->ann_keys);
+  s->ann_values = calloc (n + 1, sizeof *s->ann_values);
+  if (s->ann_keys == NULL || s->ann_values == NULL)
+    return err_make (err, ENOMEM, "config.json");
+  json_object_object_foreach (a, key, val)
+  {
+    if (strlen (key) > OCI_STR_MAX || (s->ann_keys[s->n_ann] = strdup (key)) == NULL)
+      return err_make (err, ENOMEM, "config.json: annotation key");
+    if (dup_checked (val, "an annotation", &s->ann_values[s->n_ann++], err) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int
+spec_fill (struct json_object *root, struct shim_spec *s, struct err **err)
+{
+  struct json_object *proc = member (root, "process"), *v;
+
+  if (proc == NULL || !json_object_is_type (proc, json_type_object))
+    return err_make (err, EINVAL, "config.json: no process object");
+  if (dup_list (member (proc, "args"), "process.args", &s->args, &s->n_args, err) < 0
+      || dup_list (member (proc, "env"), "process.env", &s->env, &s->n_env, err) < 0
+      || parse_user (member (proc, "user"), s, err) < 0
+      || parse_annotations (member (root, "annotations"), s, err) < 0)
+    return -1;
+  if (s->n_args == 0)
+    return err_make (err, EINVAL, "config.json: process.args is empty");
+  v = member (proc, "cwd");
+  if (v != NULL && dup_checked (v, "process.cwd", &s->cwd, err) < 0)
+    return -1;
+  v = member (root, "hostname");
+  if (v != NULL && dup_checked (v, "hostname", &s->hostname, err) < 0)
+    return -1;
+  if ((s->cwd == NULL && (s->cwd = strdup ("/")) == NULL)
+      || (s->hostname == NULL && (s->hostname = strdup ("")) == NULL))
+    return err_make (err, ENOMEM, "config.json");
+  return 0;
+}
+
+int
+shim_spec_parse (const char *json, size_t len, struct shim_spec **out, struct err **err)
+{
+  cleanup_json struct json_object *root = NULL;
+  cleanup_spec struct shim_spec *s = NULL;
+  struct json_tokener *tok;
+  bool whole;
+
+  if (len > OCI_JSON_MAX)
+    return err_make (err, E2BIG, "config.json is larger than %u bytes", OCI_JSON_MAX);
+  if ((tok = json_tokener_new_ex (SPEC_DEPTH)) == NULL)
+    return err_make (err, ENOMEM, "config.json");
+  json_tokener_set_flags (tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+  root = json_tokener_parse_ex (tok, json, (int) len);
+  whole = json_tokener_get_error (tok) == json_tokener_success
+          && json_tokener_get_parse_end (tok) == len;
+  json_tokener_free (tok);
+  if (root == NULL || !whole || !json_object_is_type (root, json_type_object))
+    return err_make (err, EINVAL, "config.json is not one JSON object");
+  if ((s = calloc (1, sizeof *s)) == NULL)
+    return err_make (err, ENOMEM, "config.json");
+  if (spec_fill (root, s, err) < 0)
+    return -1;
+  *out = steal_ptr (&s);
+  return 0;
+}
+
+static void
+free_list (char **l, size_t n)
+{
+  for (size_t i = 0; l != NULL && i < n; i++)
+    free (l[i]);
+  free (l);
+}
+
+void
+shim_spec_free (struct shim_spec *s)
+{
+  if (s == NULL)
+    return;
+  free_list (s->args, s->n_args);
+  free_list (s->env, s->n_env);
+  free_list (s->ann_keys, s->n_ann);
+  free_list (s->ann_values, s->n_ann);
+  free (s->cwd);
+  free (s->hostname);
+  free (s);
+}
+
+void
+shim_spec_freep (struct shim_spec **s)
+{
+  shim_spec_free (*s);
+}
+
+const char *
+shim_spec_annotation (const struct shim_spec *s, const char *key)
+{
+  for (size_t i = 0; i < s->n_ann; i++)
+    if (strcmp (s->ann_keys[i], key) == 0)
+      return s->ann_values[i];
+  return NULL;
+}
+
+static int
+copy_list (char *const *from, size_t n, char ***to, size_t *to_n)
+{
+  if ((*to = calloc (n + 1, sizeof **to)) == NULL)
+    return -1;
+  for (*to_n = 0; *to_n < n; (*to_n)++)
+    if (((*to)[*to_n] = strdup (from[*to_n])) == NULL)
+      return -1;
+  return 0;
+}
+
+int
+shim_spec_to_oci (const struct shim_spec *s, struct oci_config **out, struct err **err)
+{
+  struct oci_config *c = calloc (1, sizeof *c);
+  char user[32];
+
+  if (c == NULL)
+    return err_make (err, ENOMEM, "image config");
+  snprintf (user, sizeof user, "%u:%u", s->uid, s->gid);
+  if (copy_list (s->args, s->n_args, &c->entrypoint, &c->n_entrypoint) < 0
+      || copy_list (s->env, s->n_env, &c->env, &c->n_env) < 0
+      || copy_list (NULL, 0, &c->cmd, &c->n_cmd) < 0 || (c->workdir = strdup (s->cwd)) == NULL
+      || (c->user = strdup (user)) == NULL)
+    {
+      oci_config_free (c);
+      return err_make (err, ENOMEM, "image config");
+    }
+  *out = c;
+  return 0;
+}

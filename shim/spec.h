@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The OCI runtime spec of a bundle (config.json) as far as a chvm VM takes
+ * it: process.args (the entrypoint and cmd merged), env, cwd, user uid/gid,
+ * hostname and the annotations; and how it becomes what a cached image's
+ * image.json holds (struct oci_config), which `chvm run` writes into the
+ * config disk.  No I/O: unit-tested and fuzzed.
+ */
+#ifndef CHVM_SHIM_SPEC_H
+#define CHVM_SHIM_SPEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "image/image.h"
+
+#define SPEC_ANNOTATIONS_MAX 256
+
+struct shim_spec
+{
+  char **args;
+  size_t n_args;
+  char **env;
+  size_t n_env;
+  char *cwd; /* "/" when absent */
+  uint32_t uid, gid;
+  char *hostname; /* "" when absent */
+  char **ann_keys, **ann_values;
+  size_t n_ann;
+};
+
+/* Parses config.json (at most OCI_JSON_MAX bytes).  Strings must fit a
+   config disk line: at most OCI_STR_MAX bytes, no NUL, no newline. */
+int shim_spec_parse (const char *json, size_t len, struct shim_spec **out, struct err **err);
+void shim_spec_free (struct shim_spec *s);
+void shim_spec_freep (struct shim_spec **s);
+#define cleanup_spec __attribute__ ((cleanup (shim_spec_freep)))
+
+/* The annotation's value, or NULL. */
+const char *shim_spec_annotation (const struct shim_spec *s, const char *key);
+
+/* image.json's exec fields for the VM: entrypoint = args, no cmd, env,
+   workdir = cwd, user = "uid:gid". */
+int shim_spec_to_oci (const struct shim_spec *s, struct oci_config **out, struct err **err);
+
+#endif

@@ -1,0 +1,562 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The containerd.task.v2.Task service (also answered as task.v3, the same
+   messages): Create, Start, State, Wait, Kill, Delete, Connect, Shutdown,
+   Pids; every other method is Unimplemented, an unknown id NotFound, an
+   exec id (no Exec yet) NotFound too. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "clock.h"
+#include "events.h"
+#include "github.com/containerd/containerd/api/events/task.pb-c.h"
+#include "github.com/containerd/containerd/runtime/v2/task/shim.pb-c.h"
+#include "log.h"
+#include "names.h"
+#include "rootfs.h"
+#include "shim.h"
+#include "spec.h"
+#include "sys/fs.h"
+#include <event2/event.h>
+
+#define SHIM_VERSION "chvm-shim 1"
+
+typedef void (*method_fn) (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p);
+
+void
+task_free (struct task *t)
+{
+  if (t == NULL)
+    return;
+  for (unsigned i = 0; i < t->n_waits; i++)
+    ttrpc_reply (t->waits[i], TTRPC_INTERNAL, "shim exiting", NULL);
+  if (t->vmm_ev != NULL)
+    event_free (t->vmm_ev);
+  if (t->vmm_pidfd >= 0)
+    close (t->vmm_pidfd);
+  if (t->stdout_fd >= 0)
+    close (t->stdout_fd);
+  if (t->stderr_fd >= 0)
+    close (t->stderr_fd);
+  free (t->id);
+  free (t->bundle);
+  free (t->stdin_path);
+  free (t->stdout_path);
+  free (t->stderr_path);
+  free (t);
+}
+
+/* The task named id, or NULL after answering NotFound. */
+static struct task *
+task_find (struct shim *s, struct ttrpc_call *call, const char *id, const char *exec_id)
+{
+  if (s->task == NULL || strcmp (s->task->id, id) != 0)
+    ttrpc_replyf (call, TTRPC_NOT_FOUND, "task %s not found", id);
+  else if (exec_id != NULL && exec_id[0] != '\0')
+    ttrpc_replyf (call, TTRPC_NOT_FOUND, "exec %s not found (exec is not supported)", exec_id);
+  else
+    return s->task;
+  return NULL;
+}
+
+static Google__Protobuf__Timestamp
+stamp (const struct timespec *ts)
+{
+  Google__Protobuf__Timestamp t = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+
+  t.seconds = ts->tv_sec;
+  t.nanos = (int32_t) ts->tv_nsec;
+  return t;
+}
+
+static int
+open_fifo (const char *path)
+{
+  /* O_RDWR: the open never waits for a reader, writes never get EPIPE. */
+  return path[0] == '\0' ? -1 : open (path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+}
+
+/* The container's config.json and root disk as its own cache entry. */
+static int
+prepare_image (struct shim *s, struct task *t, const Containerd__Task__V2__CreateTaskRequest *r,
+               struct err **err)
+{
+  cleanup_free char *cfg_path = NULL, *json = NULL;
+  cleanup_spec struct shim_spec *spec = NULL;
+  cleanup_image struct image *base = NULL, *own = NULL;
+  struct oci_config *oci = NULL;
+  const char *parts[] = { "chvm-shim-container-v1", s->ns, t->id };
+  double t0 = clock_now_ms ();
+  bool built;
+  size_t len;
+  int rc;
+
+  if (asprintf (&cfg_path, "%s/config.json", r->bundle) < 0)
+    return err_make (err, ENOMEM, "path");
+  if (fs_read_small (cfg_path, OCI_JSON_MAX, &json, &len, err) < 0
+      || shim_spec_parse (json, len, &spec, err) < 0)
+    return err_wrap (err, "bundle %s", r->bundle);
+  if (rootfs_prepare (s->state_root, r->bundle, r->rootfs, r->n_rootfs, &base, &built, err) < 0)
+    return err_wrap (err, "root filesystem");
+  log_info ("rootfs %.12s: %s in %.1f s", base->id, built ? "made" : "cached",
+            (clock_now_ms () - t0) / 1000);
+  names_hash_hex (parts, 3, t->image_id);
+  if (shim_spec_to_oci (spec, &oci, err) < 0)
+    return -1;
+  rc = image_alias (s->state_root, base, t->image_id, base->source, oci, &own, err);
+  oci_config_free (oci);
+  return rc;
+}
+
+static struct task *
+task_new (const Containerd__Task__V2__CreateTaskRequest *r)
+{
+  struct task *t = calloc (1, sizeof *t);
+
+  if (t == NULL)
+    return NULL;
+  t->vmm_pidfd = t->stdout_fd = t->stderr_fd = -1;
+  t->status = CONTAINERD__V1__TYPES__STATUS__CREATED;
+  t->terminal = r->terminal;
+  t->id = strdup (r->id);
+  t->bundle = strdup (r->bundle);
+  t->stdin_path = strdup (r->stdin);
+  t->stdout_path = strdup (r->stdout);
+  t->stderr_path = strdup (r->stderr);
+  if (t->id == NULL || t->bundle == NULL || t->stdin_path == NULL || t->stdout_path == NULL
+      || t->stderr_path == NULL)
+    {
+      task_free (t);
+      return NULL;
+    }
+  return t;
+}
+
+static void
+publish_create (struct shim *s, const struct task *t,
+                const Containerd__Task__V2__CreateTaskRequest *r)
+{
+  Containerd__Events__TaskCreate ev = CONTAINERD__EVENTS__TASK_CREATE__INIT;
+  Containerd__Events__TaskIO io = CONTAINERD__EVENTS__TASK_IO__INIT;
+
+  io.stdin = t->stdin_path;
+  io.stdout = t->stdout_path;
+  io.stderr = t->stderr_path;
+  io.terminal = t->terminal;
+  ev.container_id = t->id;
+  ev.bundle = t->bundle;
+  ev.n_rootfs = r->n_rootfs;
+  ev.rootfs = r->rootfs;
+  ev.io = &io;
+  ev.pid = t->pid;
+  events_publish (s->events, "/tasks/create", "containerd.events.TaskCreate", &ev.base);
+}
+
+static void
+m_create (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
+{
+  cleanup_err struct err *err = NULL;
+  Containerd__Task__V2__CreateTaskRequest *r
+      = containerd__task__v2__create_task_request__unpack (NULL, p->len, p->data);
+  Containerd__Task__V2__CreateTaskResponse resp = CONTAINERD__TASK__V2__CREATE_TASK_RESPONSE__INIT;
+  struct task *t = NULL;
+  char buf[1024];
+
+  if (r == NULL)
+    {
+      ttrpc_reply (call, TTRPC_INVALID_ARGUMENT, "CreateTaskRequest", NULL);
+      return;
+    }
+  if (s->task != NULL)
+    ttrpc_replyf (call, TTRPC_ALREADY_EXISTS, "task %s already exists", s->task->id);
+  else if (strcmp (r->id, s->id) != 0 || r->checkpoint[0] != '\0' || r->terminal)
+    ttrpc_replyf (call, TTRPC_INVALID_ARGUMENT,
+                  "task %s: this shim serves %s, without checkpoint or terminal", r->id, s->id);
+  else if ((t = task_new (r)) == NULL)
+    ttrpc_reply (call, TTRPC_INTERNAL, "out of memory", NULL);
+  else if (names_vm (s->ns, t->id, t->vm, sizeof t->vm, &err) < 0
+           || prepare_image (s, t, r, &err) < 0 || shim_state_write (s, t, &err) < 0)
+    {
+      log_error ("create %s: %s", r->id, err_str (err, buf, sizeof buf));
+      ttrpc_reply (call, TTRPC_INTERNAL, buf, NULL);
+      task_free (t);
+    }
+  else
+    {
+      t->stdout_fd = open_fifo (t->stdout_path);
+      t->stderr_fd = open_fifo (t->stderr_path);
+      t->pid = (uint32_t) getpid ();
+      s->task = t;
+      log_info ("created %s as VM %s", t->id, t->vm);
+      publish_create (s, t, r);
+      resp.pid = t->pid;
+      ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
+    }
+  containerd__task__v2__create_task_request__free_unpacked (r, NULL);
+}
+
+static void
+started (struct shim *s, struct ttrpc_call *call, int status, const char *msg)
+{
+  Containerd__Task__V2__StartResponse resp = CONTAINERD__TASK__V2__START_RESPONSE__INIT;
+  Containerd__Events__TaskStart ev = CONTAINERD__EVENTS__TASK_START__INIT;
+  struct task *t = s->task;
+
+  t->busy = false;
+  if (status != 0)
+    {
+      ttrpc_replyf (call, TTRPC_INTERNAL, "chvm run: %s", msg);
+      return;
+    }
+  ev.container_id = t->id;
+  ev.pid = t->pid;
+  events_publish (s->events, "/tasks/start", "containerd.events.TaskStart", &ev.base);
+  resp.pid = t->pid;
+  ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
+}
+
+static void
+m_start (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
+{
+  cleanup_err struct err *err = NULL;
+  Containerd__Task__V2__StartRequest *r
+      = containerd__task__v2__start_request__unpack (NULL, p->len, p->data);
+  struct task *t;
+  char buf[512];
+
+  if (r == NULL)
+    {
+      ttrpc_reply (call, TTRPC_INVALID_ARGUMENT, "StartRequest", NULL);
+      return;
+    }
+  if ((t = task_find (s, call, r->id, r->exec_id)) == NULL)
+    ;
+  else if (t->status != CONTAINERD__V1__TYPES__STATUS__CREATED || t->busy)
+    ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is not created", t->id);
+  else if (vm_start (s, t, started, call, &err) < 0)
+    ttrpc_reply (call, TTRPC_INTERNAL, err_str (err, buf, sizeof buf), NULL);
+  else
+    t->busy = true;
+  containerd__task__v2__start_request__free_unpacked (r, NULL);
+}
+
+static void
+m_state (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
+{
+  Containerd__Task__V2__StateRequest *r
+      = containerd__task__v2__state_request__unpack (NULL, p->len, p->data);
+  Containerd__Task__V2__StateResponse resp = CONTAINERD__TASK__V2__STATE_RESPONSE__INIT;
+  Google__Protobuf__Timestamp at;
+  struct task *t;
+
+  if (r == NULL)
+    {
+      ttrpc_reply (call, TTRPC_INVALID_ARGUMENT, "StateRequest", NULL);
+      return;
+    }
+  if ((t = task_find (s, call, r->id, r->exec_id)) != NULL)
+    {
+      at = stamp (&t->exited_at);
+      resp.id = t->id;
+      resp.bundle = t->bundle;
+      resp.pid = t->pid;
+      resp.status = t->status;
+      resp.stdin = t->stdin_path;
+      resp.stdout = t->stdout_path;
+      resp.stderr = t->stderr_path;
+      resp.terminal = t->terminal;
+      resp.exit_status = t->exit_status;
+      resp.exited_at = t->status == CONTAINERD__V1__TYPES__STATUS__STOPPED ? &at : NULL;
+      ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
+    }
+  containerd__task__v2__state_request__free_unpacked (r, NULL);
+}
+
+/* Answers one Wait with t's exit. */
+static void
+wait_answer (struct task *t, struct ttrpc_call *call)
+{
+  Containerd__Task__V2__WaitResponse resp = CONTAINERD__TASK__V2__WAIT_RESPONSE__INIT;
+  Google__Protobuf__Timestamp at = stamp (&t->exited_at);
+
+  resp.exit_status = t->exit_status;
+  resp.exited_at = &at;
+  ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
+}
+
+void
+vm_exited (struct shim *s, struct task *t)
+{
+  Containerd__Events__TaskExit ev = CONTAINERD__EVENTS__TASK_EXIT__INIT;
+  Google__Protobuf__Timestamp at;
+
+  clock_gettime (CLOCK_REALTIME, &t->exited_at);
+  t->status = CONTAINERD__V1__TYPES__STATUS__STOPPED;
+  at = stamp (&t->exited_at);
+  ev.container_id = t->id;
+  ev.id = t->id;
+  ev.pid = t->pid;
+  ev.exit_status = t->exit_status;
+  ev.exited_at = &at;
+  log_info ("task %s exited with status %u", t->id, t->exit_status);
+  events_publish (s->events, "/tasks/exit", "containerd.events.TaskExit", &ev.base);
+  for (unsigned i = 0; i < t->n_waits; i++)
+    wait_answer (t, t->waits[i]);
+  t->n_waits = 0;
+}
+
+static void
+m_wait (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
+{
+  Containerd__Task__V2__WaitRequest *r
+      = containerd__task__v2__wait_request__unpack (NULL, p->len, p->data);
+  struct task *t;
+
+  if (r == NULL)
+    {
+      ttrpc_reply (call, TTRPC_INVALID_ARGUMENT, "WaitRequest", NULL);
+      return;
+    }
+  if ((t = task_find (s, call, r->id, r->exec_id)) == NULL)
+    ;
+  else if (t->status == CONTAINERD__V1__TYPES__STATUS__STOPPED)
+    wait_answer (t, call);
+  else if (t->n_waits >= SHIM_WAITS_MAX)
+    ttrpc_reply (call, TTRPC_INTERNAL, "too many waits", NULL);
+  else
+    t->waits[t->n_waits++] = call; /* parked until the VM exits */
+  containerd__task__v2__wait_request__free_unpacked (r, NULL);
+}
+
+static void
+m_kill (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
+{
+  cleanup_err struct err *err = NULL;
+  Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
+  Containerd__Task__V2__KillRequest *r
+      = containerd__task__v2__kill_request__unpack (NULL, p->len, p->data);
+  struct task *t;
+  char buf[512];
+
+  if (r == NULL)
+    {
+      ttrpc_reply (call, TTRPC_INVALID_ARGUMENT, "KillRequest", NULL);
+      return;
+    }
+  if ((t = task_find (s, call, r->id, r->exec_id)) == NULL)
+    ;
+  else if (t->status == CONTAINERD__V1__TYPES__STATUS__STOPPED)
+    ttrpc_replyf (call, TTRPC_NOT_FOUND, "task %s: process already finished", t->id);
+  else if (t->status == CONTAINERD__V1__TYPES__STATUS__CREATED && !t->busy)
+    {
+      /* Never started: nothing runs, the task just ends. */
+      t->exit_status = 128 + r->signal;
+      vm_exited (s, t);
+      ttrpc_reply (call, TTRPC_OK, NULL, &empty.base);
+    }
+  else if (t->busy || vm_kill (s, t, r->signal, &err) < 0)
+    ttrpc_reply (call, TTRPC_INTERNAL,
+                 t->busy ? "task is starting" : err_str (err, buf, sizeof buf), NULL);
+  else
+    ttrpc_reply (call, TTRPC_OK, NULL, &empty.base);
+  containerd__task__v2__kill_request__free_unpacked (r, NULL);
+}
+
+/* The last step of Delete: the task is gone. */
+static void
+deleted (struct shim *s, struct ttrpc_call *call, int status, const char *msg)
+{
+  Containerd__Task__V2__DeleteResponse resp = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
+  Containerd__Events__TaskDelete ev = CONTAINERD__EVENTS__TASK_DELETE__INIT;
+  struct task *t = s->task;
+  Google__Protobuf__Timestamp at = stamp (&t->exited_at);
+  char path[PATH_MAX];
+
+  if (status != 0)
+    log_warn ("delete %s: chvm image rm: %s", t->id, msg);
+  snprintf (path, sizeof path, "%s/%s", t->bundle, SHIM_STATE_FILE);
+  unlink (path);
+  ev.container_id = t->id;
+  ev.id = t->id;
+  ev.pid = t->pid;
+  ev.exit_status = t->exit_status;
+  ev.exited_at = &at;
+  events_publish (s->events, "/tasks/delete", "containerd.events.TaskDelete", &ev.base);
+  resp.pid = t->pid;
+  resp.exit_status = t->exit_status;
+  resp.exited_at = &at;
+  ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
+  task_free (t);
+  s->task = NULL;
+}
+
+/* After `chvm rm -f`: the container's cache entry goes (the layer chain's
+   stays, for the next container of the image). */
+static void
+vm_removed (struct shim *s, struct ttrpc_call *call, int status, const char *msg)
+{
+  cleanup_err struct err *err = NULL;
+  const char *args[] = { "image", "rm", s->task->image_id, NULL };
+  char buf[512];
+
+  if (status != 0)
+    {
+      s->task->busy = false;
+      ttrpc_replyf (call, TTRPC_INTERNAL, "chvm rm: %s", msg);
+      return;
+    }
+  if (vm_chvm (s, args, deleted, call, &err) < 0)
+    {
+      s->task->busy = false;
+      ttrpc_reply (call, TTRPC_INTERNAL, err_str (err, buf, sizeof buf), NULL);
+    }
+}
+
+static void
+m_delete (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
+{
+  cleanup_err struct err *err = NULL;
+  Containerd__Task__V2__DeleteRequest *r
+      = containerd__task__v2__delete_request__unpack (NULL, p->len, p->data);
+  struct task *t;
+  char buf[512];
+
+  if (r == NULL)
+    {
+      ttrpc_reply (call, TTRPC_INVALID_ARGUMENT, "DeleteRequest", NULL);
+      return;
+    }
+  if ((t = task_find (s, call, r->id, r->exec_id)) == NULL)
+    ;
+  else if (t->busy || t->status == CONTAINERD__V1__TYPES__STATUS__RUNNING)
+    ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is running: kill it first", t->id);
+  else
+    {
+      const char *args[] = { "rm", "-f", t->vm, NULL };
+
+      t->busy = true;
+      if (t->pid == (uint32_t) getpid ())
+        vm_removed (s, call, 0, ""); /* no VM was made */
+      else if (vm_chvm (s, args, vm_removed, call, &err) < 0)
+        {
+          t->busy = false;
+          ttrpc_reply (call, TTRPC_INTERNAL, err_str (err, buf, sizeof buf), NULL);
+        }
+    }
+  containerd__task__v2__delete_request__free_unpacked (r, NULL);
+}
+
+static void
+m_connect (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
+{
+  Containerd__Task__V2__ConnectRequest *r
+      = containerd__task__v2__connect_request__unpack (NULL, p->len, p->data);
+  Containerd__Task__V2__ConnectResponse resp = CONTAINERD__TASK__V2__CONNECT_RESPONSE__INIT;
+  struct task *t;
+
+  if (r == NULL)
+    {
+      ttrpc_reply (call, TTRPC_INVALID_ARGUMENT, "ConnectRequest", NULL);
+      return;
+    }
+  if ((t = task_find (s, call, r->id, NULL)) != NULL)
+    {
+      resp.shim_pid = (uint32_t) getpid ();
+      resp.task_pid = t->pid;
+      resp.version = (char *) SHIM_VERSION;
+      ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
+    }
+  containerd__task__v2__connect_request__free_unpacked (r, NULL);
+}
+
+static void
+m_pids (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
+{
+  Containerd__Task__V2__PidsRequest *r
+      = containerd__task__v2__pids_request__unpack (NULL, p->len, p->data);
+  Containerd__Task__V2__PidsResponse resp = CONTAINERD__TASK__V2__PIDS_RESPONSE__INIT;
+  Containerd__V1__Types__ProcessInfo info = CONTAINERD__V1__TYPES__PROCESS_INFO__INIT;
+  Containerd__V1__Types__ProcessInfo *infos[1] = { &info };
+  struct task *t;
+
+  if (r == NULL)
+    {
+      ttrpc_reply (call, TTRPC_INVALID_ARGUMENT, "PidsRequest", NULL);
+      return;
+    }
+  if ((t = task_find (s, call, r->id, NULL)) != NULL)
+    {
+      info.pid = t->pid;
+      resp.n_processes = t->status == CONTAINERD__V1__TYPES__STATUS__RUNNING ? 1 : 0;
+      resp.processes = infos;
+      ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
+    }
+  containerd__task__v2__pids_request__free_unpacked (r, NULL);
+}
+
+static void
+exit_now (void *arg)
+{
+  struct shim *s = arg;
+
+  event_base_loopexit (s->base, NULL);
+}
+
+void
+shim_exit (struct shim *s)
+{
+  s->shutdown = true;
+  events_on_idle (s->events, exit_now, s);
+}
+
+static void
+m_shutdown (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
+{
+  Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
+
+  (void) p;
+  ttrpc_reply (call, TTRPC_OK, NULL, &empty.base);
+  /* A task still there keeps the shim (as runc's shim does). */
+  if (s->task == NULL)
+    {
+      unlink (s->socket_path);
+      shim_exit (s);
+    }
+}
+
+static const struct
+{
+  const char *name;
+  method_fn fn;
+} methods[] = {
+  { "Create", m_create },   { "Start", m_start }, { "State", m_state },
+  { "Wait", m_wait },       { "Kill", m_kill },   { "Delete", m_delete },
+  { "Connect", m_connect }, { "Pids", m_pids },   { "Shutdown", m_shutdown },
+};
+
+void
+task_dispatch (void *ctx, struct ttrpc_call *call, const Ttrpc__Request *req)
+{
+  struct shim *s = ctx;
+
+  if (strcmp (req->service, "containerd.task.v2.Task") != 0
+      && strcmp (req->service, "containerd.task.v3.Task") != 0)
+    {
+      ttrpc_replyf (call, TTRPC_UNIMPLEMENTED, "service %s", req->service);
+      return;
+    }
+  for (size_t i = 0; i < sizeof methods / sizeof *methods; i++)
+    if (strcmp (req->method, methods[i].name) == 0)
+      {
+        log_debug ("%s", req->method);
+        methods[i].fn (s, call, &req->payload);
+        return;
+      }
+  ttrpc_replyf (call, TTRPC_UNIMPLEMENTED, "%s.%s is not implemented by chvm", req->service,
+                req->method);
+}

@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The VM through chvm (shim.h): `chvm run` boots it, its VMM is watched on
+   a pidfd, `chvm stop` presses the power button (or kills it), and the
+   entrypoint's exit status comes from guest-init's console line
+   "entrypoint exited status N" (docs/DESIGN.md). */
+#include <errno.h>
+#include <event2/event.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "cleanup.h"
+#include "log.h"
+#include "shim.h"
+#include "sys/fs.h"
+#include "sys/json.h"
+#include "sys/proc.h"
+
+#define VM_ARGS_MAX 16
+#define LOGGER_WAIT_S 2
+#define STOP_GRACE "3600" /* SIGTERM: the guest has all the time it takes */
+
+struct pending
+{
+  struct shim *s;
+  struct ttrpc_call *call;
+  vm_done_fn done;
+};
+
+static void
+chvm_done (void *arg, int status, const char *out, const char *errout)
+{
+  struct pending *p = arg;
+  char line[512];
+
+  (void) out;
+  child_last_line (errout, line, sizeof line);
+  if (status != 0)
+    log_warn ("chvm exited with status %d: %s", status, line);
+  p->done (p->s, p->call, status, line);
+  free (p);
+}
+
+static int
+spawn_chvm (struct shim *s, const char *const args[], child_done_fn fn, void *arg, struct err **err)
+{
+  const char *argv[VM_ARGS_MAX + 5] = { s->chvm, "--state-dir", s->state_root };
+  size_t n = 3;
+
+  for (size_t i = 0; args[i] != NULL; i++)
+    {
+      if (i >= VM_ARGS_MAX)
+        return err_make (err, E2BIG, "chvm arguments");
+      argv[n++] = args[i];
+    }
+  argv[n] = NULL;
+  return child_spawn (s->base, argv, NULL, 0, fn, arg, err);
+}
+
+int
+vm_chvm (struct shim *s, const char *const args[], vm_done_fn done, struct ttrpc_call *call,
+         struct err **err)
+{
+  struct pending *p = calloc (1, sizeof *p);
+
+  if (p == NULL)
+    return err_make (err, ENOMEM, "chvm");
+  *p = (struct pending){ .s = s, .call = call, .done = done };
+  if (spawn_chvm (s, args, chvm_done, p, err) < 0)
+    {
+      free (p);
+      return -1;
+    }
+  return 0;
+}
+
+int
+vm_console_exit_status (const char *text)
+{
+  static const char needle[] = "entrypoint exited status ";
+  const char *p = text, *last = NULL;
+  long v;
+  char *end;
+
+  while ((p = strstr (p, needle)) != NULL)
+    {
+      last = p + sizeof needle - 1;
+      p = last;
+    }
+  if (last == NULL)
+    return -1;
+  errno = 0;
+  v = strtol (last, &end, 10);
+  if (errno != 0 || end == last || v < 0 || v > 255)
+    return -1;
+  return (int) v;
+}
+
+/* The exit status: guest-init's line, else 137 after a SIGKILL, else 255. */
+static uint32_t
+exit_status (struct shim *s, struct task *t)
+{
+  cleanup_free char *text = NULL;
+  char path[PATH_MAX + VM_NAME_MAX + 32];
+  size_t len;
+  int st = -1;
+
+  for (int i = 0; i < 2 && st < 0; i++)
+    {
+      snprintf (path, sizeof path, "%s/vms/%s/console.log%s", s->state_root, t->vm,
+                i == 0 ? "" : ".1");
+      free (steal_ptr (&text));
+      if (fs_read_small (path, 4u << 20, &text, &len, NULL) == 0)
+        st = vm_console_exit_status (text);
+    }
+  if (st >= 0)
+    return (uint32_t) st;
+  return t->killed ? 137 : 255;
+}
+
+static void
+logger_gone (evutil_socket_t fd, short what, void *arg)
+{
+  struct shim *s = arg;
+  struct task *t = s->task;
+
+  (void) what;
+  if (fd >= 0)
+    close (fd);
+  if (t == NULL)
+    return;
+  t->exit_status = exit_status (s, t);
+  vm_exited (s, t);
+}
+
+/* The VMM exited: once the console logger has written the last lines (it
+   exits at the console's EOF; at most LOGGER_WAIT_S), the task exits. */
+static void
+vmm_gone (evutil_socket_t fd, short what, void *arg)
+{
+  struct shim *s = arg;
+  struct task *t = s->task;
+  struct timeval tv = { LOGGER_WAIT_S, 0 };
+  char path[PATH_MAX + VM_NAME_MAX + 32];
+  pid_t logger;
+  int lfd = -1;
+
+  (void) fd;
+  (void) what;
+  event_free (t->vmm_ev);
+  t->vmm_ev = NULL;
+  close (t->vmm_pidfd);
+  t->vmm_pidfd = -1;
+  log_info ("VM %s: VMM %u exited", t->vm, t->pid);
+  snprintf (path, sizeof path, "%s/vms/%s/console-log.pid", s->state_root, t->vm);
+  logger = proc_read_pid_file (path);
+  if (logger > 0)
+    lfd = (int) syscall (SYS_pidfd_open, logger, 0);
+  if (event_base_once (s->base, lfd, lfd >= 0 ? EV_READ : EV_TIMEOUT, logger_gone, s, &tv) < 0)
+    logger_gone (lfd, 0, s);
+}
+
+static void
+ran (struct shim *s, struct ttrpc_call *call, int status, const char *out, const char *line,
+     vm_done_fn done)
+{
+  cleanup_json struct json_object *o = NULL;
+  struct json_object *v;
+  struct task *t = s->task;
+  int64_t pid = 0;
+
+  if (status == 0 && (o = json_tokener_parse (out)) != NULL
+      && json_object_object_get_ex (o, "pid", &v))
+    pid = json_object_get_int64 (v);
+  if (status != 0 || pid <= 0 || pid > INT32_MAX)
+    {
+      done (s, call, status ?: 1, status ? line : "no VMM pid in chvm run's answer");
+      return;
+    }
+  t->pid = (uint32_t) pid;
+  t->status = CONTAINERD__V1__TYPES__STATUS__RUNNING;
+  if (json_object_object_get_ex (o, "endpoint", &v))
+    log_info ("VM %s runs: VMM pid %u, CDP endpoint %s", t->vm, t->pid, json_object_get_string (v));
+  t->vmm_pidfd = (int) syscall (SYS_pidfd_open, (pid_t) pid, 0);
+  t->vmm_ev = t->vmm_pidfd < 0 ? NULL : event_new (s->base, t->vmm_pidfd, EV_READ, vmm_gone, s);
+  if (t->vmm_ev == NULL || event_add (t->vmm_ev, NULL) < 0)
+    {
+      /* Gone already (or cannot be watched): it exited. */
+      done (s, call, 0, "");
+      vmm_gone (-1, 0, s);
+      return;
+    }
+  done (s, call, 0, "");
+}
+
+struct start_ctx
+{
+  struct shim *s;
+  struct ttrpc_call *call;
+  vm_done_fn done;
+};
+
+static void
+run_done (void *arg, int status, const char *out, const char *errout)
+{
+  struct start_ctx *c = arg;
+  char line[512];
+
+  child_last_line (errout, line, sizeof line);
+  if (status != 0)
+    log_error ("chvm run: exit status %d: %s", status, line);
+  ran (c->s, c->call, status, out, line, c->done);
+  free (c);
+}
+
+int
+vm_start (struct shim *s, struct task *t, vm_done_fn done, struct ttrpc_call *call,
+          struct err **err)
+{
+  const char *args[] = { "--json", "run", "--no-wait", "--name", t->vm, t->image_id, NULL };
+  struct start_ctx *c = calloc (1, sizeof *c);
+
+  if (c == NULL)
+    return err_make (err, ENOMEM, "start");
+  *c = (struct start_ctx){ .s = s, .call = call, .done = done };
+  if (spawn_chvm (s, args, run_done, c, err) < 0)
+    {
+      free (c);
+      return -1;
+    }
+  return 0;
+}
+
+static void
+stopped (struct shim *s, struct ttrpc_call *call, int status, const char *msg)
+{
+  (void) call;
+  if (s->task != NULL)
+    s->task->stopping = false;
+  if (status != 0)
+    log_warn ("chvm stop: %s", msg);
+}
+
+int
+vm_kill (struct shim *s, struct task *t, uint32_t sig, struct err **err)
+{
+  const char *args[] = { "stop", "--time", sig == SIGKILL ? "0" : STOP_GRACE, t->vm, NULL };
+
+  if (sig == SIGKILL)
+    t->killed = true;
+  if (t->stopping)
+    {
+      /* A graceful stop holds the VM's lock while it waits: end the VMM
+         itself, which that stop then sees and records. */
+      if (sig == SIGKILL && kill ((pid_t) t->pid, SIGKILL) < 0 && errno != ESRCH)
+        return err_make (err, errno, "kill VMM %u", t->pid);
+      return 0;
+    }
+  log_info ("VM %s: %s", t->vm, sig == SIGKILL ? "killing the VMM" : "pressing the power button");
+  if (vm_chvm (s, args, stopped, NULL, err) < 0)
+    return -1;
+  t->stopping = true;
+  return 0;
+}
+
+int
+shim_state_write (const struct shim *s, const struct task *t, struct err **err)
+{
+  cleanup_json struct json_object *o = json_object_new_object ();
+  char path[PATH_MAX + VM_NAME_MAX + 32];
+  const char *text;
+
+  if (o == NULL)
+    return err_make (err, ENOMEM, "state");
+  json_object_object_add (o, "vm", json_object_new_string (t->vm));
+  json_object_object_add (o, "image", json_object_new_string (t->image_id));
+  json_object_object_add (o, "state_dir", json_object_new_string (s->state_root));
+  json_object_object_add (o, "chvm", json_object_new_string (s->chvm));
+  json_object_object_add (o, "socket", json_object_new_string (s->socket_path));
+  text = json_object_to_json_string_ext (o, JSON_C_TO_STRING_PLAIN);
+  snprintf (path, sizeof path, "%s/%s", t->bundle, SHIM_STATE_FILE);
+  return fs_write_atomic (path, text, strlen (text), 0600, err);
+}

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * libFuzzer target for the shim's ttrpc framing and task requests
+ * (shim/ttrpc.c): the input is a stream of frames as containerd would send
+ * them; each header is parsed (lengths over 4 MiB refused), each request
+ * decoded, and a request's payload decoded as every Task request message,
+ * which the handlers unpack; a response frame for it must parse back.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "github.com/containerd/containerd/runtime/v2/task/shim.pb-c.h"
+#include "ttrpc.h"
+
+static const ProtobufCMessageDescriptor *const requests[] = {
+  &containerd__task__v2__create_task_request__descriptor,
+  &containerd__task__v2__start_request__descriptor,
+  &containerd__task__v2__state_request__descriptor,
+  &containerd__task__v2__wait_request__descriptor,
+  &containerd__task__v2__kill_request__descriptor,
+  &containerd__task__v2__delete_request__descriptor,
+  &containerd__task__v2__connect_request__descriptor,
+  &containerd__task__v2__pids_request__descriptor,
+  &containerd__task__v2__shutdown_request__descriptor,
+};
+
+static void
+one_request (const struct ttrpc_header *h, const uint8_t *data)
+{
+  struct err *err = NULL;
+  Ttrpc__Request *req = NULL;
+  struct ttrpc_header back;
+  uint8_t *frame = NULL;
+  size_t len;
+
+  if (ttrpc_request_decode (data, h->length, &req, &err) < 0)
+    {
+      err_release (&err);
+      return;
+    }
+  for (size_t i = 0; i < sizeof requests / sizeof *requests; i++)
+    {
+      ProtobufCMessage *m
+          = protobuf_c_message_unpack (requests[i], NULL, req->payload.len, req->payload.data);
+      if (m != NULL)
+        protobuf_c_message_free_unpacked (m, NULL);
+    }
+  if (ttrpc_response_frame (h->stream_id, TTRPC_NOT_FOUND, req->method, NULL, &frame, &len, &err)
+      == 0)
+    {
+      if (ttrpc_header_parse (frame, &back, NULL) < 0 || back.length + TTRPC_HEADER_LEN != len
+          || back.stream_id != h->stream_id)
+        abort ();
+      free (frame);
+    }
+  err_release (&err);
+  ttrpc__request__free_unpacked (req, NULL);
+}
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+  size_t off = 0;
+
+  while (size - off >= TTRPC_HEADER_LEN)
+    {
+      struct err *err = NULL;
+      struct ttrpc_header h;
+
+      if (ttrpc_header_parse (data + off, &h, &err) < 0)
+        {
+          err_release (&err);
+          break;
+        }
+      off += TTRPC_HEADER_LEN;
+      if (size - off < h.length)
+        break;
+      if (h.type == TTRPC_TYPE_REQUEST)
+        one_request (&h, data + off);
+      off += h.length;
+    }
+  return 0;
+}

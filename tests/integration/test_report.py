@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The report generator (scripts/report/report.py, `make report`) on a copy
+of the committed results (docs/report/data/): it writes every plot and the
+page; a missing, unknown or malformed result file, or a value a figure
+needs that is missing or not a number, stops it with one line naming the
+file and the value, exit 1, before any plot is written (no silent empty
+plot).  The failing cases check the files before matplotlib is imported,
+so they run without it; the whole generation skips with one line when
+neither this python3 nor Debian's has matplotlib."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from chvmtest import paths
+
+REPORT = os.path.join(paths.ROOT, "scripts", "report", "report.py")
+DATA = os.path.join(paths.ROOT, "docs", "report", "data")
+PLOTS = ["boot", "memory", "snapshot", "restore", "versions", "wake", "soak", "webrtc"]
+
+
+def has_matplotlib():
+    for py in (sys.executable, "/usr/bin/python3"):
+        if os.path.exists(py) and subprocess.run([py, "-c", "import matplotlib"],
+                                                 capture_output=True).returncode == 0:
+            return True
+    return False
+
+
+@pytest.fixture
+def tree(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(DATA, data)
+    out = tmp_path / "out"
+    return data, out
+
+
+def generate(data, out):
+    return subprocess.run([sys.executable, REPORT, "--data", str(data), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def edit(path, change):
+    with open(path) as f:
+        doc = json.load(f)
+    change(doc)
+    with open(path, "w") as f:
+        json.dump(doc, f)
+
+
+def fails_with(data, out, *words):
+    r = generate(data, out)
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    line = r.stderr.strip()
+    assert len(line.splitlines()) == 1 and line.startswith("report: "), line
+    for w in words:
+        assert w in line, (w, line)
+    # Nothing drawn: the checks come before any plot.
+    assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
+    return line
+
+
+def test_generates_every_plot_and_the_page(tree):
+    if not has_matplotlib():
+        pytest.skip("matplotlib missing: apt-get install python3-matplotlib (make setup does)")
+    data, out = tree
+    r = generate(data, out)
+    assert r.returncode == 0, r.stderr
+    text = (out / "README.md").read_text()
+    for name in PLOTS:
+        png = (out / (name + ".png")).read_bytes()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and 5000 < len(png) < 200000, (name, len(png))
+        assert "(%s.png)" % name in text, name
+    for q in ("with 2 GiB?", "how does Cloud Hypervisor behave?", "WebRTC live view?",
+              "keep a CDP connection alive?", "## On hardware KVM"):
+        assert q in text, q
+
+
+def test_missing_result_file(tree):
+    data, out = tree
+    os.unlink(data / "findings-ch-micro.json")
+    fails_with(data, out, "findings-ch-micro.json: missing")
+
+
+def test_not_json(tree):
+    data, out = tree
+    (data / "findings-cdp-wake.json").write_text('{"benchmark": "cdp-wake", ')
+    fails_with(data, out, "findings-cdp-wake.json: not valid JSON")
+
+
+def test_missing_value(tree):
+    data, out = tree
+    edit(data / "findings-ch-micro.json", lambda d: d["results"]["runs"][0]["sizes"][1].pop("standby_ms"))
+    fails_with(data, out, "findings-ch-micro.json", "results.runs.0.sizes.1.standby_ms: missing")
+
+
+def test_value_not_a_number(tree):
+    data, out = tree
+    edit(data / "findings-soak-qemu.json", lambda d: d["results"]["restore_s"].update(p95="4.67"))
+    fails_with(data, out, "findings-soak-qemu.json", "restore_s.p95", "not a number")
+
+
+def test_envelope_checked(tree):
+    data, out = tree
+    edit(data / "findings-boot-tcg.json", lambda d: d.update(host="somewhere"))
+    fails_with(data, out, "findings-boot-tcg.json: host", "not one of")
+    edit(data / "findings-boot-tcg.json", lambda d: (d.update(host="qemu-tcg"), d.pop("commit")))
+    fails_with(data, out, "findings-boot-tcg.json: commit: missing")
+
+
+def test_measured_file_checked_too(tree):
+    """A rerun's file (optional) is checked like a committed one, and an
+    unknown file is refused rather than ignored."""
+    data, out = tree
+    (data / "cdp-wake.json").write_text(json.dumps({
+        "benchmark": "cdp-wake", "title": "t", "date": "2026-12-06", "commit": "abc", "host": "qemu-tcg",
+        "command": "make bench-cdp-wake", "source": "s", "transcribed": False,
+        "results": {"rows": [{"cycle": 1}], "cycles": 1}}))
+    fails_with(data, out, "cdp-wake.json", "results.rows.0.answer_ms: missing")
+    os.unlink(data / "cdp-wake.json")
+    (data / "stray.json").write_text("{}")
+    fails_with(data, out, "stray.json: not a result file the report knows")

@@ -1,0 +1,157 @@
+# SPDX-License-Identifier: Apache-2.0
+"""containerd-shim-chvm-v1 under Debian's containerd (issue 25).
+
+A containerd of the test's own (config, root, state and sockets in a
+temp dir, the CRI plugin off, the shim found on its PATH from build/bin)
+imports the stand-in's docker archive; `ctr run --runtime
+io.containerd.chvm.v1` boots it as a chvm VM (QEMU/TCG here: one VM,
+minutes), playwright-core drives a page through the VM's CDP endpoint,
+`ctr task kill` stops it gracefully (the power button), and `ctr task
+delete` plus `ctr container rm` leave no process, mount, socket or file.
+"""
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from chvmtest import cli, paths, prereq
+from chvmtest.cdp import Session, wait_cdp
+
+SHIM = os.path.join(paths.BUILD, "bin", "containerd-shim-chvm-v1")
+ARCHIVE = os.path.join(paths.STANDIN, "docker-archive.tar")
+NS = "chvmtest"
+CID = "shim1"
+BOOT_TIMEOUT = 900
+
+pytestmark = prereq.requires(
+    *prereq.CHVM_QEMU, prereq.root, prereq._tool("containerd", "make deps: apt-get install containerd"),
+    prereq._tool("ctr", "make deps: apt-get install containerd"),
+    prereq._file(SHIM, "make shim"), prereq._file(ARCHIVE, "make images"), *prereq.CDP_CLIENTS)
+
+CONFIG = """version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{d}/c.sock"
+[ttrpc]
+  address = "{d}/c.sock.ttrpc"
+"""
+
+
+class Containerd:
+    def __init__(self, d, env):
+        self.d, self.env = d, env
+        with open(os.path.join(d, "config.toml"), "w") as f:
+            f.write(CONFIG.format(d=d))
+        self.log = open(os.path.join(d, "containerd.log"), "w")
+        self.p = subprocess.Popen(["containerd", "--config", os.path.join(d, "config.toml"),
+                                   "--log-level", "debug"], env=env, stdout=self.log,
+                                  stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not self.ctr("version", check=False).returncode == 0:
+            assert time.monotonic() < deadline and self.p.poll() is None, self.tail()
+            time.sleep(0.5)
+
+    def ctr(self, *args, check=True, timeout=120):
+        r = subprocess.run(["ctr", "-a", os.path.join(self.d, "c.sock"), "-n", NS, *args],
+                           env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check:
+            assert r.returncode == 0, (args, r.stdout, r.stderr, self.tail())
+        return r
+
+    def tail(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log.name) as f:
+            return "".join(f.readlines()[-40:])
+
+    def stop(self):
+        self.p.terminate()
+        try:
+            self.p.wait(30)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+        self.log.close()
+
+
+def task_status(c):
+    r = c.ctr("task", "ls", check=False)
+    for line in r.stdout.splitlines()[1:]:
+        f = line.split()
+        if f and f[0] == CID:
+            return f[-1]
+    return None
+
+
+def leftovers(d, env):
+    """Processes, mounts and files the container could have left."""
+    left = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "containerd-shim-chvm" in cmd or env["CHVM_STATE_DIR"] in cmd:
+            left.append("process %s: %s" % (pid, cmd[:200]))
+    with open("/proc/self/mountinfo") as f:
+        left += ["mount " + line.split()[4] for line in f if d in line.split()[4]
+                 and "/root/" in line.split()[4] and "snapshots" not in line.split()[4]]
+    vms = os.path.join(env["CHVM_STATE_DIR"], "vms")
+    if os.path.isdir(vms):
+        left += ["VM dir " + n for n in os.listdir(vms)]
+    s = os.path.join(d, "s")
+    if os.path.isdir(s):
+        left += ["socket " + n for n in os.listdir(s)]
+    return left
+
+
+def test_ctr_run_kill_delete(tmp_path):
+    d = str(tmp_path)
+    env = cli.state_env(tmp_path, image_cache=False)
+    env["PATH"] = os.path.join(paths.BUILD, "bin") + ":" + env["PATH"]
+    c = Containerd(d, env)
+    name = "ctr-%s-%s" % (NS, CID)
+    try:
+        out = c.ctr("images", "import", ARCHIVE, timeout=600).stdout
+        ref = c.ctr("images", "ls", "-q").stdout.split()[0]
+        print("\nimported %s (%s)" % (ref, out.strip()[-80:]))
+        t0 = time.monotonic()
+        c.ctr("run", "-d", "--runtime", "io.containerd.chvm.v1", ref, CID, timeout=BOOT_TIMEOUT)
+        t_run = time.monotonic() - t0
+        assert task_status(c) == "RUNNING", c.tail()
+        print("ctr run -d (create: root disk from the layers; start: VMM up): %.1f s" % t_run)
+        endpoint = cli.chvm(env, "cdp", "--http", name).stdout.strip()
+        wait_cdp(endpoint, time.monotonic() + BOOT_TIMEOUT)
+        print("CDP answers %.1f s after ctr run: %s" % (time.monotonic() - t0, endpoint))
+        s = Session("playwright", endpoint)
+        try:
+            s.cmd("open")
+            assert s.cmd("eval 6*7")["value"] == 42
+        finally:
+            s.close()
+        t1 = time.monotonic()
+        c.ctr("task", "kill", CID)
+        while task_status(c) != "STOPPED":
+            assert time.monotonic() - t1 < 300, (task_status(c), c.tail())
+            time.sleep(1)
+        print("ctr task kill (power button) to STOPPED: %.1f s" % (time.monotonic() - t1))
+        c.ctr("task", "delete", CID)
+        c.ctr("container", "rm", CID)
+        deadline = time.monotonic() + 30
+        while leftovers(d, env) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert leftovers(d, env) == [], c.tail()
+    finally:
+        c.ctr("task", "kill", "-s", "SIGKILL", CID, check=False)
+        c.ctr("task", "delete", CID, check=False)
+        c.ctr("container", "rm", CID, check=False)
+        cli.chvm(env, "rm", "-f", name, check=False)
+        c.stop()
+        print(c.tail())

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The shim's pure mappings: config.json -> spec -> image.json's exec
+   fields, snapshotter mounts -> layers, names, the console's exit line. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "names.h"
+#include "rootfs.h"
+#include "shim.h"
+#include "spec.h"
+
+static const char config[]
+    = "{\"ociVersion\":\"1.0.2\",\"process\":{\"terminal\":false,\"user\":{\"uid\":1000,\"gid\":"
+      "100},\"args\":[\"/usr/bin/standin\",\"--port\",\"9222\"],\"env\":[\"PATH=/usr/bin\","
+      "\"HOME=/home/u\"],\"cwd\":\"/work\"},\"root\":{\"path\":\"rootfs\"},\"hostname\":\"h1\","
+      "\"annotations\":{\"io.chvm.backend\":\"qemu\"}}";
+
+static struct shim_spec *
+parse (const char *json)
+{
+  struct shim_spec *s = NULL;
+  struct err *err = NULL;
+
+  if (shim_spec_parse (json, strlen (json), &s, &err) < 0)
+    err_release (&err);
+  return s;
+}
+
+static void
+test_spec_maps_process (void **state)
+{
+  struct shim_spec *s = parse (config);
+  struct oci_config *c = NULL;
+
+  (void) state;
+  assert_non_null (s);
+  assert_int_equal (s->n_args, 3);
+  assert_string_equal (s->args[2], "9222");
+  assert_int_equal (s->n_env, 2);
+  assert_string_equal (s->cwd, "/work");
+  assert_int_equal (s->uid, 1000);
+  assert_int_equal (s->gid, 100);
+  assert_string_equal (s->hostname, "h1");
+  assert_string_equal (shim_spec_annotation (s, "io.chvm.backend"), "qemu");
+  assert_null (shim_spec_annotation (s, "nope"));
+  assert_int_equal (shim_spec_to_oci (s, &c, NULL), 0);
+  assert_int_equal (c->n_entrypoint, 3);
+  assert_string_equal (c->entrypoint[0], "/usr/bin/standin");
+  assert_int_equal (c->n_cmd, 0);
+  assert_string_equal (c->env[1], "HOME=/home/u");
+  assert_string_equal (c->workdir, "/work");
+  assert_string_equal (c->user, "1000:100");
+  oci_config_free (c);
+  shim_spec_free (s);
+}
+
+static void
+test_spec_defaults_and_refusals (void **state)
+{
+  struct shim_spec *s = parse ("{\"process\":{\"args\":[\"/bin/sh\"]}}");
+
+  (void) state;
+  assert_non_null (s);
+  assert_string_equal (s->cwd, "/");
+  assert_int_equal (s->uid, 0);
+  shim_spec_free (s);
+  assert_null (parse ("{\"process\":{\"args\":[]}}"));              /* nothing to run */
+  assert_null (parse ("{\"process\":{\"args\":[\"a\\nb\"]}}"));     /* a newline */
+  assert_null (parse ("{\"process\":{\"args\":[\"a\\u0000b\"]}}")); /* a NUL */
+  assert_null (parse ("{\"process\":{\"args\":[\"a\"],\"user\":{\"uid\":-1}}}"));
+  assert_null (parse ("{\"process\":{\"args\":[\"a\"]}} x")); /* trailing */
+  assert_null (parse ("[1]"));
+  assert_null (parse ("{\"process\":{\"args\":[\"a\"]},\"annotations\":{\"k\":1}}"));
+}
+
+static void
+test_rootfs_layers (void **state)
+{
+  char *opts[] = { (char *) "index=off", (char *) "workdir=/s/3/work", (char *) "upperdir=/s/3/fs",
+                   (char *) "lowerdir=/s/2/fs:/s/1/fs" };
+  Containerd__Types__Mount m = CONTAINERD__TYPES__MOUNT__INIT, *ms[1] = { &m };
+  struct err *err = NULL;
+  char **dirs;
+  size_t n;
+
+  (void) state;
+  m.type = (char *) "overlay";
+  m.source = (char *) "overlay";
+  m.n_options = 4;
+  m.options = opts;
+  assert_int_equal (rootfs_layers (ms, 1, &dirs, &n, NULL), 0);
+  assert_int_equal (n, 2);
+  assert_string_equal (dirs[0], "/s/2/fs");
+  assert_string_equal (dirs[1], "/s/1/fs");
+  rootfs_layers_free (dirs, n);
+  m.type = (char *) "bind";
+  m.source = (char *) "/s/1/fs";
+  assert_int_equal (rootfs_layers (ms, 1, &dirs, &n, NULL), 0);
+  assert_int_equal (n, 1);
+  rootfs_layers_free (dirs, n);
+  m.type = (char *) "ext4";
+  assert_true (rootfs_layers (ms, 1, &dirs, &n, &err) < 0);
+  err_release (&err);
+  m.type = (char *) "overlay";
+  opts[3] = (char *) "lowerdir=/a::/b";
+  assert_true (rootfs_layers (ms, 1, &dirs, &n, &err) < 0);
+  err_release (&err);
+  assert_int_equal (rootfs_layers (ms, 0, &dirs, &n, NULL), 0);
+  assert_int_equal (n, 0);
+}
+
+static void
+test_names (void **state)
+{
+  const char *a[] = { "ab", "c" }, *b[] = { "a", "bc" };
+  char h1[65], h2[65], vm[64];
+
+  (void) state;
+  names_hash_hex (a, 2, h1);
+  names_hash_hex (b, 2, h2);
+  assert_int_equal (strlen (h1), 64);
+  assert_string_not_equal (h1, h2);
+  assert_int_equal (names_vm ("default", "web1", vm, sizeof vm, NULL), 0);
+  assert_string_equal (vm, "ctr-default-web1");
+  /* A Kubernetes id (64 hex) does not fit: hashed. */
+  assert_int_equal (names_vm ("k8s.io", h1, vm, sizeof vm, NULL), 0);
+  assert_int_equal (strlen (vm), 20);
+  assert_int_equal (names_vm ("a/b", "x", vm, sizeof vm, NULL), 0);
+  assert_int_equal (strncmp (vm, "ctr-", 4), 0);
+  assert_null (strchr (vm, '/'));
+}
+
+static void
+test_console_exit_status (void **state)
+{
+  (void) state;
+  assert_int_equal (vm_console_exit_status ("INFO init[1]: entrypoint exited status 3\n"
+                                            "INFO init[1]: poweroff\n"),
+                    3);
+  assert_int_equal (vm_console_exit_status ("x entrypoint exited status 1\ny entrypoint exited "
+                                            "status 143\n"),
+                    143);
+  assert_int_equal (vm_console_exit_status ("booting\n"), -1);
+  assert_int_equal (vm_console_exit_status ("entrypoint exited status 999\n"), -1);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_spec_maps_process),   cmocka_unit_test (test_spec_defaults_and_refusals),
+    cmocka_unit_test (test_rootfs_layers),       cmocka_unit_test (test_names),
+    cmocka_unit_test (test_console_exit_status),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
