@@ -13,6 +13,7 @@
 #include "exec.h"
 #include "forward.h"
 #include "freeze.h"
+#include "identity.h"
 #include "ready.h"
 #include "shutdown.h"
 #include "sysinfo.h"
@@ -41,6 +42,7 @@ static const struct route routes[] = {
   { CHVM__AGENT__FRAME__BODY_FORWARD, false, "Forward", "forward", forward_handle },
   { CHVM__AGENT__FRAME__BODY_EXEC, false, "Exec", "exec", exec_handle },
   { CHVM__AGENT__FRAME__BODY_SHUTDOWN, false, "Shutdown", "shutdown", shutdown_handle },
+  { CHVM__AGENT__FRAME__BODY_IDENTITY, false, "Identity", "identity", identity_handle },
 };
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 

@@ -330,6 +330,30 @@ agent_thaw (struct agent_client *a, uint64_t host_time_ns, bool restored, unsign
 }
 
 int
+agent_identity (struct agent_client *a, const char *hostname, const char *machine_id,
+                const uint8_t *entropy, size_t entropy_len, struct agent_identity *out,
+                int timeout_ms, struct err **err)
+{
+  Chvm__Agent__IdentityRequest r = CHVM__AGENT__IDENTITY_REQUEST__INIT;
+  Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT, *rep = NULL;
+
+  r.hostname = (char *) hostname;
+  r.machine_id = (char *) machine_id;
+  r.entropy.data = (uint8_t *) entropy;
+  r.entropy.len = entropy_len;
+  f.body_case = CHVM__AGENT__FRAME__BODY_IDENTITY;
+  f.identity = &r;
+  if (agent_call (a, &f, CHVM__AGENT__FRAME__BODY_IDENTITY_REPLY, timeout_ms, &rep, err) < 0)
+    return -1;
+  out->hostname_set = rep->identity_reply->hostname_set;
+  out->machine_id_set = rep->identity_reply->machine_id_set;
+  out->reseeded = rep->identity_reply->reseeded;
+  out->entropy_bytes = rep->identity_reply->entropy_bytes;
+  chvm__agent__frame__free_unpacked (rep, NULL);
+  return 0;
+}
+
+int
 agent_shutdown (struct agent_client *a, bool poweroff, int timeout_ms, struct err **err)
 {
   Chvm__Agent__ShutdownRequest s = CHVM__AGENT__SHUTDOWN_REQUEST__INIT;

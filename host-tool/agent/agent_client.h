@@ -62,6 +62,18 @@ int agent_thaw (struct agent_client *a, uint64_t host_time_ns, bool restored, un
                 unsigned *closed, int64_t *clock_step_ns, int timeout_ms, struct err **err);
 int agent_shutdown (struct agent_client *a, bool poweroff, int timeout_ms, struct err **err);
 
+/* A VM forked from a template: its hostname and machine-id ("" leaves
+   each), entropy (at most 512 bytes) for the kernel's pool and a reseed.
+   *out: what the agent says it changed. */
+struct agent_identity
+{
+  bool hostname_set, machine_id_set, reseeded;
+  unsigned entropy_bytes;
+};
+int agent_identity (struct agent_client *a, const char *hostname, const char *machine_id,
+                    const uint8_t *entropy, size_t entropy_len, struct agent_identity *out,
+                    int timeout_ms, struct err **err);
+
 /* Runs argv in the guest.  on_output gets each chunk (stream 1 stdout, 2
    stderr) as it arrives; *code is the exit status or 128+signal. */
 typedef void (*agent_output_fn) (void *arg, int stream, const uint8_t *data, size_t len);

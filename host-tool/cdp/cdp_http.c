@@ -2,6 +2,8 @@
 #include "cdp/cdp_http.h"
 
 #include <arpa/inet.h>
+#include <json-c/json.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -295,27 +297,73 @@ cdp_response_complete (const char *buf, size_t len)
   return -1;
 }
 
-/* Whether every "webSocketDebuggerUrl" of body is "ws://TO/...": the only
-   host a client given this answer may be sent to is the endpoint itself
-   (a guest naming another host would send puppeteer's browserURL or
+#define JSON_DEPTH 16 /* DevTools' /json answers nest three deep */
+
+/* Whether every value of a key "webSocketDebuggerUrl", at any depth of o,
+   is a string "ws://TO/...". */
+static bool
+ws_values_only_to (struct json_object *o, const char *to, size_t tl)
+{
+  if (json_object_is_type (o, json_type_array))
+    {
+      for (size_t i = 0; i < json_object_array_length (o); i++)
+        if (!ws_values_only_to (json_object_array_get_idx (o, i), to, tl))
+          return false;
+      return true;
+    }
+  if (!json_object_is_type (o, json_type_object))
+    return true;
+  json_object_object_foreach (o, key, val)
+  {
+    if (strcmp (key, "webSocketDebuggerUrl") == 0)
+      {
+        const char *v = json_object_get_string (val);
+        if (!json_object_is_type (val, json_type_string) || strncmp (v, "ws://", 5) != 0
+            || strncmp (v + 5, to, tl) != 0 || v[5 + tl] != '/')
+          return false;
+      }
+    else if (!ws_values_only_to (val, to, tl))
+      return false;
+  }
+  return true;
+}
+
+/* Whether a client given this body can be sent nowhere but the endpoint:
+   a body with no '{' is text ("Target activated"); anything else must be
+   strict JSON (what a client's JSON.parse takes, json-c takes too) whose
+   every "webSocketDebuggerUrl", however its key is escaped, is "ws://TO/..."
+   (a guest naming another host would send puppeteer's browserWSEndpoint or
    playwright's connectOverCDP there: another VM's endpoint, say). */
 static bool
 ws_urls_only_to (const char *body, size_t len, const char *to)
 {
-  static const char key[] = "\"webSocketDebuggerUrl\"";
-  const char *p = body, *end = body + len;
-  size_t tl = strlen (to);
+  struct json_tokener *tok;
+  struct json_object *o;
+  size_t end;
+  bool ok;
 
-  while ((p = memmem (p, (size_t) (end - p), key, sizeof key - 1)) != NULL)
-    {
-      p += sizeof key - 1;
-      while (p < end && (*p == ' ' || *p == ':' || *p == '\t' || *p == '\r' || *p == '\n'))
-        p++;
-      if ((size_t) (end - p) < 6 + tl + 1 || memcmp (p, "\"ws://", 6) != 0
-          || memcmp (p + 6, to, tl) != 0 || p[6 + tl] != '/')
-        return false;
-    }
-  return true;
+  if (memchr (body, '{', len) == NULL)
+    return true;
+  if (len > INT32_MAX || (tok = json_tokener_new_ex (JSON_DEPTH)) == NULL)
+    return false;
+  json_tokener_set_flags (tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+  o = json_tokener_parse_ex (tok, body, (int) len);
+  end = json_tokener_get_parse_end (tok);
+  while (end < len && strchr (" \t\r\n", body[end]) != NULL && body[end] != '\0')
+    end++;
+  ok = o != NULL && json_tokener_get_error (tok) == json_tokener_success && end == len
+       && ws_values_only_to (o, to, strlen (to));
+  json_object_put (o);
+  json_tokener_free (tok);
+  return ok;
+}
+
+/* Whether the status line of a response head is a redirect (3xx), which a
+   client would follow anywhere. */
+static bool
+is_redirect (const char *resp, size_t len)
+{
+  return len > 12 && memcmp (resp, "HTTP/1.", 7) == 0 && resp[9] == '3';
 }
 
 long
@@ -329,6 +377,8 @@ cdp_rewrite_response (const char *resp, size_t len, const char *from, const char
 
   if (hend == 0 || fl == 0 || cap == 0)
     return -1;
+  if (is_redirect (resp, hend))
+    return -2;
   eol = memmem (resp, hend, "\r\n", 2);
   if (eol == NULL || !put (out, cap, &pos, resp, (size_t) (eol - resp) + 2))
     return -1;

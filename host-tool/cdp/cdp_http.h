@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CDP_HEAD_MAX 16384      /* request or response head */
+#define CDP_HEAD_MAX 16384 /* request or response head */
 /* A /json answer that is rewritten (a browser with a thousand tabs lists
    about 500 KiB): with its rewritten copy, what one client costs. */
 #define CDP_BODY_MAX (2u << 20)
@@ -31,9 +31,9 @@ struct cdp_req
   char method[16];
   char target[2048];
   char version[9]; /* "HTTP/1.1" or "HTTP/1.0" */
-  char host[256]; /* the Host header's value ("" when absent) */
-  bool upgrade;   /* Upgrade: websocket */
-  bool rewrite;   /* a /json... request whose answer names addresses */
+  char host[256];  /* the Host header's value ("" when absent) */
+  bool upgrade;    /* Upgrade: websocket */
+  bool rewrite;    /* a /json... request whose answer names addresses */
 };
 
 /* Parses the head of len bytes (up to and including the blank line).

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -113,7 +114,9 @@ parse (int argc, char **argv, struct from_opts *o)
       case 'm':
         if (strcmp (optarg, "auto") && strcmp (optarg, "cow") && strcmp (optarg, "copy"))
           return fprintf (stderr, "chvm run: bad --memory '%s' (auto, cow or copy)\n", optarg), 2;
-        o->memory = optarg[1] == 'u' ? CLONE_AUTO : optarg[1] == 'o' ? CLONE_COW : CLONE_COPY;
+        o->memory = strcmp (optarg, "auto") == 0  ? CLONE_AUTO
+                    : strcmp (optarg, "cow") == 0 ? CLONE_COW
+                                                  : CLONE_COPY;
         break;
       case 'A':
         o->agent = false;
@@ -219,8 +222,9 @@ materialize (const char *root, const struct backend_ops *be, const struct templa
   if (net_netns_add (r->netns, err) < 0)
     goto fail;
   ns = true;
-  if (net_setup_vm (r->netns, r, err) < 0 || net_enter_netns ("", err) < 0
-      || vmrec_save (root, r, err) < 0)
+  /* The bridge, NAT table and tap come with the restore (net_ensure_tap in
+     the clone's namespace): a clone publishes nothing. */
+  if (vmrec_save (root, r, err) < 0)
     goto fail;
   return 0;
 fail:
@@ -234,9 +238,36 @@ fail:
   return -1;
 }
 
-/* Outside the lock: thaw (restored) and wait for the browser. */
+/* The clone's own identity: its name as hostname, a new machine-id, host
+   entropy (the agent reseeds the kernel's RNG with it); into j what the
+   agent changed. */
 static int
-thaw_and_ready (const struct global_opts *g, const char *name, unsigned timeout_s, struct err **err)
+identity (struct agent_client *a, const char *name, int timeout_ms, struct json_object *j,
+          struct err **err)
+{
+  char mid[33];
+  uint8_t entropy[64];
+  struct agent_identity id;
+  struct json_object *o;
+
+  if (rand_hex (mid, 16, err) < 0 || getrandom (entropy, sizeof entropy, 0) != sizeof entropy)
+    return err && *err ? -1 : err_make (err, errno, "getrandom");
+  if (agent_identity (a, name, mid, entropy, sizeof entropy, &id, timeout_ms, err) < 0)
+    return err_wrap (err, "identity");
+  o = json_object_new_object ();
+  json_object_object_add (o, "hostname", json_object_new_string (id.hostname_set ? name : ""));
+  json_object_object_add (o, "machine_id", json_object_new_string (id.machine_id_set ? mid : ""));
+  json_object_object_add (o, "entropy_bytes", json_object_new_int64 (id.entropy_bytes));
+  json_object_object_add (o, "reseeded", json_object_new_boolean (id.reseeded));
+  json_object_object_add (j, "identity", o);
+  return 0;
+}
+
+/* Outside the lock: thaw (restored, the clock set), identity, and the wait
+   for the browser. */
+static int
+thaw_and_ready (const struct global_opts *g, const char *name, unsigned timeout_s,
+                struct json_object *j, struct err **err)
 {
   cleanup_free struct vmctl *c = calloc (1, sizeof *c);
   struct agent_client *a = NULL;
@@ -249,6 +280,7 @@ thaw_and_ready (const struct global_opts *g, const char *name, unsigned timeout_
   if (vmctl_agent (c, clock_left_ms (deadline) ?: 1, &a, err) < 0
       || agent_thaw (a, agent_now_ns (), true, NULL, NULL, NULL, clock_left_ms (deadline) ?: 1, err)
              < 0
+      || identity (a, name, clock_left_ms (deadline) ?: 1, j, err) < 0
       || agent_wait_ready (a, clock_left_ms (deadline) ?: 1, c->rec.cdp_port, &reply, err) < 0)
     err_wrap (err, "VM %s: agent", name);
   else
@@ -351,7 +383,7 @@ clone_one (const struct global_opts *g, const struct from_opts *o, const char *n
   json_object_object_add (j, "memory_why", json_object_new_string (why));
   json_object_object_add (j, "restored_ms", json_object_new_double (clock_now_ms () - t0));
   json_object_object_add (j, "restore", json_object_get (restored));
-  if (o->agent && thaw_and_ready (g, name, o->timeout_s, err) < 0)
+  if (o->agent && thaw_and_ready (g, name, o->timeout_s, j, err) < 0)
     return err_wrap (err, "VM %s from template %s is up but not ready (chvm rm -f %s)", name,
                      t.name, name);
   if (o->agent)

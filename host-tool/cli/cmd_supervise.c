@@ -136,8 +136,8 @@ cmd_supervise (const struct global_opts *g, int argc, char **argv)
     {
       char endpoint[128];
       vmrec_endpoint_url (&c->rec, endpoint, sizeof endpoint);
-      printf ("%s: supervisor pid %d, CDP endpoint %s, idle standby %u s\n", c->rec.name,
-              (int) pid, endpoint, c->rec.idle_standby_s);
+      printf ("%s: supervisor pid %d, CDP endpoint %s, idle standby %u s\n", c->rec.name, (int) pid,
+              endpoint, c->rec.idle_standby_s);
     }
   return 0;
 }

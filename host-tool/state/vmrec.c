@@ -346,7 +346,8 @@ parse_spec (struct json_object *spec, struct vm_record *r, struct err **err)
   if (get_int (spec, "cdp_max_clients", 0, 4096, &x, err) < 0)
     return -1;
   r->cdp_max_clients = (unsigned) x;
-  if (r->cdp_token[0] != '\0' && strspn (r->cdp_token, "0123456789abcdef") != 2 * VM_CDP_TOKEN_BYTES)
+  if (r->cdp_token[0] != '\0'
+      && strspn (r->cdp_token, "0123456789abcdef") != 2 * VM_CDP_TOKEN_BYTES)
     return err_make (err, 0, "vm.json: \"cdp_token\" is not %d hex digits", 2 * VM_CDP_TOKEN_BYTES);
 
   r->n_publish = 0;

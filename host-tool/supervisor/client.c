@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -37,7 +38,7 @@ supervisor_pid (const char *dir)
   if (path_in (path, sizeof path, dir, "supervisor.pid", NULL) < 0)
     return 0;
   pid = proc_read_pid_file (path);
-  return pid > 0 && proc_pid_names_dir (pid, dir) && proc_pid_owned_by (pid, 0) ? pid : 0;
+  return pid > 0 && proc_pid_is_daemon (pid, SUPERVISOR_CMD, dir) ? pid : 0;
 }
 
 int
@@ -65,8 +66,7 @@ supervisor_listen (const char *addr, uint16_t *port, int *fd_out, struct err **e
   if (listen (fd, SUPERVISOR_BACKLOG) < 0 || getsockname (fd, (struct sockaddr *) &sin, &sl) < 0)
     return err_make (err, errno, "listen on %s:%u", addr, (unsigned) *port);
   *port = ntohs (sin.sin_port);
-  *fd_out = fd;
-  fd = -1;
+  *fd_out = steal_fd (&fd);
   return 0;
 }
 
@@ -179,6 +179,38 @@ supervisor_stop (const char *dir, int grace_ms)
     unlink (path);
 }
 
+/* The name is root's own socket (the VMM's uid may create names in the VM
+   dir while none is there, a link to another VM's socket say; the dir's
+   sticky bit keeps it from replacing root's), and a supervisor lives. */
+static int
+check_socket (const char *dir, const char *path, struct err **err)
+{
+  struct stat st;
+
+  if (supervisor_pid (dir) == 0)
+    return err_make (err, ESRCH, "no supervisor runs for %s", dir);
+  if (lstat (path, &st) < 0)
+    return err_make (err, errno, "the supervisor's control socket %s", path);
+  if (!S_ISSOCK (st.st_mode) || st.st_uid != 0)
+    return err_make (err, EPERM, "%s is not root's socket: not the supervisor's", path);
+  return 0;
+}
+
+/* The peer is the supervisor supervisor.pid names, as root. */
+static int
+check_peer (const char *dir, int fd, const char *path, struct err **err)
+{
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+
+  if (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+    return err_make (err, errno, "the supervisor's control socket %s", path);
+  if (cred.uid != 0 || cred.pid != supervisor_pid (dir))
+    return err_make (err, EPERM, "%s is served by pid %d uid %u, not root's supervisor", path,
+                     (int) cred.pid, (unsigned) cred.uid);
+  return 0;
+}
+
 int
 supervisor_query (const char *dir, const char *cmd, char *out, size_t cap, int timeout_ms,
                   struct err **err)
@@ -193,20 +225,13 @@ supervisor_query (const char *dir, const char *cmd, char *out, size_t cap, int t
   if ((size_t) snprintf (sun.sun_path, sizeof sun.sun_path, "%s/supervisor.sock", dir)
       >= sizeof sun.sun_path)
     return err_make (err, ENAMETOOLONG, "%s/supervisor.sock", dir);
+  if (check_socket (dir, sun.sun_path, err) < 0)
+    return -1;
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || connect (fd, (struct sockaddr *) &sun, sizeof sun) < 0)
     return err_make (err, errno, "the supervisor's control socket %s", sun.sun_path);
-  {
-    /* A socket the VMM's uid put there (after the supervisor went) is not
-       the supervisor: only root's is asked. */
-    struct ucred cred;
-    socklen_t len = sizeof cred;
-    if (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-      return err_make (err, errno, "the supervisor's control socket %s", sun.sun_path);
-    if (cred.uid != 0)
-      return err_make (err, EPERM, "%s is served by uid %u, not root: not the supervisor",
-                       sun.sun_path, (unsigned) cred.uid);
-  }
+  if (check_peer (dir, fd, sun.sun_path, err) < 0)
+    return -1;
   n = snprintf (req, sizeof req, "{\"cmd\":\"%s\"}\n", cmd);
   if (dial_write_all (fd, req, (size_t) n, deadline, err) < 0)
     return -1;

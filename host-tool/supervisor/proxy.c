@@ -38,9 +38,12 @@
    oldest is cut.  They hold no client slot, so that nobody without the
    token can lock the owner's clients out. */
 #define HEADS_MAX 64
+#define HEAD_GRACE_MS 1000.0 /* a head this young is not cut for a newer one */
 /* With every client slot taken, a WebSocket with no byte either way for
    this long gives its slot to a new client. */
 #define WS_IDLE_EVICT_S 30
+/* A /json answer rewritten (CDP_BODY_MAX in): what one client may cost. */
+#define JSON_OUT_MAX (2 * CDP_BODY_MAX + 4096)
 
 static void conn_pump_c2s (struct conn *c);
 static void json_done (struct conn *c);
@@ -252,10 +255,15 @@ json_done (struct conn *c)
   size_t len = evbuffer_get_length (c->resp);
   const char *resp = (const char *) evbuffer_pullup (c->resp, -1);
   size_t cap = resp != NULL ? cdp_rewrite_cap (resp, len, c->s->up_hostport, c->to_host) : 0;
-  cleanup_free char *out = cap > 0 ? malloc (cap) : NULL;
+  cleanup_free char *out = cap > 0 && cap <= JSON_OUT_MAX ? malloc (cap) : NULL;
   long n;
 
   c->s->hooks.answered (c->s);
+  if (cap > JSON_OUT_MAX)
+    {
+      conn_error (c, 502, "Bad Gateway", "chvm: DevTools answer too large once rewritten");
+      return;
+    }
   if (out == NULL || resp == NULL)
     {
       conn_error (c, 502, "Bad Gateway", "chvm: out of memory");
@@ -471,6 +479,8 @@ conn_head (struct conn *c)
     }
   if (take_slot (c) < 0)
     return;
+  sup_touch (c->s);
+  c->last_io = c->s->last_activity;
   evtimer_del (c->head_timer);
   /* What the client's URLs name: the address it used, and the token. */
   snprintf (c->to_host, sizeof c->to_host, "%s/%s", cdp_client_host (&c->req, c->s->listen),
@@ -495,14 +505,17 @@ cli_read (struct bufferevent *bev, void *ctx)
   struct conn *c = ctx;
 
   (void) bev;
-  sup_touch (c->s);
-  c->last_io = c->s->last_activity;
   /* Either may end c (conn_head wakes the VM once the head is whole and
-     its Host acceptable). */
+     its Host and token acceptable).  Bytes of a head count as activity only
+     once it passed: a connection without the token keeps no VM awake. */
   if (c->mode == CONN_HEAD)
     conn_head (c);
   else
-    conn_pump_c2s (c);
+    {
+      sup_touch (c->s);
+      c->last_io = c->s->last_activity;
+      conn_pump_c2s (c);
+    }
 }
 
 /* The head deadline passed (a client that sends a byte now and then holds
@@ -543,20 +556,24 @@ cli_event (struct bufferevent *bev, short what, void *ctx)
     conn_free (c);
 }
 
-/* Too many heads still coming: the oldest (the list's last) is cut. */
+/* Too many heads still coming: the oldest (the list's last) is cut, when
+   it had a second to send its head; else the newest, c (a burst of
+   connections must not cut a client whose head is on its way). */
 static void
-cut_oldest_head (struct sup *s)
+cut_a_head (struct sup *s, struct conn *c)
 {
   struct conn *oldest = NULL;
 
   for (struct conn *o = s->conns; o; o = o->next)
     if (o->mode == CONN_HEAD)
       oldest = o;
-  if (oldest != NULL)
-    {
-      sup_log ("more than %d request heads still coming: cut the oldest", HEADS_MAX);
-      conn_error (oldest, 408, "Request Timeout", "chvm: too many connections without a request");
-    }
+  if (oldest == NULL)
+    return;
+  if (c->t_accept - oldest->t_accept < HEAD_GRACE_MS)
+    oldest = c;
+  sup_log ("more than %d request heads still coming: cut the %s", HEADS_MAX,
+           oldest == c ? "newest" : "oldest");
+  conn_error (oldest, 408, "Request Timeout", "chvm: too many connections without a request");
 }
 
 static void
@@ -570,7 +587,6 @@ proxy_accept (struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
   (void) l;
   (void) sa;
   (void) salen;
-  sup_touch (s);
   c = calloc (1, sizeof *c);
   if (c == NULL)
     {
@@ -605,9 +621,9 @@ proxy_accept (struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
       }
   }
   bufferevent_enable (c->cli, EV_READ | EV_WRITE);
-  c->last_io = clock_now_ms ();
+  c->t_accept = c->last_io = clock_now_ms ();
   if (s->n_conns - s->n_authed > HEADS_MAX)
-    cut_oldest_head (s);
+    cut_a_head (s, c);
   /* No wake yet: only a whole request head with an acceptable Host wakes
      the VM (conn_head), so a web page's no-cors fetch, a rebound DNS name
      or a bare connection restores nothing. */
@@ -684,10 +700,10 @@ proxy_fail_held (struct sup *s, const char *msg)
 bool
 proxy_has_held (const struct sup *s)
 {
+  /* A head still coming holds nothing: it may never pass the token. */
   for (const struct conn *c = s->conns; c; c = c->next)
-    if (c->mode != CONN_CLOSE
-        && (evbuffer_get_length (bufferevent_get_input (c->cli)) > 0
-            || (c->mode != CONN_HEAD && c->up == NULL)))
+    if (c->mode != CONN_CLOSE && c->mode != CONN_HEAD
+        && (evbuffer_get_length (bufferevent_get_input (c->cli)) > 0 || c->up == NULL))
       return true;
   return false;
 }

@@ -253,12 +253,11 @@ kill_procs (const char *path)
   snprintf (file, sizeof file, "%s/cgroup.procs", path);
   if (read_text (file, buf, sizeof buf) <= 0)
     return;
-  for (char *p = buf, *e; *p; p = *e ? e + 1 : e)
-    {
-      e = strchrnul (p, '\n');
-      if (num_parse_u64 (p, (size_t) (e - p), INT32_MAX, &pid) == 0 && pid > 1)
-        kill ((pid_t) pid, SIGKILL);
-    }
+  /* Whole lines only: a read cut short ("4012345" as "401234") must not
+     name another process.  What did not fit is read on the next round. */
+  for (char *p = buf, *e; (e = strchr (p, '\n')) != NULL; p = e + 1)
+    if (num_parse_u64 (p, (size_t) (e - p), INT32_MAX, &pid) == 0 && pid > 1)
+      kill ((pid_t) pid, SIGKILL);
 }
 
 /* Waits for "populated 0" in path/cgroup.events (kill_old: SIGKILL what

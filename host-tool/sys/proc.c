@@ -29,6 +29,7 @@
 #include "clock.h"
 #include "num.h"
 #include "sys/cgroup.h"
+#include "sys/fs.h"
 
 extern char **environ;
 
@@ -253,9 +254,10 @@ proc_spawn_vmm (const char *const argv[], const char *log_path, const struct pro
     return proc_spawn (argv, log_path, pid, err);
   if (cgroup != NULL && (cg = cgroup_open_procs (cgroup, err)) < 0)
     return err_wrap (err, "the VM's cgroup");
-  log_fd = open (log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  /* In the VM dir, where the VMM's uid may plant a name. */
+  log_fd = fs_open_log (log_path, false, err);
   if (log_fd < 0)
-    return err_make (err, errno, "open %s", log_path);
+    return -1;
   if (pipe2 (pipefd, O_CLOEXEC) < 0)
     return err_make (err, errno, "pipe2");
   rd = pipefd[0];
@@ -618,28 +620,45 @@ proc_pid_owned_by (pid_t pid, uid_t uid)
   return pid > 0 && stat (path, &st) == 0 && st.st_uid == uid;
 }
 
-bool
-proc_pid_names_dir (pid_t pid, const char *needle)
+/* /proc/PID/cmdline (NUL-separated, NUL-terminated) into buf; its length,
+   0 when gone or a zombie (an empty cmdline: it runs nothing). */
+static size_t
+read_cmdline (pid_t pid, char *buf, size_t cap)
 {
-  char path[64], buf[8192];
+  char path[64];
   cleanup_close int fd = -1;
   size_t got = 0;
   ssize_t n;
 
-  if (pid <= 0 || needle == NULL || *needle == '\0')
-    return false;
   snprintf (path, sizeof path, "/proc/%d/cmdline", (int) pid);
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return false;
-  while (got < sizeof buf - 1
-         && (n = TEMP_FAILURE_RETRY (read (fd, buf + got, sizeof buf - 1 - got))) > 0)
+  if (pid <= 0 || (fd = open (path, O_RDONLY | O_CLOEXEC)) < 0)
+    return 0;
+  while (got < cap - 1 && (n = TEMP_FAILURE_RETRY (read (fd, buf + got, cap - 1 - got))) > 0)
     got += (size_t) n;
-  /* A zombie has an empty cmdline: it is not running anything. */
-  if (got == 0)
-    return false;
   buf[got] = '\0';
-  return proc_cmdline_names_dir (buf, got, needle);
+  return got;
+}
+
+bool
+proc_pid_names_dir (pid_t pid, const char *needle)
+{
+  char buf[8192];
+  size_t got;
+
+  if (needle == NULL || *needle == '\0')
+    return false;
+  got = read_cmdline (pid, buf, sizeof buf);
+  return got > 0 && proc_cmdline_names_dir (buf, got, needle);
+}
+
+bool
+proc_pid_is_daemon (pid_t pid, const char *cmd, const char *dir)
+{
+  char buf[8192];
+  size_t got = read_cmdline (pid, buf, sizeof buf), a0 = strnlen (buf, got);
+
+  return got > a0 + 1 && strcmp (buf + a0 + 1, cmd) == 0 && proc_cmdline_names_dir (buf, got, dir)
+         && proc_pid_owned_by (pid, 0);
 }
 
 int

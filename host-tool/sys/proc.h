@@ -125,6 +125,11 @@ bool proc_pid_names_dir (pid_t pid, const char *needle);
    its own, its cmdline naming the VM dir, as one of them. */
 bool proc_pid_owned_by (pid_t pid, uid_t uid);
 
+/* Whether pid is one of root's chvm daemons for the VM dir: argv[1] is cmd
+   (SUPERVISOR_CMD, CONSOLE_LOGGER_CMD), its cmdline names dir, and it runs
+   as root. */
+bool proc_pid_is_daemon (pid_t pid, const char *cmd, const char *dir);
+
 /* The pid a pid file (vmm.pid, console-log.pid, supervisor.pid) holds:
    decimal, an optional line end; 0 when missing or not a pid. */
 pid_t proc_read_pid_file (const char *path);

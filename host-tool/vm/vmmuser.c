@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <pwd.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -242,8 +243,13 @@ void
 vmmuser_cgroup_leaf (const char *name, const char *dir, char *out, size_t len)
 {
   uint64_t h = UINT64_C (14695981039346656037); /* FNV-1a */
+  char real[PATH_MAX];
 
-  /* The dir tells two state dirs' VMs of the same name apart. */
+  /* The dir tells two state dirs' VMs of the same name apart; as the
+     kernel resolves it, so that "--state-dir /s/" or a link to /s names
+     the same cgroup as /s. */
+  if (realpath (dir, real) != NULL)
+    dir = real;
   for (const unsigned char *p = (const unsigned char *) dir; *p; p++)
     h = (h ^ *p) * UINT64_C (1099511628211);
   snprintf (out, len, "%s-%016llx", name, (unsigned long long) h);

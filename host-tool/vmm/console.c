@@ -298,7 +298,8 @@ console_logger_stop (const char *dir, int grace_ms)
     return;
   pid = proc_read_pid_file (pidfile);
   /* Only our logger of this VM: its command line names the VM dir. */
-  if (pid > 0 && proc_pid_names_dir (pid, dir) && proc_pid_owned_by (pid, 0) && proc_wait_exit (pid, grace_ms, NULL, NULL) == 0)
+  if (pid > 0 && proc_pid_is_daemon (pid, CONSOLE_LOGGER_CMD, dir)
+      && proc_wait_exit (pid, grace_ms, NULL, NULL) == 0)
     proc_terminate (pid, 1000, NULL);
   unlink (pidfile);
 }

@@ -308,6 +308,33 @@ def test_foreign_host_and_bare_connection_wake_nothing(fake):
     set_idle(fake, 0)
 
 
+def test_connections_without_token_keep_no_vm_awake(fake):
+    """Requests without the token (404s) and a head that trickles in, every
+    0.3 s, are no activity: idle standby comes as if nobody were there."""
+    host, port = hostport(fake)
+    record_tap(fake)
+    set_idle(fake, 2)
+    if fake.row()["status"] == "standby":
+        get(fake["endpoint"] + "/json/version", 60)
+    trickle = socket.create_connection((host, int(port)), timeout=5)
+    try:
+        deadline = time.monotonic() + 25
+        while fake.row()["status"] != "standby":
+            assert time.monotonic() < deadline, fake.supervisor()
+            c = http.client.HTTPConnection(host, int(port), timeout=10)
+            c.request("GET", "/json/version")
+            r = c.getresponse()
+            r.read()
+            c.close()
+            assert r.status == 404
+            trickle.sendall(b"G")
+            time.sleep(0.3)
+    finally:
+        trickle.close()
+        set_idle(fake, 0)
+    assert get(fake["endpoint"] + "/json/version", 60)["Browser"]
+
+
 def test_failed_idle_standby_serves_who_came(fake):
     """A client that comes while an idle standby runs, which then fails,
     is served once the VM runs on."""

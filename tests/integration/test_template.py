@@ -112,6 +112,17 @@ def test_template_clone_cow_standby_restore_and_rm_refused(ch):
     got = ch_micro.wait_for(lambda: vm_counts(env, "c1"), 60, "the clone's count lines")
     assert last < got[0] <= last + 5, (last, got[:3])
 
+    # --memory copy: the clone's own copy of the memory, the same guest.
+    c2 = json.loads(chvm(env, "--json", "run", "--from", "tpl", "--name", "c2", "--memory", "copy",
+                         "--no-agent", timeout=120).stdout)
+    assert c2["memory"] == "copy" and "asked for" in c2["memory_why"], c2
+    own = os.path.join(cli.vm_dir(env, "c2"), "memory")
+    assert os.stat(own).st_blocks * 512 >= TOUCHED
+    assert not maps_private(ps(env)["c2"]["pid"], os.path.join(d, "memory"))
+    got2 = ch_micro.wait_for(lambda: vm_counts(env, "c2"), 60, "the copy clone's count lines")
+    assert last < got2[0] <= last + 5, (last, got2[:3])
+    chvm(env, "rm", "-f", "c2", timeout=60)
+
     p = chvm(env, "template", "rm", "tpl", check=False)
     assert p.returncode != 0 and "in use" in p.stderr and "c1" in p.stderr, p.stderr
 

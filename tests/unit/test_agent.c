@@ -1287,6 +1287,34 @@ test_thaw_restored (void **state)
   close (newer);
 }
 
+/* Identity (a VM forked from a template): the test-mode agent changes
+   nothing and says so; a bad hostname, machine-id or too much entropy is a
+   bad request. */
+static void
+test_identity (void **state)
+{
+  struct agent_client *a = open_agent ();
+  struct agent_identity id = { .hostname_set = true, .reseeded = true };
+  struct err *e = NULL;
+  uint8_t entropy[600] = { 1, 2, 3 };
+
+  (void) state;
+  assert_int_equal (
+      agent_identity (a, "clone-1", "0123456789abcdef0123456789abcdef", entropy, 64, &id, T_MS, &e),
+      0);
+  assert_false (id.hostname_set || id.machine_id_set || id.reseeded);
+  assert_int_equal (id.entropy_bytes, 0);
+  assert_true (agent_identity (a, "-bad", "", NULL, 0, &id, T_MS, &e) < 0);
+  assert_non_null (strstr (e->msg, "identity"));
+  err_release (&e);
+  assert_true (agent_identity (a, "", "XYZ", NULL, 0, &id, T_MS, &e) < 0);
+  err_release (&e);
+  assert_true (agent_identity (a, "", "", entropy, sizeof entropy, &id, T_MS, &e) < 0);
+  err_release (&e);
+  assert_int_equal (agent_ping (a, T_MS, &e), 0);
+  agent_close (a);
+}
+
 /* The agent's side of a TCP connection runs a keepalive timer (timer kind 2
    in /proc/net/tcp) due within its TCP_KEEPIDLE of 60 s, so a vanished host
    is found in minutes.  (libevent's listener already turns SO_KEEPALIVE on,
@@ -1477,6 +1505,7 @@ main (void)
                                               &no_idle_agent),
     cmocka_unit_test_prestate_setup_teardown (test_thaw_restored, own_agent_start, own_agent_stop,
                                               &no_deadline_agent),
+    cmocka_unit_test (test_identity),
     cmocka_unit_test (test_shutdown),
   };
   signal (SIGPIPE, SIG_IGN);

@@ -197,15 +197,16 @@ test_rewrite_with_token (void **state)
   assert_true (cap <= sizeof out);
   n = cdp_rewrite_response (resp, strlen (resp), "10.213.0.2:9222", to, out, cap);
   assert_true (n > 0 && (size_t) n < cap);
-  assert_non_null (strstr (out, "ws=127.0.0.1:40000/00112233445566778899aabbccddeeff/devtools/page/P"));
+  assert_non_null (
+      strstr (out, "ws=127.0.0.1:40000/00112233445566778899aabbccddeeff/devtools/page/P"));
   assert_non_null (
       strstr (out, "ws://127.0.0.1:40000/00112233445566778899aabbccddeeff/devtools/page/P"));
   /* A guest URL to the endpoint without the token is another host. */
   snprintf (resp, sizeof resp,
             "HTTP/1.1 200 OK\r\nContent-Length: 58\r\n\r\n{\"webSocketDebuggerUrl\": "
             "\"ws://127.0.0.1:40000/devtools/x\"}");
-  assert_int_equal (cdp_rewrite_response (resp, strlen (resp), "10.213.0.2:9222", to, out, sizeof out),
-                    -2);
+  assert_int_equal (
+      cdp_rewrite_response (resp, strlen (resp), "10.213.0.2:9222", to, out, sizeof out), -2);
 }
 
 static void
@@ -239,6 +240,12 @@ test_rewrite_response (void **state)
      behind JSON escapes or after one entry of its own, is refused. */
   static const char *const redirect[] = {
     "{\"webSocketDebuggerUrl\": \"ws://127.0.0.1:41000/devtools/browser/x\"}",
+    /* The key escaped, after a good one: JSON.parse keeps the last. */
+    "{\"webSocketDebuggerUrl\": \"ws://10.213.0.2:9222/devtools/browser/a\","
+    "\"webSocket\\u0044ebuggerUrl\": \"ws://127.0.0.1:41000/devtools/browser/x\"}",
+    "[{\"x\": {\"webSocketDebuggerUrl\": \"ws://evil:1/devtools/page/a\"}}]",
+    /* Not JSON a client could be given as such. */
+    "{\"webSocketDebuggerUrl\": \"ws://10.213.0.2:9222/devtools/page/a\"",
     "{\"webSocketDebuggerUrl\":\"ws:\\/\\/127.0.0.1:41000\\/devtools/browser/x\"}",
     "[{\"webSocketDebuggerUrl\": \"ws://10.213.0.2:9222/devtools/page/a\"},"
     "{\"webSocketDebuggerUrl\": \"ws://10.213.0.2:92220/devtools/page/b\"}]",
@@ -251,6 +258,21 @@ test_rewrite_response (void **state)
                                               out, sizeof out),
                         -2);
     }
+  /* A redirect would be followed anywhere: refused. */
+  snprintf (resp, sizeof resp, "HTTP/1.1 302 Found\r\nLocation: http://evil/\r\nContent-Length: 0\r\n\r\n");
+  assert_int_equal (cdp_rewrite_response (resp, strlen (resp), "10.213.0.2:9222", "[::1]:40000", out,
+                                          sizeof out),
+                    -2);
+  /* Text, and JSON with a line end after it, pass. */
+  snprintf (resp, sizeof resp, "HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\nTarget activated");
+  assert_true (cdp_rewrite_response (resp, strlen (resp), "10.213.0.2:9222", "[::1]:40000", out,
+                                     sizeof out)
+               > 0);
+  snprintf (resp, sizeof resp, "HTTP/1.1 200 OK\r\n\r\n[ {\"webSocketDebuggerUrl\": "
+                               "\"ws://10.213.0.2:9222/devtools/page/a\"} ]\n");
+  assert_true (cdp_rewrite_response (resp, strlen (resp), "10.213.0.2:9222", "[::1]:40000", out,
+                                     sizeof out)
+               > 0);
   /* Chunked, or too small an output: not rewritten. */
   static const char chunked[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
   assert_int_equal (cdp_rewrite_response (chunked, strlen (chunked), "a", "b", out, sizeof out),

@@ -77,6 +77,22 @@ test_vm_name_and_limits (void **state)
   assert_string_not_equal (a, c); /* two state dirs, one name */
   assert_int_equal (strncmp (a, "web-", 4), 0);
   assert_int_equal (strlen (a), 4 + 16);
+  {
+    /* The dir as typed with a trailing slash, or through a link, names the
+       same cgroup as the dir itself. */
+    char d[] = "/tmp/chvm-leaf-XXXXXX", slash[64], link[64];
+    assert_non_null (mkdtemp (d));
+    snprintf (slash, sizeof slash, "%s/", d);
+    snprintf (link, sizeof link, "%s.link", d);
+    assert_int_equal (symlink (d, link), 0);
+    vmmuser_cgroup_leaf ("web", d, a, sizeof a);
+    vmmuser_cgroup_leaf ("web", slash, b, sizeof b);
+    vmmuser_cgroup_leaf ("web", link, c, sizeof c);
+    assert_string_equal (a, b);
+    assert_string_equal (a, c);
+    unlink (link);
+    rmdir (d);
+  }
   vmmuser_cgroup_limits (&r, &l);
   assert_int_equal (l.cpus, 2);
   assert_int_equal (l.memory_bytes, (uint64_t) (2048 + VMMUSER_OVERHEAD_CH_MIB) << 20);

@@ -72,10 +72,12 @@ test_too_long (void **state)
 
 #define NOBODY 65534
 
-/* A child that runs as uid (unless 0) with dir on its command line:
-   "sh -c 'exec sleep 30' DIR", or serving DIR/supervisor.sock when sock. */
+static const char *self_exe;
+
+/* A child that runs as uid (unless 0): this program again as
+   "chvm __supervise DIR" (pause), or, with sock, serving sock_path. */
 static pid_t
-spawn_as (uid_t uid, const char *dir, bool sock)
+spawn_as (uid_t uid, const char *dir, const char *sock_path)
 {
   pid_t pid = fork ();
 
@@ -84,11 +86,11 @@ spawn_as (uid_t uid, const char *dir, bool sock)
     {
       if (uid != 0 && (setgid (uid) < 0 || setuid (uid) < 0))
         _exit (3);
-      if (sock)
+      if (sock_path != NULL)
         {
           struct sockaddr_un sun = { .sun_family = AF_UNIX };
           int fd = socket (AF_UNIX, SOCK_STREAM, 0), c;
-          snprintf (sun.sun_path, sizeof sun.sun_path, "%s/supervisor.sock", dir);
+          snprintf (sun.sun_path, sizeof sun.sun_path, "%s", sock_path);
           if (fd < 0 || bind (fd, (struct sockaddr *) &sun, sizeof sun) < 0 || listen (fd, 4) < 0)
             _exit (4);
           while ((c = accept (fd, NULL, NULL)) >= 0)
@@ -100,7 +102,7 @@ spawn_as (uid_t uid, const char *dir, bool sock)
             }
           _exit (0);
         }
-      execl ("/bin/sh", "sh", "-c", "exec sleep 30", dir, (char *) NULL);
+      execl (self_exe, "chvm", SUPERVISOR_CMD, dir, (char *) NULL);
       _exit (127);
     }
   return pid;
@@ -113,13 +115,53 @@ reap (pid_t pid)
   waitpid (pid, NULL, 0);
 }
 
+/* Waits until pid runs this program as "chvm __supervise DIR". */
+static void
+wait_exec (pid_t pid, const char *dir)
+{
+  for (int i = 0; i < 2000 && !proc_pid_names_dir (pid, dir); i++)
+    usleep (1000);
+  assert_true (proc_pid_names_dir (pid, dir));
+}
+
+static void
+write_pid (const char *dir, pid_t pid)
+{
+  char path[256];
+  FILE *f;
+
+  snprintf (path, sizeof path, "%s/supervisor.pid", dir);
+  assert_non_null (f = fopen (path, "w"));
+  fprintf (f, "%d\n", (int) pid);
+  fclose (f);
+}
+
+/* A query of dir fails saying want. */
+static void
+expect_refused (const char *dir, const char *want)
+{
+  char buf[256];
+  struct err *e = NULL;
+
+  assert_true (supervisor_query (dir, "status", buf, sizeof buf, 2000, &e) < 0);
+  if (strstr (err_str (e, buf, sizeof buf), want) == NULL)
+    fail_msg ("'%s' does not say '%s'", buf, want);
+  err_release (&e);
+}
+
+static void
+wait_path (const char *path)
+{
+  for (int i = 0; i < 2000 && access (path, F_OK) < 0; i++)
+    usleep (1000);
+}
+
 static void
 test_who_is_the_supervisor (void **state)
 {
-  char dir[] = "/tmp/chvm-supctl-XXXXXX", path[256], buf[256];
-  struct err *e = NULL;
-  pid_t pid;
-  FILE *f;
+  char dir[] = "/tmp/chvm-supctl-XXXXXX", other[] = "/tmp/chvm-supctl-XXXXXX", sock[256],
+       osock[256];
+  pid_t pid, root_pid, srv;
 
   (void) state;
   if (geteuid () != 0)
@@ -128,38 +170,59 @@ test_who_is_the_supervisor (void **state)
       return;
     }
   assert_non_null (mkdtemp (dir));
+  assert_non_null (mkdtemp (other));
   assert_int_equal (chmod (dir, 0777), 0);
-  snprintf (path, sizeof path, "%s/supervisor.pid", dir);
-  for (int as_root = 0; as_root < 2; as_root++)
-    {
-      pid = spawn_as (as_root ? 0 : NOBODY, dir, false);
-      /* Its cmdline names dir once exec is done: wait for that. */
-      for (int i = 0; i < 1000 && !proc_pid_names_dir (pid, dir); i++)
-        usleep (1000);
-      assert_true (proc_pid_names_dir (pid, dir));
-      assert_non_null (f = fopen (path, "w"));
-      fprintf (f, "%d\n", (int) pid);
-      fclose (f);
-      assert_int_equal (supervisor_pid (dir), as_root ? pid : 0);
-      reap (pid);
-    }
-  unlink (path);
-  /* A control socket served by another uid is not asked. */
-  pid = spawn_as (NOBODY, dir, true);
-  snprintf (path, sizeof path, "%s/supervisor.sock", dir);
-  for (int i = 0; i < 1000 && access (path, F_OK) < 0; i++)
-    usleep (1000);
-  assert_true (supervisor_query (dir, "status", buf, sizeof buf, 2000, &e) < 0);
-  assert_non_null (strstr (err_str (e, buf, sizeof buf), "not root"));
-  err_release (&e);
+  snprintf (sock, sizeof sock, "%s/supervisor.sock", dir);
+  snprintf (osock, sizeof osock, "%s/supervisor.sock", other);
+  /* Another uid's process, its command line as the supervisor's. */
+  pid = spawn_as (NOBODY, dir, NULL);
+  wait_exec (pid, dir);
+  write_pid (dir, pid);
+  assert_int_equal (supervisor_pid (dir), 0);
+  expect_refused (dir, "no supervisor");
   reap (pid);
-  unlink (path);
+  /* Root's: the supervisor.  Its socket planted by another uid, or a link
+     to another VM's socket, is not asked. */
+  root_pid = spawn_as (0, dir, NULL);
+  wait_exec (root_pid, dir);
+  write_pid (dir, root_pid);
+  assert_int_equal (supervisor_pid (dir), root_pid);
+  srv = spawn_as (NOBODY, dir, sock);
+  wait_path (sock);
+  expect_refused (dir, "not root's socket");
+  reap (srv);
+  unlink (sock);
+  srv = spawn_as (0, other, osock);
+  wait_path (osock);
+  assert_int_equal (symlink (osock, sock), 0);
+  expect_refused (dir, "not root's socket");
+  /* Root's socket in the dir, served by another root process than the
+     supervisor: refused too. */
+  unlink (sock);
+  reap (srv);
+  srv = spawn_as (0, dir, sock);
+  wait_path (sock);
+  expect_refused (dir, "not root's supervisor");
+  reap (srv);
+  reap (root_pid);
+  unlink (sock);
+  unlink (osock);
+  snprintf (sock, sizeof sock, "%s/supervisor.pid", dir);
+  unlink (sock);
   rmdir (dir);
+  rmdir (other);
 }
 
 int
-main (void)
+main (int argc, char **argv)
 {
+  /* spawn_as's "chvm __supervise DIR": waits to be killed. */
+  if (argc > 1 && strcmp (argv[1], SUPERVISOR_CMD) == 0)
+    {
+      pause ();
+      return 0;
+    }
+  self_exe = "/proc/self/exe";
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_requests),
     cmocka_unit_test (test_too_long),
