@@ -20,6 +20,7 @@
 
 #include "cleanup.h"
 #include "clock.h"
+#include "net/udpwatch.h"
 #include "num.h"
 #include "sys/proc.h"
 
@@ -313,6 +314,26 @@ static const char nft_guest_access[]
       "add rule ip chvm guest_access ip daddr 10.213.0.0/24 meta skuid 0 accept\n"
       "add rule ip chvm guest_access ip daddr 10.213.0.0/24 reject\n";
 
+/* The live-view watch (udpwatch.h) counts only the UDP packets toward a
+   guest of flows the host's DNAT made (a publish: `ct status dnat`), not
+   answers to the guest's own flows (masqueraded: snat) nor what anyone
+   sends to the guest's address directly: on the way out to the bridge
+   (postrouting sees both forwarded and local packets, after the DNAT of
+   prerouting or output), the mark bit UDPWATCH_MARK is cleared from every
+   packet and set on those; the other bits stay.  The rules belong to the
+   table, as the DNAT rules do (the publishes are elements); its own chain,
+   added to a table made before it. */
+_Static_assert(UDPWATCH_MARK == 0x00400000u, "nft_live_mark spells the mark out");
+static const char nft_live_mark[]
+    = "add chain ip chvm live_mark { type filter hook postrouting priority filter; policy accept; "
+      "}\n"
+      "flush chain ip chvm live_mark\n"
+      "add rule ip chvm live_mark oifname \"" NET_BRIDGE "\" meta mark and 0x00400000 != 0"
+      " meta mark set meta mark and 0xffbfffff\n"
+      "add rule ip chvm live_mark oifname \"" NET_BRIDGE "\" ip daddr 10.213.0.0/24"
+      " meta l4proto udp ct direction original ct status dnat"
+      " meta mark set meta mark or 0x00400000\n";
+
 static int
 ensure_bridge_and_nat (struct err **err)
 {
@@ -325,6 +346,8 @@ ensure_bridge_and_nat (struct err **err)
   static const char *const probe_nft[] = { "nft", "list", "table", "ip", "chvm", NULL };
   static const char *const probe_access[]
       = { "nft", "list", "chain", "ip", "chvm", "guest_access", NULL };
+  static const char *const probe_mark[]
+      = { "nft", "list", "chain", "ip", "chvm", "live_mark", NULL };
   static const char *const add_nft[] = { "nft", "-f", "-", NULL };
   int r;
 
@@ -357,6 +380,9 @@ ensure_bridge_and_nat (struct err **err)
     }
   r = proc_run (probe_access, NULL, true, err);
   if (r < 0 || (r == 1 && proc_run (add_nft, nft_guest_access, false, err) < 0))
+    return -1;
+  r = proc_run (probe_mark, NULL, true, err);
+  if (r < 0 || (r == 1 && proc_run (add_nft, nft_live_mark, false, err) < 0))
     return -1;
   /* Forwarding for the guests; turned off again with the table if it was. */
   return write_sysctl (IP_FORWARD, "1", err);

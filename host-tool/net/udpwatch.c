@@ -15,10 +15,11 @@
 /* The kernel filter: SOCK_DGRAM, so the packet starts at its IPv4 header.
    Accept what the interface sends (toward the guest, on a tap: a viewer's
    packets; what the guest itself sends never gets here, however much),
-   IPv4 UDP, not a fragment after the first (its ports are there), to a
-   guest port of one of pub's UDP ranges, snapped: every other packet stays
-   in the kernel.  code has room for 12 + 2 * VM_MAX_PUBLISH instructions;
-   returns how many it wrote. */
+   marked with UDPWATCH_MARK (a flow the host's DNAT made), IPv4 UDP, not a
+   fragment after the first (its ports are there), to a guest port of one
+   of pub's UDP ranges, snapped: every other packet stays in the kernel.
+   code has room for 14 + 2 * VM_MAX_PUBLISH instructions; returns how many
+   it wrote. */
 static unsigned short
 filter (struct sock_filter *code, const struct publish *pub, size_t n)
 {
@@ -28,7 +29,7 @@ filter (struct sock_filter *code, const struct publish *pub, size_t n)
     ranges += pub[i].udp;
   /* After the ranges: reject (where the last range falls through), then
      accept. */
-  reject = (unsigned short) (10 + 2 * ranges);
+  reject = (unsigned short) (12 + 2 * ranges);
   accept = (unsigned short) (reject + 1);
 #define TO(target) ((__u8) ((target) -k - 1))
   code[k] = (struct sock_filter) BPF_STMT (BPF_LD | BPF_B | BPF_ABS,
@@ -36,6 +37,12 @@ filter (struct sock_filter *code, const struct publish *pub, size_t n)
   k++;
   code[k]
       = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JEQ | BPF_K, PACKET_OUTGOING, 0, TO (reject));
+  k++;
+  code[k] = (struct sock_filter) BPF_STMT (BPF_LD | BPF_W | BPF_ABS,
+                                           (__u32) (SKF_AD_OFF + SKF_AD_MARK));
+  k++;
+  code[k]
+      = (struct sock_filter) BPF_JUMP (BPF_JMP | BPF_JSET | BPF_K, UDPWATCH_MARK, 0, TO (reject));
   k++;
   code[k] = (struct sock_filter) BPF_STMT (BPF_LD | BPF_H | BPF_ABS,
                                            (__u32) (SKF_AD_OFF + SKF_AD_PROTOCOL));
@@ -75,7 +82,7 @@ int
 udpwatch_open (const char *ifname, const struct publish *pub, size_t n, struct err **err)
 {
   /* ETH_P_ALL, not ETH_P_IP: sent frames reach only ETH_P_ALL sockets. */
-  struct sock_filter code[12 + 2 * VM_MAX_PUBLISH];
+  struct sock_filter code[14 + 2 * VM_MAX_PUBLISH];
   struct sock_fprog prog = { .filter = code };
   struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons (ETH_P_ALL) };
   int rcvbuf = 64 * 1024;

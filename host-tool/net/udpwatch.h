@@ -7,7 +7,12 @@
  * (the live view's media range: a viewer's RTCP feedback and consent
  * checks, which flow while it is connected) from the rest.  What reaches
  * the tap is partly the guest's doing (answers to what it sent):
- * udpwatch_match reads it bounded and is fuzzed.
+ * udpwatch_match reads it bounded and is fuzzed.  Only packets that carry
+ * UDPWATCH_MARK count: the host's nft table (net.c, chain live_mark) sets
+ * it on the UDP packets toward a guest of flows the host's DNAT created
+ * (`ct status dnat`: a publish), and clears it on every other packet
+ * toward the guests, so that answers to the guest's own flows and
+ * datagrams anyone sends to the guest's address directly do not count.
  */
 #ifndef CHVM_UDPWATCH_H
 #define CHVM_UDPWATCH_H
@@ -20,11 +25,15 @@
 #include "state/vmstate.h"
 
 #define UDPWATCH_SNAP 64 /* bytes of a packet the socket is given */
+/* The packet mark bit (skb->mark) of a DNATed UDP flow toward a guest; the
+   other bits are left to whoever else marks packets.  net.c writes it out
+   as "0x00400000". */
+#define UDPWATCH_MARK 0x00400000u
 
 /* A packet socket on ifname (in the caller's namespace) receiving the IPv4
-   UDP packets ifname sends to a guest port of pub's UDP entries (the
-   kernel's filter tests the ports; nothing else reaches the caller),
-   nonblocking.  Returns the fd, or -1 with err. */
+   UDP packets ifname sends to a guest port of pub's UDP entries and that
+   carry UDPWATCH_MARK (the kernel's filter tests the mark and the ports;
+   nothing else reaches the caller), nonblocking.  Returns the fd, or -1 with err. */
 int udpwatch_open (const char *ifname, const struct publish *pub, size_t n, struct err **err);
 
 /* Whether pkt (an IPv4 packet as the socket gives it, len bytes) is UDP

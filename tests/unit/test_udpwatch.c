@@ -82,8 +82,9 @@ test_match (void **state)
   assert_true (udpwatch_wanted (pub, N_PUB));
 }
 
-/* The kernel filter: on lo, a UDP datagram to a published port arrives
-   (snapped); a TCP connection's packets and UDP to other ports do not. */
+/* The kernel filter: on lo, a UDP datagram to a published port with the
+   DNAT mark arrives (snapped); a TCP connection's packets, UDP to other
+   ports and UDP to a published port without the mark do not. */
 static void
 test_filter_on_lo (void **state)
 {
@@ -91,7 +92,7 @@ test_filter_on_lo (void **state)
   struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
   socklen_t al = sizeof a;
   uint8_t big[1000] = { 0 }, buf[2048];
-  int w, u, l, t;
+  int w, u, l, t, mark;
   struct pollfd pfd;
   ssize_t n;
   bool saw = false;
@@ -127,7 +128,12 @@ test_filter_on_lo (void **state)
   assert_int_equal (sendto (u, big, 100, 0, (struct sockaddr *) &a, sizeof a), 100);
   a.sin_port = htons (54);
   assert_int_equal (sendto (u, big, 100, 0, (struct sockaddr *) &a, sizeof a), 100);
+  /* In the media range but not a flow the host's DNAT made (no mark):
+     stays in the kernel too.  Then a marked one, told apart by its length. */
   a.sin_port = htons (56050);
+  assert_int_equal (sendto (u, big, 100, 0, (struct sockaddr *) &a, sizeof a), 100);
+  mark = UDPWATCH_MARK | 0x5;
+  assert_int_equal (setsockopt (u, SOL_SOCKET, SO_MARK, &mark, sizeof mark), 0);
   assert_int_equal (sendto (u, big, sizeof big, 0, (struct sockaddr *) &a, sizeof a),
                     (ssize_t) sizeof big);
   close (u);
@@ -139,6 +145,7 @@ test_filter_on_lo (void **state)
       assert_true (n <= UDPWATCH_SNAP);
       assert_int_equal (buf[9], IPPROTO_UDP);
       assert_true (udpwatch_match (buf, (size_t) n, pub, N_PUB));
+      assert_int_equal (buf[2] << 8 | buf[3], 28 + sizeof big);
       saw = true;
       break;
     }
@@ -146,14 +153,16 @@ test_filter_on_lo (void **state)
   close (w);
 }
 
-/* Whether a datagram in the media range, sent on `from`, comes to watch. */
+/* Whether a datagram in the media range, sent on `from` with packet mark
+   `mark`, comes to watch. */
 static bool
-sees_media (int watch, int from, const struct sockaddr_in *to)
+sees_media (int watch, int from, const struct sockaddr_in *to, int mark)
 {
   uint8_t buf[256] = { 0 };
   struct pollfd pfd = { .fd = watch, .events = POLLIN };
   ssize_t n;
 
+  assert_int_equal (setsockopt (from, SOL_SOCKET, SO_MARK, &mark, sizeof mark), 0);
   assert_int_equal (sendto (from, buf, 100, 0, (const struct sockaddr *) to, sizeof *to), 100);
   while (poll (&pfd, 1, 2000) == 1 && (n = recv (watch, buf, sizeof buf, 0)) > 0)
     if (udpwatch_match (buf, (size_t) n, pub, N_PUB))
@@ -165,7 +174,8 @@ sees_media (int watch, int from, const struct sockaddr_in *to)
    the guest) reaches only an ETH_P_ALL socket, and what arrives on it (the
    guest's) must not count.  Here a veth end vb on bridge br0 stands for the
    tap, va for the guest, in a namespace of the test's (made by br_up,
-   removed by br_down whatever the test did). */
+   removed by br_down whatever the test did).  Only a packet with the mark
+   of a DNATed flow counts (SO_MARK stands for the host's nft rule). */
 static char ns[48];
 
 static int
@@ -207,7 +217,7 @@ test_bridge_port (void **state)
   struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons (56007) };
   struct err *e = NULL;
   int self, other, port, peer, u;
-  bool toward, from_guest;
+  bool toward, unmarked, from_guest;
 
   (void) state;
   if (ns[0] == '\0')
@@ -221,8 +231,9 @@ test_bridge_port (void **state)
   peer = udpwatch_open ("va", pub, N_PUB, &e); /* receives: nothing of it counts */
   u = socket (AF_INET, SOCK_DGRAM, 0);
   inet_pton (AF_INET, "10.9.0.2", &to.sin_addr);
-  toward = port >= 0 && u >= 0 && sees_media (port, u, &to);
-  from_guest = peer >= 0 && u >= 0 && sees_media (peer, u, &to);
+  unmarked = port >= 0 && u >= 0 && sees_media (port, u, &to, 0x5);
+  toward = port >= 0 && u >= 0 && sees_media (port, u, &to, (int) UDPWATCH_MARK);
+  from_guest = peer >= 0 && u >= 0 && sees_media (peer, u, &to, (int) UDPWATCH_MARK);
   close (u);
   close (port);
   close (peer);
@@ -230,6 +241,7 @@ test_bridge_port (void **state)
   close (self);
   close (other);
   assert_true (toward);
+  assert_false (unmarked);
   assert_false (from_guest);
 }
 
