@@ -59,10 +59,11 @@ write_machine_id (const char *id)
 static int
 reseed (const ProtobufCBinaryData *entropy, uint32_t *credited, bool *reseeded)
 {
-  struct
+  /* The struct and the bytes of its flexible buf after it. */
+  union
   {
     struct rand_pool_info info;
-    unsigned char buf[IDENTITY_ENTROPY_MAX];
+    unsigned char raw[sizeof (struct rand_pool_info) + IDENTITY_ENTROPY_MAX];
   } p;
   cleanup_close int fd = open ("/dev/urandom", O_RDWR | O_CLOEXEC);
 
@@ -71,7 +72,7 @@ reseed (const ProtobufCBinaryData *entropy, uint32_t *credited, bool *reseeded)
   memset (&p, 0, sizeof p);
   p.info.entropy_count = (int) entropy->len * 8;
   p.info.buf_size = (int) entropy->len;
-  memcpy (p.buf, entropy->data, entropy->len);
+  memcpy (p.raw + sizeof p.info, entropy->data, entropy->len);
   if (entropy->len > 0)
     {
       if (ioctl (fd, RNDADDENTROPY, &p.info) < 0)

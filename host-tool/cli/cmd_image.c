@@ -12,6 +12,7 @@
 #include "image/image.h"
 #include "state/vmstate.h"
 #include "sys/json.h"
+#include "vm/template.h"
 #include "vm/vmctl.h"
 
 static void
@@ -169,6 +170,16 @@ do_rm (const char *root, int argc, char **argv)
     {
       err_make (&e, 0, "image %.12s is the root disk of VM%s %s: remove %s first (chvm rm)", full,
                 n == 1 ? "" : "s", users, n == 1 ? "it" : "them");
+      return cli_fail ("image rm", &e);
+    }
+  if (template_image_users (root, dir, users, sizeof users, &n, &e) < 0)
+    return cli_fail ("image rm", &e);
+  if (n > 0)
+    {
+      err_make (&e, 0,
+                "image %.12s is the root disk of template%s %s: remove %s first "
+                "(chvm template rm)",
+                full, n == 1 ? "" : "s", users, n == 1 ? "it" : "them");
       return cli_fail ("image rm", &e);
     }
   if (image_remove (root, full, id, &e) < 0)

@@ -489,3 +489,31 @@ template_gids (const char *root, uint32_t **out, size_t *n, struct err **err)
   vmstate_list_free (names, cnt);
   return *out ? 0 : err_make (err, ENOMEM, "template gids");
 }
+
+int
+template_image_users (const char *root, const char *image_dir, char *out, size_t len, size_t *n,
+                      struct err **err)
+{
+  size_t dl = strlen (image_dir), used = 0, cnt;
+  char **names;
+
+  *n = 0;
+  out[0] = '\0';
+  if (template_list (root, &names, &cnt, err) < 0)
+    return -1;
+  for (size_t i = 0; i < cnt; i++)
+    {
+      cleanup_err struct err *e = NULL;
+      struct template_info t;
+      if (template_load (root, names[i], &t, &e) == 0
+          && (strncmp (t.rootfs, image_dir, dl) != 0 || t.rootfs[dl] != '/'))
+        continue;
+      used += (size_t) snprintf (out + used, used < len ? len - used : 0, "%s%s", *n ? ", " : "",
+                                 names[i]);
+      if (used >= len)
+        used = len - 1;
+      (*n)++;
+    }
+  vmstate_list_free (names, cnt);
+  return 0;
+}

@@ -76,6 +76,11 @@ int template_list (const char *root, char ***names, size_t *n, struct err **err)
 int template_users (const char *root, const char *name, char *out, size_t len, size_t *n,
                     struct err **err);
 
+/* The templates whose root disk lies in image_dir ("a, b"; *n of them):
+   image rm keeps an image a template needs. */
+int template_image_users (const char *root, const char *image_dir, char *out, size_t len, size_t *n,
+                          struct err **err);
+
 /* sha256 of a file (sha256sum) as hex. */
 int template_sha256 (const char *path, char out[TEMPLATE_SHA256_LEN + 1], struct err **err);
 

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -166,3 +167,53 @@ def test_ten_clones_cost_about_one_template(ch):
     finally:
         chvm(env, "rm", "-f", *names, timeout=120, check=False)
         chvm(env, "template", "rm", "big", timeout=60, check=False)
+
+
+def fake_template(env, tmp_path, name, vmm_version, kernel_sha=None):
+    """A template directory as template create leaves it, with no VM behind
+    it: enough for run --from to check it."""
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(b"kernel")
+    d = os.path.join(env["CHVM_STATE_DIR"], "templates", name)
+    os.makedirs(os.path.join(d, "snapshot"))
+    manifest = {
+        "version": 1, "name": name, "backend": "cloud-hypervisor", "vmm_version": vmm_version,
+        "kernel": str(kernel),
+        "kernel_sha256": kernel_sha or hashlib.sha256(b"kernel").hexdigest(),
+        "initrd": "", "initrd_sha256": "", "image": "x", "image_id": "", "rootfs": "/nonexistent",
+        "source_dir": "/nonexistent/vms/t", "created": 1, "cpus": 1, "guest_ram": 1 << 30,
+        "memory_bytes": 0, "memory": "file", "gid": 0}
+    with open(os.path.join(d, "manifest.json"), "w") as f:
+        json.dump(manifest, f)
+
+
+def test_template_refusals_without_a_vm(tmp_path):
+    """What run --from and template refuse before anything boots: a missing
+    template, another CH version, a changed kernel; rm and inspect of a
+    missing one; a bad --memory."""
+    ch = next((b for b in ch_micro.ch_binaries() if b), None)
+    if ch is None:
+        pytest.skip("cloud-hypervisor not on PATH (or $CLOUD_HYPERVISOR, $CHVM_TEST_CH_EXTRA)")
+    env = cli.state_env(tmp_path, CLOUD_HYPERVISOR=ch)
+    assert json.loads(chvm(env, "--json", "template", "ls").stdout) == []
+    p = chvm(env, "run", "--from", "nope", "--no-agent", check=False)
+    assert p.returncode == 1 and "no template named 'nope'" in p.stderr, p.stderr
+    for args in (("template", "rm", "nope"), ("template", "inspect", "nope")):
+        p = chvm(env, *args, check=False)
+        assert p.returncode == 1 and "no template" in p.stderr, p.stderr
+    p = chvm(env, "run", "--from", "nope", "--memory", "lots", check=False)
+    assert p.returncode == 2 and "--memory" in p.stderr, p.stderr
+
+    fake_template(env, tmp_path, "old", "cloud-hypervisor v1.0")
+    p = chvm(env, "run", "--from", "old", "--no-agent", check=False)
+    assert p.returncode == 1 and "was made by cloud-hypervisor v1.0" in p.stderr, p.stderr
+    version = subprocess.run([ch, "--version"], capture_output=True, text=True).stdout.strip()
+    fake_template(env, tmp_path, "moved", version, kernel_sha="0" * 64)
+    p = chvm(env, "run", "--from", "moved", "--no-agent", check=False)
+    assert p.returncode == 1 and "its kernel" in p.stderr and "changed" in p.stderr, p.stderr
+    assert {t["name"] for t in json.loads(chvm(env, "--json", "template", "ls").stdout)} \
+        == {"old", "moved"}
+    assert not os.listdir(os.path.join(env["CHVM_STATE_DIR"], "vms")) \
+        if os.path.exists(os.path.join(env["CHVM_STATE_DIR"], "vms")) else True
+    chvm(env, "template", "rm", "old", "moved")
+    assert json.loads(chvm(env, "--json", "template", "ls").stdout) == []
