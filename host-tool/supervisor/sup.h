@@ -74,8 +74,8 @@ struct conn
   bool opaque; /* the frame scan gave up: bytes alone count */
   int64_t cmds, replies;
   bool authed;           /* its head carried the token: it holds a client slot */
-  double last_io;  /* a byte either way, for the idle WebSocket bound */
-  double t_accept; /* for the bound on heads still coming */
+  double last_io;        /* a byte either way, for the idle WebSocket bound */
+  double t_accept;       /* for the bound on heads still coming */
   struct evbuffer *resp; /* a /json answer being collected */
   /* The whole request head must come within HEAD_TIMEOUT_S of the accept,
      however slowly its bytes trickle in. */

@@ -259,20 +259,22 @@ test_rewrite_response (void **state)
                         -2);
     }
   /* A redirect would be followed anywhere: refused. */
-  snprintf (resp, sizeof resp, "HTTP/1.1 302 Found\r\nLocation: http://evil/\r\nContent-Length: 0\r\n\r\n");
-  assert_int_equal (cdp_rewrite_response (resp, strlen (resp), "10.213.0.2:9222", "[::1]:40000", out,
-                                          sizeof out),
-                    -2);
+  snprintf (resp, sizeof resp,
+            "HTTP/1.1 302 Found\r\nLocation: http://evil/\r\nContent-Length: 0\r\n\r\n");
+  assert_int_equal (
+      cdp_rewrite_response (resp, strlen (resp), "10.213.0.2:9222", "[::1]:40000", out, sizeof out),
+      -2);
   /* Text, and JSON with a line end after it, pass. */
   snprintf (resp, sizeof resp, "HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\nTarget activated");
-  assert_true (cdp_rewrite_response (resp, strlen (resp), "10.213.0.2:9222", "[::1]:40000", out,
-                                     sizeof out)
-               > 0);
-  snprintf (resp, sizeof resp, "HTTP/1.1 200 OK\r\n\r\n[ {\"webSocketDebuggerUrl\": "
-                               "\"ws://10.213.0.2:9222/devtools/page/a\"} ]\n");
-  assert_true (cdp_rewrite_response (resp, strlen (resp), "10.213.0.2:9222", "[::1]:40000", out,
-                                     sizeof out)
-               > 0);
+  assert_true (
+      cdp_rewrite_response (resp, strlen (resp), "10.213.0.2:9222", "[::1]:40000", out, sizeof out)
+      > 0);
+  snprintf (resp, sizeof resp,
+            "HTTP/1.1 200 OK\r\n\r\n[ {\"webSocketDebuggerUrl\": "
+            "\"ws://10.213.0.2:9222/devtools/page/a\"} ]\n");
+  assert_true (
+      cdp_rewrite_response (resp, strlen (resp), "10.213.0.2:9222", "[::1]:40000", out, sizeof out)
+      > 0);
   /* Chunked, or too small an output: not rewritten. */
   static const char chunked[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
   assert_int_equal (cdp_rewrite_response (chunked, strlen (chunked), "a", "b", out, sizeof out),
