@@ -203,6 +203,18 @@ template_list (const char *root, char ***names, size_t *n, struct err **err)
   return 0;
 }
 
+/* Appends name to the ", "-separated list in out (cut at len), counting it
+   in *n. */
+static void
+name_list_add (char *out, size_t len, size_t *used, size_t *n, const char *name)
+{
+  *used += (size_t) snprintf (out + *used, *used < len ? len - *used : 0, "%s%s", *n ? ", " : "",
+                              name);
+  if (*used >= len)
+    *used = len - 1;
+  (*n)++;
+}
+
 int
 template_users (const char *root, const char *name, char *out, size_t len, size_t *n,
                 struct err **err)
@@ -221,11 +233,7 @@ template_users (const char *root, const char *name, char *out, size_t len, size_
       if (r != NULL && vmrec_load (root, names[i], r, &e) == 0
           && strcmp (r->template_name, name) != 0)
         continue;
-      used += (size_t) snprintf (out + used, used < len ? len - used : 0, "%s%s", *n ? ", " : "",
-                                 names[i]);
-      if (used >= len)
-        used = len - 1;
-      (*n)++;
+      name_list_add (out, len, &used, n, names[i]);
     }
   vmstate_list_free (names, cnt);
   return 0;
@@ -508,11 +516,7 @@ template_image_users (const char *root, const char *image_dir, char *out, size_t
       if (template_load (root, names[i], &t, &e) == 0
           && (strncmp (t.rootfs, image_dir, dl) != 0 || t.rootfs[dl] != '/'))
         continue;
-      used += (size_t) snprintf (out + used, used < len ? len - used : 0, "%s%s", *n ? ", " : "",
-                                 names[i]);
-      if (used >= len)
-        used = len - 1;
-      (*n)++;
+      name_list_add (out, len, &used, n, names[i]);
     }
   vmstate_list_free (names, cnt);
   return 0;
