@@ -196,6 +196,12 @@ fuzz:
 # see __attribute__((cleanup)), the house way of freeing, so its leak checks
 # are off; LeakSanitizer in the unit tests covers leaks instead.  readdir_r,
 # which it suggests for readdir, is deprecated by glibc.
+# The shim's generated headers (section: containerd shim) are named here,
+# before analyze lists them as prerequisites (make expands those when it reads
+# the rule, so a later definition would leave them empty on a fresh clone).
+SHIM_PROTOS := $(shell cd proto/containerd 2>/dev/null && find . -name '*.proto' | sed 's|^\./||' | sort)
+SHIM_GEN_C := $(patsubst %.proto,$(B)/gen/shim/%.pb-c.c,$(SHIM_PROTOS))
+SHIM_GEN_H := $(SHIM_GEN_C:.c=.h)
 LINT_C := $(shell git ls-files --cached --others --exclude-standard -- '*.c' '*.h' 2>/dev/null)
 CPPCHECK_FLAGS := --enable=warning,portability,performance --library=posix --std=c11 -q \
 	--error-exitcode=1 --inline-suppr -D_GNU_SOURCE -Icommon -Ihost-tool -I$(B)/gen \
@@ -466,9 +472,6 @@ bench-cdp-wake: $(B)/bin/chvm initrd
 # into $(B)/gen/shim/ under their import paths.  The shim links libchvm.a and
 # runs `chvm` for the VM lifecycle.  Unit tests and the fuzz target use the
 # generic rules; tests/integration/test_shim.py runs it under containerd.
-SHIM_PROTOS := $(shell cd proto/containerd 2>/dev/null && find . -name '*.proto' | sed 's|^\./||' | sort)
-SHIM_GEN_C := $(patsubst %.proto,$(B)/gen/shim/%.pb-c.c,$(SHIM_PROTOS))
-SHIM_GEN_H := $(SHIM_GEN_C:.c=.h)
 SHIM_SRC := $(wildcard shim/*.c)
 SHIM_LIB_SRC := $(filter-out shim/main.c,$(SHIM_SRC))
 SHIM_CFLAGS := -Ishim -I$(B)/gen/shim
