@@ -135,8 +135,12 @@ def test_tap_standby_restore_keeps_connection(tmp_path, state_env, ns):
             print("same WebSocket answered %.2f s after restore" % (time.monotonic() - t1))
             assert n.isdigit() and int(n) >= 1, (n, client.stderr.read())
             if receiver is not None:
-                w = receiver.watch(liveview.shot_path(tmp_path, "live-view-tap-restored.png"))
+                w = receiver.watch_live(
+                    liveview.shot_path(tmp_path, "live-view-tap-restored.png"),
+                    time.monotonic() + 120)
                 liveview.report("live view after restore (tap)", w)
+                print("live view after restore (tap): the current screen came %.1f s after "
+                      "asking" % w["live_after_s"])
                 print("live view after restore (tap): %s" % (
                     "reconnected: new offer" if w["connects"] > connects
                     else "the same WebRTC session resumed"))

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import urllib.parse
 
 from . import paths
@@ -69,6 +70,19 @@ class Receiver:
         assert os.path.getsize(png) > 0
         return r
 
+    def watch_live(self, png, deadline):
+        """watch() until the received frame shows LIVE_PAGE or the deadline
+        (time.monotonic()) passes; the last watch's result, with the seconds
+        it took in "live_after_s".  After a restore under TCG the sender
+        repeats its last frame from before the standby for a while (up to
+        20 s seen on two loaded cores) before the display's new frames come."""
+        t0 = time.monotonic()
+        while True:
+            r = self.watch(png)
+            if shows_live_page(r) or time.monotonic() >= deadline:
+                r["live_after_s"] = time.monotonic() - t0
+                return r
+
     def close(self):
         if self.proc.poll() is None:
             try:
@@ -93,7 +107,12 @@ def report(what, r):
              r["video_height"], r["fps"], r["kbps"], r["connects"], r["frames"]))
 
 
+def shows_live_page(r):
+    """Whether the received frame's middle has LIVE_PAGE's colour."""
+    return all(abs(a - b) <= 24 for a, b in zip(r["center_rgb"], LIVE_RGB))
+
+
 def assert_shows_live_page(r):
     """The received frame's middle has LIVE_PAGE's colour."""
-    assert all(abs(a - b) <= 24 for a, b in zip(r["center_rgb"], LIVE_RGB)), \
+    assert shows_live_page(r), \
         "the received frame's middle is %s, the guest's page is %s" % (r["center_rgb"], LIVE_RGB)
