@@ -26,7 +26,11 @@
 
 #define SHIM_VERSION "chvm-shim 1"
 
-typedef void (*method_fn) (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p);
+/* A method's handler gets its request unpacked and, for a method whose
+   request names a task, that task (task_dispatch answered NotFound for
+   another, and freed the request after). */
+typedef void (*method_fn) (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req,
+                           struct task *t);
 
 void
 task_free (struct task *t)
@@ -158,20 +162,13 @@ publish_create (struct shim *s, const struct task *t,
 }
 
 static void
-m_create (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
+m_create (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t)
 {
   cleanup_err struct err *err = NULL;
-  Containerd__Task__V2__CreateTaskRequest *r
-      = containerd__task__v2__create_task_request__unpack (NULL, p->len, p->data);
+  const Containerd__Task__V2__CreateTaskRequest *r = (const void *) req;
   Containerd__Task__V2__CreateTaskResponse resp = CONTAINERD__TASK__V2__CREATE_TASK_RESPONSE__INIT;
-  struct task *t = NULL;
   char buf[1024];
 
-  if (r == NULL)
-    {
-      ttrpc_reply (call, TTRPC_INVALID_ARGUMENT, "CreateTaskRequest", NULL);
-      return;
-    }
   if (s->task != NULL)
     ttrpc_replyf (call, TTRPC_ALREADY_EXISTS, "task %s already exists", s->task->id);
   else if (strcmp (r->id, s->id) != 0 || r->checkpoint[0] != '\0' || r->terminal)
@@ -197,7 +194,6 @@ m_create (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
       resp.pid = t->pid;
       ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
     }
-  containerd__task__v2__create_task_request__free_unpacked (r, NULL);
 }
 
 static void
@@ -221,60 +217,39 @@ started (struct shim *s, struct ttrpc_call *call, int status, const char *msg)
 }
 
 static void
-m_start (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
+m_start (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t)
 {
   cleanup_err struct err *err = NULL;
-  Containerd__Task__V2__StartRequest *r
-      = containerd__task__v2__start_request__unpack (NULL, p->len, p->data);
-  struct task *t;
   char buf[512];
 
-  if (r == NULL)
-    {
-      ttrpc_reply (call, TTRPC_INVALID_ARGUMENT, "StartRequest", NULL);
-      return;
-    }
-  if ((t = task_find (s, call, r->id, r->exec_id)) == NULL)
-    ;
-  else if (t->status != CONTAINERD__V1__TYPES__STATUS__CREATED || t->busy)
+  (void) req;
+  if (t->status != CONTAINERD__V1__TYPES__STATUS__CREATED || t->busy)
     ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is not created", t->id);
   else if (vm_start (s, t, started, call, &err) < 0)
     ttrpc_reply (call, TTRPC_INTERNAL, err_str (err, buf, sizeof buf), NULL);
   else
     t->busy = true;
-  containerd__task__v2__start_request__free_unpacked (r, NULL);
 }
 
 static void
-m_state (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
+m_state (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t)
 {
-  Containerd__Task__V2__StateRequest *r
-      = containerd__task__v2__state_request__unpack (NULL, p->len, p->data);
   Containerd__Task__V2__StateResponse resp = CONTAINERD__TASK__V2__STATE_RESPONSE__INIT;
-  Google__Protobuf__Timestamp at;
-  struct task *t;
+  Google__Protobuf__Timestamp at = stamp (&t->exited_at);
 
-  if (r == NULL)
-    {
-      ttrpc_reply (call, TTRPC_INVALID_ARGUMENT, "StateRequest", NULL);
-      return;
-    }
-  if ((t = task_find (s, call, r->id, r->exec_id)) != NULL)
-    {
-      at = stamp (&t->exited_at);
-      resp.id = t->id;
-      resp.bundle = t->bundle;
-      resp.pid = t->pid;
-      resp.status = t->status;
-      resp.stdin = t->stdin_path;
-      resp.stdout = t->stdout_path;
-      resp.stderr = t->stderr_path;
-      resp.terminal = t->terminal;
-      resp.exit_status = t->exit_status;
-      resp.exited_at = t->status == CONTAINERD__V1__TYPES__STATUS__STOPPED ? &at : NULL;
-      ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
-    }
-  containerd__task__v2__state_request__free_unpacked (r, NULL);
+  (void) s;
+  (void) req;
+  resp.id = t->id;
+  resp.bundle = t->bundle;
+  resp.pid = t->pid;
+  resp.status = t->status;
+  resp.stdin = t->stdin_path;
+  resp.stdout = t->stdout_path;
+  resp.stderr = t->stderr_path;
+  resp.terminal = t->terminal;
+  resp.exit_status = t->exit_status;
+  resp.exited_at = t->status == CONTAINERD__V1__TYPES__STATUS__STOPPED ? &at : NULL;
+  ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
 }
 
 /* Answers one Wait with t's exit. */
@@ -311,46 +286,27 @@ vm_exited (struct shim *s, struct task *t)
 }
 
 static void
-m_wait (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
+m_wait (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t)
 {
-  Containerd__Task__V2__WaitRequest *r
-      = containerd__task__v2__wait_request__unpack (NULL, p->len, p->data);
-  struct task *t;
-
-  if (r == NULL)
-    {
-      ttrpc_reply (call, TTRPC_INVALID_ARGUMENT, "WaitRequest", NULL);
-      return;
-    }
-  if ((t = task_find (s, call, r->id, r->exec_id)) == NULL)
-    ;
-  else if (t->status == CONTAINERD__V1__TYPES__STATUS__STOPPED)
+  (void) s;
+  (void) req;
+  if (t->status == CONTAINERD__V1__TYPES__STATUS__STOPPED)
     wait_answer (t, call);
   else if (t->n_waits >= SHIM_WAITS_MAX)
     ttrpc_reply (call, TTRPC_INTERNAL, "too many waits", NULL);
   else
     t->waits[t->n_waits++] = call; /* parked until the VM exits */
-  containerd__task__v2__wait_request__free_unpacked (r, NULL);
 }
 
 static void
-m_kill (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
+m_kill (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t)
 {
   cleanup_err struct err *err = NULL;
   Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
-  Containerd__Task__V2__KillRequest *r
-      = containerd__task__v2__kill_request__unpack (NULL, p->len, p->data);
-  struct task *t;
+  const Containerd__Task__V2__KillRequest *r = (const void *) req;
   char buf[512];
 
-  if (r == NULL)
-    {
-      ttrpc_reply (call, TTRPC_INVALID_ARGUMENT, "KillRequest", NULL);
-      return;
-    }
-  if ((t = task_find (s, call, r->id, r->exec_id)) == NULL)
-    ;
-  else if (t->status == CONTAINERD__V1__TYPES__STATUS__STOPPED)
+  if (t->status == CONTAINERD__V1__TYPES__STATUS__STOPPED)
     ttrpc_replyf (call, TTRPC_NOT_FOUND, "task %s: process already finished", t->id);
   else if (t->status == CONTAINERD__V1__TYPES__STATUS__CREATED && !t->busy)
     {
@@ -364,7 +320,6 @@ m_kill (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
                  t->busy ? "task is starting" : err_str (err, buf, sizeof buf), NULL);
   else
     ttrpc_reply (call, TTRPC_OK, NULL, &empty.base);
-  containerd__task__v2__kill_request__free_unpacked (r, NULL);
 }
 
 /* The last step of Delete: the task is gone. */
@@ -418,22 +373,13 @@ vm_removed (struct shim *s, struct ttrpc_call *call, int status, const char *msg
 }
 
 static void
-m_delete (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
+m_delete (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t)
 {
   cleanup_err struct err *err = NULL;
-  Containerd__Task__V2__DeleteRequest *r
-      = containerd__task__v2__delete_request__unpack (NULL, p->len, p->data);
-  struct task *t;
   char buf[512];
 
-  if (r == NULL)
-    {
-      ttrpc_reply (call, TTRPC_INVALID_ARGUMENT, "DeleteRequest", NULL);
-      return;
-    }
-  if ((t = task_find (s, call, r->id, r->exec_id)) == NULL)
-    ;
-  else if (t->busy || t->status == CONTAINERD__V1__TYPES__STATUS__RUNNING)
+  (void) req;
+  if (t->busy || t->status == CONTAINERD__V1__TYPES__STATUS__RUNNING)
     ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is running: kill it first", t->id);
   else
     {
@@ -448,55 +394,34 @@ m_delete (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
           ttrpc_reply (call, TTRPC_INTERNAL, err_str (err, buf, sizeof buf), NULL);
         }
     }
-  containerd__task__v2__delete_request__free_unpacked (r, NULL);
 }
 
 static void
-m_connect (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
+m_connect (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t)
 {
-  Containerd__Task__V2__ConnectRequest *r
-      = containerd__task__v2__connect_request__unpack (NULL, p->len, p->data);
   Containerd__Task__V2__ConnectResponse resp = CONTAINERD__TASK__V2__CONNECT_RESPONSE__INIT;
-  struct task *t;
 
-  if (r == NULL)
-    {
-      ttrpc_reply (call, TTRPC_INVALID_ARGUMENT, "ConnectRequest", NULL);
-      return;
-    }
-  if ((t = task_find (s, call, r->id, NULL)) != NULL)
-    {
-      resp.shim_pid = (uint32_t) getpid ();
-      resp.task_pid = t->pid;
-      resp.version = (char *) SHIM_VERSION;
-      ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
-    }
-  containerd__task__v2__connect_request__free_unpacked (r, NULL);
+  (void) s;
+  (void) req;
+  resp.shim_pid = (uint32_t) getpid ();
+  resp.task_pid = t->pid;
+  resp.version = (char *) SHIM_VERSION;
+  ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
 }
 
 static void
-m_pids (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
+m_pids (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t)
 {
-  Containerd__Task__V2__PidsRequest *r
-      = containerd__task__v2__pids_request__unpack (NULL, p->len, p->data);
   Containerd__Task__V2__PidsResponse resp = CONTAINERD__TASK__V2__PIDS_RESPONSE__INIT;
   Containerd__V1__Types__ProcessInfo info = CONTAINERD__V1__TYPES__PROCESS_INFO__INIT;
   Containerd__V1__Types__ProcessInfo *infos[1] = { &info };
-  struct task *t;
 
-  if (r == NULL)
-    {
-      ttrpc_reply (call, TTRPC_INVALID_ARGUMENT, "PidsRequest", NULL);
-      return;
-    }
-  if ((t = task_find (s, call, r->id, NULL)) != NULL)
-    {
-      info.pid = t->pid;
-      resp.n_processes = t->status == CONTAINERD__V1__TYPES__STATUS__RUNNING ? 1 : 0;
-      resp.processes = infos;
-      ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
-    }
-  containerd__task__v2__pids_request__free_unpacked (r, NULL);
+  (void) s;
+  (void) req;
+  info.pid = t->pid;
+  resp.n_processes = t->status == CONTAINERD__V1__TYPES__STATUS__RUNNING ? 1 : 0;
+  resp.processes = infos;
+  ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
 }
 
 static void
@@ -515,11 +440,12 @@ shim_exit (struct shim *s)
 }
 
 static void
-m_shutdown (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *p)
+m_shutdown (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t)
 {
   Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
 
-  (void) p;
+  (void) req;
+  (void) t;
   ttrpc_reply (call, TTRPC_OK, NULL, &empty.base);
   /* A task still there keeps the shim (as runc's shim does). */
   if (s->task == NULL)
@@ -529,15 +455,66 @@ m_shutdown (struct shim *s, struct ttrpc_call *call, const ProtobufCBinaryData *
     }
 }
 
+/* Which task a request names: none (Create, Shutdown), its id, or its id
+   and exec id (an exec id is NotFound: no Exec yet). */
+enum names
+{
+  NAMES_NONE,
+  NAMES_ID,
+  NAMES_EXEC,
+};
+
 static const struct
 {
   const char *name;
+  const ProtobufCMessageDescriptor *req;
+  enum names names;
   method_fn fn;
 } methods[] = {
-  { "Create", m_create },   { "Start", m_start }, { "State", m_state },
-  { "Wait", m_wait },       { "Kill", m_kill },   { "Delete", m_delete },
-  { "Connect", m_connect }, { "Pids", m_pids },   { "Shutdown", m_shutdown },
+  { "Create", &containerd__task__v2__create_task_request__descriptor, NAMES_NONE, m_create },
+  { "Start", &containerd__task__v2__start_request__descriptor, NAMES_EXEC, m_start },
+  { "State", &containerd__task__v2__state_request__descriptor, NAMES_EXEC, m_state },
+  { "Wait", &containerd__task__v2__wait_request__descriptor, NAMES_EXEC, m_wait },
+  { "Kill", &containerd__task__v2__kill_request__descriptor, NAMES_EXEC, m_kill },
+  { "Delete", &containerd__task__v2__delete_request__descriptor, NAMES_EXEC, m_delete },
+  { "Connect", &containerd__task__v2__connect_request__descriptor, NAMES_ID, m_connect },
+  { "Pids", &containerd__task__v2__pids_request__descriptor, NAMES_ID, m_pids },
+  { "Shutdown", &containerd__task__v2__shutdown_request__descriptor, NAMES_NONE, m_shutdown },
 };
+
+/* The string field name of a request ("" when it has none). */
+static const char *
+req_string (const ProtobufCMessage *req, const char *name)
+{
+  const ProtobufCFieldDescriptor *f
+      = protobuf_c_message_descriptor_get_field_by_name (req->descriptor, name);
+  const char *v;
+
+  if (f == NULL || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED)
+    return "";
+  v = *(const char *const *) ((const char *) req + f->offset);
+  return v != NULL ? v : "";
+}
+
+/* Unpacks the request, finds the task it names, runs the handler. */
+static void
+task_call (struct shim *s, struct ttrpc_call *call, size_t m, const ProtobufCBinaryData *p)
+{
+  ProtobufCMessage *req = protobuf_c_message_unpack (methods[m].req, NULL, p->len, p->data);
+  struct task *t = NULL;
+
+  if (req == NULL)
+    {
+      ttrpc_reply (call, TTRPC_INVALID_ARGUMENT, methods[m].req->short_name, NULL);
+      return;
+    }
+  if (methods[m].names == NAMES_NONE
+      || (t = task_find (s, call, req_string (req, "id"),
+                         methods[m].names == NAMES_EXEC ? req_string (req, "exec_id") : NULL))
+             != NULL)
+    methods[m].fn (s, call, req, t);
+  protobuf_c_message_free_unpacked (req, NULL);
+}
 
 void
 task_dispatch (void *ctx, struct ttrpc_call *call, const Ttrpc__Request *req)
@@ -554,7 +531,7 @@ task_dispatch (void *ctx, struct ttrpc_call *call, const Ttrpc__Request *req)
     if (strcmp (req->method, methods[i].name) == 0)
       {
         log_debug ("%s", req->method);
-        methods[i].fn (s, call, &req->payload);
+        task_call (s, call, i, &req->payload);
         return;
       }
   ttrpc_replyf (call, TTRPC_UNIMPLEMENTED, "%s.%s is not implemented by chvm", req->service,

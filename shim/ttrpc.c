@@ -115,6 +115,7 @@ struct ttrpc_server
   ttrpc_handler_fn fn;
   void *ctx;
   unsigned n_conns;
+  struct ttrpc_conn *conns[TTRPC_MAX_CONNS]; /* the open ones, closed by ttrpc_server_free */
 };
 
 static void
@@ -132,6 +133,9 @@ conn_close (struct ttrpc_conn *c)
   bufferevent_free (c->bev);
   c->bev = NULL;
   c->srv->n_conns--;
+  for (unsigned i = 0; i < TTRPC_MAX_CONNS; i++)
+    if (c->srv->conns[i] == c)
+      c->srv->conns[i] = NULL;
   conn_unref (c);
 }
 
@@ -238,6 +242,12 @@ on_accept (struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
       return;
     }
   s->n_conns++;
+  for (unsigned i = 0; i < TTRPC_MAX_CONNS; i++)
+    if (s->conns[i] == NULL)
+      {
+        s->conns[i] = c;
+        break;
+      }
   bufferevent_setcb (c->bev, conn_read, NULL, conn_event, c);
   bufferevent_setwatermark (c->bev, EV_READ, 0, TTRPC_HEADER_LEN + TTRPC_MESSAGE_MAX);
   bufferevent_enable (c->bev, EV_READ | EV_WRITE);
@@ -274,6 +284,9 @@ ttrpc_server_free (struct ttrpc_server *s)
 {
   if (s == NULL)
     return;
+  for (unsigned i = 0; i < TTRPC_MAX_CONNS; i++)
+    if (s->conns[i] != NULL)
+      conn_close (s->conns[i]);
   evconnlistener_free (s->listener);
   free (s);
 }

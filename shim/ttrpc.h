@@ -83,6 +83,8 @@ typedef void (*ttrpc_handler_fn) (void *ctx, struct ttrpc_call *call, const Ttrp
 #define TTRPC_MAX_CONNS 16
 int ttrpc_server_new (struct event_base *base, int fd, ttrpc_handler_fn fn, void *ctx,
                       struct ttrpc_server **out, struct err **err);
+/* Closes the open connections (a parked call keeps its own until answered:
+   its answer is then dropped) and the listener. */
 void ttrpc_server_free (struct ttrpc_server *s);
 
 /* Answers call with code (TTRPC_OK: payload) and frees it. */

@@ -6,16 +6,16 @@ temp dir, the CRI plugin off, the shim found on its PATH from build/bin)
 imports the stand-in's docker archive; `ctr run --runtime
 io.containerd.chvm.v1` boots it as a chvm VM (QEMU/TCG here: one VM,
 minutes), playwright-core drives a page through the VM's CDP endpoint,
-`ctr task kill` stops it gracefully (the power button), and `ctr task
-delete` plus `ctr container rm` leave no process, mount, socket or file.
+containerd restarted while the VM runs finds the task RUNNING through the
+same shim, `ctr task kill` stops it gracefully (the power button), and `ctr
+task delete` plus `ctr container rm` leave no process, mount, socket or
+file; a second container whose shim is killed with SIGKILL is cleaned up
+by containerd's `delete` from the bundle alone.
 """
-import json
 import os
-import shutil
+import signal
 import subprocess
 import time
-
-import pytest
 
 from chvmtest import cli, paths, prereq
 from chvmtest.cdp import Session, wait_cdp
@@ -24,6 +24,7 @@ SHIM = os.path.join(paths.BUILD, "bin", "containerd-shim-chvm-v1")
 ARCHIVE = os.path.join(paths.STANDIN, "docker-archive.tar")
 NS = "chvmtest"
 CID = "shim1"
+CID2 = "shim2"
 BOOT_TIMEOUT = 900
 
 pytestmark = prereq.requires(
@@ -78,13 +79,20 @@ class Containerd:
         self.log.close()
 
 
-def task_status(c):
+def task_status(c, cid=CID):
     r = c.ctr("task", "ls", check=False)
     for line in r.stdout.splitlines()[1:]:
         f = line.split()
-        if f and f[0] == CID:
+        if f and f[0] == cid:
             return f[-1]
     return None
+
+
+def read_shim_pid(d, cid):
+    """The shim's pid, from the bundle containerd made for cid."""
+    with open(os.path.join(d, "state", "io.containerd.runtime.v2.task", NS, cid,
+                           "shim.pid")) as f:
+        return int(f.read().strip())
 
 
 def leftovers(d, env):
@@ -136,6 +144,16 @@ def test_ctr_run_kill_delete(tmp_path):
             assert s.cmd("eval 6*7")["value"] == 42
         finally:
             s.close()
+        # containerd restarted while the VM runs: it finds the shim again
+        # (the bundle's address file) and the task answers State.
+        shim_pid = read_shim_pid(d, CID)
+        c.stop()
+        c = Containerd(d, env)
+        assert task_status(c) == "RUNNING", c.tail()
+        assert read_shim_pid(d, CID) == shim_pid and os.path.exists("/proc/%d" % shim_pid)
+        wait_cdp(endpoint, time.monotonic() + 60)
+        print("containerd restarted: the task is RUNNING, the same shim (pid %d), CDP answers"
+              % shim_pid)
         t1 = time.monotonic()
         c.ctr("task", "kill", CID)
         while task_status(c) != "STOPPED":
@@ -148,10 +166,29 @@ def test_ctr_run_kill_delete(tmp_path):
         while leftovers(d, env) and time.monotonic() < deadline:
             time.sleep(1)
         assert leftovers(d, env) == [], c.tail()
+        # A shim killed with SIGKILL while its VM runs: containerd runs the
+        # shim's `delete`, which cleans up from the bundle alone.
+        c.ctr("run", "-d", "--runtime", "io.containerd.chvm.v1", ref, CID2, timeout=BOOT_TIMEOUT)
+        assert task_status(c, CID2) == "RUNNING", c.tail()
+        assert leftovers(d, env), "a running container leaves nothing to find: the check is blind"
+        os.kill(read_shim_pid(d, CID2), signal.SIGKILL)
+        t1 = time.monotonic()
+        while task_status(c, CID2) not in ("STOPPED", None):
+            assert time.monotonic() - t1 < 120, (task_status(c, CID2), c.tail())
+            time.sleep(1)
+        c.ctr("task", "delete", CID2, check=False)
+        c.ctr("container", "rm", CID2)
+        deadline = time.monotonic() + 60
+        while leftovers(d, env) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert leftovers(d, env) == [], c.tail()
+        print("shim SIGKILLed: containerd's delete left nothing after %.1f s"
+              % (time.monotonic() - t1))
     finally:
-        c.ctr("task", "kill", "-s", "SIGKILL", CID, check=False)
-        c.ctr("task", "delete", CID, check=False)
-        c.ctr("container", "rm", CID, check=False)
-        cli.chvm(env, "rm", "-f", name, check=False)
+        for cid in (CID, CID2):
+            c.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
+            c.ctr("task", "delete", cid, check=False)
+            c.ctr("container", "rm", cid, check=False)
+            cli.chvm(env, "rm", "-f", "ctr-%s-%s" % (NS, cid), check=False)
         c.stop()
         print(c.tail())
