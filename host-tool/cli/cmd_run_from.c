@@ -12,6 +12,7 @@
  * clock, the connections of before) and waits for the browser.  With
  * --count N, N children run at once.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -52,6 +53,8 @@ enum clone_memory
 struct from_opts
 {
   const char *tmpl, *name;
+  char cdp_addr[INET_ADDRSTRLEN]; /* --cdp: the endpoints' address (IPv4), */
+  uint16_t cdp_port;              /* and the first clone's port (0: free ports) */
   unsigned count, timeout_s;
   bool agent;
   enum clone_memory memory;
@@ -72,6 +75,9 @@ usage (FILE *out, int status)
          "  --name NAME    the VM's name (with --count N: NAME-1 .. NAME-N; default\n"
          "                 TEMPLATE-<random>)\n"
          "  --count N      start N VMs at once (1-64)\n"
+         "  --cdp [ADDR:]PORT\n"
+         "                 the CDP endpoints on ADDR (default 127.0.0.1), the Nth clone's on\n"
+         "                 PORT+N-1 (PORT 0 or none: free ports)\n"
          "  --no-agent     do not thaw the guest or wait for its browser (guests without\n"
          "                 the agent)\n"
          "  --timeout S    wait for the browser at most this long (default 300)\n",
@@ -83,15 +89,24 @@ static int
 parse (int argc, char **argv, struct from_opts *o)
 {
   static const struct option longopts[] = {
-    { "from", required_argument, NULL, 'f' },  { "name", required_argument, NULL, 'n' },
-    { "count", required_argument, NULL, 'c' }, { "memory", required_argument, NULL, 'm' },
-    { "no-agent", no_argument, NULL, 'A' },    { "timeout", required_argument, NULL, 't' },
-    { "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
+    { "from", required_argument, NULL, 'f' },
+    { "name", required_argument, NULL, 'n' },
+    { "count", required_argument, NULL, 'c' },
+    { "memory", required_argument, NULL, 'm' },
+    { "no-agent", no_argument, NULL, 'A' },
+    { "timeout", required_argument, NULL, 't' },
+    { "cdp", required_argument, NULL, 'C' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
   };
+  cleanup_err struct err *err = NULL;
+  bool beyond;
   uint64_t v;
   int c;
 
-  *o = (struct from_opts){ .count = 1, .timeout_s = DEFAULT_READY_S, .agent = true };
+  *o = (struct from_opts){
+    .count = 1, .timeout_s = DEFAULT_READY_S, .agent = true, .cdp_addr = "127.0.0.1"
+  };
   optind = 1;
   opterr = 0;
   while ((c = getopt_long (argc, argv, "h", longopts, NULL)) != -1)
@@ -121,6 +136,13 @@ parse (int argc, char **argv, struct from_opts *o)
       case 'A':
         o->agent = false;
         break;
+      case 'C':
+        if (port_parse_ipv4 (optarg, o->cdp_addr, sizeof o->cdp_addr, &o->cdp_port, &beyond, &err)
+            < 0)
+          return fprintf (stderr, "chvm run: bad --cdp: %s\n", err->msg), 2;
+        if (beyond)
+          fprintf (stderr, "chvm: warning: " CLI_CDP_BEYOND "\n", o->cdp_addr);
+        break;
       case 'h':
         return usage (stdout, 0);
       default:
@@ -135,11 +157,12 @@ parse (int argc, char **argv, struct from_opts *o)
   return -1;
 }
 
-/* The clone's own parts of its record: namespace, endpoint, VMM uid. */
+/* The clone's own parts of its record: namespace, endpoint (o's address,
+   o's port or a free one), VMM uid. */
 static int
-own_parts (const char *root, struct vm_record *r, struct err **err)
+own_parts (const char *root, const struct from_opts *o, struct vm_record *r, struct err **err)
 {
-  uint16_t port = 0;
+  uint16_t port = o->cdp_port;
 
   if (strlen (r->name) + strlen (NETNS_PREFIX) >= sizeof r->netns)
     return err_make (err, ENAMETOOLONG, "a clone's name has at most %zu characters",
@@ -147,10 +170,10 @@ own_parts (const char *root, struct vm_record *r, struct err **err)
   snprintf (r->netns, sizeof r->netns, NETNS_PREFIX "%s", r->name);
   r->netns_owned = true;
   supervisor_record_env (r);
-  if (port_pick ("127.0.0.1", &port, err) < 0
+  if ((port == 0 && port_pick (o->cdp_addr, &port, err) < 0)
       || rand_hex (r->cdp_token, VM_CDP_TOKEN_BYTES, err) < 0)
     return -1;
-  snprintf (r->cdp_endpoint, sizeof r->cdp_endpoint, "127.0.0.1:%u", (unsigned) port);
+  snprintf (r->cdp_endpoint, sizeof r->cdp_endpoint, "%s:%u", o->cdp_addr, (unsigned) port);
   if (r->cdp_max_clients == 0)
     r->cdp_max_clients = SUPERVISOR_DEFAULT_MAX_CLIENTS;
   return vmmuser_assign (root, r, err);
@@ -199,8 +222,9 @@ clone_files (const struct backend_ops *be, const char *tdir, const struct templa
 
 /* Under the state lock: the clone as a VM in standby. */
 static int
-materialize (const char *root, const struct backend_ops *be, const struct template_info *t,
-             const char *name, bool cow, char *dir, size_t dlen, struct err **err)
+materialize (const char *root, const struct from_opts *o, const struct backend_ops *be,
+             const struct template_info *t, const char *name, bool cow, char *dir, size_t dlen,
+             struct err **err)
 {
   cleanup_free struct vm_record *r = calloc (1, sizeof *r);
   char tdir[VM_PATH_MAX];
@@ -211,7 +235,7 @@ materialize (const char *root, const struct backend_ops *be, const struct templa
     return err_make (err, ENOMEM, "clone");
   if (template_dir (root, t->name, tdir, sizeof tdir, err) < 0
       || vmstate_dir (root, name, dir, dlen, err) < 0
-      || template_clone_record (tdir, name, dir, r, err) < 0 || own_parts (root, r, err) < 0)
+      || template_clone_record (tdir, name, dir, r, err) < 0 || own_parts (root, o, r, err) < 0)
     return -1;
   if (mkdir (dir, 0700) < 0)
     return errno == EEXIST ? err_make (err, 0, "a VM named '%s' already exists", name)
@@ -296,9 +320,9 @@ thaw_and_ready (const struct global_opts *g, const char *name, unsigned timeout_
 /* Makes clone name (memory cow or copied) and restores it, without the
    agent; on failure nothing of it is left. */
 static int
-attempt (const struct global_opts *g, const char *root, const struct backend_ops *be,
-         const struct template_info *t, const char *name, bool cow, struct json_object **restored,
-         struct err **err)
+attempt (const struct global_opts *g, const struct from_opts *o, const char *root,
+         const struct backend_ops *be, const struct template_info *t, const char *name, bool cow,
+         struct json_object **restored, struct err **err)
 {
   const char *restore[] = { "restore", "--no-agent", name, NULL },
              *rm[] = { "rm", "-f", name, NULL };
@@ -309,7 +333,7 @@ attempt (const struct global_opts *g, const char *root, const struct backend_ops
 
   if (lock < 0)
     return -1;
-  r = materialize (root, be, t, name, cow, dir, sizeof dir, err);
+  r = materialize (root, o, be, t, name, cow, dir, sizeof dir, err);
   close (lock);
   if (r < 0)
     return -1;
@@ -363,7 +387,7 @@ clone_one (const struct global_opts *g, const struct from_opts *o, const char *n
             cow ? "the template's memory file mapped copy-on-write (MAP_PRIVATE): its pages come "
                   "from the host's page cache, shared by every clone"
                 : "asked for (--memory copy): the clone has a copy of the template's memory");
-  r = attempt (g, root, be, &t, name, cow, &restored, err);
+  r = attempt (g, o, root, be, &t, name, cow, &restored, err);
   if (r < 0 && cow && o->memory == CLONE_AUTO)
     {
       snprintf (why, sizeof why,
@@ -373,7 +397,7 @@ clone_one (const struct global_opts *g, const struct from_opts *o, const char *n
       err_release (err);
       cow = false;
       json_object_put (steal_ptr (&restored));
-      r = attempt (g, root, be, &t, name, false, &restored, err);
+      r = attempt (g, o, root, be, &t, name, false, &restored, err);
     }
   if (r < 0)
     return err_wrap (err, "VM %s from template %s", name, t.name);
@@ -412,10 +436,10 @@ static int
 clone_many (const struct global_opts *g, const struct from_opts *o, char **argv)
 {
   struct cli_self kids[COUNT_MAX];
-  char names[COUNT_MAX][VM_NAME_MAX + 1], rnd[8];
+  char names[COUNT_MAX][VM_NAME_MAX + 1], cdp[COUNT_MAX][96], rnd[8];
   cleanup_json struct json_object *all = json_object_new_array ();
   cleanup_err struct err *err = NULL;
-  const char *args[12];
+  const char *args[14];
   int rc = 0;
 
   (void) argv;
@@ -436,6 +460,11 @@ clone_many (const struct global_opts *g, const struct from_opts *o, char **argv)
                                             : "--memory=auto";
       if (!o->agent)
         args[n++] = "--no-agent";
+      /* Each its own port after the first (or a free one). */
+      snprintf (cdp[i], sizeof cdp[i], "%s:%u", o->cdp_addr,
+                o->cdp_port ? (unsigned) o->cdp_port + i : 0u);
+      args[n++] = "--cdp";
+      args[n++] = cdp[i];
       args[n] = NULL;
       if (cli_self_start (g, args, &kids[i], &err) < 0)
         return cli_fail ("run", &err); /* the ones started finish by themselves */

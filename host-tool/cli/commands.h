@@ -12,6 +12,11 @@ struct global_opts
   const char *state_dir; /* --state-dir or $CHVM_STATE_DIR */
 };
 
+/* The warning for a CDP endpoint beyond loopback (%s: its address). */
+#define CLI_CDP_BEYOND                                                                             \
+  "--cdp %s: the endpoint is open beyond this host; only its token (in the URLs `chvm cdp "        \
+  "NAME` prints) guards the browser, and plain HTTP carries it unencrypted"
+
 typedef int (*command_fn) (const struct global_opts *g, int argc, char **argv);
 
 struct command

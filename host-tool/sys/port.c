@@ -46,6 +46,20 @@ port_parse (const char *s, char *host, size_t host_len, uint16_t *port, struct e
 }
 
 int
+port_parse_ipv4 (const char *s, char *addr, size_t addr_len, uint16_t *port, bool *beyond,
+                 struct err **err)
+{
+  struct in_addr ia;
+
+  if (port_parse (s, addr, addr_len, port, err) < 0)
+    return -1;
+  if (inet_pton (AF_INET, addr, &ia) != 1)
+    return err_make (err, EINVAL, "'%s': the address is not IPv4", addr);
+  *beyond = (ntohl (ia.s_addr) >> 24) != 127;
+  return 0;
+}
+
+int
 port_pick (const char *addr, uint16_t *port, struct err **err)
 {
   struct sockaddr_in sa = { .sin_family = AF_INET };

@@ -14,6 +14,11 @@
    port (0-65535; callers that need one say so). */
 int port_parse (const char *s, char *host, size_t host_len, uint16_t *port, struct err **err);
 
+/* An endpoint's "[ADDR:]PORT" with an IPv4 ADDR (addr keeps its value when
+   s names none); *beyond: ADDR is not a loopback one (127/8). */
+int port_parse_ipv4 (const char *s, char *addr, size_t addr_len, uint16_t *port, bool *beyond,
+                     struct err **err);
+
 /* A free TCP port on IPv4 address addr, chosen by the kernel. */
 int port_pick (const char *addr, uint16_t *port, struct err **err);
 

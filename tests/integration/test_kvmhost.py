@@ -67,6 +67,11 @@ CDP = 9222
 ENDPOINT = 9444
 # The endpoint step (wake on connect with CH): CHVM_KVMHOST_CDP=0 leaves it out.
 CDP_STEP = os.environ.get("CHVM_KVMHOST_CDP") != "0"
+# Clones from a template of the stand-in (issue 23), with the newest build:
+# CHVM_KVMHOST_CLONES of them at once (full plan 3, default plan none,
+# make bench-fork-kvmhost 10), their endpoints on CLONE_PORT.. forwarded.
+CLONES = int(os.environ.get("CHVM_KVMHOST_CLONES", "3" if FULL else "0"))
+CLONE_PORT = 9450
 # Nested emulation: Chromium's start took 56-94 s, an ondemand restore's
 # first CDP answer 157 s (shared/docs/build-hosts.md).
 BOOT_S = 900
@@ -86,7 +91,7 @@ def host(tmp_path_factory):
     kvmhost.build_base()
     run_dir = str(tmp_path_factory.mktemp("kvmhost"))
     disk, _ = kvmhost.make_disk(run_dir)
-    h = kvmhost.KvmHost(run_dir, forwards=[CDP, ENDPOINT])
+    h = kvmhost.KvmHost(run_dir, forwards=[CDP, ENDPOINT, *range(CLONE_PORT, CLONE_PORT + CLONES)])
     h.disk = disk
     h.boot(disk)
     FIGURES["kvmhost"] = {"kernel": h.sh("uname -r").get("out").strip(), "memory": kvmhost.MEMORY,
@@ -436,3 +441,75 @@ def test_stop_and_rm_leave_nothing(g):
                   "nft list ruleset | grep -i chvm || true; ls %s/vms; pgrep -x sleep || true; "
                   "ls -d %s 2>/dev/null || true" % (STATE, path))["out"]
     assert left.strip() == "", left
+
+
+def mem_available(h):
+    out = h.sh("grep MemAvailable: /proc/meminfo")["out"]
+    return int(out.split()[1]) << 10
+
+
+def test_template_clones(g):
+    """chvm template create of the stand-in, then CLONES VMs at once with
+    run --from --count: each one's time from the command to its browser
+    ready, playwright-core through its own endpoint, its hostname and kernel
+    random output (all different: the agent reseeded each), the VMMs' PSS
+    against CLONES x guest RAM and the template, MemAvailable before and
+    after; beside this build's cold run and restore of the same image (the
+    baselines, from the steps before)."""
+    if CLONES == 0:
+        pytest.skip("template clones: CHVM_KVMHOST_CLONES=N (full plan 3; make "
+                    "bench-fork-kvmhost: 10)")
+    if g.version != VERSIONS[0]:
+        pytest.skip("template clones with the newest CH build only")
+    tmpl, prefix = "t" + g.name, "k" + g.name
+    names = ["%s-%d" % (prefix, i) for i in range(1, CLONES + 1)]
+    avail0 = mem_available(g.h)
+    try:
+        t0 = time.monotonic()
+        made = g.chvm_json("template", "create", tmpl, "--backend", "ch", "--memory", GUEST_MEMORY,
+                           *GUEST_ARGS, timeout=2 * BOOT_S)
+        create_s = time.monotonic() - t0
+        print("\n%s template create: %.1f s: %s" % (g.version, create_s, made))
+        t1 = time.monotonic()
+        clones = g.chvm_json("run", "--from", tmpl, "--count", str(CLONES), "--name", prefix,
+                             "--cdp", "10.0.2.15:%d" % CLONE_PORT, "--timeout", str(BOOT_S - 60),
+                             timeout=2 * BOOT_S)
+        wall = time.monotonic() - t1
+        assert sorted(c["name"] for c in clones) == sorted(names), clones
+        ready = sorted(c["ready_ms"] / 1000 for c in clones)
+        hostnames, randoms, pss = set(), set(), 0
+        ps = {v["name"]: v for v in json.loads(g.chvm("ps", "--json")["out"])}
+        for c in clones:
+            i = int(c["name"].rsplit("-", 1)[1])
+            token = c["endpoint"].rsplit("/", 1)[1]
+            s = Session("playwright", "http://127.0.0.1:%d/%s"
+                        % (g.h.port[CLONE_PORT + i - 1], token))
+            try:
+                s.cmd("open")
+                assert s.cmd("eval 6*7")["value"] == 42
+            finally:
+                s.close()
+            sock = "%s/vms/%s/vsock.sock" % (STATE, c["name"])
+            ex = ["chvm", "agent", "--socket", sock, "--port", "1024", "exec", "--", "cat"]
+            hostnames.add(g.h.run(ex + ["/proc/sys/kernel/hostname"])["out"].strip())
+            randoms.add(g.h.run(ex + ["/proc/sys/kernel/random/uuid"])["out"].strip())
+            pss += int(g.h.sh("grep ^Pss: /proc/%d/smaps_rollup" % ps[c["name"]]["pid"])
+                       ["out"].split()[1]) << 10
+        avail1 = mem_available(g.h)
+        ram = int(GUEST_MEMORY.rstrip("G")) << 30
+        fig = {"clones": CLONES, "template_create_s": round(create_s, 1),
+               "template_memory_bytes": made.get("memory_bytes"), "wall_s": round(wall, 1),
+               "ready_s": [round(x, 1) for x in ready],
+               "ready_p50_s": round(ready[len(ready) // 2], 1),
+               "ready_p95_s": round(ready[min(len(ready) - 1, int(0.95 * len(ready)))], 1),
+               "ready_max_s": round(ready[-1], 1), "memory": sorted({c["memory"] for c in clones}),
+               "pss_sum_bytes": pss, "guest_ram_sum_bytes": CLONES * ram,
+               "mem_available_before": avail0, "mem_available_after": avail1,
+               "cold_run_s": g.figures.get("run", {}).get("wall_s")}
+        g.figures["template_clones"] = fig
+        print("%s clones: %s" % (g.version, fig))
+        assert fig["memory"] == ["cow"], clones
+        assert len(hostnames) == CLONES and len(randoms) == CLONES, (hostnames, randoms)
+    finally:
+        g.chvm("rm", "-f", *names, timeout=300, check=False)
+        g.chvm("template", "rm", tmpl, timeout=120, check=False)

@@ -17,11 +17,12 @@ import hashlib
 import json
 import os
 import re
+import socket
 import subprocess
 
 import pytest
 
-from chvmtest import ch_micro, cli
+from chvmtest import ch_micro, cli, net
 from chvmtest.cli import chvm, ps
 
 TOUCH_ELF = os.path.join(os.path.dirname(ch_micro.MICRO_ELF), "micro-touch256.elf")
@@ -144,15 +145,20 @@ def test_template_clone_cow_standby_restore_and_rm_refused(ch):
 
 def test_ten_clones_cost_about_one_template(ch):
     """10 idle clones of a 1 GiB template: the VMMs' PSS plus any file a
-    clone has to itself stay under the template plus 25% of 10 x guest RAM."""
+    clone has to itself stay under the template plus 25% of 10 x guest RAM;
+    --cdp ADDR:PORT gives the Nth clone's endpoint PORT+N-1."""
     env, ns, _ = ch
     made = create(env, ns, "big", memory="1G")
     names = ["f-%d" % i for i in range(1, 11)]
+    port = net.free_ports(socket.SOCK_STREAM, 10)
     try:
         p = chvm(env, "--json", "run", "--from", "big", "--count", "10", "--name", "f",
-                 "--no-agent", timeout=300)
+                 "--no-agent", "--cdp", "127.0.0.1:%d" % port, timeout=300)
         clones = json.loads(p.stdout)
         assert sorted(c["name"] for c in clones) == sorted(names)
+        for c in clones:
+            i = int(c["name"].rsplit("-", 1)[1])
+            assert c["endpoint"].startswith("http://127.0.0.1:%d/" % (port + i - 1)), c
         assert {c["memory"] for c in clones} == {"cow"}, clones
         vms = ps(env)
         for n in names:
@@ -203,6 +209,10 @@ def test_template_refusals_without_a_vm(tmp_path):
         assert p.returncode == 1 and "no template" in p.stderr, p.stderr
     p = chvm(env, "run", "--from", "nope", "--memory", "lots", check=False)
     assert p.returncode == 2 and "--memory" in p.stderr, p.stderr
+    p = chvm(env, "run", "--from", "nope", "--cdp", "localhost:9", check=False)
+    assert p.returncode == 2 and "bad --cdp" in p.stderr and "IPv4" in p.stderr, p.stderr
+    p = chvm(env, "run", "--from", "nope", "--cdp", "10.1.2.3:9", "--no-agent", check=False)
+    assert p.returncode == 1 and "open beyond this host" in p.stderr, p.stderr
 
     fake_template(env, tmp_path, "old", "cloud-hypervisor v1.0")
     p = chvm(env, "run", "--from", "old", "--no-agent", check=False)
