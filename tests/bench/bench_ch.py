@@ -33,6 +33,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
 from chvmtest import ch_micro  # noqa: E402
 from chvmtest.ch_micro import Driver  # noqa: E402
 
+# The host's bounds, measured as make report does (scripts/report/bandwidth.py).
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "report"))
+from bandwidth import measure as host_baselines  # noqa: E402
+
 HOST_MIB = 1024
 MARGIN_MIB = 32
 
@@ -48,38 +52,6 @@ def drop_cache(path):
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
-
-
-def host_baselines(workdir, mib):
-    path = os.path.join(workdir, "host-seq.bin")
-    block = bytes(range(256)) * 4096  # 1 MiB, not all zero
-    t0 = time.monotonic()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        for _ in range(mib):
-            os.write(fd, block)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    write_s = time.monotonic() - t0
-    drop_cache(path)
-    t0 = time.monotonic()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        while os.read(fd, 1 << 20):
-            pass
-    finally:
-        os.close(fd)
-    read_s = time.monotonic() - t0
-    os.unlink(path)
-    src = bytearray(block * 256)  # 256 MiB
-    dst = bytearray(len(src))
-    t0 = time.monotonic()
-    for _ in range(mib // 256):
-        dst[:] = src  # memcpy
-    copy_s = time.monotonic() - t0
-    return {"seq_write_MBps": mib * 1.048576 / write_s, "seq_read_cold_MBps": mib * 1.048576 / read_s,
-            "memcpy_MBps": (mib // 256) * 256 * 1.048576 / copy_s}
 
 
 def first_count_after(d, before, t0, timeout):
