@@ -452,10 +452,11 @@ bench-fork: $(B)/bin/chvm initrd $(foreach n,$(MICRO_TOUCH_SIZES),$(MICRO_DIR)/m
 # The Chromium stand-in inside the KVM host with the newest CH build: its
 # cold run, then a template and CLONES (default 10) clones at once
 # (test_kvmhost.py's test_template_clones; figures in
-# build/test-results/kvmhost.json).  About half an hour nested.
+# build/test-results/fork-kvmhost.json).  About half an hour nested.
 .PHONY: bench-fork-kvmhost
 bench-fork-kvmhost: $(B)/bin/chvm initrd $(MICRO_ELF)
-	CHVM_KVMHOST_CLONES=$${CLONES:-10} CHVM_KVMHOST_MEMORY=$${KVMHOST_MEMORY:-12G} CHVM_KVMHOST_VERSIONS=$$(ls ../shared/tools/cloud-hypervisor | sort -V | tail -1) \
+	CHVM_KVMHOST_CLONES=$${CLONES:-10} CHVM_KVMHOST_MEMORY=$${KVMHOST_MEMORY:-12G} \
+	  CHVM_KVMHOST_RESULTS=$(B)/test-results/fork-kvmhost.json CHVM_KVMHOST_VERSIONS=$$(ls ../shared/tools/cloud-hypervisor | sort -V | tail -1) \
 	  python3 -m pytest -rs -v -s tests/integration/test_kvmhost.py -k "run_boots or template_clones"
 # ---- end section: templates and clones ----
 

@@ -47,6 +47,7 @@ MEASURED = {
     "bench-snapshot": "make bench-snapshot",
     "kvmhost": "make test-kvmhost",
     "cdp-wake": "make bench-cdp-wake",
+    "fork-kvmhost": "make bench-fork-kvmhost",
     "soak-qemu": "make soak",
     "soak-kvmhost": "make soak-kvmhost",
 }

@@ -581,7 +581,48 @@ def draw_webrtc(plt, s, path):
            "WebRTC live view, QEMU/TCG guest (VP8 1280x800 encoded in software emulation)")
 
 
+# ---- template fork --------------------------------------------------------------
+
+
+def extract_fork(docs):
+    d = docs.get("fork-kvmhost")
+    if d is None:
+        raise ReportError("docs/report/data/fork-kvmhost.json is missing (make bench-fork-kvmhost, "
+                          "or scripts/report/rerun.py fork-kvmhost)")
+    versions = [k for k in d.get("results", dict) if k.startswith("v")]
+    if len(versions) != 1:
+        raise ReportError("%s: results: expected one CH build (vNN.N), found %s" % (d.rel, versions))
+    p = versions[0] + ".template_clones."
+    return {"version": versions[0], "ready": vals(d, p + "ready_s"),
+            "cold": d.rnum(versions[0] + ".run.wall_s"), "create": d.rnum(p + "template_create_s"),
+            "pss": d.rnum(p + "pss_sum_bytes") / MiB, "ram": d.rnum(p + "guest_ram_sum_bytes") / MiB,
+            "template": d.rnum(p + "template_memory_bytes") / MiB,
+            "avail": (d.rnum(p + "mem_available_before") - d.rnum(p + "mem_available_after")) / MiB,
+            "sources": [d]}
+
+
+def draw_fork(plt, s, path):
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.6))
+    n = len(s["ready"])
+    a.bar(range(n), s["ready"], 0.6, label="clone: run --from to browser ready (s)")
+    a.axhline(s["cold"], color="#c44", linestyle="--", label="cold chvm run of the same image (s)")
+    a.set_xticks(list(range(n)), ["clone %d" % (i + 1) for i in range(n)])
+    a.set_ylabel("time (s)")
+    a.legend(fontsize=7)
+    a.set_title("%d clones started at once (one vCPU: they resume in turn)" % n, fontsize=9)
+    bars = [("guest RAM of all clones", s["ram"]), ("template memory file", s["template"]),
+            ("VMMs' PSS, all clones", s["pss"]), ("host MemAvailable drop", s["avail"])]
+    b.barh(range(len(bars)), [v for _, v in bars], color=["#999", "#69c", "#4a4", "#c84"])
+    b.set_yticks(list(range(len(bars))), [k for k, _ in bars])
+    b.set_xlabel("MiB")
+    b.set_title("host memory after the clones drove a page", fontsize=9)
+    finish(plt, fig, s["sources"], path,
+           "VMs from a template of the Chromium stand-in (CH %s, memory copy-on-write), nested emulation"
+           % s["version"])
+
+
 FIGURES = [("boot", extract_boot, draw_boot), ("memory", extract_memory, draw_memory),
            ("snapshot", extract_snapshot, draw_snapshot), ("restore", extract_restore, draw_restore),
            ("versions", extract_versions, draw_versions), ("wake", extract_wake, draw_wake),
-           ("soak", extract_soak, draw_soak), ("webrtc", extract_webrtc, draw_webrtc)]
+           ("soak", extract_soak, draw_soak), ("webrtc", extract_webrtc, draw_webrtc),
+           ("fork", extract_fork, draw_fork)]

@@ -66,6 +66,8 @@ BENCHES = [
      "chvm with each CH build and the Chromium stand-in inside the KVM host: every phase", "15-19", True),
     ("bench-snapshot", "bench-snapshot", "bench-snapshot.json", lambda: "nested",
      "What a snapshot holds per guest RAM setting: CH v53.0 inside the KVM host", "40", True),
+    ("fork-kvmhost", "bench-fork-kvmhost", "fork-kvmhost.json", lambda: "nested",
+     "VMs from a template of the Chromium stand-in, at once: CH inside the KVM host", "15-40", True),
     ("soak-qemu", "soak", "soak-qemu.json", qemu_or_ch_host,
      "Standby/restore soak with a counter file and a CDP client", "25", True),
     ("soak-kvmhost", "soak-kvmhost", "soak-kvmhost.json", lambda: "nested",
