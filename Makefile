@@ -318,6 +318,9 @@ $(B)/tests/bench/bench_agent: tests/bench/bench_agent.c $(AGENT_HDRS) $(B)/lib/l
 
 UNIT_test_frame_SRC := common/frame.c common/err.c
 UNIT_test_num_SRC := common/num.c
+UNIT_test_agent_hooks_SRC := guest-agent/hooks.c common/err.c common/log.c
+UNIT_test_agent_hooks_CFLAGS := -Iguest-agent
+UNIT_test_agent_hooks_DEPS := guest-agent/hooks.h
 UNIT_test_agent_parse_SRC := $(AGENT_TEST_SRC)
 UNIT_test_agent_parse_CFLAGS := -Iguest-agent
 UNIT_test_agent_parse_LIBS := $(AGENT_HOST_LIBS)

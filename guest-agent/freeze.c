@@ -7,7 +7,9 @@
  * FIFREEZE and logging is off meanwhile; Thaw repeats FITHAW on every
  * candidate until it fails, since freezes nest.  Every freeze has a deadline
  * (a libevent timer) and ends early when its connection drops: the
- * connection holds a request for as long as the freeze lasts.
+ * connection holds a request for as long as the freeze lasts.  The image's
+ * hooks (hooks.c) run before the freeze (a failing one fails the Quiesce,
+ * nothing frozen) and after a Thaw.
  */
 #include "freeze.h"
 
@@ -24,6 +26,7 @@
 
 #include "announce.h"
 #include "cleanup.h"
+#include "hooks.h"
 #include "log.h"
 #include "sysinfo.h"
 
@@ -322,6 +325,8 @@ freeze_handle (struct conn *c, const Frame *f)
       conn_send_err (c, id, CHVM__AGENT__ERROR_CODE__ERROR_INTERNAL, e);
       return;
     }
+  if (!agent.test_mode && hooks_run (HOOKS_DIR, "quiesce", HOOK_TIMEOUT_MS, &e) < 0)
+    goto fail; /* nothing frozen: the VM runs on */
   before = mem_available_kb (NULL);
   sync ();
   if (!agent.test_mode)
@@ -478,6 +483,7 @@ thaw_handle (struct conn *c, const Frame *f)
           log_warn ("network re-announce: %s", err_str (e, buf, sizeof buf));
         }
       tr.announced = r > 0;
+      hooks_after ("thaw");
     }
   rf.id = id;
   rf.body_case = CHVM__AGENT__FRAME__BODY_THAW_REPLY;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "hooks.h"
 #include "log.h"
 
 #define MACHINE_ID "/etc/machine-id"
@@ -121,6 +122,7 @@ identity_handle (struct conn *c, const Frame *f)
       if (reseed (&rq->entropy, &ir.entropy_bytes, &reseeded) < 0)
         log_warn ("identity: reseeding the kernel's RNG: %s", strerror (errno));
       ir.reseeded = reseeded;
+      hooks_after ("fork");
     }
   log_info ("identity: hostname %s, machine-id %s, %u bytes of entropy, %sreseeded",
             ir.hostname_set ? h : "left", ir.machine_id_set ? "set" : "left", ir.entropy_bytes,

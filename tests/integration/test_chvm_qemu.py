@@ -184,6 +184,17 @@ def test_publish_udp_range_and_tcp(env, vm):
     print("TCP echo 127.0.0.1:%d -> guest :%d" % (vm["tcp_host"], TCP_GUEST))
 
 
+HOOKS = "/etc/chvm/hooks.d"
+
+
+def guest_sh(env, vm, cmd):
+    """cmd by sh in the guest through the agent; its stdout."""
+    p = subprocess.run(cli.agent_argv(env, vm["name"]) + ["exec", "--", "sh", "-c", cmd],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, (cmd, p.stdout, p.stderr)
+    return p.stdout
+
+
 NOBODY = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
 CONNECT = ("import socket, sys\n"
            "try:\n"
@@ -295,6 +306,20 @@ def test_standby_restore_same_browser(env, vm):
         time.sleep(0.2)
     assert before.get(target["id"]) == marker, before
 
+    if vm["agent"]:
+        # The image's hooks (/etc/chvm/hooks.d, made here in the guest's
+        # overlay): a failing quiesce hook fails the standby cleanly, the VM
+        # runs on; then a logging one sees quiesce and, after restore, thaw.
+        guest_sh(env, vm, "mkdir -p %s && printf '#!/bin/sh\\necho \"$1\" >>/run/hooks.log\\n' "
+                 ">%s/10-log && printf '#!/bin/sh\\necho no >&2; exit 4\\n' >%s/20-fail && "
+                 "chmod 755 %s/*" % ((HOOKS,) * 4))
+        p = chvm(env, "standby", vm["name"], check=False, timeout=600)
+        assert p.returncode == 1 and "hook 20-fail quiesce: exited with status 4" in p.stderr, \
+            p.stderr
+        assert cli.ps_row(env, vm["name"])["status"] == "running"
+        assert http(base + "/json/version")["Browser"]
+        guest_sh(env, vm, "rm %s/20-fail" % HOOKS)
+
     args = ["standby", vm["name"], "--json"]
     if not vm["agent"]:
         args.insert(1, "--no-quiesce")
@@ -340,6 +365,9 @@ def test_standby_restore_same_browser(env, vm):
     mine = [v for v in ps if v["name"] == vm["name"]]
     assert [v["status"] for v in mine] == ["running"]
     assert not os.path.exists(os.path.join(d, "snapshot"))
+    if vm["agent"]:
+        assert guest_sh(env, vm, "cat /run/hooks.log").split() == ["quiesce", "quiesce", "thaw"]
+        guest_sh(env, vm, "rm -r %s /run/hooks.log" % HOOKS)
     # The new QEMU read the snapshot its predecessor wrote, as the same uid.
     insp = cli.inspect(env, vm["name"])
     assert cli.assert_vmm_unprivileged(mine[0]["pid"], d) == insp["spec"]["vmm_uid"]
