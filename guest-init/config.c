@@ -67,6 +67,7 @@ config_defaults (struct chvm_config *cfg)
 {
   memset (cfg, 0, sizeof *cfg);
   cfg->overlay = OVERLAY_TMPFS;
+  cfg->root_device = ROOT_BLK;
   cfg->agent_vsock_port = 1024;
   cfg->agent_cdp_port = 9222;
   cfg->init_timeout = 30;
@@ -334,6 +335,18 @@ set_overlay (struct chvm_config *cfg, struct val v)
 }
 
 static const char *
+set_root_device (struct chvm_config *cfg, struct val v)
+{
+  if (v.len == 3 && memcmp (v.p, "blk", 3) == 0)
+    cfg->root_device = ROOT_BLK;
+  else if (v.len == 4 && memcmp (v.p, "pmem", 4) == 0)
+    cfg->root_device = ROOT_PMEM;
+  else
+    return "root.device must be blk or pmem";
+  return NULL;
+}
+
+static const char *
 set_overlay_size (struct chvm_config *cfg, struct val v)
 {
   if (parse_size (v, &cfg->overlay_size) < 0)
@@ -404,6 +417,7 @@ static const struct key_def keys[] = {
   { "ssh.authorized_key", KEY_REPEAT, set_authorized_key },
   { "overlay", KEY_ONCE, set_overlay },
   { "overlay.size", KEY_ONCE, set_overlay_size },
+  { "root.device", KEY_ONCE, set_root_device },
   { "agent.vsock_port", KEY_ONCE, set_vsock_port },
   { "agent.tcp_port", KEY_ONCE, set_tcp_port },
   { "agent.token", KEY_ONCE, set_token },

@@ -26,6 +26,15 @@ enum overlay_kind
   OVERLAY_DISK,
 };
 
+/* How the host attached the root filesystem: a virtio-blk disk (serial
+   chvm-root), or also as virtio-pmem (/dev/pmem0), which init mounts with
+   DAX, falling back to the disk. */
+enum root_device
+{
+  ROOT_BLK,
+  ROOT_PMEM,
+};
+
 struct chvm_config
 {
   char *hostname;
@@ -47,6 +56,7 @@ struct chvm_config
 
   enum overlay_kind overlay;
   uint64_t overlay_size; /* bytes; 0: tmpfs default (50% of RAM) */
+  enum root_device root_device;
 
   uint32_t agent_vsock_port;
   uint16_t agent_tcp_port;

@@ -8,6 +8,7 @@
 #include <linux/netlink.h>
 #include <net/if.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,6 +18,9 @@
 #include "config.h"
 #include "io.h"
 #include "log.h"
+
+#define PMEM_DEV "/dev/pmem0"
+#define PMEM_SYS "/sys/block/pmem0"
 
 int
 uevent_open (struct err **err)
@@ -35,26 +39,55 @@ uevent_open (struct err **err)
   return steal_fd (&fd);
 }
 
+/* Reads the first 2 KiB of dev: the config magic, and the ext4 and erofs
+   superblocks at 1024.  Returns 0 when all of it was read. */
+static int
+read_head (const char *dev, unsigned char sb[static 2048])
+{
+  cleanup_close int fd = open (dev, O_RDONLY | O_CLOEXEC);
+
+  if (fd < 0 || pread (fd, sb, 2048, 0) < 2048)
+    return -1;
+  return 0;
+}
+
+static bool
+is_ext4 (const unsigned char *sb)
+{
+  return sb[1024 + 56] == 0x53 && sb[1024 + 57] == 0xef;
+}
+
+static bool
+is_erofs (const unsigned char *sb)
+{
+  return sb[1024] == 0xe2 && sb[1025] == 0xe1 && sb[1026] == 0xf5 && sb[1027] == 0xe0;
+}
+
+const char *
+disk_fs_type (const char *dev)
+{
+  unsigned char sb[2048];
+
+  if (read_head (dev, sb) < 0)
+    return NULL;
+  return is_ext4 (sb) ? "ext4" : is_erofs (sb) ? "erofs" : NULL;
+}
+
 /* Identity of a disk without a serial: the config magic at offset 0, or an
    ext4 (offset 1024+120) or erofs (offset 1024+64) volume label. */
 static void
 probe_label (const char *dev, char *id, size_t idlen)
 {
-  cleanup_close int fd = open (dev, O_RDONLY | O_CLOEXEC);
   unsigned char sb[2048];
-  ssize_t n;
 
   id[0] = '\0';
-  if (fd < 0)
-    return;
-  n = pread (fd, sb, sizeof sb, 0);
-  if (n < (ssize_t) sizeof sb)
+  if (read_head (dev, sb) < 0)
     return;
   if (memcmp (sb, CONFIG_HEADER "\n", strlen (CONFIG_HEADER) + 1) == 0)
     snprintf (id, idlen, "chvm-config");
-  else if (sb[1024 + 56] == 0x53 && sb[1024 + 57] == 0xef)
+  else if (is_ext4 (sb))
     snprintf (id, idlen, "%.16s", (const char *) sb + 1024 + 120);
-  else if (sb[1024] == 0xe2 && sb[1025] == 0xe1 && sb[1026] == 0xf5 && sb[1027] == 0xe0)
+  else if (is_erofs (sb))
     snprintf (id, idlen, "%.16s", (const char *) sb + 1024 + 64);
 }
 
@@ -138,6 +171,29 @@ disks_wait (int uevent_fd, struct disk_want *want, size_t n, double deadline, un
       }
   for (size_t i = 0; i < n; i++)
     log_debug ("disk %s is %s", want[i].serial, want[i].dev);
+  return 0;
+}
+
+int
+pmem_wait (int uevent_fd, double deadline, unsigned timeout_s, char *dev, size_t len,
+           struct err **err)
+{
+  static const char *const drivers[] = { "virtio/drivers/virtio_pmem", "nd/drivers/nd_pmem" };
+  char path[64];
+
+  /* Without either driver no pmem0 can come: say so at once rather than
+     waiting out the deadline. */
+  for (size_t i = 0; i < sizeof drivers / sizeof drivers[0]; i++)
+    {
+      snprintf (path, sizeof path, "/sys/bus/%s", drivers[i]);
+      if (access (path, F_OK) != 0)
+        return err_make (err, 0, "no %s driver in this kernel or initramfs",
+                         strrchr (drivers[i], '/') + 1);
+    }
+  while (access (PMEM_SYS, F_OK) != 0)
+    if (uevent_wait (uevent_fd, deadline) == 1 && access (PMEM_SYS, F_OK) != 0)
+      return err_make (err, ETIMEDOUT, "no " PMEM_DEV " after %us", timeout_s);
+  snprintf (dev, len, PMEM_DEV);
   return 0;
 }
 

@@ -25,6 +25,16 @@ int uevent_open (struct err **err);
 int disks_wait (int uevent_fd, struct disk_want *want, size_t n, double deadline,
                 unsigned timeout_s, struct err **err);
 
+/* The root's virtio-pmem device (chvm run --rootfs-device pmem): waits
+   until /dev/pmem0 exists and puts its path in dev.  Fails at once when the
+   virtio_pmem or nd_pmem driver is missing, else at the deadline; the error
+   says which. */
+int pmem_wait (int uevent_fd, double deadline, unsigned timeout_s, char *dev, size_t len,
+               struct err **err);
+
+/* "ext4" or "erofs" by the superblock of dev, else NULL. */
+const char *disk_fs_type (const char *dev);
+
 /* Waits until the network interface ifname exists. */
 int netdev_wait (int uevent_fd, const char *ifname, double deadline, struct err **err);
 

@@ -79,12 +79,36 @@ open_console (void)
   log_init ("init", 2, LOG_LVL_INFO);
 }
 
+/* The root: /dev/pmem0 when the config asks for it and it comes (then
+   mounted with DAX), else the chvm-root disk, after one console line saying
+   why not pmem. */
+static int
+find_root (int uevent_fd, const struct chvm_config *cfg, double deadline, struct disk_want *root,
+           bool *dax, struct err **err)
+{
+  cleanup_err struct err *why = NULL;
+  char buf[256];
+
+  *dax = false;
+  if (cfg->root_device == ROOT_PMEM)
+    {
+      if (pmem_wait (uevent_fd, deadline, cfg->init_timeout, root->dev, sizeof root->dev, &why)
+          == 0)
+        {
+          *dax = true;
+          return 0;
+        }
+      log_warn ("root: %s; falling back to the chvm-root disk", err_str (why, buf, sizeof buf));
+    }
+  return disks_wait (uevent_fd, root, 1, deadline, cfg->init_timeout, err);
+}
+
 /* Disks phase: finds the config disk first, so that init.timeout and
    overlay=disk are known before waiting for the others.  The config text is
    parsed here but its errors are reported in the config phase. */
 static int
 find_disks (int uevent_fd, struct chvm_config *cfg, struct err **cfg_err, struct disk_want *root,
-            struct disk_want *upper, struct err **err)
+            struct disk_want *upper, bool *dax, struct err **err)
 {
   struct disk_want config = { .serial = "chvm-config" };
   double start = clock_now_ms (), deadline;
@@ -102,7 +126,7 @@ find_disks (int uevent_fd, struct chvm_config *cfg, struct err **cfg_err, struct
     return 0; /* reported in the config phase; the root disk is not needed */
 
   deadline = start + cfg->init_timeout * 1000.0;
-  if ((r = disks_wait (uevent_fd, root, 1, deadline, cfg->init_timeout, err)) < 0)
+  if ((r = find_root (uevent_fd, cfg, deadline, root, dax, err)) < 0)
     return r;
   if (cfg->overlay == OVERLAY_DISK)
     return disks_wait (uevent_fd, upper, 1, deadline, cfg->init_timeout, err);
@@ -300,7 +324,7 @@ main (void)
   const char *workdir;
   struct button button;
   int uevent_fd, have_agent, status;
-  bool restart;
+  bool restart, dax = false;
   pid_t pid, agent;
 
   open_console ();
@@ -325,7 +349,7 @@ main (void)
     fatal (&err);
 
   phase ("disks");
-  if (find_disks (uevent_fd, &cfg, &cfg_err, &root, &upper, &err) < 0)
+  if (find_disks (uevent_fd, &cfg, &cfg_err, &root, &upper, &dax, &err) < 0)
     fatal (&err);
 
   phase ("config");
@@ -333,8 +357,8 @@ main (void)
     fatal (&cfg_err);
 
   phase ("overlay");
-  if (mnt_overlay_root (root.dev, cfg.overlay == OVERLAY_DISK ? upper.dev : NULL, cfg.overlay_size,
-                        &err)
+  if (mnt_overlay_root (root.dev, dax, cfg.overlay == OVERLAY_DISK ? upper.dev : NULL,
+                        cfg.overlay_size, &err)
           < 0
       || stage_agent (&cfg, &have_agent, &err) < 0 || mnt_switch_root (&err) < 0)
     fatal (&err);

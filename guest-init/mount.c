@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "disks.h"
 #include "io.h"
 #include "log.h"
 
@@ -66,12 +68,64 @@ mnt_early (struct err **err)
   return 0;
 }
 
+/* Whether /proc/self/mounts shows target mounted with DAX (ext4 "dax" or
+   "dax=always", erofs "dax=always"; erofs drops the option when the device
+   cannot do it). */
+static bool
+mounted_with_dax (const char *target)
+{
+  cleanup_free char *mounts = read_file ("/proc/self/mounts", 1 << 20, NULL, NULL);
+
+  for (char *line = mounts, *save = NULL; mounts && (line = strtok_r (line, "\n", &save)) != NULL;
+       line = NULL)
+    {
+      char *fields[4], *f, *fsave = NULL;
+      size_t n = 0;
+
+      for (f = strtok_r (line, " ", &fsave); f != NULL && n < 4; f = strtok_r (NULL, " ", &fsave))
+        fields[n++] = f;
+      if (n < 4 || strcmp (fields[1], target) != 0)
+        continue;
+      for (char *o = fields[3], *osave = NULL; (o = strtok_r (o, ",", &osave)) != NULL; o = NULL)
+        if (strcmp (o, "dax") == 0 || strcmp (o, "dax=always") == 0)
+          return true;
+    }
+  return false;
+}
+
+/* A pmem root with DAX: its pages are the host's (page cache of the image
+   file), not guest RAM.  Returns 0 when mounted (with DAX, or without it
+   after one console line saying why), 1 when it should be mounted the
+   plain way, -1 on an error. */
 static int
-mount_lower (const char *dev, const char *target, struct err **err)
+mount_lower_dax (const char *dev, const char *target, struct err **err)
+{
+  const char *type = disk_fs_type (dev);
+
+  if (type == NULL)
+    return 1;
+  if (mount (dev, target, type, MS_RDONLY | MS_NODEV, "dax=always") < 0)
+    {
+      /* EINVAL: ext4 refuses dax on a device or block size without it;
+         EOPNOTSUPP: a kernel without FS_DAX. */
+      if (errno != EINVAL && errno != EOPNOTSUPP)
+        return err_make (err, errno, "mount %s (%s, dax) on %s", dev, type, target);
+      log_warn ("root: mounting %s (%s) with DAX failed: %m; mounting it without DAX", dev, type);
+      return 1;
+    }
+  if (!mounted_with_dax (target))
+    log_warn ("root: %s (%s) is mounted without DAX: the kernel turned it off", dev, type);
+  return 0;
+}
+
+static int
+mount_lower (const char *dev, bool dax, const char *target, struct err **err)
 {
   static const char *const types[] = { "ext4", "erofs" };
-  int saved = 0;
+  int saved = 0, r;
 
+  if (dax && (r = mount_lower_dax (dev, target, err)) <= 0)
+    return r;
   for (size_t i = 0; i < 2; i++)
     {
       if (mount (dev, target, types[i], MS_RDONLY | MS_NODEV, NULL) == 0)
@@ -86,7 +140,7 @@ mount_lower (const char *dev, const char *target, struct err **err)
 }
 
 int
-mnt_overlay_root (const char *root_dev, const char *upper_dev, uint64_t tmpfs_size,
+mnt_overlay_root (const char *root_dev, bool dax, const char *upper_dev, uint64_t tmpfs_size,
                   struct err **err)
 {
   const char *lower = RUN_CHVM "/lower", *upper_fs = UPPER_FS;
@@ -96,7 +150,7 @@ mnt_overlay_root (const char *root_dev, const char *upper_dev, uint64_t tmpfs_si
   if ((r = mkdir_p (lower, 0755, err)) < 0 || (r = mkdir_p (upper_fs, 0755, err)) < 0
       || (r = mkdir_p (NEWROOT, 0755, err)) < 0)
     return r;
-  if ((r = mount_lower (root_dev, lower, err)) < 0)
+  if ((r = mount_lower (root_dev, dax, lower, err)) < 0)
     return r;
 
   if (upper_dev != NULL)

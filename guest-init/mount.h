@@ -3,6 +3,7 @@
 #ifndef CHVM_INIT_MOUNT_H
 #define CHVM_INIT_MOUNT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -15,10 +16,11 @@
    cgroup2.  Idempotent: an already mounted target is kept. */
 int mnt_early (struct err **err);
 
-/* Mounts the root disk read-only at /run/chvm/lower (ext4, else erofs), the
-   upper layer (size-limited tmpfs, or upper_dev when not NULL) and the overlay
-   on NEWROOT. */
-int mnt_overlay_root (const char *root_dev, const char *upper_dev, uint64_t tmpfs_size,
+/* Mounts the root disk read-only at /run/chvm/lower (ext4, else erofs;
+   with dax, a pmem device, with DAX where the kernel can, else without it,
+   saying so in one console line), the upper layer (size-limited tmpfs, or
+   upper_dev when not NULL) and the overlay on NEWROOT. */
+int mnt_overlay_root (const char *root_dev, bool dax, const char *upper_dev, uint64_t tmpfs_size,
                       struct err **err);
 
 /* Moves the API filesystems under NEWROOT, frees the initramfs by deleting

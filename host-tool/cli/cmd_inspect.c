@@ -102,7 +102,7 @@ cmd_inspect (const struct global_opts *g, int argc, char **argv)
       cleanup_err struct err *err = NULL;
       cleanup_free struct vmctl *c = calloc (1, sizeof *c);
       cleanup_free char *text = NULL;
-      struct json_object *o;
+      struct json_object *o, *hm;
       char cdp[128];
 
       if (c == NULL)
@@ -121,6 +121,9 @@ cmd_inspect (const struct global_opts *g, int argc, char **argv)
       json_object_object_add (o, "cdp", json_object_new_string (cdp));
       add_supervisor (o, c);
       add_cgroup (o, c);
+      hm = json_object_new_object ();
+      cli_add_host_memory (hm, c, vmctl_status (c));
+      json_object_object_add (o, "host_memory", hm);
       json_object_array_add (arr, o);
     }
   /* Without --json for people: the same document, indented. */

@@ -18,7 +18,22 @@ static void
 usage (FILE *out)
 {
   fprintf (out, "Usage: chvm ps [-a|--all] [--json]\n\n"
-                "List VMs (running and paused; -a: all).\n");
+                "List VMs (running and paused; -a: all).  HOST PSS is the proportional set\n"
+                "size of the VM's VMM on the host (--json: vmm_pss and vmm_rss in bytes,\n"
+                "beside guest_ram).\n");
+}
+
+/* o gets the host memory keys (cli_add_host_memory); out the PSS for the
+   table, "-" without a VMM. */
+static void
+host_pss (struct json_object *o, const struct vmctl *v, enum vm_status st, char *out, size_t len)
+{
+  uint64_t pss = cli_add_host_memory (o, v, st);
+
+  if (pss == 0)
+    snprintf (out, len, "-");
+  else
+    snprintf (out, len, "%lluM", (unsigned long long) (pss >> 20));
 }
 
 int
@@ -58,13 +73,14 @@ cmd_ps (const struct global_opts *g, int argc, char **argv)
   if (g->json)
     arr = json_object_new_array ();
   else
-    printf ("%-20s %-8s %-17s %4s %7s %-24s %-21s %-10s %s\n", "NAME", "STATUS", "BACKEND", "CPUS",
-            "MEMORY", "CDP", "ENDPOINT", "SUPERVISOR", "IMAGE");
+    printf ("%-20s %-8s %-17s %4s %7s %8s %-24s %-21s %-10s %s\n", "NAME", "STATUS", "BACKEND",
+            "CPUS", "MEMORY", "HOST PSS", "CDP", "ENDPOINT", "SUPERVISOR", "IMAGE");
   for (size_t i = 0; i < n; i++)
     {
       cleanup_free struct vmctl *v = calloc (1, sizeof *v);
       enum vm_status st;
-      char cdp[128], sup[32];
+      char cdp[128], sup[32], pss[24];
+      struct json_object *o = NULL;
       const char *health;
       pid_t sup_pid;
 
@@ -85,9 +101,10 @@ cmd_ps (const struct global_opts *g, int argc, char **argv)
         snprintf (sup, sizeof sup, "pid %d", (int) sup_pid);
       else
         snprintf (sup, sizeof sup, "%s", strcmp (health, "gone") == 0 ? "gone" : "-");
+      o = json_object_new_object ();
+      host_pss (o, v, st, pss, sizeof pss);
       if (g->json)
         {
-          struct json_object *o = json_object_new_object ();
           json_object_object_add (o, "name", json_object_new_string (v->rec.name));
           json_object_object_add (o, "status", json_object_new_string (vm_status_name (st)));
           json_object_object_add (o, "backend", json_object_new_string (v->rec.backend));
@@ -104,10 +121,13 @@ cmd_ps (const struct global_opts *g, int argc, char **argv)
           json_object_array_add (arr, o);
         }
       else
-        printf ("%-20s %-8s %-17s %4u %6lluM %-24s %-21s %-10s %s\n", v->rec.name,
-                vm_status_name (st), v->rec.backend, v->rec.cpus,
-                (unsigned long long) v->rec.memory_mib, cdp,
-                v->rec.cdp_endpoint[0] ? v->rec.cdp_endpoint : "-", sup, v->rec.image);
+        {
+          printf ("%-20s %-8s %-17s %4u %6lluM %8s %-24s %-21s %-10s %s\n", v->rec.name,
+                  vm_status_name (st), v->rec.backend, v->rec.cpus,
+                  (unsigned long long) v->rec.memory_mib, pss, cdp,
+                  v->rec.cdp_endpoint[0] ? v->rec.cdp_endpoint : "-", sup, v->rec.image);
+          json_object_put (o);
+        }
     }
   vmstate_list_free (names, n);
   if (g->json)

@@ -63,6 +63,12 @@ usage (FILE *out)
            "  --memory SIZE          guest memory, e.g. 2G, 512M (default 2G)\n"
            "  --overlay tmpfs|disk   writable layer in RAM or on a per-VM disk (default tmpfs)\n"
            "  --disk-size SIZE       size of the overlay disk (default 4G)\n"
+           "  --rootfs-device blk|pmem\n"
+           "                         the read-only root image as a virtio-blk disk (default),\n"
+           "                         or also as virtio-pmem, which the guest maps with DAX:\n"
+           "                         its pages stay in the host's page cache, shared by every\n"
+           "                         VM of the image and out of guest RAM and snapshots (the\n"
+           "                         guest falls back to the disk, saying so on its console)\n"
            "  --publish, -p [ADDR:]HOST:GUEST[/udp]\n"
            "                         forward a host port (ADDR default 127.0.0.1); HOST and\n"
            "                         GUEST may be equal-length ranges LO-HI, and a lone LO-HI\n"
@@ -140,6 +146,7 @@ struct run_opts
   struct publish publish[VM_MAX_PUBLISH];
   size_t n_publish;
   bool no_wait, live_view;
+  bool rootfs_pmem; /* --rootfs-device pmem */
   bool memory_file; /* --memory-file: guest RAM in DIR/memory (template create) */
   const char *live_view_addr;
   struct liveview live;
@@ -177,21 +184,14 @@ parse_uint (const char *s, unsigned min, unsigned max, unsigned *out)
 static int
 cdp_endpoint (const char *opt, char *out, size_t len, int *fd, struct err **err)
 {
-  cleanup_err struct err *e = NULL;
   char addr[64] = "127.0.0.1";
   uint16_t port = 0;
-  struct in_addr ia;
+  bool beyond = false;
 
-  if (opt != NULL && port_parse (opt, addr, sizeof addr, &port, &e) < 0)
-    return err_make (err, 0, "bad --cdp '%s' ([ADDR:]PORT)", opt);
-  if (inet_pton (AF_INET, addr, &ia) != 1)
-    return err_make (err, 0, "bad --cdp address '%s' (IPv4)", addr);
-  if ((ntohl (ia.s_addr) >> 24) != 127)
-    fprintf (stderr,
-             "chvm: warning: --cdp %s: the endpoint is open beyond this host; only its token "
-             "(in the URLs `chvm cdp NAME` prints) guards the browser, and plain HTTP carries it "
-             "unencrypted\n",
-             addr);
+  if (opt != NULL && port_parse_ipv4 (opt, addr, sizeof addr, &port, &beyond, err) < 0)
+    return err_wrap (err, "bad --cdp ([ADDR:]PORT, IPv4)");
+  if (beyond)
+    fprintf (stderr, "chvm: warning: " CLI_CDP_BEYOND "\n", addr);
   if (supervisor_listen (addr, &port, fd, err) < 0)
     return err_wrap (err, "--cdp");
   if ((size_t) snprintf (out, len, "%s:%u", addr, (unsigned) port) >= len)
@@ -227,6 +227,11 @@ opt_machine (int c, const char *arg, struct run_opts *o, struct err **err)
       if (strcmp (arg, "tmpfs") != 0 && strcmp (arg, "disk") != 0)
         return err_make (err, 0, "bad --overlay '%s' (tmpfs or disk)", arg);
       o->overlay = arg;
+      return 0;
+    case 'R':
+      if (strcmp (arg, "blk") != 0 && strcmp (arg, "pmem") != 0)
+        return err_make (err, 0, "bad --rootfs-device '%s' (blk or pmem)", arg);
+      o->rootfs_pmem = strcmp (arg, "pmem") == 0;
       return 0;
     case 'e':
       if (o->n_env == MAX_ENV)
@@ -323,6 +328,7 @@ parse_args (int argc, char **argv, struct run_opts *o, struct err **err)
     { "cpus", required_argument, NULL, 'c' },
     { "memory", required_argument, NULL, 'm' },
     { "overlay", required_argument, NULL, 'o' },
+    { "rootfs-device", required_argument, NULL, 'R' },
     { "publish", required_argument, NULL, 'p' },
     { "env", required_argument, NULL, 'e' },
     { "backend", required_argument, NULL, 'b' },
@@ -586,6 +592,10 @@ plan (const struct global_opts *g, struct run_opts *o, struct vmctl *c, struct p
   if (access (p->img->rootfs, R_OK) < 0)
     return err_make (err, errno, "image '%s': %s is gone (image rm?)", p->image_ref,
                      p->img->rootfs);
+  /* Images made before were not padded for pmem (under the lock: image rm
+     takes it too). */
+  if (o->rootfs_pmem && image_rootfs_pad (p->img->rootfs, err) < 0)
+    return err_wrap (err, "--rootfs-device pmem");
   return 0;
 }
 
@@ -628,6 +638,7 @@ record (struct vmctl *c, const struct run_opts *o, struct plan *p, struct err **
   snprintf (r->initrd, sizeof r->initrd, "%s", p->initrd);
   snprintf (r->cmdline, sizeof r->cmdline, "%s", CMDLINE);
   snprintf (r->overlay, sizeof r->overlay, "%s", o->overlay);
+  r->rootfs_pmem = o->rootfs_pmem;
   snprintf (r->netns, sizeof r->netns, "%s", o->netns ? o->netns : "");
   r->cdp_port = (uint16_t) o->cdp_port;
   if (!(c->be->caps & BACKEND_CAP_VSOCK))
@@ -698,6 +709,7 @@ write_config (const struct vmctl *c, const struct run_opts *o, const struct plan
     .net_dns = p->tap ? NULL : dns_user,
     .n_net_dns = p->tap ? 0 : 1,
     .overlay = r->overlay,
+    .root_device = r->rootfs_pmem ? "pmem" : NULL,
     .agent_vsock_port = (int) r->agent_vsock_port,
     .agent_tcp_port = r->agent_tcp_port,
     .agent_token = r->agent_token,

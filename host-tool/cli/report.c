@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "num.h"
 #include "sys/json.h"
+#include "sys/proc.h"
 
 int
 cli_fail (const char *cmd, struct err **err)
@@ -144,4 +145,19 @@ cli_help_only (int argc, char **argv, int (*usage) (FILE *out, int status), bool
   if ((c = getopt_long (argc, argv, "+h", longopts, NULL)) != -1)
     return c == 'h' ? usage (stdout, 0) : usage (stderr, 2);
   return (optind < argc) == names ? -1 : usage (stderr, 2);
+}
+
+uint64_t
+cli_add_host_memory (struct json_object *o, const struct vmctl *c, enum vm_status st)
+{
+  cleanup_err struct err *err = NULL;
+  uint64_t rss = 0, pss = 0;
+  bool have = (st == VM_STATUS_RUNNING || st == VM_STATUS_PAUSED) && c->rec.rt.vmm_pid > 0
+              && proc_mem_usage (c->rec.rt.vmm_pid, &rss, &pss, &err) == 0;
+
+  json_object_object_add (o, "guest_ram",
+                          json_object_new_int64 ((int64_t) (c->rec.memory_mib << 20)));
+  json_object_object_add (o, "vmm_rss", have ? json_object_new_int64 ((int64_t) rss) : NULL);
+  json_object_object_add (o, "vmm_pss", have ? json_object_new_int64 ((int64_t) pss) : NULL);
+  return have ? pss : 0;
 }

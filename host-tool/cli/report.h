@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include <json-c/json.h>
+#include <stdint.h>
+
 #include "cli/commands.h"
 #include "err.h"
 #include "vm/vmctl.h"
@@ -42,5 +45,11 @@ int cli_run_phased (const struct global_opts *g, const char *cmd, const char *na
    the exit status after usage printed the help (stdout, 0) or the usage
    error (stderr, 2). */
 int cli_help_only (int argc, char **argv, int (*usage) (FILE *out, int status), bool names);
+
+/* The VM's memory on the host, added to o (ps --json, inspect's
+   host_memory): "guest_ram" (bytes), and "vmm_rss" and "vmm_pss" (bytes,
+   /proc/PID/smaps_rollup of its VMM while one runs, else null).  Returns
+   the PSS, 0 when there is none. */
+uint64_t cli_add_host_memory (struct json_object *o, const struct vmctl *c, enum vm_status st);
 
 #endif

@@ -57,6 +57,10 @@ struct image_source
   char *tag; /* OCI only; NULL: the only manifest, else "latest" */
 };
 
+/* Root images are made a multiple of this long: a virtio-pmem device's
+   size must be (CH refuses others; QEMU maps whole 2 MiB pages). */
+#define IMAGE_ROOTFS_ALIGN (2 << 20)
+
 /* A cached image. */
 struct image
 {
@@ -119,6 +123,11 @@ int image_lookup (const char *root, const char *id, struct image **out, struct e
    imported (as ext4) on a miss.  *out has the rootfs path and the config. */
 int image_resolve (const char *root, const char *ref, image_progress_fn progress, void *ctx,
                    struct image **out, struct err **err);
+
+/* Pads the root image at path with a hole to a multiple of
+   IMAGE_ROOTFS_ALIGN, for virtio-pmem (images made before were not);
+   nothing to do when it is one. */
+int image_rootfs_pad (const char *path, struct err **err);
 
 /* The entry id (64 hex digits) made from a directory tree (a container's
    root filesystem as containerd's snapshotter gives it: host-tool/image/

@@ -4,6 +4,7 @@
 #include "image/internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,13 +110,41 @@ image_unpack (const char *layout, const char *ref, const char *tree, const char 
 }
 
 int
+image_rootfs_pad (const char *path, struct err **err)
+{
+  cleanup_close int fd = open (path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  off_t want;
+
+  if (fd < 0 || fstat (fd, &st) < 0)
+    return err_make (err, errno, "root image %s", path);
+  if (!S_ISREG (st.st_mode))
+    return err_make (err, 0, "root image %s is not a regular file", path);
+  if (st.st_size % IMAGE_ROOTFS_ALIGN == 0)
+    return 0;
+  /* A hole past the filesystem's end: neither ext4 nor erofs reads it. */
+  want = (st.st_size / IMAGE_ROOTFS_ALIGN + 1) * IMAGE_ROOTFS_ALIGN;
+  if (ftruncate (fd, want) < 0 || fsync (fd) < 0)
+    return err_make (err, errno, "padding root image %s to a multiple of 2 MiB", path);
+  return 0;
+}
+
+int
 image_rootfs_make (enum image_format fmt, const char *tree, const char *out, const char *log,
                    struct err **err)
 {
   if (fmt == IMAGE_EXT4)
-    return make_ext4 (tree, out, log, err);
-  /* erofs-utils 1.5 (Debian 12) cannot set a volume label (-L came in
-     1.6), so an erofs root is found by its disk serial only. */
-  const char *argv[] = { "mkfs.erofs", "--quiet", out, tree, NULL };
-  return image_run_tool (argv, log, err);
+    {
+      if (make_ext4 (tree, out, log, err) < 0)
+        return -1;
+    }
+  else
+    {
+      /* erofs-utils 1.5 (Debian 12) cannot set a volume label (-L came in
+         1.6), so an erofs root is found by its disk serial only. */
+      const char *argv[] = { "mkfs.erofs", "--quiet", out, tree, NULL };
+      if (image_run_tool (argv, log, err) < 0)
+        return -1;
+    }
+  return image_rootfs_pad (out, err);
 }

@@ -140,6 +140,8 @@ vmrec_to_json (const struct vm_record *r, char **out, struct err **err)
   add_str (spec, "config_disk", r->config_disk);
   add_str (spec, "upper_disk", r->upper_disk);
   add_str (spec, "overlay", r->overlay);
+  if (r->rootfs_pmem)
+    add_str (spec, "rootfs_device", "pmem");
   add_str (spec, "netns", r->netns);
   if (r->netns_owned)
     add_bool (spec, "netns_owned", true);
@@ -295,6 +297,21 @@ parse_vmm_env (struct json_object *spec, struct vm_record *r, struct err **err)
   return 0;
 }
 
+/* spec.rootfs_device: "blk" (also when absent: records before it) or
+   "pmem". */
+static int
+parse_rootfs_device (struct json_object *spec, struct vm_record *r, struct err **err)
+{
+  char dev[8];
+
+  if (get_str (spec, "rootfs_device", dev, sizeof dev, false, err) < 0)
+    return -1;
+  if (dev[0] != '\0' && strcmp (dev, "blk") != 0 && strcmp (dev, "pmem") != 0)
+    return err_make (err, 0, "vm.json: \"rootfs_device\" must be blk or pmem");
+  r->rootfs_pmem = strcmp (dev, "pmem") == 0;
+  return 0;
+}
+
 static int
 parse_spec (struct json_object *spec, struct vm_record *r, struct err **err)
 {
@@ -320,7 +337,8 @@ parse_spec (struct json_object *spec, struct vm_record *r, struct err **err)
     if (get_str (spec, strs[i].key, strs[i].dst, strs[i].len, strs[i].required, err) < 0)
       return -1;
   if (get_bool (spec, "netns_owned", &r->netns_owned, err) < 0
-      || get_str (spec, "template", r->template_name, sizeof r->template_name, false, err) < 0)
+      || get_str (spec, "template", r->template_name, sizeof r->template_name, false, err) < 0
+      || parse_rootfs_device (spec, r, err) < 0)
     return -1;
   if (get_int (spec, "cpus", 1, 512, &x, err) < 0)
     return -1;
@@ -485,6 +503,7 @@ vmrec_spec (const struct vm_record *r, const char *dir, struct vm_spec *spec)
   spec->initrd = OPT (r->initrd);
   spec->cmdline = r->cmdline;
   spec->rootfs = OPT (r->rootfs);
+  spec->rootfs_pmem = r->rootfs_pmem && spec->rootfs != NULL;
   spec->config_disk = OPT (r->config_disk);
   spec->upper_disk = OPT (r->upper_disk);
   spec->tap = OPT (r->tap);

@@ -55,6 +55,9 @@ struct vm_record
   char config_disk[VM_PATH_MAX];
   char upper_disk[VM_PATH_MAX];
   char overlay[8]; /* "tmpfs" or "disk" */
+  /* The root image also as virtio-pmem, mounted with DAX (run
+     --rootfs-device pmem); false: virtio-blk only (older records). */
+  bool rootfs_pmem;
 
   char netns[64]; /* network namespace of tap/bridge/NAT ("" = host's) */
   /* chvm made netns for this VM alone (a clone, run --from) and removes

@@ -610,6 +610,57 @@ proc_read_pid_file (const char *path)
   return (pid_t) v;
 }
 
+/* "Key:   N kB" at a line start of text into bytes. */
+static int
+smaps_field (const char *text, const char *key, uint64_t *out)
+{
+  size_t klen = strlen (key);
+  uint64_t kb;
+
+  for (const char *l = text; l != NULL; l = strchr (l, '\n') ? strchr (l, '\n') + 1 : NULL)
+    {
+      const char *v, *end;
+      if (strncmp (l, key, klen) != 0 || l[klen] != ':')
+        continue;
+      v = l + klen + 1;
+      v += strspn (v, " \t");
+      end = v + strspn (v, "0123456789");
+      if (strncmp (end, " kB", 3) != 0
+          || num_parse_u64 (v, (size_t) (end - v), UINT64_MAX >> 10, &kb) < 0)
+        return -1;
+      *out = kb << 10;
+      return 0;
+    }
+  return -1;
+}
+
+int
+proc_parse_smaps_rollup (const char *text, uint64_t *rss, uint64_t *pss)
+{
+  return smaps_field (text, "Rss", rss) < 0 || smaps_field (text, "Pss", pss) < 0 ? -1 : 0;
+}
+
+int
+proc_mem_usage (pid_t pid, uint64_t *rss, uint64_t *pss, struct err **err)
+{
+  char path[40], buf[4096];
+  cleanup_close int fd = -1;
+  size_t len = 0;
+  ssize_t n;
+
+  snprintf (path, sizeof path, "/proc/%d/smaps_rollup", (int) pid);
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return err_make (err, errno, "%s", path);
+  while (len < sizeof buf - 1
+         && (n = TEMP_FAILURE_RETRY (read (fd, buf + len, sizeof buf - 1 - len))) > 0)
+    len += (size_t) n;
+  buf[len] = '\0';
+  if (proc_parse_smaps_rollup (buf, rss, pss) < 0)
+    return err_make (err, 0, "%s: no Rss and Pss lines", path);
+  return 0;
+}
+
 bool
 proc_pid_owned_by (pid_t pid, uid_t uid)
 {

@@ -144,6 +144,15 @@ bool proc_cmdline_names_dir (const char *buf, size_t len, const char *dir);
    Bounded by a 10 s deadline. */
 int proc_run (const char *const argv[], const char *input, bool quiet, struct err **err);
 
+/* The Rss and Pss lines of a /proc/PID/smaps_rollup text (kB) in bytes;
+   -1 unless both are there. */
+int proc_parse_smaps_rollup (const char *text, uint64_t *rss, uint64_t *pss);
+
+/* The host memory of process pid from /proc/PID/smaps_rollup (Linux 4.14+):
+   its resident set and proportional set size (shared pages divided among
+   their users), in bytes.  Reading another uid's needs root. */
+int proc_mem_usage (pid_t pid, uint64_t *rss, uint64_t *pss, struct err **err);
+
 /* How many processes have uid among their real, effective, saved or
    filesystem uids; -1 when /proc cannot be read. */
 int proc_uid_count (uid_t uid);

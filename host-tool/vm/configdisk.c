@@ -114,6 +114,7 @@ configdisk_render (const struct config_input *in, char **text, size_t *len, stru
       || add_list (&b, "ssh.authorized_key", in->ssh_keys, in->n_ssh_keys, err) < 0
       || add_opt (&b, "overlay", in->overlay, err) < 0
       || add_opt (&b, "overlay.size", in->overlay_size, err) < 0
+      || add_opt (&b, "root.device", in->root_device, err) < 0
       || (in->agent_vsock_port >= 0
           && add_num (&b, "agent.vsock_port", in->agent_vsock_port, err) < 0)
       || (in->agent_tcp_port > 0 && add_num (&b, "agent.tcp_port", in->agent_tcp_port, err) < 0)

@@ -39,6 +39,7 @@ struct config_input
   size_t n_ssh_keys;
   const char *overlay;      /* "tmpfs" | "disk" | NULL */
   const char *overlay_size; /* e.g. "1024M" */
+  const char *root_device;  /* "pmem" | "blk" | NULL (blk) */
   int agent_vsock_port;     /* <0: omitted */
   int agent_tcp_port;       /* <=0: omitted */
   const char *agent_token;

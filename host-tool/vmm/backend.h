@@ -81,6 +81,7 @@ struct vm_spec
   const char *initrd; /* may be NULL (micro guests) */
   const char *cmdline;
   const char *rootfs;            /* serial chvm-root, read-only; may be NULL */
+  bool rootfs_pmem;              /* rootfs also as read-only virtio-pmem (/dev/pmem0) */
   const char *config_disk;       /* serial chvm-config, read-only; may be NULL */
   const char *upper_disk;        /* serial chvm-upper, writable; may be NULL */
   const char *tap;               /* tap device name, or NULL for no tap */
@@ -247,5 +248,10 @@ int backend_write_pid (const char *dir, pid_t pid, struct err **err);
 struct stat;
 /* For snapshot_check: dir/name must be a non-empty regular file (*st). */
 int backend_snapshot_file (const char *dir, const char *name, struct stat *st, struct err **err);
+
+/* The root image's size for its virtio-pmem device (spec->rootfs_pmem):
+   refused unless a non-empty multiple of IMAGE_ROOTFS_ALIGN (the image
+   layer pads it; `chvm run` does for older images). */
+int backend_pmem_size (const char *path, uint64_t *size, struct err **err);
 
 #endif

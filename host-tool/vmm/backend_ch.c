@@ -243,6 +243,12 @@ ch_start (const struct vm_spec *spec, struct vm_runtime *rt, struct err **err)
 
   if (remove_stale_console (spec, err) < 0)
     return -1;
+  if (spec->rootfs_pmem)
+    {
+      uint64_t size;
+      if (backend_pmem_size (spec->rootfs, &size, err) < 0)
+        return -1;
+    }
 
   if (spec->agent_vsock_port != 0)
     {

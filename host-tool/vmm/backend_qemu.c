@@ -198,6 +198,36 @@ netdev_arg (const struct vm_spec *spec, const struct vm_runtime *rt, char **net,
   return 0;
 }
 
+/* Guest RAM, and with spec->rootfs_pmem the root image as a read-only
+   virtio-pmem device: mapped shared from the file, so its pages are the
+   host's page cache (one copy for every VM of the image), never written
+   (readonly=on: a guest's write goes nowhere), and out of the migration
+   stream (x-ignore-shared, migrate()).  A memory device needs maxmem to
+   hold it beside guest RAM. */
+static int
+add_memory (struct argv *a, const struct vm_spec *spec, struct err **err)
+{
+  uint64_t size;
+
+  add (a, "-m");
+  if (!spec->rootfs_pmem)
+    {
+      add (a, "%llu", (unsigned long long) spec->memory_mib);
+      return 0;
+    }
+  if (check_opt_path ("chvm-root", spec->rootfs, err) < 0
+      || backend_pmem_size (spec->rootfs, &size, err) < 0)
+    return -1;
+  add (a, "%llu,maxmem=%lluM", (unsigned long long) spec->memory_mib,
+       (unsigned long long) (spec->memory_mib + (size >> 20)));
+  add (a, "-object");
+  add (a, "memory-backend-file,id=rootmem,mem-path=%s,size=%llu,share=on,readonly=on", spec->rootfs,
+       (unsigned long long) size);
+  add (a, "-device");
+  add (a, "virtio-pmem-pci,memdev=rootmem,id=rootpmem");
+  return 0;
+}
+
 static int
 build_argv (const struct vm_spec *spec, const struct vm_runtime *rt, bool incoming, struct argv *a,
             struct err **err)
@@ -222,8 +252,8 @@ build_argv (const struct vm_spec *spec, const struct vm_runtime *rt, bool incomi
   add (a, "max");
   add (a, "-smp");
   add (a, "%u", spec->cpus);
-  add (a, "-m");
-  add (a, "%llu", (unsigned long long) spec->memory_mib);
+  if (add_memory (a, spec, err) < 0)
+    return -1;
   add (a, "-kernel");
   add (a, "%s", spec->kernel);
   if (spec->initrd != NULL)
@@ -530,19 +560,31 @@ migration_done (struct json_object *data, void *opaque)
   return strcmp (s, "completed") == 0 || strcmp (s, "failed") == 0 || strcmp (s, "cancelled") == 0;
 }
 
-/* Enables MIGRATION events, starts cmd with uri and waits for the end. */
+static void
+add_capability (struct json_object *caps, const char *name)
+{
+  struct json_object *cap = json_object_new_object ();
+
+  json_object_object_add (cap, "capability", json_object_new_string (name));
+  json_object_object_add (cap, "state", json_object_new_boolean (1));
+  json_object_array_add (caps, cap);
+}
+
+/* Enables MIGRATION events (and with ignore_shared, x-ignore-shared: the
+   pmem root's shared file mapping stays out of the stream, and the
+   restore maps the same file again), starts cmd with uri and waits for
+   the end.  Both sides of one stream must agree on ignore_shared. */
 static int
-migrate (struct qmp *q, const char *cmd, const char *uri, struct err **err)
+migrate (struct qmp *q, const char *cmd, const char *uri, bool ignore_shared, struct err **err)
 {
   struct json_object *caps = json_object_new_array ();
-  struct json_object *cap = json_object_new_object ();
   struct json_object *args = json_object_new_object ();
   struct json_object *data = NULL, *st;
   int r;
 
-  json_object_object_add (cap, "capability", json_object_new_string ("events"));
-  json_object_object_add (cap, "state", json_object_new_boolean (1));
-  json_object_array_add (caps, cap);
+  add_capability (caps, "events");
+  if (ignore_shared)
+    add_capability (caps, "x-ignore-shared");
   json_object_object_add (args, "capabilities", caps);
   if (qmp_execute (q, "migrate-set-capabilities", args, NULL, QMP_CMD_MS, err) < 0)
     return -1;
@@ -617,11 +659,35 @@ qemu_writer_wait (const char *dir, const char *file, int timeout_ms, struct err 
     }
 }
 
+/* Whether the VM has a virtio-pmem device (its root: rootfs_pmem), asked
+   of QEMU itself: the runtime record does not keep the spec. */
+static int
+has_pmem (struct qmp *q, bool *pmem, struct err **err)
+{
+  struct json_object *ret = NULL;
+
+  *pmem = false;
+  if (qmp_execute (q, "query-memory-devices", NULL, &ret, QMP_CMD_MS, err) < 0)
+    return -1;
+  for (size_t i = 0;
+       json_object_is_type (ret, json_type_array) && i < json_object_array_length (ret); i++)
+    {
+      struct json_object *type;
+      if (json_object_object_get_ex (json_object_array_get_idx (ret, i), "type", &type)
+          && json_object_is_type (type, json_type_string)
+          && strcmp (json_object_get_string (type), "virtio-pmem") == 0)
+        *pmem = true;
+    }
+  json_object_put (ret);
+  return 0;
+}
+
 static int
 qemu_snapshot (struct vm_runtime *rt, const char *dir, struct err **err)
 {
   char cmd[3 * VM_PATH_MAX + 128], uri[sizeof cmd + 8];
   struct qmp *q;
+  bool pmem;
   int r;
 
   /* "completed" comes when QEMU has handed the stream to the writer, not
@@ -633,7 +699,9 @@ qemu_snapshot (struct vm_runtime *rt, const char *dir, struct err **err)
   q = connect_qmp (rt, QMP_CMD_MS, err);
   if (q == NULL)
     return -1;
-  r = migrate (q, "migrate", uri, err);
+  r = has_pmem (q, &pmem, err);
+  if (r == 0)
+    r = migrate (q, "migrate", uri, pmem, err);
   qmp_close (q);
   if (r == 0)
     r = qemu_writer_wait (dir, "memory", WRITER_MS, err);
@@ -667,7 +735,7 @@ qemu_restore (const struct vm_spec *spec, const char *dir, struct vm_restore_opt
     return -1;
   phase_add (phases, n_phases, PHASE_VMM_START, &t);
   q = connect_qmp (rt, QMP_CMD_MS, err);
-  r = q == NULL ? -1 : migrate (q, "migrate-incoming", uri, err);
+  r = q == NULL ? -1 : migrate (q, "migrate-incoming", uri, spec->rootfs_pmem, err);
   if (r == 0)
     {
       phase_add (phases, n_phases, PHASE_RESTORE, &t);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* What both backends and their callers use: phase timing, the snapshot
-   checks' file test, vmm.pid.
+   checks' file test, the pmem root's size, vmm.pid.
    Apart from backend.c, which uses the backends, so that no circle of
    calls joins them. */
 #include "vmm/backend.h"
@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "clock.h"
+#include "image/image.h"
 #include "path.h"
 #include "sys/fs.h"
 
@@ -25,6 +26,22 @@ backend_snapshot_file (const char *dir, const char *name, struct stat *st, struc
     return err_make (err, errno, "snapshot %s is incomplete: no %s", dir, name);
   if (!S_ISREG (st->st_mode) || st->st_size == 0)
     return err_make (err, 0, "snapshot %s is incomplete: %s is empty", dir, name);
+  return 0;
+}
+
+int
+backend_pmem_size (const char *path, uint64_t *size, struct err **err)
+{
+  struct stat st;
+
+  if (stat (path, &st) < 0)
+    return err_make (err, errno, "root image %s", path);
+  if (!S_ISREG (st.st_mode) || st.st_size == 0 || st.st_size % IMAGE_ROOTFS_ALIGN != 0)
+    return err_make (err, 0,
+                     "root image %s (%lld bytes) is not a multiple of 2 MiB, which virtio-pmem "
+                     "needs (chvm run --rootfs-device pmem pads it)",
+                     path, (long long) st.st_size);
+  *size = (uint64_t) st.st_size;
   return 0;
 }
 

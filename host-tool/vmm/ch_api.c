@@ -183,7 +183,28 @@ config_cpu_memory (struct json_object *cfg, const struct vm_spec *spec)
   return 0;
 }
 
-/* The payload, the disks by serial, the tap. */
+/* The root image also as virtio-pmem (/dev/pmem0 in the guest, mounted
+   with DAX): CH opens it read-only and maps it privately
+   (discard_writes), so the guest never writes the shared image and its
+   pages stay the host's page cache.  It is in the config, so a restore
+   maps it again; the snapshot holds none of it. */
+static int
+add_pmem (struct json_object *cfg, const char *path)
+{
+  struct json_object *arr = json_object_new_array (), *p = json_object_new_object ();
+
+  if (add_obj (cfg, "pmem", arr) < 0 || p == NULL || json_object_array_add (arr, p) < 0)
+    {
+      json_object_put (p);
+      return -1;
+    }
+  if (add_str (p, "file", path) < 0
+      || add_obj (p, "discard_writes", json_object_new_boolean (1)) < 0)
+    return -1;
+  return 0;
+}
+
+/* The payload, the disks by serial, the root's pmem, the tap. */
 static int
 config_payload_devices (struct json_object *cfg, const struct vm_spec *spec)
 {
@@ -202,6 +223,8 @@ config_payload_devices (struct json_object *cfg, const struct vm_spec *spec)
           || (spec->upper_disk && add_disk (disks, spec->upper_disk, false, "chvm-upper") < 0))
         return -1;
     }
+  if (spec->rootfs_pmem && add_pmem (cfg, spec->rootfs) < 0)
+    return -1;
   if (spec->tap)
     {
       struct json_object *nets = json_object_new_array (), *net = json_object_new_object ();

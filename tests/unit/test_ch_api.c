@@ -92,6 +92,20 @@ test_vm_config_full (void **state)
   assert_string_equal (get_str (c, "serial.mode"), "File");
   assert_string_equal (get_str (c, "serial.file"), "/var/lib/chvm/vms/t/console.log");
   assert_string_equal (get_str (c, "rng.src"), "/dev/urandom");
+  assert_null (get (c, "pmem"));
+  json_object_put (c);
+
+  /* --rootfs-device pmem: the root disk stays (the guest's fallback), and
+     the image is also a pmem device CH never writes. */
+  spec.rootfs_pmem = true;
+  c = ch_vm_config (&spec, &e);
+  assert_non_null (c);
+  assert_int_equal (json_object_array_length (get (c, "disks")), 3);
+  assert_int_equal (json_object_array_length (get (c, "pmem")), 1);
+  d = json_object_array_get_idx (get (c, "pmem"), 0);
+  assert_string_equal (get_str (d, "file"), "/i/rootfs.ext4");
+  assert_true (json_object_get_boolean (get (d, "discard_writes")));
+  assert_null (get (d, "size"));
   json_object_put (c);
 }
 

@@ -49,6 +49,30 @@ expect_error (const char *text, const char *want)
   config_free (&cfg);
 }
 
+/* root.device: blk (the default) or pmem, once. */
+static void
+test_root_device (void **state)
+{
+  struct chvm_config cfg;
+  char msg[256];
+
+  (void) state;
+  assert_int_equal (parse (HDR "root.device=pmem\n", &cfg, msg, sizeof msg), 0);
+  assert_int_equal (cfg.root_device, ROOT_PMEM);
+  config_free (&cfg);
+  assert_int_equal (parse (HDR "root.device=blk\n", &cfg, msg, sizeof msg), 0);
+  assert_int_equal (cfg.root_device, ROOT_BLK);
+  config_free (&cfg);
+  expect_error (HDR "root.device=nvme\n",
+                "config chvm-config line 2: root.device must be blk or pmem");
+  expect_error (HDR "root.device=PMEM\n",
+                "config chvm-config line 2: root.device must be blk or pmem");
+  expect_error (HDR "root.device=pmem \n",
+                "config chvm-config line 2: root.device must be blk or pmem");
+  expect_error (HDR "root.device=pmem\nroot.device=blk\n",
+                "config chvm-config line 3: duplicate key 'root.device'");
+}
+
 static void
 test_defaults (void **state)
 {
@@ -61,6 +85,7 @@ test_defaults (void **state)
   assert_int_equal (cfg.env.n, 0);
   assert_int_equal (cfg.overlay, OVERLAY_TMPFS);
   assert_int_equal (cfg.overlay_size, 0);
+  assert_int_equal (cfg.root_device, ROOT_BLK);
   assert_int_equal (cfg.agent_vsock_port, 1024);
   assert_int_equal (cfg.agent_tcp_port, 0);
   assert_int_equal (cfg.agent_cdp_port, 9222);
@@ -321,6 +346,7 @@ main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_defaults),
+    cmocka_unit_test (test_root_device),
     cmocka_unit_test (test_full),
     cmocka_unit_test (test_value_verbatim),
     cmocka_unit_test (test_text_ends_at_nul),

@@ -45,6 +45,7 @@ full_input (void)
     .net_mtu = 1500,
     .overlay = "tmpfs",
     .overlay_size = "1024M",
+    .root_device = "pmem",
     .agent_vsock_port = 0,
     .agent_tcp_port = 1025,
     .agent_token = "00112233445566778899aabbccddeeff",
@@ -80,6 +81,7 @@ test_render_exact (void **state)
                      "net.mtu=1500\n"
                      "overlay=tmpfs\n"
                      "overlay.size=1024M\n"
+                     "root.device=pmem\n"
                      "agent.vsock_port=0\n"
                      "agent.tcp_port=1025\n"
                      "agent.token=00112233445566778899aabbccddeeff\n"

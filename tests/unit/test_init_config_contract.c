@@ -63,6 +63,7 @@ test_host_render_parses_in_guest (void **state)
     .n_ssh_keys = 1,
     .overlay = "tmpfs",
     .overlay_size = "1024M",
+    .root_device = "pmem",
     .agent_vsock_port = 1024,
     .agent_tcp_port = 1025,
     .agent_token = "00112233445566778899aabbccddeeff",
@@ -94,6 +95,7 @@ test_host_render_parses_in_guest (void **state)
   assert_string_equal (cfg.authorized_keys.v[0], keys[0]);
   assert_int_equal (cfg.overlay, OVERLAY_TMPFS);
   assert_int_equal (cfg.overlay_size, 1ULL << 30);
+  assert_int_equal (cfg.root_device, ROOT_PMEM);
   assert_int_equal (cfg.agent_vsock_port, 1024);
   assert_int_equal (cfg.agent_tcp_port, 1025);
   assert_string_equal (cfg.agent_token, in.agent_token);

@@ -41,6 +41,7 @@ fill (struct vm_record *r)
   snprintf (r->rootfs, sizeof r->rootfs, "/s/images/ab/rootfs.ext4");
   snprintf (r->config_disk, sizeof r->config_disk, "/s/vms/web-1/config.img");
   snprintf (r->overlay, sizeof r->overlay, "tmpfs");
+  r->rootfs_pmem = true;
   snprintf (r->tap, sizeof r->tap, "chvm-t2");
   snprintf (r->mac, sizeof r->mac, "02:c4:0a:d5:00:02");
   snprintf (r->address, sizeof r->address, "10.213.0.2/24");
@@ -91,6 +92,7 @@ test_json_round_trip (void **state)
   assert_string_equal (text, text2);
   /* A range is one entry with a count; single ports are written as before. */
   assert_non_null (strstr (text, "\"count\":101"));
+  assert_non_null (strstr (text, "\"rootfs_device\":\"pmem\""));
   assert_null (strstr (strstr (text, "\"count\"") + 1, "\"count\""));
   free (text);
   free (text2);
@@ -124,6 +126,8 @@ test_json_publish_ranges (void **state)
   /* Nor guest RAM settings: a VM of private memory, no balloon. */
   assert_false (r.rt.shared_memory);
   assert_false (r.rt.free_page_reporting);
+  /* Nor a root device: virtio-blk. */
+  assert_false (r.rootfs_pmem);
   assert_int_equal (vmrec_from_json (range, strlen (range), &r, &err), 0);
   assert_int_equal (r.publish[0].count, 101);
   assert_true (r.publish[0].udp);
@@ -157,6 +161,10 @@ test_json_refusals (void **state)
   assert_int_equal (vmrec_from_json (ok, strlen (ok), &r, &err), 0);
   assert_int_equal (r.state, VM_STATUS_STOPPED);
   expect_refused ("", "not valid JSON");
+  expect_refused ("{\"version\":1,\"name\":\"a\",\"backend\":\"q\",\"state\":\"running\","
+                  "\"spec\":{\"kernel\":\"/k\",\"cpus\":1,\"memory_mib\":64,"
+                  "\"rootfs_device\":\"nvme\"}," RT "}",
+                  "rootfs_device");
   expect_refused ("[1]", "not a JSON object");
   expect_refused ("{\"version\":1} x", "data after");
   expect_refused ("{\"version\":2}", "version");
