@@ -166,7 +166,8 @@ def questions(v):
 NOT_YET = [
     ("Template fork with 10 Chromium clones at once (3 here so far)", "issue 23",
      "make bench-fork-kvmhost"),
-    ("Density (N browser VMs at once: PSS, free memory) and blk vs pmem root", "issue 24", "make bench-density"),
+    ("Density (N browser VMs at once: PSS, free memory); pmem root with CH", "issue 24",
+     "make bench-pmem-kvmhost; make bench-density is not written"),
     ("Everything on hardware KVM (boot to CDP, standby, restore, wake, soak with CH)", "this page's last section",
      "make bench-hw"),
     ("WebRTC frame rate and bitrate under Cloud Hypervisor", "no KVM-backed Chromium with a display here",
@@ -298,7 +299,8 @@ def write_readme(docs, v, outdir, datadir):
         figure("snapshot", "Snapshot size per memory setting", "snapshot-size", "snapshot bytes",
                [pick(docs, "bench-snapshot", "findings-snapshot-kvmhost")],
                "Bytes the snapshot's `memory-ranges` allocates, per guest memory setting, against guest RAM and "
-               "what the guest used. Blk vs pmem root: not measured yet (issue 24, `make bench-density`)."),
+               "what the guest used. Blk vs pmem root: on QEMU a pmem/DAX root halves the snapshot (268 against "
+               "564 MiB of 2 GiB; [FINDINGS](../FINDINGS.md) item 11); with CH: `make bench-pmem-kvmhost`."),
         figure("restore", "Restore modes", "restore-modes", "restore modes",
                [pick(docs, "kvmhost", "findings-kvmhost"), pick(docs, "bench-snapshot", "findings-snapshot-kvmhost")],
                "Copy restore reads the whole snapshot before the VM resumes; ondemand (userfaultfd) resumes "
