@@ -279,6 +279,11 @@ child (const Chvm__Agent__ExecRequest *rq, int fd_in, int fd_out, int fd_err, in
   if (argv == NULL)
     goto fail;
   memcpy (argv, rq->argv, rq->n_argv * sizeof *argv);
+  if (rq->cwd != NULL && rq->cwd[0] != '\0' && chdir (rq->cwd) < 0)
+    {
+      e = -errno; /* negative: the working directory, not the program */
+      goto report;
+    }
   if (rq->n_env > 0)
     {
       bool has_path = false;
@@ -302,6 +307,7 @@ child (const Chvm__Agent__ExecRequest *rq, int fd_in, int fd_out, int fd_err, in
   execvpe (argv[0], argv, envp);
 fail:
   e = errno;
+report:
   if (write (3, &e, sizeof e) < 0)
     _exit (126);
   _exit (127);
@@ -350,12 +356,13 @@ exec_handle (struct conn *c, const Frame *f)
   n = TEMP_FAILURE_RETRY (read (prep[0], &child_errno, sizeof child_errno));
   if (n == (ssize_t) sizeof child_errno)
     {
-      int st;
+      int st, en = child_errno < 0 ? -child_errno : child_errno;
       TEMP_FAILURE_RETRY (waitpid (p->pid, &st, 0));
       conn_send_error (c, id,
-                       child_errno == ENOENT ? CHVM__AGENT__ERROR_CODE__ERROR_NOT_FOUND
-                                             : CHVM__AGENT__ERROR_CODE__ERROR_INTERNAL,
-                       "exec %s: %s", rq->argv[0], strerror (child_errno));
+                       en == ENOENT ? CHVM__AGENT__ERROR_CODE__ERROR_NOT_FOUND
+                                    : CHVM__AGENT__ERROR_CODE__ERROR_INTERNAL,
+                       "%s %s: %s", child_errno < 0 ? "working directory" : "exec",
+                       child_errno < 0 ? rq->cwd : rq->argv[0], strerror (en));
       goto out;
     }
   log_info ("%s: exec %s: pid %d", c->name, rq->argv[0], (int) p->pid);

@@ -6,6 +6,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ struct child
 {
   pid_t pid;
   int pidfd, out, errout;
+  bool captured; /* out and errout are our memfds (else the caller's) */
   struct event *ev;
   child_done_fn fn;
   void *arg;
@@ -55,8 +57,11 @@ child_exited (evutil_socket_t fd, short what, void *arg)
     status = 255;
   else
     status = WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st);
-  out = slurp (c->out);
-  errout = slurp (c->errout);
+  if (c->captured)
+    {
+      out = slurp (c->out);
+      errout = slurp (c->errout);
+    }
   event_free (c->ev);
   close (c->pidfd);
   close (c->out);
@@ -109,6 +114,42 @@ spawn (struct child *c, const char *const argv[], int in, struct err **err)
   return 0;
 }
 
+static void
+close_outs (struct child *c)
+{
+  if (c->out >= 0)
+    close (c->out);
+  if (c->errout >= 0)
+    close (c->errout);
+}
+
+/* Spawns argv with stdin in and c's outputs, and watches its exit; on
+   failure c's fds are closed. */
+static int
+start (struct event_base *base, struct child *c, const char *const argv[], int in, struct err **err)
+{
+  int r = spawn (c, argv, in, err);
+
+  if (r == 0)
+    {
+      c->pidfd = (int) syscall (SYS_pidfd_open, c->pid, 0);
+      c->ev = c->pidfd < 0 ? NULL : event_new (base, c->pidfd, EV_READ, child_exited, c);
+      if (c->ev == NULL || event_add (c->ev, NULL) < 0)
+        {
+          /* Cannot watch it: wait for it here rather than lose it. */
+          int st;
+
+          waitpid (c->pid, &st, 0);
+          if (c->pidfd >= 0)
+            close (c->pidfd);
+          r = err_make (err, errno, "watch %s", argv[0]);
+        }
+    }
+  if (r < 0)
+    close_outs (c);
+  return r;
+}
+
 int
 child_spawn (struct event_base *base, const char *const argv[], const void *in, size_t in_len,
              child_done_fn fn, void *arg, struct err **err)
@@ -118,33 +159,46 @@ child_spawn (struct event_base *base, const char *const argv[], const void *in, 
 
   if (c == NULL)
     return err_make (err, ENOMEM, "child");
-  *c = (struct child){ .pidfd = -1, .out = -1, .errout = -1, .fn = fn, .arg = arg };
+  *c = (struct child){ .pidfd = -1, .fn = fn, .arg = arg, .captured = true };
   if ((infd = input_fd (in, in_len, err)) < 0)
     return -1;
   c->out = memfd_create ("child-out", MFD_CLOEXEC);
   c->errout = memfd_create ("child-err", MFD_CLOEXEC);
-  if (c->out < 0 || c->errout < 0 || spawn (c, argv, infd, err) < 0)
+  if (c->out < 0 || c->errout < 0)
     {
-      int r = c->out < 0 || c->errout < 0 ? err_make (err, errno, "memfd") : -1;
+      int r = err_make (err, errno, "memfd");
 
-      close (c->out);
-      close (c->errout);
+      close_outs (c);
       return r;
     }
-  c->pidfd = (int) syscall (SYS_pidfd_open, c->pid, 0);
-  c->ev = c->pidfd < 0 ? NULL : event_new (base, c->pidfd, EV_READ, child_exited, c);
-  if (c->ev == NULL || event_add (c->ev, NULL) < 0)
-    {
-      /* Cannot watch it: wait for it here rather than lose it. */
-      int st;
+  if (start (base, c, argv, infd, err) < 0)
+    return -1;
+  steal_ptr (&c);
+  return 0;
+}
 
-      waitpid (c->pid, &st, 0);
-      close (c->out);
-      close (c->errout);
-      if (c->pidfd >= 0)
-        close (c->pidfd);
-      return err_make (err, errno, "watch %s", argv[0]);
+int
+child_spawn_io (struct event_base *base, const char *const argv[], int out, int errout,
+                child_done_fn fn, void *arg, pid_t *pid, struct err **err)
+{
+  cleanup_free struct child *c = calloc (1, sizeof *c);
+  cleanup_close int null = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+
+  if (c == NULL || null < 0)
+    return err_make (err, c == NULL ? ENOMEM : errno, "child");
+  *c = (struct child){ .pidfd = -1, .fn = fn, .arg = arg };
+  c->out = fcntl (out, F_DUPFD_CLOEXEC, 3);
+  c->errout = fcntl (errout, F_DUPFD_CLOEXEC, 3);
+  if (c->out < 0 || c->errout < 0)
+    {
+      int r = err_make (err, errno, "dup");
+
+      close_outs (c);
+      return r;
     }
+  if (start (base, c, argv, null, err) < 0)
+    return -1;
+  *pid = c->pid;
   steal_ptr (&c);
   return 0;
 }

@@ -10,6 +10,7 @@
  *   task.c    the containerd.task.v2.Task service
  *   vm.c      the VM through chvm: run, watch the VMM, stop, remove
  *   spec.c    config.json;  rootfs.c  the root disk;  names.c  derived names
+ *   exec.c    exec processes (`chvm exec` in the guest)
  *   events.c  task events;  child.c   programs run off the loop
  */
 #ifndef CHVM_SHIM_H
@@ -29,6 +30,7 @@
 #define SHIM_STATE_FILE "chvm-shim.json"
 
 struct events;
+struct shim_exec;
 
 struct task
 {
@@ -45,9 +47,10 @@ struct task
   unsigned n_waits;
   int vmm_pidfd;
   struct event *vmm_ev;
-  bool stopping; /* a `chvm stop` runs */
-  bool killed;   /* SIGKILL was asked for */
-  bool busy;     /* Start or Delete is under way */
+  bool stopping;           /* a `chvm stop` runs */
+  bool killed;             /* SIGKILL was asked for */
+  bool busy;               /* Start or Delete is under way */
+  struct shim_exec *execs; /* exec.c */
 };
 
 struct shim

@@ -109,34 +109,49 @@ parse_annotations (struct json_object *a, struct shim_spec *s, struct err **err)
   return 0;
 }
 
+/* process.args, env, user and cwd ("/" when absent). */
 static int
-spec_fill (struct json_object *root, struct shim_spec *s, struct err **err)
+process_fill (struct json_object *proc, struct shim_spec *s, struct err **err)
 {
-  struct json_object *proc = member (root, "process"), *v;
+  struct json_object *v;
 
   if (proc == NULL || !json_object_is_type (proc, json_type_object))
     return err_make (err, EINVAL, "config.json: no process object");
   if (dup_list (member (proc, "args"), "process.args", &s->args, &s->n_args, err) < 0
       || dup_list (member (proc, "env"), "process.env", &s->env, &s->n_env, err) < 0
-      || parse_user (member (proc, "user"), s, err) < 0
-      || parse_annotations (member (root, "annotations"), s, err) < 0)
+      || parse_user (member (proc, "user"), s, err) < 0)
     return -1;
   if (s->n_args == 0)
     return err_make (err, EINVAL, "config.json: process.args is empty");
   v = member (proc, "cwd");
   if (v != NULL && dup_checked (v, "process.cwd", &s->cwd, err) < 0)
     return -1;
-  v = member (root, "hostname");
-  if (v != NULL && dup_checked (v, "hostname", &s->hostname, err) < 0)
-    return -1;
-  if ((s->cwd == NULL && (s->cwd = strdup ("/")) == NULL)
-      || (s->hostname == NULL && (s->hostname = strdup ("")) == NULL))
+  if (s->cwd == NULL && (s->cwd = strdup ("/")) == NULL)
     return err_make (err, ENOMEM, "config.json");
   return 0;
 }
 
-int
-shim_spec_parse (const char *json, size_t len, struct shim_spec **out, struct err **err)
+static int
+spec_fill (struct json_object *root, struct shim_spec *s, struct err **err)
+{
+  struct json_object *v;
+
+  if (process_fill (member (root, "process"), s, err) < 0
+      || parse_annotations (member (root, "annotations"), s, err) < 0)
+    return -1;
+  v = member (root, "hostname");
+  if (v != NULL && dup_checked (v, "hostname", &s->hostname, err) < 0)
+    return -1;
+  if (s->hostname == NULL && (s->hostname = strdup ("")) == NULL)
+    return err_make (err, ENOMEM, "config.json");
+  return 0;
+}
+
+/* json as one object (strict, UTF-8, at most OCI_JSON_MAX bytes) into a new
+   struct shim_spec: a whole config.json, or (process_only) its process. */
+static int
+parse_with (const char *json, size_t len, bool process_only, struct shim_spec **out,
+            struct err **err)
 {
   cleanup_json struct json_object *root = NULL;
   cleanup_spec struct shim_spec *s = NULL;
@@ -156,10 +171,29 @@ shim_spec_parse (const char *json, size_t len, struct shim_spec **out, struct er
     return err_make (err, EINVAL, "config.json is not one JSON object");
   if ((s = calloc (1, sizeof *s)) == NULL)
     return err_make (err, ENOMEM, "config.json");
-  if (spec_fill (root, s, err) < 0)
+  if (process_only)
+    {
+      if (process_fill (root, s, err) < 0)
+        return -1;
+      if ((s->hostname = strdup ("")) == NULL)
+        return err_make (err, ENOMEM, "config.json");
+    }
+  else if (spec_fill (root, s, err) < 0)
     return -1;
   *out = steal_ptr (&s);
   return 0;
+}
+
+int
+shim_spec_parse (const char *json, size_t len, struct shim_spec **out, struct err **err)
+{
+  return parse_with (json, len, false, out, err);
+}
+
+int
+shim_spec_parse_process (const char *json, size_t len, struct shim_spec **out, struct err **err)
+{
+  return parse_with (json, len, true, out, err);
 }
 
 static void

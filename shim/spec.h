@@ -33,6 +33,10 @@ struct shim_spec
 /* Parses config.json (at most OCI_JSON_MAX bytes).  Strings must fit a
    config disk line: at most OCI_STR_MAX bytes, no NUL, no newline. */
 int shim_spec_parse (const char *json, size_t len, struct shim_spec **out, struct err **err);
+/* An OCI process object alone (an Exec's spec): args, env, cwd, user;
+   no hostname or annotations. */
+int shim_spec_parse_process (const char *json, size_t len, struct shim_spec **out,
+                             struct err **err);
 void shim_spec_free (struct shim_spec *s);
 void shim_spec_freep (struct shim_spec **s);
 #define cleanup_spec __attribute__ ((cleanup (shim_spec_freep)))

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The containerd.task.v2.Task service (also answered as task.v3, the same
-   messages): Create, Start, State, Wait, Kill, Delete, Connect, Shutdown,
-   Pids; every other method is Unimplemented, an unknown id NotFound, an
-   exec id (no Exec yet) NotFound too. */
+   messages): Create, Start, State, Wait, Kill, Delete, Exec, Connect,
+   Shutdown, Pids; every other method is Unimplemented, an unknown id or
+   exec id NotFound.  Start, State, Wait, Kill and Delete with an exec id
+   act on that exec process (exec.c). */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "events.h"
+#include "exec.h"
 #include "github.com/containerd/containerd/api/events/task.pb-c.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb-c.h"
 #include "log.h"
@@ -27,10 +30,11 @@
 #define SHIM_VERSION "chvm-shim 1"
 
 /* A method's handler gets its request unpacked and, for a method whose
-   request names a task, that task (task_dispatch answered NotFound for
-   another, and freed the request after). */
+   request names a task, that task and the exec process its exec id names
+   (NULL: the task's own; task_dispatch answered NotFound for another, and
+   frees the request after). */
 typedef void (*method_fn) (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req,
-                           struct task *t);
+                           struct task *t, struct shim_exec *x);
 
 void
 task_free (struct task *t)
@@ -41,6 +45,7 @@ task_free (struct task *t)
     ttrpc_reply (t->waits[i], TTRPC_INTERNAL, "shim exiting", NULL);
   if (t->vmm_ev != NULL)
     event_free (t->vmm_ev);
+  exec_free_all (t);
   if (t->vmm_pidfd >= 0)
     close (t->vmm_pidfd);
   if (t->stdout_fd >= 0)
@@ -55,14 +60,17 @@ task_free (struct task *t)
   free (t);
 }
 
-/* The task named id, or NULL after answering NotFound. */
+/* The task named id (and in *x the exec exec_id names, NULL for none), or
+   NULL after answering NotFound. */
 static struct task *
-task_find (struct shim *s, struct ttrpc_call *call, const char *id, const char *exec_id)
+task_find (struct shim *s, struct ttrpc_call *call, const char *id, const char *exec_id,
+           struct shim_exec **x)
 {
+  *x = NULL;
   if (s->task == NULL || strcmp (s->task->id, id) != 0)
     ttrpc_replyf (call, TTRPC_NOT_FOUND, "task %s not found", id);
-  else if (exec_id != NULL && exec_id[0] != '\0')
-    ttrpc_replyf (call, TTRPC_NOT_FOUND, "exec %s not found (exec is not supported)", exec_id);
+  else if (exec_id != NULL && exec_id[0] != '\0' && (*x = exec_find (s->task, exec_id)) == NULL)
+    ttrpc_replyf (call, TTRPC_NOT_FOUND, "exec %s not found", exec_id);
   else
     return s->task;
   return NULL;
@@ -162,13 +170,15 @@ publish_create (struct shim *s, const struct task *t,
 }
 
 static void
-m_create (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t)
+m_create (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t,
+          struct shim_exec *x)
 {
   cleanup_err struct err *err = NULL;
   const Containerd__Task__V2__CreateTaskRequest *r = (const void *) req;
   Containerd__Task__V2__CreateTaskResponse resp = CONTAINERD__TASK__V2__CREATE_TASK_RESPONSE__INIT;
   char buf[1024];
 
+  (void) x;
   if (s->task != NULL)
     ttrpc_replyf (call, TTRPC_ALREADY_EXISTS, "task %s already exists", s->task->id);
   else if (strcmp (r->id, s->id) != 0 || r->checkpoint[0] != '\0' || r->terminal)
@@ -216,14 +226,44 @@ started (struct shim *s, struct ttrpc_call *call, int status, const char *msg)
   ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
 }
 
+/* Start of an exec process: `chvm exec` runs, /tasks/exec-started. */
 static void
-m_start (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t)
+exec_started (struct shim *s, struct ttrpc_call *call, struct task *t, struct shim_exec *x)
+{
+  cleanup_err struct err *err = NULL;
+  Containerd__Task__V2__StartResponse resp = CONTAINERD__TASK__V2__START_RESPONSE__INIT;
+  Containerd__Events__TaskExecStarted ev = CONTAINERD__EVENTS__TASK_EXEC_STARTED__INIT;
+  char buf[512];
+
+  if (x->status != CONTAINERD__V1__TYPES__STATUS__CREATED)
+    ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "exec %s is not created", x->id);
+  else if (t->status != CONTAINERD__V1__TYPES__STATUS__RUNNING)
+    ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is not running", t->id);
+  else if (exec_start (s, t, x, &err) < 0)
+    ttrpc_reply (call, TTRPC_INTERNAL, err_str (err, buf, sizeof buf), NULL);
+  else
+    {
+      ev.container_id = t->id;
+      ev.exec_id = x->id;
+      ev.pid = (uint32_t) x->pid;
+      events_publish (s->events, "/tasks/exec-started", "containerd.events.TaskExecStarted",
+                      &ev.base);
+      resp.pid = (uint32_t) x->pid;
+      ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
+    }
+}
+
+static void
+m_start (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t,
+         struct shim_exec *x)
 {
   cleanup_err struct err *err = NULL;
   char buf[512];
 
   (void) req;
-  if (t->status != CONTAINERD__V1__TYPES__STATUS__CREATED || t->busy)
+  if (x != NULL)
+    exec_started (s, call, t, x);
+  else if (t->status != CONTAINERD__V1__TYPES__STATUS__CREATED || t->busy)
     ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is not created", t->id);
   else if (vm_start (s, t, started, call, &err) < 0)
     ttrpc_reply (call, TTRPC_INTERNAL, err_str (err, buf, sizeof buf), NULL);
@@ -232,7 +272,8 @@ m_start (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, s
 }
 
 static void
-m_state (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t)
+m_state (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t,
+         struct shim_exec *x)
 {
   Containerd__Task__V2__StateResponse resp = CONTAINERD__TASK__V2__STATE_RESPONSE__INIT;
   Google__Protobuf__Timestamp at = stamp (&t->exited_at);
@@ -249,6 +290,19 @@ m_state (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, s
   resp.terminal = t->terminal;
   resp.exit_status = t->exit_status;
   resp.exited_at = t->status == CONTAINERD__V1__TYPES__STATUS__STOPPED ? &at : NULL;
+  if (x != NULL)
+    {
+      at = stamp (&x->exited_at);
+      resp.exec_id = x->id;
+      resp.pid = (uint32_t) x->pid;
+      resp.status = x->status;
+      resp.stdin = (char *) "";
+      resp.stdout = x->stdout_path;
+      resp.stderr = x->stderr_path;
+      resp.terminal = false;
+      resp.exit_status = x->exit_status;
+      resp.exited_at = x->status == CONTAINERD__V1__TYPES__STATUS__STOPPED ? &at : NULL;
+    }
   ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
 }
 
@@ -286,27 +340,49 @@ vm_exited (struct shim *s, struct task *t)
 }
 
 static void
-m_wait (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t)
+m_wait (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t,
+        struct shim_exec *x)
 {
+  Containerd__Task__V2__WaitResponse resp = CONTAINERD__TASK__V2__WAIT_RESPONSE__INIT;
+  Google__Protobuf__Timestamp at;
+
   (void) s;
   (void) req;
-  if (t->status == CONTAINERD__V1__TYPES__STATUS__STOPPED)
+  if (x != NULL && x->status == CONTAINERD__V1__TYPES__STATUS__STOPPED)
+    {
+      at = stamp (&x->exited_at);
+      resp.exit_status = x->exit_status;
+      resp.exited_at = &at;
+      ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
+    }
+  else if (x != NULL && x->n_waits < SHIM_WAITS_MAX)
+    x->waits[x->n_waits++] = call; /* parked until it ends (exec.c) */
+  else if (x == NULL && t->status == CONTAINERD__V1__TYPES__STATUS__STOPPED)
     wait_answer (t, call);
-  else if (t->n_waits >= SHIM_WAITS_MAX)
+  else if (x != NULL || t->n_waits >= SHIM_WAITS_MAX)
     ttrpc_reply (call, TTRPC_INTERNAL, "too many waits", NULL);
   else
     t->waits[t->n_waits++] = call; /* parked until the VM exits */
 }
 
 static void
-m_kill (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t)
+m_kill (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t,
+        struct shim_exec *x)
 {
   cleanup_err struct err *err = NULL;
   Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
   const Containerd__Task__V2__KillRequest *r = (const void *) req;
   char buf[512];
 
-  if (t->status == CONTAINERD__V1__TYPES__STATUS__STOPPED)
+  if (x != NULL)
+    {
+      /* `chvm exec` ends; the agent kills what it ran with it. */
+      if (x->status != CONTAINERD__V1__TYPES__STATUS__RUNNING || kill (x->pid, (int) r->signal) < 0)
+        ttrpc_replyf (call, TTRPC_NOT_FOUND, "exec %s: process not running", x->id);
+      else
+        ttrpc_reply (call, TTRPC_OK, NULL, &empty.base);
+    }
+  else if (t->status == CONTAINERD__V1__TYPES__STATUS__STOPPED)
     ttrpc_replyf (call, TTRPC_NOT_FOUND, "task %s: process already finished", t->id);
   else if (t->status == CONTAINERD__V1__TYPES__STATUS__CREATED && !t->busy)
     {
@@ -372,14 +448,62 @@ vm_removed (struct shim *s, struct ttrpc_call *call, int status, const char *msg
     }
 }
 
+/* Delete of an exec process: it must have ended (or never started). */
 static void
-m_delete (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t)
+exec_deleted (struct ttrpc_call *call, struct task *t, struct shim_exec *x)
+{
+  Containerd__Task__V2__DeleteResponse resp = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
+  Google__Protobuf__Timestamp at = stamp (&x->exited_at);
+
+  if (x->status == CONTAINERD__V1__TYPES__STATUS__RUNNING)
+    {
+      ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "exec %s is running: kill it first", x->id);
+      return;
+    }
+  resp.pid = (uint32_t) x->pid;
+  resp.exit_status = x->exit_status;
+  resp.exited_at = &at;
+  ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
+  exec_remove (t, x);
+}
+
+/* Exec: a process added to a running task (exec.c), /tasks/exec-added. */
+static void
+m_exec (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t,
+        struct shim_exec *x)
+{
+  cleanup_err struct err *err = NULL;
+  const Containerd__Task__V2__ExecProcessRequest *r = (const void *) req;
+  Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
+  Containerd__Events__TaskExecAdded ev = CONTAINERD__EVENTS__TASK_EXEC_ADDED__INIT;
+  char buf[512];
+
+  (void) x;
+  if (t->status != CONTAINERD__V1__TYPES__STATUS__RUNNING)
+    ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is not running", t->id);
+  else if (exec_add (t, r, &err) < 0)
+    ttrpc_reply (call, err->status == EEXIST ? TTRPC_ALREADY_EXISTS : TTRPC_INVALID_ARGUMENT,
+                 err_str (err, buf, sizeof buf), NULL);
+  else
+    {
+      ev.container_id = t->id;
+      ev.exec_id = r->exec_id;
+      events_publish (s->events, "/tasks/exec-added", "containerd.events.TaskExecAdded", &ev.base);
+      ttrpc_reply (call, TTRPC_OK, NULL, &empty.base);
+    }
+}
+
+static void
+m_delete (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t,
+          struct shim_exec *x)
 {
   cleanup_err struct err *err = NULL;
   char buf[512];
 
   (void) req;
-  if (t->busy || t->status == CONTAINERD__V1__TYPES__STATUS__RUNNING)
+  if (x != NULL)
+    exec_deleted (call, t, x);
+  else if (t->busy || t->status == CONTAINERD__V1__TYPES__STATUS__RUNNING)
     ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is running: kill it first", t->id);
   else
     {
@@ -397,10 +521,12 @@ m_delete (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, 
 }
 
 static void
-m_connect (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t)
+m_connect (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t,
+           struct shim_exec *x)
 {
   Containerd__Task__V2__ConnectResponse resp = CONTAINERD__TASK__V2__CONNECT_RESPONSE__INIT;
 
+  (void) x;
   (void) s;
   (void) req;
   resp.shim_pid = (uint32_t) getpid ();
@@ -410,12 +536,14 @@ m_connect (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req,
 }
 
 static void
-m_pids (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t)
+m_pids (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t,
+        struct shim_exec *x)
 {
   Containerd__Task__V2__PidsResponse resp = CONTAINERD__TASK__V2__PIDS_RESPONSE__INIT;
   Containerd__V1__Types__ProcessInfo info = CONTAINERD__V1__TYPES__PROCESS_INFO__INIT;
   Containerd__V1__Types__ProcessInfo *infos[1] = { &info };
 
+  (void) x;
   (void) s;
   (void) req;
   info.pid = t->pid;
@@ -440,10 +568,12 @@ shim_exit (struct shim *s)
 }
 
 static void
-m_shutdown (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t)
+m_shutdown (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t,
+            struct shim_exec *x)
 {
   Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
 
+  (void) x;
   (void) req;
   (void) t;
   ttrpc_reply (call, TTRPC_OK, NULL, &empty.base);
@@ -456,7 +586,7 @@ m_shutdown (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req
 }
 
 /* Which task a request names: none (Create, Shutdown), its id, or its id
-   and exec id (an exec id is NotFound: no Exec yet). */
+   and exec id (an exec process of it). */
 enum names
 {
   NAMES_NONE,
@@ -477,6 +607,7 @@ static const struct
   { "Wait", &containerd__task__v2__wait_request__descriptor, NAMES_EXEC, m_wait },
   { "Kill", &containerd__task__v2__kill_request__descriptor, NAMES_EXEC, m_kill },
   { "Delete", &containerd__task__v2__delete_request__descriptor, NAMES_EXEC, m_delete },
+  { "Exec", &containerd__task__v2__exec_process_request__descriptor, NAMES_ID, m_exec },
   { "Connect", &containerd__task__v2__connect_request__descriptor, NAMES_ID, m_connect },
   { "Pids", &containerd__task__v2__pids_request__descriptor, NAMES_ID, m_pids },
   { "Shutdown", &containerd__task__v2__shutdown_request__descriptor, NAMES_NONE, m_shutdown },
@@ -502,6 +633,7 @@ task_call (struct shim *s, struct ttrpc_call *call, size_t m, const ProtobufCBin
 {
   ProtobufCMessage *req = protobuf_c_message_unpack (methods[m].req, NULL, p->len, p->data);
   struct task *t = NULL;
+  struct shim_exec *x = NULL;
 
   if (req == NULL)
     {
@@ -510,9 +642,9 @@ task_call (struct shim *s, struct ttrpc_call *call, size_t m, const ProtobufCBin
     }
   if (methods[m].names == NAMES_NONE
       || (t = task_find (s, call, req_string (req, "id"),
-                         methods[m].names == NAMES_EXEC ? req_string (req, "exec_id") : NULL))
+                         methods[m].names == NAMES_EXEC ? req_string (req, "exec_id") : NULL, &x))
              != NULL)
-    methods[m].fn (s, call, req, t);
+    methods[m].fn (s, call, req, t, x);
   protobuf_c_message_free_unpacked (req, NULL);
 }
 

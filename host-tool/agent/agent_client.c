@@ -379,22 +379,22 @@ count_strv (char *const v[])
 }
 
 int
-agent_exec (struct agent_client *a, char *const argv[], char *const env[], const void *input,
-            size_t input_len, bool has_input, unsigned exec_timeout_ms, int timeout_ms,
+agent_exec (struct agent_client *a, const struct agent_exec_req *rq, int timeout_ms,
             agent_output_fn on_output, void *arg, int *code, int *signal, struct err **err)
 {
   Chvm__Agent__ExecRequest x = CHVM__AGENT__EXEC_REQUEST__INIT;
   Chvm__Agent__Frame f = CHVM__AGENT__FRAME__INIT;
   int64_t deadline = clock_now_ms () + timeout_ms;
 
-  x.n_argv = count_strv (argv);
-  x.argv = (char **) argv;
-  x.n_env = count_strv (env);
-  x.env = (char **) env;
-  x.input.data = (uint8_t *) input;
-  x.input.len = input_len;
-  x.has_input = has_input;
-  x.timeout_ms = exec_timeout_ms;
+  x.n_argv = count_strv (rq->argv);
+  x.argv = (char **) rq->argv;
+  x.n_env = count_strv (rq->env);
+  x.env = (char **) rq->env;
+  x.cwd = (char *) (rq->cwd ? rq->cwd : "");
+  x.input.data = (uint8_t *) rq->input;
+  x.input.len = rq->input_len;
+  x.has_input = rq->has_input;
+  x.timeout_ms = rq->timeout_ms;
   f.id = a->next_id++;
   f.body_case = CHVM__AGENT__FRAME__BODY_EXEC;
   f.exec = &x;

@@ -74,11 +74,25 @@ int agent_identity (struct agent_client *a, const char *hostname, const char *ma
                     const uint8_t *entropy, size_t entropy_len, struct agent_identity *out,
                     int timeout_ms, struct err **err);
 
-/* Runs argv in the guest.  on_output gets each chunk (stream 1 stdout, 2
+/* What to run in the guest: argv; env (NAME=VALUE..., NULL-terminated;
+   NULL: the agent's own, else only these and a default PATH); cwd (NULL or
+   "": /); input sent to its stdin when has_input (else /dev/null);
+   timeout_ms: SIGKILL after it (0: none). */
+struct agent_exec_req
+{
+  char *const *argv;
+  char *const *env;
+  const char *cwd;
+  const void *input;
+  size_t input_len;
+  bool has_input;
+  unsigned timeout_ms;
+};
+
+/* Runs rq in the guest.  on_output gets each chunk (stream 1 stdout, 2
    stderr) as it arrives; *code is the exit status or 128+signal. */
 typedef void (*agent_output_fn) (void *arg, int stream, const uint8_t *data, size_t len);
-int agent_exec (struct agent_client *a, char *const argv[], char *const env[], const void *input,
-                size_t input_len, bool has_input, unsigned exec_timeout_ms, int timeout_ms,
+int agent_exec (struct agent_client *a, const struct agent_exec_req *rq, int timeout_ms,
                 agent_output_fn on_output, void *arg, int *code, int *signal, struct err **err);
 
 /* Turns the connection into a raw stream to guest 127.0.0.1:port.  On

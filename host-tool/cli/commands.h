@@ -43,6 +43,7 @@ int cmd_standby (const struct global_opts *g, int argc, char **argv);
 int cmd_stop (const struct global_opts *g, int argc, char **argv);
 int cmd_agent (const struct global_opts *g, int argc, char **argv);
 int cmd_cdp (const struct global_opts *g, int argc, char **argv);
+int cmd_exec (const struct global_opts *g, int argc, char **argv);
 int cmd_template (const struct global_opts *g, int argc, char **argv);
 int cmd_supervise (const struct global_opts *g, int argc, char **argv);
 

@@ -19,6 +19,7 @@ static const struct command commands[] = {
   { "agent", cmd_agent, "talk to a guest's agent (health, ready, quiesce, exec, forward...)" },
   { "cdp", cmd_cdp, "print a VM's CDP endpoint (ws:// URL)" },
   { "doctor", cmd_doctor, "say what this host can run, and why not" },
+  { "exec", cmd_exec, "run a command in a VM's guest (through its agent)" },
   { "image", cmd_image, "import, list and remove images" },
   { "inspect", cmd_inspect, "print a VM's state as JSON" },
   { "logs", cmd_logs, "print a VM's console or VMM log" },

@@ -76,7 +76,8 @@ host_path (const uint8_t *data, size_t size)
   a = agent_open (sv[0], "token", 1000, &e);
   if (a != NULL)
     {
-      agent_exec (a, argv, NULL, NULL, 0, false, 0, 1000, discard, NULL, &code, &sig, &e);
+      agent_exec (a, &(struct agent_exec_req){ .argv = argv }, 1000, discard, NULL, &code, &sig,
+                  &e);
       agent_close (a);
     }
   err_release (&e);

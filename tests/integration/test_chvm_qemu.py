@@ -396,6 +396,32 @@ def test_live_view_after_restore(vm, receiver, tmp_path):
     assert_shows_live_page(r)
 
 
+def test_exec(env, vm):
+    """chvm exec NAME -- CMD: the command in the guest through the agent the
+    record names, output streamed, its exit status as chvm's; --env,
+    --stdin, --workdir, --json; a missing VM, a missing working directory
+    or no command is refused."""
+    if not vm["agent"]:
+        pytest.skip("no agent in build/initrd.cpio.gz")
+    p = chvm(env, "exec", vm["name"], "--", "sh", "-c", "echo out; echo err >&2; exit 3",
+             check=False)
+    assert (p.returncode, p.stdout, p.stderr) == (3, "out\n", "err\n"), p
+    p = chvm(env, "exec", "-e", "X=in the guest", "--stdin", vm["name"], "sh", "-c",
+             'echo "$X"; tr a-z A-Z', input="hello", check=False)
+    assert (p.returncode, p.stdout) == (0, "in the guest\nHELLO"), p
+    j = json.loads(chvm(env, "--json", "exec", vm["name"], "--", "cat", "/proc/sys/kernel/hostname")
+                   .stdout)
+    assert j["code"] == 0 and j["signal"] == 0 and j["stdout"].strip(), j
+    p = chvm(env, "exec", "-w", "/proc/self", vm["name"], "pwd", check=False)
+    assert (p.returncode, p.stdout) == (0, "/proc/self\n") or p.stdout.startswith("/proc/"), p
+    p = chvm(env, "exec", "--workdir", "/nonexistent", vm["name"], "pwd", check=False)
+    assert p.returncode == 1 and "working directory /nonexistent" in p.stderr, p.stderr
+    p = chvm(env, "exec", "no-such-vm", "--", "true", check=False)
+    assert p.returncode == 1 and "no-such-vm" in p.stderr, p.stderr
+    p = chvm(env, "exec", vm["name"], check=False)
+    assert p.returncode == 2 and "Usage: chvm exec" in p.stderr, p.stderr
+
+
 def test_stop_powers_off_gracefully(env, vm):
     """stop presses the power button: init stops the entrypoint (SIGTERM),
     powers off, and QEMU exits by itself before the deadline."""

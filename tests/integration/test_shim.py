@@ -7,7 +7,7 @@ imports the stand-in's docker archive; `ctr run --runtime
 io.containerd.chvm.v1` boots it as a chvm VM (QEMU/TCG here: one VM,
 minutes), playwright-core drives a page through the VM's CDP endpoint,
 containerd restarted while the VM runs finds the task RUNNING through the
-same shim, `ctr task kill` stops it gracefully (the power button), and `ctr
+same shim, `ctr task exec` runs a command in the guest, `ctr task kill` stops it gracefully (the power button), and `ctr
 task delete` plus `ctr container rm` leave no process, mount, socket or
 file; a second container whose shim is killed with SIGKILL is cleaned up
 by containerd's `delete` from the bundle alone.
@@ -59,7 +59,8 @@ class Containerd:
 
     def ctr(self, *args, check=True, timeout=120):
         r = subprocess.run(["ctr", "-a", os.path.join(self.d, "c.sock"), "-n", NS, *args],
-                           env=self.env, capture_output=True, text=True, timeout=timeout)
+                           env=self.env, capture_output=True, text=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL)
         if check:
             assert r.returncode == 0, (args, r.stdout, r.stderr, self.tail())
         return r
@@ -154,6 +155,13 @@ def test_ctr_run_kill_delete(tmp_path):
         wait_cdp(endpoint, time.monotonic() + 60)
         print("containerd restarted: the task is RUNNING, the same shim (pid %d), CDP answers"
               % shim_pid)
+        # ctr task exec: the command in the guest (chvm exec through the
+        # agent), its output on the fifos, its status as ctr's.
+        p = c.ctr("task", "exec", "--exec-id", "e1", "--cwd", "/proc", CID, "sh", "-c",
+                  'echo "in $(pwd)"; echo err >&2; exit 3', check=False)
+        assert (p.returncode, p.stdout, p.stderr.strip()) == (3, "in /proc\n", "err"), p
+        p = c.ctr("task", "exec", "--exec-id", "e2", CID, "/no/such/program", check=False)
+        assert p.returncode != 0, p
         t1 = time.monotonic()
         c.ctr("task", "kill", CID)
         while task_status(c) != "STOPPED":

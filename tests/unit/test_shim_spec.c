@@ -79,6 +79,34 @@ test_spec_defaults_and_refusals (void **state)
   assert_null (parse ("{\"process\":{\"args\":[\"a\"]},\"annotations\":{\"k\":1}}"));
 }
 
+/* An Exec's process object alone: args, env, cwd; refusals as config.json's. */
+static void
+test_exec_process (void **state)
+{
+  static const char ok[] = "{\"args\":[\"sh\",\"-c\",\"pwd\"],\"env\":[\"A=1\"],\"cwd\":\"/proc\","
+                           "\"user\":{\"uid\":0,\"gid\":0},\"terminal\":false}";
+  static const char *const bad[] = { "{\"args\":[]}", "{\"env\":[\"A=1\"]}", "[\"sh\"]",
+                                     "{\"args\":[\"a\\nb\"]}", "{\"args\":[\"sh\"]} x" };
+  struct shim_spec *sp = NULL;
+  struct err *err = NULL;
+
+  (void) state;
+  assert_int_equal (shim_spec_parse_process (ok, sizeof ok - 1, &sp, &err), 0);
+  assert_int_equal (sp->n_args, 3);
+  assert_string_equal (sp->args[2], "pwd");
+  assert_int_equal (sp->n_env, 1);
+  assert_string_equal (sp->cwd, "/proc");
+  assert_string_equal (sp->hostname, "");
+  shim_spec_free (sp);
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    {
+      sp = NULL;
+      assert_true (shim_spec_parse_process (bad[i], strlen (bad[i]), &sp, &err) < 0);
+      assert_null (sp);
+      err_release (&err);
+    }
+}
+
 static void
 test_rootfs_layers (void **state)
 {
@@ -156,7 +184,7 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_spec_maps_process),   cmocka_unit_test (test_spec_defaults_and_refusals),
     cmocka_unit_test (test_rootfs_layers),       cmocka_unit_test (test_names),
-    cmocka_unit_test (test_console_exit_status),
+    cmocka_unit_test (test_console_exit_status), cmocka_unit_test (test_exec_process),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -31,13 +31,13 @@ def binary(env):
     return paths.CHVM_HOOKS
 
 
-def chvm(env, *args, timeout=TIMEOUT, check=True):
-    """Runs build/bin/chvm ARGS with env (a state dir's, see state_env);
-    returns the CompletedProcess (text).  check: AssertionError with the
-    exit code and output unless it exits 0.  With a test hook in env, the
-    hooks build (binary)."""
+def chvm(env, *args, timeout=TIMEOUT, check=True, input=None):
+    """Runs build/bin/chvm ARGS with env (a state dir's, see state_env) and
+    input (text) on its stdin; returns the CompletedProcess (text).  check:
+    AssertionError with the exit code and output unless it exits 0.  With a
+    test hook in env, the hooks build (binary)."""
     p = subprocess.run([binary(env), *args], env=env, capture_output=True, text=True,
-                       timeout=timeout)
+                       timeout=timeout, input=input)
     if check and p.returncode != 0:
         raise AssertionError("chvm %s: rc=%d\n%s%s" % (" ".join(args), p.returncode, p.stdout,
                                                        p.stderr))
