@@ -463,6 +463,15 @@ bench-fork-kvmhost: $(B)/bin/chvm initrd $(MICRO_ELF)
 	  python3 -m pytest -rs -v -s tests/integration/test_kvmhost.py -k "run_boots or template_clones"
 # ---- end section: templates and clones ----
 
+# The root as virtio-pmem with DAX under CH inside the KVM host, beside the
+# same image on a blk root in the same run (test_kvmhost.py's
+# test_rootfs_pmem; figures in build/test-results/pmem-kvmhost.json).
+.PHONY: bench-pmem-kvmhost
+bench-pmem-kvmhost: $(B)/bin/chvm initrd $(MICRO_ELF)
+	CHVM_KVMHOST_PMEM=1 CHVM_KVMHOST_RESULTS=$(B)/test-results/pmem-kvmhost.json \
+	  CHVM_KVMHOST_VERSIONS=$$(ls ../shared/tools/cloud-hypervisor | sort -V | tail -1) \
+	  python3 -m pytest -rs -v -s tests/integration/test_kvmhost.py -k "run_boots or playwright or ondemand or rootfs_pmem"
+
 # ---- section: supervisor + CDP endpoint (issue 11) ----
 # The per-VM supervisor (host-tool/supervisor.c, libevent) and the pure
 # parts of its CDP proxy: HTTP heads and /json rewriting (cdp_http.c), the

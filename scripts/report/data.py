@@ -35,7 +35,7 @@ HOST_SHORT = {"nested": "nested emulation", "kvm-pvm-micro": "kvm_pvm, micro gue
 REQUIRED = [
     "findings-boot-tcg", "findings-ch-micro", "findings-qemu-standby", "findings-agent",
     "findings-webrtc-qemu", "findings-snapshot-kvmhost", "findings-vsock", "findings-cdp-wake",
-    "findings-soak-qemu", "findings-soak-kvmhost", "findings-kvmhost",
+    "findings-soak-qemu", "findings-soak-kvmhost", "findings-kvmhost", "findings-pmem-qemu",
 ]
 # Measured by a rerun (scripts/report/rerun.py): used when present, each
 # checked like the others.  hw-NAME: the same from `make bench-hw`.
@@ -48,6 +48,7 @@ MEASURED = {
     "kvmhost": "make test-kvmhost",
     "cdp-wake": "make bench-cdp-wake",
     "fork-kvmhost": "make bench-fork-kvmhost",
+    "pmem-kvmhost": "make bench-pmem-kvmhost",
     "soak-qemu": "make soak",
     "soak-kvmhost": "make soak-kvmhost",
 }

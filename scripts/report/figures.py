@@ -621,8 +621,55 @@ def draw_fork(plt, s, path):
            % s["version"])
 
 
+# ---- pmem root -------------------------------------------------------------------
+
+
+def extract_pmem(docs):
+    q = docs["findings-pmem-qemu"]
+    k = docs.get("pmem-kvmhost")
+    if k is None:
+        raise ReportError("docs/report/data/pmem-kvmhost.json is missing (make bench-pmem-kvmhost, "
+                          "or scripts/report/rerun.py pmem-kvmhost)")
+    runs = q.r("runs", list)
+    rows = []
+    for i in range(len(runs)):
+        p = "runs.%d." % i
+        rows.append(("QEMU, 2 GiB, run %d" % (i + 1), q.rnum("guest_ram_mib"),
+                     {d: (q.rnum(p + d + ".snapshot_mib"), q.rnum(p + d + ".nonfree_mib"),
+                          q.rnum(p + d + ".cached_mib")) for d in ("blk", "pmem")}))
+    v = [x for x in k.get("results", dict) if x.startswith("v")]
+    if len(v) != 1:
+        raise ReportError("%s: results: expected one CH build (vNN.N), found %s" % (k.rel, v))
+    pm = v[0] + ".rootfs_pmem."
+    ram = k.rnum(pm + "guest_ram") / MiB
+    rows.append(("CH %s nested, 1 GiB" % v[0], ram,
+                 {"pmem": (k.rnum(pm + "snapshot_allocated") / MiB, k.rnum(pm + "guest_nonfree") / MiB,
+                           k.rnum(pm + "cached_bytes") / MiB),
+                  "blk": (k.rnum(pm + "blk.standby.snapshot_allocated") / MiB, None, None)}))
+    return {"rows": rows, "sources": [q, k]}
+
+
+def draw_pmem(plt, s, path):
+    fig, ax = plt.subplots(figsize=(11, 4.6))
+    rows = s["rows"]
+    x = range(len(rows))
+    for off, dev, color in ((-0.2, "blk", "#999"), (0.2, "pmem", "#4a4")):
+        ax.bar([i + off for i in x], [100 * r[2][dev][0] / r[1] for r in rows], 0.4, color=color,
+               label="snapshot with a %s root" % dev)
+        ax.scatter([i + off for i in x if rows[i][2][dev][1] is not None],
+                   [100 * r[2][dev][1] / r[1] for r in rows if r[2][dev][1] is not None],
+                   marker="_", s=400, color="#c22", zorder=3,
+                   label="guest memory not free at the quiesce" if dev == "blk" else None)
+    ax.axhline(25, color="#36c", linestyle="--", label="goal: 25% of guest RAM")
+    ax.set_xticks(list(x), [r[0] for r in rows])
+    ax.set_ylabel("% of guest RAM")
+    ax.legend(fontsize=7)
+    finish(plt, fig, s["sources"], path,
+           "Snapshot after loading a page: block-device root against virtio-pmem with DAX")
+
+
 FIGURES = [("boot", extract_boot, draw_boot), ("memory", extract_memory, draw_memory),
            ("snapshot", extract_snapshot, draw_snapshot), ("restore", extract_restore, draw_restore),
            ("versions", extract_versions, draw_versions), ("wake", extract_wake, draw_wake),
            ("soak", extract_soak, draw_soak), ("webrtc", extract_webrtc, draw_webrtc),
-           ("fork", extract_fork, draw_fork)]
+           ("fork", extract_fork, draw_fork), ("pmem", extract_pmem, draw_pmem)]

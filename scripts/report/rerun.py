@@ -68,6 +68,8 @@ BENCHES = [
      "What a snapshot holds per guest RAM setting: CH v53.0 inside the KVM host", "40", True),
     ("fork-kvmhost", "bench-fork-kvmhost", "fork-kvmhost.json", lambda: "nested",
      "VMs from a template of the Chromium stand-in, at once: CH inside the KVM host", "15-40", True),
+    ("pmem-kvmhost", "bench-pmem-kvmhost", "pmem-kvmhost.json", lambda: "nested",
+     "The root as virtio-pmem with DAX against a blk root: CH inside the KVM host", "15", True),
     ("soak-qemu", "soak", "soak-qemu.json", qemu_or_ch_host,
      "Standby/restore soak with a counter file and a CDP client", "25", True),
     ("soak-kvmhost", "soak-kvmhost", "soak-kvmhost.json", lambda: "nested",

@@ -166,8 +166,8 @@ def questions(v):
 NOT_YET = [
     ("Template fork with 10 Chromium clones at once (3 here so far)", "issue 23",
      "make bench-fork-kvmhost"),
-    ("Density (N browser VMs at once: PSS, free memory); pmem root with CH", "issue 24",
-     "make bench-pmem-kvmhost; make bench-density is not written"),
+    ("Density (N browser VMs at once: PSS, free memory, blk vs pmem)", "issue 24",
+     "make bench-density is not written"),
     ("Everything on hardware KVM (boot to CDP, standby, restore, wake, soak with CH)", "this page's last section",
      "make bench-hw"),
     ("WebRTC frame rate and bitrate under Cloud Hypervisor", "no KVM-backed Chromium with a display here",
@@ -299,8 +299,7 @@ def write_readme(docs, v, outdir, datadir):
         figure("snapshot", "Snapshot size per memory setting", "snapshot-size", "snapshot bytes",
                [pick(docs, "bench-snapshot", "findings-snapshot-kvmhost")],
                "Bytes the snapshot's `memory-ranges` allocates, per guest memory setting, against guest RAM and "
-               "what the guest used. Blk vs pmem root: on QEMU a pmem/DAX root halves the snapshot (268 against "
-               "564 MiB of 2 GiB; [FINDINGS](../FINDINGS.md) item 11); with CH: `make bench-pmem-kvmhost`."),
+               "what the guest used. Blk vs pmem root: [its own figure](#pmem)."),
         figure("restore", "Restore modes", "restore-modes", "restore modes",
                [pick(docs, "kvmhost", "findings-kvmhost"), pick(docs, "bench-snapshot", "findings-snapshot-kvmhost")],
                "Copy restore reads the whole snapshot before the VM resumes; ondemand (userfaultfd) resumes "
@@ -335,6 +334,14 @@ def write_readme(docs, v, outdir, datadir):
                "browsers resume one after another, so the times add up; on hardware each would take its own "
                "core. The micro guest's figures (command to running: 212-1204 ms cow against 932-5804 ms "
                "for a copy restore) are in [FINDINGS](../FINDINGS.md)."),
+        figure("pmem", "The root filesystem as virtio-pmem with DAX", "pmem", "snapshot: blk vs pmem root",
+               [docs["findings-pmem-qemu"], docs["pmem-kvmhost"]],
+               "`chvm run --rootfs-device pmem` maps the read-only root image into the guest as virtio-pmem and "
+               "init mounts it with DAX: Chromium's binaries are read from the host's page cache (shared by every "
+               "VM of the image) instead of being copied into guest RAM, so neither the guest's page cache nor the "
+               "snapshot holds them. With CH (shared memory, free page reporting) the snapshot is what is not "
+               "free in the guest plus a little; with QEMU it is the migration stream of guest RAM without the "
+               "image (`x-ignore-shared`)."),
         agent_table(v),
         "## Not measured yet\n\n" + "\n".join("- %s (%s): `%s`" % n for n in NOT_YET) + "\n",
         hardware(v, docs),

@@ -72,6 +72,9 @@ CDP_STEP = os.environ.get("CHVM_KVMHOST_CDP") != "0"
 # make bench-fork-kvmhost 10), their endpoints on CLONE_PORT.. forwarded.
 CLONES = int(os.environ.get("CHVM_KVMHOST_CLONES", "3" if FULL else "0"))
 CLONE_PORT = 9450
+# The root as virtio-pmem with DAX (issue 24), newest build: full plan, or
+# CHVM_KVMHOST_PMEM=1 (make bench-pmem-kvmhost).
+PMEM = os.environ.get("CHVM_KVMHOST_PMEM", "1" if FULL else "0") == "1"
 # Nested emulation: Chromium's start took 56-94 s, an ondemand restore's
 # first CDP answer 157 s (shared/docs/build-hosts.md).
 BOOT_S = 900
@@ -515,3 +518,44 @@ def test_template_clones(g):
     finally:
         g.chvm("rm", "-f", *names, timeout=300, check=False)
         g.chvm("template", "rm", tmpl, timeout=120, check=False)
+
+
+def test_rootfs_pmem(g):
+    """chvm run --rootfs-device pmem with CH: the guest mounts /dev/pmem0
+    with DAX (no fallback line), standby writes at most what is not free
+    plus the margin, restore brings the same browser back; snapshot and
+    page cache beside the blk guest's of the same run."""
+    if not PMEM:
+        pytest.skip("pmem root with CH: CHVM_KVMHOST_PMEM=1 (full plan; make bench-pmem-kvmhost)")
+    if g.version != VERSIONS[0]:
+        pytest.skip("pmem root with the newest CH build only")
+    name = "p" + g.name
+    try:
+        t0 = time.monotonic()
+        out = g.chvm_json("run", "--backend", "ch", "--name", name, "--memory", GUEST_MEMORY,
+                          "--rootfs-device", "pmem", "--timeout", str(BOOT_S - 60), *GUEST_ARGS)
+        boot_s = time.monotonic() - t0
+        ex = ["chvm", "exec", name, "--", "cat"]
+        lower = [m for m in g.h.run(ex + ["/proc/mounts"])["out"].splitlines()
+                 if m.startswith("/dev/pmem0 ")]
+        assert lower and "dax" in lower[0], lower
+        console = g.h.sh("cat %s/vms/%s/console.log" % (STATE, name))["out"]
+        assert "falling back" not in console, console[-2000:]
+        cached = [int(m.split()[1]) << 10 for m in g.h.run(ex + ["/proc/meminfo"])["out"]
+                  .splitlines() if m.startswith("Cached:")][0]
+        sb = g.chvm_json("standby", name)
+        rs = g.chvm_json("restore", name, "--timeout", str(BOOT_S - 60))
+        lower2 = [m for m in g.h.run(ex + ["/proc/mounts"])["out"].splitlines()
+                  if m.startswith("/dev/pmem0 ")]
+        fig = {"boot_s": round(boot_s, 1), "ready_ms": out.get("ready_ms"), "mount": lower[0],
+               "cached_bytes": cached, "snapshot_allocated": sb["snapshot_allocated"],
+               "guest_nonfree": sb["guest_nonfree"], "guest_ram": sb["guest_ram"],
+               "standby_phases": sb.get("phases"), "restore_phases": rs.get("phases"),
+               "blk": {"run": g.figures.get("run"),
+                       "standby": g.figures.get("standby_ondemand") or g.figures.get("standby_copy")}}
+        g.figures["rootfs_pmem"] = fig
+        print("\n%s pmem root: %s" % (g.version, fig))
+        assert lower2 and "dax" in lower2[0], lower2
+        assert sb["snapshot_allocated"] <= sb["guest_nonfree"] + SNAPSHOT_MARGIN, sb
+    finally:
+        g.chvm("rm", "-f", name, timeout=300, check=False)
