@@ -706,98 +706,72 @@ test_exec (void **state)
   char *cat[] = { "cat", NULL };
   char *envp[] = { "FOO=bar baz", NULL };
   char *printenv[] = { "sh", "-c", "echo \"$FOO\"", NULL };
+  char *pwd[] = { "pwd", NULL };
   char *big[] = { "head", "-c", "3000000", "/dev/zero", NULL };
   char *missing[] = { "/nonexistent/prog", NULL };
   char *slow[] = { "sleep", "10", NULL };
 
   (void) state;
   memset (&o, 0, sizeof o);
-  assert_int_equal (agent_exec (a,
-                                &(struct agent_exec_req){ .argv = echo,
-                                                          .env = NULL,
-                                                          .input = NULL,
-                                                          .input_len = 0,
-                                                          .has_input = false,
-                                                          .timeout_ms = 0 },
-                                T_MS, collect, &o, &code, &sig, &e),
-                    0);
+  assert_int_equal (
+      agent_exec (a, &(struct agent_exec_req){ .argv = echo }, T_MS, collect, &o, &code, &sig, &e),
+      0);
   assert_int_equal (code, 7);
   assert_int_equal (sig, 0);
   assert_string_equal (o.data[0], "out\n");
   assert_string_equal (o.data[1], "err\n");
 
-  assert_int_equal (agent_exec (a,
-                                &(struct agent_exec_req){ .argv = killed,
-                                                          .env = NULL,
-                                                          .input = NULL,
-                                                          .input_len = 0,
-                                                          .has_input = false,
-                                                          .timeout_ms = 0 },
-                                T_MS, NULL, NULL, &code, &sig, &e),
-                    0);
+  assert_int_equal (
+      agent_exec (a, &(struct agent_exec_req){ .argv = killed }, T_MS, NULL, NULL, &code, &sig, &e),
+      0);
   assert_int_equal (sig, SIGTERM);
   assert_int_equal (code, 128 + SIGTERM);
 
   memset (&o, 0, sizeof o);
-  assert_int_equal (agent_exec (a,
-                                &(struct agent_exec_req){ .argv = cat,
-                                                          .env = NULL,
-                                                          .input = "piped input",
-                                                          .input_len = 11,
-                                                          .has_input = true,
-                                                          .timeout_ms = 0 },
-                                T_MS, collect, &o, &code, &sig, &e),
-                    0);
+  assert_int_equal (
+      agent_exec (a,
+                  &(struct agent_exec_req){
+                      .argv = cat, .input = "piped input", .input_len = 11, .has_input = true },
+                  T_MS, collect, &o, &code, &sig, &e),
+      0);
   assert_int_equal (code, 0);
   assert_string_equal (o.data[0], "piped input");
 
   memset (&o, 0, sizeof o);
-  assert_int_equal (agent_exec (a,
-                                &(struct agent_exec_req){ .argv = printenv,
-                                                          .env = envp,
-                                                          .input = NULL,
-                                                          .input_len = 0,
-                                                          .has_input = false,
-                                                          .timeout_ms = 0 },
-                                T_MS, collect, &o, &code, &sig, &e),
+  assert_int_equal (agent_exec (a, &(struct agent_exec_req){ .argv = printenv, .env = envp }, T_MS,
+                                collect, &o, &code, &sig, &e),
                     0);
   assert_string_equal (o.data[0], "bar baz\n");
 
+  /* A working directory; a missing one is named as such. */
+  memset (&o, 0, sizeof o);
+  assert_int_equal (agent_exec (a, &(struct agent_exec_req){ .argv = pwd, .cwd = "/proc" }, T_MS,
+                                collect, &o, &code, &sig, &e),
+                    0);
+  assert_string_equal (o.data[0], "/proc\n");
+  assert_true (agent_exec (a, &(struct agent_exec_req){ .argv = pwd, .cwd = "/nonexistent" }, T_MS,
+                           NULL, NULL, &code, &sig, &e)
+               < 0);
+  assert_non_null (strstr (e->msg, "working directory /nonexistent"));
+  err_release (&e);
+
   /* More than the 1 MiB frame limit: streamed in chunks. */
   memset (&o, 0, sizeof o);
-  assert_int_equal (agent_exec (a,
-                                &(struct agent_exec_req){ .argv = big,
-                                                          .env = NULL,
-                                                          .input = NULL,
-                                                          .input_len = 0,
-                                                          .has_input = false,
-                                                          .timeout_ms = 0 },
-                                T_MS, collect, &o, &code, &sig, &e),
-                    0);
+  assert_int_equal (
+      agent_exec (a, &(struct agent_exec_req){ .argv = big }, T_MS, collect, &o, &code, &sig, &e),
+      0);
   assert_int_equal (code, 0);
   assert_int_equal (o.total, 3000000);
 
-  assert_true (agent_exec (a,
-                           &(struct agent_exec_req){ .argv = missing,
-                                                     .env = NULL,
-                                                     .input = NULL,
-                                                     .input_len = 0,
-                                                     .has_input = false,
-                                                     .timeout_ms = 0 },
-                           T_MS, NULL, NULL, &code, &sig, &e)
-               < 0);
+  assert_true (
+      agent_exec (a, &(struct agent_exec_req){ .argv = missing }, T_MS, NULL, NULL, &code, &sig, &e)
+      < 0);
   assert_non_null (strstr (e->msg, "NOT_FOUND"));
   err_release (&e);
 
   /* timeout_ms kills it. */
   int64_t t0 = now_ms ();
-  assert_int_equal (agent_exec (a,
-                                &(struct agent_exec_req){ .argv = slow,
-                                                          .env = NULL,
-                                                          .input = NULL,
-                                                          .input_len = 0,
-                                                          .has_input = false,
-                                                          .timeout_ms = 300 },
+  assert_int_equal (agent_exec (a, &(struct agent_exec_req){ .argv = slow, .timeout_ms = 300 },
                                 T_MS, NULL, NULL, &code, &sig, &e),
                     0);
   assert_int_equal (sig, SIGKILL);
