@@ -104,10 +104,13 @@ clean:
 PREFIX ?= /usr/local
 DATADIR := $(DESTDIR)$(PREFIX)/share/chvm
 .PHONY: install
-install: $(B)/bin/chvm initrd
+# The containerd shim goes beside chvm (it runs the chvm next to itself;
+# docs/containerd.md says how containerd is told of it).
+install: $(B)/bin/chvm $(B)/bin/containerd-shim-chvm-v1 initrd
 	@test -f $(B)/kernel/vmlinuz && test -d $(B)/images/standin/oci \
 	  || { echo "install: run 'make setup' first (kernel and stand-in image)" >&2; exit 1; }
 	install -D -m 0755 $(B)/bin/chvm $(DESTDIR)$(PREFIX)/bin/chvm
+	install -D -m 0755 $(B)/bin/containerd-shim-chvm-v1 $(DESTDIR)$(PREFIX)/bin/containerd-shim-chvm-v1
 	install -D -m 0644 $(B)/kernel/vmlinuz $(DATADIR)/kernel/vmlinuz
 	install -D -m 0644 $(B)/initrd.cpio.gz $(DATADIR)/initrd.cpio.gz
 	rm -rf $(DATADIR)/images/standin/oci
