@@ -245,7 +245,8 @@ usage (FILE *out, int status)
          "  --prefault        cloud-hypervisor: populate all guest memory at restore\n"
          "                    (implies copy)\n"
          "  --timeout S       how long the resumed guest has to answer the agent, thaw\n"
-         "                    and have the browser ready (default 120)\n"
+         "                    and have the browser ready (default 120); also the longest\n"
+         "                    wait for another chvm command's state lock (at least 30)\n"
          "With the QEMU backend CDP clients must reconnect (same browser, same targets).\n",
          out);
   return status;
@@ -312,6 +313,9 @@ cmd_restore (const struct global_opts *g, int argc, char **argv)
     return status;
   if (c == NULL)
     return 1;
+  /* Behind other restores (run --from --count N) it waits as long. */
+  if (o.agent_timeout_s * 1000u > VMCTL_LOCK_MS)
+    c->lock_ms = (int) (o.agent_timeout_s * 1000u);
   if (cli_run_phased (g, "restore", name, &o, restore, c) != 0)
     return 1;
   /* The VM's supervisor lives across standby; one that died meanwhile is

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/param.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -80,7 +81,8 @@ usage (FILE *out, int status)
          "                 PORT+N-1 (PORT 0 or none: free ports)\n"
          "  --no-agent     do not thaw the guest or wait for its browser (guests without\n"
          "                 the agent)\n"
-         "  --timeout S    wait for the browser at most this long (default 300)\n",
+         "  --timeout S    wait for the browser at most this long (default 300), and for\n"
+         "                 the state lock behind the other clones as long\n",
          out);
   return status;
 }
@@ -324,12 +326,16 @@ attempt (const struct global_opts *g, const struct from_opts *o, const char *roo
          const struct backend_ops *be, const struct template_info *t, const char *name, bool cow,
          struct json_object **restored, struct err **err)
 {
-  const char *restore[] = { "restore", "--no-agent", name, NULL },
+  char timeout[16], dir[VM_PATH_MAX];
+  const char *restore[] = { "restore", "--no-agent", "--timeout", timeout, name, NULL },
              *rm[] = { "rm", "-f", name, NULL };
   cleanup_json struct json_object *gone = NULL;
   cleanup_err struct err *e2 = NULL;
-  char dir[VM_PATH_MAX];
-  int lock = vmstate_lock (root, VMCTL_LOCK_MS, err), r;
+  /* Clones made at once take the lock in turn: each waits as long as
+     --timeout allows (the restores behind it too). */
+  int lock = vmstate_lock (root, MAX (VMCTL_LOCK_MS, (int) o->timeout_s * 1000), err), r;
+
+  snprintf (timeout, sizeof timeout, "%u", o->timeout_s);
 
   if (lock < 0)
     return -1;
@@ -436,15 +442,16 @@ static int
 clone_many (const struct global_opts *g, const struct from_opts *o, char **argv)
 {
   struct cli_self kids[COUNT_MAX];
-  char names[COUNT_MAX][VM_NAME_MAX + 1], cdp[COUNT_MAX][96], rnd[8];
+  char names[COUNT_MAX][VM_NAME_MAX + 1], cdp[COUNT_MAX][96], rnd[8], timeout[16];
   cleanup_json struct json_object *all = json_object_new_array ();
   cleanup_err struct err *err = NULL;
-  const char *args[14];
+  const char *args[16];
   int rc = 0;
 
   (void) argv;
   if (o->name == NULL && rand_hex (rnd, 3, &err) < 0)
     return cli_fail ("run", &err);
+  snprintf (timeout, sizeof timeout, "%u", o->timeout_s);
   for (unsigned i = 0; i < o->count; i++)
     {
       size_t n = 0;
@@ -465,6 +472,8 @@ clone_many (const struct global_opts *g, const struct from_opts *o, char **argv)
                 o->cdp_port ? (unsigned) o->cdp_port + i : 0u);
       args[n++] = "--cdp";
       args[n++] = cdp[i];
+      args[n++] = "--timeout";
+      args[n++] = timeout;
       args[n] = NULL;
       if (cli_self_start (g, args, &kids[i], &err) < 0)
         return cli_fail ("run", &err); /* the ones started finish by themselves */

@@ -34,12 +34,15 @@ vmctl_unrecorded_vmm (struct vmctl *c)
 int
 vmctl_open (const char *state_dir, const char *name, bool lock, struct vmctl *c, struct err **err)
 {
+  int lock_ms = c->lock_ms > 0 ? c->lock_ms : VMCTL_LOCK_MS;
+
   memset (c, 0, sizeof *c);
   c->lock_fd = -1;
+  c->lock_ms = lock_ms;
   if (vmstate_root (state_dir, c->root, sizeof c->root, err) < 0
       || vmstate_dir (c->root, name, c->dir, sizeof c->dir, err) < 0)
     return -1;
-  if (lock && (c->lock_fd = vmstate_lock (c->root, VMCTL_LOCK_MS, err)) < 0)
+  if (lock && (c->lock_fd = vmstate_lock (c->root, lock_ms, err)) < 0)
     return -1;
   if (vmrec_load (c->root, name, &c->rec, err) < 0)
     return -1;

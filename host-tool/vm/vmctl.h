@@ -24,6 +24,7 @@ struct vmctl
   char root[VM_PATH_MAX];
   char dir[VM_PATH_MAX];
   int lock_fd; /* -1 when not locked */
+  int lock_ms; /* how long vmctl_open waits for the lock: set before it (0: VMCTL_LOCK_MS) */
   struct vm_record rec;
   const struct backend_ops *be;
   /* What a phased command reports beside its phases (vmctl_fact). */

@@ -13,12 +13,15 @@ template's files hash the same after its clones ran, wrote memory and were
 stood by; rm of a template in use refuses, naming the VM; 10 clones cost the
 host about one template, not ten."""
 
+import fcntl
 import hashlib
 import json
 import os
 import re
 import socket
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -173,6 +176,35 @@ def test_ten_clones_cost_about_one_template(ch):
     finally:
         chvm(env, "rm", "-f", *names, timeout=120, check=False)
         chvm(env, "template", "rm", "big", timeout=60, check=False)
+
+
+def test_clones_wait_behind_the_state_lock(ch):
+    """run --from --count N --timeout S: each clone waits for the state lock
+    (taken in turn by the others' making and restore) as long as S allows,
+    not the 30 s of other commands; here another command holds it 35 s."""
+    env, ns, _ = ch
+    create(env, ns, "held", memory="256M")
+    names = ["h-1", "h-2"]
+    held = threading.Event()
+
+    def hold():
+        with open(os.path.join(env["CHVM_STATE_DIR"], "lock"), "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            held.set()
+            time.sleep(35)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        held.wait(10)
+        p = chvm(env, "--json", "run", "--from", "held", "--count", "2", "--name", "h",
+                 "--no-agent", "--timeout", "120", timeout=300, check=False)
+        assert p.returncode == 0, p.stderr
+        assert sorted(c["name"] for c in json.loads(p.stdout)) == names
+    finally:
+        t.join()
+        chvm(env, "rm", "-f", *names, timeout=120, check=False)
+        chvm(env, "template", "rm", "held", timeout=60, check=False)
 
 
 def fake_template(env, tmp_path, name, vmm_version, kernel_sha=None):
