@@ -22,7 +22,6 @@
 #include "cleanup.h"
 #include "clock.h"
 #include "path.h"
-#include "supervisor/proxy.h"
 #include "supervisor/sup.h"
 #include "supervisor/supervisor.h"
 #include "sys/json.h"
@@ -106,7 +105,7 @@ status_json (struct sup *s)
                           json_object_new_int64 (s->live_fd >= 0 && s->live_last > 0
                                                      ? (int64_t) (clock_now_ms () - s->live_last)
                                                      : -1));
-  json_object_object_add (o, "outstanding", json_object_new_int64 (proxy_outstanding (s)));
+  json_object_object_add (o, "outstanding", json_object_new_int64 (s->outstanding));
   json_object_object_add (o, "wakes", json_object_new_int ((int) s->wakes));
   json_object_object_add (o, "wake_failures", json_object_new_int ((int) s->wake_fails));
   json_object_object_add (o, "idle_standbys", json_object_new_int ((int) s->idle_standbys));

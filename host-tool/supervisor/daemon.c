@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* `chvm __supervise DIR [--booting]`: the supervisor's process.  It takes
-   the VM's lock, logs to supervisor.log, listens on the CDP endpoint and
-   the control socket, writes its pid file, wires the proxy to the wake and
-   idle code, and runs the event loop until the VM is gone or it is told
-   to stop. */
+   the VM's lock, logs to supervisor.log, listens on the CDP endpoint, forks
+   the worker that serves it (as nobody: priv.c, worker.c), listens on the
+   control socket, writes its pid file, and runs the event loop until the
+   VM is gone or it is told to stop. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -29,11 +29,10 @@
 #include "supervisor/control.h"
 #include "supervisor/idle.h"
 #include "supervisor/live.h"
-#include "supervisor/proxy.h"
+#include "supervisor/priv.h"
 #include "supervisor/sup.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/sync.h"
-#include "supervisor/wake.h"
 #include "sys/fs.h"
 #include "sys/port.h"
 
@@ -115,6 +114,19 @@ check_listen_fd (int fd, const struct sockaddr_in *sin, struct err **err)
   return 0;
 }
 
+/* The endpoint's listener: fd from run, checked, else bound here. */
+static int
+endpoint_fd (const struct sockaddr_in *sin, int *fd, struct err **err)
+{
+  char addr[INET_ADDRSTRLEN];
+  uint16_t port = ntohs (sin->sin_port);
+
+  if (*fd >= 0)
+    return check_listen_fd (*fd, sin, err);
+  inet_ntop (AF_INET, &sin->sin_addr, addr, sizeof addr);
+  return supervisor_listen (addr, &port, fd, err);
+}
+
 static int
 sup_setup (struct sup *s, int listen_fd, struct err **err)
 {
@@ -139,26 +151,25 @@ sup_setup (struct sup *s, int listen_fd, struct err **err)
     s->rec.cdp_max_clients = SUPERVISOR_DEFAULT_MAX_CLIENTS;
   if (parse_endpoint (s->rec.cdp_endpoint, &sin, err) < 0 || find_upstream (s, err) < 0)
     return -1;
-  if (listen_fd >= 0 && check_listen_fd (listen_fd, &sin, err) < 0)
+  /* In the namespace chvm was started in: the clients' side. */
+  if (endpoint_fd (&sin, &listen_fd, err) < 0)
     return -1;
   snprintf (s->listen, sizeof s->listen, "%s", s->rec.cdp_endpoint);
+  /* The worker holds clients until told the VM runs; it takes the
+     listener, and no fd of ours but its channels. */
+  s->state = SUP_STANDBY;
+  if (priv_fork (s, listen_fd, err) < 0)
+    return -1;
   s->base = event_base_new ();
   if (s->base == NULL)
     return err_make (err, ENOMEM, "event base");
-  /* The proxy knows no wake or idle code: these are what it calls. */
-  s->hooks = (struct proxy_hooks){
-    .wake = sup_wake,
-    .browser_up = idle_browser_up,
-    .answered = wake_answered,
-  };
-  /* In the namespace chvm was started in: the clients' side. */
-  if (proxy_listen (s, &sin, listen_fd, err) < 0 || live_init (s, err) < 0
-      || write_pid_file (s, err) < 0 || control_listen (s, err) < 0)
+  if (live_init (s, err) < 0 || write_pid_file (s, err) < 0 || control_listen (s, err) < 0)
     return -1;
-  /* The guest's side: the tap lives in the VM's namespace. */
+  /* The guest's side: the tap lives in the VM's namespace (and the
+     sockets dialled for the worker). */
   if (net_enter_netns (s->rec.netns, err) < 0)
     return -1;
-  if (sync_watch (s, err) < 0 || idle_init (s, err) < 0)
+  if (sync_watch (s, err) < 0 || idle_init (s, err) < 0 || priv_watch (s, err) < 0)
     return -1;
   return 0;
 }
@@ -240,6 +251,7 @@ supervisor_main (int argc, char **argv)
   s->vmm_fd = -1;
   s->ino_fd = -1;
   s->live_fd = -1;
+  s->link.msg_fd = s->link.dial_fd = -1;
   if (sup_paths (s, argv[1]) < 0)
     {
       fprintf (stderr, "chvm %s: %s: %s\n", SUPERVISOR_CMD, argv[1], strerror (errno));
@@ -263,6 +275,7 @@ supervisor_main (int argc, char **argv)
   if (sup_setup (s, listen_fd, &err) < 0)
     {
       sup_log ("cannot start: %s", err_str (err, buf, sizeof buf));
+      priv_end (s);
       return 1;
     }
   sup_log ("VM %s: CDP endpoint %s -> %s, idle standby %s%u s, at most %u clients", s->name,
@@ -270,7 +283,6 @@ supervisor_main (int argc, char **argv)
            s->rec.idle_standby_s, s->rec.cdp_max_clients);
   {
     bool ready = s->ready;
-    s->state = SUP_STANDBY;
     sup_touch (s);
     sup_sync (s);
     s->ready = ready;
@@ -280,9 +292,8 @@ supervisor_main (int argc, char **argv)
   event_base_dispatch (s->base);
   if (s->child > 0)
     kill (s->child, SIGTERM);
-  proxy_close_all (s);
-  /* The endpoint is free before `ps` says this one is gone. */
-  evconnlistener_free (s->cdp);
+  /* The endpoint (the worker's) is free before `ps` says this one is gone. */
+  priv_end (s);
   evconnlistener_free (s->ctl);
   if (path_in (path, sizeof path, s->dir, "supervisor.sock", NULL) == 0)
     unlink (path);

@@ -10,7 +10,6 @@
 #include <sys/wait.h>
 
 #include "clock.h"
-#include "supervisor/proxy.h"
 #include "supervisor/sup.h"
 
 static void
@@ -32,8 +31,8 @@ on_idle (evutil_socket_t fd, short what, void *ctx)
       sup_arm_idle (s);
       return;
     }
-  out = proxy_outstanding (s);
-  if (out > 0 || proxy_has_held (s))
+  out = s->outstanding;
+  if (out > 0 || s->held)
     {
       /* A command still runs in the browser: not idle; look again later. */
       sup_touch (s);
@@ -47,7 +46,7 @@ on_idle (evutil_socket_t fd, short what, void *ctx)
   sup_log ("idle standby: no CDP byte for %.1f s, %u client(s) open, nothing outstanding%s",
            quiet / 1000, s->n_conns, live);
   if (sup_spawn_chvm (s, "standby") == 0)
-    s->state = SUP_SLEEPING;
+    sup_set_state (s, SUP_SLEEPING);
 }
 
 void

@@ -9,7 +9,6 @@
  */
 #include "supervisor/proxy.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -71,6 +70,7 @@ conn_free (struct conn *c)
   if (c->head_timer)
     event_free (c->head_timer);
   free (c);
+  sup_changed (s);
 }
 
 static void
@@ -292,6 +292,16 @@ json_done (struct conn *c)
 }
 
 static void
+up_unreachable (struct conn *c)
+{
+  char msg[256];
+
+  snprintf (msg, sizeof msg, "chvm: VM %s: cannot reach DevTools at %s:%u", c->s->name,
+            c->s->up_host, c->s->up_port);
+  conn_error (c, 502, "Bad Gateway", msg);
+}
+
+static void
 up_event (struct bufferevent *bev, short what, void *ctx)
 {
   struct conn *c = ctx;
@@ -322,27 +332,32 @@ up_event (struct bufferevent *bev, short what, void *ctx)
         }
       if (!c->up_ready)
         {
-          char msg[256];
-          snprintf (msg, sizeof msg, "chvm: VM %s: cannot reach DevTools at %s:%u", c->s->name,
-                    c->s->up_host, c->s->up_port);
-          conn_error (c, 502, "Bad Gateway", msg);
+          up_unreachable (c);
           return;
         }
       conn_finish (c);
     }
 }
 
+/* The connection to the guest: a socket the hook dials (connecting, or
+   connected), on which the bufferevent waits for the connect's end. */
 static void
 conn_connect_up (struct conn *c)
 {
-  struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) c->s->up_port) };
+  int fd;
 
   if (c->up != NULL)
     return;
-  inet_pton (AF_INET, c->s->up_host, &sin.sin_addr);
-  c->up = bufferevent_socket_new (c->s->base, -1, BEV_OPT_CLOSE_ON_FREE);
+  fd = c->s->hooks.dial (c->s);
+  if (fd < 0)
+    {
+      up_unreachable (c);
+      return;
+    }
+  c->up = bufferevent_socket_new (c->s->base, fd, BEV_OPT_CLOSE_ON_FREE);
   if (c->up == NULL)
     {
+      close (fd);
       conn_error (c, 502, "Bad Gateway", "chvm: out of memory");
       return;
     }
@@ -354,7 +369,7 @@ conn_connect_up (struct conn *c)
     bufferevent_set_timeouts (c->up, NULL, &tv);
   }
   bufferevent_enable (c->up, EV_READ | EV_WRITE);
-  if (bufferevent_socket_connect (c->up, (struct sockaddr *) &sin, sizeof sin) < 0)
+  if (bufferevent_socket_connect (c->up, NULL, 0) < 0)
     {
       bufferevent_free (c->up);
       c->up = NULL;
@@ -373,7 +388,7 @@ conn_pump_c2s (struct conn *c)
     return;
   if (c->s->state != SUP_RUNNING)
     {
-      c->s->hooks.wake (c->s, "a byte from a client");
+      c->s->hooks.wake (c->s, false);
       return;
     }
   if (!c->up_ready)
@@ -493,7 +508,7 @@ conn_head (struct conn *c)
     }
   if (c->s->state != SUP_RUNNING)
     {
-      c->s->hooks.wake (c->s, "a new client");
+      c->s->hooks.wake (c->s, true);
       return;
     }
   conn_connect_up (c);
@@ -607,6 +622,7 @@ proxy_accept (struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
   c->next = s->conns;
   s->conns = c;
   s->n_conns++;
+  sup_changed (s);
   bufferevent_setcb (c->cli, cli_read, cli_write, cli_event, c);
   /* Held bytes stop at HOLD_MAX: the rest waits in the kernel (TCP). */
   bufferevent_setwatermark (c->cli, EV_READ, 0, HOLD_MAX);
@@ -679,6 +695,7 @@ proxy_resume_held (struct sup *s)
       else
         conn_pump_c2s (c);
     }
+  sup_changed (s);
 }
 
 void
@@ -716,18 +733,14 @@ proxy_close_all (struct sup *s)
 }
 
 int
-proxy_listen (struct sup *s, const struct sockaddr_in *sin, int fd, struct err **err)
+proxy_listen (struct sup *s, int fd, struct err **err)
 {
-  const unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
+  const unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC;
 
-  /* fd: listening already (backlog 0: no listen () again). */
-  if (fd >= 0)
-    s->cdp = evutil_make_socket_nonblocking (fd) == 0
-                 ? evconnlistener_new (s->base, proxy_accept, s, flags, 0, fd)
-                 : NULL;
-  else
-    s->cdp = evconnlistener_new_bind (s->base, proxy_accept, s, flags, 128,
-                                      (const struct sockaddr *) sin, sizeof *sin);
+  /* Listening already (backlog 0: no listen () again). */
+  s->cdp = evutil_make_socket_nonblocking (fd) == 0
+               ? evconnlistener_new (s->base, proxy_accept, s, flags, 0, fd)
+               : NULL;
   if (s->cdp == NULL)
     return err_make (err, errno, "listen on %s", s->listen);
   s->accept_ev = evtimer_new (s->base, accept_resume, s);

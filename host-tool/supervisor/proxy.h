@@ -3,16 +3,15 @@
 #ifndef CHVM_SUPERVISOR_PROXY_H
 #define CHVM_SUPERVISOR_PROXY_H
 
-#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "err.h"
 #include "supervisor/sup.h"
 
-/* Listens on sin (s->listen) for CDP clients; fd >= 0: on that socket,
-   listening on sin already (run bound it before the guest booted). */
-int proxy_listen (struct sup *s, const struct sockaddr_in *sin, int fd, struct err **err);
+/* Serves CDP clients on fd, a socket listening on s->listen already (run,
+   or the parent, bound it). */
+int proxy_listen (struct sup *s, int fd, struct err **err);
 
 /* The VM runs again: held clients connect to the guest, their bytes go on. */
 void proxy_resume_held (struct sup *s);

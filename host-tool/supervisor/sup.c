@@ -3,6 +3,7 @@
    quitting, and the `chvm` children (standby, restore) it runs. */
 #include "supervisor/sup.h"
 
+#include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <spawn.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "supervisor/supmsg.h"
 
 extern char **environ;
 
@@ -47,6 +49,37 @@ void
 sup_touch (struct sup *s)
 {
   s->last_activity = clock_now_ms ();
+  sup_changed (s);
+}
+
+void
+sup_changed (struct sup *s)
+{
+  if (s->link.tell_ev != NULL)
+    event_active (s->link.tell_ev, EV_TIMEOUT, 0);
+}
+
+void
+sup_set_state (struct sup *s, enum sup_state st)
+{
+  s->state = st;
+  sup_changed (s);
+}
+
+void
+sup_tell (struct sup *s, uint32_t type, uint32_t val, const char *text)
+{
+  if (s->link.msg_fd < 0)
+    return;
+  if (supmsg_send (s->link.msg_fd, type, val, text, !s->link.in_worker) == 0)
+    return;
+  sup_log ("cannot write to the %s: %s", s->link.in_worker ? "supervisor" : "proxy process",
+           strerror (errno));
+  if (s->link.msg_ev != NULL)
+    event_del (s->link.msg_ev);
+  close (s->link.msg_fd);
+  s->link.msg_fd = -1;
+  sup_quit (s, "its other process does not read");
 }
 
 void

@@ -2,9 +2,15 @@
 /*
  * The supervisor's insides (supervisor.h says what it does): what one
  * supervisor keeps (struct sup) and one CDP client (struct conn), shared
- * by its files, and the helpers they all use (sup.c).  The files:
+ * by its files, and the helpers they all use (sup.c).  It is two
+ * processes, each with its own struct sup: the parent (root: wake, idle,
+ * live, sync, control, the `chvm` children) and the worker (nobody: the
+ * proxy), which talk in supmsg.h's frames.  The files:
  *
  *   sup.c      logging, activity, the `chvm` children it runs
+ *   supmsg.c   the frames between parent and worker, checked
+ *   priv.c     the parent's side: the fork, the worker's frames and dials
+ *   worker.c   the worker: privileges dropped, the proxy's event loop
  *   proxy.c    clients' HTTP and WebSockets to the guest's DevTools
  *   wake.c     wake on connect: a restore, then the held clients go on
  *   idle.c     the idle clock and idle standby
@@ -14,8 +20,8 @@
  *   daemon.c   supervisor_main: lock, pid file, listeners, event loop
  *   client.c   the CLI's side: starting, stopping, asking a supervisor
  *
- * Only daemon.c knows all of them: it fills in the proxy's hooks, so that
- * the proxy knows no wake or idle code.
+ * Only daemon.c knows all of them; worker.c fills in the proxy's hooks,
+ * so that the proxy knows no wake or idle code.
  */
 #ifndef CHVM_SUPERVISOR_SUP_H
 #define CHVM_SUPERVISOR_SUP_H
@@ -27,6 +33,7 @@
 #include "cdp/cdp_http.h"
 #include "cdp/wsscan.h"
 #include "state/vmrec.h"
+#include "supervisor/supmsg.h"
 
 #define WAKE_KEEP 64 /* wake figures kept for status */
 
@@ -86,11 +93,32 @@ struct conn
 struct proxy_hooks
 {
   /* A client waits on a VM that is not running: a new one, or its bytes. */
-  void (*wake) (struct sup *s, const char *why);
+  void (*wake) (struct sup *s, bool new_client);
   /* The guest sent bytes: its browser is up. */
   void (*browser_up) (struct sup *s);
   /* A client got the guest's answer: the end of a wake in progress. */
   void (*answered) (struct sup *s);
+  /* A TCP socket connecting to the guest's DevTools (root's: the guest's
+     port takes root's sockets alone), or -1 (errno). */
+  int (*dial) (struct sup *s);
+};
+
+/* The other process (priv.c, worker.c): the channel, and what it was told
+   last (sup_changed has it told what changed). */
+struct sup_link
+{
+  bool in_worker;      /* this is the worker */
+  pid_t worker;        /* the parent's: the worker's pid */
+  int msg_fd, dial_fd; /* supmsg frames; the worker's dial requests */
+  struct event *msg_ev, *dial_ev;
+  struct event *tell_ev; /* sup_changed: what changed goes over */
+  enum sup_state state;  /* told */
+  unsigned max_clients;
+  double told_ms, activity;
+  unsigned conns;
+  int64_t outstanding;
+  bool held, up, answer_due;
+  char browser_path[SUPMSG_TEXT_MAX];
 };
 
 struct sup
@@ -120,7 +148,7 @@ struct sup
   double child_t0;
   bool wake_pending; /* a byte came while our standby ran */
   struct conn *conns;
-  unsigned n_conns;  /* all, heads still coming included */
+  unsigned n_conns;  /* all, heads still coming included (the parent: as told) */
   unsigned n_authed; /* those past the token: at most rec.cdp_max_clients */
   double last_activity;
   /* The wake in progress: first byte in, restore, first answer out. */
@@ -129,7 +157,11 @@ struct sup
   unsigned wakes, wake_fails, idle_standbys;
   double wake_ms[WAKE_KEEP], restore_ms[WAKE_KEEP];
   char last_error[512];
-  char browser_path[256];
+  char browser_path[SUPMSG_TEXT_MAX];
+  /* The parent's, as the worker told: commands outstanding, a client held. */
+  int64_t outstanding;
+  bool held;
+  struct sup_link link;
   /* The browser is known to be up: run waited for it, a restore did, or
      DevTools answered through us.  The idle clock runs only then: a VM
      still booting is not idle. */
@@ -142,8 +174,20 @@ void sup_log (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 /* "running", "standby", "standing-by" or "waking". */
 const char *sup_state_name (enum sup_state st);
 
-/* A CDP byte, a client or a VM that runs again: the idle clock starts over. */
+/* A CDP byte, a client or a VM that runs again: the idle clock starts over
+   (and sup_changed). */
 void sup_touch (struct sup *s);
+
+/* Something the other process knows may have changed: it is told, once
+   the event loop runs on (priv.c, worker.c). */
+void sup_changed (struct sup *s);
+
+/* The parent's state becomes st (sup_changed). */
+void sup_set_state (struct sup *s, enum sup_state st);
+
+/* Sends the other process a frame (supmsg.h); the parent never waits on
+   the worker.  On failure the supervisor (or the worker) quits. */
+void sup_tell (struct sup *s, uint32_t type, uint32_t val, const char *text);
 
 /* Ends the event loop: supervisor_main cleans up and exits. */
 void sup_quit (struct sup *s, const char *why);

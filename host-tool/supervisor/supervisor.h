@@ -11,7 +11,10 @@
  * no command outstanding.  Standby and restore are `chvm standby` and
  * `chvm restore` themselves, run as its children while it holds the
  * clients' bytes.  It watches the VMM (pidfd) and vm.json (inotify), so a
- * standby or restore someone else runs is seen as well.
+ * standby or restore someone else runs is seen as well.  It is two
+ * processes: root keeps all of that but the endpoint, which a worker of
+ * nobody's serves (sup.h, supmsg.h): no byte of a client or the guest is
+ * parsed as root.
  *
  * Files in the VM dir: supervisor.pid, supervisor.lock (flock: one
  * supervisor per VM), supervisor.sock (the control socket: one JSON line

@@ -22,7 +22,6 @@
 #include "state/vmstate.h"
 #include "supervisor/idle.h"
 #include "supervisor/live.h"
-#include "supervisor/proxy.h"
 #include "supervisor/sup.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/wake.h"
@@ -73,13 +72,13 @@ sup_sync (struct sup *s)
   snprintf (snap, sizeof snap, "%s/snapshot", s->dir);
   if (s->rec.state == VM_STATUS_STANDBY && stat (snap, &st) == 0)
     {
-      s->state = SUP_STANDBY;
+      sup_set_state (s, SUP_STANDBY);
       watch_vmm (s, 0);
     }
   else if ((s->rec.state == VM_STATUS_RUNNING || s->rec.state == VM_STATUS_PAUSED)
            && proc_pid_names_dir (s->rec.rt.vmm_pid, s->dir))
     {
-      s->state = SUP_RUNNING;
+      sup_set_state (s, SUP_RUNNING);
       watch_vmm (s, s->rec.rt.vmm_pid);
     }
   else
@@ -91,6 +90,7 @@ sup_sync (struct sup *s)
     sup_log ("VM %s is %s", s->name, sup_state_name (s->state));
   if (s->rec.cdp_max_clients == 0)
     s->rec.cdp_max_clients = SUPERVISOR_DEFAULT_MAX_CLIENTS;
+  sup_changed (s); /* the worker learns of a new cdp_max_clients */
   /* vm.json may carry a new --idle-standby (chvm supervise). */
   if (s->rec.idle_standby_s == 0)
     event_del (s->idle_ev);
@@ -103,12 +103,12 @@ sup_sync (struct sup *s)
       /* Recorded running by a restore, which waits for the browser. */
       if (was == SUP_STANDBY || was == SUP_WAKING)
         s->ready = true;
+      /* The worker, told, lets held clients go on. */
       sup_touch (s);
       live_open (s);
-      proxy_resume_held (s);
       sup_arm_idle (s);
     }
-  else if (s->state == SUP_STANDBY && was != SUP_STANDBY && proxy_has_held (s))
+  else if (s->state == SUP_STANDBY && was != SUP_STANDBY && s->held)
     sup_wake (s, "a client waiting");
 }
 
@@ -171,15 +171,15 @@ child_exited (struct sup *s, int status)
   /* What sup_sync compares with: a standby that ran makes it wake
      whoever waits; a failed restore does not try again by itself (the
      waiting clients get a 503, a new one tries again). */
-  s->state = was == SUP_WAKING ? SUP_STANDBY : SUP_RUNNING;
+  sup_set_state (s, was == SUP_WAKING ? SUP_STANDBY : SUP_RUNNING);
   sup_sync (s);
   if (was == SUP_WAKING && !ok && s->state == SUP_STANDBY)
     wake_fail_held (s);
   if (was == SUP_SLEEPING && s->state == SUP_RUNNING)
     {
-      /* The standby failed: who came meanwhile goes on. */
+      /* The standby failed: who came meanwhile goes on (the worker,
+         told it runs). */
       s->wake_pending = false;
-      proxy_resume_held (s);
     }
   if (was == SUP_SLEEPING && s->state == SUP_STANDBY && s->child == 0 && s->wake_pending)
     {
@@ -208,6 +208,13 @@ on_signal (evutil_socket_t sig, short what, void *ctx)
   while ((pid = waitpid (-1, &status, WNOHANG)) > 0)
     if (pid == s->child)
       child_exited (s, status);
+    else if (pid == s->link.worker)
+      {
+        s->link.worker = 0;
+        sup_log ("the proxy process exited with status %d",
+                 WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status));
+        sup_quit (s, "the proxy process is gone");
+      }
 }
 
 int

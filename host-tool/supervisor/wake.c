@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Wake on connect: a client that comes to a VM in standby, or sends a
    byte, has the VM restored (`chvm restore`, our child) while the proxy
-   holds its bytes; the wake is timed from its first byte to the first
+   (the worker) holds its bytes; the wake is timed from its first byte to the first
    answer (status: wake_ms, restore_ms). */
 #include "supervisor/wake.h"
 
@@ -9,18 +9,13 @@
 #include <sys/wait.h>
 
 #include "clock.h"
-#include "supervisor/proxy.h"
 #include "supervisor/sup.h"
 
 void
 wake_fail_held (struct sup *s)
 {
-  char msg[768];
-
-  snprintf (msg, sizeof msg,
-            "chvm: VM %s could not be restored: %s (chvm logs --source supervisor %s)", s->name,
-            s->last_error, s->name);
-  proxy_fail_held (s, msg);
+  /* The worker answers them (worker.c). */
+  sup_tell (s, SUPMSG_WAKE_FAILED, 0, s->last_error);
 }
 
 void
@@ -47,7 +42,7 @@ sup_wake (struct sup *s, const char *why)
       wake_fail_held (s);
       return;
     }
-  s->state = SUP_WAKING;
+  sup_set_state (s, SUP_WAKING);
 }
 
 void

@@ -69,7 +69,8 @@ def vm(env):
     print("\nboot to CDP: %.1f s (agent: %s)" % (boot_s, agent))
     info = {"name": name, "cdp": base, "pid": out["pid"], "agent": agent, "version": version,
             "boot_s": boot_s, "state": env["CHVM_STATE_DIR"], "udp_host": udp_host,
-            "tcp_host": tcp_host, "live_view": out.get("live_view")}
+            "tcp_host": tcp_host, "live_view": out.get("live_view"),
+            "endpoint": out["endpoint"]}
     yield info
     chvm(env, "rm", "-f", name, check=False)
 
@@ -92,6 +93,17 @@ def test_run_ps_inspect(env, vm):
     assert insp["spec"]["vmm_uid"] == uid, insp["spec"]
     logs = chvm(env, "logs", vm["name"]).stdout
     assert "phase exec" in logs
+
+
+def test_endpoint_reaches_guest_from_unprivileged_worker(env, vm):
+    """The CDP endpoint on QEMU's user network: the supervisor's worker
+    (nobody) reaches the guest's DevTools, whose forward takes root's
+    sockets alone, on a socket its root parent dialled; answers name the
+    endpoint."""
+    v = http(vm["endpoint"] + "/json/version", timeout=60)
+    assert "Chrome" in v["Browser"], v
+    assert v["webSocketDebuggerUrl"].startswith(
+        vm["endpoint"].replace("http://", "ws://") + "/devtools/browser/"), v
 
 
 def test_bad_inputs(env, vm):
@@ -305,7 +317,6 @@ def test_standby_restore_same_browser(env, vm):
             break
         time.sleep(0.2)
     assert before.get(target["id"]) == marker, before
-
     if vm["agent"]:
         # The image's hooks (/etc/chvm/hooks.d, made here in the guest's
         # overlay): a failing quiesce hook fails the standby cleanly, the VM

@@ -6,9 +6,11 @@ seam CHVM_SUPERVISOR_EXEC).  The endpoint, the proxy and the clients
 (playwright-core and puppeteer-core from npm) are real: idle standby with
 an idle client, no standby while a command is outstanding, wake on a byte
 and on a new connection, 50 idle/wake cycles with no error, a failed
-restore as HTTP 503, max clients.  The real standby/restore under a real VM
-are test_cdp_endpoint.py's.
+restore as HTTP 503, max clients; the endpoint served by a worker of
+nobody's, which a supervisor killed for a bad frame.  The real
+standby/restore under a real VM are test_cdp_endpoint.py's.
 """
+import ctypes
 import errno
 import http.client
 import json
@@ -16,6 +18,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -227,7 +230,7 @@ def test_run_refuses_bad_endpoint_options(tmp_path):
     (its connections end at every standby), bad --cdp values."""
     env = dict(os.environ, CHVM_STATE_DIR=str(tmp_path / "state"))
     for args, msg in ((["--backend", "qemu", "--idle-standby", "5"], "needs a tap"),
-                      (["--cdp", "localhost:1"], "bad --cdp address"),
+                      (["--cdp", "localhost:1"], "the address is not IPv4"),
                       (["--cdp", "127.0.0.1:70000"], "bad --cdp"),
                       (["--idle-standby", "x"], "bad --idle-standby"),
                       (["--cdp-max-clients", "0"], "bad --cdp-max-clients")):
@@ -486,7 +489,8 @@ def test_supervisor_environment_is_fixed(tmp_path):
         while True:
             assert not marks.exists(), marks.read_text()
             try:
-                kid = children(sup)[0]
+                # Not its worker (nobody's, the endpoint's): its standby.
+                kid = [k for k in children(sup) if proc_status(k)["Uid"][0] == "0"][0]
                 got, exe = proc_environ(kid), os.readlink("/proc/%d/exe" % kid)
                 break
             except (IndexError, OSError):
@@ -537,3 +541,95 @@ def test_run_holds_endpoint_while_guest_boots(tmp_path):
         chvm(env, "rm", "-f", name, check=False)
         run.kill()
         run.communicate()
+
+
+def socket_owners(port, state):
+    """The pids holding a TCP socket of local port port in state (as
+    /proc/net/tcp writes it: 0A listening, 01 established)."""
+    inodes = set()
+    with open("/proc/net/tcp") as f:
+        for line in f.read().splitlines()[1:]:
+            col = line.split()
+            if int(col[1].split(":")[1], 16) == port and col[3] == state:
+                inodes.add("socket:[%s]" % col[9])
+    pids = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir("/proc/%s/fd" % pid)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink("/proc/%s/fd/%s" % (pid, fd)) in inodes:
+                    pids.add(int(pid))
+            except OSError:
+                pass
+    return pids
+
+
+def proc_status(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return {k: v.split() for k, _, v in (line.partition(":") for line in f)}
+
+
+def worker_of(vm):
+    """The process that serves vm's endpoint: it holds the listener, and
+    its parent is the supervisor."""
+    sup = vm.row()["supervisor_pid"]
+    assert sup > 0, vm.row()
+    owners = socket_owners(int(hostport(vm)[1]), "0A")
+    assert owners and sup not in owners, (sup, owners)
+    assert len(owners) == 1, owners
+    (pid,) = owners
+    assert int(proc_status(pid)["PPid"][0]) == sup
+    return sup, pid
+
+
+def test_endpoint_is_served_unprivileged(fake):
+    """Who parses the clients' and the guest's bytes is not root: the
+    listener and every client's connection are held by a process of
+    nobody's, no group, no capability, NoNewPrivs, not dumpable (its /proc
+    files stay root's: no process of nobody's reads its memory, the token)."""
+    sup, pid = worker_of(fake)
+    port = int(hostport(fake)[1])
+    ws = ws_open(fake["endpoint"])
+    try:
+        assert socket_owners(port, "01") == {pid}
+    finally:
+        ws.close()
+    st = proc_status(pid)
+    assert st["Uid"] == ["65534"] * 4 and st["Gid"] == ["65534"] * 4, st
+    assert st["Groups"] == [] and st["NoNewPrivs"] == ["1"], st
+    assert int(st["CapEff"][0], 16) == 0 and int(st["CapPrm"][0], 16) == 0, st
+    assert os.stat("/proc/%d/mem" % pid).st_uid == 0, "the worker is dumpable"
+
+
+SYS_pidfd_getfd = 438  # x86_64 and aarch64 alike
+
+
+def test_bad_frame_from_worker_ends_supervisor(fake):
+    """A worker that sends its parent a frame of no known type (as one
+    taken over by a client or the guest might) is killed, and the
+    supervisor exits saying why; a new one serves again."""
+    sup, pid = worker_of(fake)
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    try:
+        fd = libc.syscall(SYS_pidfd_getfd, pidfd, 4, 0)  # WORKER_MSG_FD
+        assert fd >= 0, os.strerror(ctypes.get_errno())
+    finally:
+        os.close(pidfd)
+    with socket.socket(fileno=fd) as chan:
+        assert chan.type == socket.SOCK_SEQPACKET
+        chan.send(struct.pack("=II", 999, 0) + bytes(256))
+    deadline = time.monotonic() + 10
+    while fake.row()["supervisor"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake.row()["supervisor"] == "gone"
+    assert not os.path.exists("/proc/%d/status" % pid) or \
+        proc_status(pid)["State"][0] in ("Z", "X")
+    log = chvm(fake["env"], "logs", "--source", "supervisor", fake["name"]).stdout
+    assert "the proxy process sent a bad frame (a frame of unknown type 999): killed" in log, log
+    assert "exiting: the proxy process broke the protocol" in log, log
+    chvm(fake["env"], "supervise", fake["name"])
+    assert get(fake["endpoint"] + "/json/version", 30)["Browser"]
