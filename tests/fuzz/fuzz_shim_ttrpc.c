@@ -5,12 +5,16 @@
  * them; each header is parsed (lengths over 4 MiB refused), each request
  * decoded, and a request's payload decoded as every Task request message,
  * which the handlers unpack; a response frame for it must parse back.
+ * An Exec request's process spec (JSON) goes through the parser Exec uses,
+ * and the payload itself through config.json's.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "cleanup.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb-c.h"
+#include "spec.h"
 #include "ttrpc.h"
 
 static const ProtobufCMessageDescriptor *const requests[] = {
@@ -23,7 +27,29 @@ static const ProtobufCMessageDescriptor *const requests[] = {
   &containerd__task__v2__connect_request__descriptor,
   &containerd__task__v2__pids_request__descriptor,
   &containerd__task__v2__shutdown_request__descriptor,
+  &containerd__task__v2__exec_process_request__descriptor,
 };
+
+/* The JSON parsers of spec.c over text (no NUL needed: lengths given). */
+static void
+specs (const ProtobufCBinaryData *payload)
+{
+  Containerd__Task__V2__ExecProcessRequest *x
+      = containerd__task__v2__exec_process_request__unpack (NULL, payload->len, payload->data);
+  struct shim_spec *sp = NULL;
+  struct err *err = NULL;
+
+  if (x != NULL && x->spec != NULL
+      && shim_spec_parse_process ((const char *) x->spec->value.data, x->spec->value.len, &sp, &err)
+             == 0)
+    shim_spec_free (steal_ptr (&sp));
+  err_release (&err);
+  if (x != NULL)
+    containerd__task__v2__exec_process_request__free_unpacked (x, NULL);
+  if (shim_spec_parse ((const char *) payload->data, payload->len, &sp, &err) == 0)
+    shim_spec_free (sp);
+  err_release (&err);
+}
 
 static void
 one_request (const struct ttrpc_header *h, const uint8_t *data)
@@ -46,6 +72,7 @@ one_request (const struct ttrpc_header *h, const uint8_t *data)
       if (m != NULL)
         protobuf_c_message_free_unpacked (m, NULL);
     }
+  specs (&req->payload);
   if (ttrpc_response_frame (h->stream_id, TTRPC_NOT_FOUND, req->method, NULL, &frame, &len, &err)
       == 0)
     {
