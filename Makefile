@@ -277,7 +277,7 @@ UNIT_test_init_config_contract_CFLAGS := -Iguest-init
 UNIT_test_init_button_SRC := guest-init/button.c guest-init/io.c common/err.c common/log.c
 UNIT_test_init_button_CFLAGS := -Iguest-init
 UNIT_test_init_reap_SRC := guest-init/reap.c guest-init/button.c guest-init/io.c guest-init/mount.c \
-  common/err.c common/log.c
+  guest-init/disks.c guest-init/config.c common/err.c common/log.c common/num.c
 UNIT_test_init_reap_CFLAGS := -Iguest-init
 FUZZ_fuzz_config_SRC := guest-init/config.c common/err.c common/num.c
 FUZZ_fuzz_config_CFLAGS := -Iguest-init
