@@ -76,26 +76,23 @@ static void
 on_msg (evutil_socket_t fd, short what, void *ctx)
 {
   struct sup *s = ctx;
-  unsigned char buf[sizeof (struct supmsg) + 1];
   struct supmsg m;
   char why[300], msg[256];
-  ssize_t n;
 
   (void) what;
   for (int k = 0; k < BATCH; k++)
     {
       cleanup_err struct err *e = NULL;
-      n = recv (fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+      int r = supmsg_recv (fd, true, &m, &e);
+
+      if (r == 0)
         return;
-      if (n <= 0)
+      if (r < 0)
         {
-          priv_kill (s, n == 0 ? "closed its channel" : "broke its channel");
-          return;
-        }
-      if (supmsg_decode (buf, (size_t) n, true, &m, &e) < 0)
-        {
-          snprintf (why, sizeof why, "sent a bad frame (%s)", err_str (e, msg, sizeof msg));
+          if (r == SUPMSG_BAD)
+            snprintf (why, sizeof why, "sent a bad frame (%s)", err_str (e, msg, sizeof msg));
+          else
+            snprintf (why, sizeof why, "%s", e->msg);
           priv_kill (s, why);
           return;
         }

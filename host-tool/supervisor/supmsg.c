@@ -153,6 +153,22 @@ supmsg_dial (int chan)
 }
 
 int
+supmsg_recv (int fd, bool from_worker, struct supmsg *m, struct err **err)
+{
+  unsigned char buf[sizeof (struct supmsg) + 1]; /* one byte more: a longer frame is seen */
+  ssize_t n = recv (fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
+
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    return 0;
+  if (n <= 0)
+    {
+      err_make (err, n == 0 ? 0 : errno, n == 0 ? "closed its channel" : "broke its channel");
+      return SUPMSG_CLOSED;
+    }
+  return supmsg_decode (buf, (size_t) n, from_worker, m, err) < 0 ? SUPMSG_BAD : 1;
+}
+
+int
 supmsg_send (int fd, uint32_t type, uint32_t val, const char *text, bool nonblock)
 {
   struct supmsg m;

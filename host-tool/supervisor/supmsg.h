@@ -67,6 +67,14 @@ void supmsg_make (struct supmsg *m, uint32_t type, uint32_t val, const char *tex
 int supmsg_decode (const void *buf, size_t len, bool from_worker, struct supmsg *m,
                    struct err **err);
 
+/* The next frame waiting on the socket fd (SOCK_SEQPACKET), without
+   waiting: 1 and *m (supmsg_decode's, from_worker as there); 0 when none
+   waits; SUPMSG_CLOSED when the channel closed or broke, SUPMSG_BAD when
+   the frame is bad (err says why: supmsg_decode's words). */
+#define SUPMSG_CLOSED (-1)
+#define SUPMSG_BAD (-2)
+int supmsg_recv (int fd, bool from_worker, struct supmsg *m, struct err **err);
+
 /* Sends a frame on the socket fd (SOCK_SEQPACKET); nonblock: fails rather
    than waits.  0 or -1 (errno). */
 int supmsg_send (int fd, uint32_t type, uint32_t val, const char *text, bool nonblock);

@@ -186,24 +186,23 @@ static void
 on_parent (evutil_socket_t fd, short what, void *ctx)
 {
   struct sup *s = ctx;
-  unsigned char buf[sizeof (struct supmsg) + 1];
   struct supmsg m;
   char msg[256];
-  ssize_t n;
 
   (void) what;
   for (int k = 0; k < BATCH; k++)
     {
       cleanup_err struct err *e = NULL;
-      n = recv (fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+      int r = supmsg_recv (fd, false, &m, &e);
+
+      if (r == 0)
         return;
-      if (n <= 0)
+      if (r == SUPMSG_CLOSED)
         {
           sup_quit (s, "the supervisor is gone");
           return;
         }
-      if (supmsg_decode (buf, (size_t) n, false, &m, &e) < 0)
+      if (r == SUPMSG_BAD)
         {
           sup_log ("from the supervisor: %s", err_str (e, msg, sizeof msg));
           sup_quit (s, "the supervisor sent nonsense");

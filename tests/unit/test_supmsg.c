@@ -181,13 +181,40 @@ test_send_and_dial (void **state)
   close (sv[1]);
 }
 
+/* supmsg_recv: none waiting, a frame, a longer one (bad), the peer gone. */
+static void
+test_recv (void **state)
+{
+  unsigned char big[sizeof (struct supmsg) + 8] = { 0 };
+  struct err *err = NULL;
+  struct supmsg m;
+  int sv[2];
+
+  (void) state;
+  assert_int_equal (socketpair (AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+  assert_int_equal (supmsg_recv (sv[1], true, &m, &err), 0);
+  assert_int_equal (supmsg_send (sv[0], SUPMSG_OUTSTANDING, 3, NULL, true), 0);
+  assert_int_equal (supmsg_recv (sv[1], true, &m, &err), 1);
+  assert_int_equal (m.type, SUPMSG_OUTSTANDING);
+  assert_int_equal (m.val, 3);
+  assert_int_equal (send (sv[0], big, sizeof big, 0), (ssize_t) sizeof big);
+  assert_int_equal (supmsg_recv (sv[1], true, &m, &err), SUPMSG_BAD);
+  assert_non_null (err);
+  err_release (&err);
+  close (sv[0]);
+  assert_int_equal (supmsg_recv (sv[1], true, &m, &err), SUPMSG_CLOSED);
+  assert_string_equal (err->msg, "closed its channel");
+  err_release (&err);
+  close (sv[1]);
+}
+
 int
 main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_good),          cmocka_unit_test (test_bad_size_and_type),
     cmocka_unit_test (test_bad_values),    cmocka_unit_test (test_bad_text),
-    cmocka_unit_test (test_send_and_dial),
+    cmocka_unit_test (test_send_and_dial), cmocka_unit_test (test_recv),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
