@@ -45,6 +45,7 @@ static const char *const restore_mode_names[] = {
   [VM_RESTORE_AUTO] = "auto",
   [VM_RESTORE_COPY] = "copy",
   [VM_RESTORE_ONDEMAND] = "ondemand",
+  [VM_RESTORE_FILE] = "file",
 };
 
 static void
@@ -241,7 +242,9 @@ usage (FILE *out, int status)
          "  --memory-restore  copy: read all of the snapshot's memory before the guest\n"
          "                    runs; ondemand: serve its pages as the guest touches them\n"
          "                    (cloud-hypervisor v52+, userfaultfd); auto (default):\n"
-         "                    ondemand where the VMM can have it, else copy\n"
+         "                    ondemand where the VMM can have it, else copy; a VM run\n"
+         "                    with --memory-file (and a clone) has no memory to read:\n"
+         "                    its file is mapped again (\"file\"), auto only\n"
          "  --prefault        cloud-hypervisor: populate all guest memory at restore\n"
          "                    (implies copy)\n"
          "  --timeout S       how long the resumed guest has to answer the agent, thaw\n"

@@ -131,6 +131,26 @@ report (struct vmctl *c, const struct standby_opts *o, const char *snap)
     }
 }
 
+/* A --memory-file VM's guest RAM is that file, not in the snapshot (CH
+   writes no memory-ranges for a shared file-backed zone): its dirty pages
+   are on disk before the snapshot is named, or a crash after the standby
+   would restore devices and vCPUs newer than their memory.  A cow clone's
+   is its template's file, which it never writes: nothing to flush there. */
+static int
+sync_memory_file (const struct vm_record *r, struct err **err)
+{
+  cleanup_close int fd = -1;
+
+  if (r->memory_file[0] == '\0')
+    return 0;
+  fd = fs_open_read (r->memory_file);
+  if (fd < 0)
+    return err_make (err, errno, "guest RAM file %s", r->memory_file);
+  if (fsync (fd) < 0)
+    return err_make (err, errno, "fsync guest RAM file %s", r->memory_file);
+  return 0;
+}
+
 static int
 standby (struct vmctl *c, void *opts, struct phase *ph, size_t *n, struct err **err)
 {
@@ -196,10 +216,11 @@ standby (struct vmctl *c, void *opts, struct phase *ph, size_t *n, struct err **
       fs_rmtree (tmp, &e2);
       goto undo;
     }
-  /* Every file and directory of the snapshot is on disk before it is
-     named snapshot, and the rename is before vm.json says standby. */
-  if (vmctl_check_signals (err) < 0 || fs_rmtree (snap, err) < 0
-      || vm_snapshot_commit (tmp, snap, err) < 0)
+  /* Every file and directory of the snapshot (and the memory file) is on
+     disk before it is named snapshot, and the rename is before vm.json
+     says standby. */
+  if (vmctl_check_signals (err) < 0 || sync_memory_file (&c->rec, err) < 0
+      || fs_rmtree (snap, err) < 0 || vm_snapshot_commit (tmp, snap, err) < 0)
     {
       fs_rmtree (tmp, &e2);
       goto undo;

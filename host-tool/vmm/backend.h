@@ -68,6 +68,11 @@ enum vm_restore_mode
   VM_RESTORE_AUTO = 0, /* ondemand where the VMM version and host allow it, else copy */
   VM_RESTORE_COPY,     /* read all of the snapshot's memory before the guest runs */
   VM_RESTORE_ONDEMAND, /* serve pages on fault (CH v52+, userfaultfd) */
+  /* Out only: guest RAM is a file the VMM maps (a --memory-file VM's own,
+     shared, in place; a clone's template file, copy-on-write): nothing is
+     read before the guest runs, its pages come from the host's page cache
+     as it touches them. */
+  VM_RESTORE_FILE,
 };
 
 /* Everything needed to (re)create a VM.  Paths are absolute. */
@@ -126,7 +131,7 @@ struct vm_restore_opts
   enum vm_restore_mode want;
   bool prefault;
   bool shared_memory;        /* the snapshot's guest RAM was shared: sparse on CH v52+ */
-  enum vm_restore_mode mode; /* out: VM_RESTORE_COPY or VM_RESTORE_ONDEMAND */
+  enum vm_restore_mode mode; /* out: VM_RESTORE_COPY, _ONDEMAND or _FILE */
   char reason[256];          /* out: why that mode */
 };
 

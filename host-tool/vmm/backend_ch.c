@@ -379,21 +379,38 @@ restore_mode (int version_major, const struct vm_spec *spec, struct vm_restore_o
 }
 
 /* A snapshot without memory-ranges keeps guest RAM in its memory zone's
-   file (a template's, or a clone's copy-on-write mapping of it): nothing to
-   read, so copy (an ondemand restore would have nothing to serve).
-   Returns 1 when it decided. */
+   file: a --memory-file VM's own (shared: the VMM maps it again, in place)
+   or a clone's template file (copy-on-write).  Nothing is read before the
+   guest runs, so copy and ondemand do not apply and are refused when asked
+   for.  Returns 1 when it decided, 0 for a snapshot with memory-ranges. */
 static int
-zone_file_restore (const char *dir, struct vm_restore_opts *ro)
+zone_file_restore (const char *dir, struct vm_restore_opts *ro, struct err **err)
 {
   char path[PATH_MAX];
+  cleanup_free char *text = NULL;
+  struct ch_config_memory m;
   struct stat st;
+  size_t len;
 
-  if (path_in (path, sizeof path, dir, "memory-ranges", NULL) < 0 || stat (path, &st) == 0
-      || ro->want == VM_RESTORE_ONDEMAND)
+  if (path_in (path, sizeof path, dir, "memory-ranges", err) < 0)
+    return -1;
+  if (stat (path, &st) == 0)
     return 0;
-  ro->mode = VM_RESTORE_COPY;
+  if (path_in (path, sizeof path, dir, "config.json", err) < 0
+      || fs_read_small (path, CH_CONFIG_MAX, &text, &len, err) < 0
+      || ch_config_memory (text, len, &m, err) < 0)
+    return -1;
+  if (ro->want != VM_RESTORE_AUTO)
+    return err_make (err, ENOTSUP,
+                     "--memory-restore %s: this snapshot has no memory-ranges, its guest RAM is "
+                     "its memory zone's file (nothing to copy or serve; use auto)",
+                     ro->want == VM_RESTORE_COPY ? "copy" : "ondemand");
+  ro->mode = VM_RESTORE_FILE;
   snprintf (ro->reason, sizeof ro->reason,
-            "guest RAM is the memory zone's file (no memory-ranges): nothing to copy");
+            "guest RAM is the memory zone's file, mapped %s: nothing read before the guest "
+            "runs, its pages come from the host's page cache as it touches them%s",
+            m.shared ? "shared, in place" : "copy-on-write",
+            ro->prefault ? " (prefault: all at once)" : "");
   return 1;
 }
 
@@ -405,6 +422,7 @@ ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_restore_op
   char vs[sizeof rt->vsock_socket];
   struct ch_client c;
   double t = clock_now_ms ();
+  int r;
 
   if (check_snapshot_dir (dir, err) < 0)
     return err_wrap (err, "restore VM %s", spec->name ? spec->name : "");
@@ -416,7 +434,8 @@ ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_restore_op
   if (start_vmm (spec, rt, &c, err) < 0)
     return err_wrap (err, "restore VM %s", spec->name ? spec->name : "");
   phase_add (phases, n_phases, PHASE_VMM_START, &t);
-  if (zone_file_restore (dir, ro) == 0 && restore_mode (c.version_major, spec, ro, err) < 0)
+  r = zone_file_restore (dir, ro, err);
+  if (r < 0 || (r == 0 && restore_mode (c.version_major, spec, ro, err) < 0))
     return abandon (spec->dir, rt, "restore VM", err);
   o.mode = ro->mode == VM_RESTORE_ONDEMAND ? CH_RESTORE_ONDEMAND : CH_RESTORE_COPY;
   if (attach_serial (spec, rt, err) < 0)

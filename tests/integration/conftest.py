@@ -70,7 +70,13 @@ def ch(request, tmp_path):
         try:
             yield env, ns, ch_micro.major(request.param)
         finally:
-            cli.chvm(env, "rm", "-f", "chtest", timeout=60, check=False)
+            # Every VM a failed test left (its VMM, tap and netns too).
+            try:
+                names = set(cli.ps(env)) | {"chtest"}
+            except (AssertionError, ValueError):
+                names = {"chtest"}
+            for name in sorted(names):
+                cli.chvm(env, "rm", "-f", name, timeout=60, check=False)
 
 
 @pytest.hookimpl(hookwrapper=True)
