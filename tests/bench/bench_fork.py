@@ -12,8 +12,12 @@ For each size (MiB the guest wrote; guest RAM 256 MiB more):
               copy-on-write, command to VM running (ms), its VMM's PSS
   copy        chvm run --from --memory copy: the clone copies the memory
               file first (ms)
-  restore     chvm restore (copy, CH's memory-ranges) of a standby of the
-              same guest booted plainly (ms; the baseline)
+  own copy    chvm standby + chvm restore of the same guest booted plainly
+              (copy: CH reads memory-ranges; the baseline)
+  own file    the same guest booted with --memory-file: standby flushes the
+              file, restore maps it again in place ("file")
+              for both: standby and restore (ms), command to the guest's
+              first count after it, the VMM's PSS and RSS 0-60 s after
 and for the first size 10 clones at once (--count 10): the sum of their
 VMMs' PSS against 10 x guest RAM and the template's memory, and the host's
 MemAvailable before and after.  No timed assertions: it prints a table.
@@ -107,21 +111,49 @@ def one_size(env, ns, size, row):
         own = os.path.join(cli.vm_dir(env, name), "memory")
         row[mode + "_own_mib"] = (os.stat(own).st_blocks * 512 >> 20) if os.path.exists(own) else 0
         chvm(env, "rm", "-f", name)
-    # The baseline: the same guest booted plainly, stood by, copy-restored.
-    base = "base-%d" % size
-    chvm(env, "run", "--backend", "ch", "--netns", ns, "--memory", ram, "--kernel", elf(size),
-         "--no-wait", "--name", base)
-    ch_micro.wait_for(lambda: "touched" in open(os.path.join(cli.vm_dir(env, base),
-                                                              "console.log"),
-                                                 errors="replace").read(), 600, "touch")
-    chvm(env, "standby", "--no-quiesce", base)
-    p, ms = chvm(env, "--json", "restore", "--no-agent", "--memory-restore", "copy", base)
-    j = json.loads(p.stdout)
-    row.update(restore_ms=ms, restore_phase_ms=j["phases"].get("restore", 0))
-    wait_counting(env, base)
-    row["restore_pss_mib"] = pss(cli.ps(env)[base]["pid"]) >> 20
-    chvm(env, "rm", "-f", base)
+    # The baseline: the same guest booted plainly, stood by, copy-restored;
+    # and booted with --memory-file, whose own restore maps that file again.
+    for mode, extra in (("copy", ()), ("file", ("--memory-file",))):
+        own_restore(env, ns, size, mode, extra, row)
     return tname
+
+
+def rss(pid):
+    return kb_field("/proc/%d/status" % pid, "VmRSS")
+
+
+def own_restore(env, ns, size, mode, extra, row):
+    """Standby and restore of one VM of size: the restore's times, command
+    to the guest's first count after it, and its VMM's PSS and RSS over the
+    60 s after (the snapshot or file warm in the page cache either way)."""
+    name = "%s-%d" % (mode, size)
+    log = os.path.join(cli.vm_dir(env, name), "console.log")
+    chvm(env, "run", "--backend", "ch", "--netns", ns, "--memory", "%dM" % (size + 256),
+         "--kernel", elf(size), "--no-wait", "--name", name, *extra)
+    ch_micro.wait_for(lambda: "touched" in open(log, errors="replace").read(), 600, "touch")
+    wait_counting(env, name)
+    p, ms = chvm(env, "--json", "standby", "--no-quiesce", name)
+    key = "own_" + mode
+    row[key + "_standby_ms"] = ms
+    with open(log, errors="replace") as f:
+        seen = len(f.read())
+    t0 = time.monotonic()
+    p, ms = chvm(env, "--json", "restore", "--no-agent", name)
+    j = json.loads(p.stdout)
+    assert j["memory_restore"] == mode, j
+
+    def counted_after():
+        with open(log, errors="replace") as f:
+            return ch_micro.COUNT_RE.search(f.read()[seen:])
+    ch_micro.wait_for(counted_after, 120, "a count of %s after its restore" % name)
+    row.update({key + "_ms": ms, key + "_phase_ms": j["phases"].get("restore", 0),
+                key + "_count_ms": (time.monotonic() - t0) * 1000})
+    pid = cli.ps(env)[name]["pid"]
+    for at in (0, 10, 30, 60):
+        ch_micro.wait_for(lambda: time.monotonic() - t0 >= at, at + 5, "%d s" % at)
+        row["%s_pss_mib_%ds" % (key, at)] = pss(pid) >> 20
+        row["%s_rss_mib_%ds" % (key, at)] = rss(pid) >> 20
+    chvm(env, "rm", "-f", name)
 
 
 def fan_out(env, tname, size, out):
@@ -141,6 +173,8 @@ def fan_out(env, tname, size, out):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    ap.add_argument("--json", default=os.path.join(HERE, "..", "..", "build", "test-results",
+                                                   "bench-fork.json"))
     args = ap.parse_args()
     ch = ch_v48()
     if ch is None:
@@ -161,17 +195,32 @@ def main():
             chvm(env, "template", "rm", tname)
             rows.append(row)
             print(json.dumps(row), file=sys.stderr)
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json + ".tmp", "w") as f:
+        json.dump({"ch": ch_micro.version_id(ch), "sizes": rows, "fan_out": fan}, f, indent=1)
+    os.replace(args.json + ".tmp", args.json)
     print("cloud-hypervisor %s, micro guest, this host's KVM (kvm_pvm)" % ch_micro.version_id(ch))
     print("| guest wrote | template create | clone cow: run to running (restore) | PSS + own "
-          "| clone copy: run (restore) | PSS + own | copy restore of a standby: restore (phase) "
-          "| PSS |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| clone copy: run (restore) | PSS + own |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
-        print("| %d MiB | %.1f s | %.0f ms (%.0f) | %d + %d MiB | %.0f ms (%.0f) | %d + %d MiB "
-              "| %.0f ms (%.0f) | %d MiB |"
+        print("| %d MiB | %.1f s | %.0f ms (%.0f) | %d + %d MiB | %.0f ms (%.0f) | %d + %d MiB |"
               % (r["size"], r["template_s"], r["cow_ms"], r["cow_restore_ms"], r["cow_pss_mib"],
                  r["cow_own_mib"], r["copy_ms"], r["copy_restore_ms"], r["copy_pss_mib"],
-                 r["copy_own_mib"], r["restore_ms"], r["restore_phase_ms"], r["restore_pss_mib"]))
+                 r["copy_own_mib"]))
+    print("\nA VM's own standby and restore: copy (memory-ranges) against --memory-file (the file "
+          "mapped again, in place); VMM PSS / RSS MiB at 0, 10, 30, 60 s after the restore")
+    print("| guest wrote | mode | standby | restore (CH phase) | to first count | PSS 0/10/30/60 s "
+          "| RSS 0/10/30/60 s |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        for mode in ("copy", "file"):
+            k = "own_" + mode
+            print("| %d MiB | %s | %.0f ms | %.0f ms (%.0f) | %.0f ms | %s | %s |"
+                  % (r["size"], mode, r[k + "_standby_ms"], r[k + "_ms"], r[k + "_phase_ms"],
+                     r[k + "_count_ms"],
+                     " / ".join(str(r["%s_pss_mib_%ds" % (k, a)]) for a in (0, 10, 30, 60)),
+                     " / ".join(str(r["%s_rss_mib_%ds" % (k, a)]) for a in (0, 10, 30, 60))))
     if fan:
         print("10 clones of the %d MiB template at once (--count 10): %.0f ms for all, memory %s, "
               "VMMs' PSS %d MiB in all against 10 x guest RAM %d MiB; host MemAvailable %d MiB "

@@ -75,6 +75,9 @@ CLONE_PORT = 9450
 # The root as virtio-pmem with DAX (issue 24), newest build: full plan, or
 # CHVM_KVMHOST_PMEM=1 (make bench-pmem-kvmhost).
 PMEM = os.environ.get("CHVM_KVMHOST_PMEM", "1" if FULL else "0") == "1"
+# A VM's own restore from its --memory-file (issue 23), newest build:
+# full plan, or CHVM_KVMHOST_MEMFILE=1 (make bench-fork-kvmhost).
+MEMFILE = os.environ.get("CHVM_KVMHOST_MEMFILE", "1" if FULL else "0") == "1"
 # Nested emulation: Chromium's start took 56-94 s, an ondemand restore's
 # first CDP answer 157 s (shared/docs/build-hosts.md).
 BOOT_S = 900
@@ -451,6 +454,54 @@ def test_stop_and_rm_leave_nothing(g):
 def mem_available(h):
     out = h.sh("grep MemAvailable: /proc/meminfo")["out"]
     return int(out.split()[1]) << 10
+
+
+def vmm_rss(g, name):
+    pid = [v for v in json.loads(g.chvm("ps", "--json")["out"]) if v.get("name") == name][0]["pid"]
+    return int(g.h.sh("grep ^VmRSS: /proc/%d/status" % pid)["out"].split()[1]) << 10
+
+
+def test_memory_file_restore(g):
+    """The stand-in booted with --memory-file: standby (quiesce, the file
+    flushed, no memory-ranges) and its restore mapping the file again in
+    place ("file"): phases, restore to CDP answering, the VMM's resident
+    memory 0, 30 and 60 s after; beside the copy restore of this build's
+    VM from the steps before (its VMM's resident memory now)."""
+    if not MEMFILE:
+        pytest.skip("restore from a memory file: CHVM_KVMHOST_MEMFILE=1 (full plan; make "
+                    "bench-fork-kvmhost)")
+    if g.version != VERSIONS[0]:
+        pytest.skip("restore from a memory file with the newest CH build only")
+    name = "m" + g.name
+    try:
+        t0 = time.monotonic()
+        out = g.chvm_json("run", "--backend", "ch", "--name", name, "--memory", GUEST_MEMORY,
+                          "--memory-file", "--timeout", str(BOOT_S - 60), *GUEST_ARGS)
+        boot_s = time.monotonic() - t0
+        sb = g.chvm_json("standby", name)
+        mem = "%s/vms/%s/memory" % (STATE, name)
+        alloc = int(g.h.sh("stat -c %%b %s" % mem)["out"].split()[0]) * 512
+        assert g.h.sh("test -e %s/vms/%s/snapshot/memory-ranges" % (STATE, name),
+                      check=False)["rc"] != 0, "a memory file VM's snapshot holds memory-ranges"
+        t1 = time.monotonic()
+        rs = g.chvm_json("restore", name, "--timeout", str(BOOT_S - 60))
+        rss = {"0": vmm_rss(g, name)}
+        for at in (30, 60):
+            time.sleep(max(0.0, at - (time.monotonic() - t1)))  # sampling instants, not a wait
+            rss[str(at)] = vmm_rss(g, name)
+        fig = {"boot_s": round(boot_s, 1), "ready_ms": out.get("ready_ms"),
+               "memory_file_allocated": alloc, "standby_phases": sb.get("phases"),
+               "restore_phases": rs.get("phases"), "cdp_ready_ms": rs.get("cdp_ready_ms"),
+               "memory_restore": rs.get("memory_restore"), "vmm_rss_bytes": rss,
+               "copy": {"restore": g.figures.get("restore_copy"),
+                        "standby": g.figures.get("standby_copy"),
+                        "vmm_rss_bytes_now": vmm_rss(g, g.name)}}
+        g.figures["memory_file_restore"] = fig
+        print("\n%s restore from the memory file: %s" % (g.version, fig))
+        assert rs["memory_restore"] == "file", rs
+        assert rs.get("cdp_ready_ms"), rs
+    finally:
+        g.chvm("rm", "-f", name, timeout=300, check=False)
 
 
 def test_template_clones(g):
