@@ -598,11 +598,33 @@ def extract_fork(docs):
             "pss": d.rnum(p + "pss_sum_bytes") / MiB, "ram": d.rnum(p + "guest_ram_sum_bytes") / MiB,
             "template": d.rnum(p + "template_memory_bytes") / MiB,
             "avail": (d.rnum(p + "mem_available_before") - d.rnum(p + "mem_available_after")) / MiB,
-            "sources": [d]}
+            "own": extract_own_restore(docs.get("bench-fork")),
+            "sources": [d] + ([docs["bench-fork"]] if docs.get("bench-fork") else [])}
+
+
+OWN_AT = (0, 10, 30, 60)
+
+
+def extract_own_restore(d):
+    """A VM's own restore, copy against its memory file (make bench-fork):
+    per size and mode the restore's time and the VMM's PSS over 60 s."""
+    if d is None:
+        return []
+    rows = []
+    for i, _ in enumerate(d.r("sizes", list)):
+        p = "sizes.%d." % i
+        for mode in ("copy", "file"):
+            k = p + "own_" + mode
+            rows.append({"size": d.rnum(p + "size"), "mode": mode, "restore_ms": d.rnum(k + "_ms"),
+                         "count_ms": d.rnum(k + "_count_ms"),
+                         "pss": [d.rnum("%s_pss_mib_%ds" % (k, a)) for a in OWN_AT]})
+    return rows
 
 
 def draw_fork(plt, s, path):
-    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.6))
+    own = s["own"]
+    fig, axes = plt.subplots(1, 3 if own else 2, figsize=(18 if own else 12, 4.6))
+    a, b = axes[0], axes[1]
     n = len(s["ready"])
     a.bar(range(n), s["ready"], 0.6, label="clone: run --from to browser ready (s)")
     a.axhline(s["cold"], color="#c44", linestyle="--", label="cold chvm run of the same image (s)")
@@ -616,9 +638,24 @@ def draw_fork(plt, s, path):
     b.set_yticks(list(range(len(bars))), [k for k, _ in bars])
     b.set_xlabel("MiB")
     b.set_title("host memory after the clones drove a page", fontsize=9)
+    if own:
+        c = axes[2]
+        colors = ["#4c72b0", "#55a868", "#c44e52", "#8172b3", "#937860", "#dd8452"]
+        sizes = sorted({r["size"] for r in own})
+        for r in own:
+            c.plot(OWN_AT, r["pss"], marker="o", color=colors[sizes.index(r["size"]) % len(colors)],
+                   ls="-" if r["mode"] == "copy" else "--",
+                   label="%d MiB written, %s: restore %.0f ms, first count %.0f ms"
+                   % (r["size"], r["mode"], r["restore_ms"], r["count_ms"]))
+        c.set_xlabel("seconds after chvm restore started")
+        c.set_ylabel("VMM PSS (MiB)")
+        c.set_xticks(list(OWN_AT))
+        c.legend(fontsize=6)
+        c.set_title("a VM's own restore, micro guest (make bench-fork): copy (memory-ranges, solid)\n"
+                    "against its --memory-file mapped again in place (dashed)", fontsize=8)
     finish(plt, fig, s["sources"], path,
-           "VMs from a template of the Chromium stand-in (CH %s, memory copy-on-write), nested emulation"
-           % s["version"])
+           "VMs from a template of the Chromium stand-in (CH %s, memory copy-on-write), nested emulation%s"
+           % (s["version"], "; right: the micro guest on this host's kvm_pvm" if own else ""))
 
 
 # ---- pmem root -------------------------------------------------------------------

@@ -325,7 +325,7 @@ def write_readme(docs, v, outdir, datadir):
                "and a CDP client evaluates every second over one connection; after each restore every line "
                "written before the standby must be there."),
         figure("fork", "VMs from a template", "fork", "template clones: time to ready and host memory",
-               [docs["fork-kvmhost"]],
+               [d for d in (docs["fork-kvmhost"], docs.get("bench-fork")) if d],
                "`chvm template create` boots the stand-in with its guest RAM in one file, lets it settle, "
                "quiesces and snapshots it; `chvm run --from T --count N` restores N VMs at once, each mapping "
                "that file copy-on-write (`MAP_PRIVATE`), in a network namespace of its own, told its own "
@@ -333,7 +333,10 @@ def write_readme(docs, v, outdir, datadir):
                "a page with playwright-core through its own endpoint. On a one-vCPU KVM host the clones' "
                "browsers resume one after another, so the times add up; on hardware each would take its own "
                "core. The micro guest's figures (command to running: 212-1204 ms cow against 932-5804 ms "
-               "for a copy restore) are in [FINDINGS](../FINDINGS.md)."),
+               "for a copy restore) are in [FINDINGS](../FINDINGS.md). Right: a VM's own standby and restore "
+               "with the micro guest (`make bench-fork`): a copy restore reads its `memory-ranges` and then "
+               "holds all of it; a VM run with `--memory-file` restores by mapping that file again in place "
+               "(`memory_restore` \"file\"), so its VMM holds only the pages the guest touches after."),
         figure("pmem", "The root filesystem as virtio-pmem with DAX", "pmem", "snapshot: blk vs pmem root",
                [docs["findings-pmem-qemu"], docs["pmem-kvmhost"]],
                "`chvm run --rootfs-device pmem` maps the read-only root image into the guest as virtio-pmem and "
