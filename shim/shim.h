@@ -9,8 +9,10 @@
  *   ttrpc.c   framing and the server
  *   task.c    the containerd.task.v2.Task service
  *   vm.c      the VM through chvm: run, watch the VMM, stop, remove
+ *             (pause and resume: task.c runs `chvm pause|resume`)
  *   spec.c    config.json;  rootfs.c  the root disk;  names.c  derived names
  *   exec.c    exec processes (`chvm exec` in the guest)
+ *   stats.c   Stats: the VM's cgroup as cgroups v2 Metrics
  *   events.c  task events;  child.c   programs run off the loop
  */
 #ifndef CHVM_SHIM_H
@@ -50,6 +52,7 @@ struct task
   bool stopping;           /* a `chvm stop` runs */
   bool killed;             /* SIGKILL was asked for */
   bool busy;               /* Start or Delete is under way */
+  bool switching;          /* a `chvm pause` or `chvm resume` runs */
   struct shim_exec *execs; /* exec.c */
 };
 

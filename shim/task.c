@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The containerd.task.v2.Task service (also answered as task.v3, the same
    messages): Create, Start, State, Wait, Kill, Delete, Exec, Connect,
-   Shutdown, Pids; every other method is Unimplemented, an unknown id or
-   exec id NotFound.  Start, State, Wait, Kill and Delete with an exec id
-   act on that exec process (exec.c). */
+   Shutdown, Pids, Pause, Resume, Stats; every other method (Checkpoint,
+   Update, ResizePty, CloseIO) is Unimplemented, an unknown id or exec id
+   NotFound.  Start, State, Wait, Kill and Delete with an exec id act on
+   that exec process (exec.c).  Pause and Resume run `chvm pause|resume`
+   (the VM's vCPUs stop and go on; State says PAUSED between), Stats reads
+   the VM's cgroup (stats.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -24,6 +27,7 @@
 #include "rootfs.h"
 #include "shim.h"
 #include "spec.h"
+#include "stats.h"
 #include "sys/fs.h"
 #include <event2/event.h>
 
@@ -503,7 +507,8 @@ m_delete (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, 
   (void) req;
   if (x != NULL)
     exec_deleted (call, t, x);
-  else if (t->busy || t->status == CONTAINERD__V1__TYPES__STATUS__RUNNING)
+  else if (t->busy || t->switching || t->status == CONTAINERD__V1__TYPES__STATUS__RUNNING
+           || t->status == CONTAINERD__V1__TYPES__STATUS__PAUSED)
     ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is running: kill it first", t->id);
   else
     {
@@ -547,9 +552,120 @@ m_pids (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, st
   (void) s;
   (void) req;
   info.pid = t->pid;
-  resp.n_processes = t->status == CONTAINERD__V1__TYPES__STATUS__RUNNING ? 1 : 0;
+  resp.n_processes = t->status == CONTAINERD__V1__TYPES__STATUS__RUNNING
+                             || t->status == CONTAINERD__V1__TYPES__STATUS__PAUSED
+                         ? 1
+                         : 0;
   resp.processes = infos;
   ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
+}
+
+/* The end of `chvm pause` (to PAUSED) or `chvm resume` (to RUNNING): the
+   status, /tasks/paused or /tasks/resumed, the answer. */
+static void
+switched (struct shim *s, struct ttrpc_call *call, int status, const char *msg,
+          Containerd__V1__Types__Status to)
+{
+  Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
+  Containerd__Events__TaskPaused pev = CONTAINERD__EVENTS__TASK_PAUSED__INIT;
+  Containerd__Events__TaskResumed rev = CONTAINERD__EVENTS__TASK_RESUMED__INIT;
+  bool pause = to == CONTAINERD__V1__TYPES__STATUS__PAUSED;
+  struct task *t = s->task; /* Delete waits for this (t->switching) */
+
+  t->switching = false;
+  if (status != 0)
+    {
+      ttrpc_replyf (call, TTRPC_INTERNAL, "chvm %s: %s", pause ? "pause" : "resume", msg);
+      return;
+    }
+  /* The VMM may have exited meanwhile: STOPPED stays. */
+  if (t->status != CONTAINERD__V1__TYPES__STATUS__STOPPED)
+    t->status = to;
+  log_info ("VM %s: %s", t->vm, pause ? "paused" : "resumed");
+  pev.container_id = rev.container_id = t->id;
+  if (pause)
+    events_publish (s->events, "/tasks/paused", "containerd.events.TaskPaused", &pev.base);
+  else
+    events_publish (s->events, "/tasks/resumed", "containerd.events.TaskResumed", &rev.base);
+  ttrpc_reply (call, TTRPC_OK, NULL, &empty.base);
+}
+
+static void
+paused (struct shim *s, struct ttrpc_call *call, int status, const char *msg)
+{
+  switched (s, call, status, msg, CONTAINERD__V1__TYPES__STATUS__PAUSED);
+}
+
+static void
+resumed (struct shim *s, struct ttrpc_call *call, int status, const char *msg)
+{
+  switched (s, call, status, msg, CONTAINERD__V1__TYPES__STATUS__RUNNING);
+}
+
+/* Pause (from RUNNING) or Resume (from PAUSED): `chvm pause|resume VM`. */
+static void
+pause_or_resume (struct shim *s, struct ttrpc_call *call, struct task *t, bool pause)
+{
+  cleanup_err struct err *err = NULL;
+  const char *args[] = { pause ? "pause" : "resume", t->vm, NULL };
+  Containerd__V1__Types__Status from
+      = pause ? CONTAINERD__V1__TYPES__STATUS__RUNNING : CONTAINERD__V1__TYPES__STATUS__PAUSED;
+  char buf[512];
+
+  if (t->busy || t->switching || t->stopping || t->status != from)
+    ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is not %s", t->id,
+                  pause ? "running" : "paused");
+  else if (vm_chvm (s, args, pause ? paused : resumed, call, &err) < 0)
+    ttrpc_reply (call, TTRPC_INTERNAL, err_str (err, buf, sizeof buf), NULL);
+  else
+    t->switching = true;
+}
+
+static void
+m_pause (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t,
+         struct shim_exec *x)
+{
+  (void) req;
+  (void) x;
+  pause_or_resume (s, call, t, true);
+}
+
+static void
+m_resume (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t,
+          struct shim_exec *x)
+{
+  (void) req;
+  (void) x;
+  pause_or_resume (s, call, t, false);
+}
+
+/* Stats: the VM's cgroup as a google.protobuf.Any of cgroups v2 Metrics. */
+static void
+m_stats (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t,
+         struct shim_exec *x)
+{
+  cleanup_err struct err *err = NULL;
+  Containerd__Task__V2__StatsResponse resp = CONTAINERD__TASK__V2__STATS_RESPONSE__INIT;
+  Google__Protobuf__Any any = GOOGLE__PROTOBUF__ANY__INIT;
+  struct cgroup_stats cs;
+  uint8_t packed[STATS_PACKED_MAX];
+  char buf[512];
+
+  (void) req;
+  (void) x;
+  if (t->status != CONTAINERD__V1__TYPES__STATUS__RUNNING
+      && t->status != CONTAINERD__V1__TYPES__STATUS__PAUSED)
+    ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is not running", t->id);
+  else if (stats_read (s, t, &cs, &err) < 0)
+    ttrpc_reply (call, TTRPC_INTERNAL, err_str (err, buf, sizeof buf), NULL);
+  else
+    {
+      any.type_url = (char *) STATS_TYPE_URL;
+      any.value.data = packed;
+      any.value.len = stats_pack (&cs, packed);
+      resp.stats = &any;
+      ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
+    }
 }
 
 static void
@@ -610,6 +726,9 @@ static const struct
   { "Exec", &containerd__task__v2__exec_process_request__descriptor, NAMES_ID, m_exec },
   { "Connect", &containerd__task__v2__connect_request__descriptor, NAMES_ID, m_connect },
   { "Pids", &containerd__task__v2__pids_request__descriptor, NAMES_ID, m_pids },
+  { "Pause", &containerd__task__v2__pause_request__descriptor, NAMES_ID, m_pause },
+  { "Resume", &containerd__task__v2__resume_request__descriptor, NAMES_ID, m_resume },
+  { "Stats", &containerd__task__v2__stats_request__descriptor, NAMES_ID, m_stats },
   { "Shutdown", &containerd__task__v2__shutdown_request__descriptor, NAMES_NONE, m_shutdown },
 };
 

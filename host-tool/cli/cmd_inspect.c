@@ -55,7 +55,7 @@ add_cgroup (struct json_object *o, const struct vmctl *c)
   char path[VM_PATH_MAX], v[64];
   struct stat st;
 
-  if (vmmuser_cgroup_find (c->dir, &c->rec, path, sizeof path, &err) < 0)
+  if (vmmuser_cgroup_find (c->dir, c->rec.name, path, sizeof path, &err) < 0)
     {
       json_object_object_add (cg, "path", NULL);
       snprintf (path, sizeof path, "%s: its processes are ended by the VMM's uid, no limits",

@@ -33,6 +33,9 @@ int cmd_version (const struct global_opts *g, int argc, char **argv);
 int cmd_doctor (const struct global_opts *g, int argc, char **argv);
 int cmd_inspect (const struct global_opts *g, int argc, char **argv);
 int cmd_logs (const struct global_opts *g, int argc, char **argv);
+/* chvm pause and chvm resume (cmd_pause.c). */
+int cmd_pause (const struct global_opts *g, int argc, char **argv);
+int cmd_resume (const struct global_opts *g, int argc, char **argv);
 int cmd_ps (const struct global_opts *g, int argc, char **argv);
 int cmd_restore (const struct global_opts *g, int argc, char **argv);
 int cmd_rm (const struct global_opts *g, int argc, char **argv);

@@ -24,6 +24,10 @@ on_idle (evutil_socket_t fd, short what, void *ctx)
   (void) what;
   if (s->state != SUP_RUNNING || s->rec.idle_standby_s == 0 || s->child > 0 || !s->ready)
     return;
+  /* `chvm pause`d: left as it is (a standby, then a wake, would restore it
+     running); `chvm resume` rewrites vm.json, and sup_sync arms the clock. */
+  if (s->rec.state == VM_STATUS_PAUSED)
+    return;
   quiet = clock_now_ms () - s->last_activity;
   live_quiet = clock_now_ms () - s->live_last;
   if (quiet < idle_ms || live_quiet < idle_ms)

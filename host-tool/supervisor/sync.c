@@ -60,6 +60,7 @@ sup_sync (struct sup *s)
   char snap[VM_PATH_MAX + 16];
   struct stat st;
   enum sup_state was = s->state;
+  enum vm_status was_rec = s->rec.state;
 
   if (s->child > 0)
     return;
@@ -91,6 +92,10 @@ sup_sync (struct sup *s)
   if (s->rec.cdp_max_clients == 0)
     s->rec.cdp_max_clients = SUPERVISOR_DEFAULT_MAX_CLIENTS;
   sup_changed (s); /* the worker learns of a new cdp_max_clients */
+  /* Resumed (chvm resume): the idle clock starts again, a pause is not
+     idleness. */
+  if (was_rec == VM_STATUS_PAUSED && s->rec.state == VM_STATUS_RUNNING)
+    sup_touch (s);
   /* vm.json may carry a new --idle-standby (chvm supervise). */
   if (s->rec.idle_standby_s == 0)
     event_del (s->idle_ev);

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -374,4 +375,111 @@ cgroup_read (const char *path, const char *file, char *out, size_t len)
   if (read_text (p, out, len) < 0)
     out[0] = '\0';
   out[strcspn (out, "\n")] = '\0';
+}
+
+const char *const cgroup_stats_files[]
+    = { "cpu.stat", "memory.current", "memory.max", "pids.current", "pids.max", NULL };
+
+#define STAT_FIELD(f) offsetof (struct cgroup_stats, f)
+
+/* The one-value files, and the field each fills. */
+static const struct
+{
+  const char *file;
+  size_t off;
+  bool limit; /* "max" allowed */
+} stat_values[] = {
+  { "memory.current", STAT_FIELD (memory_usage), false },
+  { "memory.max", STAT_FIELD (memory_limit), true },
+  { "pids.current", STAT_FIELD (pids_current), false },
+  { "pids.max", STAT_FIELD (pids_limit), true },
+};
+
+/* The keys of cpu.stat that Metrics carries. */
+static const struct
+{
+  const char *key;
+  size_t off;
+} cpu_keys[] = {
+  { "usage_usec", STAT_FIELD (cpu_usage_usec) },
+  { "user_usec", STAT_FIELD (cpu_user_usec) },
+  { "system_usec", STAT_FIELD (cpu_system_usec) },
+  { "nr_periods", STAT_FIELD (cpu_nr_periods) },
+  { "nr_throttled", STAT_FIELD (cpu_nr_throttled) },
+  { "throttled_usec", STAT_FIELD (cpu_throttled_usec) },
+};
+
+static uint64_t *
+stat_field (struct cgroup_stats *s, size_t off)
+{
+  return (uint64_t *) ((char *) s + off);
+}
+
+static int
+parse_cpu_stat (const char *text, size_t len, struct cgroup_stats *s, struct err **err)
+{
+  const char *p = text, *end = text + len;
+
+  for (unsigned line = 1; p < end; line++)
+    {
+      const char *nl = memchr (p, '\n', (size_t) (end - p)), *eol = nl != NULL ? nl : end;
+      const char *sp = memchr (p, ' ', (size_t) (eol - p));
+      uint64_t v;
+
+      if (sp == NULL || sp == p
+          || num_parse_u64 (sp + 1, (size_t) (eol - sp - 1), UINT64_MAX, &v) < 0)
+        return err_make (err, EINVAL, "cpu.stat line %u: not \"KEY VALUE\"", line);
+      for (size_t i = 0; i < sizeof cpu_keys / sizeof cpu_keys[0]; i++)
+        if (strlen (cpu_keys[i].key) == (size_t) (sp - p)
+            && memcmp (p, cpu_keys[i].key, (size_t) (sp - p)) == 0)
+          *stat_field (s, cpu_keys[i].off) = v;
+      p = eol == end ? end : eol + 1;
+    }
+  return 0;
+}
+
+int
+cgroup_stats_parse (const char *file, const char *text, size_t len, struct cgroup_stats *s,
+                    struct err **err)
+{
+  if (strcmp (file, "cpu.stat") == 0)
+    return parse_cpu_stat (text, len, s, err);
+  for (size_t i = 0; i < sizeof stat_values / sizeof stat_values[0]; i++)
+    {
+      if (strcmp (file, stat_values[i].file) != 0)
+        continue;
+      if (len > 0 && text[len - 1] == '\n')
+        len--;
+      if (stat_values[i].limit && len == 3 && memcmp (text, "max", 3) == 0)
+        *stat_field (s, stat_values[i].off) = UINT64_MAX;
+      else if (num_parse_u64 (text, len, UINT64_MAX, stat_field (s, stat_values[i].off)) < 0)
+        return err_make (err, EINVAL, "%s: not a number%s", file,
+                         stat_values[i].limit ? " or max" : "");
+      return 0;
+    }
+  return err_make (err, EINVAL, "%s: not a cgroup file chvm reads", file);
+}
+
+int
+cgroup_stats_read (const char *path, struct cgroup_stats *s, struct err **err)
+{
+  char p[CGROUP_PATH_MAX + 64], buf[4096];
+  ssize_t n;
+
+  *s = (struct cgroup_stats){ 0 };
+  if (access (path, F_OK) < 0)
+    return err_make (err, errno, "cgroup %s", path);
+  for (size_t i = 0; cgroup_stats_files[i] != NULL; i++)
+    {
+      snprintf (p, sizeof p, "%s/%s", path, cgroup_stats_files[i]);
+      if ((n = read_text (p, buf, sizeof buf)) < 0 && errno == ENOENT)
+        continue;
+      if (n < 0)
+        return err_make (err, errno, "read %s", p);
+      if ((size_t) n + 1 >= sizeof buf)
+        return err_make (err, EFBIG, "%s: over %zu bytes", p, sizeof buf - 2);
+      if (cgroup_stats_parse (cgroup_stats_files[i], buf, (size_t) n, s, err) < 0)
+        return err_wrap (err, "cgroup %s", path);
+    }
+  return 0;
 }

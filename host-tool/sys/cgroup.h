@@ -74,4 +74,30 @@ int cgroup_join_like (pid_t pid, pid_t like, struct err **err);
 /* The first line of path/file into out ("" when it cannot be read). */
 void cgroup_read (const char *path, const char *file, char *out, size_t len);
 
+/* What a cgroup counts, as containerd's cgroups v2 Metrics carries it
+   (shim Stats).  A limit of "max" is UINT64_MAX, as containerd's cgroups
+   package reports it. */
+struct cgroup_stats
+{
+  uint64_t pids_current, pids_limit;                       /* pids.current, pids.max */
+  uint64_t cpu_usage_usec, cpu_user_usec, cpu_system_usec; /* cpu.stat */
+  uint64_t cpu_nr_periods, cpu_nr_throttled, cpu_throttled_usec;
+  uint64_t memory_usage, memory_limit; /* memory.current, memory.max */
+};
+
+/* The files cgroup_stats_read reads, in order, NULL-terminated. */
+extern const char *const cgroup_stats_files[];
+
+/* Parses the len bytes of text (not NUL-terminated) of file, one of
+   cgroup_stats_files, into s; pure.  cpu.stat is "KEY VALUE" lines (keys
+   it does not know are skipped); the others one value and a newline, "max"
+   only for a limit.  -1 with an error naming the file (and the line). */
+int cgroup_stats_parse (const char *file, const char *text, size_t len, struct cgroup_stats *s,
+                        struct err **err);
+
+/* Reads cgroup_stats_files of cgroup path into s (each at most 4 KiB); a
+   file that is absent (its controller is not enabled there) leaves its
+   fields 0. */
+int cgroup_stats_read (const char *path, struct cgroup_stats *s, struct err **err);
+
 #endif

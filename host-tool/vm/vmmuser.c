@@ -267,12 +267,11 @@ vmmuser_cgroup_limits (const struct vm_record *r, struct cgroup_limits *l)
 }
 
 int
-vmmuser_cgroup_find (const char *dir, const struct vm_record *r, char *path, size_t len,
-                     struct err **err)
+vmmuser_cgroup_find (const char *dir, const char *name, char *path, size_t len, struct err **err)
 {
   char leaf[VM_NAME_MAX + 24];
 
-  vmmuser_cgroup_leaf (r->name, dir, leaf, sizeof leaf);
+  vmmuser_cgroup_leaf (name, dir, leaf, sizeof leaf);
   return cgroup_path (leaf, path, len, err);
 }
 
@@ -309,7 +308,7 @@ vmmuser_cgroup_remove (const char *dir, struct vm_record *r, struct err **err)
   char path[VM_PATH_MAX];
   cleanup_err struct err *e = NULL;
 
-  if (vmmuser_cgroup_find (dir, r, path, sizeof path, &e) < 0)
+  if (vmmuser_cgroup_find (dir, r->name, path, sizeof path, &e) < 0)
     snprintf (path, sizeof path, "%s", r->cgroup);
   r->cgroup[0] = '\0';
   if (path[0] == '\0')

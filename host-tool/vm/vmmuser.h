@@ -73,7 +73,7 @@ void vmmuser_cgroup_limits (const struct vm_record *r, struct cgroup_limits *l);
 
 /* Its path, whether it exists or not; an error on a host without cgroup
    v2. */
-int vmmuser_cgroup_find (const char *dir, const struct vm_record *r, char *path, size_t len,
+int vmmuser_cgroup_find (const char *dir, const char *name, char *path, size_t len,
                          struct err **err);
 
 /* After the VMM is gone: kills what is left in the VM's cgroup (cgroup.kill),

@@ -11,7 +11,8 @@ user network, shows the page CDP opened, and again after standby/restore; the
 forwards chvm made for itself (DevTools, agent) refuse `nobody` and take root,
 while its guard lives exactly as long as the QEMU that forwards; a
 page opened before standby is there after restore with the same target id
-and URL (same browser); rm leaves no process or file behind.  Bad inputs
+and URL (same browser); pause stops the guest and resume lets it go on;
+rm leaves no process or file behind.  Bad inputs
 fail with one line and leave nothing behind.
 
 When the initramfs has no agent (/sbin/chvm-agent), the same boot is driven
@@ -24,6 +25,7 @@ import re
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -431,6 +433,58 @@ def test_exec(env, vm):
     assert p.returncode == 1 and "no-such-vm" in p.stderr, p.stderr
     p = chvm(env, "exec", vm["name"], check=False)
     assert p.returncode == 2 and "Usage: chvm exec" in p.stderr, p.stderr
+
+
+def no_answer(url, within_s):
+    """Whether a GET of url gets no answer within within_s (a paused
+    guest's DevTools: QEMU's user network takes the connection, the guest
+    never answers)."""
+    try:
+        urllib.request.urlopen(url, timeout=within_s).read()
+    except (TimeoutError, socket.timeout):
+        return True
+    except urllib.error.URLError as e:
+        return isinstance(e.reason, (TimeoutError, socket.timeout))
+    return False
+
+
+def test_pause_resume(env, vm):
+    """chvm pause stops the guest's vCPUs where they are: ps --json (QMP)
+    and inspect say paused, DevTools answers nothing (directly, and through
+    the supervisor's endpoint, which does not resume it), exec is refused;
+    chvm resume lets it go on and the same requests answer.  A second pause,
+    a resume of a running VM and a missing VM fail with one line."""
+    name = vm["name"]
+    p = chvm(env, "resume", name, check=False)
+    assert (p.returncode, p.stderr) == (
+        1, "chvm resume: VM '%s' is running, not paused\n" % name), p
+    p = chvm(env, "pause", "no-such-vm", check=False)
+    assert p.returncode == 1 and p.stderr.startswith("chvm pause: ") and "no-such-vm" in p.stderr \
+        and p.stderr.count("\n") == 1, p.stderr
+    assert json.loads(chvm(env, "--json", "pause", name).stdout) == [
+        {"name": name, "state": "paused"}]
+    try:
+        assert cli.ps_row(env, name)["status"] == "paused"
+        assert cli.inspect(env, name)["status"] == "paused"
+        p = chvm(env, "pause", name, check=False)
+        assert (p.returncode, p.stderr) == (
+            1, "chvm pause: VM '%s' is paused, not running\n" % name), p
+        if vm["agent"]:
+            p = chvm(env, "exec", name, "--", "true", check=False)
+            assert p.returncode == 1 and "is paused, not running" in p.stderr, p.stderr
+        assert no_answer(vm["cdp"] + "/json/version", 5)
+        assert no_answer(vm["endpoint"] + "/json/version", 5)
+        # A client of the endpoint is no wake: the VM stays paused.
+        assert cli.ps_row(env, name)["status"] == "paused"
+        assert cli.supervisor_status(env, name)["health"] == "running"
+    finally:
+        p = chvm(env, "resume", name, check=False)
+    assert (p.returncode, p.stdout) == (0, "%s: running\n" % name), p
+    assert cli.ps_row(env, name)["status"] == "running"
+    assert "Chrome" in http(vm["cdp"] + "/json/version", timeout=60)["Browser"]
+    assert "Chrome" in http(vm["endpoint"] + "/json/version", timeout=60)["Browser"]
+    if vm["agent"]:
+        assert chvm(env, "exec", name, "--", "true", check=False).returncode == 0
 
 
 def test_stop_powers_off_gracefully(env, vm):

@@ -7,7 +7,9 @@ imports the stand-in's docker archive; `ctr run --runtime
 io.containerd.chvm.v1` boots it as a chvm VM (QEMU/TCG here: one VM,
 minutes), playwright-core drives a page through the VM's CDP endpoint,
 containerd restarted while the VM runs finds the task RUNNING through the
-same shim, `ctr task exec` runs a command in the guest, `ctr task kill` stops it gracefully (the power button), and `ctr
+same shim, `ctr task exec` runs a command in the guest, `ctr task pause`
+and `resume` stop and continue its vCPUs (PAUSED in `ctr task ls`), `ctr
+task metrics` reports the VM's cgroup, `ctr task kill` stops it gracefully (the power button), and `ctr
 task delete` plus `ctr container rm` leave no process, mount, socket or
 file; a second container whose shim is killed with SIGKILL is cleaned up
 by containerd's `delete` from the bundle alone.
@@ -89,6 +91,13 @@ def task_status(c, cid=CID):
     return None
 
 
+def metrics(c, cid=CID):
+    """`ctr task metrics` (cgroups v2 Metrics) as {"cpu.usage_usec": N, ...}."""
+    out = c.ctr("task", "metrics", cid).stdout
+    rows = [line.split() for line in out.splitlines()]
+    return {f[0]: int(f[1]) for f in rows if len(f) == 2 and "." in f[0] and f[1].isdigit()}
+
+
 def read_shim_pid(d, cid):
     """The shim's pid, from the bundle containerd made for cid."""
     with open(os.path.join(d, "state", "io.containerd.runtime.v2.task", NS, cid,
@@ -162,6 +171,30 @@ def test_ctr_run_kill_delete(tmp_path):
         assert (p.returncode, p.stdout, p.stderr.strip()) == (3, "in /proc\n", "err"), p
         p = c.ctr("task", "exec", "--exec-id", "e2", CID, "/no/such/program", check=False)
         assert p.returncode != 0, p
+        # ctr task pause/resume: chvm pause|resume of the VM; PAUSED between,
+        # an exec refused, the guest's CDP silent until it resumes.
+        c.ctr("task", "pause", CID)
+        assert task_status(c) == "PAUSED", c.tail()
+        assert cli.ps_row(env, name)["status"] == "paused"
+        p = c.ctr("task", "exec", "--exec-id", "e3", CID, "true", check=False)
+        assert p.returncode != 0 and "not running" in p.stderr, p
+        assert c.ctr("task", "pause", CID, check=False).returncode != 0
+        c.ctr("task", "resume", CID)
+        assert task_status(c) == "RUNNING", c.tail()
+        assert cli.ps_row(env, name)["status"] == "running"
+        wait_cdp(endpoint, time.monotonic() + 60)
+        assert c.ctr("task", "resume", CID, check=False).returncode != 0
+        # ctr task metrics: the VM's cgroup v2.  cpu.stat is in every
+        # cgroup; memory and pids only where those controllers are on v2
+        # (not on a hybrid host, whose v2 has no controllers).
+        m = metrics(c)
+        cg = cli.inspect(env, name)["cgroup"]
+        print("ctr task metrics: %s (cgroup %s)" % (m, cg))
+        assert m["cpu.usage_usec"] > 0 and m["cpu.usage_usec"] >= m["cpu.user_usec"], m
+        if cg.get("memory.max") is not None:
+            assert m["memory.usage"] > 0 and m["memory.usage_limit"] > m["memory.usage"], m
+        if cg.get("pids.max") is not None:
+            assert 0 < m["pids.current"] <= m["pids.limit"], m
         t1 = time.monotonic()
         c.ctr("task", "kill", CID)
         while task_status(c) != "STOPPED":

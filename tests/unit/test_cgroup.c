@@ -61,6 +61,104 @@ test_events_and_cpu_max (void **state)
   assert_string_equal (v, "max 100000");
 }
 
+/* Parses what the kernel writes (cgroup v2, Linux 6.1) and refuses
+   anything else with an error naming the file. */
+static void
+test_stats_parse (void **state)
+{
+  static const char cpu[] = "usage_usec 1234\nuser_usec 1000\nsystem_usec 234\n"
+                            "core_sched.force_idle_usec 0\nnr_periods 7\nnr_throttled 2\n"
+                            "throttled_usec 99\nnr_bursts 0\nburst_usec 0\n";
+  struct cgroup_stats s = { 0 };
+  struct err *err = NULL;
+
+  (void) state;
+  assert_int_equal (cgroup_stats_parse ("cpu.stat", cpu, strlen (cpu), &s, &err), 0);
+  assert_int_equal (s.cpu_usage_usec, 1234);
+  assert_int_equal (s.cpu_user_usec, 1000);
+  assert_int_equal (s.cpu_system_usec, 234);
+  assert_int_equal (s.cpu_nr_periods, 7);
+  assert_int_equal (s.cpu_nr_throttled, 2);
+  assert_int_equal (s.cpu_throttled_usec, 99);
+  assert_int_equal (cgroup_stats_parse ("memory.current", "4096\n", 5, &s, &err), 0);
+  assert_int_equal (s.memory_usage, 4096);
+  assert_int_equal (cgroup_stats_parse ("memory.max", "max\n", 4, &s, &err), 0);
+  assert_true (s.memory_limit == UINT64_MAX);
+  assert_int_equal (cgroup_stats_parse ("pids.max", "1024", 4, &s, &err), 0);
+  assert_int_equal (s.pids_limit, 1024);
+  assert_int_equal (cgroup_stats_parse ("pids.current", "3\n", 2, &s, &err), 0);
+  assert_int_equal (s.pids_current, 3);
+  /* Bounded: only len bytes count ("3" of "3\n"). */
+  assert_int_equal (cgroup_stats_parse ("pids.current", "12", 1, &s, &err), 0);
+  assert_int_equal (s.pids_current, 1);
+
+  /* "max" is only a limit; no blanks, signs, empties or overflow. */
+  static const struct
+  {
+    const char *file, *text, *msg;
+  } bad[] = {
+    { "pids.current", "max\n", "pids.current: not a number" },
+    { "memory.current", "", "memory.current: not a number" },
+    { "memory.max", " 5\n", "memory.max: not a number or max" },
+    { "memory.max", "18446744073709551616\n", "memory.max: not a number or max" },
+    { "pids.max", "-1\n", "pids.max: not a number or max" },
+    { "cpu.stat", "usage_usec 12\nuser_usec\n", "cpu.stat line 2: not \"KEY VALUE\"" },
+    { "cpu.stat", "usage_usec x1\n", "cpu.stat line 1: not \"KEY VALUE\"" },
+    { "cpu.stat", " 5\n", "cpu.stat line 1: not \"KEY VALUE\"" },
+    { "cgroup.procs", "1\n", "cgroup.procs: not a cgroup file chvm reads" },
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    {
+      assert_true (cgroup_stats_parse (bad[i].file, bad[i].text, strlen (bad[i].text), &s, &err)
+                   < 0);
+      assert_non_null (err);
+      assert_string_equal (err->msg, bad[i].msg);
+      err_release (&err);
+    }
+}
+
+/* cgroup_stats_read on a directory of such files: absent ones (a
+   controller not enabled) count 0, a missing cgroup is an error. */
+static void
+test_stats_read (void **state)
+{
+  char dir[] = "/tmp/chvm-test-cgstats-XXXXXX", p[128];
+  struct cgroup_stats s;
+  struct err *err = NULL;
+  FILE *f;
+
+  (void) state;
+  assert_non_null (mkdtemp (dir));
+  snprintf (p, sizeof p, "%s/cpu.stat", dir);
+  assert_non_null (f = fopen (p, "w"));
+  fputs ("usage_usec 50\nuser_usec 30\nsystem_usec 20\n", f);
+  fclose (f);
+  snprintf (p, sizeof p, "%s/memory.max", dir);
+  assert_non_null (f = fopen (p, "w"));
+  fputs ("max\n", f);
+  fclose (f);
+  assert_int_equal (cgroup_stats_read (dir, &s, &err), 0);
+  assert_int_equal (s.cpu_usage_usec, 50);
+  assert_true (s.memory_limit == UINT64_MAX);
+  assert_int_equal (s.pids_current, 0);
+  snprintf (p, sizeof p, "%s/pids.max", dir);
+  assert_non_null (f = fopen (p, "w"));
+  fputs ("lots\n", f);
+  fclose (f);
+  assert_true (cgroup_stats_read (dir, &s, &err) < 0);
+  assert_non_null (strstr (err->msg, "pids.max: not a number or max"));
+  err_release (&err);
+  unlink (p);
+  snprintf (p, sizeof p, "%s/cpu.stat", dir);
+  unlink (p);
+  snprintf (p, sizeof p, "%s/memory.max", dir);
+  unlink (p);
+  rmdir (dir);
+  assert_true (cgroup_stats_read (dir, &s, &err) < 0);
+  assert_int_equal (err->status, ENOENT);
+  err_release (&err);
+}
+
 static void
 test_vm_name_and_limits (void **state)
 {
@@ -161,10 +259,9 @@ int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_mountinfo),
-    cmocka_unit_test (test_events_and_cpu_max),
-    cmocka_unit_test (test_vm_name_and_limits),
-    cmocka_unit_test (test_spawn_into_and_kill),
+    cmocka_unit_test (test_mountinfo),          cmocka_unit_test (test_events_and_cpu_max),
+    cmocka_unit_test (test_stats_parse),        cmocka_unit_test (test_stats_read),
+    cmocka_unit_test (test_vm_name_and_limits), cmocka_unit_test (test_spawn_into_and_kill),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -3,7 +3,9 @@
    every request is unpacked by its method's message type (garbage is
    InvalidArgument), the task it names is found (another id, or an exec id,
    is NotFound), an unknown method or service is Unimplemented, and State
-   answers the task's fields. */
+   answers the task's fields.  Pause and Resume run a stand-in chvm (a
+   script recording its arguments) and publish through a stand-in
+   `containerd publish`; Stats' Metrics are packed as containerd reads them. */
 #include <event2/event.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -14,14 +16,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "events.h"
+#include "github.com/containerd/cgroups/v2/stats/metrics.pb-c.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb-c.h"
 #include "google/rpc/status.pb-c.h"
 #include "shim.h"
+#include "stats.h"
 #include "ttrpc.h"
 
 struct fixture
@@ -33,6 +39,36 @@ struct fixture
   char dir[64];
   int cli;
 };
+
+/* An executable script path in f's dir: "#!/bin/sh" and body. */
+static void
+script (struct fixture *f, const char *name, const char *body, char *path, size_t len)
+{
+  FILE *o;
+
+  snprintf (path, len, "%s/%s", f->dir, name);
+  assert_non_null (o = fopen (path, "w"));
+  fprintf (o, "#!/bin/sh\n%s\n", body);
+  assert_int_equal (fclose (o), 0);
+  assert_int_equal (chmod (path, 0755), 0);
+}
+
+/* The text of f's dir/name ("" when absent). */
+static void
+slurp (struct fixture *f, const char *name, char *out, size_t len)
+{
+  char path[128];
+  FILE *i;
+  size_t n = 0;
+
+  snprintf (path, sizeof path, "%s/%s", f->dir, name);
+  if ((i = fopen (path, "r")) != NULL)
+    {
+      n = fread (out, 1, len - 1, i);
+      fclose (i);
+    }
+  out[n] = '\0';
+}
 
 static int
 setup (void **state)
@@ -52,6 +88,12 @@ setup (void **state)
   assert_non_null (f->base = event_base_new ());
   assert_int_equal (ttrpc_server_new (f->base, lfd, task_dispatch, &f->s, &f->server, NULL), 0);
   f->s.base = f->base;
+  snprintf (f->s.state_root, sizeof f->s.state_root, "%s", f->dir);
+  /* chvm and containerd's publish, each recording its arguments. */
+  script (f, "chvm", "echo \"$@\" >> \"$(dirname \"$0\")/chvm.args\"", f->s.chvm, sizeof f->s.chvm);
+  script (f, "publish", "cat >/dev/null; echo \"$@\" >> \"$(dirname \"$0\")/published\"",
+          f->s.publish_binary, sizeof f->s.publish_binary);
+  assert_non_null (f->s.events = events_new (f->base, f->s.publish_binary, "/run/c.sock", "ns1"));
   assert_non_null (f->t = calloc (1, sizeof *f->t));
   f->t->vmm_pidfd = f->t->stdout_fd = f->t->stderr_fd = -1;
   f->t->id = strdup ("c1");
@@ -61,6 +103,7 @@ setup (void **state)
   f->t->stderr_path = strdup ("");
   f->t->pid = 4242;
   f->t->status = CONTAINERD__V1__TYPES__STATUS__RUNNING;
+  snprintf (f->t->vm, sizeof f->t->vm, "ctr-ns1-c1");
   f->s.task = f->t;
   f->cli = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   assert_int_equal (connect (f->cli, (struct sockaddr *) &a, sizeof a), 0);
@@ -77,9 +120,15 @@ teardown (void **state)
   close (f->cli);
   ttrpc_server_free (f->server);
   task_free (f->t);
+  events_free (f->s.events);
   event_base_free (f->base);
-  snprintf (path, sizeof path, "%s/s", f->dir);
-  unlink (path);
+  for (const char *const *n
+       = (const char *const[]){ "s", "chvm", "chvm.args", "publish", "published", NULL };
+       *n != NULL; n++)
+    {
+      snprintf (path, sizeof path, "%s/%s", f->dir, *n);
+      unlink (path);
+    }
   rmdir (f->dir);
   free (f);
   return 0;
@@ -207,6 +256,148 @@ test_garbage_and_unknown (void **state)
                     TTRPC_ALREADY_EXISTS);
 }
 
+/* The task's status as State answers it. */
+static Containerd__V1__Types__Status
+state_of (struct fixture *f)
+{
+  Containerd__Task__V2__StateRequest q = CONTAINERD__TASK__V2__STATE_REQUEST__INIT;
+  Containerd__Task__V2__StateResponse *a;
+  Ttrpc__Response *r;
+  Containerd__V1__Types__Status st;
+
+  q.id = (char *) "c1";
+  assert_non_null (r = call (f, "containerd.task.v2.Task", "State", &q.base, NULL, 0));
+  assert_non_null (
+      a = containerd__task__v2__state_response__unpack (NULL, r->payload.len, r->payload.data));
+  st = a->status;
+  containerd__task__v2__state_response__free_unpacked (a, NULL);
+  ttrpc__response__free_unpacked (r, NULL);
+  return st;
+}
+
+/* Runs the loop until the queued events are published (bounded). */
+static void
+drain_events (struct fixture *f)
+{
+  for (int i = 0; i < 500 && !events_idle (f->s.events); i++)
+    {
+      event_base_loop (f->base, EVLOOP_NONBLOCK);
+      poll (NULL, 0, 10);
+    }
+  assert_true (events_idle (f->s.events));
+}
+
+static void
+test_pause_and_resume (void **state)
+{
+  struct fixture *f = *state;
+  Containerd__Task__V2__PauseRequest p = CONTAINERD__TASK__V2__PAUSE_REQUEST__INIT;
+  Containerd__Task__V2__ResumeRequest q = CONTAINERD__TASK__V2__RESUME_REQUEST__INIT;
+  char text[1024], want[512];
+
+  p.id = q.id = (char *) "c1";
+  /* Resume of a running task, Pause of another id. */
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Resume", &q.base, NULL, 0)),
+                    TTRPC_FAILED_PRECONDITION);
+  p.id = (char *) "c2";
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Pause", &p.base, NULL, 0)),
+                    TTRPC_NOT_FOUND);
+  p.id = (char *) "c1";
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Pause", &p.base, NULL, 0)),
+                    TTRPC_OK);
+  assert_int_equal (state_of (f), CONTAINERD__V1__TYPES__STATUS__PAUSED);
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Pause", &p.base, NULL, 0)),
+                    TTRPC_FAILED_PRECONDITION);
+  /* A paused task is not deleted, nor does it take an exec. */
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Delete", &p.base, NULL, 0)),
+                    TTRPC_FAILED_PRECONDITION);
+  assert_int_equal (code_of (call (f, "containerd.task.v3.Task", "Resume", &q.base, NULL, 0)),
+                    TTRPC_OK);
+  assert_int_equal (state_of (f), CONTAINERD__V1__TYPES__STATUS__RUNNING);
+  slurp (f, "chvm.args", text, sizeof text);
+  snprintf (want, sizeof want,
+            "--state-dir %s pause ctr-ns1-c1\n--state-dir %s resume ctr-ns1-c1\n", f->dir, f->dir);
+  assert_string_equal (text, want);
+  drain_events (f);
+  slurp (f, "published", text, sizeof text);
+  assert_string_equal (text,
+                       "--address /run/c.sock publish --topic /tasks/paused --namespace ns1\n"
+                       "--address /run/c.sock publish --topic /tasks/resumed --namespace ns1\n");
+}
+
+/* chvm pause failing: Internal with its last line, the task runs on. */
+static void
+test_pause_fails (void **state)
+{
+  struct fixture *f = *state;
+  Containerd__Task__V2__PauseRequest p = CONTAINERD__TASK__V2__PAUSE_REQUEST__INIT;
+  Ttrpc__Response *r;
+
+  script (f, "chvm", "echo \"chvm pause: VM 'x' is standby, not running\" >&2; exit 1", f->s.chvm,
+          sizeof f->s.chvm);
+  p.id = (char *) "c1";
+  assert_non_null (r = call (f, "containerd.task.v2.Task", "Pause", &p.base, NULL, 0));
+  assert_non_null (r->status);
+  assert_int_equal (r->status->code, TTRPC_INTERNAL);
+  assert_string_equal (r->status->message,
+                       "chvm pause: chvm pause: VM 'x' is standby, not running");
+  ttrpc__response__free_unpacked (r, NULL);
+  assert_int_equal (state_of (f), CONTAINERD__V1__TYPES__STATUS__RUNNING);
+  assert_true (events_idle (f->s.events));
+}
+
+/* Stats of a task that is not running, and of one whose VM has no cgroup
+   (this test's VM was never started): errors, not a crash. */
+static void
+test_stats_errors (void **state)
+{
+  struct fixture *f = *state;
+  Containerd__Task__V2__StatsRequest q = CONTAINERD__TASK__V2__STATS_REQUEST__INIT;
+
+  q.id = (char *) "c1";
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Stats", &q.base, NULL, 0)),
+                    TTRPC_INTERNAL);
+  f->t->status = CONTAINERD__V1__TYPES__STATUS__CREATED;
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Stats", &q.base, NULL, 0)),
+                    TTRPC_FAILED_PRECONDITION);
+}
+
+/* What stats_pack makes is the Metrics containerd unpacks, within
+   STATS_PACKED_MAX even with every figure at its largest. */
+static void
+test_stats_pack (void **state)
+{
+  struct cgroup_stats cs = { .pids_current = 3,
+                             .pids_limit = 1024,
+                             .cpu_usage_usec = 5000,
+                             .cpu_user_usec = 3000,
+                             .cpu_system_usec = 2000,
+                             .cpu_nr_throttled = 1,
+                             .memory_usage = 1u << 30,
+                             .memory_limit = UINT64_MAX };
+  uint8_t buf[STATS_PACKED_MAX];
+  Io__Containerd__Cgroups__V2__Metrics *m;
+  size_t n = stats_pack (&cs, buf);
+
+  (void) state;
+  assert_non_null (m = io__containerd__cgroups__v2__metrics__unpack (NULL, n, buf));
+  assert_non_null (m->pids);
+  assert_non_null (m->cpu);
+  assert_non_null (m->memory);
+  assert_int_equal (m->pids->current, 3);
+  assert_int_equal (m->pids->limit, 1024);
+  assert_int_equal (m->cpu->usage_usec, 5000);
+  assert_int_equal (m->cpu->user_usec, 3000);
+  assert_int_equal (m->cpu->system_usec, 2000);
+  assert_int_equal (m->cpu->nr_throttled, 1);
+  assert_int_equal (m->memory->usage, 1u << 30);
+  assert_true (m->memory->usage_limit == UINT64_MAX);
+  assert_null (m->io);
+  io__containerd__cgroups__v2__metrics__free_unpacked (m, NULL);
+  memset (&cs, 0xff, sizeof cs);
+  assert_true (stats_pack (&cs, buf) <= STATS_PACKED_MAX);
+}
+
 int
 main (void)
 {
@@ -214,6 +405,10 @@ main (void)
     cmocka_unit_test_setup_teardown (test_state_of_the_task, setup, teardown),
     cmocka_unit_test_setup_teardown (test_other_id_or_exec_is_not_found, setup, teardown),
     cmocka_unit_test_setup_teardown (test_garbage_and_unknown, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_pause_and_resume, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_pause_fails, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_stats_errors, setup, teardown),
+    cmocka_unit_test (test_stats_pack),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
