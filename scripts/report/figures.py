@@ -598,6 +598,9 @@ def extract_fork(docs):
             "pss": d.rnum(p + "pss_sum_bytes") / MiB, "ram": d.rnum(p + "guest_ram_sum_bytes") / MiB,
             "template": d.rnum(p + "template_memory_bytes") / MiB,
             "avail": (d.rnum(p + "mem_available_before") - d.rnum(p + "mem_available_after")) / MiB,
+            "copy": sum(d.rnum(versions[0] + ".restore_copy.phases." + k)
+                        for k in d.r(versions[0] + ".restore_copy.phases", dict))
+            / 1e3 if d.r(versions[0] + ".restore_copy", dict, None) else None,
             "own": extract_own_restore(docs.get("bench-fork")),
             "sources": [d] + ([docs["bench-fork"]] if docs.get("bench-fork") else [])}
 
@@ -628,6 +631,9 @@ def draw_fork(plt, s, path):
     n = len(s["ready"])
     a.bar(range(n), s["ready"], 0.6, label="clone: run --from to browser ready (s)")
     a.axhline(s["cold"], color="#c44", linestyle="--", label="cold chvm run of the same image (s)")
+    if s["copy"] is not None:
+        a.axhline(s["copy"], color="#484", linestyle=":",
+                  label="copy restore of a standby of that VM, to CDP (s)")
     a.set_xticks(list(range(n)), ["clone %d" % (i + 1) for i in range(n)])
     a.set_ylabel("time (s)")
     a.legend(fontsize=7)

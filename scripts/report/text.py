@@ -164,15 +164,14 @@ def questions(v):
 
 
 NOT_YET = [
-    ("Template fork with 10 Chromium clones at once (3 here so far)", "issue 23",
-     "make bench-fork-kvmhost"),
     ("Density (N browser VMs at once: PSS, free memory, blk vs pmem)", "issue 24",
      "make bench-density is not written"),
     ("Everything on hardware KVM (boot to CDP, standby, restore, wake, soak with CH)", "this page's last section",
      "make bench-hw"),
     ("WebRTC frame rate and bitrate under Cloud Hypervisor", "no KVM-backed Chromium with a display here",
      "make bench-hw, then the live-view test: python3 -m pytest tests/integration/test_chvm_qemu_tap.py -k live_view"),
-    ("Restore modes: VMM resident memory over 60 s (only 0 and 30 s sampled)", "bench_snapshot samples twice",
+    ("Restore modes: VMM resident memory over 60 s for copy and ondemand (only 0 and 30 s sampled; the memory "
+     "file and the micro guest's copy at 0/10/30/60 s: [fork](#fork))", "bench_snapshot samples twice",
      "make bench-snapshot"),
     ("Boot waterfall of CH's own phases (kernel, init) with a real guest", "the KVM host logs only run/ready",
      "make test-kvmhost"),
