@@ -47,8 +47,10 @@ MEASURED = {
     "bench-snapshot": "make bench-snapshot",
     "kvmhost": "make test-kvmhost",
     "cdp-wake": "make bench-cdp-wake",
+    "bench-fork": "make bench-fork",
     "fork-kvmhost": "make bench-fork-kvmhost",
     "pmem-kvmhost": "make bench-pmem-kvmhost",
+    "density": "make bench-density",
     "soak-qemu": "make soak",
     "soak-kvmhost": "make soak-kvmhost",
 }

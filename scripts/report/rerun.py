@@ -66,10 +66,16 @@ BENCHES = [
      "chvm with each CH build and the Chromium stand-in inside the KVM host: every phase", "15-19", True),
     ("bench-snapshot", "bench-snapshot", "bench-snapshot.json", lambda: "nested",
      "What a snapshot holds per guest RAM setting: CH v53.0 inside the KVM host", "40", True),
+    ("bench-fork", "bench-fork", "bench-fork.json", micro_host,
+     "Templates and a VM's own restore, micro guest: clones cow and copy, copy restore against the "
+     "memory file mapped again, 10 clones", "10", False),  # bench_fork.py takes the lock itself
     ("fork-kvmhost", "bench-fork-kvmhost", "fork-kvmhost.json", lambda: "nested",
      "VMs from a template of the Chromium stand-in, at once: CH inside the KVM host", "15-40", True),
     ("pmem-kvmhost", "bench-pmem-kvmhost", "pmem-kvmhost.json", lambda: "nested",
      "The root as virtio-pmem with DAX against a blk root: CH inside the KVM host", "15", True),
+    ("density", "bench-density", "bench-density.json", qemu_or_ch_host,
+     "Density: 10 Chromium VMs at once, blk root then pmem root: VMM PSS, host memory, snapshots",
+     "15-30", True),
     ("soak-qemu", "soak", "soak-qemu.json", qemu_or_ch_host,
      "Standby/restore soak with a counter file and a CDP client", "25", True),
     ("soak-kvmhost", "soak-kvmhost", "soak-kvmhost.json", lambda: "nested",
