@@ -521,8 +521,9 @@ def test_template_clones(g):
     ready, playwright-core through its own endpoint, its hostname and kernel
     random output (all different: the agent reseeded each), the VMMs' PSS
     against CLONES x guest RAM and the template, MemAvailable before and
-    after; beside this build's cold run and restore of the same image (the
-    baselines, from the steps before)."""
+    after; the first clone stood by and woken by a new connection to its
+    endpoint; beside this build's cold run and restore of the same image
+    (the baselines, from the steps before)."""
     if CLONES == 0:
         pytest.skip("template clones: CHVM_KVMHOST_CLONES=N (full plan 3; make "
                     "bench-fork-kvmhost: 10)")
@@ -563,6 +564,17 @@ def test_template_clones(g):
             pss += int(g.h.sh("grep ^Pss: /proc/%d/smaps_rollup" % ps[c["name"]]["pid"])
                        ["out"].split()[1]) << 10
         avail1 = mem_available(g.h)
+        # A clone stands by (its own snapshot) and a new connection to its
+        # endpoint wakes it, as any VM's.
+        first = min(clones, key=lambda c: c["name"])
+        g.chvm_json("standby", first["name"])
+        t0 = time.monotonic()
+        url = "http://127.0.0.1:%d/%s/json/version" % (
+            g.h.port[CLONE_PORT + int(first["name"].rsplit("-", 1)[1]) - 1],
+            first["endpoint"].rsplit("/", 1)[1])
+        with urllib.request.urlopen(url, timeout=BOOT_S) as r:
+            assert "Chrome" in json.loads(r.read())["Browser"]
+        wake_s = time.monotonic() - t0
         ram = int(GUEST_MEMORY.rstrip("G")) << 30
         fig = {"clones": CLONES, "template_create_s": round(create_s, 1),
                "template_memory_bytes": made.get("memory_bytes"), "wall_s": round(wall, 1),
@@ -572,7 +584,7 @@ def test_template_clones(g):
                "ready_max_s": round(ready[-1], 1), "memory": sorted({c["memory"] for c in clones}),
                "pss_sum_bytes": pss, "guest_ram_sum_bytes": CLONES * ram,
                "mem_available_before": avail0, "mem_available_after": avail1,
-               "cold_run_s": g.figures.get("run", {}).get("wall_s")}
+               "cold_run_s": g.figures.get("run", {}).get("wall_s"), "clone_wake_s": round(wake_s, 1)}
         g.figures["template_clones"] = fig
         print("%s clones: %s" % (g.version, fig))
         assert fig["memory"] == ["cow"], clones
