@@ -456,14 +456,16 @@ test-prereqs: $(MICRO_DIR)/micro-touch256.elf
 bench-fork: $(B)/bin/chvm initrd $(foreach n,$(MICRO_TOUCH_SIZES),$(MICRO_DIR)/micro-touch$(n).elf)
 	nice python3 tests/bench/bench_fork.py
 # The Chromium stand-in inside the KVM host with the newest CH build: its
-# cold run, then a template and CLONES (default 10) clones at once
-# (test_kvmhost.py's test_template_clones; figures in
-# build/test-results/fork-kvmhost.json).  About half an hour nested.
+# cold run, a standby and copy restore of it, the same image with
+# --memory-file stood by and restored from that file, then a template and
+# CLONES (default 10) clones at once (test_kvmhost.py; figures in
+# build/test-results/fork-kvmhost.json).  About 40 minutes nested.
 .PHONY: bench-fork-kvmhost
 bench-fork-kvmhost: $(B)/bin/chvm initrd $(MICRO_ELF)
-	CHVM_KVMHOST_CLONES=$${CLONES:-10} CHVM_KVMHOST_MEMORY=$${KVMHOST_MEMORY:-12G} \
+	CHVM_KVMHOST_CLONES=$${CLONES:-10} CHVM_KVMHOST_MEMORY=$${KVMHOST_MEMORY:-12G} CHVM_KVMHOST_MEMFILE=1 \
 	  CHVM_KVMHOST_RESULTS=$(B)/test-results/fork-kvmhost.json CHVM_KVMHOST_VERSIONS=$$(ls ../shared/tools/cloud-hypervisor | sort -V | tail -1) \
-	  python3 -m pytest -rs -v -s tests/integration/test_kvmhost.py -k "run_boots or template_clones"
+	  python3 -m pytest -rs -v -s tests/integration/test_kvmhost.py \
+	  -k "run_boots or standby_restore_copy or memory_file_restore or template_clones"
 # ---- end section: templates and clones ----
 
 # The root as virtio-pmem with DAX under CH inside the KVM host, beside the
@@ -474,6 +476,19 @@ bench-pmem-kvmhost: $(B)/bin/chvm initrd $(MICRO_ELF)
 	CHVM_KVMHOST_PMEM=1 CHVM_KVMHOST_RESULTS=$(B)/test-results/pmem-kvmhost.json \
 	  CHVM_KVMHOST_VERSIONS=$$(ls ../shared/tools/cloud-hypervisor | sort -V | tail -1) \
 	  python3 -m pytest -rs -v -s tests/integration/test_kvmhost.py -k "run_boots or playwright or ondemand or rootfs_pmem"
+# Density: DENSITY_N (default 10) Chromium stand-in VMs (2 GiB) at once,
+# all with a blk root, then all with a pmem root; a page loaded in each,
+# then the VMMs' PSS/RSS, the host's MemAvailable drop and each standby's
+# snapshot (tests/bench/bench_density.py; build/test-results/
+# bench-density.json).  QEMU/TCG here, CH on a host with hardware KVM and
+# cloud-hypervisor (DENSITY_BACKEND=qemu|ch picks): 3 minutes for 2 under
+# TCG here, about 15-30 for 10.  Run it under flock /tmp/chvm-vmtests.lock.
+# Not in make test.
+DENSITY_N ?= 10
+DENSITY_BACKEND ?= auto
+.PHONY: bench-density
+bench-density: $(B)/bin/chvm initrd
+	python3 tests/bench/bench_density.py --count $(DENSITY_N) --backend $(DENSITY_BACKEND)
 
 # ---- section: supervisor + CDP endpoint (issue 11) ----
 # The per-VM supervisor (host-tool/supervisor.c, libevent) and the pure
