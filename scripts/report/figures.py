@@ -689,11 +689,31 @@ def extract_pmem(docs):
                  {"pmem": (k.rnum(pm + "snapshot_allocated") / MiB, k.rnum(pm + "guest_nonfree") / MiB,
                            k.rnum(pm + "cached_bytes") / MiB),
                   "blk": (k.rnum(pm + "blk.standby.snapshot_allocated") / MiB, None, None)}))
-    return {"rows": rows, "sources": [q, k]}
+    dens = docs.get("density")
+    return {"rows": rows, "density": extract_density(dens) if dens else None,
+            "sources": [q, k] + ([dens] if dens else [])}
+
+
+def extract_density(d):
+    """make bench-density: per root device, N VMs at once: per-VM PSS,
+    snapshot and host MemAvailable drop (MiB)."""
+    out = {"n": d.rnum("count"), "backend": d.r("backend", str), "bars": {}}
+    for dev in ("blk", "pmem"):
+        p = "passes.%s." % dev
+        n = d.rnum(p + "count")
+        out["bars"][dev] = [d.rnum(p + "pss.median") / MiB, d.rnum(p + "pss.sum") / n / MiB,
+                            d.rnum(p + "snapshot_allocated.median") / MiB,
+                            d.rnum(p + "mem_available_drop") / n / MiB]
+    return out
+
+
+DENSITY_BARS = ["VMM PSS, median", "VMM PSS, sum / N", "snapshot, median", "host MemAvailable drop / N"]
 
 
 def draw_pmem(plt, s, path):
-    fig, ax = plt.subplots(figsize=(11, 4.6))
+    dens = s["density"]
+    fig, axes = plt.subplots(1, 2 if dens else 1, figsize=(18 if dens else 11, 4.6), squeeze=False)
+    ax = axes[0][0]
     rows = s["rows"]
     x = range(len(rows))
     for off, dev, color in ((-0.2, "blk", "#999"), (0.2, "pmem", "#4a4")):
@@ -707,6 +727,16 @@ def draw_pmem(plt, s, path):
     ax.set_xticks(list(x), [r[0] for r in rows])
     ax.set_ylabel("% of guest RAM")
     ax.legend(fontsize=7)
+    if dens:
+        b = axes[0][1]
+        x = range(len(DENSITY_BARS))
+        for off, dev, color in ((-0.2, "blk", "#999"), (0.2, "pmem", "#4a4")):
+            b.bar([i + off for i in x], dens["bars"][dev], 0.4, color=color, label="%s root" % dev)
+        b.set_xticks(list(x), DENSITY_BARS, fontsize=7)
+        b.set_ylabel("MiB per VM")
+        b.legend(fontsize=7)
+        b.set_title("%d VMs of the stand-in (2 GiB) at once, a page loaded in each (%s, make bench-density)"
+                    % (dens["n"], dens["backend"]), fontsize=8)
     finish(plt, fig, s["sources"], path,
            "Snapshot after loading a page: block-device root against virtio-pmem with DAX")
 
