@@ -23,8 +23,9 @@ PACKAGES=(
   # VMs and integration tests
   qemu-system-x86 qemu-utils iproute2 nftables openssh-client openssh-server socat curl jq
   python3 python3-pytest chromium ca-certificates
-  # the containerd shim's integration test (Debian's containerd and ctr)
-  containerd
+  # the containerd shim's integration test (Debian's containerd and ctr;
+  # CNI's bridge, host-local and loopback in /usr/lib/cni for its CRI pod)
+  containerd containernetworking-plugins
   # make report: plots (Debian's matplotlib)
   python3-matplotlib
 )
@@ -81,6 +82,25 @@ if [ -f package-lock.json ] && { [ -n "${CI:-}" ] || [ ! -d node_modules ]; }; t
   npm ci --no-audit --no-fund --loglevel=error
 else
   npm install --no-audit --no-fund --loglevel=error
+fi
+
+# crictl (the CRI pod test of the containerd shim): Debian 12 has no
+# package, so it is built from the Go module proxy with the Go on PATH or
+# /usr/local/go (about 90 s); skipped when a crictl is installed.
+CRICTL_VERSION=v1.34.0
+if command -v crictl >/dev/null; then
+  log "crictl: $(command -v crictl) present"
+elif [ "$(id -u)" != 0 ]; then
+  log "crictl missing (run as root to build it into /usr/local/bin)"
+else
+  go=$(command -v go || echo /usr/local/go/bin/go)
+  if [ -x "$go" ]; then
+    log "building crictl $CRICTL_VERSION with $go into /usr/local/bin"
+    GOBIN=/usr/local/bin "$go" install "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION" \
+      || log "crictl $CRICTL_VERSION did not build (the CRI pod test skips)"
+  else
+    log "crictl missing and no Go to build it (the CRI pod test skips)"
+  fi
 fi
 
 scripts/build-musl-deps.sh build/musl

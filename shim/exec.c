@@ -107,7 +107,7 @@ exec_done (void *arg, int status, const char *out, const char *errout)
   x->exit_status = (uint32_t) status;
   at.seconds = x->exited_at.tv_sec;
   at.nanos = (int32_t) x->exited_at.tv_nsec;
-  ev.container_id = s->task->id;
+  ev.container_id = x->t->id;
   ev.id = x->id;
   ev.pid = (uint32_t) x->pid;
   ev.exit_status = x->exit_status;
@@ -158,6 +158,7 @@ exec_start (struct shim *s, struct task *t, struct shim_exec *x, struct err **er
   if ((out = open_out (x->stdout_path)) < 0 || (errout = open_out (x->stderr_path)) < 0)
     return err_make (err, errno, "exec %s: open its output", x->id);
   x->s = s;
+  x->t = t;
   if (child_spawn_io (s->base, argv, out, errout, exec_done, x, &x->pid, err) < 0)
     return err_wrap (err, "exec %s", x->id);
   x->status = CONTAINERD__V1__TYPES__STATUS__RUNNING;

@@ -19,6 +19,7 @@ struct shim_exec
 {
   struct shim_exec *next;
   struct shim *s;
+  struct task *t; /* its task (while not an orphan) */
   char *id, *stdout_path, *stderr_path;
   struct shim_spec *spec;
   Containerd__V1__Types__Status status;

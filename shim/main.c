@@ -31,6 +31,7 @@
 #include "log.h"
 #include "names.h"
 #include "shim.h"
+#include "spec.h"
 #include "state/vmstate.h"
 #include "sys/fs.h"
 #include "sys/json.h"
@@ -83,25 +84,17 @@ parse_flags (int argc, char **argv, struct flags *f)
 static int
 shim_setup (struct shim *s, const struct flags *f, struct err **err)
 {
-  const char *parts[] = { "chvm-shim-socket", f->address, f->ns, f->id };
-  cleanup_free char *dir = strdup (f->address);
   const char *bin = getenv ("CHVM_BIN");
-  char self[PATH_MAX], hex[65];
+  char self[PATH_MAX];
   ssize_t n;
 
-  if (dir == NULL)
-    return err_make (err, ENOMEM, "address");
   snprintf (s->ns, sizeof s->ns, "%s", f->ns);
   snprintf (s->id, sizeof s->id, "%s", f->id);
   snprintf (s->address, sizeof s->address, "%s", f->address);
   snprintf (s->publish_binary, sizeof s->publish_binary, "%s", f->publish_binary);
   if (f->ns[0] == '\0' || f->id[0] == '\0' || f->address[0] != '/')
     return err_make (err, EINVAL, "-namespace, -id and an absolute -address are required");
-  names_hash_hex (parts, 4, hex);
-  /* Beside containerd's socket, as containerd's own shims put theirs. */
-  snprintf (s->socket_path, sizeof s->socket_path, "%s/s/%.32s", dirname (dir), hex);
-  if (strlen (s->socket_path) >= sizeof ((struct sockaddr_un *) 0)->sun_path)
-    snprintf (s->socket_path, sizeof s->socket_path, "/run/chvm-shim/%.32s", hex);
+  names_socket (f->address, f->ns, f->id, s->socket_path, sizeof s->socket_path);
   if (vmstate_root (NULL, s->state_root, sizeof s->state_root, err) < 0)
     return -1;
   if (bin != NULL && bin[0] == '/')
@@ -145,12 +138,28 @@ write_small (const char *path, const char *text, struct err **err)
   return fs_write_atomic (path, text, strlen (text), 0600, err);
 }
 
+/* The id of the shim that serves the bundle in the working directory: a
+   CRI pod's container joins its sandbox's shim (docs/containerd.md). */
+static int
+bundle_group (const char *id, char *out, size_t len, struct err **err)
+{
+  cleanup_free char *json = NULL;
+  cleanup_spec struct shim_spec *spec = NULL;
+  size_t n;
+
+  if (fs_read_small ("config.json", OCI_JSON_MAX, &json, &n, err) < 0
+      || shim_spec_parse (json, n, &spec, err) < 0)
+    return err_wrap (err, "bundle");
+  snprintf (out, len, "%s", shim_spec_group (spec, id));
+  return 0;
+}
+
 static int
 cmd_start (const struct flags *f, struct err **err)
 {
   struct shim s = { 0 };
   cleanup_close int fd = -1;
-  char addr[PATH_MAX + 16], pid[32];
+  char addr[PATH_MAX + 16], pid[32], group[256];
   pid_t child;
   const char *argv[] = { "containerd-shim-chvm-v1",
                          "-namespace",
@@ -164,7 +173,22 @@ cmd_start (const struct flags *f, struct err **err)
                          f->debug ? "-debug" : NULL,
                          NULL };
 
-  if (shim_setup (&s, f, err) < 0 || (fd = listen_socket (s.socket_path, err)) < 0)
+  if (shim_setup (&s, f, err) < 0 || bundle_group (f->id, group, sizeof group, err) < 0)
+    return -1;
+  if (strcmp (group, f->id) != 0)
+    {
+      /* A pod's container: its sandbox's shim serves it (no shim.pid here:
+         this bundle's `delete` must not kill that shim). */
+      names_socket (f->address, f->ns, group, s.socket_path, sizeof s.socket_path);
+      if (access (s.socket_path, F_OK) < 0)
+        return err_make (err, errno, "the shim of sandbox %s (%s)", group, s.socket_path);
+      snprintf (addr, sizeof addr, "unix://%s", s.socket_path);
+      if (write_small ("address", addr, err) < 0)
+        return -1;
+      printf ("%s", addr);
+      return 0;
+    }
+  if ((fd = listen_socket (s.socket_path, err)) < 0)
     return -1;
   if (proc_spawn_self_env (argv, NULL, fd, &child, err) < 0)
     return err_wrap (err, "start the shim daemon");
@@ -282,7 +306,8 @@ cmd_serve (const struct flags *f, struct err **err)
   log_info ("exiting");
   unlink (s.socket_path);
   ttrpc_server_free (s.server);
-  task_free (s.task);
+  for (size_t i = 0; i < SHIM_TASKS_MAX; i++)
+    task_free (s.tasks[i]);
   events_free (s.events);
   for (int i = 0; i < 2; i++)
     if (sigev[i] != NULL)

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "state/vmrec.h"
 
@@ -47,4 +49,19 @@ names_vm (const char *ns, const char *id, char *out, size_t len, struct err **er
   if (n < 0 || (size_t) n >= len)
     return err_make (err, ENAMETOOLONG, "VM name");
   return 0;
+}
+
+void
+names_socket (const char *address, const char *ns, const char *id, char *out, size_t len)
+{
+  const char *parts[] = { "chvm-shim-socket", address, ns, id };
+  const char *slash = strrchr (address, '/');
+  int dir = slash != NULL ? (int) (slash - address) : 0;
+  char hex[65];
+  int n;
+
+  names_hash_hex (parts, 4, hex);
+  n = snprintf (out, len, "%.*s/s/%.32s", dir, address, hex);
+  if (n < 0 || (size_t) n >= len || (size_t) n >= sizeof ((struct sockaddr_un *) 0)->sun_path)
+    snprintf (out, len, "/run/chvm-shim/%.32s", hex);
 }

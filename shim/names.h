@@ -21,4 +21,10 @@ void names_hash_hex (const char *const parts[], size_t n, char out[65]);
    chvm name, else "ctr-" and 16 hex digits of their hash. */
 int names_vm (const char *ns, const char *id, char *out, size_t len, struct err **err);
 
+/* The socket of the shim serving id (a pod's: its sandbox's id) for the
+   containerd at address (absolute) in namespace ns: beside containerd's
+   socket, as containerd's own shims put theirs, or in /run/chvm-shim when
+   that is too long for a unix socket's name. */
+void names_socket (const char *address, const char *ns, const char *id, char *out, size_t len);
+
 #endif

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * containerd-shim-chvm-v1: the daemon's state.  One shim per container,
- * one container per VM; the VM's lifecycle is chvm's (`chvm run`, `stop`,
+ * one container per VM; a CRI pod's shim serves its sandbox (a placeholder
+ * process, no VM) and its one container (the VM, in the pod's network
+ * namespace).  The VM's lifecycle is chvm's (`chvm run`, `stop`,
  * `rm`, `image rm` run as children: one implementation, with its lock, its
  * records and its per-VM supervisor, which holds the VM's CDP endpoint).
  *
@@ -29,6 +31,7 @@
 #include "ttrpc.h"
 
 #define SHIM_WAITS_MAX 32
+#define SHIM_TASKS_MAX 2 /* a pod's sandbox and its one container */
 #define SHIM_STATE_FILE "chvm-shim.json"
 
 struct events;
@@ -36,10 +39,13 @@ struct shim_exec;
 
 struct task
 {
+  struct shim *s;
   char *id, *bundle, *stdin_path, *stdout_path, *stderr_path;
   bool terminal;
+  bool sandbox;             /* a pod's sandbox: pid is the placeholder's */
+  char netns[NAME_MAX + 1]; /* the pod's network namespace (/run/netns), or "" */
   Containerd__V1__Types__Status status;
-  uint32_t pid; /* the VMM's once started */
+  uint32_t pid; /* the VMM's once started (a sandbox: its placeholder's) */
   uint32_t exit_status;
   struct timespec exited_at;
   char vm[VM_NAME_MAX + 1];
@@ -63,30 +69,39 @@ struct shim
   struct events *events;
   char ns[256], id[256], address[PATH_MAX], publish_binary[PATH_MAX], bundle[PATH_MAX];
   char socket_path[PATH_MAX];
-  char chvm[PATH_MAX];       /* the chvm binary */
-  char state_root[PATH_MAX]; /* chvm's state dir */
-  struct task *task;         /* NULL before Create and after Delete */
+  char chvm[PATH_MAX];                /* the chvm binary */
+  char state_root[PATH_MAX];          /* chvm's state dir */
+  struct task *tasks[SHIM_TASKS_MAX]; /* NULL: a free slot */
   bool shutdown;
 };
 
 /* task.c: the ttrpc handler of the Task service. */
 void task_dispatch (void *ctx, struct ttrpc_call *call, const Ttrpc__Request *req);
 void task_free (struct task *t);
+/* The task named id, or NULL. */
+struct task *shim_task (struct shim *s, const char *id);
+/* Whether t is still one of s's tasks (a callback's check). */
+bool shim_has_task (const struct shim *s, const struct task *t);
 
 /* Ends the loop once the events are out. */
 void shim_exit (struct shim *s);
 
 /* vm.c */
-typedef void (*vm_done_fn) (struct shim *s, struct ttrpc_call *call, int status, const char *msg);
-/* `chvm --state-dir ROOT args...`; done gets its status and, on failure,
-   its last stderr line; call travels along (may be NULL). */
-int vm_chvm (struct shim *s, const char *const args[], vm_done_fn done, struct ttrpc_call *call,
-             struct err **err);
-/* Boots t's VM; done when chvm run returned (t->pid set, VMM watched). */
+typedef void (*vm_done_fn) (struct shim *s, struct task *t, struct ttrpc_call *call, int status,
+                            const char *msg);
+/* `chvm --state-dir ROOT args...` for t; done gets its status and, on
+   failure, its last stderr line; call travels along (may be NULL). */
+int vm_chvm (struct shim *s, struct task *t, const char *const args[], vm_done_fn done,
+             struct ttrpc_call *call, struct err **err);
+/* Boots t's VM (in t->netns when set, the guest's CDP port published on
+   the namespace's addresses); done when chvm run returned (t->pid set,
+   VMM watched). */
 int vm_start (struct shim *s, struct task *t, vm_done_fn done, struct ttrpc_call *call,
               struct err **err);
 /* Kill: SIGKILL ends the VMM, anything else presses the power button. */
 int vm_kill (struct shim *s, struct task *t, uint32_t sig, struct err **err);
+/* A sandbox's placeholder process: started (t->pid), its exit the task's. */
+int vm_placeholder (struct shim *s, struct task *t, struct err **err);
 /* The VM's exit (VMM gone): sets the status, answers the waits. */
 void vm_exited (struct shim *s, struct task *t);
 /* The entrypoint's exit status from the VM's console log; -1 when absent. */

@@ -109,6 +109,49 @@ parse_annotations (struct json_object *a, struct shim_spec *s, struct err **err)
   return 0;
 }
 
+/* linux.namespaces' network path: /run/netns/NAME or /var/run/netns/NAME
+   (containerd's CRI pins CNI's namespace there: the sandbox's spec names
+   it), NAME into s->netns; another path (a pod container's spec names
+   /proc/SANDBOX_PID/ns/net) is left out. */
+static int
+parse_netns (struct json_object *namespaces, struct shim_spec *s, struct err **err)
+{
+  static const char *const dirs[] = { "/run/netns/", "/var/run/netns/" };
+  size_t n;
+
+  if (namespaces == NULL)
+    return 0;
+  if (!json_object_is_type (namespaces, json_type_array))
+    return err_make (err, EINVAL, "config.json: linux.namespaces is not a list");
+  n = json_object_array_length (namespaces);
+  for (size_t i = 0; i < n; i++)
+    {
+      struct json_object *ns = json_object_array_get_idx (namespaces, i), *type, *path;
+      const char *p, *name = NULL;
+
+      type = member (ns, "type");
+      path = member (ns, "path");
+      if (type == NULL || !json_object_is_type (type, json_type_string)
+          || strcmp (json_object_get_string (type), "network") != 0 || path == NULL)
+        continue;
+      if (!json_object_is_type (path, json_type_string))
+        return err_make (err, EINVAL, "config.json: the network namespace's path");
+      p = json_object_get_string (path);
+      for (size_t d = 0; d < 2 && name == NULL; d++)
+        if (strncmp (p, dirs[d], strlen (dirs[d])) == 0)
+          name = p + strlen (dirs[d]);
+      if (name == NULL)
+        continue; /* another process's (/proc/PID/ns/net): not a name */
+      if (name[0] == '\0' || strchr (name, '/') != NULL || name[0] == '.'
+          || strlen (name) > SPEC_NETNS_MAX
+          || strlen (p) != (size_t) json_object_get_string_len (path))
+        return err_make (err, EINVAL,
+                         "config.json: network namespace %.80s is not one of /run/netns", p);
+      snprintf (s->netns, sizeof s->netns, "%s", name);
+    }
+  return 0;
+}
+
 /* process.args, env, user and cwd ("/" when absent). */
 static int
 process_fill (struct json_object *proc, struct shim_spec *s, struct err **err)
@@ -137,7 +180,8 @@ spec_fill (struct json_object *root, struct shim_spec *s, struct err **err)
   struct json_object *v;
 
   if (process_fill (member (root, "process"), s, err) < 0
-      || parse_annotations (member (root, "annotations"), s, err) < 0)
+      || parse_annotations (member (root, "annotations"), s, err) < 0
+      || parse_netns (member (member (root, "linux"), "namespaces"), s, err) < 0)
     return -1;
   v = member (root, "hostname");
   if (v != NULL && dup_checked (v, "hostname", &s->hostname, err) < 0)
@@ -231,6 +275,26 @@ shim_spec_annotation (const struct shim_spec *s, const char *key)
     if (strcmp (s->ann_keys[i], key) == 0)
       return s->ann_values[i];
   return NULL;
+}
+
+enum shim_role
+shim_spec_role (const struct shim_spec *s)
+{
+  const char *type = shim_spec_annotation (s, SPEC_ANN_TYPE);
+
+  if (type != NULL && strcmp (type, "sandbox") == 0)
+    return SHIM_ROLE_SANDBOX;
+  if (type != NULL && strcmp (type, "container") == 0)
+    return SHIM_ROLE_CONTAINER;
+  return SHIM_ROLE_PLAIN;
+}
+
+const char *
+shim_spec_group (const struct shim_spec *s, const char *id)
+{
+  const char *sandbox = shim_spec_annotation (s, SPEC_ANN_SANDBOX);
+
+  return sandbox != NULL && sandbox[0] != '\0' ? sandbox : id;
 }
 
 static int

@@ -2,9 +2,9 @@
 /*
  * The OCI runtime spec of a bundle (config.json) as far as a chvm VM takes
  * it: process.args (the entrypoint and cmd merged), env, cwd, user uid/gid,
- * hostname and the annotations; and how it becomes what a cached image's
- * image.json holds (struct oci_config), which `chvm run` writes into the
- * config disk.  No I/O: unit-tested and fuzzed.
+ * hostname, the annotations and the network namespace's path; and how it
+ * becomes what a cached image's image.json holds (struct oci_config), which
+ * `chvm run` writes into the config disk.  No I/O: unit-tested and fuzzed.
  */
 #ifndef CHVM_SHIM_SPEC_H
 #define CHVM_SHIM_SPEC_H
@@ -16,6 +16,10 @@
 #include "image/image.h"
 
 #define SPEC_ANNOTATIONS_MAX 256
+#define SPEC_NETNS_MAX 63
+/* containerd's CRI plugin marks a pod's containers with these. */
+#define SPEC_ANN_TYPE "io.kubernetes.cri.container-type"
+#define SPEC_ANN_SANDBOX "io.kubernetes.cri.sandbox-id"
 
 struct shim_spec
 {
@@ -28,6 +32,19 @@ struct shim_spec
   char *hostname; /* "" when absent */
   char **ann_keys, **ann_values;
   size_t n_ann;
+  /* linux.namespaces' network entry's path, a namespace of /run/netns
+     (CNI's, as `ip netns` names it): its name, "" when none is given or
+     the path is elsewhere (/proc/PID/ns/net). */
+  char netns[SPEC_NETNS_MAX + 1];
+};
+
+/* What a bundle is in a CRI pod (SPEC_ANN_TYPE): not one (`ctr run`), the
+   pod's sandbox (its pause container), or a container of the pod. */
+enum shim_role
+{
+  SHIM_ROLE_PLAIN,
+  SHIM_ROLE_SANDBOX,
+  SHIM_ROLE_CONTAINER,
 };
 
 /* Parses config.json (at most OCI_JSON_MAX bytes).  Strings must fit a
@@ -43,6 +60,11 @@ void shim_spec_freep (struct shim_spec **s);
 
 /* The annotation's value, or NULL. */
 const char *shim_spec_annotation (const struct shim_spec *s, const char *key);
+
+enum shim_role shim_spec_role (const struct shim_spec *s);
+/* The id of the shim that serves container id: its pod's sandbox's
+   (SPEC_ANN_SANDBOX) when it has one, else its own. */
+const char *shim_spec_group (const struct shim_spec *s, const char *id);
 
 /* image.json's exec fields for the VM: entrypoint = args, no cmd, env,
    workdir = cwd, user = "uid:gid". */

@@ -6,7 +6,11 @@
    NotFound.  Start, State, Wait, Kill and Delete with an exec id act on
    that exec process (exec.c).  Pause and Resume run `chvm pause|resume`
    (the VM's vCPUs stop and go on; State says PAUSED between), Stats reads
-   the VM's cgroup (stats.c). */
+   the VM's cgroup (stats.c).
+
+   One shim serves one container, or a CRI pod (docs/containerd.md): its
+   sandbox, whose process is a placeholder (vm_placeholder), and one
+   container of it, whose VM runs in the pod's network namespace. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -64,19 +68,39 @@ task_free (struct task *t)
   free (t);
 }
 
+struct task *
+shim_task (struct shim *s, const char *id)
+{
+  for (size_t i = 0; i < SHIM_TASKS_MAX; i++)
+    if (s->tasks[i] != NULL && strcmp (s->tasks[i]->id, id) == 0)
+      return s->tasks[i];
+  return NULL;
+}
+
+bool
+shim_has_task (const struct shim *s, const struct task *t)
+{
+  for (size_t i = 0; i < SHIM_TASKS_MAX; i++)
+    if (s->tasks[i] == t)
+      return true;
+  return false;
+}
+
 /* The task named id (and in *x the exec exec_id names, NULL for none), or
    NULL after answering NotFound. */
 static struct task *
 task_find (struct shim *s, struct ttrpc_call *call, const char *id, const char *exec_id,
            struct shim_exec **x)
 {
+  struct task *t = shim_task (s, id);
+
   *x = NULL;
-  if (s->task == NULL || strcmp (s->task->id, id) != 0)
+  if (t == NULL)
     ttrpc_replyf (call, TTRPC_NOT_FOUND, "task %s not found", id);
-  else if (exec_id != NULL && exec_id[0] != '\0' && (*x = exec_find (s->task, exec_id)) == NULL)
+  else if (exec_id != NULL && exec_id[0] != '\0' && (*x = exec_find (t, exec_id)) == NULL)
     ttrpc_replyf (call, TTRPC_NOT_FOUND, "exec %s not found", exec_id);
   else
-    return s->task;
+    return t;
   return NULL;
 }
 
@@ -100,23 +124,15 @@ open_fifo (const char *path)
 /* The container's config.json and root disk as its own cache entry. */
 static int
 prepare_image (struct shim *s, struct task *t, const Containerd__Task__V2__CreateTaskRequest *r,
-               struct err **err)
+               const struct shim_spec *spec, struct err **err)
 {
-  cleanup_free char *cfg_path = NULL, *json = NULL;
-  cleanup_spec struct shim_spec *spec = NULL;
   cleanup_image struct image *base = NULL, *own = NULL;
   struct oci_config *oci = NULL;
   const char *parts[] = { "chvm-shim-container-v1", s->ns, t->id };
   double t0 = clock_now_ms ();
   bool built;
-  size_t len;
   int rc;
 
-  if (asprintf (&cfg_path, "%s/config.json", r->bundle) < 0)
-    return err_make (err, ENOMEM, "path");
-  if (fs_read_small (cfg_path, OCI_JSON_MAX, &json, &len, err) < 0
-      || shim_spec_parse (json, len, &spec, err) < 0)
-    return err_wrap (err, "bundle %s", r->bundle);
   if (rootfs_prepare (s->state_root, r->bundle, r->rootfs, r->n_rootfs, &base, &built, err) < 0)
     return err_wrap (err, "root filesystem");
   log_info ("rootfs %.12s: %s in %.1f s", base->id, built ? "made" : "cached",
@@ -129,13 +145,29 @@ prepare_image (struct shim *s, struct task *t, const Containerd__Task__V2__Creat
   return rc;
 }
 
+/* The bundle's config.json. */
+static int
+read_spec (const char *bundle, struct shim_spec **spec, struct err **err)
+{
+  cleanup_free char *cfg_path = NULL, *json = NULL;
+  size_t len;
+
+  if (asprintf (&cfg_path, "%s/config.json", bundle) < 0)
+    return err_make (err, ENOMEM, "path");
+  if (fs_read_small (cfg_path, OCI_JSON_MAX, &json, &len, err) < 0
+      || shim_spec_parse (json, len, spec, err) < 0)
+    return err_wrap (err, "bundle %s", bundle);
+  return 0;
+}
+
 static struct task *
-task_new (const Containerd__Task__V2__CreateTaskRequest *r)
+task_new (struct shim *s, const Containerd__Task__V2__CreateTaskRequest *r)
 {
   struct task *t = calloc (1, sizeof *t);
 
   if (t == NULL)
     return NULL;
+  t->s = s;
   t->vmm_pidfd = t->stdout_fd = t->stderr_fd = -1;
   t->status = CONTAINERD__V1__TYPES__STATUS__CREATED;
   t->terminal = r->terminal;
@@ -173,25 +205,94 @@ publish_create (struct shim *s, const struct task *t,
   events_publish (s->events, "/tasks/create", "containerd.events.TaskCreate", &ev.base);
 }
 
+/* Whether this shim takes task r of this spec, in which free slot (*slot);
+   else the answer's code, its message in why. */
+static int
+create_check (struct shim *s, const Containerd__Task__V2__CreateTaskRequest *r,
+              const struct shim_spec *spec, size_t *slot, char *why, size_t len)
+{
+  bool own = strcmp (r->id, s->id) == 0;
+
+  if (!own
+      && (shim_spec_role (spec) != SHIM_ROLE_CONTAINER
+          || strcmp (shim_spec_group (spec, r->id), s->id) != 0))
+    {
+      snprintf (why, len, "task %s: this shim serves %s and the containers of its pod", r->id,
+                s->id);
+      return TTRPC_INVALID_ARGUMENT;
+    }
+  *slot = SHIM_TASKS_MAX;
+  for (size_t i = 0; i < SHIM_TASKS_MAX; i++)
+    {
+      const struct task *o = s->tasks[i];
+
+      if (o == NULL && *slot == SHIM_TASKS_MAX)
+        *slot = i;
+      else if (o != NULL && !own && !o->sandbox)
+        {
+          snprintf (why, len,
+                    "pod %s already has container %s: chvm runs one container per pod (one VM)",
+                    s->id, o->id);
+          return TTRPC_FAILED_PRECONDITION;
+        }
+    }
+  if (*slot == SHIM_TASKS_MAX)
+    {
+      snprintf (why, len, "task %s: this shim's tasks are all there", r->id);
+      return TTRPC_ALREADY_EXISTS;
+    }
+  return TTRPC_OK;
+}
+
+/* The task r asks for, in slot: a sandbox's (no VM, no state file), or a
+   container's with its VM's name, image and state file. */
+static int
+create_task (struct shim *s, const Containerd__Task__V2__CreateTaskRequest *r,
+             const struct shim_spec *spec, struct task *t, struct err **err)
+{
+  enum shim_role role = shim_spec_role (spec);
+
+  t->sandbox = role == SHIM_ROLE_SANDBOX;
+  if (role != SHIM_ROLE_PLAIN) /* `ctr run` keeps the host's network */
+    snprintf (t->netns, sizeof t->netns, "%s", spec->netns);
+  if (t->sandbox)
+    return 0;
+  /* A pod container's spec names the sandbox process's namespace
+     (/proc/PID/ns/net, the placeholder's: the host's); the pod's is the
+     one the sandbox's spec named. */
+  for (size_t i = 0; i < SHIM_TASKS_MAX && role == SHIM_ROLE_CONTAINER; i++)
+    if (t->netns[0] == '\0' && s->tasks[i] != NULL && s->tasks[i]->sandbox)
+      snprintf (t->netns, sizeof t->netns, "%s", s->tasks[i]->netns);
+  if (names_vm (s->ns, t->id, t->vm, sizeof t->vm, err) < 0
+      || prepare_image (s, t, r, spec, err) < 0 || shim_state_write (s, t, err) < 0)
+    return -1;
+  return 0;
+}
+
 static void
 m_create (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, struct task *t,
           struct shim_exec *x)
 {
   cleanup_err struct err *err = NULL;
+  cleanup_spec struct shim_spec *spec = NULL;
   const Containerd__Task__V2__CreateTaskRequest *r = (const void *) req;
   Containerd__Task__V2__CreateTaskResponse resp = CONTAINERD__TASK__V2__CREATE_TASK_RESPONSE__INIT;
   char buf[1024];
+  size_t slot;
+  int code;
 
   (void) x;
-  if (s->task != NULL)
-    ttrpc_replyf (call, TTRPC_ALREADY_EXISTS, "task %s already exists", s->task->id);
-  else if (strcmp (r->id, s->id) != 0 || r->checkpoint[0] != '\0' || r->terminal)
-    ttrpc_replyf (call, TTRPC_INVALID_ARGUMENT,
-                  "task %s: this shim serves %s, without checkpoint or terminal", r->id, s->id);
-  else if ((t = task_new (r)) == NULL)
+  if (shim_task (s, r->id) != NULL)
+    ttrpc_replyf (call, TTRPC_ALREADY_EXISTS, "task %s already exists", r->id);
+  else if (r->checkpoint[0] != '\0' || r->terminal)
+    ttrpc_replyf (call, TTRPC_INVALID_ARGUMENT, "task %s: no checkpoint or terminal", r->id);
+  else if (read_spec (r->bundle, &spec, &err) < 0)
+    ttrpc_reply (call, TTRPC_INVALID_ARGUMENT, err_str (err, buf, sizeof buf), NULL);
+  else if ((code = create_check (s, r, spec, &slot, buf, sizeof buf)) != TTRPC_OK)
+    ttrpc_reply (call, code, buf, NULL);
+  else if ((t = task_new (s, r)) == NULL)
     ttrpc_reply (call, TTRPC_INTERNAL, "out of memory", NULL);
-  else if (names_vm (s->ns, t->id, t->vm, sizeof t->vm, &err) < 0
-           || prepare_image (s, t, r, &err) < 0 || shim_state_write (s, t, &err) < 0)
+  else if (create_task (s, r, spec, t, &err) < 0)
     {
       log_error ("create %s: %s", r->id, err_str (err, buf, sizeof buf));
       ttrpc_reply (call, TTRPC_INTERNAL, buf, NULL);
@@ -202,8 +303,9 @@ m_create (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, 
       t->stdout_fd = open_fifo (t->stdout_path);
       t->stderr_fd = open_fifo (t->stderr_path);
       t->pid = (uint32_t) getpid ();
-      s->task = t;
-      log_info ("created %s as VM %s", t->id, t->vm);
+      s->tasks[slot] = t;
+      log_info ("created %s as %s%s%s%s", t->id, t->sandbox ? "a pod's sandbox" : "VM ", t->vm,
+                t->netns[0] ? " in the pod's network namespace " : "", t->netns);
       publish_create (s, t, r);
       resp.pid = t->pid;
       ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
@@ -211,11 +313,10 @@ m_create (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, 
 }
 
 static void
-started (struct shim *s, struct ttrpc_call *call, int status, const char *msg)
+started (struct shim *s, struct task *t, struct ttrpc_call *call, int status, const char *msg)
 {
   Containerd__Task__V2__StartResponse resp = CONTAINERD__TASK__V2__START_RESPONSE__INIT;
   Containerd__Events__TaskStart ev = CONTAINERD__EVENTS__TASK_START__INIT;
-  struct task *t = s->task;
 
   t->busy = false;
   if (status != 0)
@@ -269,6 +370,13 @@ m_start (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, s
     exec_started (s, call, t, x);
   else if (t->status != CONTAINERD__V1__TYPES__STATUS__CREATED || t->busy)
     ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is not created", t->id);
+  else if (t->sandbox)
+    {
+      if (vm_placeholder (s, t, &err) < 0)
+        ttrpc_reply (call, TTRPC_INTERNAL, err_str (err, buf, sizeof buf), NULL);
+      else
+        started (s, t, call, 0, "");
+    }
   else if (vm_start (s, t, started, call, &err) < 0)
     ttrpc_reply (call, TTRPC_INTERNAL, err_str (err, buf, sizeof buf), NULL);
   else
@@ -395,6 +503,14 @@ m_kill (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, st
       vm_exited (s, t);
       ttrpc_reply (call, TTRPC_OK, NULL, &empty.base);
     }
+  else if (t->sandbox)
+    {
+      /* The placeholder: its exit (placeholder_done) is the task's. */
+      if (kill ((pid_t) t->pid, (int) r->signal) < 0)
+        ttrpc_replyf (call, TTRPC_INTERNAL, "kill placeholder %u: %s", t->pid, strerror (errno));
+      else
+        ttrpc_reply (call, TTRPC_OK, NULL, &empty.base);
+    }
   else if (t->busy || vm_kill (s, t, r->signal, &err) < 0)
     ttrpc_reply (call, TTRPC_INTERNAL,
                  t->busy ? "task is starting" : err_str (err, buf, sizeof buf), NULL);
@@ -404,11 +520,10 @@ m_kill (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, st
 
 /* The last step of Delete: the task is gone. */
 static void
-deleted (struct shim *s, struct ttrpc_call *call, int status, const char *msg)
+deleted (struct shim *s, struct task *t, struct ttrpc_call *call, int status, const char *msg)
 {
   Containerd__Task__V2__DeleteResponse resp = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
   Containerd__Events__TaskDelete ev = CONTAINERD__EVENTS__TASK_DELETE__INIT;
-  struct task *t = s->task;
   Google__Protobuf__Timestamp at = stamp (&t->exited_at);
   char path[PATH_MAX];
 
@@ -426,28 +541,30 @@ deleted (struct shim *s, struct ttrpc_call *call, int status, const char *msg)
   resp.exit_status = t->exit_status;
   resp.exited_at = &at;
   ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
+  for (size_t i = 0; i < SHIM_TASKS_MAX; i++)
+    if (s->tasks[i] == t)
+      s->tasks[i] = NULL;
   task_free (t);
-  s->task = NULL;
 }
 
 /* After `chvm rm -f`: the container's cache entry goes (the layer chain's
    stays, for the next container of the image). */
 static void
-vm_removed (struct shim *s, struct ttrpc_call *call, int status, const char *msg)
+vm_removed (struct shim *s, struct task *t, struct ttrpc_call *call, int status, const char *msg)
 {
   cleanup_err struct err *err = NULL;
-  const char *args[] = { "image", "rm", s->task->image_id, NULL };
+  const char *args[] = { "image", "rm", t->image_id, NULL };
   char buf[512];
 
   if (status != 0)
     {
-      s->task->busy = false;
+      t->busy = false;
       ttrpc_replyf (call, TTRPC_INTERNAL, "chvm rm: %s", msg);
       return;
     }
-  if (vm_chvm (s, args, deleted, call, &err) < 0)
+  if (vm_chvm (s, t, args, deleted, call, &err) < 0)
     {
-      s->task->busy = false;
+      t->busy = false;
       ttrpc_reply (call, TTRPC_INTERNAL, err_str (err, buf, sizeof buf), NULL);
     }
 }
@@ -485,6 +602,8 @@ m_exec (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, st
   (void) x;
   if (t->status != CONTAINERD__V1__TYPES__STATUS__RUNNING)
     ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is not running", t->id);
+  else if (t->sandbox)
+    ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is a pod's sandbox: no VM", t->id);
   else if (exec_add (t, r, &err) < 0)
     ttrpc_reply (call, err->status == EEXIST ? TTRPC_ALREADY_EXISTS : TTRPC_INVALID_ARGUMENT,
                  err_str (err, buf, sizeof buf), NULL);
@@ -515,9 +634,11 @@ m_delete (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, 
       const char *args[] = { "rm", "-f", t->vm, NULL };
 
       t->busy = true;
-      if (t->pid == (uint32_t) getpid ())
-        vm_removed (s, call, 0, ""); /* no VM was made */
-      else if (vm_chvm (s, args, vm_removed, call, &err) < 0)
+      if (t->sandbox)
+        deleted (s, t, call, 0, ""); /* no VM, no image */
+      else if (t->pid == (uint32_t) getpid ())
+        vm_removed (s, t, call, 0, ""); /* no VM was made */
+      else if (vm_chvm (s, t, args, vm_removed, call, &err) < 0)
         {
           t->busy = false;
           ttrpc_reply (call, TTRPC_INTERNAL, err_str (err, buf, sizeof buf), NULL);
@@ -563,16 +684,15 @@ m_pids (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, st
 /* The end of `chvm pause` (to PAUSED) or `chvm resume` (to RUNNING): the
    status, /tasks/paused or /tasks/resumed, the answer. */
 static void
-switched (struct shim *s, struct ttrpc_call *call, int status, const char *msg,
+switched (struct shim *s, struct task *t, struct ttrpc_call *call, int status, const char *msg,
           Containerd__V1__Types__Status to)
 {
   Google__Protobuf__Empty empty = GOOGLE__PROTOBUF__EMPTY__INIT;
   Containerd__Events__TaskPaused pev = CONTAINERD__EVENTS__TASK_PAUSED__INIT;
   Containerd__Events__TaskResumed rev = CONTAINERD__EVENTS__TASK_RESUMED__INIT;
   bool pause = to == CONTAINERD__V1__TYPES__STATUS__PAUSED;
-  struct task *t = s->task; /* Delete waits for this (t->switching) */
 
-  t->switching = false;
+  t->switching = false; /* Delete waited for this */
   if (status != 0)
     {
       ttrpc_replyf (call, TTRPC_INTERNAL, "chvm %s: %s", pause ? "pause" : "resume", msg);
@@ -591,15 +711,15 @@ switched (struct shim *s, struct ttrpc_call *call, int status, const char *msg,
 }
 
 static void
-paused (struct shim *s, struct ttrpc_call *call, int status, const char *msg)
+paused (struct shim *s, struct task *t, struct ttrpc_call *call, int status, const char *msg)
 {
-  switched (s, call, status, msg, CONTAINERD__V1__TYPES__STATUS__PAUSED);
+  switched (s, t, call, status, msg, CONTAINERD__V1__TYPES__STATUS__PAUSED);
 }
 
 static void
-resumed (struct shim *s, struct ttrpc_call *call, int status, const char *msg)
+resumed (struct shim *s, struct task *t, struct ttrpc_call *call, int status, const char *msg)
 {
-  switched (s, call, status, msg, CONTAINERD__V1__TYPES__STATUS__RUNNING);
+  switched (s, t, call, status, msg, CONTAINERD__V1__TYPES__STATUS__RUNNING);
 }
 
 /* Pause (from RUNNING) or Resume (from PAUSED): `chvm pause|resume VM`. */
@@ -612,10 +732,10 @@ pause_or_resume (struct shim *s, struct ttrpc_call *call, struct task *t, bool p
       = pause ? CONTAINERD__V1__TYPES__STATUS__RUNNING : CONTAINERD__V1__TYPES__STATUS__PAUSED;
   char buf[512];
 
-  if (t->busy || t->switching || t->stopping || t->status != from)
-    ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is not %s", t->id,
-                  pause ? "running" : "paused");
-  else if (vm_chvm (s, args, pause ? paused : resumed, call, &err) < 0)
+  if (t->busy || t->switching || t->stopping || t->status != from || t->sandbox)
+    ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is not %s%s", t->id,
+                  pause ? "running" : "paused", t->sandbox ? " (a pod's sandbox: no VM)" : "");
+  else if (vm_chvm (s, t, args, pause ? paused : resumed, call, &err) < 0)
     ttrpc_reply (call, TTRPC_INTERNAL, err_str (err, buf, sizeof buf), NULL);
   else
     t->switching = true;
@@ -656,6 +776,8 @@ m_stats (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, s
   if (t->status != CONTAINERD__V1__TYPES__STATUS__RUNNING
       && t->status != CONTAINERD__V1__TYPES__STATUS__PAUSED)
     ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is not running", t->id);
+  else if (t->sandbox)
+    ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is a pod's sandbox: no VM", t->id);
   else if (stats_read (s, t, &cs, &err) < 0)
     ttrpc_reply (call, TTRPC_INTERNAL, err_str (err, buf, sizeof buf), NULL);
   else
@@ -694,11 +816,11 @@ m_shutdown (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req
   (void) t;
   ttrpc_reply (call, TTRPC_OK, NULL, &empty.base);
   /* A task still there keeps the shim (as runc's shim does). */
-  if (s->task == NULL)
-    {
-      unlink (s->socket_path);
-      shim_exit (s);
-    }
+  for (size_t i = 0; i < SHIM_TASKS_MAX; i++)
+    if (s->tasks[i] != NULL)
+      return;
+  unlink (s->socket_path);
+  shim_exit (s);
 }
 
 /* Which task a request names: none (Create, Shutdown), its id, or its id

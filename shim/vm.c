@@ -2,9 +2,11 @@
 /* The VM through chvm (shim.h): `chvm run` boots it, its VMM is watched on
    a pidfd, `chvm stop` presses the power button (or kills it), and the
    entrypoint's exit status comes from guest-init's console line
-   "entrypoint exited status N" (docs/DESIGN.md). */
+   "entrypoint exited status N" (docs/DESIGN.md).  A pod's sandbox has
+   no VM: a placeholder process stands for it. */
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,10 +26,14 @@
 #define VM_ARGS_MAX 16
 #define LOGGER_WAIT_S 2
 #define STOP_GRACE "3600" /* SIGTERM: the guest has all the time it takes */
+/* A pod's VM: the guest's CDP port on every address of the pod's namespace
+   (the pod's IP). */
+#define POD_PUBLISH_CDP "0.0.0.0:9222:9222"
 
 struct pending
 {
   struct shim *s;
+  struct task *t;
   struct ttrpc_call *call;
   vm_done_fn done;
 };
@@ -42,7 +48,7 @@ chvm_done (void *arg, int status, const char *out, const char *errout)
   child_last_line (errout, line, sizeof line);
   if (status != 0)
     log_warn ("chvm exited with status %d: %s", status, line);
-  p->done (p->s, p->call, status, line);
+  p->done (p->s, p->t, p->call, status, line);
   free (p);
 }
 
@@ -63,14 +69,14 @@ spawn_chvm (struct shim *s, const char *const args[], child_done_fn fn, void *ar
 }
 
 int
-vm_chvm (struct shim *s, const char *const args[], vm_done_fn done, struct ttrpc_call *call,
-         struct err **err)
+vm_chvm (struct shim *s, struct task *t, const char *const args[], vm_done_fn done,
+         struct ttrpc_call *call, struct err **err)
 {
   struct pending *p = calloc (1, sizeof *p);
 
   if (p == NULL)
     return err_make (err, ENOMEM, "chvm");
-  *p = (struct pending){ .s = s, .call = call, .done = done };
+  *p = (struct pending){ .s = s, .t = t, .call = call, .done = done };
   if (spawn_chvm (s, args, chvm_done, p, err) < 0)
     {
       free (p);
@@ -126,16 +132,13 @@ exit_status (struct shim *s, struct task *t)
 static void
 logger_gone (evutil_socket_t fd, short what, void *arg)
 {
-  struct shim *s = arg;
-  struct task *t = s->task;
+  struct task *t = arg;
 
   (void) what;
   if (fd >= 0)
     close (fd);
-  if (t == NULL)
-    return;
-  t->exit_status = exit_status (s, t);
-  vm_exited (s, t);
+  t->exit_status = exit_status (t->s, t);
+  vm_exited (t->s, t);
 }
 
 /* The VMM exited: once the console logger has written the last lines (it
@@ -143,8 +146,8 @@ logger_gone (evutil_socket_t fd, short what, void *arg)
 static void
 vmm_gone (evutil_socket_t fd, short what, void *arg)
 {
-  struct shim *s = arg;
-  struct task *t = s->task;
+  struct task *t = arg;
+  struct shim *s = t->s;
   struct timeval tv = { LOGGER_WAIT_S, 0 };
   char path[PATH_MAX + VM_NAME_MAX + 32];
   pid_t logger;
@@ -161,17 +164,16 @@ vmm_gone (evutil_socket_t fd, short what, void *arg)
   logger = proc_read_pid_file (path);
   if (logger > 0)
     lfd = (int) syscall (SYS_pidfd_open, logger, 0);
-  if (event_base_once (s->base, lfd, lfd >= 0 ? EV_READ : EV_TIMEOUT, logger_gone, s, &tv) < 0)
-    logger_gone (lfd, 0, s);
+  if (event_base_once (s->base, lfd, lfd >= 0 ? EV_READ : EV_TIMEOUT, logger_gone, t, &tv) < 0)
+    logger_gone (lfd, 0, t);
 }
 
 static void
-ran (struct shim *s, struct ttrpc_call *call, int status, const char *out, const char *line,
-     vm_done_fn done)
+ran (struct shim *s, struct task *t, struct ttrpc_call *call, int status, const char *out,
+     const char *line, vm_done_fn done)
 {
   cleanup_json struct json_object *o = NULL;
   struct json_object *v;
-  struct task *t = s->task;
   int64_t pid = 0;
 
   if (status == 0 && (o = json_tokener_parse (out)) != NULL
@@ -179,7 +181,7 @@ ran (struct shim *s, struct ttrpc_call *call, int status, const char *out, const
     pid = json_object_get_int64 (v);
   if (status != 0 || pid <= 0 || pid > INT32_MAX)
     {
-      done (s, call, status ?: 1, status ? line : "no VMM pid in chvm run's answer");
+      done (s, t, call, status ?: 1, status ? line : "no VMM pid in chvm run's answer");
       return;
     }
   t->pid = (uint32_t) pid;
@@ -187,20 +189,21 @@ ran (struct shim *s, struct ttrpc_call *call, int status, const char *out, const
   if (json_object_object_get_ex (o, "endpoint", &v))
     log_info ("VM %s runs: VMM pid %u, CDP endpoint %s", t->vm, t->pid, json_object_get_string (v));
   t->vmm_pidfd = (int) syscall (SYS_pidfd_open, (pid_t) pid, 0);
-  t->vmm_ev = t->vmm_pidfd < 0 ? NULL : event_new (s->base, t->vmm_pidfd, EV_READ, vmm_gone, s);
+  t->vmm_ev = t->vmm_pidfd < 0 ? NULL : event_new (s->base, t->vmm_pidfd, EV_READ, vmm_gone, t);
   if (t->vmm_ev == NULL || event_add (t->vmm_ev, NULL) < 0)
     {
       /* Gone already (or cannot be watched): it exited. */
-      done (s, call, 0, "");
-      vmm_gone (-1, 0, s);
+      done (s, t, call, 0, "");
+      vmm_gone (-1, 0, t);
       return;
     }
-  done (s, call, 0, "");
+  done (s, t, call, 0, "");
 }
 
 struct start_ctx
 {
   struct shim *s;
+  struct task *t;
   struct ttrpc_call *call;
   vm_done_fn done;
 };
@@ -214,7 +217,7 @@ run_done (void *arg, int status, const char *out, const char *errout)
   child_last_line (errout, line, sizeof line);
   if (status != 0)
     log_error ("chvm run: exit status %d: %s", status, line);
-  ran (c->s, c->call, status, out, line, c->done);
+  ran (c->s, c->t, c->call, status, out, line, c->done);
   free (c);
 }
 
@@ -222,12 +225,22 @@ int
 vm_start (struct shim *s, struct task *t, vm_done_fn done, struct ttrpc_call *call,
           struct err **err)
 {
-  const char *args[] = { "--json", "run", "--no-wait", "--name", t->vm, t->image_id, NULL };
-  struct start_ctx *c = calloc (1, sizeof *c);
+  const char *args[] = { "--json", "run", "--no-wait", "--name", t->vm, t->image_id, NULL,
+                         NULL,     NULL,  NULL,        NULL,     NULL,  NULL,        NULL };
+  struct start_ctx *c;
 
-  if (c == NULL)
+  if (t->netns[0] != '\0')
+    {
+      /* A pod's: tap networking inside the pod's namespace (chvm's bridge
+         and NAT there), CDP published on the pod's addresses. */
+      const char *pod[]
+          = { "--net", "tap", "--netns", t->netns, "-p", POD_PUBLISH_CDP, t->image_id };
+
+      memcpy (&args[5], pod, sizeof pod);
+    }
+  if ((c = calloc (1, sizeof *c)) == NULL)
     return err_make (err, ENOMEM, "start");
-  *c = (struct start_ctx){ .s = s, .call = call, .done = done };
+  *c = (struct start_ctx){ .s = s, .t = t, .call = call, .done = done };
   if (spawn_chvm (s, args, run_done, c, err) < 0)
     {
       free (c);
@@ -237,11 +250,11 @@ vm_start (struct shim *s, struct task *t, vm_done_fn done, struct ttrpc_call *ca
 }
 
 static void
-stopped (struct shim *s, struct ttrpc_call *call, int status, const char *msg)
+stopped (struct shim *s, struct task *t, struct ttrpc_call *call, int status, const char *msg)
 {
   (void) call;
-  if (s->task != NULL)
-    s->task->stopping = false;
+  if (shim_has_task (s, t)) /* the VM's exit may have let Delete end it */
+    t->stopping = false;
   if (status != 0)
     log_warn ("chvm stop: %s", msg);
 }
@@ -262,9 +275,43 @@ vm_kill (struct shim *s, struct task *t, uint32_t sig, struct err **err)
       return 0;
     }
   log_info ("VM %s: %s", t->vm, sig == SIGKILL ? "killing the VMM" : "pressing the power button");
-  if (vm_chvm (s, args, stopped, NULL, err) < 0)
+  if (vm_chvm (s, t, args, stopped, NULL, err) < 0)
     return -1;
   t->stopping = true;
+  return 0;
+}
+
+static void
+placeholder_done (void *arg, int status, const char *out, const char *errout)
+{
+  struct task *t = arg;
+
+  (void) out;
+  (void) errout;
+  log_info ("sandbox %s: placeholder %u exited with status %d", t->id, t->pid, status);
+  t->exit_status = (uint32_t) status;
+  vm_exited (t->s, t);
+}
+
+int
+vm_placeholder (struct shim *s, struct task *t, struct err **err)
+{
+  /* `tail -f --pid=SHIM /dev/null`: waits for a signal (Kill), and ends by
+     itself once the shim is gone (tail checks the pid each second). */
+  cleanup_close int null = open ("/dev/null", O_WRONLY | O_CLOEXEC);
+  char tail[PATH_MAX], pid_arg[32];
+  const char *argv[] = { tail, "-n0", "-f", pid_arg, "/dev/null", NULL };
+  pid_t pid;
+
+  if (null < 0)
+    return err_make (err, errno, "/dev/null");
+  if (proc_find_exec ("tail", tail, sizeof tail) < 0)
+    return err_make (err, ENOENT, "no tail in PATH for the sandbox's placeholder");
+  snprintf (pid_arg, sizeof pid_arg, "--pid=%d", (int) getpid ());
+  if (child_spawn_io (s->base, argv, null, null, placeholder_done, t, &pid, err) < 0)
+    return err_wrap (err, "sandbox placeholder");
+  t->pid = (uint32_t) pid;
+  t->status = CONTAINERD__V1__TYPES__STATUS__RUNNING;
   return 0;
 }
 

@@ -6,7 +6,8 @@
  * decoded, and a request's payload decoded as every Task request message,
  * which the handlers unpack; a response frame for it must parse back.
  * An Exec request's process spec (JSON) goes through the parser Exec uses,
- * and the payload itself through config.json's.
+ * and the payload itself through config.json's (its pod annotations and
+ * network namespace too).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +15,7 @@
 
 #include "cleanup.h"
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb-c.h"
+#include "names.h"
 #include "spec.h"
 #include "ttrpc.h"
 
@@ -47,7 +49,15 @@ specs (const ProtobufCBinaryData *payload)
   if (x != NULL)
     containerd__task__v2__exec_process_request__free_unpacked (x, NULL);
   if (shim_spec_parse ((const char *) payload->data, payload->len, &sp, &err) == 0)
-    shim_spec_free (sp);
+    {
+      /* A pod's annotations: its role, and the socket of its group's shim. */
+      char sock[128];
+
+      (void) shim_spec_role (sp);
+      names_socket ("/run/containerd/containerd.sock", "k8s.io", shim_spec_group (sp, "id"), sock,
+                    sizeof sock);
+      shim_spec_free (sp);
+    }
   err_release (&err);
 }
 

@@ -13,7 +13,18 @@ task metrics` reports the VM's cgroup, `ctr task kill` stops it gracefully (the 
 task delete` plus `ctr container rm` leave no process, mount, socket or
 file; a second container whose shim is killed with SIGKILL is cleaned up
 by containerd's `delete` from the bundle alone.
+
+test_cri_pod: the same with containerd's CRI plugin on (runtime handler
+`chvm`) and crictl: a pod (its sandbox a placeholder process of the
+shim, its network CNI's bridge on a private subnet), one container of the
+stand-in (its VM in the pod's network namespace), CDP at the pod's IP
+port 9222 from the host, crictl exec, stop, stopp and rmp leaving no
+process, mount, file or network namespace.  The sandbox image is the
+stand-in itself: there is no registry here, and the shim never runs the
+sandbox's process (a placeholder stands for it), so any image present
+serves.
 """
+import json
 import os
 import signal
 import subprocess
@@ -34,6 +45,11 @@ pytestmark = prereq.requires(
     prereq._tool("ctr", "make deps: apt-get install containerd"),
     prereq._file(SHIM, "make shim"), prereq._file(ARCHIVE, "make images"), *prereq.CDP_CLIENTS)
 
+CNI_BIN = "/usr/lib/cni"
+CRI_NS = "k8s.io"
+CRI_SUBNET = "10.214.0.0/24"
+CRI_BRIDGE = "chvmcri0"
+
 CONFIG = """version = 2
 root = "{d}/root"
 state = "{d}/state"
@@ -45,11 +61,37 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 """
 
 
+CRI_CONFIG = """version = 2
+root = "{d}/root"
+state = "{d}/state"
+[grpc]
+  address = "{d}/c.sock"
+[ttrpc]
+  address = "{d}/c.sock.ttrpc"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{sandbox_image}"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{cni_bin}"
+    conf_dir = "{d}/cni"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "chvm"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.chvm]
+    runtime_type = "io.containerd.chvm.v1"
+"""
+
+CNI_CONF = {
+    "cniVersion": "0.4.0", "name": "chvmcri",
+    "plugins": [{"type": "bridge", "bridge": CRI_BRIDGE, "isGateway": True, "ipMasq": False,
+                 "ipam": {"type": "host-local", "ranges": [[{"subnet": CRI_SUBNET}]],
+                          "routes": [{"dst": "0.0.0.0/0"}]}}],
+}
+
+
 class Containerd:
-    def __init__(self, d, env):
-        self.d, self.env = d, env
+    def __init__(self, d, env, config=None, ns=NS):
+        self.d, self.env, self.ns = d, env, ns
         with open(os.path.join(d, "config.toml"), "w") as f:
-            f.write(CONFIG.format(d=d))
+            f.write(config or CONFIG.format(d=d))
         self.log = open(os.path.join(d, "containerd.log"), "w")
         self.p = subprocess.Popen(["containerd", "--config", os.path.join(d, "config.toml"),
                                    "--log-level", "debug"], env=env, stdout=self.log,
@@ -60,7 +102,7 @@ class Containerd:
             time.sleep(0.5)
 
     def ctr(self, *args, check=True, timeout=120):
-        r = subprocess.run(["ctr", "-a", os.path.join(self.d, "c.sock"), "-n", NS, *args],
+        r = subprocess.run(["ctr", "-a", os.path.join(self.d, "c.sock"), "-n", self.ns, *args],
                            env=self.env, capture_output=True, text=True, timeout=timeout,
                            stdin=subprocess.DEVNULL)
         if check:
@@ -232,4 +274,98 @@ def test_ctr_run_kill_delete(tmp_path):
             c.ctr("container", "rm", cid, check=False)
             cli.chvm(env, "rm", "-f", "ctr-%s-%s" % (NS, cid), check=False)
         c.stop()
+        print(c.tail())
+
+
+def crictl(c, *args, check=True, timeout=120):
+    sock = "unix://" + os.path.join(c.d, "c.sock")
+    r = subprocess.run(["crictl", "--runtime-endpoint", sock, "--image-endpoint", sock,
+                        "--timeout", "%ds" % timeout, *args], env=c.env, capture_output=True,
+                       text=True, timeout=timeout + 30, stdin=subprocess.DEVNULL)
+    if check:
+        assert r.returncode == 0, (args, r.stdout, r.stderr, c.tail())
+    return r
+
+
+def netns_names():
+    return set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+
+
+def write_json(path, obj):
+    with open(path, "w") as f:
+        json.dump(obj, f)
+    return path
+
+
+@prereq.requires(prereq._tool("crictl", "make setup (built from the Go module proxy)"),
+                 prereq._file(os.path.join(CNI_BIN, "bridge"),
+                              "make setup: apt-get install containernetworking-plugins"))
+def test_cri_pod(tmp_path):
+    d = str(tmp_path)
+    env = cli.state_env(tmp_path, image_cache=False)
+    env["PATH"] = os.path.join(paths.BUILD, "bin") + ":" + env["PATH"]
+    os.makedirs(os.path.join(d, "cni"))
+    conf = dict(CNI_CONF)
+    conf["plugins"] = [dict(CNI_CONF["plugins"][0])]
+    conf["plugins"][0]["ipam"] = dict(conf["plugins"][0]["ipam"], dataDir=d + "/cni-ipam")
+    write_json(os.path.join(d, "cni", "10-chvmcri.conflist"), conf)
+    # The sandbox image: the stand-in's reference once imported (a first
+    # containerd, without CRI, imports it into the CRI's namespace).
+    c = Containerd(d, env, ns=CRI_NS)
+    c.ctr("images", "import", ARCHIVE, timeout=600)
+    ref = c.ctr("images", "ls", "-q").stdout.split()[0]
+    c.stop()
+    c = Containerd(d, env, CRI_CONFIG.format(d=d, sandbox_image=ref, cni_bin=CNI_BIN), CRI_NS)
+    before = netns_names()
+    pod = ctr = None
+    try:
+        pod_cfg = write_json(os.path.join(d, "pod.json"), {
+            "metadata": {"name": "chvmpod", "namespace": "default", "uid": "chvm-pod-1"},
+            "log_directory": os.path.join(d, "podlogs"), "linux": {}})
+        ctr_cfg = write_json(os.path.join(d, "ctr.json"), {
+            "metadata": {"name": "browser"}, "image": {"image": ref}, "log_path": "browser.log",
+            "linux": {}})
+        t0 = time.monotonic()
+        pod = crictl(c, "runp", "--runtime", "chvm", pod_cfg).stdout.strip()
+        info = json.loads(crictl(c, "inspectp", pod).stdout)
+        ip, placeholder = info["status"]["network"]["ip"], info["info"]["pid"]
+        assert ip.startswith("10.214.0.") and os.path.exists("/proc/%d" % placeholder), info
+        ctr = crictl(c, "create", pod, ctr_cfg, pod_cfg, timeout=600).stdout.strip()
+        crictl(c, "start", ctr, timeout=BOOT_TIMEOUT)
+        endpoint = "http://%s:9222" % ip
+        wait_cdp(endpoint, t0 + BOOT_TIMEOUT)
+        print("\npod to CDP at %s: %.1f s" % (endpoint, time.monotonic() - t0))
+        s = Session("playwright", endpoint)
+        try:
+            s.cmd("open")
+            assert s.cmd("eval 6*7")["value"] == 42
+        finally:
+            s.close()
+        p = crictl(c, "exec", ctr, "sh", "-c", "echo in-$((6*7))")
+        assert p.stdout.strip() == "in-42", p
+        # A second container in the pod: refused (one VM per pod).
+        ctr_cfg2 = write_json(os.path.join(d, "ctr2.json"), {
+            "metadata": {"name": "second"}, "image": {"image": ref}, "linux": {}})
+        r = crictl(c, "create", pod, ctr_cfg2, pod_cfg, check=False, timeout=600)
+        if r.returncode == 0:
+            r = crictl(c, "start", r.stdout.strip(), check=False)
+        assert r.returncode != 0 and "one container per pod" in r.stderr, r
+        crictl(c, "stop", ctr, timeout=300)
+        crictl(c, "stopp", pod, timeout=300)
+        crictl(c, "rmp", "-f", pod, timeout=300)
+        pod = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (leftovers(d, env) or netns_names() - before
+                                               or os.path.exists("/proc/%d" % placeholder)):
+            time.sleep(1)
+        assert leftovers(d, env) == [] and netns_names() - before == set(), c.tail()
+        assert not os.path.exists("/proc/%d" % placeholder)
+        with open("/proc/self/mountinfo") as f:
+            assert [m for m in f if d in m.split()[4]] == []
+        assert cli.ps(env) == {}
+    finally:
+        if pod is not None:
+            crictl(c, "rmp", "-f", pod, check=False, timeout=300)
+        c.stop()
+        subprocess.run(["ip", "link", "del", CRI_BRIDGE], capture_output=True)
         print(c.tail())

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -164,6 +165,81 @@ test_names (void **state)
   assert_null (strchr (vm, '/'));
 }
 
+/* A CRI pod's bundles: the sandbox's and its container's, with CNI's
+   namespace; what they say of role, group and namespace. */
+static void
+test_pod_spec (void **state)
+{
+  static const char sandbox[]
+      = "{\"process\":{\"args\":[\"/pause\"]},\"annotations\":{\"io.kubernetes.cri.container-"
+        "type\":\"sandbox\",\"io.kubernetes.cri.sandbox-id\":\"p1\"},\"linux\":{\"namespaces\":"
+        "[{\"type\":\"pid\"},{\"type\":\"network\",\"path\":\"/var/run/netns/cni-1\"}]}}";
+  static const char container[]
+      = "{\"process\":{\"args\":[\"/x\"]},\"annotations\":{\"io.kubernetes.cri.container-type\""
+        ":\"container\",\"io.kubernetes.cri.sandbox-id\":\"p1\"},\"linux\":{\"namespaces\":[{"
+        "\"type\":\"network\",\"path\":\"/run/netns/cni-1\"}]}}";
+  static const char *const bad[]
+      = { "/run/netns/", "/run/netns/a/b", "/run/netns/..", "/var/run/netns/.x" };
+  struct shim_spec *s;
+  char json[512];
+
+  (void) state;
+  assert_non_null (s = parse (sandbox));
+  assert_int_equal (shim_spec_role (s), SHIM_ROLE_SANDBOX);
+  assert_string_equal (shim_spec_group (s, "p1"), "p1");
+  assert_string_equal (s->netns, "cni-1");
+  shim_spec_free (s);
+  assert_non_null (s = parse (container));
+  assert_int_equal (shim_spec_role (s), SHIM_ROLE_CONTAINER);
+  assert_string_equal (shim_spec_group (s, "c1"), "p1");
+  assert_string_equal (s->netns, "cni-1");
+  shim_spec_free (s);
+  /* `ctr run`'s: no annotations, a namespace without a path. */
+  assert_non_null (s = parse ("{\"process\":{\"args\":[\"/x\"]},\"linux\":{\"namespaces\":[{"
+                              "\"type\":\"network\"}]}}"));
+  assert_int_equal (shim_spec_role (s), SHIM_ROLE_PLAIN);
+  assert_string_equal (shim_spec_group (s, "c1"), "c1");
+  assert_string_equal (s->netns, "");
+  shim_spec_free (s);
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    {
+      snprintf (json, sizeof json,
+                "{\"process\":{\"args\":[\"/x\"]},\"linux\":{\"namespaces\":[{\"type\":"
+                "\"network\",\"path\":\"%s\"}]}}",
+                bad[i]);
+      assert_null (parse (json));
+    }
+  assert_null (parse ("{\"process\":{\"args\":[\"/x\"]},\"linux\":{\"namespaces\":{}}}"));
+  /* A pod container's (containerd 1.6): the sandbox process's namespace. */
+  assert_non_null (s = parse ("{\"process\":{\"args\":[\"/x\"]},\"linux\":{\"namespaces\":[{"
+                              "\"type\":\"network\",\"path\":\"/proc/12/ns/net\"}]}}"));
+  assert_string_equal (s->netns, "");
+  shim_spec_free (s);
+}
+
+/* A pod's container finds its sandbox's shim: the socket of the sandbox's
+   id is the one that shim listens on; a long address falls back. */
+static void
+test_socket_names (void **state)
+{
+  char a[128], b[128], c[128], lng[200];
+
+  (void) state;
+  names_socket ("/run/containerd/containerd.sock", "k8s.io", "p1", a, sizeof a);
+  names_socket ("/run/containerd/containerd.sock", "k8s.io", "p1", b, sizeof b);
+  names_socket ("/run/containerd/containerd.sock", "k8s.io", "c1", c, sizeof c);
+  assert_string_equal (a, b);
+  assert_string_not_equal (a, c);
+  assert_int_equal (strncmp (a, "/run/containerd/s/", 18), 0);
+  assert_int_equal (strlen (a), 18 + 32);
+  memset (lng, 'd', sizeof lng);
+  lng[0] = '/';
+  memcpy (lng + sizeof lng - 8, "/c.sock", 8);
+  names_socket (lng, "k8s.io", "p1", c, sizeof c);
+  assert_int_equal (strncmp (c, "/run/chvm-shim/", 15), 0);
+  assert_int_equal (strlen (c), 15 + 32);
+}
+
 static void
 test_console_exit_status (void **state)
 {
@@ -182,9 +258,14 @@ int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_spec_maps_process),   cmocka_unit_test (test_spec_defaults_and_refusals),
-    cmocka_unit_test (test_rootfs_layers),       cmocka_unit_test (test_names),
-    cmocka_unit_test (test_console_exit_status), cmocka_unit_test (test_exec_process),
+    cmocka_unit_test (test_spec_maps_process),
+    cmocka_unit_test (test_spec_defaults_and_refusals),
+    cmocka_unit_test (test_rootfs_layers),
+    cmocka_unit_test (test_names),
+    cmocka_unit_test (test_console_exit_status),
+    cmocka_unit_test (test_exec_process),
+    cmocka_unit_test (test_pod_spec),
+    cmocka_unit_test (test_socket_names),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -5,10 +5,13 @@
    is NotFound), an unknown method or service is Unimplemented, and State
    answers the task's fields.  Pause and Resume run a stand-in chvm (a
    script recording its arguments) and publish through a stand-in
-   `containerd publish`; Stats' Metrics are packed as containerd reads them. */
+   `containerd publish`; Stats' Metrics are packed as containerd reads them.
+   A CRI pod's shim: its sandbox's placeholder process, its two tasks, a
+   second container of the pod refused. */
 #include <event2/event.h>
 #include <poll.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +30,7 @@
 #include "github.com/containerd/containerd/runtime/v2/task/shim.pb-c.h"
 #include "google/rpc/status.pb-c.h"
 #include "shim.h"
+#include "spec.h"
 #include "stats.h"
 #include "ttrpc.h"
 
@@ -70,6 +74,26 @@ slurp (struct fixture *f, const char *name, char *out, size_t len)
   out[n] = '\0';
 }
 
+/* A RUNNING task id of f's shim, its VM ctr-ns1-ID (never started). */
+static struct task *
+new_task (struct fixture *f, const char *id)
+{
+  struct task *t = calloc (1, sizeof *t);
+
+  assert_non_null (t);
+  t->s = &f->s;
+  t->vmm_pidfd = t->stdout_fd = t->stderr_fd = -1;
+  t->id = strdup (id);
+  t->bundle = strdup ("/run/b");
+  t->stdin_path = strdup ("");
+  t->stdout_path = strdup ("/run/out");
+  t->stderr_path = strdup ("");
+  t->pid = 4242;
+  t->status = CONTAINERD__V1__TYPES__STATUS__RUNNING;
+  snprintf (t->vm, sizeof t->vm, "ctr-ns1-%s", id);
+  return t;
+}
+
 static int
 setup (void **state)
 {
@@ -94,17 +118,7 @@ setup (void **state)
   script (f, "publish", "cat >/dev/null; echo \"$@\" >> \"$(dirname \"$0\")/published\"",
           f->s.publish_binary, sizeof f->s.publish_binary);
   assert_non_null (f->s.events = events_new (f->base, f->s.publish_binary, "/run/c.sock", "ns1"));
-  assert_non_null (f->t = calloc (1, sizeof *f->t));
-  f->t->vmm_pidfd = f->t->stdout_fd = f->t->stderr_fd = -1;
-  f->t->id = strdup ("c1");
-  f->t->bundle = strdup ("/run/b");
-  f->t->stdin_path = strdup ("");
-  f->t->stdout_path = strdup ("/run/out");
-  f->t->stderr_path = strdup ("");
-  f->t->pid = 4242;
-  f->t->status = CONTAINERD__V1__TYPES__STATUS__RUNNING;
-  snprintf (f->t->vm, sizeof f->t->vm, "ctr-ns1-c1");
-  f->s.task = f->t;
+  f->t = f->s.tasks[0] = new_task (f, "c1");
   f->cli = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   assert_int_equal (connect (f->cli, (struct sockaddr *) &a, sizeof a), 0);
   *state = f;
@@ -129,6 +143,10 @@ teardown (void **state)
       snprintf (path, sizeof path, "%s/%s", f->dir, *n);
       unlink (path);
     }
+  snprintf (path, sizeof path, "%s/b/config.json", f->dir);
+  unlink (path);
+  snprintf (path, sizeof path, "%s/b", f->dir);
+  rmdir (path);
   rmdir (f->dir);
   free (f);
   return 0;
@@ -251,9 +269,14 @@ test_garbage_and_unknown (void **state)
                     TTRPC_UNIMPLEMENTED);
   assert_int_equal (code_of (call (f, "containerd.task.v9.Task", "State", NULL, NULL, 0)),
                     TTRPC_UNIMPLEMENTED);
-  /* Create while a task exists. */
-  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Create", NULL, NULL, 0)),
-                    TTRPC_ALREADY_EXISTS);
+  /* Create of a task that exists. */
+  {
+    Containerd__Task__V2__CreateTaskRequest c = CONTAINERD__TASK__V2__CREATE_TASK_REQUEST__INIT;
+
+    c.id = (char *) "c1";
+    assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Create", &c.base, NULL, 0)),
+                      TTRPC_ALREADY_EXISTS);
+  }
 }
 
 /* The task's status as State answers it. */
@@ -398,6 +421,133 @@ test_stats_pack (void **state)
   assert_true (stats_pack (&cs, buf) <= STATS_PACKED_MAX);
 }
 
+/* A bundle dir (f's dir/b) whose config.json is a pod's: the sandbox
+   (type "sandbox") or a container (type "container") of pod. */
+static void
+pod_bundle (struct fixture *f, const char *type, const char *pod, char *dir, size_t len)
+{
+  char path[160];
+  FILE *o;
+
+  snprintf (dir, len, "%s/b", f->dir);
+  mkdir (dir, 0700);
+  snprintf (path, sizeof path, "%s/config.json", dir);
+  assert_non_null (o = fopen (path, "w"));
+  fprintf (o,
+           "{\"process\":{\"args\":[\"/pause\"]},\"annotations\":{\"" SPEC_ANN_TYPE
+           "\":\"%s\",\"" SPEC_ANN_SANDBOX "\":\"%s\"},\"linux\":{\"namespaces\":[{\"type\":"
+           "\"network\",\"path\":\"/var/run/netns/cni-t\"}]}}",
+           type, pod);
+  assert_int_equal (fclose (o), 0);
+}
+
+/* Create of id from the bundle pod_bundle writes: the answer's code. */
+static int
+create (struct fixture *f, const char *id, const char *type, const char *pod)
+{
+  Containerd__Task__V2__CreateTaskRequest c = CONTAINERD__TASK__V2__CREATE_TASK_REQUEST__INIT;
+  char dir[128];
+
+  pod_bundle (f, type, pod, dir, sizeof dir);
+  c.id = (char *) id;
+  c.bundle = dir;
+  return code_of (call (f, "containerd.task.v2.Task", "Create", &c.base, NULL, 0));
+}
+
+/* The shim of pod p1, the fixture's c1 gone: the sandbox's Create. */
+static void
+pod_shim (struct fixture *f)
+{
+  task_free (f->t);
+  f->t = f->s.tasks[0] = NULL;
+  snprintf (f->s.id, sizeof f->s.id, "p1");
+  assert_int_equal (create (f, "p1", "sandbox", "p1"), TTRPC_OK);
+  assert_non_null (f->s.tasks[0]);
+  assert_true (f->s.tasks[0]->sandbox);
+  assert_string_equal (f->s.tasks[0]->netns, "cni-t"); /* what the pod's container takes */
+}
+
+/* The sandbox's process is a placeholder: Start runs it, Kill ends it with
+   its signal's status, Delete takes the task away; it has no VM to pause
+   or to exec in. */
+static void
+test_pod_sandbox_placeholder (void **state)
+{
+  struct fixture *f = *state;
+  Containerd__Task__V2__StartRequest st = CONTAINERD__TASK__V2__START_REQUEST__INIT;
+  Containerd__Task__V2__KillRequest k = CONTAINERD__TASK__V2__KILL_REQUEST__INIT;
+  Containerd__Task__V2__DeleteRequest d = CONTAINERD__TASK__V2__DELETE_REQUEST__INIT;
+  Containerd__Task__V2__PauseRequest p = CONTAINERD__TASK__V2__PAUSE_REQUEST__INIT;
+  Containerd__Task__V2__StartResponse *a;
+  Ttrpc__Response *r;
+  struct task *t;
+  uint32_t pid;
+
+  pod_shim (f);
+  t = f->s.tasks[0];
+  st.id = k.id = d.id = p.id = (char *) "p1";
+  assert_non_null (r = call (f, "containerd.task.v2.Task", "Start", &st.base, NULL, 0));
+  assert_true (r->status == NULL || r->status->code == TTRPC_OK);
+  assert_non_null (
+      a = containerd__task__v2__start_response__unpack (NULL, r->payload.len, r->payload.data));
+  pid = a->pid;
+  containerd__task__v2__start_response__free_unpacked (a, NULL);
+  ttrpc__response__free_unpacked (r, NULL);
+  assert_true (pid != (uint32_t) getpid () && pid == t->pid);
+  assert_int_equal (kill ((pid_t) pid, 0), 0);
+  assert_int_equal (t->status, CONTAINERD__V1__TYPES__STATUS__RUNNING);
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Pause", &p.base, NULL, 0)),
+                    TTRPC_FAILED_PRECONDITION);
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Stats", &p.base, NULL, 0)),
+                    TTRPC_FAILED_PRECONDITION);
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Delete", &d.base, NULL, 0)),
+                    TTRPC_FAILED_PRECONDITION);
+  k.signal = SIGKILL;
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Kill", &k.base, NULL, 0)),
+                    TTRPC_OK);
+  for (int i = 0; i < 500 && t->status != CONTAINERD__V1__TYPES__STATUS__STOPPED; i++)
+    {
+      event_base_loop (f->base, EVLOOP_NONBLOCK);
+      poll (NULL, 0, 10);
+    }
+  assert_int_equal (t->status, CONTAINERD__V1__TYPES__STATUS__STOPPED);
+  assert_int_equal (t->exit_status, 128 + SIGKILL);
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Delete", &d.base, NULL, 0)),
+                    TTRPC_OK);
+  assert_null (f->s.tasks[0]);
+  assert_true (kill ((pid_t) pid, 0) < 0);
+  drain_events (f);
+}
+
+/* Two tasks in one shim, each found by its id; a second container of the
+   pod, a container of another pod and a task of no pod are refused, and
+   Shutdown keeps the shim while a task is there. */
+static void
+test_pod_two_tasks (void **state)
+{
+  struct fixture *f = *state;
+  Containerd__Task__V2__StateRequest q = CONTAINERD__TASK__V2__STATE_REQUEST__INIT;
+  Containerd__Task__V2__ShutdownRequest sd = CONTAINERD__TASK__V2__SHUTDOWN_REQUEST__INIT;
+
+  pod_shim (f);
+  /* The pod's container, made as setup makes one (its Create would build
+     a root disk). */
+  f->t = f->s.tasks[1] = new_task (f, "c1");
+  q.id = (char *) "p1";
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "State", &q.base, NULL, 0)),
+                    TTRPC_OK);
+  assert_int_equal (state_of (f), CONTAINERD__V1__TYPES__STATUS__RUNNING);
+  assert_int_equal (create (f, "c2", "container", "p1"), TTRPC_FAILED_PRECONDITION);
+  assert_int_equal (create (f, "c3", "container", "p2"), TTRPC_INVALID_ARGUMENT);
+  assert_int_equal (create (f, "c4", "sandbox", "c4"), TTRPC_INVALID_ARGUMENT);
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Shutdown", &sd.base, NULL, 0)),
+                    TTRPC_OK);
+  assert_false (f->s.shutdown);
+  task_free (f->s.tasks[0]);
+  f->s.tasks[0] = NULL;
+  drain_events (f);
+}
+
 int
 main (void)
 {
@@ -409,6 +559,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_pause_fails, setup, teardown),
     cmocka_unit_test_setup_teardown (test_stats_errors, setup, teardown),
     cmocka_unit_test (test_stats_pack),
+    cmocka_unit_test_setup_teardown (test_pod_sandbox_placeholder, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_pod_two_tasks, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
