@@ -59,9 +59,7 @@ supervisor_listen (const char *addr, uint16_t *port, int *fd_out, struct err **e
   if (bind (fd, (struct sockaddr *) &sin, sizeof sin) < 0)
     {
       e = errno;
-      if (e == EADDRINUSE)
-        return err_make (err, 0, "%s:%u: port already in use", addr, (unsigned) *port);
-      return err_make (err, e, "bind %s:%u", addr, (unsigned) *port);
+      return err_make (err, e, "CDP endpoint %s:%u", addr, (unsigned) *port);
     }
   if (listen (fd, SUPERVISOR_BACKLOG) < 0 || getsockname (fd, (struct sockaddr *) &sin, &sl) < 0)
     return err_make (err, errno, "listen on %s:%u", addr, (unsigned) *port);

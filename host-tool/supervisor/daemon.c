@@ -12,6 +12,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "clock.h"
 #include "net/net.h"
 #include "num.h"
 #include "path.h"
@@ -99,7 +101,7 @@ sup_env (const struct sup *s, struct err **err)
 static int
 check_listen_fd (int fd, const struct sockaddr_in *sin, struct err **err)
 {
-  struct sockaddr_in got;
+  struct sockaddr_in got = { 0 };
   socklen_t sl = sizeof got;
   int on = 0;
   socklen_t ol = sizeof on;
@@ -114,17 +116,33 @@ check_listen_fd (int fd, const struct sockaddr_in *sin, struct err **err)
   return 0;
 }
 
+/* How long a restarted supervisor waits for its endpoint's port: after a
+   SIGKILL its predecessor's worker is killed with it (PR_SET_PDEATHSIG),
+   but its exit, which closes the listener, may not have run yet. */
+#define ENDPOINT_REBIND_MS 5000
+#define ENDPOINT_REBIND_POLL_MS 20
+
 /* The endpoint's listener: fd from run, checked, else bound here. */
 static int
 endpoint_fd (const struct sockaddr_in *sin, int *fd, struct err **err)
 {
   char addr[INET_ADDRSTRLEN];
   uint16_t port = ntohs (sin->sin_port);
+  double deadline = clock_now_ms () + ENDPOINT_REBIND_MS;
 
   if (*fd >= 0)
     return check_listen_fd (*fd, sin, err);
   inet_ntop (AF_INET, &sin->sin_addr, addr, sizeof addr);
-  return supervisor_listen (addr, &port, fd, err);
+  for (;;)
+    {
+      cleanup_err struct err *e = NULL;
+
+      if (supervisor_listen (addr, &port, fd, &e) == 0)
+        return 0;
+      if (e->status != EADDRINUSE || clock_now_ms () >= deadline)
+        return err_make (err, e->status, "%s", e->msg);
+      poll (NULL, 0, ENDPOINT_REBIND_POLL_MS);
+    }
 }
 
 static int

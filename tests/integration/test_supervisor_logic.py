@@ -21,6 +21,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 
@@ -196,6 +197,37 @@ def test_failed_restore_is_503(fake):
     while fake.row()["supervisor"] == "running" and time.monotonic() < deadline:
         time.sleep(0.05)
     chvm(fake["env"], "supervise", fake["name"])
+    assert get(fake["endpoint"] + "/json/version", 30)["Browser"]
+
+
+def test_restart_waits_for_the_old_listener(fake):
+    """After a SIGKILL the old worker (killed with its parent) may hold the
+    endpoint's port a moment longer: a new supervisor waits for the port
+    (at most 5 s) instead of failing with it in use.  Here the test holds
+    the port 1 s after the old supervisor is gone."""
+    host, port = hostport(fake)
+    os.kill(fake.row()["supervisor_pid"], signal.SIGKILL)
+    hold = socket.socket()
+    hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    deadline = time.monotonic() + 10
+    while True:  # the old worker's listener gone: the port is ours
+        try:
+            hold.bind((host, int(port)))
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "the old supervisor kept the port"
+            time.sleep(0.02)
+    hold.listen(1)
+    while fake.row()["supervisor"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    release = threading.Timer(1.0, hold.close)
+    release.start()
+    try:
+        t0 = time.monotonic()
+        chvm(fake["env"], "supervise", fake["name"])
+        assert time.monotonic() - t0 >= 0.9
+    finally:
+        release.join()
     assert get(fake["endpoint"] + "/json/version", 30)["Browser"]
 
 
