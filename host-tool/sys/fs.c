@@ -40,10 +40,11 @@ fs_mkdir_p (const char *path, mode_t mode, struct err **err)
   return 0;
 }
 
-int
-fs_read_small (const char *path, size_t max, char **out, size_t *len, struct err **err)
+/* Reads the open file fd (path, for errors) whole; closes fd. */
+static int
+read_small_fd (int fd_in, const char *path, size_t max, char **out, size_t *len, struct err **err)
 {
-  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
+  cleanup_close int fd = fd_in;
   cleanup_free char *buf = NULL;
   struct stat st;
   size_t got = 0;
@@ -70,6 +71,18 @@ fs_read_small (const char *path, size_t max, char **out, size_t *len, struct err
   *out = steal_ptr (&buf);
   *len = got;
   return 0;
+}
+
+int
+fs_read_small (const char *path, size_t max, char **out, size_t *len, struct err **err)
+{
+  return read_small_fd (open (path, O_RDONLY | O_CLOEXEC), path, max, out, len, err);
+}
+
+int
+fs_read_small_regular (const char *path, size_t max, char **out, size_t *len, struct err **err)
+{
+  return read_small_fd (fs_open_read (path), path, max, out, len, err);
 }
 
 void (*fs_fsync_hook) (const char *path);

@@ -17,6 +17,11 @@ int fs_mkdir_p (const char *path, mode_t mode, struct err **err);
    larger than max bytes. */
 int fs_read_small (const char *path, size_t max, char **out, size_t *len, struct err **err);
 
+/* fs_read_small of a regular file only, opened as fs_open_read does (no
+   symlink followed, no FIFO waited on): for a name in a directory another
+   uid writes (a VMM's snapshot). */
+int fs_read_small_regular (const char *path, size_t max, char **out, size_t *len, struct err **err);
+
 /* Writes len bytes to path atomically and durably: tmp + fsync + rename +
    fsync of the directory. */
 int fs_write_atomic (const char *path, const void *data, size_t len, mode_t mode, struct err **err);

@@ -397,7 +397,7 @@ zone_file_restore (const char *dir, struct vm_restore_opts *ro, struct err **err
   if (stat (path, &st) == 0)
     return 0;
   if (path_in (path, sizeof path, dir, "config.json", err) < 0
-      || fs_read_small (path, CH_CONFIG_MAX, &text, &len, err) < 0
+      || fs_read_small_regular (path, CH_CONFIG_MAX, &text, &len, err) < 0
       || ch_config_memory (text, len, &m, err) < 0)
     return -1;
   if (ro->want != VM_RESTORE_AUTO)
@@ -424,7 +424,8 @@ ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_restore_op
   double t = clock_now_ms ();
   int r;
 
-  if (check_snapshot_dir (dir, err) < 0)
+  /* Before a VMM starts: a refused mode costs none. */
+  if (check_snapshot_dir (dir, err) < 0 || (r = zone_file_restore (dir, ro, err)) < 0)
     return err_wrap (err, "restore VM %s", spec->name ? spec->name : "");
   /* CH binds the vsock socket named in the snapshot's config again. */
   if (path_in (vs, sizeof vs, spec->dir, "vsock.sock", err) < 0 || remove_stale (vs, err) < 0
@@ -434,8 +435,7 @@ ch_restore_vm (const struct vm_spec *spec, const char *dir, struct vm_restore_op
   if (start_vmm (spec, rt, &c, err) < 0)
     return err_wrap (err, "restore VM %s", spec->name ? spec->name : "");
   phase_add (phases, n_phases, PHASE_VMM_START, &t);
-  r = zone_file_restore (dir, ro, err);
-  if (r < 0 || (r == 0 && restore_mode (c.version_major, spec, ro, err) < 0))
+  if (r == 0 && restore_mode (c.version_major, spec, ro, err) < 0)
     return abandon (spec->dir, rt, "restore VM", err);
   o.mode = ro->mode == VM_RESTORE_ONDEMAND ? CH_RESTORE_ONDEMAND : CH_RESTORE_COPY;
   if (attach_serial (spec, rt, err) < 0)
@@ -595,7 +595,7 @@ ch_snapshot_check (const char *dir, struct err **err)
       || backend_snapshot_file (dir, "state.json", &st, err) < 0)
     return -1;
   snprintf (path, sizeof path, "%s/config.json", dir);
-  if (fs_read_small (path, CH_CONFIG_MAX, &config, &len, err) < 0)
+  if (fs_read_small_regular (path, CH_CONFIG_MAX, &config, &len, err) < 0)
     return err_wrap (err, "snapshot %s", dir);
   /* All of guest RAM in memory zone files: they are the memory (a
      template, a clone; vmm/ch_clone.h), memory-ranges is optional. */

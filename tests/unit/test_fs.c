@@ -176,6 +176,36 @@ test_fsync_tree_skips_fifo (void **state)
   alarm (0);
 }
 
+/* A snapshot's config.json is read by root from a directory the VMM's uid
+   writes: a symlink to root's file is refused, a FIFO neither blocks nor
+   reads, a regular file reads whole. */
+static void
+test_read_small_regular_refuses_links (void **state)
+{
+  struct dirs *d = *state;
+  char path[128], *text = NULL;
+  struct err *err = NULL;
+  size_t len = 0;
+
+  in_dir (d, "config.json", path, sizeof path);
+  assert_int_equal (symlink (d->victim, path), 0);
+  assert_true (fs_read_small_regular (path, 1024, &text, &len, &err) < 0);
+  assert_null (text);
+  err_release (&err);
+  in_dir (d, "state.json", path, sizeof path);
+  assert_int_equal (mkfifo (path, 0600), 0);
+  alarm (10); /* opening a FIFO for reading would block forever */
+  assert_true (fs_read_small_regular (path, 1024, &text, &len, &err) < 0);
+  alarm (0);
+  err_release (&err);
+  in_dir (d, "memory-ranges", path, sizeof path);
+  write_str (path, "data");
+  assert_int_equal (fs_read_small_regular (path, 1024, &text, &len, &err), 0);
+  assert_int_equal (len, 4);
+  assert_string_equal (text, "data");
+  free (text);
+}
+
 /* rmtree removes a link to a directory outside as the link, not what is
    below it. */
 static void
@@ -307,6 +337,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_open_log_replaces_symlink, setup, teardown),
     cmocka_unit_test_setup_teardown (test_open_log_refuses_hardlink_and_fifo, setup, teardown),
     cmocka_unit_test_setup_teardown (test_fsync_tree_skips_fifo, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_read_small_regular_refuses_links, setup, teardown),
     cmocka_unit_test_setup_teardown (test_rmtree_does_not_follow, setup, teardown),
     cmocka_unit_test_setup_teardown (test_rmtree_deep, setup, teardown),
     cmocka_unit_test_setup_teardown (test_give_refuses_links, setup, teardown),
