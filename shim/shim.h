@@ -50,6 +50,8 @@ struct task
   struct timespec exited_at;
   char vm[VM_NAME_MAX + 1];
   char image_id[IMAGE_ID_LEN + 1]; /* the container's own cache entry */
+  unsigned cpus;                   /* the VM's vCPUs, 0: chvm run's default */
+  uint64_t memory_mib;             /* its guest RAM, 0: chvm run's default */
   int stdout_fd, stderr_fd;        /* held open (O_RDWR) so writers never block */
   struct ttrpc_call *waits[SHIM_WAITS_MAX];
   unsigned n_waits;
@@ -94,8 +96,8 @@ typedef void (*vm_done_fn) (struct shim *s, struct task *t, struct ttrpc_call *c
 int vm_chvm (struct shim *s, struct task *t, const char *const args[], vm_done_fn done,
              struct ttrpc_call *call, struct err **err);
 /* Boots t's VM (in t->netns when set, the guest's CDP port published on
-   the namespace's addresses); done when chvm run returned (t->pid set,
-   VMM watched). */
+   the namespace's addresses; sized by t->cpus and t->memory_mib when set);
+   done when chvm run returned (t->pid set, VMM watched). */
 int vm_start (struct shim *s, struct task *t, vm_done_fn done, struct ttrpc_call *call,
               struct err **err);
 /* Kill: SIGKILL ends the VMM, anything else presses the power button. */

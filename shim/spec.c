@@ -3,6 +3,7 @@
 #include "spec.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,6 +153,78 @@ parse_netns (struct json_object *namespaces, struct shim_spec *s, struct err **e
   return 0;
 }
 
+/* Member key of object o (named what) as an object into *v: NULL when it
+   is absent or null. */
+static int
+get_object (struct json_object *o, const char *key, const char *what, struct json_object **v,
+            struct err **err)
+{
+  *v = member (o, key);
+  if (*v != NULL && !json_object_is_type (*v, json_type_object))
+    return err_make (err, EINVAL, "config.json: %s is not an object", what);
+  return 0;
+}
+
+/* Member key of object o (named what) as an integer into *v: 0 when it is
+   absent or null. */
+static int
+get_int (struct json_object *o, const char *key, const char *what, int64_t *v, struct err **err)
+{
+  struct json_object *m = member (o, key);
+
+  *v = 0;
+  if (m == NULL)
+    return 0;
+  if (!json_object_is_type (m, json_type_int))
+    return err_make (err, EINVAL, "config.json: %s is not an integer", what);
+  *v = json_object_get_int64 (m); /* a uint64 past INT64_MAX reads INT64_MAX */
+  return 0;
+}
+
+/* lx (the linux object)'s resources: the VM's vCPUs from cpu.quota /
+   cpu.period (what `ctr run --cpus` and CRI's cpu_quota and cpu_period
+   set), rounded up, at most SPEC_CPUS_MAX (a VM of 64 vCPUs stays within
+   any larger quota); its guest RAM from memory.limit (`ctr run
+   --memory-limit`, CRI's memory_limit_in_bytes), rounded down to MiB, at
+   most SPEC_MEMORY_MAX_MIB and refused below SPEC_MEMORY_MIN_MIB.  No
+   quota, or no limit (absent, 0, or negative: cgroup v1's "unlimited"),
+   leaves chvm's default. */
+static int
+parse_resources (struct json_object *lx, struct shim_spec *s, struct err **err)
+{
+  struct json_object *res, *cpu, *mem;
+  int64_t quota, period, limit;
+
+  if (get_object (lx, "resources", "linux.resources", &res, err) < 0
+      || get_object (res, "cpu", "linux.resources.cpu", &cpu, err) < 0
+      || get_object (res, "memory", "linux.resources.memory", &mem, err) < 0
+      || get_int (cpu, "quota", "linux.resources.cpu.quota", &quota, err) < 0
+      || get_int (cpu, "period", "linux.resources.cpu.period", &period, err) < 0
+      || get_int (mem, "limit", "linux.resources.memory.limit", &limit, err) < 0)
+    return -1;
+  if (period < 0)
+    return err_make (err, EINVAL, "config.json: linux.resources.cpu.period %" PRId64 " is negative",
+                     period);
+  if (quota > 0 && period > 0)
+    {
+      uint64_t n = (uint64_t) (quota / period + (quota % period != 0));
+
+      s->cpus = n > SPEC_CPUS_MAX ? SPEC_CPUS_MAX : (unsigned) n;
+    }
+  if (limit > 0)
+    {
+      uint64_t mib = (uint64_t) limit >> 20;
+
+      if (mib < SPEC_MEMORY_MIN_MIB)
+        return err_make (err, EINVAL,
+                         "config.json: linux.resources.memory.limit: memory limit %" PRId64
+                         " bytes is below chvm's %d MiB minimum",
+                         limit, SPEC_MEMORY_MIN_MIB);
+      s->memory_mib = mib > SPEC_MEMORY_MAX_MIB ? SPEC_MEMORY_MAX_MIB : mib;
+    }
+  return 0;
+}
+
 /* process.args, env, user and cwd ("/" when absent). */
 static int
 process_fill (struct json_object *proc, struct shim_spec *s, struct err **err)
@@ -182,6 +255,11 @@ spec_fill (struct json_object *root, struct shim_spec *s, struct err **err)
   if (process_fill (member (root, "process"), s, err) < 0
       || parse_annotations (member (root, "annotations"), s, err) < 0
       || parse_netns (member (member (root, "linux"), "namespaces"), s, err) < 0)
+    return -1;
+  /* A pod's sandbox has no VM: the pod's limits (kubelet's sum of its
+     containers') size nothing here, the container's own do. */
+  if (shim_spec_role (s) != SHIM_ROLE_SANDBOX
+      && parse_resources (member (root, "linux"), s, err) < 0)
     return -1;
   v = member (root, "hostname");
   if (v != NULL && dup_checked (v, "hostname", &s->hostname, err) < 0)

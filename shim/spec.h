@@ -2,7 +2,8 @@
 /*
  * The OCI runtime spec of a bundle (config.json) as far as a chvm VM takes
  * it: process.args (the entrypoint and cmd merged), env, cwd, user uid/gid,
- * hostname, the annotations and the network namespace's path; and how it
+ * hostname, the annotations, the network namespace's path and the VM's
+ * size from linux.resources (a container's, not a pod sandbox's); and how it
  * becomes what a cached image's image.json holds (struct oci_config), which
  * `chvm run` writes into the config disk.  No I/O: unit-tested and fuzzed.
  */
@@ -17,6 +18,11 @@
 
 #define SPEC_ANNOTATIONS_MAX 256
 #define SPEC_NETNS_MAX 63
+/* chvm run's bounds (host-tool/cli/cmd_run.c): --cpus 1..64, --memory
+   128M..1T. */
+#define SPEC_CPUS_MAX 64
+#define SPEC_MEMORY_MIN_MIB 128
+#define SPEC_MEMORY_MAX_MIB (UINT64_C (1) << 20)
 /* containerd's CRI plugin marks a pod's containers with these. */
 #define SPEC_ANN_TYPE "io.kubernetes.cri.container-type"
 #define SPEC_ANN_SANDBOX "io.kubernetes.cri.sandbox-id"
@@ -36,6 +42,12 @@ struct shim_spec
      (CNI's, as `ip netns` names it): its name, "" when none is given or
      the path is elsewhere (/proc/PID/ns/net). */
   char netns[SPEC_NETNS_MAX + 1];
+  /* The VM's size from linux.resources, 0 for chvm run's default: vCPUs
+     from cpu.quota / cpu.period (rounded up; a quota above 64 CPUs gets
+     64), guest RAM from memory.limit (MiB, rounded down; above 1 TiB
+     gets 1 TiB).  Left 0 in a pod's sandbox (no VM). */
+  unsigned cpus;
+  uint64_t memory_mib;
 };
 
 /* What a bundle is in a CRI pod (SPEC_ANN_TYPE): not one (`ctr run`), the

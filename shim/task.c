@@ -245,7 +245,8 @@ create_check (struct shim *s, const Containerd__Task__V2__CreateTaskRequest *r,
 }
 
 /* The task r asks for, in slot: a sandbox's (no VM, no state file), or a
-   container's with its VM's name, image and state file. */
+   container's with its VM's name, size (the spec's linux.resources), image
+   and state file. */
 static int
 create_task (struct shim *s, const Containerd__Task__V2__CreateTaskRequest *r,
              const struct shim_spec *spec, struct task *t, struct err **err)
@@ -257,6 +258,8 @@ create_task (struct shim *s, const Containerd__Task__V2__CreateTaskRequest *r,
     snprintf (t->netns, sizeof t->netns, "%s", spec->netns);
   if (t->sandbox)
     return 0;
+  t->cpus = spec->cpus;
+  t->memory_mib = spec->memory_mib;
   /* A pod container's spec names the sandbox process's namespace
      (/proc/PID/ns/net, the placeholder's: the host's); the pod's is the
      one the sandbox's spec named. */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdio.h>
@@ -225,19 +226,35 @@ int
 vm_start (struct shim *s, struct task *t, vm_done_fn done, struct ttrpc_call *call,
           struct err **err)
 {
-  const char *args[] = { "--json", "run", "--no-wait", "--name", t->vm, t->image_id, NULL,
-                         NULL,     NULL,  NULL,        NULL,     NULL,  NULL,        NULL };
+  /* At most 16 (VM_ARGS_MAX): these 5, a pod's 6, --cpus and --memory's
+     4, the image. */
+  const char *args[VM_ARGS_MAX + 1] = { "--json", "run", "--no-wait", "--name", t->vm };
+  char cpus[16], memory[32];
   struct start_ctx *c;
+  size_t n = 5;
 
   if (t->netns[0] != '\0')
     {
       /* A pod's: tap networking inside the pod's namespace (chvm's bridge
          and NAT there), CDP published on the pod's addresses. */
-      const char *pod[]
-          = { "--net", "tap", "--netns", t->netns, "-p", POD_PUBLISH_CDP, t->image_id };
+      const char *pod[] = { "--net", "tap", "--netns", t->netns, "-p", POD_PUBLISH_CDP };
 
-      memcpy (&args[5], pod, sizeof pod);
+      memcpy (&args[n], pod, sizeof pod);
+      n += sizeof pod / sizeof *pod;
     }
+  if (t->cpus > 0)
+    {
+      snprintf (cpus, sizeof cpus, "%u", t->cpus);
+      args[n++] = "--cpus";
+      args[n++] = cpus;
+    }
+  if (t->memory_mib > 0)
+    {
+      snprintf (memory, sizeof memory, "%" PRIu64 "M", t->memory_mib);
+      args[n++] = "--memory";
+      args[n++] = memory;
+    }
+  args[n] = t->image_id;
   if ((c = calloc (1, sizeof *c)) == NULL)
     return err_make (err, ENOMEM, "start");
   *c = (struct start_ctx){ .s = s, .t = t, .call = call, .done = done };

@@ -4,8 +4,9 @@
 A containerd of the test's own (config, root, state and sockets in a
 temp dir, the CRI plugin off, the shim found on its PATH from build/bin)
 imports the stand-in's docker archive; `ctr run --runtime
-io.containerd.chvm.v1` boots it as a chvm VM (QEMU/TCG here: one VM,
-minutes), playwright-core drives a page through the VM's CDP endpoint,
+io.containerd.chvm.v1 --cpus 1 --memory-limit` 1.5 GiB boots it as a chvm
+VM of 1 vCPU and 1536 MiB (QEMU/TCG here: one VM, minutes),
+playwright-core drives a page through the VM's CDP endpoint,
 containerd restarted while the VM runs finds the task RUNNING through the
 same shim, `ctr task exec` runs a command in the guest, `ctr task pause`
 and `resume` stop and continue its vCPUs (PAUSED in `ctr task ls`), `ctr
@@ -17,9 +18,12 @@ by containerd's `delete` from the bundle alone.
 test_cri_pod: the same with containerd's CRI plugin on (runtime handler
 `chvm`) and crictl: a pod (its sandbox a placeholder process of the
 shim, its network CNI's bridge on a private subnet), one container of the
-stand-in (its VM in the pod's network namespace), CDP at the pod's IP
-port 9222 from the host, crictl exec, stop, stopp and rmp leaving no
-process, mount, file or network namespace.  The sandbox image is the
+stand-in limited to 1 CPU and 1.5 GiB (its VM of 1 vCPU and 1536 MiB in
+the pod's network namespace), CDP at the pod's IP port 9222 from the
+host, crictl exec, stop, stopp and rmp leaving no process, mount, file or
+network namespace; then `chvm run` of the same image (the docker archive
+containerd imported) with the same size, timed to CDP beside the pod
+(build/test-results/cri-pod.json).  The sandbox image is the
 stand-in itself: there is no registry here, and the shim never runs the
 sandbox's process (a placeholder stands for it), so any image present
 serves.
@@ -39,6 +43,10 @@ NS = "chvmtest"
 CID = "shim1"
 CID2 = "shim2"
 BOOT_TIMEOUT = 900
+# The containers' limits: 1 CPU (quota = period) and 1.5 GiB, the VM's size.
+CPU_PERIOD = 100000
+MEMORY_LIMIT = 1536 << 20
+RESULTS = os.path.join(paths.TEST_RESULTS, "cri-pod.json")
 
 pytestmark = prereq.requires(
     *prereq.CHVM_QEMU, prereq.root, prereq._tool("containerd", "make deps: apt-get install containerd"),
@@ -172,6 +180,15 @@ def leftovers(d, env):
     return left
 
 
+def assert_vm_size(env, name):
+    """VM name has the containers' limits as its size: 1 vCPU, 1536 MiB
+    (and its cgroup 1 CPU, where the cpu controller is on v2)."""
+    insp = cli.inspect(env, name)
+    assert (insp["spec"]["cpus"], insp["spec"]["memory_mib"]) == (1, MEMORY_LIMIT >> 20), insp
+    if insp["cgroup"].get("cpu.max") is not None:
+        assert insp["cgroup"]["cpu.max"] == "%d %d" % (CPU_PERIOD, CPU_PERIOD), insp["cgroup"]
+
+
 def test_ctr_run_kill_delete(tmp_path):
     d = str(tmp_path)
     env = cli.state_env(tmp_path, image_cache=False)
@@ -183,9 +200,11 @@ def test_ctr_run_kill_delete(tmp_path):
         ref = c.ctr("images", "ls", "-q").stdout.split()[0]
         print("\nimported %s (%s)" % (ref, out.strip()[-80:]))
         t0 = time.monotonic()
-        c.ctr("run", "-d", "--runtime", "io.containerd.chvm.v1", ref, CID, timeout=BOOT_TIMEOUT)
+        c.ctr("run", "-d", "--runtime", "io.containerd.chvm.v1", "--cpus", "1",
+              "--memory-limit", str(MEMORY_LIMIT), ref, CID, timeout=BOOT_TIMEOUT)
         t_run = time.monotonic() - t0
         assert task_status(c) == "RUNNING", c.tail()
+        assert_vm_size(env, name)
         print("ctr run -d (create: root disk from the layers; start: VMM up): %.1f s" % t_run)
         endpoint = cli.chvm(env, "cdp", "--http", name).stdout.strip()
         wait_cdp(endpoint, time.monotonic() + BOOT_TIMEOUT)
@@ -297,6 +316,38 @@ def write_json(path, obj):
     return path
 
 
+PLAIN = "plain"
+
+
+def chvm_run_beside(env, d, t_pod):
+    """`chvm run` of the pod's image at the pod's size, timed from the run
+    to CDP answering, beside t_pod (the pod's, from runp: the shim's root
+    disk made from the layers included) in RESULTS; nothing left after.
+    The image is the archive containerd imported, imported into chvm's
+    store untimed: the shim's entry of the container, which held its
+    entrypoint, went with it (its layer chain's, left for the next
+    container, has none)."""
+    img = json.loads(cli.chvm(env, "--json", "image", "import", "docker-archive:" + ARCHIVE,
+                              timeout=600).stdout)["id"]
+    t0 = time.monotonic()
+    cli.chvm(env, "run", "--name", PLAIN, "--cpus", "1", "--memory",
+             "%dM" % (MEMORY_LIMIT >> 20), "--no-wait", img, timeout=BOOT_TIMEOUT)
+    wait_cdp(cli.chvm(env, "cdp", "--http", PLAIN).stdout.strip(), t0 + BOOT_TIMEOUT)
+    t_run = time.monotonic() - t0
+    assert_vm_size(env, PLAIN)
+    print("pod to CDP %.1f s; chvm run of the same image to CDP %.1f s (%.2fx)"
+          % (t_pod, t_run, t_pod / t_run))
+    os.makedirs(paths.TEST_RESULTS, exist_ok=True)
+    write_json(RESULTS, {"pod_to_cdp_s": round(t_pod, 1), "chvm_run_to_cdp_s": round(t_run, 1),
+                         "date": time.strftime("%Y-%m-%d"), "host": "QEMU/TCG"})
+    cli.chvm(env, "rm", "-f", PLAIN)
+    cli.chvm(env, "image", "rm", img)
+    deadline = time.monotonic() + 60
+    while leftovers(d, env) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert leftovers(d, env) == [] and cli.ps(env) == {}
+
+
 @prereq.requires(prereq._tool("crictl", "make setup (built from the Go module proxy)"),
                  prereq._file(os.path.join(CNI_BIN, "bridge"),
                               "make setup: apt-get install containernetworking-plugins"))
@@ -324,7 +375,8 @@ def test_cri_pod(tmp_path):
             "log_directory": os.path.join(d, "podlogs"), "linux": {}})
         ctr_cfg = write_json(os.path.join(d, "ctr.json"), {
             "metadata": {"name": "browser"}, "image": {"image": ref}, "log_path": "browser.log",
-            "linux": {}})
+            "linux": {"resources": {"cpu_quota": CPU_PERIOD, "cpu_period": CPU_PERIOD,
+                                    "memory_limit_in_bytes": MEMORY_LIMIT}}})
         t0 = time.monotonic()
         pod = crictl(c, "runp", "--runtime", "chvm", pod_cfg).stdout.strip()
         info = json.loads(crictl(c, "inspectp", pod).stdout)
@@ -334,7 +386,10 @@ def test_cri_pod(tmp_path):
         crictl(c, "start", ctr, timeout=BOOT_TIMEOUT)
         endpoint = "http://%s:9222" % ip
         wait_cdp(endpoint, t0 + BOOT_TIMEOUT)
-        print("\npod to CDP at %s: %.1f s" % (endpoint, time.monotonic() - t0))
+        t_pod = time.monotonic() - t0
+        print("\npod to CDP at %s: %.1f s" % (endpoint, t_pod))
+        assert len(cli.ps(env)) == 1, cli.ps(env)
+        assert_vm_size(env, next(iter(cli.ps(env))))
         s = Session("playwright", endpoint)
         try:
             s.cmd("open")
@@ -363,9 +418,11 @@ def test_cri_pod(tmp_path):
         with open("/proc/self/mountinfo") as f:
             assert [m for m in f if d in m.split()[4]] == []
         assert cli.ps(env) == {}
+        chvm_run_beside(env, d, t_pod)
     finally:
         if pod is not None:
             crictl(c, "rmp", "-f", pod, check=False, timeout=300)
+        cli.chvm(env, "rm", "-f", PLAIN, check=False)
         c.stop()
         subprocess.run(["ip", "link", "del", CRI_BRIDGE], capture_output=True)
         print(c.tail())

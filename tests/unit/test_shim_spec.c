@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The shim's pure mappings: config.json -> spec -> image.json's exec
    fields, snapshotter mounts -> layers, names, the console's exit line. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -217,6 +218,103 @@ test_pod_spec (void **state)
   shim_spec_free (s);
 }
 
+/* A spec whose linux object is lx, with annotations ann (an object). */
+static struct shim_spec *
+parse_linux (const char *lx, const char *ann, struct err **err)
+{
+  struct shim_spec *s = NULL;
+  char json[512];
+
+  snprintf (json, sizeof json, "{\"process\":{\"args\":[\"/x\"]},\"annotations\":%s,\"linux\":%s}",
+            ann, lx);
+  if (shim_spec_parse (json, strlen (json), &s, err) < 0)
+    return NULL;
+  return s;
+}
+
+/* linux.resources: vCPUs = ceil (quota / period) (at most 64), guest RAM =
+   the memory limit in MiB, rounded down (at most 1 TiB); what is absent,
+   0 or negative is chvm's default (0). */
+static void
+test_spec_resources (void **state)
+{
+  static const struct
+  {
+    const char *lx;
+    unsigned cpus;
+    uint64_t mib;
+  } ok[] = {
+    { "{\"resources\":{\"cpu\":{\"quota\":100000,\"period\":100000},\"memory\":{\"limit\":"
+      "1610612736}}}",
+      1, 1536 },
+    { "{\"resources\":{\"cpu\":{\"quota\":150000,\"period\":100000}}}", 2, 0 },
+    { "{\"resources\":{\"cpu\":{\"quota\":1,\"period\":100000}}}", 1, 0 },
+    { "{\"resources\":{\"cpu\":{\"quota\":10000000,\"period\":100000}}}", 64, 0 },
+    { "{\"resources\":{\"memory\":{\"limit\":1610612737}}}", 0, 1536 },
+    { "{\"resources\":{\"memory\":{\"limit\":134217728}}}", 0, 128 },
+    { "{\"resources\":{\"memory\":{\"limit\":9223372036854775807}}}", 0, UINT64_C (1) << 20 },
+    { "{\"resources\":{\"cpu\":{\"quota\":-1,\"period\":100000},\"memory\":{\"limit\":-1}}}", 0,
+      0 },
+    { "{\"resources\":{\"cpu\":{\"quota\":100000,\"period\":0,\"shares\":2},\"memory\":{\"limit\""
+      ":0}}}",
+      0, 0 },
+    { "{\"resources\":{\"cpu\":{\"quota\":null},\"memory\":null}}", 0, 0 },
+    { "{\"resources\":{}}", 0, 0 },
+    { "{}", 0, 0 },
+  };
+  static const struct
+  {
+    const char *lx, *msg;
+  } bad[] = {
+    { "{\"resources\":[]}", "linux.resources is not an object" },
+    { "{\"resources\":{\"cpu\":1}}", "linux.resources.cpu is not an object" },
+    { "{\"resources\":{\"memory\":\"1G\"}}", "linux.resources.memory is not an object" },
+    { "{\"resources\":{\"cpu\":{\"quota\":\"100000\",\"period\":100000}}}",
+      "linux.resources.cpu.quota is not an integer" },
+    { "{\"resources\":{\"cpu\":{\"quota\":100000,\"period\":1.5}}}",
+      "linux.resources.cpu.period is not an integer" },
+    { "{\"resources\":{\"cpu\":{\"quota\":100000,\"period\":-100000}}}",
+      "linux.resources.cpu.period -100000 is negative" },
+    { "{\"resources\":{\"memory\":{\"limit\":true}}}",
+      "linux.resources.memory.limit is not an integer" },
+    { "{\"resources\":{\"memory\":{\"limit\":134217727}}}",
+      "memory limit 134217727 bytes is below chvm's 128 MiB minimum" },
+  };
+  struct shim_spec *s;
+  struct err *err = NULL;
+
+  (void) state;
+  for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+    {
+      assert_non_null (s = parse_linux (ok[i].lx, "{}", NULL));
+      assert_int_equal (s->cpus, ok[i].cpus);
+      assert_int_equal (s->memory_mib, ok[i].mib);
+      shim_spec_free (s);
+    }
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    {
+      assert_null (parse_linux (bad[i].lx, "{}", &err));
+      assert_non_null (err);
+      assert_int_equal (err->status, EINVAL);
+      assert_non_null (strstr (err->msg, bad[i].msg));
+      err_release (&err);
+    }
+  /* A pod's sandbox has no VM: its (the pod's) limits are not read. */
+  assert_non_null (s = parse_linux ("{\"resources\":{\"memory\":{\"limit\":1048576},\"cpu\":"
+                                    "{\"quota\":\"x\"}}}",
+                                    "{\"" SPEC_ANN_TYPE "\":\"sandbox\"}", NULL));
+  assert_int_equal (s->cpus, 0);
+  assert_int_equal (s->memory_mib, 0);
+  shim_spec_free (s);
+  /* A pod's container: its own. */
+  assert_non_null (s = parse_linux ("{\"resources\":{\"cpu\":{\"quota\":100000,\"period\":"
+                                    "100000},\"memory\":{\"limit\":1610612736}}}",
+                                    "{\"" SPEC_ANN_TYPE "\":\"container\"}", NULL));
+  assert_int_equal (s->cpus, 1);
+  assert_int_equal (s->memory_mib, 1536);
+  shim_spec_free (s);
+}
+
 /* A pod's container finds its sandbox's shim: the socket of the sandbox's
    id is the one that shim listens on; a long address falls back. */
 static void
@@ -265,6 +363,7 @@ main (void)
     cmocka_unit_test (test_console_exit_status),
     cmocka_unit_test (test_exec_process),
     cmocka_unit_test (test_pod_spec),
+    cmocka_unit_test (test_spec_resources),
     cmocka_unit_test (test_socket_names),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
