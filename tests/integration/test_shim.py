@@ -34,7 +34,8 @@ import signal
 import subprocess
 import time
 
-from chvmtest import cli, paths, prereq
+from chvmtest import cli, containerd, paths, prereq
+from chvmtest.containerd import CNI_BIN, CRI_BRIDGE, CRI_CONFIG, CRI_NS
 from chvmtest.cdp import Session, wait_cdp
 
 SHIM = os.path.join(paths.BUILD, "bin", "containerd-shim-chvm-v1")
@@ -53,10 +54,6 @@ pytestmark = prereq.requires(
     prereq._tool("ctr", "make deps: apt-get install containerd"),
     prereq._file(SHIM, "make shim"), prereq._file(ARCHIVE, "make images"), *prereq.CDP_CLIENTS)
 
-CNI_BIN = "/usr/lib/cni"
-CRI_NS = "k8s.io"
-CRI_SUBNET = "10.214.0.0/24"
-CRI_BRIDGE = "chvmcri0"
 
 CONFIG = """version = 2
 root = "{d}/root"
@@ -67,32 +64,6 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [ttrpc]
   address = "{d}/c.sock.ttrpc"
 """
-
-
-CRI_CONFIG = """version = 2
-root = "{d}/root"
-state = "{d}/state"
-[grpc]
-  address = "{d}/c.sock"
-[ttrpc]
-  address = "{d}/c.sock.ttrpc"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{sandbox_image}"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "{cni_bin}"
-    conf_dir = "{d}/cni"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    default_runtime_name = "chvm"
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.chvm]
-    runtime_type = "io.containerd.chvm.v1"
-"""
-
-CNI_CONF = {
-    "cniVersion": "0.4.0", "name": "chvmcri",
-    "plugins": [{"type": "bridge", "bridge": CRI_BRIDGE, "isGateway": True, "ipMasq": False,
-                 "ipam": {"type": "host-local", "ranges": [[{"subnet": CRI_SUBNET}]],
-                          "routes": [{"dst": "0.0.0.0/0"}]}}],
-}
 
 
 class Containerd:
@@ -133,19 +104,11 @@ class Containerd:
 
 
 def task_status(c, cid=CID):
-    r = c.ctr("task", "ls", check=False)
-    for line in r.stdout.splitlines()[1:]:
-        f = line.split()
-        if f and f[0] == cid:
-            return f[-1]
-    return None
+    return containerd.task_status(c.ctr("task", "ls", check=False).stdout, cid)
 
 
 def metrics(c, cid=CID):
-    """`ctr task metrics` (cgroups v2 Metrics) as {"cpu.usage_usec": N, ...}."""
-    out = c.ctr("task", "metrics", cid).stdout
-    rows = [line.split() for line in out.splitlines()]
-    return {f[0]: int(f[1]) for f in rows if len(f) == 2 and "." in f[0] and f[1].isdigit()}
+    return containerd.metrics(c.ctr("task", "metrics", cid).stdout)
 
 
 def read_shim_pid(d, cid):
@@ -356,10 +319,7 @@ def test_cri_pod(tmp_path):
     env = cli.state_env(tmp_path, image_cache=False)
     env["PATH"] = os.path.join(paths.BUILD, "bin") + ":" + env["PATH"]
     os.makedirs(os.path.join(d, "cni"))
-    conf = dict(CNI_CONF)
-    conf["plugins"] = [dict(CNI_CONF["plugins"][0])]
-    conf["plugins"][0]["ipam"] = dict(conf["plugins"][0]["ipam"], dataDir=d + "/cni-ipam")
-    write_json(os.path.join(d, "cni", "10-chvmcri.conflist"), conf)
+    write_json(os.path.join(d, "cni", "10-chvmcri.conflist"), containerd.cni_conf(d))
     # The sandbox image: the stand-in's reference once imported (a first
     # containerd, without CRI, imports it into the CRI's namespace).
     c = Containerd(d, env, ns=CRI_NS)
