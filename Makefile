@@ -468,6 +468,14 @@ bench-fork-kvmhost: $(B)/bin/chvm initrd $(MICRO_ELF)
 	  -k "run_boots or standby_restore_copy or memory_file_restore or template_clones"
 # ---- end section: templates and clones ----
 
+# containerd inside the KVM host with CH: ctr run, containerd restarted,
+# exec, pause, metrics, kill, a SIGKILLed shim, chvm run of the same image and
+# a CRI pod, each timed (tests/integration/test_shim_kvmhost.py; figures in
+# build/test-results/shim-kvmhost.json).  About 25 minutes nested.
+.PHONY: test-shim-kvmhost
+test-shim-kvmhost: $(B)/bin/chvm $(B)/bin/containerd-shim-chvm-v1 initrd $(MICRO_ELF)
+	CHVM_KVMHOST_SHIM=1 python3 -m pytest -rs -v -s tests/integration/test_shim_kvmhost.py
+
 # The root as virtio-pmem with DAX under CH inside the KVM host, beside the
 # same image on a blk root in the same run (test_kvmhost.py's
 # test_rootfs_pmem; figures in build/test-results/pmem-kvmhost.json).

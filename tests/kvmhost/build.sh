@@ -8,7 +8,8 @@
 #   OUT/initrd.gz           busybox, virtio_blk, /init: mounts the root disk
 #                           (serial kvmhost-root) and switches to it
 #   OUT/root/               a Debian 12 root with what chvm needs at run time
-#                           on a real host, and the kernel's modules
+#                           on a real host, Debian's containerd and CNI plugins
+#                           (the shim's suite), and the kernel's modules
 # The test (tests/integration/chvmtest/kvmhost.py) adds kvmhost-init (PID 1),
 # cmdserver.py (the command channel), chvm, CH and the images per run and
 # makes the disk.  Cached by a hash of this folder: an unchanged
@@ -57,7 +58,7 @@ mods=$(ls -d "$work/k/usr/lib/modules/$kver" "$work/k/lib/modules/$kver" 2>/dev/
 # 2. The root: Debian 12 minbase and chvm's run-time needs.
 log "mmdebstrap bookworm root"
 nice mmdebstrap --variant=minbase --mode=root --format=directory \
-  --include=libcurl4,libjson-c5,libprotobuf-c1,libevent-core-2.1-7,iproute2,nftables,kmod,python3,procps,e2fsprogs,curl \
+  --include=libcurl4,libjson-c5,libprotobuf-c1,libevent-core-2.1-7,iproute2,nftables,kmod,python3,procps,e2fsprogs,curl,containerd,containernetworking-plugins \
   --aptopt='APT::Install-Recommends "false"' \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' \

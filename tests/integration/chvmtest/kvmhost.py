@@ -126,8 +126,9 @@ def make_disk(run_dir, extra=()):
     # extra: (path in this tree, path in the KVM host's root), e.g. the
     # micro guest's benchmark.
     for src, dst in extra:
-        os.makedirs(os.path.dirname(os.path.join(tree, dst)), exist_ok=True)
-        shutil.copy(os.path.join(ROOT, src), os.path.join(tree, dst))
+        dst = os.path.join(tree, dst.lstrip("/"))  # never this host's own path
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        shutil.copy(os.path.join(ROOT, src), dst)
     disk = os.path.join(run_dir, "root.ext4")
     subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "kvmhost", "-E", "root_owner=0:0",
                     "-d", tree, disk, DISK_SIZE], check=True)
