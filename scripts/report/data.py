@@ -51,6 +51,7 @@ MEASURED = {
     "fork-kvmhost": "make bench-fork-kvmhost",
     "pmem-kvmhost": "make bench-pmem-kvmhost",
     "density": "make bench-density",
+    "density-kvmhost": "make bench-density-kvmhost",
     "soak-qemu": "make soak",
     "soak-kvmhost": "make soak-kvmhost",
 }

@@ -689,21 +689,26 @@ def extract_pmem(docs):
                  {"pmem": (k.rnum(pm + "snapshot_allocated") / MiB, k.rnum(pm + "guest_nonfree") / MiB,
                            k.rnum(pm + "cached_bytes") / MiB),
                   "blk": (k.rnum(pm + "blk.standby.snapshot_allocated") / MiB, None, None)}))
-    dens = docs.get("density")
-    return {"rows": rows, "density": extract_density(dens) if dens else None,
-            "sources": [q, k] + ([dens] if dens else [])}
+    dens = [d for d in (docs.get("density"), docs.get("density-kvmhost")) if d]
+    return {"rows": rows, "density": [extract_density(d) for d in dens], "sources": [q, k] + dens}
 
 
 def extract_density(d):
-    """make bench-density: per root device, N VMs at once: per-VM PSS,
+    """make bench-density (QEMU here) or make bench-density-kvmhost (CH
+    inside the KVM host): per root device, N VMs at once: per-VM PSS,
     snapshot and host MemAvailable drop (MiB)."""
-    out = {"n": d.rnum("count"), "backend": d.r("backend", str), "bars": {}}
+    n = d.rnum("count")
+    backend = d.r("backend", str)
+    what = "CH %s" % d.r("ch_version", str) if backend == "ch" else backend.upper()
+    if d.host == "nested":
+        what += " in the KVM host (%s)" % d.r("kvmhost.memory", str)
+    out = {"n": n, "label": "%s, %d at once" % (what, n), "command": d.get("command", str), "bars": {}}
     for dev in ("blk", "pmem"):
         p = "passes.%s." % dev
-        n = d.rnum(p + "count")
-        out["bars"][dev] = [d.rnum(p + "pss.median") / MiB, d.rnum(p + "pss.sum") / n / MiB,
+        c = d.rnum(p + "count")
+        out["bars"][dev] = [d.rnum(p + "pss.median") / MiB, d.rnum(p + "pss.sum") / c / MiB,
                             d.rnum(p + "snapshot_allocated.median") / MiB,
-                            d.rnum(p + "mem_available_drop") / n / MiB]
+                            d.rnum(p + "mem_available_drop") / c / MiB]
     return out
 
 
@@ -712,7 +717,8 @@ DENSITY_BARS = ["VMM PSS, median", "VMM PSS, sum / N", "snapshot, median", "host
 
 def draw_pmem(plt, s, path):
     dens = s["density"]
-    fig, axes = plt.subplots(1, 2 if dens else 1, figsize=(18 if dens else 11, 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, 2 if dens else 1, figsize=(18 if dens else 11, 4.6 + 0.3 * len(dens)),
+                             squeeze=False)
     ax = axes[0][0]
     rows = s["rows"]
     x = range(len(rows))
@@ -730,13 +736,19 @@ def draw_pmem(plt, s, path):
     if dens:
         b = axes[0][1]
         x = range(len(DENSITY_BARS))
-        for off, dev, color in ((-0.2, "blk", "#999"), (0.2, "pmem", "#4a4")):
-            b.bar([i + off for i in x], dens["bars"][dev], 0.4, color=color, label="%s root" % dev)
+        w = 0.8 / (2 * len(dens))
+        series = [(d, dev, color, hatch) for d, hatch in zip(dens, ("", "//"))
+                  for dev, color in (("blk", "#999"), ("pmem", "#4a4"))]
+        for j, (d, dev, color, hatch) in enumerate(series):
+            b.bar([i - 0.4 + w * (j + 0.5) for i in x], d["bars"][dev], w, color=color, hatch=hatch,
+                  edgecolor="#333" if hatch else None, label="%s root: %s" % (dev, d["label"]))
         b.set_xticks(list(x), DENSITY_BARS, fontsize=7)
         b.set_ylabel("MiB per VM")
-        b.legend(fontsize=7)
-        b.set_title("%d VMs of the stand-in (2 GiB) at once, a page loaded in each (%s, make bench-density)"
-                    % (dens["n"], dens["backend"]), fontsize=8)
+        # Room above the bars for the legend.
+        b.set_ylim(0, 1.35 * max(v for d in dens for bars in d["bars"].values() for v in bars))
+        b.legend(fontsize=7, ncol=2, loc="upper center")
+        b.set_title("VMs of the stand-in (2 GiB) at once, a page loaded in each (%s)"
+                    % ", ".join(d["command"] for d in dens), fontsize=8)
     finish(plt, fig, s["sources"], path,
            "Snapshot after loading a page: block-device root against virtio-pmem with DAX")
 

@@ -164,8 +164,8 @@ def questions(v):
 
 
 NOT_YET = [
-    ("Density with Cloud Hypervisor (N browser VMs at once inside the KVM host)", "issue 24",
-     "make bench-density DENSITY_BACKEND=ch on a host with hardware KVM"),
+    ("Density with Cloud Hypervisor on hardware KVM (4 VMs at once measured inside the KVM host: [pmem](#pmem))",
+     "issue 24", "make bench-density DENSITY_BACKEND=ch on a host with hardware KVM"),
     ("Everything on hardware KVM (boot to CDP, standby, restore, wake, soak with CH)", "this page's last section",
      "make bench-hw"),
     ("WebRTC frame rate and bitrate under Cloud Hypervisor", "no KVM-backed Chromium with a display here",
@@ -337,14 +337,16 @@ def write_readme(docs, v, outdir, datadir):
                "holds all of it; a VM run with `--memory-file` restores by mapping that file again in place "
                "(`memory_restore` \"file\"), so its VMM holds only the pages the guest touches after."),
         figure("pmem", "The root filesystem as virtio-pmem with DAX", "pmem", "snapshot: blk vs pmem root",
-               [d for d in (docs["findings-pmem-qemu"], docs["pmem-kvmhost"], docs.get("density")) if d],
+               [d for d in (docs["findings-pmem-qemu"], docs["pmem-kvmhost"], docs.get("density"),
+                            docs.get("density-kvmhost")) if d],
                "`chvm run --rootfs-device pmem` maps the read-only root image into the guest as virtio-pmem and "
                "init mounts it with DAX: Chromium's binaries are read from the host's page cache (shared by every "
                "VM of the image) instead of being copied into guest RAM, so neither the guest's page cache nor the "
                "snapshot holds them. With CH (shared memory, free page reporting) the snapshot is what is not "
                "free in the guest plus a little; with QEMU it is the migration stream of guest RAM without the "
-               "image (`x-ignore-shared`). Right, when `make bench-density` has run: N VMs at once with each "
-               "root; PSS splits the image's shared page cache among the VMs that map it."),
+               "image (`x-ignore-shared`). Right, when `make bench-density` (QEMU here) or `make "
+               "bench-density-kvmhost` (CH inside the KVM host, whose MemAvailable is the host's) has run: N "
+               "VMs at once with each root; PSS splits the image's shared page cache among the VMs that map it."),
         agent_table(v),
         "## Not measured yet\n\n" + "\n".join("- %s (%s): `%s`" % n for n in NOT_YET) + "\n",
         hardware(v, docs),

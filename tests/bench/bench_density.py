@@ -80,14 +80,19 @@ def private_image(env):
     return sum(os.stat(os.path.join(dst, n)).st_blocks * 512 for n in os.listdir(dst)) >> 20
 
 
-def meminfo():
-    """/proc/meminfo in bytes."""
+def parse_meminfo(text):
+    """/proc/meminfo's text in bytes (test_density_kvmhost.py reads the KVM host's)."""
     out = {}
-    with open("/proc/meminfo") as f:
-        for line in f:
-            k, v = line.split(":", 1)
-            out[k] = int(v.split()[0]) << 10
+    for line in text.splitlines():
+        k, v = line.split(":", 1)
+        out[k] = int(v.split()[0]) << 10
     return out
+
+
+def meminfo():
+    """This host's /proc/meminfo in bytes."""
+    with open("/proc/meminfo") as f:
+        return parse_meminfo(f.read())
 
 
 def memory_bytes(s):
@@ -292,13 +297,31 @@ def table(passes):
     return "\n".join(lines)
 
 
-def write_json(doc):
-    os.makedirs(os.path.dirname(RESULT), exist_ok=True)
-    tmp = RESULT + ".tmp"
+def pmem_against_blk(passes):
+    """What the shared root image's page cache saves (the blk pass's PSS sum
+    less the pmem pass's) and the line that says so; (None, None) without
+    both passes.  tests/integration/test_density_kvmhost.py prints it too."""
+    if "blk" not in passes or "pmem" not in passes:
+        return None, None
+    blk, pmem = passes["blk"], passes["pmem"]
+    saved = blk["pss"]["sum"] - pmem["pss"]["sum"]
+    snap = [p["snapshot_allocated"]["median"] for p in (pmem, blk)]
+    return saved, ("pmem against blk: the shared root image's page cache saves %.0f MiB host memory over "
+                   "%d VMs (VMMs' PSS sum %.0f against %.0f MiB; %.0f MiB a VM); host MemAvailable drop "
+                   "%.0f against %.0f MiB; snapshot median %s against %s MiB"
+                   % (saved / MIB, pmem["count"], pmem["pss"]["sum"] / MIB, blk["pss"]["sum"] / MIB,
+                      saved / MIB / pmem["count"], pmem["mem_available_drop"] / MIB,
+                      blk["mem_available_drop"] / MIB,
+                      *("%.0f" % (s / MIB) if s is not None else "?" for s in snap)))
+
+
+def write_json(doc, path=RESULT):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
-    os.replace(tmp, RESULT)
+    os.replace(tmp, path)
 
 
 def standin_imported():
@@ -385,17 +408,10 @@ def main():
     doc = {"backend": args.backend, "memory": args.memory, "requested": requested, "count": args.count,
            "lowered_because": why, "private_image": not args.shared_image, "wall_s": wall,
            "passes": passes}
-    if "blk" in passes and "pmem" in passes:
-        saved = passes["blk"]["pss"]["sum"] - passes["pmem"]["pss"]["sum"]
-        snap = [passes[d]["snapshot_allocated"]["median"] for d in ("blk", "pmem")]
+    saved, line = pmem_against_blk(passes)
+    if line:
         doc["pmem_pss_saved"] = saved
-        print("pmem against blk: the shared root image's page cache saves %.0f MiB host memory over %d VMs "
-              "(VMMs' PSS sum %.0f against %.0f MiB; %.0f MiB a VM); host MemAvailable drop %.0f against "
-              "%.0f MiB; snapshot median %s against %s MiB"
-              % (saved / MIB, args.count, passes["pmem"]["pss"]["sum"] / MIB,
-                 passes["blk"]["pss"]["sum"] / MIB, saved / MIB / args.count,
-                 passes["pmem"]["mem_available_drop"] / MIB, passes["blk"]["mem_available_drop"] / MIB,
-                 *("%.0f" % (s / MIB) if s is not None else "?" for s in reversed(snap))))
+        print(line)
     print("wall %.0f s; results in %s" % (wall, paths.rel(RESULT)))
     write_json(doc)
     return 0
