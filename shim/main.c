@@ -246,7 +246,8 @@ cmd_delete (const struct flags *f, struct err **err)
       const char *chvm = json_object_get_string (v[3]), *root = json_object_get_string (v[2]);
 
       run_quiet (chvm, root, "rm", "-f", json_object_get_string (v[0]));
-      run_quiet (chvm, root, "image", "rm", json_object_get_string (v[1]));
+      if (json_object_get_string_len (v[1]) > 0) /* a clone has no image of its own */
+        run_quiet (chvm, root, "image", "rm", json_object_get_string (v[1]));
       unlink (json_object_get_string (v[4]));
       unlink (path);
     }

@@ -10,8 +10,8 @@
  *   main.c    flags, the start and delete subcommands, the daemon's loop
  *   ttrpc.c   framing and the server
  *   task.c    the containerd.task.v2.Task service
- *   vm.c      the VM through chvm: run, watch the VMM, stop, remove
- *             (pause and resume: task.c runs `chvm pause|resume`)
+ *   vm.c      the VM through chvm: run (or clone), watch the VMM, pause
+ *             (or stand by) and resume (or restore), stop
  *   spec.c    config.json;  rootfs.c  the root disk;  names.c  derived names
  *   exec.c    exec processes (`chvm exec` in the guest)
  *   stats.c   Stats: the VM's cgroup as cgroups v2 Metrics
@@ -45,13 +45,17 @@ struct task
   bool sandbox;             /* a pod's sandbox: pid is the placeholder's */
   char netns[NAME_MAX + 1]; /* the pod's network namespace (/run/netns), or "" */
   Containerd__V1__Types__Status status;
-  uint32_t pid; /* the VMM's once started (a sandbox: its placeholder's) */
+  uint32_t pid; /* the VMM's once started, a restore's new one after it (a sandbox: its
+                   placeholder's) */
   uint32_t exit_status;
   struct timespec exited_at;
   char vm[VM_NAME_MAX + 1];
-  char image_id[IMAGE_ID_LEN + 1]; /* the container's own cache entry */
+  char image_id[IMAGE_ID_LEN + 1]; /* the container's own cache entry ("" for a clone) */
+  char tmpl[VM_NAME_MAX + 1];      /* the template it is cloned from, or "" */
   unsigned cpus;                   /* the VM's vCPUs, 0: chvm run's default */
   uint64_t memory_mib;             /* its guest RAM, 0: chvm run's default */
+  bool standby;                    /* Pause stands the VM by (SPEC_ANN_PAUSE) */
+  bool no_agent;                   /* its guest has no chvm agent (SPEC_ANN_AGENT) */
   int stdout_fd, stderr_fd;        /* held open (O_RDWR) so writers never block */
   struct ttrpc_call *waits[SHIM_WAITS_MAX];
   unsigned n_waits;
@@ -60,7 +64,8 @@ struct task
   bool stopping;           /* a `chvm stop` runs */
   bool killed;             /* SIGKILL was asked for */
   bool busy;               /* Start or Delete is under way */
-  bool switching;          /* a `chvm pause` or `chvm resume` runs */
+  bool switching;          /* a `chvm pause|resume|standby|restore` runs */
+  bool stood_by;           /* in standby: a snapshot, no VMM (pid: the last one's) */
   struct shim_exec *execs; /* exec.c */
 };
 
@@ -96,11 +101,19 @@ typedef void (*vm_done_fn) (struct shim *s, struct task *t, struct ttrpc_call *c
 int vm_chvm (struct shim *s, struct task *t, const char *const args[], vm_done_fn done,
              struct ttrpc_call *call, struct err **err);
 /* Boots t's VM (in t->netns when set, the guest's CDP port published on
-   the namespace's addresses; sized by t->cpus and t->memory_mib when set);
-   done when chvm run returned (t->pid set, VMM watched). */
+   the namespace's addresses; sized by t->cpus and t->memory_mib when set),
+   or clones it from t->tmpl (`chvm run --from`: the template's size and
+   network); done when chvm run returned (t->pid set, VMM watched). */
 int vm_start (struct shim *s, struct task *t, vm_done_fn done, struct ttrpc_call *call,
               struct err **err);
-/* Kill: SIGKILL ends the VMM, anything else presses the power button. */
+/* Pause (pause) or Resume: `chvm pause|resume`, or with t->standby `chvm
+   standby` (the VMM stops: no longer watched, t->stood_by) and `chvm
+   restore` (the new VMM watched, t->pid its pid); done with chvm's status
+   (a restore: 0 whenever a VMM of the VM runs after it). */
+int vm_pause (struct shim *s, struct task *t, bool pause, vm_done_fn done, struct ttrpc_call *call,
+              struct err **err);
+/* Kill: SIGKILL ends the VMM, anything else presses the power button; a VM
+   in standby is stopped (its snapshot discarded) and exits with 128+sig. */
 int vm_kill (struct shim *s, struct task *t, uint32_t sig, struct err **err);
 /* A sandbox's placeholder process: started (t->pid), its exit the task's. */
 int vm_placeholder (struct shim *s, struct task *t, struct err **err);

@@ -225,6 +225,44 @@ parse_resources (struct json_object *lx, struct shim_spec *s, struct err **err)
   return 0;
 }
 
+/* chvm's annotations (spec.h), refused at Create with the value and what
+   is accepted.  A pod's sandbox boots nothing: its (the pod's) values are
+   checked but used by none. */
+static int
+parse_chvm_annotations (struct shim_spec *s, struct err **err)
+{
+  const char *tmpl = shim_spec_annotation (s, SPEC_ANN_TEMPLATE);
+  const char *pause = shim_spec_annotation (s, SPEC_ANN_PAUSE);
+  const char *agent = shim_spec_annotation (s, SPEC_ANN_AGENT);
+
+  if (tmpl != NULL && vm_name_check (tmpl, NULL) < 0)
+    return err_make (err, EINVAL,
+                     "config.json: annotation " SPEC_ANN_TEMPLATE ": '%.80s' is not a template "
+                     "name (1-%d letters, digits, '_', '.' and '-', starting with a letter or "
+                     "digit)",
+                     tmpl, VM_NAME_MAX);
+  if (tmpl != NULL && shim_spec_role (s) == SHIM_ROLE_CONTAINER)
+    return err_make (err, EINVAL,
+                     "config.json: annotation " SPEC_ANN_TEMPLATE ": a clone of template '%s' "
+                     "keeps its own network namespace, so it cannot be a pod's container",
+                     tmpl);
+  if (pause != NULL && strcmp (pause, "pause") != 0 && strcmp (pause, "standby") != 0)
+    return err_make (err, EINVAL,
+                     "config.json: annotation " SPEC_ANN_PAUSE ": '%.80s' is neither 'pause' "
+                     "nor 'standby'",
+                     pause);
+  if (agent != NULL && strcmp (agent, "true") != 0 && strcmp (agent, "false") != 0)
+    return err_make (err, EINVAL,
+                     "config.json: annotation " SPEC_ANN_AGENT ": '%.80s' is neither 'true' "
+                     "nor 'false'",
+                     agent);
+  if (tmpl != NULL)
+    snprintf (s->template_name, sizeof s->template_name, "%s", tmpl);
+  s->standby = pause != NULL && strcmp (pause, "standby") == 0;
+  s->no_agent = agent != NULL && strcmp (agent, "false") == 0;
+  return 0;
+}
+
 /* process.args, env, user and cwd ("/" when absent). */
 static int
 process_fill (struct json_object *proc, struct shim_spec *s, struct err **err)
@@ -254,7 +292,8 @@ spec_fill (struct json_object *root, struct shim_spec *s, struct err **err)
 
   if (process_fill (member (root, "process"), s, err) < 0
       || parse_annotations (member (root, "annotations"), s, err) < 0
-      || parse_netns (member (member (root, "linux"), "namespaces"), s, err) < 0)
+      || parse_netns (member (member (root, "linux"), "namespaces"), s, err) < 0
+      || parse_chvm_annotations (s, err) < 0)
     return -1;
   /* A pod's sandbox has no VM: the pod's limits (kubelet's sum of its
      containers') size nothing here, the container's own do. */

@@ -2,19 +2,22 @@
 /*
  * The OCI runtime spec of a bundle (config.json) as far as a chvm VM takes
  * it: process.args (the entrypoint and cmd merged), env, cwd, user uid/gid,
- * hostname, the annotations, the network namespace's path and the VM's
- * size from linux.resources (a container's, not a pod sandbox's); and how it
- * becomes what a cached image's image.json holds (struct oci_config), which
- * `chvm run` writes into the config disk.  No I/O: unit-tested and fuzzed.
+ * hostname, the annotations (chvm's own among them checked), the network
+ * namespace's path and the VM's size from linux.resources (a container's,
+ * not a pod sandbox's); and how it becomes what a cached image's image.json
+ * holds (struct oci_config), which `chvm run` writes into the config disk.
+ * No I/O: unit-tested and fuzzed.
  */
 #ifndef CHVM_SHIM_SPEC_H
 #define CHVM_SHIM_SPEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
 #include "image/image.h"
+#include "state/vmrec.h"
 
 #define SPEC_ANNOTATIONS_MAX 256
 #define SPEC_NETNS_MAX 63
@@ -26,6 +29,14 @@
 /* containerd's CRI plugin marks a pod's containers with these. */
 #define SPEC_ANN_TYPE "io.kubernetes.cri.container-type"
 #define SPEC_ANN_SANDBOX "io.kubernetes.cri.sandbox-id"
+/* chvm's own (docs/containerd.md): the template the VM is cloned from
+   (`chvm run --from NAME`), what Pause does ("pause": the vCPUs stop;
+   "standby": `chvm standby`, a snapshot on disk and no VMM), and whether
+   the guest runs chvm's agent ("false": a guest of its own, cloned,
+   stood by and restored without it). */
+#define SPEC_ANN_TEMPLATE "io.chvm.template"
+#define SPEC_ANN_PAUSE "io.chvm.pause"
+#define SPEC_ANN_AGENT "io.chvm.agent"
 
 struct shim_spec
 {
@@ -48,6 +59,12 @@ struct shim_spec
      gets 1 TiB).  Left 0 in a pod's sandbox (no VM). */
   unsigned cpus;
   uint64_t memory_mib;
+  /* SPEC_ANN_TEMPLATE: a template's name (chvm's rules for a VM name), ""
+     when none.  Refused in a pod's container: a clone keeps the network
+     of its own namespace. */
+  char template_name[VM_NAME_MAX + 1];
+  bool standby;  /* SPEC_ANN_PAUSE is "standby" ("pause" or absent: false) */
+  bool no_agent; /* SPEC_ANN_AGENT is "false" ("true" or absent: false) */
 };
 
 /* What a bundle is in a CRI pod (SPEC_ANN_TYPE): not one (`ctr run`), the

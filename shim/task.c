@@ -5,8 +5,9 @@
    Update, ResizePty, CloseIO) is Unimplemented, an unknown id or exec id
    NotFound.  Start, State, Wait, Kill and Delete with an exec id act on
    that exec process (exec.c).  Pause and Resume run `chvm pause|resume`
-   (the VM's vCPUs stop and go on; State says PAUSED between), Stats reads
-   the VM's cgroup (stats.c).
+   (the VM's vCPUs stop and go on), or with annotation io.chvm.pause=standby
+   `chvm standby|restore` (a snapshot on disk, no VMM, between); State says
+   PAUSED between.  Stats reads the VM's cgroup (stats.c).
 
    One shim serves one container, or a CRI pod (docs/containerd.md): its
    sandbox, whose process is a placeholder (vm_placeholder), and one
@@ -246,28 +247,40 @@ create_check (struct shim *s, const Containerd__Task__V2__CreateTaskRequest *r,
 
 /* The task r asks for, in slot: a sandbox's (no VM, no state file), or a
    container's with its VM's name, size (the spec's linux.resources), image
-   and state file. */
+   (none for a clone of a template: its root disk is the template's, the
+   container's root filesystem goes unused), chvm's annotations and state
+   file. */
 static int
 create_task (struct shim *s, const Containerd__Task__V2__CreateTaskRequest *r,
              const struct shim_spec *spec, struct task *t, struct err **err)
 {
   enum shim_role role = shim_spec_role (spec);
+  bool clone = spec->template_name[0] != '\0';
 
   t->sandbox = role == SHIM_ROLE_SANDBOX;
   if (role != SHIM_ROLE_PLAIN) /* `ctr run` keeps the host's network */
     snprintf (t->netns, sizeof t->netns, "%s", spec->netns);
   if (t->sandbox)
     return 0;
-  t->cpus = spec->cpus;
-  t->memory_mib = spec->memory_mib;
+  snprintf (t->tmpl, sizeof t->tmpl, "%s", spec->template_name);
+  t->standby = spec->standby;
+  t->no_agent = spec->no_agent;
+  if (!clone)
+    {
+      t->cpus = spec->cpus;
+      t->memory_mib = spec->memory_mib;
+    }
+  else if (spec->cpus > 0 || spec->memory_mib > 0)
+    log_warn ("%s: a clone has the size of its template %s: linux.resources are not used", t->id,
+              t->tmpl);
   /* A pod container's spec names the sandbox process's namespace
      (/proc/PID/ns/net, the placeholder's: the host's); the pod's is the
      one the sandbox's spec named. */
   for (size_t i = 0; i < SHIM_TASKS_MAX && role == SHIM_ROLE_CONTAINER; i++)
     if (t->netns[0] == '\0' && s->tasks[i] != NULL && s->tasks[i]->sandbox)
       snprintf (t->netns, sizeof t->netns, "%s", s->tasks[i]->netns);
-  if (names_vm (s->ns, t->id, t->vm, sizeof t->vm, err) < 0
-      || prepare_image (s, t, r, spec, err) < 0 || shim_state_write (s, t, err) < 0)
+  if (names_vm (s->ns, t->id, t->vm, clone ? NAMES_CLONE_MAX + 1 : sizeof t->vm, err) < 0
+      || (!clone && prepare_image (s, t, r, spec, err) < 0) || shim_state_write (s, t, err) < 0)
     return -1;
   return 0;
 }
@@ -307,8 +320,9 @@ m_create (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, 
       t->stderr_fd = open_fifo (t->stderr_path);
       t->pid = (uint32_t) getpid ();
       s->tasks[slot] = t;
-      log_info ("created %s as %s%s%s%s", t->id, t->sandbox ? "a pod's sandbox" : "VM ", t->vm,
-                t->netns[0] ? " in the pod's network namespace " : "", t->netns);
+      log_info ("created %s as %s%s%s%s%s%s", t->id, t->sandbox ? "a pod's sandbox" : "VM ", t->vm,
+                t->netns[0] ? " in the pod's network namespace " : "", t->netns,
+                t->tmpl[0] ? ", a clone of template " : "", t->tmpl);
       publish_create (s, t, r);
       resp.pid = t->pid;
       ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
@@ -514,6 +528,10 @@ m_kill (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, st
       else
         ttrpc_reply (call, TTRPC_OK, NULL, &empty.base);
     }
+  else if (t->switching && t->standby)
+    /* Its VMM is not watched: the standby's or restore's end decides. */
+    ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION,
+                  "task %s: a standby or restore is under way: kill it once that is done", t->id);
   else if (t->busy || vm_kill (s, t, r->signal, &err) < 0)
     ttrpc_reply (call, TTRPC_INTERNAL,
                  t->busy ? "task is starting" : err_str (err, buf, sizeof buf), NULL);
@@ -551,7 +569,7 @@ deleted (struct shim *s, struct task *t, struct ttrpc_call *call, int status, co
 }
 
 /* After `chvm rm -f`: the container's cache entry goes (the layer chain's
-   stays, for the next container of the image). */
+   stays, for the next container of the image); a clone has none. */
 static void
 vm_removed (struct shim *s, struct task *t, struct ttrpc_call *call, int status, const char *msg)
 {
@@ -565,7 +583,9 @@ vm_removed (struct shim *s, struct task *t, struct ttrpc_call *call, int status,
       ttrpc_replyf (call, TTRPC_INTERNAL, "chvm rm: %s", msg);
       return;
     }
-  if (vm_chvm (s, t, args, deleted, call, &err) < 0)
+  if (t->image_id[0] == '\0')
+    deleted (s, t, call, 0, "");
+  else if (vm_chvm (s, t, args, deleted, call, &err) < 0)
     {
       t->busy = false;
       ttrpc_reply (call, TTRPC_INTERNAL, err_str (err, buf, sizeof buf), NULL);
@@ -677,15 +697,15 @@ m_pids (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, st
   (void) req;
   info.pid = t->pid;
   resp.n_processes = t->status == CONTAINERD__V1__TYPES__STATUS__RUNNING
-                             || t->status == CONTAINERD__V1__TYPES__STATUS__PAUSED
+                             || (t->status == CONTAINERD__V1__TYPES__STATUS__PAUSED && !t->stood_by)
                          ? 1
                          : 0;
   resp.processes = infos;
   ttrpc_reply (call, TTRPC_OK, NULL, &resp.base);
 }
 
-/* The end of `chvm pause` (to PAUSED) or `chvm resume` (to RUNNING): the
-   status, /tasks/paused or /tasks/resumed, the answer. */
+/* The end of `chvm pause|standby` (to PAUSED) or `chvm resume|restore` (to
+   RUNNING): the status, /tasks/paused or /tasks/resumed, the answer. */
 static void
 switched (struct shim *s, struct task *t, struct ttrpc_call *call, int status, const char *msg,
           Containerd__V1__Types__Status to)
@@ -698,13 +718,16 @@ switched (struct shim *s, struct task *t, struct ttrpc_call *call, int status, c
   t->switching = false; /* Delete waited for this */
   if (status != 0)
     {
-      ttrpc_replyf (call, TTRPC_INTERNAL, "chvm %s: %s", pause ? "pause" : "resume", msg);
+      ttrpc_replyf (call, TTRPC_INTERNAL, "chvm %s: %s",
+                    t->standby ? (pause ? "standby" : "restore") : (pause ? "pause" : "resume"),
+                    msg);
       return;
     }
   /* The VMM may have exited meanwhile: STOPPED stays. */
   if (t->status != CONTAINERD__V1__TYPES__STATUS__STOPPED)
     t->status = to;
-  log_info ("VM %s: %s", t->vm, pause ? "paused" : "resumed");
+  if (!t->standby) /* vm.c told of a standby's and a restore's VMM */
+    log_info ("VM %s: %s", t->vm, pause ? "paused" : "resumed");
   pev.container_id = rev.container_id = t->id;
   if (pause)
     events_publish (s->events, "/tasks/paused", "containerd.events.TaskPaused", &pev.base);
@@ -725,12 +748,11 @@ resumed (struct shim *s, struct task *t, struct ttrpc_call *call, int status, co
   switched (s, t, call, status, msg, CONTAINERD__V1__TYPES__STATUS__RUNNING);
 }
 
-/* Pause (from RUNNING) or Resume (from PAUSED): `chvm pause|resume VM`. */
+/* Pause (from RUNNING) or Resume (from PAUSED): vm_pause. */
 static void
 pause_or_resume (struct shim *s, struct ttrpc_call *call, struct task *t, bool pause)
 {
   cleanup_err struct err *err = NULL;
-  const char *args[] = { pause ? "pause" : "resume", t->vm, NULL };
   Containerd__V1__Types__Status from
       = pause ? CONTAINERD__V1__TYPES__STATUS__RUNNING : CONTAINERD__V1__TYPES__STATUS__PAUSED;
   char buf[512];
@@ -738,7 +760,7 @@ pause_or_resume (struct shim *s, struct ttrpc_call *call, struct task *t, bool p
   if (t->busy || t->switching || t->stopping || t->status != from || t->sandbox)
     ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is not %s%s", t->id,
                   pause ? "running" : "paused", t->sandbox ? " (a pod's sandbox: no VM)" : "");
-  else if (vm_chvm (s, t, args, pause ? paused : resumed, call, &err) < 0)
+  else if (vm_pause (s, t, pause, pause ? paused : resumed, call, &err) < 0)
     ttrpc_reply (call, TTRPC_INTERNAL, err_str (err, buf, sizeof buf), NULL);
   else
     t->switching = true;
@@ -781,6 +803,9 @@ m_stats (struct shim *s, struct ttrpc_call *call, const ProtobufCMessage *req, s
     ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is not running", t->id);
   else if (t->sandbox)
     ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION, "task %s is a pod's sandbox: no VM", t->id);
+  else if (t->stood_by)
+    ttrpc_replyf (call, TTRPC_FAILED_PRECONDITION,
+                  "task %s is in standby: its VM is a snapshot on disk, no VMM runs", t->id);
   else if (stats_read (s, t, &cs, &err) < 0)
     ttrpc_reply (call, TTRPC_INTERNAL, err_str (err, buf, sizeof buf), NULL);
   else

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The VM through chvm (shim.h): `chvm run` boots it, its VMM is watched on
-   a pidfd, `chvm stop` presses the power button (or kills it), and the
-   entrypoint's exit status comes from guest-init's console line
-   "entrypoint exited status N" (docs/DESIGN.md).  A pod's sandbox has
-   no VM: a placeholder process stands for it. */
+/* The VM through chvm (shim.h): `chvm run` boots it (`run --from` clones
+   it), its VMM is watched on a pidfd, `chvm pause|resume` or `standby|
+   restore` (whose VMM is a new one, watched in turn) switch it, `chvm
+   stop` presses the power button (or kills it), and the entrypoint's exit
+   status comes from guest-init's console line "entrypoint exited status N"
+   (docs/DESIGN.md).  A pod's sandbox has no VM: a placeholder process
+   stands for it. */
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -20,6 +22,7 @@
 #include "cleanup.h"
 #include "log.h"
 #include "shim.h"
+#include "state/vmstate.h"
 #include "sys/fs.h"
 #include "sys/json.h"
 #include "sys/proc.h"
@@ -53,10 +56,14 @@ chvm_done (void *arg, int status, const char *out, const char *errout)
   free (p);
 }
 
+/* `chvm --state-dir ROOT args...`; its exit goes to fn with a struct
+   pending of s, t, call and done (fn frees it). */
 static int
-spawn_chvm (struct shim *s, const char *const args[], child_done_fn fn, void *arg, struct err **err)
+spawn_chvm (struct shim *s, struct task *t, const char *const args[], child_done_fn fn,
+            vm_done_fn done, struct ttrpc_call *call, struct err **err)
 {
   const char *argv[VM_ARGS_MAX + 5] = { s->chvm, "--state-dir", s->state_root };
+  struct pending *p;
   size_t n = 3;
 
   for (size_t i = 0; args[i] != NULL; i++)
@@ -66,24 +73,22 @@ spawn_chvm (struct shim *s, const char *const args[], child_done_fn fn, void *ar
       argv[n++] = args[i];
     }
   argv[n] = NULL;
-  return child_spawn (s->base, argv, NULL, 0, fn, arg, err);
+  if ((p = calloc (1, sizeof *p)) == NULL)
+    return err_make (err, ENOMEM, "chvm");
+  *p = (struct pending){ .s = s, .t = t, .call = call, .done = done };
+  if (child_spawn (s->base, argv, NULL, 0, fn, p, err) < 0)
+    {
+      free (p);
+      return -1;
+    }
+  return 0;
 }
 
 int
 vm_chvm (struct shim *s, struct task *t, const char *const args[], vm_done_fn done,
          struct ttrpc_call *call, struct err **err)
 {
-  struct pending *p = calloc (1, sizeof *p);
-
-  if (p == NULL)
-    return err_make (err, ENOMEM, "chvm");
-  *p = (struct pending){ .s = s, .t = t, .call = call, .done = done };
-  if (spawn_chvm (s, args, chvm_done, p, err) < 0)
-    {
-      free (p);
-      return -1;
-    }
-  return 0;
+  return spawn_chvm (s, t, args, chvm_done, done, call, err);
 }
 
 int
@@ -142,6 +147,18 @@ logger_gone (evutil_socket_t fd, short what, void *arg)
   vm_exited (t->s, t);
 }
 
+/* No more watching of the VMM. */
+static void
+unwatch (struct task *t)
+{
+  if (t->vmm_ev != NULL)
+    event_free (t->vmm_ev);
+  t->vmm_ev = NULL;
+  if (t->vmm_pidfd >= 0)
+    close (t->vmm_pidfd);
+  t->vmm_pidfd = -1;
+}
+
 /* The VMM exited: once the console logger has written the last lines (it
    exits at the console's EOF; at most LOGGER_WAIT_S), the task exits. */
 static void
@@ -156,10 +173,7 @@ vmm_gone (evutil_socket_t fd, short what, void *arg)
 
   (void) fd;
   (void) what;
-  event_free (t->vmm_ev);
-  t->vmm_ev = NULL;
-  close (t->vmm_pidfd);
-  t->vmm_pidfd = -1;
+  unwatch (t);
   log_info ("VM %s: VMM %u exited", t->vm, t->pid);
   snprintf (path, sizeof path, "%s/vms/%s/console-log.pid", s->state_root, t->vm);
   logger = proc_read_pid_file (path);
@@ -169,57 +183,47 @@ vmm_gone (evutil_socket_t fd, short what, void *arg)
     logger_gone (lfd, 0, t);
 }
 
+/* VMM t->pid runs: p's done, with the VMM watched from now on (its exit,
+   the task's: at once when it cannot be watched, gone already). */
 static void
-ran (struct shim *s, struct task *t, struct ttrpc_call *call, int status, const char *out,
-     const char *line, vm_done_fn done)
+watch (struct pending *p)
 {
-  cleanup_json struct json_object *o = NULL;
-  struct json_object *v;
-  int64_t pid = 0;
+  struct task *t = p->t;
 
-  if (status == 0 && (o = json_tokener_parse (out)) != NULL
-      && json_object_object_get_ex (o, "pid", &v))
-    pid = json_object_get_int64 (v);
-  if (status != 0 || pid <= 0 || pid > INT32_MAX)
-    {
-      done (s, t, call, status ?: 1, status ? line : "no VMM pid in chvm run's answer");
-      return;
-    }
-  t->pid = (uint32_t) pid;
-  t->status = CONTAINERD__V1__TYPES__STATUS__RUNNING;
-  if (json_object_object_get_ex (o, "endpoint", &v))
-    log_info ("VM %s runs: VMM pid %u, CDP endpoint %s", t->vm, t->pid, json_object_get_string (v));
-  t->vmm_pidfd = (int) syscall (SYS_pidfd_open, (pid_t) pid, 0);
-  t->vmm_ev = t->vmm_pidfd < 0 ? NULL : event_new (s->base, t->vmm_pidfd, EV_READ, vmm_gone, t);
+  t->vmm_pidfd = (int) syscall (SYS_pidfd_open, (pid_t) t->pid, 0);
+  t->vmm_ev = t->vmm_pidfd < 0 ? NULL : event_new (p->s->base, t->vmm_pidfd, EV_READ, vmm_gone, t);
+  p->done (p->s, t, p->call, 0, "");
   if (t->vmm_ev == NULL || event_add (t->vmm_ev, NULL) < 0)
-    {
-      /* Gone already (or cannot be watched): it exited. */
-      done (s, t, call, 0, "");
-      vmm_gone (-1, 0, t);
-      return;
-    }
-  done (s, t, call, 0, "");
+    vmm_gone (-1, 0, t);
 }
-
-struct start_ctx
-{
-  struct shim *s;
-  struct task *t;
-  struct ttrpc_call *call;
-  vm_done_fn done;
-};
 
 static void
 run_done (void *arg, int status, const char *out, const char *errout)
 {
-  struct start_ctx *c = arg;
+  struct pending *p = arg;
+  struct task *t = p->t;
+  cleanup_json struct json_object *o = NULL;
+  struct json_object *v;
+  int64_t pid = 0;
   char line[512];
 
   child_last_line (errout, line, sizeof line);
   if (status != 0)
     log_error ("chvm run: exit status %d: %s", status, line);
-  ran (c->s, c->t, c->call, status, out, line, c->done);
-  free (c);
+  else if ((o = json_tokener_parse (out)) != NULL && json_object_object_get_ex (o, "pid", &v))
+    pid = json_object_get_int64 (v);
+  if (status != 0 || pid <= 0 || pid > INT32_MAX)
+    p->done (p->s, t, p->call, status ?: 1, status ? line : "no VMM pid in chvm run's answer");
+  else
+    {
+      t->pid = (uint32_t) pid;
+      t->status = CONTAINERD__V1__TYPES__STATUS__RUNNING;
+      if (json_object_object_get_ex (o, "endpoint", &v))
+        log_info ("VM %s runs: VMM pid %u, CDP endpoint %s", t->vm, t->pid,
+                  json_object_get_string (v));
+      watch (p);
+    }
+  free (p);
 }
 
 int
@@ -227,12 +231,22 @@ vm_start (struct shim *s, struct task *t, vm_done_fn done, struct ttrpc_call *ca
           struct err **err)
 {
   /* At most 16 (VM_ARGS_MAX): these 5, a pod's 6, --cpus and --memory's
-     4, the image. */
+     4, the image; a clone's 7. */
   const char *args[VM_ARGS_MAX + 1] = { "--json", "run", "--no-wait", "--name", t->vm };
   char cpus[16], memory[32];
-  struct start_ctx *c;
   size_t n = 5;
 
+  if (t->tmpl[0] != '\0')
+    {
+      /* The template's size, network and disks: --from takes none of run's
+         settings.  It answers once the guest's agent thawed it and its
+         browser is ready (without an agent: once the VMM runs). */
+      const char *from[] = {
+        "--json", "run", "--from", t->tmpl, "--name", t->vm, t->no_agent ? "--no-agent" : NULL, NULL
+      };
+
+      return spawn_chvm (s, t, from, run_done, done, call, err);
+    }
   if (t->netns[0] != '\0')
     {
       /* A pod's: tap networking inside the pod's namespace (chvm's bridge
@@ -255,12 +269,102 @@ vm_start (struct shim *s, struct task *t, vm_done_fn done, struct ttrpc_call *ca
       args[n++] = memory;
     }
   args[n] = t->image_id;
-  if ((c = calloc (1, sizeof *c)) == NULL)
-    return err_make (err, ENOMEM, "start");
-  *c = (struct start_ctx){ .s = s, .t = t, .call = call, .done = done };
-  if (spawn_chvm (s, args, run_done, c, err) < 0)
+  return spawn_chvm (s, t, args, run_done, done, call, err);
+}
+
+static void
+stood_by (void *arg, int status, const char *out, const char *errout)
+{
+  struct pending *p = arg;
+  struct task *t = p->t;
+  char line[512];
+
+  (void) out;
+  child_last_line (errout, line, sizeof line);
+  if (status != 0)
     {
-      free (c);
+      /* The VM runs on (chvm leaves it running when the guest does not
+         quiesce), or its VMM is gone: the watch again either way. */
+      log_warn ("chvm standby: exit status %d: %s", status, line);
+      if (event_add (t->vmm_ev, NULL) < 0)
+        log_error ("VM %s: VMM %u can no longer be watched", t->vm, t->pid);
+    }
+  else
+    {
+      unwatch (t);
+      t->stood_by = true;
+      log_info ("VM %s: in standby (VMM %u stopped, its snapshot on disk)", t->vm, t->pid);
+    }
+  p->done (p->s, t, p->call, status, line);
+  free (p);
+}
+
+/* The VMM of t's VM that its vmm.pid names, 0 when none runs. */
+static pid_t
+running_vmm (const struct shim *s, const struct task *t)
+{
+  cleanup_err struct err *err = NULL;
+  char dir[VM_PATH_MAX], path[VM_PATH_MAX + 16];
+  pid_t pid;
+
+  if (vmstate_dir (s->state_root, t->vm, dir, sizeof dir, &err) < 0)
+    return 0;
+  snprintf (path, sizeof path, "%s/vmm.pid", dir);
+  pid = proc_read_pid_file (path);
+  return pid > 0 && proc_pid_names_dir (pid, dir) ? pid : 0;
+}
+
+static void
+restored (void *arg, int status, const char *out, const char *errout)
+{
+  struct pending *p = arg;
+  struct task *t = p->t;
+  pid_t pid = running_vmm (p->s, t);
+  char line[512];
+
+  (void) out;
+  child_last_line (errout, line, sizeof line);
+  if (status != 0)
+    log_warn ("chvm restore: exit status %d: %s", status, line);
+  if (pid <= 0)
+    p->done (p->s, t, p->call, status ?: 1, status ? line : "no VMM runs after chvm restore");
+  else
+    {
+      /* A new VMM; or, after a failed restore, one running all the same
+         (the guest not ready in time, or the VM's CDP endpoint woke it
+         before). */
+      log_info ("VM %s: restored, VMM %d (was %u)", t->vm, (int) pid, t->pid);
+      t->stood_by = false;
+      t->pid = (uint32_t) pid;
+      watch (p);
+    }
+  free (p);
+}
+
+int
+vm_pause (struct shim *s, struct task *t, bool pause, vm_done_fn done, struct ttrpc_call *call,
+          struct err **err)
+{
+  const char *args[4] = { pause ? "pause" : "resume" };
+  size_t n = 1;
+
+  if (!t->standby)
+    {
+      args[n++] = t->vm;
+      return vm_chvm (s, t, args, done, call, err);
+    }
+  args[0] = pause ? "standby" : "restore";
+  if (t->no_agent)
+    args[n++] = pause ? "--no-quiesce" : "--no-agent";
+  args[n++] = t->vm;
+  if (!pause)
+    return spawn_chvm (s, t, args, restored, done, call, err);
+  /* The VMM's exit is the standby's, not the task's. */
+  if (t->vmm_ev == NULL || event_del (t->vmm_ev) < 0)
+    return err_make (err, 0, "VM %s: VMM %u is not watched", t->vm, t->pid);
+  if (spawn_chvm (s, t, args, stood_by, done, call, err) < 0)
+    {
+      event_add (t->vmm_ev, NULL);
       return -1;
     }
   return 0;
@@ -276,10 +380,21 @@ stopped (struct shim *s, struct task *t, struct ttrpc_call *call, int status, co
     log_warn ("chvm stop: %s", msg);
 }
 
+/* The stop of a VM in standby: no VMM ran to exit, the stop is the task's
+   exit (its status set by vm_kill). */
+static void
+discarded (struct shim *s, struct task *t, struct ttrpc_call *call, int status, const char *msg)
+{
+  stopped (s, t, call, status, msg);
+  if (status == 0)
+    vm_exited (s, t);
+}
+
 int
 vm_kill (struct shim *s, struct task *t, uint32_t sig, struct err **err)
 {
-  const char *args[] = { "stop", "--time", sig == SIGKILL ? "0" : STOP_GRACE, t->vm, NULL };
+  const char *args[]
+      = { "stop", "--time", sig == SIGKILL || t->stood_by ? "0" : STOP_GRACE, t->vm, NULL };
 
   if (sig == SIGKILL)
     t->killed = true;
@@ -287,12 +402,18 @@ vm_kill (struct shim *s, struct task *t, uint32_t sig, struct err **err)
     {
       /* A graceful stop holds the VM's lock while it waits: end the VMM
          itself, which that stop then sees and records. */
-      if (sig == SIGKILL && kill ((pid_t) t->pid, SIGKILL) < 0 && errno != ESRCH)
+      if (sig == SIGKILL && !t->stood_by && kill ((pid_t) t->pid, SIGKILL) < 0 && errno != ESRCH)
         return err_make (err, errno, "kill VMM %u", t->pid);
       return 0;
     }
-  log_info ("VM %s: %s", t->vm, sig == SIGKILL ? "killing the VMM" : "pressing the power button");
-  if (vm_chvm (s, t, args, stopped, NULL, err) < 0)
+  if (t->stood_by)
+    {
+      log_info ("VM %s: in standby: stopping it discards its snapshot", t->vm);
+      t->exit_status = 128 + sig;
+    }
+  else
+    log_info ("VM %s: %s", t->vm, sig == SIGKILL ? "killing the VMM" : "pressing the power button");
+  if (vm_chvm (s, t, args, t->stood_by ? discarded : stopped, NULL, err) < 0)
     return -1;
   t->stopping = true;
   return 0;

@@ -6,8 +6,8 @@
  * decoded, and a request's payload decoded as every Task request message,
  * which the handlers unpack; a response frame for it must parse back.
  * An Exec request's process spec (JSON) goes through the parser Exec uses,
- * and the payload itself through config.json's (its pod annotations and
- * network namespace too).
+ * and the payload itself through config.json's (its pod's and chvm's
+ * annotations and network namespace too).
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -15,6 +15,20 @@ task delete` plus `ctr container rm` leave no process, mount, socket or
 file; a second container whose shim is killed with SIGKILL is cleaned up
 by containerd's `delete` from the bundle alone.
 
+test_ctr_pause_standby: annotation io.chvm.pause=standby: `ctr task
+pause` stands the VM by (`chvm standby`: a snapshot on disk, no VMM),
+PAUSED in `ctr task ls` and "standby" in `chvm ps`; `resume` restores it
+(`chvm restore`: a new VMM, which the shim watches and reports as the
+task's pid), RUNNING with the page opened before; a kill of the restored
+VM stops it; nothing is left.  A bad value is refused at `ctr run`.
+
+test_ctr_run_from_template (real Cloud Hypervisor, the micro guest):
+annotation io.chvm.template=T starts the VM as a clone of chvm template T
+(`chvm run --from`: the template's size, the container's root filesystem
+unused), with io.chvm.agent=false (the micro guest has no agent) and
+io.chvm.pause=standby; standby, restore, standby again and a kill in
+standby; nothing is left and the template can go.
+
 test_cri_pod: the same with containerd's CRI plugin on (runtime handler
 `chvm`) and crictl: a pod (its sandbox a placeholder process of the
 shim, its network CNI's bridge on a private subnet), one container of the
@@ -28,21 +42,26 @@ stand-in itself: there is no registry here, and the shim never runs the
 sandbox's process (a placeholder stands for it), so any image present
 serves.
 """
+import hashlib
+import io
 import json
 import os
 import signal
 import subprocess
+import tarfile
 import time
 
-from chvmtest import cli, containerd, paths, prereq
+from chvmtest import ch_micro, cli, containerd, paths, prereq
 from chvmtest.containerd import CNI_BIN, CRI_BRIDGE, CRI_CONFIG, CRI_NS
-from chvmtest.cdp import Session, wait_cdp
+from chvmtest.cdp import Session, http, wait_cdp
+from test_template import create as create_template, vm_counts
 
 SHIM = os.path.join(paths.BUILD, "bin", "containerd-shim-chvm-v1")
 ARCHIVE = os.path.join(paths.STANDIN, "docker-archive.tar")
 NS = "chvmtest"
 CID = "shim1"
 CID2 = "shim2"
+RUNTIME = "io.containerd.chvm.v1"
 BOOT_TIMEOUT = 900
 # The containers' limits: 1 CPU (quota = period) and 1.5 GiB, the VM's size.
 CPU_PERIOD = 100000
@@ -107,6 +126,61 @@ def task_status(c, cid=CID):
     return containerd.task_status(c.ctr("task", "ls", check=False).stdout, cid)
 
 
+def task_pid(c, cid=CID):
+    return containerd.task_pid(c.ctr("task", "ls", check=False).stdout, cid)
+
+
+def wait_stopped(c, cid, timeout):
+    """Waits until cid's task is STOPPED; returns how long that took."""
+    t0 = time.monotonic()
+    while task_status(c, cid) != "STOPPED":
+        assert time.monotonic() - t0 < timeout, (task_status(c, cid), c.tail())
+        time.sleep(0.5)
+    return time.monotonic() - t0
+
+
+def gone(c, cid, d, env, timeout=60):
+    """ctr task delete and container rm of cid; then nothing may be left."""
+    c.ctr("task", "delete", cid)
+    c.ctr("container", "rm", cid)
+    deadline = time.monotonic() + timeout
+    while leftovers(d, env) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert leftovers(d, env) == [], c.tail()
+
+
+def vmm_runs(env, pid):
+    """Whether pid is a VMM of env's state dir (its command line names it;
+    a zombie's is empty)."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return env["CHVM_STATE_DIR"].encode() in f.read()
+    except FileNotFoundError:
+        return False
+
+
+def remove(c, env, cid):
+    """Whatever a failed test left of cid: its task killed (and waited for),
+    deleted, its container and VM removed."""
+    c.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
+    deadline = time.monotonic() + 60
+    while task_status(c, cid) not in ("STOPPED", None) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    c.ctr("task", "delete", cid, check=False)
+    c.ctr("container", "rm", cid, check=False)
+    cli.chvm(env, "rm", "-f", "ctr-%s-%s" % (NS, cid), check=False)
+
+
+def refused(c, ref, annotation, message):
+    """ctr run with annotation fails at Create, saying message; nothing is
+    left of it."""
+    p = c.ctr("run", "-d", "--runtime", RUNTIME, "--annotation", annotation, ref, CID, check=False)
+    assert p.returncode != 0 and message in p.stderr, p
+    c.ctr("task", "delete", CID, check=False)
+    c.ctr("container", "rm", CID, check=False)
+    print("ctr run --annotation %s: refused: %s" % (annotation, p.stderr.strip()[-160:]))
+
+
 def metrics(c, cid=CID):
     return containerd.metrics(c.ctr("task", "metrics", cid).stdout)
 
@@ -163,7 +237,7 @@ def test_ctr_run_kill_delete(tmp_path):
         ref = c.ctr("images", "ls", "-q").stdout.split()[0]
         print("\nimported %s (%s)" % (ref, out.strip()[-80:]))
         t0 = time.monotonic()
-        c.ctr("run", "-d", "--runtime", "io.containerd.chvm.v1", "--cpus", "1",
+        c.ctr("run", "-d", "--runtime", RUNTIME, "--cpus", "1",
               "--memory-limit", str(MEMORY_LIMIT), ref, CID, timeout=BOOT_TIMEOUT)
         t_run = time.monotonic() - t0
         assert task_status(c) == "RUNNING", c.tail()
@@ -233,7 +307,7 @@ def test_ctr_run_kill_delete(tmp_path):
         assert leftovers(d, env) == [], c.tail()
         # A shim killed with SIGKILL while its VM runs: containerd runs the
         # shim's `delete`, which cleans up from the bundle alone.
-        c.ctr("run", "-d", "--runtime", "io.containerd.chvm.v1", ref, CID2, timeout=BOOT_TIMEOUT)
+        c.ctr("run", "-d", "--runtime", RUNTIME, ref, CID2, timeout=BOOT_TIMEOUT)
         assert task_status(c, CID2) == "RUNNING", c.tail()
         assert leftovers(d, env), "a running container leaves nothing to find: the check is blind"
         os.kill(read_shim_pid(d, CID2), signal.SIGKILL)
@@ -251,10 +325,166 @@ def test_ctr_run_kill_delete(tmp_path):
               % (time.monotonic() - t1))
     finally:
         for cid in (CID, CID2):
-            c.ctr("task", "kill", "-s", "SIGKILL", cid, check=False)
-            c.ctr("task", "delete", cid, check=False)
-            c.ctr("container", "rm", cid, check=False)
-            cli.chvm(env, "rm", "-f", "ctr-%s-%s" % (NS, cid), check=False)
+            remove(c, env, cid)
+        c.stop()
+        print(c.tail())
+
+
+def test_ctr_pause_standby(tmp_path):
+    d = str(tmp_path)
+    env = cli.state_env(tmp_path, image_cache=False)
+    env["PATH"] = os.path.join(paths.BUILD, "bin") + ":" + env["PATH"]
+    c = Containerd(d, env)
+    name = "ctr-%s-%s" % (NS, CID)
+    try:
+        c.ctr("images", "import", ARCHIVE, timeout=600)
+        ref = c.ctr("images", "ls", "-q").stdout.split()[0]
+        refused(c, ref, "io.chvm.pause=snapshot",
+                "annotation io.chvm.pause: 'snapshot' is neither 'pause' nor 'standby'")
+        assert leftovers(d, env) == [], c.tail()
+        t0 = time.monotonic()
+        c.ctr("run", "-d", "--runtime", RUNTIME, "--annotation", "io.chvm.pause=standby",
+              "--cpus", "1", "--memory-limit", str(MEMORY_LIMIT), ref, CID, timeout=BOOT_TIMEOUT)
+        assert task_status(c) == "RUNNING", c.tail()
+        endpoint = cli.chvm(env, "cdp", "--http", name).stdout.strip()
+        wait_cdp(endpoint, t0 + BOOT_TIMEOUT)
+        print("\nCDP answers %.1f s after ctr run" % (time.monotonic() - t0))
+        # A page of its own, which the restored browser must still have.
+        marker = "data:text/html,chvm-shim-standby-%d" % os.getpid()
+        target = http(endpoint + "/json/new?" + marker, method="PUT")["id"]
+        deadline = time.monotonic() + 60
+        while {t["id"]: t["url"] for t in http(endpoint + "/json/list")}.get(target) != marker:
+            assert time.monotonic() < deadline, http(endpoint + "/json/list")
+            time.sleep(0.2)
+        vmm = task_pid(c)
+        assert vmm == cli.ps_row(env, name)["pid"]
+
+        # No CDP request while it stands by: the endpoint would wake it.
+        t1 = time.monotonic()
+        c.ctr("task", "pause", CID, timeout=600)
+        print("ctr task pause (chvm standby): %.1f s" % (time.monotonic() - t1))
+        assert task_status(c) == "PAUSED", c.tail()
+        assert cli.ps_row(env, name)["status"] == "standby"
+        assert os.path.isdir(os.path.join(cli.vm_dir(env, name), "snapshot"))
+        assert not vmm_runs(env, vmm), "the VMM must be gone in standby"
+        p = c.ctr("task", "exec", "--exec-id", "e1", CID, "true", check=False)
+        assert p.returncode != 0 and "not running" in p.stderr, p
+        assert c.ctr("task", "pause", CID, check=False).returncode != 0
+
+        t1 = time.monotonic()
+        c.ctr("task", "resume", CID, timeout=600)
+        print("ctr task resume (chvm restore, the browser ready): %.1f s"
+              % (time.monotonic() - t1))
+        assert task_status(c) == "RUNNING", c.tail()
+        row = cli.ps_row(env, name)
+        assert row["status"] == "running" and row["pid"] != vmm, row
+        assert task_pid(c) == row["pid"], "the task's pid must be the new VMM's"
+        # QEMU: CDP clients reconnect to the same browser, the same page.
+        wait_cdp(endpoint, time.monotonic() + 120)
+        after = {t["id"]: t["url"] for t in http(endpoint + "/json/list")}
+        assert after.get(target) == marker, after
+        s = Session("playwright", endpoint)
+        try:
+            s.cmd("open")
+            assert s.cmd("eval 6*7")["value"] == 42
+        finally:
+            s.close()
+
+        # The restored VMM is the one watched: its exit is the task's.
+        c.ctr("task", "kill", CID)
+        print("ctr task kill of the restored VM (power button) to STOPPED: %.1f s"
+              % wait_stopped(c, CID, 300))
+        gone(c, CID, d, env)
+    finally:
+        remove(c, env, CID)
+        c.stop()
+        print(c.tail())
+
+
+def tiny_archive(path):
+    """A docker archive of chvm/tiny:latest: one layer holding /x, its
+    command.  A clone never uses a container's root filesystem (its root
+    disk is its template's), but ctr run needs an image to make the
+    container of."""
+    def add(t, name, data, mode=0o644):
+        info = tarfile.TarInfo(name)
+        info.size, info.mode = len(data), mode
+        t.addfile(info, io.BytesIO(data))
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        add(t, "x", b"#!/bin/sh\n", 0o755)
+    layer = buf.getvalue()
+    config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/x"]},
+              "rootfs": {"type": "layers",
+                         "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}
+    manifest = [{"Config": "config.json", "RepoTags": ["chvm/tiny:latest"],
+                 "Layers": ["layer.tar"]}]
+    with tarfile.open(path, "w") as t:
+        add(t, "layer.tar", layer)
+        add(t, "config.json", json.dumps(config).encode())
+        add(t, "manifest.json", json.dumps(manifest).encode())
+    return path
+
+
+def test_ctr_run_from_template(ch, tmp_path):
+    env, ns, _ = ch
+    d = str(tmp_path)
+    env["PATH"] = os.path.join(paths.BUILD, "bin") + ":" + env["PATH"]
+    create_template(env, ns, "tpl")
+    c = Containerd(d, env)
+    name = "ctr-%s-%s" % (NS, CID)
+    try:
+        c.ctr("images", "import", tiny_archive(os.path.join(d, "tiny.tar")))
+        ref = c.ctr("images", "ls", "-q").stdout.split()[0]
+        refused(c, ref, "io.chvm.template=../tpl",
+                "annotation io.chvm.template: '../tpl' is not a template name")
+        # The micro guest has no agent and no ACPI power button: no thaw,
+        # no quiesce, and SIGKILL to stop it.  Its limits are not the
+        # clone's size: a clone has its template's.
+        t0 = time.monotonic()
+        c.ctr("run", "-d", "--runtime", RUNTIME, "--annotation", "io.chvm.template=tpl",
+              "--annotation", "io.chvm.agent=false", "--annotation", "io.chvm.pause=standby",
+              "--memory-limit", str(MEMORY_LIMIT), ref, CID, timeout=300)
+        print("\nctr run -d of a clone of template tpl: %.1f s" % (time.monotonic() - t0))
+        assert task_status(c) == "RUNNING", c.tail()
+        row, insp = cli.ps_row(env, name), cli.inspect(env, name)
+        assert row["status"] == "running" and row["memory_mib"] == 512, row
+        assert insp["spec"]["template"] == "tpl", insp["spec"]
+        assert insp["spec"]["memory_file"].endswith("/templates/tpl/memory"), \
+            "the clone's memory must be the template's, copy-on-write: %s" % insp["spec"]
+        assert task_pid(c) == row["pid"]
+        with open(os.path.join(d, "state", "io.containerd.runtime.v2.task", NS, CID,
+                               "chvm-shim.json")) as f:
+            assert json.load(f)["image"] == "", "a clone needs no root disk of its own"
+        ch_micro.wait_for(lambda: vm_counts(env, name), 60, "the clone's count lines")
+
+        t1 = time.monotonic()
+        c.ctr("task", "pause", CID, timeout=120)
+        print("ctr task pause of the clone (chvm standby --no-quiesce): %.1f s"
+              % (time.monotonic() - t1))
+        assert task_status(c) == "PAUSED" and cli.ps_row(env, name)["status"] == "standby"
+        stood = vm_counts(env, name)[-1]
+        t1 = time.monotonic()
+        c.ctr("task", "resume", CID, timeout=120)
+        print("ctr task resume of the clone (chvm restore --no-agent): %.1f s"
+              % (time.monotonic() - t1))
+        assert task_status(c) == "RUNNING", c.tail()
+        restored = cli.ps_row(env, name)["pid"]
+        assert restored != row["pid"] and task_pid(c) == restored
+        ch_micro.wait_for(lambda: vm_counts(env, name)[-1] > stood + 2, 60, "counts after restore")
+
+        # A kill in standby: `chvm stop` discards the snapshot, the task ends.
+        c.ctr("task", "pause", CID, timeout=120)
+        assert cli.ps_row(env, name)["status"] == "standby"
+        c.ctr("task", "kill", "-s", "SIGKILL", CID)
+        print("ctr task kill in standby to STOPPED: %.1f s" % wait_stopped(c, CID, 60))
+        gone(c, CID, d, env)
+        assert not os.path.exists("/run/netns/chvm-" + name)
+        cli.chvm(env, "template", "rm", "tpl")  # no clone of it is left
+    finally:
+        remove(c, env, CID)
+        cli.chvm(env, "template", "rm", "tpl", check=False)
         c.stop()
         print(c.tail())
 

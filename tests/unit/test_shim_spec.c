@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -164,6 +165,16 @@ test_names (void **state)
   assert_int_equal (names_vm ("a/b", "x", vm, sizeof vm, NULL), 0);
   assert_int_equal (strncmp (vm, "ctr-", 4), 0);
   assert_null (strchr (vm, '/'));
+  /* A clone's name is shorter: "ctr-NS-ID" of 59 characters is hashed. */
+  memset (h1, 'a', 51);
+  h1[51] = '\0';
+  assert_int_equal (names_vm ("nsp", h1, vm, sizeof vm, NULL), 0);
+  assert_int_equal (strlen (vm), 59);
+  assert_int_equal (names_vm ("nsp", h1, vm, NAMES_CLONE_MAX + 1, NULL), 0);
+  assert_int_equal (strlen (vm), 20);
+  h1[50] = '\0';
+  assert_int_equal (names_vm ("nsp", h1, vm, NAMES_CLONE_MAX + 1, NULL), 0);
+  assert_int_equal (strlen (vm), NAMES_CLONE_MAX);
 }
 
 /* A CRI pod's bundles: the sandbox's and its container's, with CNI's
@@ -315,6 +326,70 @@ test_spec_resources (void **state)
   shim_spec_free (s);
 }
 
+/* chvm's annotations: a template's name, what Pause does, whether the
+   guest has the agent; each bad value refused with what is accepted. */
+static void
+test_chvm_annotations (void **state)
+{
+  static const struct
+  {
+    const char *ann, *tmpl;
+    bool standby, no_agent;
+  } ok[] = {
+    { "{}", "", false, false },
+    { "{\"" SPEC_ANN_TEMPLATE "\":\"tpl-1.a_b\"}", "tpl-1.a_b", false, false },
+    { "{\"" SPEC_ANN_PAUSE "\":\"pause\"}", "", false, false },
+    { "{\"" SPEC_ANN_PAUSE "\":\"standby\",\"" SPEC_ANN_AGENT "\":\"false\"}", "", true, true },
+    { "{\"" SPEC_ANN_AGENT "\":\"true\",\"" SPEC_ANN_TEMPLATE "\":\"T\"}", "T", false, false },
+    /* A pod's sandbox boots nothing: a template named on the pod is no
+       clone of it. */
+    { "{\"" SPEC_ANN_TYPE "\":\"sandbox\",\"" SPEC_ANN_TEMPLATE "\":\"t\"}", "t", false, false },
+  };
+  static const struct
+  {
+    const char *ann, *msg;
+  } bad[] = {
+    { "{\"" SPEC_ANN_TEMPLATE "\":\"\"}",
+      "annotation io.chvm.template: '' is not a template name (1-63 letters, digits, '_', '.' and "
+      "'-', starting with a letter or digit)" },
+    { "{\"" SPEC_ANN_TEMPLATE "\":\"../x\"}", "'../x' is not a template name" },
+    { "{\"" SPEC_ANN_TEMPLATE "\":\"-t\"}", "'-t' is not a template name" },
+    { "{\"" SPEC_ANN_TEMPLATE "\":\"a b\"}", "'a b' is not a template name" },
+    { "{\"" SPEC_ANN_TEMPLATE
+      "\":\"t123456789012345678901234567890123456789012345678901234567890123\"}",
+      "is not a template name (1-63" },
+    { "{\"" SPEC_ANN_TYPE "\":\"container\",\"" SPEC_ANN_TEMPLATE "\":\"t\"}",
+      "annotation io.chvm.template: a clone of template 't' keeps its own network namespace, so it "
+      "cannot be a pod's container" },
+    { "{\"" SPEC_ANN_PAUSE "\":\"Standby\"}",
+      "annotation io.chvm.pause: 'Standby' is neither 'pause' nor 'standby'" },
+    { "{\"" SPEC_ANN_PAUSE "\":\"\"}", "io.chvm.pause: '' is neither" },
+    { "{\"" SPEC_ANN_AGENT "\":\"no\"}",
+      "annotation io.chvm.agent: 'no' is neither 'true' nor 'false'" },
+  };
+  struct shim_spec *s;
+  struct err *err = NULL;
+
+  (void) state;
+  for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+    {
+      assert_non_null (s = parse_linux ("{}", ok[i].ann, NULL));
+      assert_string_equal (s->template_name, ok[i].tmpl);
+      assert_int_equal (s->standby, ok[i].standby);
+      assert_int_equal (s->no_agent, ok[i].no_agent);
+      shim_spec_free (s);
+    }
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+    {
+      assert_null (parse_linux ("{}", bad[i].ann, &err));
+      assert_non_null (err);
+      assert_int_equal (err->status, EINVAL);
+      assert_non_null (strstr (err->msg, bad[i].msg));
+      assert_int_equal (strncmp (err->msg, "config.json: annotation io.chvm.", 32), 0);
+      err_release (&err);
+    }
+}
+
 /* A pod's container finds its sandbox's shim: the socket of the sandbox's
    id is the one that shim listens on; a long address falls back. */
 static void
@@ -365,6 +440,7 @@ main (void)
     cmocka_unit_test (test_pod_spec),
     cmocka_unit_test (test_spec_resources),
     cmocka_unit_test (test_socket_names),
+    cmocka_unit_test (test_chvm_annotations),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

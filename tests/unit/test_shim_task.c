@@ -136,13 +136,17 @@ teardown (void **state)
   task_free (f->t);
   events_free (f->s.events);
   event_base_free (f->base);
-  for (const char *const *n
-       = (const char *const[]){ "s", "chvm", "chvm.args", "publish", "published", NULL };
+  for (const char *const *n = (const char *const[]){ "s", "chvm", "chvm.args", "publish",
+                                                     "published", "vms/ctr-ns1-c1/vmm.pid", NULL };
        *n != NULL; n++)
     {
       snprintf (path, sizeof path, "%s/%s", f->dir, *n);
       unlink (path);
     }
+  snprintf (path, sizeof path, "%s/vms/ctr-ns1-c1", f->dir);
+  rmdir (path);
+  snprintf (path, sizeof path, "%s/vms", f->dir);
+  rmdir (path);
   snprintf (path, sizeof path, "%s/b/config.json", f->dir);
   unlink (path);
   snprintf (path, sizeof path, "%s/b", f->dir);
@@ -369,6 +373,137 @@ test_pause_fails (void **state)
   assert_true (events_idle (f->s.events));
 }
 
+/* A chvm whose run and restore start a stand-in VMM (a shell whose
+   command line names the VM's dir, as a VMM's does) in the background,
+   write its vmm.pid and answer its pid as `run --json` does; whose standby
+   ends that VMM, as chvm's does; and which records its arguments.  The
+   task is made CREATED, to be started. */
+static void
+standby_chvm (struct fixture *f)
+{
+  script (
+      f, "chvm",
+      "d=\"$(dirname \"$0\")\"; echo \"$@\" >> \"$d/chvm.args\"; vm=\"$d/vms/ctr-ns1-c1\"\n"
+      "case \" $* \" in\n"
+      "*' run '*|*' restore '*) mkdir -p \"$vm\"\n"
+      "  sh -c 'for i in $(seq 30); do sleep 1; done' \"$vm/vmm\" </dev/null >/dev/null 2>&1 &\n"
+      "  echo $! > \"$vm/vmm.pid\"; echo \"{\\\"pid\\\": $!}\";;\n"
+      "*' standby '*) kill \"$(cat \"$vm/vmm.pid\")\";;\n"
+      "esac",
+      f->s.chvm, sizeof f->s.chvm);
+  f->t->status = CONTAINERD__V1__TYPES__STATUS__CREATED;
+  f->t->standby = true;
+}
+
+/* Runs the loop until t is STOPPED (bounded: the VMM's exit waits up to
+   2 s for a console logger that these VMs lack). */
+static void
+until_stopped (struct fixture *f, struct task *t)
+{
+  for (int i = 0; i < 500 && t->status != CONTAINERD__V1__TYPES__STATUS__STOPPED; i++)
+    {
+      event_base_loop (f->base, EVLOOP_NONBLOCK);
+      poll (NULL, 0, 10);
+    }
+  assert_int_equal (t->status, CONTAINERD__V1__TYPES__STATUS__STOPPED);
+}
+
+/* io.chvm.pause=standby: Pause is `chvm standby` (whose end of the VMM is
+   not the task's exit), PAUSED with no process and no stats; Resume is
+   `chvm restore`, whose new VMM the task's pid and watch follow: its exit
+   is the task's. */
+static void
+test_standby_and_restore (void **state)
+{
+  struct fixture *f = *state;
+  Containerd__Task__V2__StartRequest st = CONTAINERD__TASK__V2__START_REQUEST__INIT;
+  Containerd__Task__V2__PauseRequest p = CONTAINERD__TASK__V2__PAUSE_REQUEST__INIT;
+  Containerd__Task__V2__ResumeRequest q = CONTAINERD__TASK__V2__RESUME_REQUEST__INIT;
+  Containerd__Task__V2__PidsResponse *a;
+  struct task *t = f->t;
+  Ttrpc__Response *r;
+  char text[1024], want[512];
+  uint32_t first;
+
+  standby_chvm (f);
+  st.id = p.id = q.id = (char *) "c1";
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Start", &st.base, NULL, 0)),
+                    TTRPC_OK);
+  assert_int_equal (t->status, CONTAINERD__V1__TYPES__STATUS__RUNNING);
+  first = t->pid;
+  assert_int_equal (kill ((pid_t) first, 0), 0);
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Pause", &p.base, NULL, 0)),
+                    TTRPC_OK);
+  assert_true (t->stood_by);
+  for (int i = 0; i < 50; i++) /* the VMM's end, seen by no one */
+    {
+      event_base_loop (f->base, EVLOOP_NONBLOCK);
+      poll (NULL, 0, 10);
+    }
+  assert_int_equal (state_of (f), CONTAINERD__V1__TYPES__STATUS__PAUSED);
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Stats", &p.base, NULL, 0)),
+                    TTRPC_FAILED_PRECONDITION);
+  assert_non_null (r = call (f, "containerd.task.v2.Task", "Pids", &p.base, NULL, 0));
+  assert_non_null (
+      a = containerd__task__v2__pids_response__unpack (NULL, r->payload.len, r->payload.data));
+  assert_int_equal (a->n_processes, 0);
+  containerd__task__v2__pids_response__free_unpacked (a, NULL);
+  ttrpc__response__free_unpacked (r, NULL);
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Resume", &q.base, NULL, 0)),
+                    TTRPC_OK);
+  assert_int_equal (state_of (f), CONTAINERD__V1__TYPES__STATUS__RUNNING);
+  assert_false (t->stood_by);
+  assert_true (t->pid != first && t->vmm_pidfd >= 0);
+  assert_int_equal (kill ((pid_t) t->pid, SIGKILL), 0);
+  until_stopped (f, t);
+  assert_int_equal (t->exit_status, 255); /* no console line, not killed through the task */
+  slurp (f, "chvm.args", text, sizeof text);
+  snprintf (want, sizeof want,
+            "--state-dir %s --json run --no-wait --name ctr-ns1-c1 \n--state-dir %s standby "
+            "ctr-ns1-c1\n--state-dir %s restore ctr-ns1-c1\n",
+            f->dir, f->dir, f->dir);
+  assert_string_equal (text, want);
+  drain_events (f);
+  slurp (f, "published", text, sizeof text);
+  assert_string_equal (text,
+                       "--address /run/c.sock publish --topic /tasks/start --namespace ns1\n"
+                       "--address /run/c.sock publish --topic /tasks/paused --namespace ns1\n"
+                       "--address /run/c.sock publish --topic /tasks/resumed --namespace ns1\n"
+                       "--address /run/c.sock publish --topic /tasks/exit --namespace ns1\n");
+}
+
+/* Kill of a task in standby (a guest without the agent: no quiesce): `chvm
+   stop` discards the snapshot, and that is the task's exit, 128+signal. */
+static void
+test_kill_in_standby (void **state)
+{
+  struct fixture *f = *state;
+  Containerd__Task__V2__StartRequest st = CONTAINERD__TASK__V2__START_REQUEST__INIT;
+  Containerd__Task__V2__PauseRequest p = CONTAINERD__TASK__V2__PAUSE_REQUEST__INIT;
+  Containerd__Task__V2__KillRequest k = CONTAINERD__TASK__V2__KILL_REQUEST__INIT;
+  char text[1024], want[512];
+
+  standby_chvm (f);
+  f->t->no_agent = true;
+  st.id = p.id = k.id = (char *) "c1";
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Start", &st.base, NULL, 0)),
+                    TTRPC_OK);
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Pause", &p.base, NULL, 0)),
+                    TTRPC_OK);
+  k.signal = SIGTERM;
+  assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Kill", &k.base, NULL, 0)),
+                    TTRPC_OK);
+  until_stopped (f, f->t);
+  assert_int_equal (f->t->exit_status, 128 + SIGTERM);
+  slurp (f, "chvm.args", text, sizeof text);
+  snprintf (want, sizeof want,
+            "--state-dir %s --json run --no-wait --name ctr-ns1-c1 \n--state-dir %s standby "
+            "--no-quiesce ctr-ns1-c1\n--state-dir %s stop --time 0 ctr-ns1-c1\n",
+            f->dir, f->dir, f->dir);
+  assert_string_equal (text, want);
+  drain_events (f);
+}
+
 /* Stats of a task that is not running, and of one whose VM has no cgroup
    (this test's VM was never started): errors, not a crash. */
 static void
@@ -557,6 +692,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_garbage_and_unknown, setup, teardown),
     cmocka_unit_test_setup_teardown (test_pause_and_resume, setup, teardown),
     cmocka_unit_test_setup_teardown (test_pause_fails, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_standby_and_restore, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_kill_in_standby, setup, teardown),
     cmocka_unit_test_setup_teardown (test_stats_errors, setup, teardown),
     cmocka_unit_test (test_stats_pack),
     cmocka_unit_test_setup_teardown (test_pod_sandbox_placeholder, setup, teardown),

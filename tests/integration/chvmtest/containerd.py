@@ -2,7 +2,7 @@
 """What the containerd shim's suites share (test_shim.py here, and
 test_shim_kvmhost.py inside the KVM host): a private containerd's
 configuration with the CRI plugin on, the CNI bridge network of its pods,
-and the readings of `ctr task ls` and `ctr task metrics`."""
+and the readings of `ctr task ls` (status, pid) and `ctr task metrics`."""
 
 CNI_BIN = "/usr/lib/cni"  # Debian's containernetworking-plugins
 CRI_NS = "k8s.io"
@@ -41,13 +41,27 @@ def cni_conf(d):
     }
 
 
-def task_status(ls_out, cid):
-    """cid's status in `ctr task ls`'s output, None when it is not there."""
+def task_row(ls_out, cid):
+    """cid's row in `ctr task ls`'s output (TASK, PID, STATUS), None when it
+    is not there."""
     for line in ls_out.splitlines()[1:]:
         f = line.split()
         if f and f[0] == cid:
-            return f[-1]
+            return f
     return None
+
+
+def task_status(ls_out, cid):
+    """cid's status in `ctr task ls`'s output, None when it is not there."""
+    row = task_row(ls_out, cid)
+    return row[-1] if row else None
+
+
+def task_pid(ls_out, cid):
+    """cid's pid in `ctr task ls`'s output (its VM's VMM), None when it is
+    not there."""
+    row = task_row(ls_out, cid)
+    return int(row[1]) if row else None
 
 
 def metrics(out):
