@@ -37,7 +37,7 @@ import pytest
 
 from chvmtest import containerd, kvmhost, paths
 from chvmtest.containerd import CNI_BIN, CRI_CONFIG, CRI_NS
-from chvmtest.cdp import Session, wait_cdp
+from chvmtest.cdp import drive, wait_cdp
 
 SHIM = os.path.join(paths.BUILD, "bin", "containerd-shim-chvm-v1")
 ARCHIVE = os.path.join(paths.STANDIN, "docker-archive.tar")
@@ -152,16 +152,6 @@ class Ctd:
 
     def tail(self):
         return self.sh("tail -n 40 %s/containerd.log" % D, check=False)["out"]
-
-
-def drive(endpoint):
-    """playwright-core opens a page and evaluates on it."""
-    s = Session("playwright", endpoint)
-    try:
-        s.cmd("open")
-        assert s.cmd("eval 6*7")["value"] == 42
-    finally:
-        s.close()
 
 
 @pytest.fixture(scope="module")

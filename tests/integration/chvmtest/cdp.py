@@ -165,3 +165,13 @@ class Session:
             except (OSError, subprocess.TimeoutExpired):
                 self.p.kill()
                 self.p.wait()
+
+
+def drive(endpoint, kind="playwright"):
+    """A real client (kind) on endpoint opens a page and evaluates on it."""
+    s = Session(kind, endpoint)
+    try:
+        s.cmd("open")
+        assert s.cmd("eval 6*7")["value"] == 42
+    finally:
+        s.close()
