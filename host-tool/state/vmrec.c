@@ -158,7 +158,9 @@ vmrec_to_json (const struct vm_record *r, char **out, struct err **err)
   add_str (spec, "agent_token", r->agent_token);
   if (r->vmm_uid != 0)
     add_int (spec, "vmm_uid", r->vmm_uid);
-  if (r->cdp_endpoint[0])
+  /* Written whenever any is set, as parsed: a record that reads back
+     the same (fuzz_vmstate found a token without an endpoint dropped). */
+  if (r->cdp_endpoint[0] || r->cdp_token[0] || r->idle_standby_s != 0 || r->cdp_max_clients != 0)
     {
       add_str (spec, "cdp_endpoint", r->cdp_endpoint);
       add_str (spec, "cdp_token", r->cdp_token);
