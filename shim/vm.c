@@ -299,19 +299,23 @@ stood_by (void *arg, int status, const char *out, const char *errout)
   free (p);
 }
 
-/* The VMM of t's VM that its vmm.pid names, 0 when none runs. */
+/* The VMM of t's VM that its vm.json names (written by chvm, as root: not
+   vmm.pid, which the VMM's uid may plant where chvm has removed it), 0 when
+   none runs. */
 static pid_t
 running_vmm (const struct shim *s, const struct task *t)
 {
   cleanup_err struct err *err = NULL;
-  char dir[VM_PATH_MAX], path[VM_PATH_MAX + 16];
-  pid_t pid;
+  char dir[VM_PATH_MAX], buf[256];
+  struct vm_record rec;
 
-  if (vmstate_dir (s->state_root, t->vm, dir, sizeof dir, &err) < 0)
-    return 0;
-  snprintf (path, sizeof path, "%s/vmm.pid", dir);
-  pid = proc_read_pid_file (path);
-  return pid > 0 && proc_pid_names_dir (pid, dir) ? pid : 0;
+  if (vmstate_dir (s->state_root, t->vm, dir, sizeof dir, &err) < 0
+      || vmrec_load (s->state_root, t->vm, &rec, &err) < 0)
+    {
+      log_warn ("VM %s: %s", t->vm, err_str (err, buf, sizeof buf));
+      return 0;
+    }
+  return rec.rt.vmm_pid > 0 && proc_pid_names_dir (rec.rt.vmm_pid, dir) ? rec.rt.vmm_pid : 0;
 }
 
 static void

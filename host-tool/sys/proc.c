@@ -594,11 +594,14 @@ pid_t
 proc_read_pid_file (const char *path)
 {
   char s[24];
-  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
+  /* Not a link (to a file the caller may read and the planter may not) nor a
+     FIFO or device (whose open or read would block): a plain file only. */
+  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+  struct stat st;
   ssize_t n;
   uint64_t v;
 
-  if (fd < 0)
+  if (fd < 0 || fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
     return 0;
   n = TEMP_FAILURE_RETRY (read (fd, s, sizeof s - 1));
   if (n <= 0)

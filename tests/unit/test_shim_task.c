@@ -375,22 +375,32 @@ test_pause_fails (void **state)
 
 /* A chvm whose run and restore start a stand-in VMM (a shell whose
    command line names the VM's dir, as a VMM's does) in the background,
-   write its vmm.pid and answer its pid as `run --json` does; whose standby
-   ends that VMM, as chvm's does; and which records its arguments.  The
-   task is made CREATED, to be started. */
+   record its pid in vm.json's runtime and answer it as `run --json` does;
+   whose standby ends that VMM, as chvm's does; and which records its
+   arguments.  With plant, its restore leaves a FIFO where vmm.pid was, as
+   the VMM's uid may plant one (the shim must not open it: that would
+   block).  The task is made CREATED, to be started. */
 static void
-standby_chvm (struct fixture *f)
+standby_chvm (struct fixture *f, bool plant)
 {
-  script (
-      f, "chvm",
+  char text[1536];
+
+  snprintf (
+      text, sizeof text,
       "d=\"$(dirname \"$0\")\"; echo \"$@\" >> \"$d/chvm.args\"; vm=\"$d/vms/ctr-ns1-c1\"\n"
       "case \" $* \" in\n"
       "*' run '*|*' restore '*) mkdir -p \"$vm\"\n"
       "  sh -c 'for i in $(seq 30); do sleep 1; done' \"$vm/vmm\" </dev/null >/dev/null 2>&1 &\n"
-      "  echo $! > \"$vm/vmm.pid\"; echo \"{\\\"pid\\\": $!}\";;\n"
-      "*' standby '*) kill \"$(cat \"$vm/vmm.pid\")\";;\n"
+      "  printf '{\"version\":1,\"name\":\"ctr-ns1-c1\",\"backend\":\"ch\",\"state\":\"running\","
+      "\"spec\":{\"kernel\":\"/k\",\"cpus\":1,\"memory_mib\":64,\"publish\":[]},"
+      "\"runtime\":{\"vmm_pid\":%%d}}' $! > \"$vm/vm.json\"\n"
+      "  echo $! > \"$vm/pid\"; echo \"{\\\"pid\\\": $!}\"\n"
+      "  %s;;\n"
+      "*' standby '*) kill \"$(cat \"$vm/pid\")\";;\n"
       "esac",
-      f->s.chvm, sizeof f->s.chvm);
+      plant ? "case \" $* \" in *' restore '*) rm -f \"$vm/vmm.pid\"; mkfifo \"$vm/vmm.pid\";; esac"
+            : ":");
+  script (f, "chvm", text, f->s.chvm, sizeof f->s.chvm);
   f->t->status = CONTAINERD__V1__TYPES__STATUS__CREATED;
   f->t->standby = true;
 }
@@ -413,9 +423,8 @@ until_stopped (struct fixture *f, struct task *t)
    `chvm restore`, whose new VMM the task's pid and watch follow: its exit
    is the task's. */
 static void
-test_standby_and_restore (void **state)
+standby_and_restore (struct fixture *f, bool plant)
 {
-  struct fixture *f = *state;
   Containerd__Task__V2__StartRequest st = CONTAINERD__TASK__V2__START_REQUEST__INIT;
   Containerd__Task__V2__PauseRequest p = CONTAINERD__TASK__V2__PAUSE_REQUEST__INIT;
   Containerd__Task__V2__ResumeRequest q = CONTAINERD__TASK__V2__RESUME_REQUEST__INIT;
@@ -425,7 +434,7 @@ test_standby_and_restore (void **state)
   char text[1024], want[512];
   uint32_t first;
 
-  standby_chvm (f);
+  standby_chvm (f, plant);
   st.id = p.id = q.id = (char *) "c1";
   assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Start", &st.base, NULL, 0)),
                     TTRPC_OK);
@@ -472,6 +481,23 @@ test_standby_and_restore (void **state)
                        "--address /run/c.sock publish --topic /tasks/exit --namespace ns1\n");
 }
 
+static void
+test_standby_and_restore (void **state)
+{
+  standby_and_restore (*state, false);
+}
+
+/* The same with a FIFO planted as vmm.pid after the restore: the new VMM
+   is the one vm.json names, and nothing blocks on the FIFO (alarm ends
+   the test if something does). */
+static void
+test_restore_ignores_planted_pid_file (void **state)
+{
+  alarm (20);
+  standby_and_restore (*state, true);
+  alarm (0);
+}
+
 /* Kill of a task in standby (a guest without the agent: no quiesce): `chvm
    stop` discards the snapshot, and that is the task's exit, 128+signal. */
 static void
@@ -483,7 +509,7 @@ test_kill_in_standby (void **state)
   Containerd__Task__V2__KillRequest k = CONTAINERD__TASK__V2__KILL_REQUEST__INIT;
   char text[1024], want[512];
 
-  standby_chvm (f);
+  standby_chvm (f, false);
   f->t->no_agent = true;
   st.id = p.id = k.id = (char *) "c1";
   assert_int_equal (code_of (call (f, "containerd.task.v2.Task", "Start", &st.base, NULL, 0)),
@@ -693,6 +719,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_pause_and_resume, setup, teardown),
     cmocka_unit_test_setup_teardown (test_pause_fails, setup, teardown),
     cmocka_unit_test_setup_teardown (test_standby_and_restore, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_restore_ignores_planted_pid_file, setup, teardown),
     cmocka_unit_test_setup_teardown (test_kill_in_standby, setup, teardown),
     cmocka_unit_test_setup_teardown (test_stats_errors, setup, teardown),
     cmocka_unit_test (test_stats_pack),

@@ -497,6 +497,38 @@ rm_rf (const char *path)
   assert_int_equal (system (cmd), 0);
 }
 
+/* A pid file is read only when it is a plain file: a symlink another uid
+   planted (to a file only the reader may read) or a FIFO (whose open would
+   block the reader, the shim or chvm, forever: alarm ends the test) gives 0. */
+static void
+test_pid_file_plain_only (void **state)
+{
+  char dir[] = "/tmp/chvm-pidfile-XXXXXX";
+  char real[64], link[64], fifo[64];
+  FILE *f;
+
+  (void) state;
+  assert_non_null (mkdtemp (dir));
+  snprintf (real, sizeof real, "%s/real", dir);
+  snprintf (link, sizeof link, "%s/vmm.pid", dir);
+  snprintf (fifo, sizeof fifo, "%s/fifo", dir);
+  assert_non_null (f = fopen (real, "w"));
+  fputs ("4242\n", f);
+  fclose (f);
+  assert_int_equal (proc_read_pid_file (real), 4242);
+  assert_int_equal (symlink (real, link), 0);
+  assert_int_equal (mkfifo (fifo, 0600), 0);
+  alarm (10);
+  assert_int_equal (proc_read_pid_file (link), 0);
+  assert_int_equal (proc_read_pid_file (fifo), 0);
+  assert_int_equal (proc_read_pid_file (dir), 0);
+  alarm (0);
+  unlink (real);
+  unlink (link);
+  unlink (fifo);
+  rmdir (dir);
+}
+
 /* VM "a"'s dir is a prefix of VM "ab"'s. */
 static void
 test_pid_exact_dir (void **state)
@@ -855,6 +887,7 @@ main (void)
     cmocka_unit_test (test_memory),
     cmocka_unit_test (test_save_load_list_lock),
     cmocka_unit_test (test_pid_exact_dir),
+    cmocka_unit_test (test_pid_file_plain_only),
     cmocka_unit_test (test_derive_leftover_standby),
     cmocka_unit_test (test_sweep_snapshot_tmp),
     cmocka_unit_test (test_snapshot_check),
