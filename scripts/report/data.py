@@ -6,7 +6,7 @@ result, each an envelope
    "host": one of HOSTS, "command": "what reproduces it",
    "source": "measured by ... | docs/FINDINGS.md at <commit>, section ...",
    "transcribed": true|false, "results": {... the benchmark's own JSON ...},
-   "notes": ["...", ...]}
+   "took_min": minutes its rerun took (optional), "notes": ["...", ...]}
 
 around what the benchmark itself wrote (build/test-results/*.json).  The
 findings-*.json files hold figures transcribed from docs/FINDINGS.md before
@@ -56,6 +56,14 @@ MEASURED = {
     "soak-kvmhost": "make soak-kvmhost",
 }
 HW = ["hw-" + n for n in ("host-bandwidth", "bench-ch", "cdp-wake", "soak")]
+# What each rerun takes on this project's 2-core build host, in minutes,
+# until a rerun records its own time ("took_min" in its file).
+ESTIMATE_MIN = {
+    "host-bandwidth": "1", "bench-agent": "1", "bench-boot": "3-5", "bench-ch": "5-10", "cdp-wake": "15-20",
+    "kvmhost": "15-19", "bench-snapshot": "40", "bench-fork": "10", "fork-kvmhost": "15-40",
+    "pmem-kvmhost": "15", "density": "15-30", "density-kvmhost": "45", "soak-qemu": "25",
+    "soak-kvmhost": "55-120",
+}
 
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -93,6 +101,10 @@ class Doc:
             raise ReportError("%s: host: %r is not one of %s" % (rel, self.doc["host"], ", ".join(HOSTS)))
         self.get("transcribed", bool)
         self.get("results", dict)
+        took = self.num("took_min", None)
+        if took is not None and took < 0:
+            raise ReportError("%s: took_min: %r is negative" % (rel, took))
+        self.took_min = took
         self.host = self.doc["host"]
         self.transcribed = self.doc["transcribed"]
 

@@ -157,7 +157,9 @@ def extract_memory(docs):
     host = None
     if "bench-ch" in docs:
         m = docs["bench-ch"]
-        runs.append(micro_series(m, "", "CH %s, measured %s" % (m.r("ch_version", str), m.get("date"))))
+        ver = m.r("ch_version", str).split(" (")[0]
+        ver = ver[len("cloud-hypervisor "):] if ver.startswith("cloud-hypervisor ") else ver
+        runs.append(micro_series(m, "", "CH %s, measured %s" % (ver, m.get("date"))))
         host = {k: m.rnum("host." + k) for k in rng}
         sources.append(m)
     bw = docs.get("host-bandwidth")
@@ -201,7 +203,7 @@ def bound(ax, xs, bytes_, mbps, label, color, band=True):
 
 
 def draw_memory(plt, s, path):
-    fig, axes = plt.subplots(1, 3, figsize=(14, 5))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 8.2))
     a, b, c = axes
     colors = ["#4c72b0", "#dd8452", "#55a868", "#8172b3"]
     allx = sorted({x for r in s["runs"] for x in r["x"]})
@@ -233,7 +235,8 @@ def draw_memory(plt, s, path):
         ax.set_xlabel("guest memory touched (MiB); guest RAM = touched + 32 MiB")
         ax.set_ylabel("time (s)")
         ax.set_title("this host's KVM (kvm_pvm), micro guest:\n" + t, fontsize=8)
-        ax.legend(fontsize=6.5, loc="upper left")
+        # Below the plot: a dozen series would hide the points.
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.13))
         ax.grid(alpha=0.3, which="both")
     for kind, d in s["nested"].items():
         ls = "-" if kind == "private" else "--"

@@ -25,7 +25,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from data import MEASURED  # noqa: E402
+from data import ESTIMATE_MIN, MEASURED  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
 RESULTS = os.path.join(ROOT, "build", "test-results")
@@ -51,38 +51,35 @@ def qemu_or_ch_host():
     return "hardware-kvm" if kvm_kind() == "hardware" else "qemu-tcg"
 
 
-# name (data file), make target, result file, host kind, title, minutes here, boots a VM
+# name (data file), make target, result file, host kind, title, boots a VM
 BENCHES = [
     ("bench-agent", "bench-agent", "bench-agent.json", lambda: "host",
-     "The guest agent's Forward (splice) against a direct TCP connection, on loopback", "1", False),
+     "The guest agent's Forward (splice) against a direct TCP connection, on loopback", False),
     ("bench-boot", "bench-boot", "bench-boot.json", lambda: "qemu-tcg",
-     "Boot under QEMU/TCG: chvm-init's phases and a BusyBox /init doing the same steps", "3-5", True),
+     "Boot under QEMU/TCG: chvm-init's phases and a BusyBox /init doing the same steps", True),
     ("bench-ch", "ch-bench", "bench-ch.json", micro_host,
-     "Standby and restore of the micro guest with the real CH, per touched size, beside the host's bandwidth",
-     "5-10", True),
+     "Standby and restore of the micro guest with the real CH, per touched size, beside the host's bandwidth", True),
     ("cdp-wake", "bench-cdp-wake", "cdp-wake.json", qemu_or_ch_host,
-     "CDP endpoint wake latency over idle/wake cycles (tap)", "15-20", True),
+     "CDP endpoint wake latency over idle/wake cycles (tap)", True),
     ("kvmhost", "test-kvmhost", "kvmhost.json", lambda: "nested",
-     "chvm with each CH build and the Chromium stand-in inside the KVM host: every phase", "15-19", True),
+     "chvm with each CH build and the Chromium stand-in inside the KVM host: every phase", True),
     ("bench-snapshot", "bench-snapshot", "bench-snapshot.json", lambda: "nested",
-     "What a snapshot holds per guest RAM setting: CH v53.0 inside the KVM host", "40", True),
+     "What a snapshot holds per guest RAM setting: CH v53.0 inside the KVM host", True),
     ("bench-fork", "bench-fork", "bench-fork.json", micro_host,
      "Templates and a VM's own restore, micro guest: clones cow and copy, copy restore against the "
-     "memory file mapped again, 10 clones", "10", False),  # bench_fork.py takes the lock itself
+     "memory file mapped again, 10 clones", False),  # bench_fork.py takes the lock itself
     ("fork-kvmhost", "bench-fork-kvmhost", "fork-kvmhost.json", lambda: "nested",
-     "VMs from a template of the Chromium stand-in, at once: CH inside the KVM host", "15-40", True),
+     "VMs from a template of the Chromium stand-in, at once: CH inside the KVM host", True),
     ("pmem-kvmhost", "bench-pmem-kvmhost", "pmem-kvmhost.json", lambda: "nested",
-     "The root as virtio-pmem with DAX against a blk root: CH inside the KVM host", "15", True),
+     "The root as virtio-pmem with DAX against a blk root: CH inside the KVM host", True),
     ("density", "bench-density", "bench-density.json", qemu_or_ch_host,
-     "Density: 10 Chromium VMs at once, blk root then pmem root: VMM PSS, host memory, snapshots",
-     "15-30", True),
+     "Density: 10 Chromium VMs at once, blk root then pmem root: VMM PSS, host memory, snapshots", True),
     ("density-kvmhost", "bench-density-kvmhost", "density-kvmhost.json", lambda: "nested",
-     "Density with CH inside the KVM host: as many Chromium VMs as it holds at once, blk root then pmem root",
-     "45", True),
+     "Density with CH inside the KVM host: as many Chromium VMs as it holds at once, blk root then pmem root", True),
     ("soak-qemu", "soak", "soak-qemu.json", qemu_or_ch_host,
-     "Standby/restore soak with a counter file and a CDP client", "25", True),
+     "Standby/restore soak with a counter file and a CDP client", True),
     ("soak-kvmhost", "soak-kvmhost", "soak-kvmhost.json", lambda: "nested",
-     "Standby/restore soak, CH inside the KVM host", "55-120", True),
+     "Standby/restore soak, CH inside the KVM host", True),
 ]
 HW_BENCHES = {"bench-ch": "hw-bench-ch", "cdp-wake": "hw-cdp-wake", "soak-qemu": "hw-soak"}
 
@@ -99,10 +96,11 @@ def commit():
     return c + ("+changes" if dirty else "")
 
 
-def wrap(name, results, host, title, command):
+def wrap(name, results, host, title, command, took_min):
     return {"benchmark": name, "title": title, "date": datetime.date.today().isoformat(), "commit": commit(),
             "host": host, "command": command, "transcribed": False,
-            "source": "measured by `%s` (scripts/report/rerun.py)" % command, "results": results}
+            "source": "measured by `%s` (scripts/report/rerun.py)" % command, "took_min": round(took_min, 1),
+            "results": results}
 
 
 def write(out, doc):
@@ -138,7 +136,7 @@ def run_bandwidth(out_name):
     host = "hardware-kvm" if out_name.startswith("hw-") else "host"
     write(os.path.join(DATA, out_name + ".json"),
           wrap(out_name, r, host, "The host's disk write, cold disk read and memcpy bandwidth",
-               MEASURED["host-bandwidth"]))
+               MEASURED["host-bandwidth"], (time.monotonic() - t0) / 60))
     return time.monotonic() - t0
 
 
@@ -169,12 +167,12 @@ def main():
         benches = [b for b in benches if b[0] in only]
     if benches and not a.hw:
         print("rerun: %s; about %s minutes here" % (", ".join(b[0] for b in benches),
-                                                    " + ".join(b[5] for b in benches)), flush=True)
+                                                    " + ".join(ESTIMATE_MIN[b[0]] for b in benches)), flush=True)
     summary = []
     if not only or "host-bandwidth" in only:
         s = run_bandwidth("hw-host-bandwidth" if a.hw else "host-bandwidth")
         summary.append("host-bandwidth: %.0f s, written" % s)
-    for name, target, result, host, title, _, vm in benches:
+    for name, target, result, host, title, vm in benches:
         out_name = HW_BENCHES[name] if a.hw else name
         src = os.path.join(RESULTS, result)
         if os.path.exists(src):
@@ -198,7 +196,7 @@ def main():
             summary.append("%s: %.1f min, exit %d, %s is not JSON (%s): not copied" % (name, took, rc, src, e))
             continue
         command = "make " + target
-        write(os.path.join(DATA, out_name + ".json"), wrap(out_name, results, host(), title, command))
+        write(os.path.join(DATA, out_name + ".json"), wrap(out_name, results, host(), title, command, took))
         summary.append("%s: %.1f min, exit %d, written" % (name, took, rc))
     print("\nrerun summary:\n  " + "\n  ".join(summary), flush=True)
     return 0

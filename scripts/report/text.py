@@ -6,7 +6,7 @@ with its caption, what is not measured yet and the command that will,
 the hardware KVM column, and every result file."""
 import os
 
-from data import HOSTS, HW, MEASURED, ReportError
+from data import ESTIMATE_MIN, HOSTS, HW, MEASURED, ReportError
 from figures import pick
 
 REPO = "../.."  # from docs/report/ to the tree
@@ -239,17 +239,43 @@ def data_table(docs, datadir):
              "docs/FINDINGS.md recorded before the benchmarks wrote JSON, with the commit and section they "
              "come from, and are never overwritten; the others are what `make report REPORT_RERUN=1` last "
              "copied from `build/test-results/`. Their notes keep every figure that no plot shows.\n",
-             "| file | what | date | commit | host | reproduce | kind |", "|---|---|---|---|---|---|---|"]
+             "| file | what | date | commit | host | reproduce | kind | rerun took |",
+             "|---|---|---|---|---|---|---|---|"]
     for name in sorted(docs):
         d = docs[name]
-        lines.append("| [`%s.json`](data/%s.json) | %s | %s | %s | %s | `%s` | %s |" % (
+        took = "" if d.transcribed or d.took_min is None else "%.1f min" % d.took_min
+        lines.append("| [`%s.json`](data/%s.json) | %s | %s | %s | %s | `%s` | %s | %s |" % (
             name, name, d.get("title"), d.get("date"), d.get("commit"), HOSTS[d.host], d.get("command"),
-            "transcribed" if d.transcribed else "measured"))
+            "transcribed" if d.transcribed else "measured", took))
     missing = [n for n in MEASURED if n not in docs]
     if missing:
         lines.append("\nNot rerun yet (the transcribed figures stand in): %s." % ", ".join(
             "`%s.json` (`%s`)" % (n, MEASURED[n]) for n in missing))
+    lines.append("\n" + rerun_time(docs))
     return "\n".join(lines) + "\n"
+
+
+def rerun_time(docs):
+    """How long `make report REPORT_RERUN=1` takes here: the times the
+    reruns recorded, the estimates for the others."""
+    timed = {n: docs[n].took_min for n in MEASURED
+             if n in docs and not docs[n].transcribed and docs[n].took_min is not None
+             and docs[n].host != "hardware-kvm"}
+    rest = [n for n in MEASURED if n not in timed]
+    lo = hi = sum(timed.values())
+    for n in rest:
+        a, _, b = ESTIMATE_MIN[n].partition("-")
+        lo += float(a)
+        hi += float(b or a)
+    span = ("%.0f min (%.1f h)" % (lo, lo / 60) if round(lo) == round(hi)
+            else "%.0f-%.0f min (%.1f-%.1f h)" % (lo, hi, lo / 60, hi / 60))
+    text = ("**How long a full rerun takes here** (`make report REPORT_RERUN=1`, every benchmark one after "
+            "another on this project's 2-core build host): about %s, of which %.0f min are the recorded "
+            "times of %d reruns (the column above)" % (span, sum(timed.values()), len(timed)))
+    if rest:
+        text += " and the rest estimates for %s, not yet timed by a rerun" % ", ".join(
+            "`%s` (%s min)" % (n, ESTIMATE_MIN[n]) for n in rest)
+    return text + "."
 
 
 def agent_table(v):

@@ -83,7 +83,7 @@ def boot(d, name, initrd, rootfs, config):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--json", default=os.path.join(vm.BUILD, "test-results", "bench-boot.json"))
     a = ap.parse_args()
     why = vm.missing_prerequisites(rootfs=None)

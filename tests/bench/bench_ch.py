@@ -17,7 +17,7 @@ Host figures: sequential write (1 MiB blocks, fsync at the end), sequential
 read with the file dropped from the page cache, and memcpy, each on
 HOST_MIB MiB.
 
-  bench_ch.py [--sizes 512,2048,4096] [--guest-mib N] [--shared-memory off,on]
+  bench_ch.py [--sizes 256,512,1024,2048,4096] [--guest-mib N] [--shared-memory off,on]
               [--dir DIR] [--json FILE]   (default build/test-results/bench-ch.json)
 Needs cloud-hypervisor (PATH or $CLOUD_HYPERVISOR), /dev/kvm, and
 build/tests/ch-driver + build/tests/micro-guest/micro.elf (make ch-bench)."""
@@ -119,7 +119,7 @@ def run_size(workdir, mib, guest_mib, shared, restores, version_major, timeout):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="512,2048,4096")
+    ap.add_argument("--sizes", default="256,512,1024,2048,4096")
     ap.add_argument("--dir", default=os.path.join(ch_micro.ROOT, "build", "bench-ch"))
     ap.add_argument("--json", default=os.path.join(ch_micro.ROOT, "build", "test-results", "bench-ch.json"))
     ap.add_argument("--guest-mib", type=int, default=0, help="guest RAM (default: size + 32)")

@@ -75,7 +75,7 @@ def test_generates_every_plot_and_the_page(tree):
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and 5000 < len(png) < 200000, (name, len(png))
         assert "(%s.png)" % name in text, name
     for q in ("with 2 GiB?", "how does Cloud Hypervisor behave?", "WebRTC live view?",
-              "keep a CDP connection alive?", "## On hardware KVM"):
+              "keep a CDP connection alive?", "## On hardware KVM", "How long a full rerun takes here"):
         assert q in text, q
 
 
@@ -123,3 +123,12 @@ def test_measured_file_checked_too(tree):
     os.unlink(data / "cdp-wake.json")
     (data / "stray.json").write_text("{}")
     fails_with(data, out, "stray.json: not a result file the report knows")
+
+
+def test_rerun_time_checked(tree):
+    """A rerun's recorded time is a number of minutes, not negative."""
+    data, out = tree
+    edit(data / "bench-agent.json", lambda d: d.update(took_min="3"))
+    fails_with(data, out, "bench-agent.json", "took_min", "not a number")
+    edit(data / "bench-agent.json", lambda d: d.update(took_min=-1))
+    fails_with(data, out, "bench-agent.json: took_min", "negative")
