@@ -26,6 +26,7 @@
 #include "sys/fs.h"
 #include "sys/json.h"
 #include "sys/proc.h"
+#include "vmm/console.h"
 
 #define VM_ARGS_MAX 16
 #define LOGGER_WAIT_S 2
@@ -127,7 +128,9 @@ exit_status (struct shim *s, struct task *t)
       snprintf (path, sizeof path, "%s/vms/%s/console.log%s", s->state_root, t->vm,
                 i == 0 ? "" : ".1");
       free (steal_ptr (&text));
-      if (fs_read_small (path, 4u << 20, &text, &len, NULL) == 0)
+      /* console.log.1 is there only after a rotation: the VMM's uid may
+         have put a FIFO or a link under the name. */
+      if (fs_read_small_regular (path, 4u << 20, &text, &len, NULL) == 0)
         st = vm_console_exit_status (text);
     }
   if (st >= 0)
@@ -167,7 +170,7 @@ vmm_gone (evutil_socket_t fd, short what, void *arg)
   struct task *t = arg;
   struct shim *s = t->s;
   struct timeval tv = { LOGGER_WAIT_S, 0 };
-  char path[PATH_MAX + VM_NAME_MAX + 32];
+  char dir[PATH_MAX + VM_NAME_MAX + 8], path[PATH_MAX + VM_NAME_MAX + 32];
   pid_t logger;
   int lfd = -1;
 
@@ -175,9 +178,10 @@ vmm_gone (evutil_socket_t fd, short what, void *arg)
   (void) what;
   unwatch (t);
   log_info ("VM %s: VMM %u exited", t->vm, t->pid);
-  snprintf (path, sizeof path, "%s/vms/%s/console-log.pid", s->state_root, t->vm);
+  snprintf (dir, sizeof dir, "%s/vms/%s", s->state_root, t->vm);
+  snprintf (path, sizeof path, "%s/console-log.pid", dir);
   logger = proc_read_pid_file (path);
-  if (logger > 0)
+  if (logger > 0 && proc_pid_is_daemon (logger, CONSOLE_LOGGER_CMD, dir))
     lfd = (int) syscall (SYS_pidfd_open, logger, 0);
   if (event_base_once (s->base, lfd, lfd >= 0 ? EV_READ : EV_TIMEOUT, logger_gone, t, &tv) < 0)
     logger_gone (lfd, 0, t);

@@ -16,6 +16,8 @@
 #include "cleanup.h"
 #include "cli/commands.h"
 #include "cli/report.h"
+#include "sys/fs.h"
+#include "sys/proc.h"
 #include "vm/vmctl.h"
 #include "vmm/console.h"
 
@@ -48,22 +50,15 @@ to_stdout (void *ctx, const char *buf, size_t n, struct err **err)
 static int
 end_pidfd (const struct vmctl *c, bool console)
 {
-  char path[VM_PATH_MAX + 32], s[24];
+  char path[VM_PATH_MAX + 32];
   pid_t pid = 0;
 
   if (console)
     {
-      cleanup_close int fd = -1;
-      ssize_t n;
       snprintf (path, sizeof path, "%s/console-log.pid", c->dir);
-      fd = open (path, O_RDONLY | O_CLOEXEC);
-      if (fd >= 0 && (n = read (fd, s, sizeof s - 1)) > 0)
-        {
-          s[n] = '\0';
-          pid = (pid_t) strtol (s, NULL, 10);
-          if (pid <= 0 || !proc_pid_names_dir (pid, c->dir))
-            pid = 0;
-        }
+      pid = proc_read_pid_file (path);
+      if (pid > 0 && !proc_pid_is_daemon (pid, CONSOLE_LOGGER_CMD, c->dir))
+        pid = 0;
     }
   if (pid == 0 && c->rec.rt.vmm_pid > 0 && proc_pid_names_dir (c->rec.rt.vmm_pid, c->dir))
     pid = c->rec.rt.vmm_pid;
@@ -112,7 +107,7 @@ logs (struct vmctl *c, const char *source, bool follow, struct err **err)
   if (strcmp (source, "console") == 0)
     return logs_console (c, follow, err);
   snprintf (path, sizeof path, "%s/%s.log", c->dir, source);
-  fd = open (path, O_RDONLY | O_CLOEXEC);
+  fd = fs_open_read (path); /* supervisor.log may be missing: the VMM's uid may plant one */
   if (fd < 0)
     return err_make (err, errno, "%s", path);
   if (follow)

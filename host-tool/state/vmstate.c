@@ -90,7 +90,7 @@ vmrec_load (const char *root, const char *name, struct vm_record *r, struct err 
   if (vmstate_dir (root, name, dir, sizeof dir, err) < 0)
     return -1;
   snprintf (path, sizeof path, "%s/vm.json", dir);
-  if (fs_read_small (path, VM_JSON_MAX, &buf, &got, err) < 0)
+  if (fs_read_small_regular (path, VM_JSON_MAX, &buf, &got, err) < 0)
     {
       if (err != NULL && *err != NULL && (*err)->status == ENOENT)
         {

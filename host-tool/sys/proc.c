@@ -538,7 +538,7 @@ proc_log_last_line (const char *log_path, char *out, size_t len)
   char *end, *start;
 
   out[0] = '\0';
-  fd = open (log_path, O_RDONLY | O_CLOEXEC);
+  fd = fs_open_read (log_path); /* vmm.log, supervisor.log: in the VM dir */
   if (fd < 0 || fstat (fd, &st) < 0)
     return;
   n = pread (fd, buf, sizeof buf - 1,
@@ -595,13 +595,15 @@ proc_read_pid_file (const char *path)
 {
   char s[24];
   /* Not a link (to a file the caller may read and the planter may not) nor a
-     FIFO or device (whose open or read would block): a plain file only. */
-  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+     FIFO or device (whose open or read would block), and one the caller's
+     uid wrote (as chvm writes every pid file, renamed into place): what a
+     VMM's uid puts under the name is not read. */
+  cleanup_close int fd = fs_open_read (path);
   struct stat st;
   ssize_t n;
   uint64_t v;
 
-  if (fd < 0 || fstat (fd, &st) < 0 || !S_ISREG (st.st_mode))
+  if (fd < 0 || fstat (fd, &st) < 0 || st.st_uid != geteuid () || st.st_nlink != 1)
     return 0;
   n = TEMP_FAILURE_RETRY (read (fd, s, sizeof s - 1));
   if (n <= 0)

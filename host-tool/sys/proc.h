@@ -131,8 +131,9 @@ bool proc_pid_owned_by (pid_t pid, uid_t uid);
 bool proc_pid_is_daemon (pid_t pid, const char *cmd, const char *dir);
 
 /* The pid a pid file (vmm.pid, console-log.pid, supervisor.pid) holds:
-   decimal, an optional line end; 0 when missing, not a pid, or not a plain
-   file (a symlink, a FIFO: what another uid may plant where one is gone). */
+   decimal, an optional line end; 0 when missing, not a pid, not a plain
+   file with one link, or not the caller's uid's (a symlink, a FIFO, a file
+   of the VMM's uid: what another uid may plant where one is gone). */
 pid_t proc_read_pid_file (const char *path);
 
 /* The matching rule of proc_pid_names_dir on a cmdline buffer of len bytes

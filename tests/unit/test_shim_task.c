@@ -131,13 +131,16 @@ teardown (void **state)
   struct fixture *f = *state;
   char path[128];
 
+  alarm (0); /* a test that failed under its alarm */
   close (f->cli);
   ttrpc_server_free (f->server);
   task_free (f->t);
   events_free (f->s.events);
   event_base_free (f->base);
-  for (const char *const *n = (const char *const[]){ "s", "chvm", "chvm.args", "publish",
-                                                     "published", "vms/ctr-ns1-c1/vmm.pid", NULL };
+  for (const char *const *n
+       = (const char *const[]){ "s", "chvm", "chvm.args", "publish", "published",
+                                "vms/ctr-ns1-c1/vmm.pid", "vms/ctr-ns1-c1/vm.json",
+                                "vms/ctr-ns1-c1/pid", "vms/ctr-ns1-c1/console.log.1", NULL };
        *n != NULL; n++)
     {
       snprintf (path, sizeof path, "%s/%s", f->dir, *n);
@@ -377,9 +380,10 @@ test_pause_fails (void **state)
    command line names the VM's dir, as a VMM's does) in the background,
    record its pid in vm.json's runtime and answer it as `run --json` does;
    whose standby ends that VMM, as chvm's does; and which records its
-   arguments.  With plant, its restore leaves a FIFO where vmm.pid was, as
-   the VMM's uid may plant one (the shim must not open it: that would
-   block).  The task is made CREATED, to be started. */
+   arguments.  With plant, its restore leaves FIFOs at vmm.pid and
+   console.log.1 (there only after a rotation), as the VMM's uid may plant
+   them: the shim must open neither (that would block).  The task is made
+   CREATED, to be started. */
 static void
 standby_chvm (struct fixture *f, bool plant)
 {
@@ -398,7 +402,7 @@ standby_chvm (struct fixture *f, bool plant)
       "  %s;;\n"
       "*' standby '*) kill \"$(cat \"$vm/pid\")\";;\n"
       "esac",
-      plant ? "case \" $* \" in *' restore '*) rm -f \"$vm/vmm.pid\"; mkfifo \"$vm/vmm.pid\";; esac"
+      plant ? "case \" $* \" in *' restore '*) mkfifo \"$vm/vmm.pid\" \"$vm/console.log.1\";; esac"
             : ":");
   script (f, "chvm", text, f->s.chvm, sizeof f->s.chvm);
   f->t->status = CONTAINERD__V1__TYPES__STATUS__CREATED;
@@ -487,15 +491,23 @@ test_standby_and_restore (void **state)
   standby_and_restore (*state, false);
 }
 
-/* The same with a FIFO planted as vmm.pid after the restore: the new VMM
-   is the one vm.json names, and nothing blocks on the FIFO (alarm ends
+/* The same with FIFOs planted at vmm.pid and console.log.1 after the
+   restore: the new VMM is the one vm.json names, its exit status comes
+   without reading console.log.1, and nothing blocks on a FIFO (alarm ends
    the test if something does). */
 static void
 test_restore_ignores_planted_pid_file (void **state)
 {
+  struct fixture *f = *state;
+  char path[128];
+  struct stat st;
+
   alarm (20);
-  standby_and_restore (*state, true);
+  standby_and_restore (f, true);
   alarm (0);
+  snprintf (path, sizeof path, "%s/vms/ctr-ns1-c1/console.log.1", f->dir);
+  assert_int_equal (lstat (path, &st), 0);
+  assert_true (S_ISFIFO (st.st_mode)); /* the plant was there all along */
 }
 
 /* Kill of a task in standby (a guest without the agent: no quiesce): `chvm

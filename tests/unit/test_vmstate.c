@@ -497,34 +497,60 @@ rm_rf (const char *path)
   assert_int_equal (system (cmd), 0);
 }
 
-/* A pid file is read only when it is a plain file: a symlink another uid
-   planted (to a file only the reader may read) or a FIFO (whose open would
-   block the reader, the shim or chvm, forever: alarm ends the test) gives 0. */
+/* A pid file is read only when it is a plain file of the reader's uid with
+   one link: a symlink another uid planted (to a file only the reader may
+   read), a FIFO (whose open would block the reader, the shim or chvm,
+   forever: alarm ends the test), a hard link or a file of another uid gives
+   0.  vm.json and a log's last line are not read through a FIFO either. */
 static void
 test_pid_file_plain_only (void **state)
 {
   char dir[] = "/tmp/chvm-pidfile-XXXXXX";
-  char real[64], link[64], fifo[64];
+  char real[64], link_[64], fifo[64], hard[64], vms[64], vmdir[80], vmjson[96], line[64];
+  struct vm_record r;
+  struct err *err = NULL;
   FILE *f;
 
   (void) state;
   assert_non_null (mkdtemp (dir));
   snprintf (real, sizeof real, "%s/real", dir);
-  snprintf (link, sizeof link, "%s/vmm.pid", dir);
+  snprintf (link_, sizeof link_, "%s/vmm.pid", dir);
   snprintf (fifo, sizeof fifo, "%s/fifo", dir);
+  snprintf (hard, sizeof hard, "%s/hard", dir);
+  snprintf (vms, sizeof vms, "%s/vms", dir);
+  snprintf (vmdir, sizeof vmdir, "%s/a", vms);
+  snprintf (vmjson, sizeof vmjson, "%s/vm.json", vmdir);
   assert_non_null (f = fopen (real, "w"));
   fputs ("4242\n", f);
   fclose (f);
   assert_int_equal (proc_read_pid_file (real), 4242);
-  assert_int_equal (symlink (real, link), 0);
+  assert_int_equal (symlink (real, link_), 0);
   assert_int_equal (mkfifo (fifo, 0600), 0);
   alarm (10);
-  assert_int_equal (proc_read_pid_file (link), 0);
+  assert_int_equal (proc_read_pid_file (link_), 0);
   assert_int_equal (proc_read_pid_file (fifo), 0);
-  assert_int_equal (proc_read_pid_file (dir), 0);
+  proc_log_last_line (fifo, line, sizeof line);
+  assert_string_equal (line, "");
+  assert_int_equal (link (real, hard), 0);
+  assert_int_equal (proc_read_pid_file (real), 0);
+  unlink (hard);
+  assert_int_equal (proc_read_pid_file (real), 4242);
+  if (geteuid () == 0)
+    {
+      assert_int_equal (chown (real, 65534, 65534), 0);
+      assert_int_equal (proc_read_pid_file (real), 0);
+    }
+  assert_int_equal (mkdir (vms, 0700), 0);
+  assert_int_equal (mkdir (vmdir, 0700), 0);
+  assert_int_equal (mkfifo (vmjson, 0600), 0);
+  assert_int_equal (vmrec_load (dir, "a", &r, &err), -1);
+  err_release (&err);
   alarm (0);
+  unlink (vmjson);
+  rmdir (vmdir);
+  rmdir (vms);
   unlink (real);
-  unlink (link);
+  unlink (link_);
   unlink (fifo);
   rmdir (dir);
 }
