@@ -11,9 +11,11 @@ date, the commit, the host kind and the command that reproduces it
 
 Every one that boots a VM runs under `flock /tmp/chvm-vmtests.lock` (one
 VM test at a time on a shared machine).  A benchmark that skips (a
-prerequisite missing: it says which) or fails writes no result; its
-committed file stays and the summary says so.  Times on this project's
-2-core host, all of them: about 3 to 4 hours (the soaks are most of it)."""
+prerequisite missing: it says which) writes no result, and what one that
+fails (exits non-zero) wrote is not copied: its committed file stays and
+the summary says so.  Each copied file records the minutes its run took
+(took_min); the report's result-file table adds them up into how long a
+full rerun takes on this project's 2-core host."""
 import argparse
 import datetime
 import json
@@ -184,9 +186,12 @@ def main():
         t0 = time.monotonic()
         rc = subprocess.run(cmd, cwd=ROOT, env=ch_env(a.hw) if name == "bench-ch" else None).returncode
         took = (time.monotonic() - t0) / 60
-        if not os.path.exists(src):
-            summary.append("%s: %.1f min, exit %d, no result written (skipped or failed: see its output); "
-                           "docs/report/data/%s.json left as it was" % (name, took, rc, out_name))
+        if rc != 0 or not os.path.exists(src):
+            # A failed run may have written what it had measured so far: no
+            # part of a run stands in for a whole one.
+            summary.append("%s: %.1f min, exit %d, %s (skipped or failed: see its output); "
+                           "docs/report/data/%s.json left as it was"
+                           % (name, took, rc, "no result copied" if rc else "no result written", out_name))
             continue
         with open(src) as f:
             text = f.read()

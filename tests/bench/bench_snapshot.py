@@ -50,6 +50,7 @@ BOOT_S = 900
 MICRO_FILES = [(p, "opt/chvm-tests/" + p) for p in (
     "tests/bench/bench_ch.py", "tests/integration/chvmtest/__init__.py",
     "tests/integration/chvmtest/paths.py", "tests/integration/chvmtest/ch_micro.py",
+    "scripts/report/bandwidth.py",  # bench_ch.py's host bounds
     "build/tests/ch-driver", "build/tests/micro-guest/micro.elf")]
 CHROMIUM_ROWS = [
     ("default memory", ["--shared-memory", "off", "--free-page-reporting", "off"],
