@@ -128,15 +128,15 @@ def ch_env(hw):
     return env
 
 
-def run_bandwidth(out_name):
+def run_bandwidth(out_name, data, results):
     t0 = time.monotonic()
-    tmp = os.path.join(RESULTS, "host-bandwidth.json")
-    os.makedirs(RESULTS, exist_ok=True)
+    tmp = os.path.join(results, "host-bandwidth.json")
+    os.makedirs(results, exist_ok=True)
     subprocess.run([sys.executable, os.path.join(HERE, "bandwidth.py"), "--json", tmp], check=True)
     with open(tmp) as f:
         r = json.load(f)
     host = "hardware-kvm" if out_name.startswith("hw-") else "host"
-    write(os.path.join(DATA, out_name + ".json"),
+    write(os.path.join(data, out_name + ".json"),
           wrap(out_name, r, host, "The host's disk write, cold disk read and memcpy bandwidth",
                MEASURED["host-bandwidth"], (time.monotonic() - t0) / 60))
     return time.monotonic() - t0
@@ -147,6 +147,9 @@ def main():
     ap.add_argument("--only", default="", help="comma- or space-separated names: " +
                     " ".join(b[0] for b in BENCHES))
     ap.add_argument("--hw", action="store_true")
+    ap.add_argument("--data", default=DATA, help="where the results go (docs/report/data)")
+    ap.add_argument("--results", default=RESULTS, help="where the benchmarks write theirs (build/test-results)")
+    ap.add_argument("--make", default="make", help="the make to run the targets with")
     a = ap.parse_args()
     benches = BENCHES
     if a.hw:
@@ -172,14 +175,14 @@ def main():
                                                     " + ".join(ESTIMATE_MIN[b[0]] for b in benches)), flush=True)
     summary = []
     if not only or "host-bandwidth" in only:
-        s = run_bandwidth("hw-host-bandwidth" if a.hw else "host-bandwidth")
+        s = run_bandwidth("hw-host-bandwidth" if a.hw else "host-bandwidth", a.data, a.results)
         summary.append("host-bandwidth: %.0f s, written" % s)
     for name, target, result, host, title, vm in benches:
         out_name = HW_BENCHES[name] if a.hw else name
-        src = os.path.join(RESULTS, result)
+        src = os.path.join(a.results, result)
         if os.path.exists(src):
             os.unlink(src)  # a skip must not pass the last run's file off as new
-        cmd = ["make", target]
+        cmd = [a.make, target]
         if vm:
             cmd = ["flock", LOCK] + cmd
         print("\nrerun: %s: %s" % (name, " ".join(cmd)), flush=True)
@@ -190,8 +193,8 @@ def main():
             # A failed run may have written what it had measured so far: no
             # part of a run stands in for a whole one.
             summary.append("%s: %.1f min, exit %d, %s (skipped or failed: see its output); "
-                           "docs/report/data/%s.json left as it was"
-                           % (name, took, rc, "no result copied" if rc else "no result written", out_name))
+                           "%s left as it was" % (name, took, rc, "no result copied" if rc else "no result written",
+                                                  os.path.join(a.data, out_name + ".json")))
             continue
         with open(src) as f:
             text = f.read()
@@ -201,7 +204,7 @@ def main():
             summary.append("%s: %.1f min, exit %d, %s is not JSON (%s): not copied" % (name, took, rc, src, e))
             continue
         command = "make " + target
-        write(os.path.join(DATA, out_name + ".json"), wrap(out_name, results, host(), title, command, took))
+        write(os.path.join(a.data, out_name + ".json"), wrap(out_name, results, host(), title, command, took))
         summary.append("%s: %.1f min, exit %d, written" % (name, took, rc))
     print("\nrerun summary:\n  " + "\n  ".join(summary), flush=True)
     return 0

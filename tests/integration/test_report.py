@@ -18,6 +18,7 @@ import pytest
 from chvmtest import paths
 
 REPORT = os.path.join(paths.ROOT, "scripts", "report", "report.py")
+RERUN = os.path.join(paths.ROOT, "scripts", "report", "rerun.py")
 DATA = os.path.join(paths.ROOT, "docs", "report", "data")
 PLOTS = ["boot", "memory", "snapshot", "restore", "versions", "wake", "soak", "webrtc"]
 
@@ -132,3 +133,33 @@ def test_rerun_time_checked(tree):
     fails_with(data, out, "bench-agent.json", "took_min", "not a number")
     edit(data / "bench-agent.json", lambda d: d.update(took_min=-1))
     fails_with(data, out, "bench-agent.json: took_min", "negative")
+
+
+def test_rerun_copies_only_a_whole_run(tmp_path):
+    """rerun.py copies a benchmark's JSON with the minutes it took when its
+    make target exits 0, and leaves the committed file when it fails, even
+    if the failed run wrote a partial result.  The make is a declared test
+    double (a script writing bench-agent's result line, exiting $RC); the
+    real targets run in `make report REPORT_RERUN=1`."""
+    data, results = tmp_path / "data", tmp_path / "results"
+    data.mkdir()
+    results.mkdir()
+    make = tmp_path / "make"
+    make.write_text('#!/bin/sh\necho \'{"partial": true, "ping_p50_us": 9}\' > "%s/bench-agent.json"\n'
+                    'exit "$RC"\n' % results)
+    make.chmod(0o755)
+    (data / "bench-agent.json").write_text('{"committed": true}')
+
+    def rerun(rc):
+        return subprocess.run([sys.executable, RERUN, "--only", "bench-agent", "--make", str(make),
+                               "--data", str(data), "--results", str(results)],
+                              env=dict(os.environ, RC=str(rc)), capture_output=True, text=True, timeout=60)
+    r = rerun(2)
+    assert r.returncode == 0, r.stderr
+    assert "exit 2, no result copied" in r.stdout, r.stdout
+    assert json.loads((data / "bench-agent.json").read_text()) == {"committed": True}
+    r = rerun(0)
+    assert "bench-agent: " in r.stdout and "written" in r.stdout, r.stdout
+    doc = json.loads((data / "bench-agent.json").read_text())
+    assert doc["results"] == {"partial": True, "ping_p50_us": 9} and doc["took_min"] >= 0, doc
+    assert doc["command"] == "make bench-agent" and not doc["transcribed"], doc
