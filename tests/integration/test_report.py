@@ -99,9 +99,10 @@ def test_missing_value(tree):
 
 
 def test_value_not_a_number(tree):
+    # A file no measured one stands in for (a rerun's soak-qemu.json would).
     data, out = tree
-    edit(data / "findings-soak-qemu.json", lambda d: d["results"]["restore_s"].update(p95="4.67"))
-    fails_with(data, out, "findings-soak-qemu.json", "restore_s.p95", "not a number")
+    edit(data / "findings-webrtc-qemu.json", lambda d: d["results"]["paths"][1].update(fps="2.4"))
+    fails_with(data, out, "findings-webrtc-qemu.json", "paths.1.fps", "not a number")
 
 
 def test_envelope_checked(tree):
