@@ -456,9 +456,14 @@ def mem_available(h):
     return int(out.split()[1]) << 10
 
 
-def vmm_rss(g, name):
-    pid = [v for v in json.loads(g.chvm("ps", "--json")["out"]) if v.get("name") == name][0]["pid"]
-    return int(g.h.sh("grep ^VmRSS: /proc/%d/status" % pid)["out"].split()[1]) << 10
+def vmm_rss(g, name, gone=False):
+    """The VMM's VmRSS; with gone, None when the VM is no more (the
+    copy-restored VM, once test_stop_and_rm_leave_nothing removed it)."""
+    rows = [v for v in json.loads(g.chvm("ps", "--json")["out"]) if v.get("name") == name]
+    if gone and not rows:
+        return None
+    assert rows, "VM %s is not in chvm ps" % name
+    return int(g.h.sh("grep ^VmRSS: /proc/%d/status" % rows[0]["pid"])["out"].split()[1]) << 10
 
 
 def disk_written(g):
@@ -506,7 +511,7 @@ def test_memory_file_restore(g):
                "disk_written_60s_bytes": written,
                "copy": {"restore": g.figures.get("restore_copy"),
                         "standby": g.figures.get("standby_copy"),
-                        "vmm_rss_bytes_now": vmm_rss(g, g.name)}}
+                        "vmm_rss_bytes_now": vmm_rss(g, g.name, gone=True)}}
         g.figures["memory_file_restore"] = fig
         print("\n%s restore from the memory file: %s" % (g.version, fig))
         assert rs["memory_restore"] == "file", rs
