@@ -170,7 +170,7 @@ vmm_gone (evutil_socket_t fd, short what, void *arg)
   struct task *t = arg;
   struct shim *s = t->s;
   struct timeval tv = { LOGGER_WAIT_S, 0 };
-  char dir[PATH_MAX + VM_NAME_MAX + 8], path[PATH_MAX + VM_NAME_MAX + 32];
+  char dir[PATH_MAX + VM_NAME_MAX + 8];
   pid_t logger;
   int lfd = -1;
 
@@ -179,9 +179,8 @@ vmm_gone (evutil_socket_t fd, short what, void *arg)
   unwatch (t);
   log_info ("VM %s: VMM %u exited", t->vm, t->pid);
   snprintf (dir, sizeof dir, "%s/vms/%s", s->state_root, t->vm);
-  snprintf (path, sizeof path, "%s/console-log.pid", dir);
-  logger = proc_read_pid_file (path);
-  if (logger > 0 && proc_pid_is_daemon (logger, CONSOLE_LOGGER_CMD, dir))
+  logger = console_logger_pid (dir);
+  if (logger > 0)
     lfd = (int) syscall (SYS_pidfd_open, logger, 0);
   if (event_base_once (s->base, lfd, lfd >= 0 ? EV_READ : EV_TIMEOUT, logger_gone, t, &tv) < 0)
     logger_gone (lfd, 0, t);

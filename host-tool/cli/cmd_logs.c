@@ -50,16 +50,8 @@ to_stdout (void *ctx, const char *buf, size_t n, struct err **err)
 static int
 end_pidfd (const struct vmctl *c, bool console)
 {
-  char path[VM_PATH_MAX + 32];
-  pid_t pid = 0;
+  pid_t pid = console ? console_logger_pid (c->dir) : 0;
 
-  if (console)
-    {
-      snprintf (path, sizeof path, "%s/console-log.pid", c->dir);
-      pid = proc_read_pid_file (path);
-      if (pid > 0 && !proc_pid_is_daemon (pid, CONSOLE_LOGGER_CMD, c->dir))
-        pid = 0;
-    }
   if (pid == 0 && c->rec.rt.vmm_pid > 0 && proc_pid_names_dir (c->rec.rt.vmm_pid, c->dir))
     pid = c->rec.rt.vmm_pid;
   return pid > 0 ? pidfd_open (pid, 0) : -1;

@@ -288,20 +288,29 @@ console_logger_start (const char *dir, pid_t vmm_pid, struct err **err)
   return 0;
 }
 
-void
-console_logger_stop (const char *dir, int grace_ms)
+pid_t
+console_logger_pid (const char *dir)
 {
   char pidfile[PATH_MAX];
   pid_t pid;
 
   if (path_in (pidfile, sizeof pidfile, dir, "console-log.pid", NULL) < 0)
-    return;
+    return 0;
   pid = proc_read_pid_file (pidfile);
-  /* Only our logger of this VM: its command line names the VM dir. */
-  if (pid > 0 && proc_pid_is_daemon (pid, CONSOLE_LOGGER_CMD, dir)
-      && proc_wait_exit (pid, grace_ms, NULL, NULL) == 0)
+  /* Only our logger of this VM: root's, its command line names the VM dir. */
+  return pid > 0 && proc_pid_is_daemon (pid, CONSOLE_LOGGER_CMD, dir) ? pid : 0;
+}
+
+void
+console_logger_stop (const char *dir, int grace_ms)
+{
+  char pidfile[PATH_MAX];
+  pid_t pid = console_logger_pid (dir);
+
+  if (pid > 0 && proc_wait_exit (pid, grace_ms, NULL, NULL) == 0)
     proc_terminate (pid, 1000, NULL);
-  unlink (pidfile);
+  if (path_in (pidfile, sizeof pidfile, dir, "console-log.pid", NULL) == 0)
+    unlink (pidfile);
 }
 
 /* ---- following console.log ---- */

@@ -41,6 +41,9 @@ int console_logger_start (const char *dir, pid_t vmm_pid, struct err **err);
 /* Ends dir's logger, if one runs: it normally exits by itself right after
    the VMM (EOF); after grace_ms it is killed.  Removes the pid file. */
 void console_logger_stop (const char *dir, int grace_ms);
+/* The pid of root's console logger of VM dir that console-log.pid names,
+   0 when none runs (or the file is not chvm's). */
+pid_t console_logger_pid (const char *dir);
 
 /* Reads a VM's console as it grows, across rotations. */
 struct console_follow
