@@ -131,6 +131,7 @@ struct vm_restore_opts
   enum vm_restore_mode want;
   bool prefault;
   bool shared_memory;        /* the snapshot's guest RAM was shared: sparse on CH v52+ */
+  bool file_private;         /* its zone is a file mapped copy-on-write (a clone's) */
   enum vm_restore_mode mode; /* out: VM_RESTORE_COPY, _ONDEMAND or _FILE */
   char reason[256];          /* out: why that mode */
 };

@@ -382,7 +382,9 @@ restore_mode (int version_major, const struct vm_spec *spec, struct vm_restore_o
    file: a --memory-file VM's own (shared: the VMM maps it again, in place)
    or a clone's template file (copy-on-write).  Nothing is read before the
    guest runs, so copy and ondemand do not apply and are refused when asked
-   for.  Returns 1 when it decided, 0 for a snapshot with memory-ranges. */
+   for.  Returns 1 when it decided, 0 for a snapshot with memory-ranges
+   (ro->file_private: a clone's own standby, what it changed over its
+   template's file, for ch_restore_pick). */
 static int
 zone_file_restore (const char *dir, struct vm_restore_opts *ro, struct err **err)
 {
@@ -391,15 +393,18 @@ zone_file_restore (const char *dir, struct vm_restore_opts *ro, struct err **err
   struct ch_config_memory m;
   struct stat st;
   size_t len;
+  bool ranges;
 
   if (path_in (path, sizeof path, dir, "memory-ranges", err) < 0)
     return -1;
-  if (stat (path, &st) == 0)
-    return 0;
+  ranges = stat (path, &st) == 0;
   if (path_in (path, sizeof path, dir, "config.json", err) < 0
       || fs_read_small_regular (path, CH_CONFIG_MAX, &text, &len, err) < 0
       || ch_config_memory (text, len, &m, err) < 0)
     return -1;
+  ro->file_private = m.files_only && !m.shared;
+  if (ranges)
+    return 0;
   if (ro->want != VM_RESTORE_AUTO)
     return err_make (err, ENOTSUP,
                      "--memory-restore %s: this snapshot has no memory-ranges, its guest RAM is "

@@ -92,8 +92,9 @@ struct json_object *ch_restore_config (const char *dir, const struct ch_restore_
    that can (uffd) or cannot have a userfaultfd (uffd_why says why).
    Auto: ondemand on v52+ with a userfaultfd, but copy with prefault, and
    copy for a shared-memory snapshot on v53+ (sparse: copy reads only its
-   data, where an ondemand restore fills all of guest RAM behind).  An
-   explicit ondemand that cannot be had is an error naming why. */
+   data, where an ondemand restore fills all of guest RAM behind), and
+   copy for guest RAM that maps a file copy-on-write (ro->file_private).
+   An explicit ondemand that cannot be had is an error naming why. */
 int ch_restore_pick (int version_major, bool uffd, const char *uffd_why, struct vm_restore_opts *ro,
                      struct err **err);
 

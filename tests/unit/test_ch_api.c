@@ -204,6 +204,17 @@ test_restore_pick (void **state)
   assert_int_equal (ch_restore_pick (53, true, "root", &o, &e), 0);
   assert_int_equal (o.mode, VM_RESTORE_COPY);
   assert_string_equal (o.reason, "asked for");
+  /* A clone's own standby (its template's file mapped copy-on-write under
+     memory-ranges): userfaultfd cannot register that mapping, so auto
+     copies and an explicit ondemand is refused before the restore. */
+  o = (struct vm_restore_opts){ .want = VM_RESTORE_AUTO, .file_private = true };
+  assert_int_equal (ch_restore_pick (53, true, "root", &o, &e), 0);
+  assert_int_equal (o.mode, VM_RESTORE_COPY);
+  assert_non_null (strstr (o.reason, "copy-on-write"));
+  o.want = VM_RESTORE_ONDEMAND;
+  assert_true (ch_restore_pick (53, true, "root", &o, &e) < 0);
+  assert_non_null (strstr (e->msg, "userfaultfd cannot serve"));
+  err_release (&e);
 }
 
 static int
