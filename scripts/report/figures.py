@@ -509,8 +509,12 @@ SOAK = [("standby_s", "standby"), ("restore_s", "restore"), ("cdp_resume_s", "op
 
 def extract_soak(docs):
     out = []
-    for where, label in (("qemu", "QEMU/TCG, 2 GiB"), ("kvmhost", "CH v48.0 nested, 768 MiB")):
+    for where, label in (("qemu", "QEMU/TCG, %s"), ("kvmhost", "CH %s nested, %s")):
         d = pick(docs, "soak-" + where, "findings-soak-" + where)
+        # Older files (the transcribed ones, soak-qemu before) lack memory: that run's.
+        memory = d.r("memory", str, "2G" if where == "qemu" else "768M")
+        memory = memory.replace("G", " GiB").replace("M", " MiB")
+        label = label % ((memory,) if where == "qemu" else (d.r("ch_version", str), memory))
         summ = {k: [d.rnum("%s.%s" % (k, q)) for q in ("p50", "p95", "max")] for k, _ in SOAK}
         cyc = {k: vals(d, k + "_cycles") for k, _ in SOAK if d.r(k + "_cycles", list, None) is not None}
         out.append({"label": "%s: %d/%d cycles, %d lines lost, %d CDP errors" % (

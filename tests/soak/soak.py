@@ -56,6 +56,7 @@ def log(msg):
 class QemuTarget:
     """The QEMU backend here, on a tap in a namespace made for the soak."""
     name = "soak"
+    memory = "2G"
 
     def __init__(self):
         self.netns = net.Netns("chvm-soak-%d" % os.getpid(), lo_up=True)
@@ -71,7 +72,7 @@ class QemuTarget:
     def setup(self):
         self.netns.create()
         self.chvm("run", "--name", self.name, "--net", "tap", "--netns", self.ns,
-                  "--overlay", "disk", "--memory", "2G", "--cpus", "2",
+                  "--overlay", "disk", "--memory", self.memory, "--cpus", "2",
                   "-p", "127.0.0.1:%d:%d" % (CDP, CDP), timeout=cli.BOOT_TIMEOUT)
         self.agent_cmd = ["ip", "netns", "exec", self.ns] + cli.agent_argv(self.env, self.name)
 
@@ -227,7 +228,9 @@ def ps_status(t):
 
 
 def soak(t, cycles, where):
-    figures = {"where": where, "cycles_planned": cycles, "cycles": 0, "lines_checked": 0,
+    # What the report labels the run with (scripts/report/figures.py).
+    figures = {"where": where, "memory": t.memory, "ch_version": getattr(t, "version", None),
+               "cycles_planned": cycles, "cycles": 0, "lines_checked": 0,
                "lines_lost": 0, "bad_sequence": 0, "cdp_evaluations": 0, "cdp_errors": 0,
                "standby_s": [], "restore_s": [], "cdp_resume_s": []}
     t0 = time.monotonic()
