@@ -558,7 +558,7 @@ def draw_soak(plt, s, path):
 
 # ---- WebRTC --------------------------------------------------------------------------
 def extract_webrtc(docs):
-    d = docs["findings-webrtc-qemu"]
+    d = pick(docs, "webrtc-qemu", "findings-webrtc-qemu")
     paths = []
     for i in range(len(d.r("paths", list))):
         p = "paths.%d." % i

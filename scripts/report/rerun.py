@@ -78,6 +78,9 @@ BENCHES = [
      "Density: 10 Chromium VMs at once, blk root then pmem root: VMM PSS, host memory, snapshots", True),
     ("density-kvmhost", "bench-density-kvmhost", "density-kvmhost.json", lambda: "nested",
      "Density with CH inside the KVM host: as many Chromium VMs as it holds at once, blk root then pmem root", True),
+    ("webrtc-qemu", "bench-webrtc", "webrtc-qemu.json", qemu_or_ch_host,
+     "WebRTC live view of the stand-in (QEMU backend): first frame, frame rate, bitrate, before the "
+     "standby and after the restore", True),
     ("soak-qemu", "soak", "soak-qemu.json", qemu_or_ch_host,
      "Standby/restore soak with a counter file and a CDP client", True),
     ("soak-kvmhost", "soak-kvmhost", "soak-kvmhost.json", lambda: "nested",

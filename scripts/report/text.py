@@ -67,7 +67,7 @@ def extract(docs):
             fa.rnum("forward_GiBps.0"), fa.rnum("forward_GiBps.1"), fa.rnum("forward_throughput_ratio.0"),
             fa.rnum("forward_throughput_ratio.1"), fa.get("date"))
     v["agent_doc"] = ag or docs["findings-agent"]
-    w = docs["findings-webrtc-qemu"]
+    w = pick(docs, "webrtc-qemu", "findings-webrtc-qemu")
     v["webrtc_first"] = "%g-%g" % tuple(sorted(w.rnum("paths.%d.first_frame_s" % i) for i in range(2)))
     v["webrtc_fps"] = "%g-%g" % tuple(sorted(w.rnum("paths.%d.fps" % i) for i in range(2)))
     v["webrtc_new"] = "%g-%g" % tuple(sorted(w.rnum("paths.%d.after_restore.new_frame_s" % i) for i in range(2)))
@@ -346,7 +346,7 @@ def write_readme(docs, v, outdir, datadir):
                "the client's command waits and answers on the same WebSocket. The committed run kept only "
                "percentiles (points); `make bench-cdp-wake` now keeps every cycle (steps)."),
         figure("webrtc", "WebRTC live view", "webrtc", "WebRTC first frame, frame rate, bitrate",
-               [docs["findings-webrtc-qemu"]],
+               [pick(docs, "webrtc-qemu", "findings-webrtc-qemu")],
                "A host Chromium as the viewer (playwright-core, getStats for 5 s). Software emulation encodes "
                "VP8 at a few frames a second; under Cloud Hypervisor: not measured (`make bench-hw`). Received "
                "frames: [before standby](../live-view-user-net.png), [after restore](../live-view-tap-restored.png)."),

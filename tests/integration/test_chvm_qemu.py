@@ -199,6 +199,8 @@ def test_publish_udp_range_and_tcp(env, vm):
 
 
 HOOKS = "/etc/chvm/hooks.d"
+# The live view's network path here, as make bench-webrtc names it.
+USER_NET = "QEMU user-net (hostfwd 8080 + 101 UDP ports)"
 
 
 def guest_sh(env, vm, cmd):
@@ -302,6 +304,7 @@ def test_live_view(env, vm, receiver, tmp_path):
     show_live_page(vm)
     r = receiver.watch(liveview.shot_path(tmp_path, "live-view-user-net.png"))
     liveview.report("\nlive view (user-net)", r)
+    liveview.record(USER_NET, r)
     print("viewer page opened in %.2f s" % (receiver.opened["opened_ms"] / 1000))
     assert_shows_live_page(r)
     vm["live_connects"] = r["connects"]
@@ -399,6 +402,7 @@ def test_live_view_after_restore(vm, receiver, tmp_path):
     r = receiver.watch_live(liveview.shot_path(tmp_path, "live-view-user-net-restored.png"),
                             time.monotonic() + 120)
     liveview.report("live view after restore (user-net)", r)
+    liveview.record(USER_NET, r, restored_connects=vm["live_connects"])
     print("live view after restore: the current screen came %.1f s after asking"
           % r["live_after_s"])
     again = [t for t in r["connected_at"] if t / 1000 >= vm["restored_at"]]

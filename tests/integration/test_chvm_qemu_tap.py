@@ -64,6 +64,8 @@ def ns():
 
 
 IDLE_S = 5
+# The live view's network path here, as make bench-webrtc names it.
+TAP_PATH = "tap in a namespace, nft DNAT"
 
 
 def test_tap_standby_restore_keeps_connection(tmp_path, state_env, ns):
@@ -117,6 +119,7 @@ def test_tap_standby_restore_keeps_connection(tmp_path, state_env, ns):
             receiver = liveview.Receiver(lv["url"], prefix=("ip", "netns", "exec", ns))
             w = receiver.watch(liveview.shot_path(tmp_path, "live-view-tap.png"))
             liveview.report("live view (tap, NAT in a namespace)", w)
+            liveview.record(TAP_PATH, w)
             liveview.assert_shows_live_page(w)
             connects = w["connects"]
         client = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", WS_CLIENT,
@@ -139,6 +142,7 @@ def test_tap_standby_restore_keeps_connection(tmp_path, state_env, ns):
                     liveview.shot_path(tmp_path, "live-view-tap-restored.png"),
                     time.monotonic() + 120)
                 liveview.report("live view after restore (tap)", w)
+                liveview.record(TAP_PATH, w, restored_connects=connects)
                 print("live view after restore (tap): the current screen came %.1f s after "
                       "asking" % w["live_after_s"])
                 print("live view after restore (tap): %s" % (

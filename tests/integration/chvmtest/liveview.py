@@ -107,6 +107,33 @@ def report(what, r):
              r["video_height"], r["fps"], r["kbps"], r["connects"], r["frames"]))
 
 
+# What `make bench-webrtc` measures (the report's WebRTC figure): each
+# network path's watch before the standby and after the restore, written to
+# RESULTS after each one (the same shape as the report's
+# docs/report/data/findings-webrtc-qemu.json).
+RESULTS = os.path.join(paths.TEST_RESULTS, "webrtc-qemu.json")
+_figures = {}
+
+
+def record(path, r, restored_connects=None):
+    """Keeps r, the watch of the network path named path: before the standby
+    when restored_connects is None, else after the restore (the viewer's
+    offer count before it: more now means a new session, not the same)."""
+    p = _figures.setdefault(path, {"path": path})
+    if restored_connects is None:
+        p.update(first_frame_s=round(r["first_frame_ms"] / 1000, 2), fps=round(r["fps"], 1),
+                 kbps=round(r["kbps"]))
+    else:
+        p["after_restore"] = {"new_frame_s": round(r["new_frame_ms"] / 1000, 2), "fps": round(r["fps"], 1),
+                              "kbps": round(r["kbps"]), "same_session": r["connects"] <= restored_connects}
+    doc = {"paths": [v for v in _figures.values() if "after_restore" in v and "fps" in v],
+           "frame_size": "%dx%d" % (r["video_width"], r["video_height"]), "watch_s": WATCH_S}
+    os.makedirs(paths.TEST_RESULTS, exist_ok=True)
+    with open(RESULTS + ".tmp", "w") as f:
+        json.dump(doc, f, indent=1)
+    os.replace(RESULTS + ".tmp", RESULTS)
+
+
 def shows_live_page(r):
     """Whether the received frame's middle has LIVE_PAGE's colour."""
     return all(abs(a - b) <= 24 for a, b in zip(r["center_rgb"], LIVE_RGB))
