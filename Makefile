@@ -524,11 +524,12 @@ bench-cdp-wake: $(B)/bin/chvm initrd
 # The live view's figures for make report (webrtc-qemu.json): first frame,
 # frame rate and bitrate before the standby and after the restore, through
 # QEMU's user network (test_chvm_qemu.py) and a tap with nft DNAT
-# (test_chvm_qemu_tap.py).  About 10 minutes here.
+# (test_chvm_qemu_tap.py), each file whole (its steps build on each other).
+# About 15 minutes here.
 .PHONY: bench-webrtc
 bench-webrtc: $(B)/bin/chvm initrd
 	rm -f $(B)/test-results/webrtc-qemu.json
-	python3 -m pytest -rs -v -s -p no:cacheprovider -k "live_view or standby_restore or tap_" \
+	python3 -m pytest -rs -v -s -p no:cacheprovider \
 	  tests/integration/test_chvm_qemu.py tests/integration/test_chvm_qemu_tap.py
 	python3 -c 'import json, sys; n = len(json.load(open(sys.argv[1]))["paths"]); \
 	  sys.exit(0 if n == 2 else "bench-webrtc: %d of 2 network paths watched before and after a restore" % n)' \
