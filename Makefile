@@ -531,6 +531,7 @@ bench-webrtc: $(B)/bin/chvm initrd
 	rm -f $(B)/test-results/webrtc-qemu.json
 	python3 -m pytest -rs -v -s -p no:cacheprovider \
 	  tests/integration/test_chvm_qemu.py tests/integration/test_chvm_qemu_tap.py
+	test -f $(B)/test-results/webrtc-qemu.json || { echo "bench-webrtc: no live view was watched" >&2; exit 1; }
 	python3 -c 'import json, sys; n = len(json.load(open(sys.argv[1]))["paths"]); \
 	  sys.exit(0 if n == 2 else "bench-webrtc: %d of 2 network paths watched before and after a restore" % n)' \
 	  $(B)/test-results/webrtc-qemu.json

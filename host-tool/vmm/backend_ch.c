@@ -399,12 +399,22 @@ zone_file_restore (const char *dir, struct vm_restore_opts *ro, struct err **err
     return -1;
   ranges = stat (path, &st) == 0;
   if (path_in (path, sizeof path, dir, "config.json", err) < 0
-      || fs_read_small_regular (path, CH_CONFIG_MAX, &text, &len, err) < 0
-      || ch_config_memory (text, len, &m, err) < 0)
+      || fs_read_small_regular (path, CH_CONFIG_MAX, &text, &len, err) < 0)
     return -1;
+  /* With memory-ranges, a memory section CH may write otherwise is read as
+     no zone file (ch_snapshot_check alike). */
+  if (ch_config_memory (text, len, &m, ranges ? NULL : err) < 0)
+    return ranges ? 0 : -1;
   ro->file_private = m.files_only && !m.shared;
   if (ranges)
-    return 0;
+    {
+      if (ro->file_private && ro->want == VM_RESTORE_ONDEMAND)
+        return err_make (
+            err, ENOTSUP,
+            "--memory-restore ondemand: this snapshot's guest RAM maps a file "
+            "copy-on-write (a clone's), which userfaultfd cannot serve; use copy or auto");
+      return 0;
+    }
   if (ro->want != VM_RESTORE_AUTO)
     return err_make (err, ENOTSUP,
                      "--memory-restore %s: this snapshot has no memory-ranges, its guest RAM is "

@@ -562,7 +562,8 @@ def extract_webrtc(docs):
     paths = []
     for i in range(len(d.r("paths", list))):
         p = "paths.%d." % i
-        paths.append({"label": d.r(p + "path", str),
+        same = d.r(p + "after_restore.same_session", bool)
+        paths.append({"label": d.r(p + "path", str) + ("" if same else " (new offer after restore)"),
                       "first": d.rnum(p + "first_frame_s"), "new": d.rnum(p + "after_restore.new_frame_s"),
                       "fps": (d.rnum(p + "fps"), d.rnum(p + "after_restore.fps")),
                       "kbps": (d.rnum(p + "kbps"), d.rnum(p + "after_restore.kbps"))})
@@ -576,7 +577,7 @@ def draw_webrtc(plt, s, path):
     names = [p["label"].replace(" (", "\n(").replace(", nft", "\nnft") for p in ps]
     a, b, c = axes
     a.bar([i - 0.2 for i in x], [p["first"] for p in ps], 0.4, label="first frame after the viewer opened")
-    a.bar([i + 0.2 for i in x], [p["new"] for p in ps], 0.4, label="new frame after restore, same session")
+    a.bar([i + 0.2 for i in x], [p["new"] for p in ps], 0.4, label="new frame after restore")
     a.set_ylabel("time (s)")
     for ax, key, unit in ((b, "fps", "frame rate (frames/s)"), (c, "kbps", "bitrate (kbit/s)")):
         ax.bar([i - 0.2 for i in x], [p[key][0] for p in ps], 0.4, label="before standby (5 s)")

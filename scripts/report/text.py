@@ -40,6 +40,9 @@ def extract(docs):
         v[ver + "_ready"] = kh.rnum(ver + ".run.ready_ms") / 1e3
         v[ver + "_copy"] = kh.rnum(ver + ".restore_copy.phases.restore") / 1e3
         v[ver + "_copy_mib"] = kh.rnum(ver + ".standby_copy.snapshot_allocated") / 2**20
+        # Sparse: holes where the guest never wrote (shared memory on v52+).
+        v[ver + "_sparse"] = ("sparse" if kh.rnum(ver + ".standby_copy.snapshot_allocated")
+                              < 0.9 * kh.rnum(ver + ".standby_copy.snapshot_bytes") else "dense")
         copies = [d.rnum(ver + ".restore_copy.phases.restore") / 1e3 for d in kh_runs]
         v[ver + "_copies"] = "%.1f-%.1f" % (min(copies), max(copies))
         v[ver + "_ws"] = kh.rnum(ver + ".restore_copy.ws_answer_s")
@@ -79,6 +82,13 @@ def extract(docs):
     v["webrtc_first"] = "%g-%g" % tuple(sorted(w.rnum("paths.%d.first_frame_s" % i) for i in range(2)))
     v["webrtc_fps"] = "%g-%g" % tuple(sorted(w.rnum("paths.%d.fps" % i) for i in range(2)))
     v["webrtc_new"] = "%g-%g" % tuple(sorted(w.rnum("paths.%d.after_restore.new_frame_s" % i) for i in range(2)))
+    same = [w.r("paths.%d.after_restore.same_session" % i, bool) for i in range(2)]
+    v["webrtc_same"] = ("the same session resumed after standby/restore" if all(same) else
+                        "after standby/restore the viewer made a new offer on %d of 2 network paths"
+                        % same.count(False))
+    live = [w.rnum("paths.%d.after_restore.live_after_s" % i, None) for i in range(2)]
+    v["webrtc_live"] = (" (the current screen %g-%g s after asking)" % (min(live), max(live))
+                        if None not in live else "")
     q = docs["findings-qemu-standby"]
     v["tap_ws"] = rng(q, "tap_websocket_answer_after_restore_s")
     v["qemu_standby"] = rng(q, "standby_s")
@@ -146,7 +156,7 @@ def questions(v):
         "resumes in %s ms whatever the size, but v53 then fills every page in the background (VMM resident "
         "%.0f MiB after restore, %.0f MiB 30 s on), so chvm copies shared-memory snapshots on v53 "
         "([restore modes](#restore-modes)). On the same VM (nested) a copy restore's restore phase took %.1f s "
-        "on v53.0 reading %.0f MiB (a sparse snapshot) and %.1f s on v48.0 reading %.0f MiB, but between the "
+        "on v53.0 reading %.0f MiB (a %s snapshot) and %.1f s on v48.0 reading %.0f MiB (%s), but between the "
         "runs kept here it took %s s on v53.0 and %s s on v48.0: under nested emulation neither release is "
         "shown slower, and with the micro guest both copy 2 GiB back in about the same time (%.2f s vs %.2f s "
         "warm; [v48 vs v53](#ch-versions)). Stock v49+ cannot snapshot on kvm_pvm hosts, and CH reuses "
@@ -154,7 +164,8 @@ def questions(v):
         "until chvm closed the stale connections (docs/FINDINGS.md).\n"
         % (v["init_s"], v["modules_s"], h[1] / h[0], h[0], h[1], h[2], v["cdp_tcg"], v["standby_2g"], v["write_bw"],
            v["snap_pct_shared"], v["snap_pct_min"], v["ond_ms"], v["fill"][0], v["fill"][1],
-           v["v53.0_copy"], v["v53.0_copy_mib"], v["v48.0_copy"], v["v48.0_copy_mib"], v["v53.0_copies"],
+           v["v53.0_copy"], v["v53.0_copy_mib"], v["v53.0_sparse"], v["v48.0_copy"], v["v48.0_copy_mib"],
+           v["v48.0_sparse"], v["v53.0_copies"],
            v["v48.0_copies"], v["micro_copy_2g"][0], v["micro_copy_2g"][1], v["vsock_port"], v["vsock_cost"]))
     out.append(
         "**Can a client reach CDP and drive the browser, SSH in, and watch the WebRTC live view?** Yes, all "
@@ -163,10 +174,10 @@ def questions(v):
         "[a screenshot](../kvmhost-page-v53.png)) and through the agent's Forward ([%s](#agent)). SSH: with an authorized "
         "key on the config disk, init starts the image's own sshd and OpenSSH logs in (`tests/integration/"
         "test_ssh.py`). WebRTC: `chvm run --live-view` prints a viewer page; a host Chromium received the "
-        "guest's display (first frame %s s, %s fps encoded under TCG) and the same session resumed after "
-        "standby/restore, a new frame %s s after asking ([WebRTC](#webrtc)). The frame rate under Cloud "
-        "Hypervisor is not measured (no hardware KVM here).\n"
-        % (v["fwd"], v["webrtc_first"], v["webrtc_fps"], v["webrtc_new"]))
+        "guest's display (first frame %s s, %s fps encoded under TCG) and %s, a new frame %s s after "
+        "asking%s ([WebRTC](#webrtc)). The frame rate under Cloud Hypervisor is not measured (no hardware "
+        "KVM here).\n"
+        % (v["fwd"], v["webrtc_first"], v["webrtc_fps"], v["webrtc_same"], v["webrtc_new"], v["webrtc_live"]))
     wk = v["wake"]
     out.append(
         "**Does standby/restore keep a CDP connection alive?** Yes when CDP goes through a tap, as chvm sends it "
