@@ -525,7 +525,7 @@ bench-cdp-wake: $(B)/bin/chvm initrd
 # frame rate and bitrate before the standby and after the restore, through
 # QEMU's user network (test_chvm_qemu.py) and a tap with nft DNAT
 # (test_chvm_qemu_tap.py), each file whole (its steps build on each other).
-# About 15 minutes here.
+# About 3 minutes here.
 .PHONY: bench-webrtc
 bench-webrtc: $(B)/bin/chvm initrd
 	rm -f $(B)/test-results/webrtc-qemu.json

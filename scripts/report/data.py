@@ -62,7 +62,7 @@ HW = ["hw-" + n for n in ("host-bandwidth", "bench-ch", "cdp-wake", "soak")]
 ESTIMATE_MIN = {
     "host-bandwidth": "1", "bench-agent": "1", "bench-boot": "3-5", "bench-ch": "5-10", "cdp-wake": "15-20",
     "kvmhost": "20-30", "bench-snapshot": "40", "bench-fork": "10", "fork-kvmhost": "15-40",
-    "pmem-kvmhost": "15", "density": "15-30", "density-kvmhost": "45", "webrtc-qemu": "15",
+    "pmem-kvmhost": "15", "density": "15-30", "density-kvmhost": "45", "webrtc-qemu": "3-5",
     "soak-qemu": "25",
     "soak-kvmhost": "55-120",
 }
