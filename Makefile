@@ -593,7 +593,7 @@ shim-integration: $(B)/bin/containerd-shim-chvm-v1 $(B)/bin/chvm initrd
 # REPORT_RERUN=1 reruns the benchmarks first, each VM one under
 # flock /tmp/chvm-vmtests.lock, and copies their fresh JSON there
 # (REPORT_BENCHES="bench-boot bench-ch ..." picks some; all of them take
-# 4-6 hours on a 2-core build host: the report adds up each rerun's time).  bench-hw: the same benchmarks on a
+# 4-5 hours on a 2-core build host: the report adds up each rerun's time).  bench-hw: the same benchmarks on a
 # host with hardware KVM and cloud-hypervisor, into data/hw-*.json.
 REPORT_RERUN ?= 0
 REPORT_BENCHES ?=
