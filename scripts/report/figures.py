@@ -571,7 +571,7 @@ def extract_webrtc(docs):
 
 
 def draw_webrtc(plt, s, path):
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 5.0))
     ps = s["paths"]
     x = range(len(ps))
     names = [p["label"].replace(" (", "\n(").replace(", nft", "\nnft") for p in ps]
@@ -585,7 +585,8 @@ def draw_webrtc(plt, s, path):
         ax.set_ylabel(unit)
     for ax in axes:
         ax.set_xticks(list(x), names, fontsize=7)
-        ax.legend(fontsize=7)
+        # Below the panel: inside it the legend hid the bars' tops.
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     finish(plt, fig, s["sources"], path,
            "WebRTC live view, QEMU/TCG guest (VP8 1280x800 encoded in software emulation)")
 
