@@ -409,10 +409,8 @@ zone_file_restore (const char *dir, struct vm_restore_opts *ro, struct err **err
   if (ranges)
     {
       if (ro->file_private && ro->want == VM_RESTORE_ONDEMAND)
-        return err_make (
-            err, ENOTSUP,
-            "--memory-restore ondemand: this snapshot's guest RAM maps a file "
-            "copy-on-write (a clone's), which userfaultfd cannot serve; use copy or auto");
+        return err_make (err, ENOTSUP,
+                         "--memory-restore ondemand: " CH_RESTORE_COW_WHY "; use copy or auto");
       return 0;
     }
   if (ro->want != VM_RESTORE_AUTO)

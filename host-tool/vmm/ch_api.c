@@ -375,11 +375,7 @@ ch_restore_pick (int version_major, bool uffd, const char *uffd_why, struct vm_r
   else if (ro->prefault)
     snprintf (ro->reason, sizeof ro->reason, "prefault reads all memory before the guest runs");
   else if (ro->file_private)
-    /* A clone's own standby: memory-ranges over its template's file, which
-       the restore maps privately; userfaultfd registers only anonymous,
-       shmem and hugetlb memory (the kernel's vma_can_userfault). */
-    snprintf (ro->reason, sizeof ro->reason,
-              "guest RAM maps a file copy-on-write (a clone's), which userfaultfd cannot serve");
+    snprintf (ro->reason, sizeof ro->reason, CH_RESTORE_COW_WHY);
   else if (ro->shared_memory && ro->want == VM_RESTORE_AUTO
            && version_major >= CH_VERSION_UFFD_FILL)
     /* Measured (docs/FINDINGS.md): 30 s after an ondemand restore of a

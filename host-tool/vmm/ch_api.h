@@ -32,6 +32,11 @@
 /* First version whose ondemand restore also fills every page of guest RAM
    from a background thread (holes too). */
 #define CH_VERSION_UFFD_FILL 53
+/* Why a clone's own standby (memory-ranges over its template's file, which
+   the restore maps copy-on-write) is not restored ondemand: userfaultfd
+   registers only anonymous, shmem and hugetlb memory. */
+#define CH_RESTORE_COW_WHY                                                                         \
+  "guest RAM maps a file copy-on-write (a clone's), which userfaultfd cannot serve"
 
 struct ch_client
 {
