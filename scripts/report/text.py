@@ -39,10 +39,11 @@ def extract(docs):
     for ver in ("v53.0", "v48.0"):
         v[ver + "_ready"] = kh.rnum(ver + ".run.ready_ms") / 1e3
         v[ver + "_copy"] = kh.rnum(ver + ".restore_copy.phases.restore") / 1e3
-        v[ver + "_copy_mib"] = kh.rnum(ver + ".standby_copy.snapshot_allocated") / 2**20
+        alloc = kh.rnum(ver + ".standby_copy.snapshot_allocated")
+        v[ver + "_copy_mib"] = alloc / 2**20
         # Sparse: holes where the guest never wrote (shared memory on v52+).
-        v[ver + "_sparse"] = ("sparse" if kh.rnum(ver + ".standby_copy.snapshot_allocated")
-                              < 0.9 * kh.rnum(ver + ".standby_copy.snapshot_bytes") else "dense")
+        v[ver + "_sparse"] = ("sparse" if alloc < 0.9 * kh.rnum(ver + ".standby_copy.snapshot_bytes")
+                              else "dense")
         copies = [d.rnum(ver + ".restore_copy.phases.restore") / 1e3 for d in kh_runs]
         v[ver + "_copies"] = "%.1f-%.1f" % (min(copies), max(copies))
         v[ver + "_ws"] = kh.rnum(ver + ".restore_copy.ws_answer_s")
